@@ -1,0 +1,1 @@
+//! Bounded pull tokenizer (work in progress, owned by the flags work).

@@ -1,0 +1,676 @@
+//! The escaping JSON writer behind event encoding.
+//!
+//! [`Object`], [`Array`] and [`ValueWriter`] write straight into a caller buffer: no intermediate
+//! collections, no allocation. Output is always well-formed JSON: keys and strings are escaped
+//! exactly (quotes, backslashes and every control character; all other Unicode passes through
+//! as UTF-8, which `&str` guarantees valid), floats must be finite, and the nesting is enforced by
+//! the closure structure.
+//!
+//! The underlying sink never fails for lack of space. Once the buffer is full it keeps counting
+//! the bytes it could not place, so after one pass the caller knows the exact size it needs
+//! (see [`Sink::needed`]). The capture path uses that to make room in the ring and re-encode once.
+//!
+//! Implement [`Value`] to write your own types as property values.
+
+use crate::error::PropertyError;
+
+/// A byte buffer being filled with JSON. Counts past its end instead of failing.
+#[derive(Debug)]
+pub struct Sink<'b> {
+    buf: &'b mut [u8],
+    /// Logical length: bytes written plus bytes that did not fit.
+    len: usize,
+    /// While set, writes are discarded and not counted (used to drop a caller value under a key
+    /// the SDK owns).
+    muted: bool,
+    /// Longest property key accepted, in bytes.
+    max_key_len: usize,
+}
+
+impl<'b> Sink<'b> {
+    /// A sink over `buf` that accepts keys up to `max_key_len` bytes.
+    pub fn new(buf: &'b mut [u8], max_key_len: usize) -> Self {
+        Self {
+            buf,
+            len: 0,
+            muted: false,
+            max_key_len,
+        }
+    }
+
+    /// Bytes the output needs so far (written or not).
+    #[must_use]
+    pub fn needed(&self) -> usize {
+        self.len
+    }
+
+    /// Whether everything written so far fit in the buffer.
+    #[must_use]
+    pub fn fits(&self) -> bool {
+        self.len <= self.buf.len()
+    }
+
+    /// The bytes written, or `None` if some did not fit.
+    #[must_use]
+    pub fn written(&self) -> Option<&[u8]> {
+        self.buf.get(..self.len)
+    }
+
+    /// Appends raw bytes, which must already be valid JSON in context.
+    pub fn raw(&mut self, bytes: &[u8]) {
+        if self.muted {
+            return;
+        }
+        let end = self.len.saturating_add(bytes.len());
+        if let Some(dst) = self.buf.get_mut(self.len..end) {
+            dst.copy_from_slice(bytes);
+        }
+        self.len = end;
+    }
+
+    fn byte(&mut self, b: u8) {
+        self.raw(&[b]);
+    }
+
+    /// Appends `s` as a quoted, escaped JSON string.
+    pub fn string(&mut self, s: &str) {
+        self.string_parts(&[s]);
+    }
+
+    /// Appends the concatenation of `parts` as one quoted, escaped JSON string.
+    pub fn string_parts(&mut self, parts: &[&str]) {
+        self.byte(b'"');
+        for s in parts {
+            self.escaped(s);
+        }
+        self.byte(b'"');
+    }
+
+    fn escaped(&mut self, s: &str) {
+        let bytes = s.as_bytes();
+        let mut start = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            let esc: &[u8] = match b {
+                b'"' => b"\\\"",
+                b'\\' => b"\\\\",
+                b'\n' => b"\\n",
+                b'\r' => b"\\r",
+                b'\t' => b"\\t",
+                0x08 => b"\\b",
+                0x0c => b"\\f",
+                0x00..=0x1f => b"",
+                _ => continue,
+            };
+            self.raw(bytes.get(start..i).unwrap_or_default());
+            if esc.is_empty() {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                let hi = HEX.get(usize::from(b >> 4)).copied().unwrap_or(b'0');
+                let lo = HEX.get(usize::from(b & 0xf)).copied().unwrap_or(b'0');
+                self.raw(&[b'\\', b'u', b'0', b'0', hi, lo]);
+            } else {
+                self.raw(esc);
+            }
+            start = i + 1;
+        }
+        self.raw(bytes.get(start..).unwrap_or_default());
+    }
+
+    /// Appends an unsigned integer.
+    pub fn u64(&mut self, v: u64) {
+        let mut buf = [0u8; 20];
+        let s = fmt_u64(v, &mut buf);
+        self.raw(s);
+    }
+
+    /// Appends a signed integer.
+    pub fn i64(&mut self, v: i64) {
+        if v < 0 {
+            self.byte(b'-');
+        }
+        self.u64(v.unsigned_abs());
+    }
+
+    /// Appends a finite float in its shortest round-trip form (`29.5`, `1.0`, `1e16`).
+    ///
+    /// # Errors
+    /// [`PropertyError::NonFiniteNumber`] for NaN and infinities; nothing is written.
+    pub fn f64(&mut self, v: f64) -> Result<(), PropertyError> {
+        if !v.is_finite() {
+            return Err(PropertyError::NonFiniteNumber);
+        }
+        let mut b = ryu::Buffer::new();
+        self.raw(b.format_finite(v).as_bytes());
+        Ok(())
+    }
+
+    /// Appends a finite `f32` in its shortest round-trip form (`0.1`, not `0.10000000149011612`).
+    ///
+    /// # Errors
+    /// [`PropertyError::NonFiniteNumber`] for NaN and infinities; nothing is written.
+    pub fn f32(&mut self, v: f32) -> Result<(), PropertyError> {
+        if !v.is_finite() {
+            return Err(PropertyError::NonFiniteNumber);
+        }
+        let mut b = ryu::Buffer::new();
+        self.raw(b.format_finite(v).as_bytes());
+        Ok(())
+    }
+
+    fn check_key(&self, key: &str) -> Result<(), PropertyError> {
+        if key.is_empty() {
+            return Err(PropertyError::EmptyKey);
+        }
+        if key.len() > self.max_key_len {
+            return Err(PropertyError::KeyTooLong {
+                len: key.len(),
+                max: self.max_key_len,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Formats `v` in decimal into the end of `buf`, returning the digits.
+pub(crate) fn fmt_u64(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        if let Some(d) = buf.get_mut(i) {
+            *d = b'0' + (v % 10) as u8;
+        }
+        v /= 10;
+        if v == 0 || i == 0 {
+            break;
+        }
+    }
+    buf.get(i..).unwrap_or_default()
+}
+
+/// A type that can be written as a JSON value (a property value, an array element).
+///
+/// Implemented for strings, booleans, every integer type, finite floats, `Option<T>` (`None` is
+/// `null`), [`Null`], slices and arrays of values, and references to any of these. Implement it
+/// for your own types by calling one method of the [`ValueWriter`].
+pub trait Value {
+    /// Writes `self` through `w`.
+    ///
+    /// # Errors
+    /// Whatever the writer reports (a non-finite float, an invalid nested key).
+    fn write_json(&self, w: ValueWriter<'_, '_>) -> Result<(), PropertyError>;
+}
+
+/// JSON `null`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Null;
+
+/// Writes exactly one JSON value.
+#[derive(Debug)]
+pub struct ValueWriter<'s, 'b> {
+    sink: &'s mut Sink<'b>,
+}
+
+impl<'s, 'b> ValueWriter<'s, 'b> {
+    /// A writer for one value into `sink`.
+    pub fn new(sink: &'s mut Sink<'b>) -> Self {
+        Self { sink }
+    }
+
+    /// A string.
+    pub fn str(self, s: &str) -> Result<(), PropertyError> {
+        self.sink.string(s);
+        Ok(())
+    }
+    /// A boolean.
+    pub fn bool(self, v: bool) -> Result<(), PropertyError> {
+        self.sink.raw(if v { b"true" } else { b"false" });
+        Ok(())
+    }
+    /// `null`.
+    pub fn null(self) -> Result<(), PropertyError> {
+        self.sink.raw(b"null");
+        Ok(())
+    }
+    /// An unsigned integer.
+    pub fn u64(self, v: u64) -> Result<(), PropertyError> {
+        self.sink.u64(v);
+        Ok(())
+    }
+    /// A signed integer.
+    pub fn i64(self, v: i64) -> Result<(), PropertyError> {
+        self.sink.i64(v);
+        Ok(())
+    }
+    /// A finite `f64`.
+    ///
+    /// # Errors
+    /// [`PropertyError::NonFiniteNumber`] for NaN and infinities.
+    pub fn f64(self, v: f64) -> Result<(), PropertyError> {
+        self.sink.f64(v)
+    }
+    /// A finite `f32`.
+    ///
+    /// # Errors
+    /// [`PropertyError::NonFiniteNumber`] for NaN and infinities.
+    pub fn f32(self, v: f32) -> Result<(), PropertyError> {
+        self.sink.f32(v)
+    }
+    /// A nested object, filled by `f`.
+    ///
+    /// # Errors
+    /// The first error `f` returns.
+    pub fn object<F>(self, f: F) -> Result<(), PropertyError>
+    where
+        F: FnOnce(&mut Object<'_, 'b>) -> Result<(), PropertyError>,
+    {
+        let mut o = Object::open(self.sink, &[]);
+        f(&mut o)?;
+        o.close();
+        Ok(())
+    }
+    /// A nested array, filled by `f`.
+    ///
+    /// # Errors
+    /// The first error `f` returns.
+    pub fn array<F>(self, f: F) -> Result<(), PropertyError>
+    where
+        F: FnOnce(&mut Array<'_, 'b>) -> Result<(), PropertyError>,
+    {
+        let mut a = Array::open(self.sink);
+        f(&mut a)?;
+        a.close();
+        Ok(())
+    }
+}
+
+/// A JSON object being written: call [`prop`](Self::prop) (and friends) once per key.
+#[derive(Debug)]
+pub struct Object<'s, 'b> {
+    sink: &'s mut Sink<'b>,
+    first: bool,
+    /// Keys owned by the SDK at this level: the caller's values for them are dropped, so the
+    /// SDK's value (written later) is the only one on the wire.
+    reserved: &'s [&'s str],
+}
+
+impl<'s, 'b> Object<'s, 'b> {
+    /// Writes `{` and returns the open object. Finish with [`close`](Self::close).
+    pub fn open(sink: &'s mut Sink<'b>, reserved: &'s [&'s str]) -> Self {
+        sink.raw(b"{");
+        Self {
+            sink,
+            first: true,
+            reserved,
+        }
+    }
+
+    /// Continues an object whose `{` (and maybe some members) the caller already wrote;
+    /// `first` says whether no member has been written yet.
+    pub(crate) fn resume(sink: &'s mut Sink<'b>, first: bool, reserved: &'s [&'s str]) -> Self {
+        Self {
+            sink,
+            first,
+            reserved,
+        }
+    }
+
+    /// Whether no member has been written yet.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.first
+    }
+
+    /// Writes `}`.
+    pub fn close(self) {
+        self.sink.raw(b"}");
+    }
+
+    /// Writes the key and its colon, then lets `f` write the value. A key the SDK owns at this
+    /// level has its value discarded.
+    fn member<F>(&mut self, key: &str, f: F) -> Result<&mut Self, PropertyError>
+    where
+        F: FnOnce(ValueWriter<'_, 'b>) -> Result<(), PropertyError>,
+    {
+        self.sink.check_key(key)?;
+        let muted = self.reserved.contains(&key);
+        let was = self.sink.muted;
+        self.sink.muted |= muted;
+        if !self.first {
+            self.sink.raw(b",");
+        }
+        self.sink.string(key);
+        self.sink.raw(b":");
+        let r = f(ValueWriter::new(self.sink));
+        self.sink.muted = was;
+        r?;
+        if !muted {
+            self.first = false;
+        }
+        Ok(self)
+    }
+
+    /// Writes `"key": value`.
+    ///
+    /// # Errors
+    /// An empty or over-long key, or a value error (non-finite float). On error the object may
+    /// hold a partial member: the capture path discards the whole record.
+    pub fn prop<V: Value>(&mut self, key: &str, value: V) -> Result<&mut Self, PropertyError> {
+        self.member(key, |w| value.write_json(w))
+    }
+
+    /// Writes `"key": null`.
+    ///
+    /// # Errors
+    /// An empty or over-long key.
+    pub fn null(&mut self, key: &str) -> Result<&mut Self, PropertyError> {
+        self.member(key, |w| w.null())
+    }
+
+    /// Writes `"key": {…}`, the members written by `f`.
+    ///
+    /// # Errors
+    /// An invalid key, or the first error `f` returns.
+    pub fn object<F>(&mut self, key: &str, f: F) -> Result<&mut Self, PropertyError>
+    where
+        F: FnOnce(&mut Object<'_, 'b>) -> Result<(), PropertyError>,
+    {
+        self.member(key, |w| w.object(f))
+    }
+
+    /// Writes `"key": […]`, the elements written by `f`.
+    ///
+    /// # Errors
+    /// An invalid key, or the first error `f` returns.
+    pub fn array<F>(&mut self, key: &str, f: F) -> Result<&mut Self, PropertyError>
+    where
+        F: FnOnce(&mut Array<'_, 'b>) -> Result<(), PropertyError>,
+    {
+        self.member(key, |w| w.array(f))
+    }
+}
+
+/// A JSON array being written.
+#[derive(Debug)]
+pub struct Array<'s, 'b> {
+    sink: &'s mut Sink<'b>,
+    first: bool,
+}
+
+impl<'s, 'b> Array<'s, 'b> {
+    /// Writes `[` and returns the open array. Finish with [`close`](Self::close).
+    pub fn open(sink: &'s mut Sink<'b>) -> Self {
+        sink.raw(b"[");
+        Self { sink, first: true }
+    }
+
+    /// Writes `]`.
+    pub fn close(self) {
+        self.sink.raw(b"]");
+    }
+
+    fn element<F>(&mut self, f: F) -> Result<&mut Self, PropertyError>
+    where
+        F: FnOnce(ValueWriter<'_, 'b>) -> Result<(), PropertyError>,
+    {
+        if !self.first {
+            self.sink.raw(b",");
+        }
+        self.first = false;
+        f(ValueWriter::new(self.sink))?;
+        Ok(self)
+    }
+
+    /// Appends one value.
+    ///
+    /// # Errors
+    /// A value error (non-finite float).
+    pub fn push<V: Value>(&mut self, value: V) -> Result<&mut Self, PropertyError> {
+        self.element(|w| value.write_json(w))
+    }
+
+    /// Appends an object written by `f`.
+    ///
+    /// # Errors
+    /// The first error `f` returns.
+    pub fn object<F>(&mut self, f: F) -> Result<&mut Self, PropertyError>
+    where
+        F: FnOnce(&mut Object<'_, 'b>) -> Result<(), PropertyError>,
+    {
+        self.element(|w| w.object(f))
+    }
+
+    /// Appends an array written by `f`.
+    ///
+    /// # Errors
+    /// The first error `f` returns.
+    pub fn array<F>(&mut self, f: F) -> Result<&mut Self, PropertyError>
+    where
+        F: FnOnce(&mut Array<'_, 'b>) -> Result<(), PropertyError>,
+    {
+        self.element(|w| w.array(f))
+    }
+}
+
+impl Value for str {
+    fn write_json(&self, w: ValueWriter<'_, '_>) -> Result<(), PropertyError> {
+        w.str(self)
+    }
+}
+impl Value for bool {
+    fn write_json(&self, w: ValueWriter<'_, '_>) -> Result<(), PropertyError> {
+        w.bool(*self)
+    }
+}
+impl Value for Null {
+    fn write_json(&self, w: ValueWriter<'_, '_>) -> Result<(), PropertyError> {
+        w.null()
+    }
+}
+impl Value for f64 {
+    fn write_json(&self, w: ValueWriter<'_, '_>) -> Result<(), PropertyError> {
+        w.f64(*self)
+    }
+}
+impl Value for f32 {
+    fn write_json(&self, w: ValueWriter<'_, '_>) -> Result<(), PropertyError> {
+        w.f32(*self)
+    }
+}
+macro_rules! impl_value_uint {
+    ($($t:ty),*) => {$(
+        impl Value for $t {
+            fn write_json(&self, w: ValueWriter<'_, '_>) -> Result<(), PropertyError> {
+                w.u64(*self as u64)
+            }
+        }
+    )*};
+}
+macro_rules! impl_value_int {
+    ($($t:ty),*) => {$(
+        impl Value for $t {
+            fn write_json(&self, w: ValueWriter<'_, '_>) -> Result<(), PropertyError> {
+                w.i64(*self as i64)
+            }
+        }
+    )*};
+}
+impl_value_uint!(u8, u16, u32, u64, usize);
+impl_value_int!(i8, i16, i32, i64, isize);
+
+impl<T: Value + ?Sized> Value for &T {
+    fn write_json(&self, w: ValueWriter<'_, '_>) -> Result<(), PropertyError> {
+        (**self).write_json(w)
+    }
+}
+impl<T: Value> Value for Option<T> {
+    fn write_json(&self, w: ValueWriter<'_, '_>) -> Result<(), PropertyError> {
+        match self {
+            Some(v) => v.write_json(w),
+            None => w.null(),
+        }
+    }
+}
+impl<T: Value> Value for [T] {
+    fn write_json(&self, w: ValueWriter<'_, '_>) -> Result<(), PropertyError> {
+        w.array(|a| {
+            for v in self {
+                a.push(v)?;
+            }
+            Ok(())
+        })
+    }
+}
+impl<T: Value, const N: usize> Value for [T; N] {
+    fn write_json(&self, w: ValueWriter<'_, '_>) -> Result<(), PropertyError> {
+        self.as_slice().write_json(w)
+    }
+}
+impl<const N: usize> Value for heapless::String<N> {
+    fn write_json(&self, w: ValueWriter<'_, '_>) -> Result<(), PropertyError> {
+        w.str(self.as_str())
+    }
+}
+#[cfg(feature = "std")]
+impl Value for std::string::String {
+    fn write_json(&self, w: ValueWriter<'_, '_>) -> Result<(), PropertyError> {
+        w.str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::borrow::ToOwned;
+    use std::string::String;
+
+    fn render(
+        cap: usize,
+        f: impl FnOnce(&mut Object<'_, '_>) -> Result<(), PropertyError>,
+    ) -> (String, usize, bool) {
+        let mut buf = std::vec![0u8; cap];
+        let mut sink = Sink::new(&mut buf, 200);
+        let mut o = Object::open(&mut sink, &["$lib"]);
+        f(&mut o).unwrap();
+        o.close();
+        let needed = sink.needed();
+        let fits = sink.fits();
+        let s = sink
+            .written()
+            .map(|b| String::from_utf8(b.to_vec()).unwrap())
+            .unwrap_or_default();
+        (s, needed, fits)
+    }
+
+    #[test]
+    fn writes_every_value_kind() {
+        let (s, n, fits) = render(512, |o| {
+            o.prop("s", "a\"b\\c\n\u{1}\u{7f}é😀")?
+                .prop("t", true)?
+                .prop("i", -42i32)?
+                .prop("u", u64::MAX)?
+                .prop("min", i64::MIN)?
+                .prop("f", 29.5f64)?
+                .prop("one", 1.0f64)?
+                .prop("small", 0.1f32)?
+                .prop("big", 1e300)?
+                .prop("none", None::<u8>)?
+                .null("n")?
+                .prop("list", [1u8, 2, 3])?
+                .object("o", |o| {
+                    o.prop("k", "v")?;
+                    Ok(())
+                })?
+                .array("a", |a| {
+                    a.push("x")?.object(|o| {
+                        o.prop("q", 1u8)?;
+                        Ok(())
+                    })?;
+                    a.array(|_| Ok(()))?;
+                    Ok(())
+                })?;
+            Ok(())
+        });
+        assert!(fits);
+        assert_eq!(n, s.len());
+        assert_eq!(
+            s,
+            "{\"s\":\"a\\\"b\\\\c\\n\\u0001\u{7f}é😀\",".to_owned()
+                + r#""t":true,"i":-42,"u":18446744073709551615,"min":-9223372036854775808,"f":29.5,"one":1.0,"small":0.1,"big":1e300,"none":null,"n":null,"list":[1,2,3],"o":{"k":"v"},"a":["x",{"q":1},[]]}"#
+        );
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(v["s"], "a\"b\\c\n\u{1}\u{7f}é😀");
+    }
+
+    #[test]
+    fn every_control_character_round_trips() {
+        let all: String = (0u32..0x80).filter_map(char::from_u32).collect();
+        let (s, _, _) = render(2048, |o| {
+            o.prop(&all, all.as_str())?;
+            Ok(())
+        });
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(v[&all], all.as_str());
+    }
+
+    #[test]
+    fn counts_past_the_end() {
+        let (_, needed, fits) = render(8, |o| {
+            o.prop("key", "a long value that does not fit")?;
+            Ok(())
+        });
+        assert!(!fits);
+        assert_eq!(needed, r#"{"key":"a long value that does not fit"}"#.len());
+    }
+
+    #[test]
+    fn rejects_bad_keys_and_numbers() {
+        let mut buf = [0u8; 64];
+        let mut sink = Sink::new(&mut buf, 4);
+        let mut o = Object::open(&mut sink, &[]);
+        assert_eq!(o.prop("", 1u8).err(), Some(PropertyError::EmptyKey));
+        assert_eq!(
+            o.prop("abcde", 1u8).err(),
+            Some(PropertyError::KeyTooLong { len: 5, max: 4 })
+        );
+        assert_eq!(
+            o.prop("k", f64::NAN).err(),
+            Some(PropertyError::NonFiniteNumber)
+        );
+        assert_eq!(
+            o.prop("k", f32::INFINITY).err(),
+            Some(PropertyError::NonFiniteNumber)
+        );
+        assert_eq!(
+            o.prop("k", f64::NEG_INFINITY).err(),
+            Some(PropertyError::NonFiniteNumber)
+        );
+    }
+
+    #[test]
+    fn reserved_keys_are_dropped_with_their_values() {
+        let (s, n, _) = render(256, |o| {
+            o.prop("a", 1u8)?
+                .prop("$lib", "spoof")?
+                .object("$lib", |o| {
+                    o.prop("x", 1u8)?;
+                    Ok(())
+                })?
+                .prop("b", 2u8)?;
+            Ok(())
+        });
+        assert_eq!(s, r#"{"a":1,"b":2}"#);
+        assert_eq!(n, s.len());
+        let (s, _, _) = render(256, |o| {
+            o.prop("$lib", "spoof")?.prop("b", 2u8)?;
+            Ok(())
+        });
+        assert_eq!(s, r#"{"b":2}"#);
+    }
+
+    #[test]
+    fn integers_format_exactly() {
+        for v in [0u64, 1, 9, 10, 99, 100, 12345, u64::MAX] {
+            let mut b = [0u8; 20];
+            assert_eq!(fmt_u64(v, &mut b), std::format!("{v}").as_bytes());
+        }
+    }
+}

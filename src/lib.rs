@@ -1,0 +1,60 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # Architecture tour
+//!
+//! The crate is a sans-IO **core** (no I/O, no clock reads, no allocator) plus thin **drivers**.
+//!
+//! - [`time`]: [`Instant`] (monotonic), [`UnixMillis`] (wall clock) and the [`Clock`] trait that
+//!   drivers implement. The core never reads a clock: time is always an argument.
+//! - [`json`]: the allocation-free JSON writer used by the event encoder, and the bounded pull
+//!   reader used by the flag-definition loader.
+//! - [`capture`]: events encoded straight into framed records of a byte ring ([`capture::Queue`])
+//!   over caller-owned storage, and `/batch/` bodies rendered from the oldest records into a
+//!   caller buffer ([`capture::render_batch`]).
+//! - [`flags`]: allocation-free local feature-flag evaluation.
+//! - [`adapters`]: clocks (and, later, transports) for `std` and embassy.
+//!
+//! Dependencies point one way: adapters → capture/flags → json → error, time.
+//!
+//! # Minimum supported Rust version
+//!
+//! Rust 1.87 (declared once, as `rust-version` in `Cargo.toml`); CI tests the current stable.
+#![no_std]
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![cfg_attr(
+    not(test),
+    warn(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic,
+        clippy::unreachable
+    )
+)]
+
+#[cfg(feature = "std")]
+extern crate std;
+
+#[macro_use]
+mod fmt;
+
+pub mod adapters;
+pub mod capture;
+pub mod error;
+pub mod flags;
+pub mod json;
+pub mod rng;
+pub mod time;
+
+pub use error::{BatchError, CaptureError, PropertyError};
+pub use time::{Clock, Duration, Instant, Now, UnixMillis};
+
+/// The name this library reports as `$lib` on every event.
+pub const LIB_NAME: &str = "posthog-embedded";
+
+/// This library's version, reported as `$lib_version` on every event.
+pub const LIB_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The `User-Agent` header value for every request: `posthog-embedded/<version>`.
+pub const USER_AGENT: &str = concat!("posthog-embedded/", env!("CARGO_PKG_VERSION"));
