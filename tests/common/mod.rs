@@ -1,0 +1,31 @@
+//! Shared helpers for the integration tests: locating PostHog's conformance vectors.
+//!
+//! The vectors live in `../shared/vectors` beside the checkout. A crates.io user has no such
+//! folder; then every vector test prints a loud SKIPPED line and passes, so `cargo test` still
+//! works. Set `POSTHOG_VECTORS` to point elsewhere.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// The vectors folder, if present.
+pub fn vectors_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("POSTHOG_VECTORS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors"));
+    dir.is_dir().then_some(dir)
+}
+
+/// Parses vector file `name`, or prints a loud SKIPPED message and returns `None`.
+pub fn load(name: &str) -> Option<serde_json::Value> {
+    let Some(dir) = vectors_dir() else {
+        eprintln!(
+            "SKIPPED: conformance vectors not found (../shared/vectors or $POSTHOG_VECTORS); \
+             {name} was not checked"
+        );
+        return None;
+    };
+    let path = dir.join(name);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    Some(serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display())))
+}
