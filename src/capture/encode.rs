@@ -463,17 +463,13 @@ impl Encoder {
         let geoip = opts.disable_geoip.unwrap_or(self.config.disable_geoip);
         let groups = opts.groups;
 
-        let mut reserved: [&str; 4] = ["$lib", "$lib_version", "", ""];
-        let mut n = 2;
-        if geoip {
-            reserved[n] = "$geoip_disable";
-            n += 1;
-        }
-        if !groups.is_empty() {
-            reserved[n] = "$groups";
-            n += 1;
-        }
-        let reserved = reserved.get(..n).unwrap_or_default();
+        // SDK-owned keys: a caller value under one of them is dropped in favour of ours.
+        let reserved: &[&str] = match (geoip, !groups.is_empty()) {
+            (true, true) => &["$lib", "$lib_version", "$geoip_disable", "$groups"],
+            (true, false) => &["$lib", "$lib_version", "$geoip_disable"],
+            (false, true) => &["$lib", "$lib_version", "$groups"],
+            (false, false) => &["$lib", "$lib_version"],
+        };
         let max_key_len = self.config.max_key_len;
 
         let result = queue.push_with(now.mono, ts.is_some(), |buf| {

@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 /// The vectors folder, if present.
-pub fn vectors_dir() -> Option<PathBuf> {
+pub(crate) fn vectors_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("POSTHOG_VECTORS")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors"));
@@ -16,7 +16,7 @@ pub fn vectors_dir() -> Option<PathBuf> {
 }
 
 /// Parses vector file `name`, or prints a loud SKIPPED message and returns `None`.
-pub fn load(name: &str) -> Option<serde_json::Value> {
+pub(crate) fn load(name: &str) -> Option<serde_json::Value> {
     let Some(dir) = vectors_dir() else {
         eprintln!(
             "SKIPPED: conformance vectors not found (../shared/vectors or $POSTHOG_VECTORS); \
@@ -27,5 +27,8 @@ pub fn load(name: &str) -> Option<serde_json::Value> {
     let path = dir.join(name);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    Some(serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display())))
+    Some(
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display())),
+    )
 }
