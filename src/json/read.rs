@@ -1,1 +1,1524 @@
-//! Bounded pull tokenizer (work in progress, owned by the flags work).
+//! A bounded pull tokenizer for JSON (RFC 8259) over a byte slice.
+//!
+//! [`Reader`] hands out one [`Token`] per call to [`Reader::next`] and never allocates:
+//! strings and numbers are borrowed from the input, raw (escapes intact), and decoded on demand
+//! ([`Str::chars`], [`Str::eq_str`], [`Str::decode_into`]). It is built to run on untrusted
+//! input (flag definitions, `/flags` responses) on a microcontroller:
+//!
+//! - **Strict.** The full grammar is enforced: commas, colons, keys only in objects, no trailing
+//!   commas, exact literals and number syntax (no leading zeros, no `+1`, `.5` or `1.`),
+//!   whitespace limited to space, tab, CR and LF, no raw control characters in strings, UTF-8
+//!   validated inside strings, escapes validated as they are scanned (a lone or mismatched UTF-16
+//!   surrogate is an error, as in `serde_json`), and nothing but whitespace after the single
+//!   top-level value. A UTF-8 byte-order mark at the start is **rejected** (as
+//!   [`ReadErrorKind::ExpectedValue`] at offset 0), as RFC 8259 allows.
+//! - **Bounded.** Nesting depth is capped ([`DEFAULT_MAX_DEPTH`], at most [`MAX_DEPTH`]); the
+//!   open containers live in one `u128` bitset. There is no recursion anywhere.
+//! - **Terminating.** Every call to [`Reader::next`] either consumes at least one byte or
+//!   returns `Ok(None)` / an error, so any loop over it ends after at most `input.len() + 1`
+//!   tokens. Errors are sticky: once `next` fails it returns the same error forever.
+//!
+//! Because escapes and UTF-8 are checked while scanning, decoding a [`Str`] later cannot fail
+//! (except for a too-small buffer in [`Str::decode_into`]).
+//!
+//! ```
+//! use posthog_embedded::json::read::{Reader, Token};
+//!
+//! let mut r = Reader::new(br#"{"key": "beta", "rollout": 50, "extra": [1, {"x": null}]}"#);
+//! let mut rollout = None;
+//! assert_eq!(r.next()?, Some(Token::ObjectStart));
+//! while let Some(tok) = r.next()? {
+//!     match tok {
+//!         Token::Key(k) if k.eq_str("rollout") => {
+//!             if let Some(Token::Number(n)) = r.next()? {
+//!                 rollout = n.as_u64();
+//!             }
+//!         }
+//!         Token::Key(_) => r.skip_value()?,
+//!         Token::ObjectEnd => break,
+//!         _ => unreachable!("an object holds only keys and values"),
+//!     }
+//! }
+//! assert_eq!(r.next()?, None);
+//! assert_eq!(rollout, Some(50));
+//! # Ok::<(), posthog_embedded::json::read::ReadError>(())
+//! ```
+
+use core::fmt;
+
+/// Nesting depth a [`Reader::new`] accepts: up to this many containers may be open at once.
+pub const DEFAULT_MAX_DEPTH: usize = 64;
+
+/// The largest nesting depth any [`Reader`] supports (the width of its container bitset).
+pub const MAX_DEPTH: usize = 128;
+
+/// What went wrong while reading JSON. See [`ReadError`] for where.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum ReadErrorKind {
+    /// The input ended inside a value (or was empty). The offset is the input length.
+    UnexpectedEnd,
+    /// A value was expected but this byte cannot start one (also a trailing comma in an array,
+    /// `[1,]`, a missing value, `{"a":}`, or a byte-order mark at the start).
+    ExpectedValue,
+    /// An object key (a string) was expected (also a trailing comma in an object, `{"a":1,}`).
+    ExpectedKey,
+    /// A `:` was expected after an object key.
+    ExpectedColon,
+    /// A `,` or the container's closing bracket was expected after a value.
+    ExpectedComma,
+    /// `true`, `false` or `null` was misspelled. The offset is the first wrong byte.
+    InvalidLiteral,
+    /// A number breaks the JSON number grammar (leading zero, no digit after `-`, `.`, or `e`).
+    /// The offset is the offending byte.
+    InvalidNumber,
+    /// A string holds an unknown escape (`\x`) or a `\u` without four hex digits. The offset is
+    /// the escape's backslash.
+    InvalidEscape,
+    /// A `\u` escape encodes half of a UTF-16 surrogate pair without its other half (a lone
+    /// `\ud800`, a `\udc00` first, or a high surrogate followed by anything but a low one). The
+    /// offset is the backslash of the first escape of the (attempted) pair.
+    LoneSurrogate,
+    /// A string holds a raw control character (below U+0020); it must be escaped. The offset is
+    /// that byte.
+    ControlCharacter,
+    /// A string is not valid UTF-8. The offset is the first byte of the invalid sequence.
+    InvalidUtf8,
+    /// Containers are nested deeper than the reader allows. The offset is the opening bracket
+    /// that went too deep.
+    TooDeep {
+        /// The reader's depth limit.
+        max: usize,
+    },
+    /// Something other than whitespace follows the top-level value. The offset is that byte.
+    TrailingData,
+}
+
+impl fmt::Display for ReadErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::UnexpectedEnd => f.write_str("unexpected end of JSON input"),
+            Self::ExpectedValue => f.write_str("expected a JSON value"),
+            Self::ExpectedKey => f.write_str("expected a string key"),
+            Self::ExpectedColon => f.write_str("expected `:` after key"),
+            Self::ExpectedComma => f.write_str("expected `,` or a closing bracket"),
+            Self::InvalidLiteral => f.write_str("invalid literal (expected true, false or null)"),
+            Self::InvalidNumber => f.write_str("invalid number"),
+            Self::InvalidEscape => f.write_str("invalid escape in string"),
+            Self::LoneSurrogate => f.write_str("unpaired UTF-16 surrogate in \\u escape"),
+            Self::ControlCharacter => f.write_str("unescaped control character in string"),
+            Self::InvalidUtf8 => f.write_str("invalid UTF-8 in string"),
+            Self::TooDeep { max } => write!(f, "JSON nested deeper than {max} levels"),
+            Self::TrailingData => f.write_str("trailing data after the JSON value"),
+        }
+    }
+}
+
+impl core::error::Error for ReadErrorKind {}
+
+/// JSON input was rejected: what went wrong and at which byte.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ReadError {
+    /// What went wrong.
+    pub kind: ReadErrorKind,
+    /// Byte offset into the input where it went wrong.
+    pub offset: usize,
+}
+
+impl ReadError {
+    const fn new(kind: ReadErrorKind, offset: usize) -> Self {
+        Self { kind, offset }
+    }
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at byte {}", self.kind, self.offset)
+    }
+}
+
+impl core::error::Error for ReadError {}
+
+/// [`Str::decode_into`] was given a buffer too small for the decoded string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub struct BufferTooSmall {
+    /// Bytes the decoded string needs.
+    pub needed: usize,
+    /// Bytes the buffer has.
+    pub available: usize,
+}
+
+impl fmt::Display for BufferTooSmall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "decoded string needs {} bytes, buffer has {}",
+            self.needed, self.available
+        )
+    }
+}
+
+impl core::error::Error for BufferTooSmall {}
+
+/// One step of a JSON document, as returned by [`Reader::next`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Token<'a> {
+    /// `{`
+    ObjectStart,
+    /// `}`
+    ObjectEnd,
+    /// `[`
+    ArrayStart,
+    /// `]`
+    ArrayEnd,
+    /// An object key (its `:` is consumed with the value that follows).
+    Key(Str<'a>),
+    /// A string value.
+    Str(Str<'a>),
+    /// A number value.
+    Number(Number<'a>),
+    /// `true` or `false`.
+    Bool(bool),
+    /// `null`.
+    Null,
+}
+
+/// A JSON string as it appears in the input, between its quotes, escapes intact.
+///
+/// Only a [`Reader`] makes these, after checking that the content is valid UTF-8 and every
+/// escape is valid, so decoding never fails. `PartialEq` compares the raw text: `"\u0041"` and
+/// `"A"` differ there; use [`eq_str`](Self::eq_str) to compare content.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Str<'a> {
+    raw: &'a str,
+    escaped: bool,
+}
+
+impl<'a> Str<'a> {
+    /// The raw text between the quotes, escapes not decoded.
+    #[must_use]
+    pub fn raw(&self) -> &'a str {
+        self.raw
+    }
+
+    /// Whether the raw text contains at least one backslash escape.
+    #[must_use]
+    pub fn has_escapes(&self) -> bool {
+        self.escaped
+    }
+
+    /// The content, borrowed from the input, if it has no escapes (so raw and decoded agree).
+    #[must_use]
+    pub fn as_str(&self) -> Option<&'a str> {
+        (!self.escaped).then_some(self.raw)
+    }
+
+    /// The decoded content, one `char` at a time, without a buffer.
+    #[must_use]
+    pub fn chars(&self) -> Chars<'a> {
+        Chars {
+            inner: self.raw.chars(),
+        }
+    }
+
+    /// Length of the decoded content in UTF-8 bytes (never more than [`raw`](Self::raw)'s).
+    #[must_use]
+    pub fn decoded_len(&self) -> usize {
+        if self.escaped {
+            self.chars().map(char::len_utf8).sum()
+        } else {
+            self.raw.len()
+        }
+    }
+
+    /// Whether the decoded content equals `s`, without a buffer.
+    #[must_use]
+    pub fn eq_str(&self, s: &str) -> bool {
+        if self.escaped {
+            self.chars().eq(s.chars())
+        } else {
+            self.raw == s
+        }
+    }
+
+    /// Decodes the content into `buf` and returns it as a `&str` borrowed from `buf`.
+    ///
+    /// # Errors
+    /// [`BufferTooSmall`], with the exact size needed, if the decoded content does not fit.
+    /// `buf` may then hold a partial copy.
+    pub fn decode_into<'b>(&self, buf: &'b mut [u8]) -> Result<&'b str, BufferTooSmall> {
+        let available = buf.len();
+        let mut n = 0;
+        if self.escaped {
+            let mut chars = self.chars();
+            while let Some(c) = chars.next() {
+                let end = n + c.len_utf8();
+                match buf.get_mut(n..end) {
+                    Some(dst) => {
+                        c.encode_utf8(dst);
+                        n = end;
+                    }
+                    None => {
+                        let needed = end + chars.map(char::len_utf8).sum::<usize>();
+                        return Err(BufferTooSmall { needed, available });
+                    }
+                }
+            }
+        } else {
+            n = self.raw.len();
+            let dst = buf.get_mut(..n).ok_or(BufferTooSmall {
+                needed: n,
+                available,
+            })?;
+            dst.copy_from_slice(self.raw.as_bytes());
+        }
+        let filled: &'b [u8] = buf.get(..n).unwrap_or_default();
+        // Whole chars were written, so this cannot fail; the error arm only avoids a panic path.
+        core::str::from_utf8(filled).map_err(|_| BufferTooSmall {
+            needed: n,
+            available,
+        })
+    }
+}
+
+/// Writes the decoded content.
+impl fmt::Display for Str<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.as_str() {
+            Some(s) => f.write_str(s),
+            None => self.chars().try_for_each(|c| fmt::Write::write_char(f, c)),
+        }
+    }
+}
+
+/// The decoded characters of a [`Str`]; see [`Str::chars`].
+#[derive(Clone, Debug)]
+pub struct Chars<'a> {
+    inner: core::str::Chars<'a>,
+}
+
+impl Chars<'_> {
+    fn hex4(&mut self) -> Option<u32> {
+        let mut v = 0;
+        for _ in 0..4 {
+            v = v * 16 + self.inner.next()?.to_digit(16)?;
+        }
+        Some(v)
+    }
+
+    /// Decodes what follows `\u`. The reader validated it; malformed input (impossible for a
+    /// `Str` from a `Reader`) decodes as U+FFFD rather than panicking.
+    fn unicode(&mut self) -> Option<char> {
+        let hi = self.hex4()?;
+        if !(0xD800..=0xDBFF).contains(&hi) {
+            return char::from_u32(hi);
+        }
+        if self.inner.next()? != '\\' || self.inner.next()? != 'u' {
+            return None;
+        }
+        let lo = self.hex4()?;
+        if !(0xDC00..=0xDFFF).contains(&lo) {
+            return None;
+        }
+        char::from_u32(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00))
+    }
+}
+
+impl Iterator for Chars<'_> {
+    type Item = char;
+
+    fn next(&mut self) -> Option<char> {
+        let c = self.inner.next()?;
+        if c != '\\' {
+            return Some(c);
+        }
+        let decoded = match self.inner.next() {
+            Some('n') => Some('\n'),
+            Some('t') => Some('\t'),
+            Some('r') => Some('\r'),
+            Some('b') => Some('\u{8}'),
+            Some('f') => Some('\u{c}'),
+            Some(c @ ('"' | '\\' | '/')) => Some(c),
+            Some('u') => self.unicode(),
+            _ => None,
+        };
+        Some(decoded.unwrap_or(char::REPLACEMENT_CHARACTER))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        // Every decoded char takes 1 to 12 raw bytes (and 1 to 4 raw chars).
+        let (lo, hi) = self.inner.size_hint();
+        (lo.div_ceil(12), hi)
+    }
+}
+
+impl core::iter::FusedIterator for Chars<'_> {}
+
+/// A JSON number as written in the input (`-12`, `0.5`, `1e400`). Its syntax was checked.
+///
+/// `PartialEq` compares the text: `1.0` and `1` differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Number<'a> {
+    raw: &'a str,
+    integer: bool,
+}
+
+impl<'a> Number<'a> {
+    /// The number's text, exactly as in the input.
+    #[must_use]
+    pub fn as_str(&self) -> &'a str {
+        self.raw
+    }
+
+    /// Whether the number is an integer literal: no fraction and no exponent. `1.0` and `1e2`
+    /// are *not* integer literals, even though their values are whole.
+    #[must_use]
+    pub fn is_integer(&self) -> bool {
+        self.integer
+    }
+
+    /// The value as an `i64`, if the number is an integer literal in range (`-0` gives `0`).
+    /// `None` for `1.0`, `1e2` and anything outside `i64`.
+    #[must_use]
+    pub fn as_i64(&self) -> Option<i64> {
+        if self.integer {
+            self.raw.parse().ok()
+        } else {
+            None
+        }
+    }
+
+    /// The value as a `u64`, if the number is a non-negative integer literal in range (`-0`
+    /// gives `0`). `None` for negatives, `1.0`, `1e2` and anything above `u64::MAX`.
+    #[must_use]
+    pub fn as_u64(&self) -> Option<u64> {
+        if !self.integer {
+            None
+        } else if self.raw.starts_with('-') {
+            self.as_i64().and_then(|v| u64::try_from(v).ok())
+        } else {
+            self.raw.parse().ok()
+        }
+    }
+
+    /// The value as the nearest `f64` (correctly rounded). JSON has no limit on magnitude:
+    /// numbers beyond `f64`'s range give `±inf` (`1e400`), and tiny ones `±0.0` (`1e-400`).
+    /// `-0` gives `-0.0`.
+    #[must_use]
+    pub fn as_f64(&self) -> f64 {
+        // Rust's float grammar is a superset of JSON's, so this never fails.
+        self.raw.parse().unwrap_or(f64::NAN)
+    }
+}
+
+impl fmt::Display for Number<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.raw)
+    }
+}
+
+fn fail<T>(kind: ReadErrorKind, offset: usize) -> Result<T, ReadError> {
+    Err(ReadError::new(kind, offset))
+}
+
+/// Where the reader is in the grammar.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// A value is expected: at the start, or after a `,` in an array.
+    Value,
+    /// Just after `[`: a value or `]`.
+    ArrayFirst,
+    /// Just after `{`: a key or `}`.
+    ObjectFirst,
+    /// Just after a key: `:` then a value.
+    Colon,
+    /// Just after a complete value: `,` or the closing bracket, or the end at depth 0.
+    AfterValue,
+    /// A previous call failed; it is returned again.
+    Failed(ReadError),
+}
+
+/// A pull tokenizer over one JSON document; see the [module docs](self).
+#[derive(Clone, Debug)]
+pub struct Reader<'a> {
+    input: &'a [u8],
+    pos: usize,
+    state: State,
+    /// Open containers: bit `i` is set if the container at depth `i` is an object.
+    stack: u128,
+    depth: usize,
+    max_depth: usize,
+}
+
+impl<'a> Reader<'a> {
+    /// A reader over `input` that allows [`DEFAULT_MAX_DEPTH`] levels of nesting.
+    #[must_use]
+    pub fn new(input: &'a [u8]) -> Self {
+        Self::with_max_depth(input, DEFAULT_MAX_DEPTH)
+    }
+
+    /// A reader over `input` that allows `max_depth` open containers at once (clamped to
+    /// [`MAX_DEPTH`]; `0` accepts only a scalar top-level value).
+    #[must_use]
+    pub fn with_max_depth(input: &'a [u8], max_depth: usize) -> Self {
+        Self {
+            input,
+            pos: 0,
+            state: State::Value,
+            stack: 0,
+            depth: 0,
+            max_depth: max_depth.min(MAX_DEPTH),
+        }
+    }
+
+    /// Byte offset of the next unread byte.
+    #[must_use]
+    pub fn offset(&self) -> usize {
+        self.pos
+    }
+
+    /// How many containers are open (0 at the top level).
+    #[must_use]
+    pub fn depth(&self) -> usize {
+        self.depth
+    }
+
+    /// The nesting limit this reader enforces.
+    #[must_use]
+    pub fn max_depth(&self) -> usize {
+        self.max_depth
+    }
+
+    /// The next token, or `Ok(None)` once the top-level value is complete and only whitespace
+    /// follows it (and on every call after that).
+    ///
+    /// Each `Ok(Some(_))` consumes at least one byte.
+    ///
+    /// # Errors
+    /// The first violation of the JSON grammar, UTF-8 or the depth limit, with its offset. The
+    /// error is sticky: every later call returns it again.
+    #[allow(clippy::should_implement_trait)] // Fallible and fused; `Result<Option<_>>` suits `?`.
+    pub fn next(&mut self) -> Result<Option<Token<'a>>, ReadError> {
+        let r = self.step();
+        if let Err(e) = r {
+            self.state = State::Failed(e);
+        }
+        r
+    }
+
+    /// Skips the next value, validating it, including everything inside it if it is a
+    /// container. Call it after a [`Token::Key`], at the start, or where an array element may
+    /// follow.
+    ///
+    /// # Errors
+    /// Whatever [`next`](Self::next) reports while skipping. If no value can follow here (the
+    /// next token would be a key, a closing bracket or the end of the document), returns
+    /// [`ReadErrorKind::ExpectedValue`] at the next non-whitespace byte, consumes nothing, and
+    /// leaves the reader usable.
+    pub fn skip_value(&mut self) -> Result<(), ReadError> {
+        if !self.at_value()? {
+            let offset = self
+                .peek_from(self.pos)
+                .map_or(self.input.len(), |(i, _)| i);
+            return Err(ReadError::new(ReadErrorKind::ExpectedValue, offset));
+        }
+        let depth = self.depth;
+        match self.next()? {
+            Some(Token::ObjectStart | Token::ArrayStart) => self.skip_until(depth),
+            _ => Ok(()),
+        }
+    }
+
+    /// Skips the rest of the innermost open container, validating it, up to and including its
+    /// closing bracket. Does nothing at depth 0.
+    ///
+    /// # Errors
+    /// Whatever [`next`](Self::next) reports while skipping.
+    pub fn skip_container(&mut self) -> Result<(), ReadError> {
+        match self.depth.checked_sub(1) {
+            Some(d) => self.skip_until(d),
+            None => Ok(()),
+        }
+    }
+
+    fn skip_until(&mut self, depth: usize) -> Result<(), ReadError> {
+        while self.depth > depth {
+            if self.next()?.is_none() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the next token starts a value (errors already seen are returned).
+    fn at_value(&self) -> Result<bool, ReadError> {
+        let next = self.peek_from(self.pos).map(|(_, b)| b);
+        Ok(match self.state {
+            State::Failed(e) => return Err(e),
+            State::Value | State::Colon => true,
+            State::ObjectFirst => false,
+            State::ArrayFirst => next != Some(b']'),
+            State::AfterValue => self.top() == Some(false) && next != Some(b']'),
+        })
+    }
+
+    /// The first non-whitespace byte at or after `i`, with its offset.
+    fn peek_from(&self, i: usize) -> Option<(usize, u8)> {
+        self.input
+            .get(i..)?
+            .iter()
+            .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+            .and_then(|n| Some((i + n, *self.input.get(i + n)?)))
+    }
+
+    fn end<T>(&self) -> Result<T, ReadError> {
+        fail(ReadErrorKind::UnexpectedEnd, self.input.len())
+    }
+
+    fn skip_ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.input.get(self.pos) {
+            self.pos += 1;
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.input.get(self.pos).copied()
+    }
+
+    /// `Some(true)` if the innermost open container is an object, `Some(false)` if an array.
+    fn top(&self) -> Option<bool> {
+        let i = u32::try_from(self.depth.checked_sub(1)?).ok()?;
+        Some(self.stack.checked_shr(i)? & 1 == 1)
+    }
+
+    fn step(&mut self) -> Result<Option<Token<'a>>, ReadError> {
+        match self.state {
+            State::Failed(e) => Err(e),
+            State::Value => {
+                self.skip_ws();
+                self.value().map(Some)
+            }
+            State::ArrayFirst => {
+                self.skip_ws();
+                if self.peek() == Some(b']') {
+                    Ok(Some(self.close(Token::ArrayEnd)))
+                } else {
+                    self.value().map(Some)
+                }
+            }
+            State::ObjectFirst => {
+                self.skip_ws();
+                if self.peek() == Some(b'}') {
+                    Ok(Some(self.close(Token::ObjectEnd)))
+                } else {
+                    self.key().map(Some)
+                }
+            }
+            State::Colon => {
+                self.skip_ws();
+                match self.peek() {
+                    Some(b':') => {
+                        self.pos += 1;
+                        self.skip_ws();
+                        self.value().map(Some)
+                    }
+                    Some(_) => fail(ReadErrorKind::ExpectedColon, self.pos),
+                    None => self.end(),
+                }
+            }
+            State::AfterValue => {
+                self.skip_ws();
+                let Some(is_object) = self.top() else {
+                    return match self.peek() {
+                        None => Ok(None),
+                        Some(_) => fail(ReadErrorKind::TrailingData, self.pos),
+                    };
+                };
+                match (self.peek(), is_object) {
+                    (Some(b','), _) => {
+                        self.pos += 1;
+                        self.skip_ws();
+                        if is_object {
+                            self.key().map(Some)
+                        } else {
+                            self.value().map(Some)
+                        }
+                    }
+                    (Some(b']'), false) => Ok(Some(self.close(Token::ArrayEnd))),
+                    (Some(b'}'), true) => Ok(Some(self.close(Token::ObjectEnd))),
+                    (Some(_), _) => fail(ReadErrorKind::ExpectedComma, self.pos),
+                    (None, _) => self.end(),
+                }
+            }
+        }
+    }
+
+    /// Consumes the closing bracket at `pos` and pops its container.
+    fn close(&mut self, token: Token<'a>) -> Token<'a> {
+        self.pos += 1;
+        self.depth = self.depth.saturating_sub(1);
+        self.state = State::AfterValue;
+        token
+    }
+
+    fn open(&mut self, is_object: bool) -> Result<Token<'a>, ReadError> {
+        if self.depth >= self.max_depth {
+            return fail(
+                ReadErrorKind::TooDeep {
+                    max: self.max_depth,
+                },
+                self.pos,
+            );
+        }
+        let bit = u32::try_from(self.depth)
+            .ok()
+            .and_then(|d| 1u128.checked_shl(d))
+            .unwrap_or(0);
+        if is_object {
+            self.stack |= bit;
+        } else {
+            self.stack &= !bit;
+        }
+        self.depth += 1;
+        self.pos += 1;
+        Ok(if is_object {
+            self.state = State::ObjectFirst;
+            Token::ObjectStart
+        } else {
+            self.state = State::ArrayFirst;
+            Token::ArrayStart
+        })
+    }
+
+    /// A value starting at `pos` (whitespace already skipped).
+    fn value(&mut self) -> Result<Token<'a>, ReadError> {
+        let token = match self.peek() {
+            None => return self.end(),
+            Some(b'{') => return self.open(true),
+            Some(b'[') => return self.open(false),
+            Some(b'"') => Token::Str(self.string()?),
+            Some(b'-' | b'0'..=b'9') => Token::Number(self.number()?),
+            Some(b't') => {
+                self.literal(b"true")?;
+                Token::Bool(true)
+            }
+            Some(b'f') => {
+                self.literal(b"false")?;
+                Token::Bool(false)
+            }
+            Some(b'n') => {
+                self.literal(b"null")?;
+                Token::Null
+            }
+            Some(_) => return fail(ReadErrorKind::ExpectedValue, self.pos),
+        };
+        self.state = State::AfterValue;
+        Ok(token)
+    }
+
+    /// A key starting at `pos` (whitespace already skipped).
+    fn key(&mut self) -> Result<Token<'a>, ReadError> {
+        match self.peek() {
+            Some(b'"') => {
+                let s = self.string()?;
+                self.state = State::Colon;
+                Ok(Token::Key(s))
+            }
+            Some(_) => fail(ReadErrorKind::ExpectedKey, self.pos),
+            None => self.end(),
+        }
+    }
+
+    fn literal(&mut self, lit: &[u8]) -> Result<(), ReadError> {
+        for (i, &want) in lit.iter().enumerate() {
+            match self.input.get(self.pos + i) {
+                Some(&b) if b == want => {}
+                Some(_) => return fail(ReadErrorKind::InvalidLiteral, self.pos + i),
+                None => return self.end(),
+            }
+        }
+        self.pos += lit.len();
+        Ok(())
+    }
+
+    fn digits(&self, mut i: usize) -> usize {
+        while let Some(b'0'..=b'9') = self.input.get(i) {
+            i += 1;
+        }
+        i
+    }
+
+    /// At least one digit at `i`, then any more; returns the offset after them.
+    fn some_digits(&self, i: usize) -> Result<usize, ReadError> {
+        match self.input.get(i) {
+            Some(b'0'..=b'9') => Ok(self.digits(i + 1)),
+            Some(_) => fail(ReadErrorKind::InvalidNumber, i),
+            None => self.end(),
+        }
+    }
+
+    fn number(&mut self) -> Result<Number<'a>, ReadError> {
+        let start = self.pos;
+        let mut i = start;
+        if self.input.get(i) == Some(&b'-') {
+            i += 1;
+        }
+        match self.input.get(i) {
+            Some(b'0') => {
+                i += 1;
+                if let Some(b'0'..=b'9') = self.input.get(i) {
+                    return fail(ReadErrorKind::InvalidNumber, i);
+                }
+            }
+            _ => i = self.some_digits(i)?,
+        }
+        let mut integer = true;
+        if self.input.get(i) == Some(&b'.') {
+            integer = false;
+            i = self.some_digits(i + 1)?;
+        }
+        if let Some(b'e' | b'E') = self.input.get(i) {
+            integer = false;
+            i += 1;
+            if let Some(b'+' | b'-') = self.input.get(i) {
+                i += 1;
+            }
+            i = self.some_digits(i)?;
+        }
+        let raw = self
+            .input
+            .get(start..i)
+            .and_then(|b| core::str::from_utf8(b).ok())
+            .ok_or(ReadError::new(ReadErrorKind::InvalidNumber, start))?;
+        self.pos = i;
+        Ok(Number { raw, integer })
+    }
+
+    /// A string whose opening quote is at `pos`; leaves `pos` after the closing quote.
+    fn string(&mut self) -> Result<Str<'a>, ReadError> {
+        let start = self.pos + 1;
+        let mut i = start;
+        let mut escaped = false;
+        loop {
+            let rest = self.input.get(i..).unwrap_or_default();
+            let Some(n) = rest
+                .iter()
+                .position(|&b| matches!(b, b'"' | b'\\' | 0..=0x1f))
+            else {
+                return self.end();
+            };
+            i += n;
+            match rest.get(n) {
+                Some(b'"') => break,
+                Some(b'\\') => {
+                    escaped = true;
+                    i = self.escape(i)?;
+                }
+                _ => return fail(ReadErrorKind::ControlCharacter, i),
+            }
+        }
+        let body = self.input.get(start..i).unwrap_or_default();
+        let raw = core::str::from_utf8(body)
+            .map_err(|e| ReadError::new(ReadErrorKind::InvalidUtf8, start + e.valid_up_to()))?;
+        self.pos = i + 1;
+        Ok(Str { raw, escaped })
+    }
+
+    /// Validates the escape whose backslash is at `i`; returns the offset after it.
+    fn escape(&self, i: usize) -> Result<usize, ReadError> {
+        match self.input.get(i + 1) {
+            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => Ok(i + 2),
+            Some(b'u') => match self.hex4(i)? {
+                0xD800..=0xDBFF => match (self.input.get(i + 6), self.input.get(i + 7)) {
+                    (Some(b'\\'), Some(b'u')) => match self.hex4(i + 6)? {
+                        0xDC00..=0xDFFF => Ok(i + 12),
+                        _ => fail(ReadErrorKind::LoneSurrogate, i),
+                    },
+                    (None, _) | (Some(b'\\'), None) => self.end(),
+                    _ => fail(ReadErrorKind::LoneSurrogate, i),
+                },
+                0xDC00..=0xDFFF => fail(ReadErrorKind::LoneSurrogate, i),
+                _ => Ok(i + 6),
+            },
+            Some(_) => fail(ReadErrorKind::InvalidEscape, i),
+            None => self.end(),
+        }
+    }
+
+    /// The four hex digits of the `\u` escape whose backslash is at `i`.
+    fn hex4(&self, i: usize) -> Result<u32, ReadError> {
+        let mut v = 0;
+        for k in 2..6 {
+            let d = match self.input.get(i + k) {
+                Some(&b) => char::from(b).to_digit(16),
+                None => return self.end(),
+            };
+            match d {
+                Some(d) => v = v * 16 + d,
+                None => return fail(ReadErrorKind::InvalidEscape, i),
+            }
+        }
+        Ok(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::ReadErrorKind as K;
+    use super::*;
+    use std::string::{String, ToString};
+    use std::vec::Vec;
+
+    /// All tokens of `input`, or the first error.
+    fn tokens(input: &str) -> Result<Vec<Token<'_>>, ReadError> {
+        let mut r = Reader::new(input.as_bytes());
+        let mut out = Vec::new();
+        while let Some(t) = r.next()? {
+            out.push(t);
+        }
+        Ok(out)
+    }
+
+    fn err(input: &str) -> (ReadErrorKind, usize) {
+        err_bytes(input.as_bytes())
+    }
+
+    fn err_bytes(input: &[u8]) -> (ReadErrorKind, usize) {
+        let mut r = Reader::new(input);
+        loop {
+            match r.next() {
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("{:?} was accepted", String::from_utf8_lossy(input)),
+                Err(e) => {
+                    // Sticky.
+                    assert_eq!(r.next(), Err(e));
+                    return (e.kind, e.offset);
+                }
+            }
+        }
+    }
+
+    /// The single string token of `input` (a JSON string literal).
+    fn one_str(input: &str) -> Str<'_> {
+        match tokens(input).unwrap().as_slice() {
+            [Token::Str(s)] => *s,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn one_num(input: &str) -> Number<'_> {
+        match tokens(input).unwrap().as_slice() {
+            [Token::Number(n)] => *n,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn decoded(s: Str<'_>) -> String {
+        s.chars().collect()
+    }
+
+    #[test]
+    fn every_token_kind() {
+        let t = tokens(r#" { "a" : [ 1 , -2.5e3 , "x" , true , false , null , { } , [ ] ] } "#)
+            .unwrap();
+        let s = |raw| Str {
+            raw,
+            escaped: false,
+        };
+        assert_eq!(
+            t,
+            [
+                Token::ObjectStart,
+                Token::Key(s("a")),
+                Token::ArrayStart,
+                Token::Number(Number {
+                    raw: "1",
+                    integer: true
+                }),
+                Token::Number(Number {
+                    raw: "-2.5e3",
+                    integer: false
+                }),
+                Token::Str(s("x")),
+                Token::Bool(true),
+                Token::Bool(false),
+                Token::Null,
+                Token::ObjectStart,
+                Token::ObjectEnd,
+                Token::ArrayStart,
+                Token::ArrayEnd,
+                Token::ArrayEnd,
+                Token::ObjectEnd,
+            ]
+        );
+    }
+
+    #[test]
+    fn scalar_top_level_values() {
+        assert_eq!(tokens("true").unwrap(), [Token::Bool(true)]);
+        assert_eq!(tokens("\t\r\nnull\n").unwrap(), [Token::Null]);
+        assert_eq!(one_num(" 0 ").as_str(), "0");
+        assert_eq!(one_str(r#""""#).raw(), "");
+    }
+
+    #[test]
+    fn end_is_none_forever_and_each_token_consumes() {
+        let input = br#"{"a":[1,{"b":null}],"c":"d"}  "#;
+        let mut r = Reader::new(input);
+        let mut last = r.offset();
+        while let Some(_t) = r.next().unwrap() {
+            assert!(r.offset() > last);
+            last = r.offset();
+        }
+        assert_eq!(r.offset(), input.len());
+        assert_eq!(r.next(), Ok(None));
+        assert_eq!(r.next(), Ok(None));
+        assert_eq!(r.depth(), 0);
+    }
+
+    #[test]
+    fn depth_and_offset() {
+        let mut r = Reader::new(br#"[{"a":1}]"#);
+        assert_eq!((r.depth(), r.offset()), (0, 0));
+        r.next().unwrap();
+        assert_eq!((r.depth(), r.offset()), (1, 1));
+        r.next().unwrap();
+        assert_eq!(r.depth(), 2);
+        r.next().unwrap(); // key
+        assert_eq!(r.offset(), 5);
+        r.next().unwrap(); // 1
+        assert_eq!(r.offset(), 7);
+        assert_eq!(r.next(), Ok(Some(Token::ObjectEnd)));
+        assert_eq!(r.depth(), 1);
+        assert_eq!(r.next(), Ok(Some(Token::ArrayEnd)));
+        assert_eq!(r.depth(), 0);
+    }
+
+    #[test]
+    fn grammar_errors_with_offsets() {
+        let cases: &[(&str, ReadErrorKind, usize)] = &[
+            ("", K::UnexpectedEnd, 0),
+            ("   ", K::UnexpectedEnd, 3),
+            ("[", K::UnexpectedEnd, 1),
+            ("[1", K::UnexpectedEnd, 2),
+            ("[1,", K::UnexpectedEnd, 3),
+            ("{", K::UnexpectedEnd, 1),
+            (r#"{"a""#, K::UnexpectedEnd, 4),
+            (r#"{"a":"#, K::UnexpectedEnd, 5),
+            (r#"{"a":1,"#, K::UnexpectedEnd, 7),
+            (r#""abc"#, K::UnexpectedEnd, 4),
+            ("tr", K::UnexpectedEnd, 2),
+            ("[1,]", K::ExpectedValue, 3),
+            ("[,1]", K::ExpectedValue, 1),
+            (r#"{"a":}"#, K::ExpectedValue, 5),
+            ("]", K::ExpectedValue, 0),
+            ("}", K::ExpectedValue, 0),
+            ("+1", K::ExpectedValue, 0),
+            (".5", K::ExpectedValue, 0),
+            ("'a'", K::ExpectedValue, 0),
+            ("\u{feff}1", K::ExpectedValue, 0),
+            ("\u{b}1", K::ExpectedValue, 0),
+            ("\u{c}1", K::ExpectedValue, 0),
+            ("\u{a0}1", K::ExpectedValue, 0),
+            ("NaN", K::ExpectedValue, 0),
+            (r#"{"a":1,}"#, K::ExpectedKey, 7),
+            ("{,}", K::ExpectedKey, 1),
+            ("{1:2}", K::ExpectedKey, 1),
+            ("{a:1}", K::ExpectedKey, 1),
+            (r#"{"a" 1}"#, K::ExpectedColon, 5),
+            (r#"{"a",1}"#, K::ExpectedColon, 4),
+            ("[1 2]", K::ExpectedComma, 3),
+            ("[1}", K::ExpectedComma, 2),
+            (r#"{"a":1]"#, K::ExpectedComma, 6),
+            (r#"{"a":1 "b":2}"#, K::ExpectedComma, 7),
+            ("[1:2]", K::ExpectedComma, 2),
+            ("[truex]", K::ExpectedComma, 5),
+            ("tru", K::UnexpectedEnd, 3),
+            ("trUe", K::InvalidLiteral, 2),
+            ("nul1", K::InvalidLiteral, 3),
+            ("fals", K::UnexpectedEnd, 4),
+            ("[falsy]", K::InvalidLiteral, 5),
+            ("True", K::ExpectedValue, 0),
+            ("1 2", K::TrailingData, 2),
+            ("{}{}", K::TrailingData, 2),
+            ("[] x", K::TrailingData, 3),
+            ("truefalse", K::TrailingData, 4),
+            ("1x", K::TrailingData, 1),
+            ("\"a\"\"", K::TrailingData, 3),
+        ];
+        for &(input, kind, offset) in cases {
+            assert_eq!(err(input), (kind, offset), "{input:?}");
+        }
+    }
+
+    #[test]
+    fn string_errors_with_offsets() {
+        let cases: &[(&str, ReadErrorKind, usize)] = &[
+            ("\"a\u{1}b\"", K::ControlCharacter, 2),
+            ("\"\n\"", K::ControlCharacter, 1),
+            ("\"\t\"", K::ControlCharacter, 1),
+            ("\"\u{0}\"", K::ControlCharacter, 1),
+            ("\"\u{1f}\"", K::ControlCharacter, 1),
+            (r#""a\x""#, K::InvalidEscape, 2),
+            (r#""\'""#, K::InvalidEscape, 1),
+            (r#""\U0041""#, K::InvalidEscape, 1),
+            (r#""ab\u12G4""#, K::InvalidEscape, 3),
+            (r#""\u123""#, K::InvalidEscape, 1),
+            (r#""\"#, K::UnexpectedEnd, 2),
+            (r#""\u12"#, K::UnexpectedEnd, 5),
+            (r#""\ud800"#, K::UnexpectedEnd, 7),
+            (r#""\ud800\"#, K::UnexpectedEnd, 8),
+            (r#""\ud800\u"#, K::UnexpectedEnd, 9),
+            (r#""\ud800\udc0"#, K::UnexpectedEnd, 12),
+            (r#""\ud800\u12x4""#, K::InvalidEscape, 7),
+            (r#"{"k\q":1}"#, K::InvalidEscape, 3),
+        ];
+        for &(input, kind, offset) in cases {
+            assert_eq!(err(input), (kind, offset), "{input:?}");
+        }
+    }
+
+    #[test]
+    fn lone_surrogates_are_rejected() {
+        let cases: &[(&str, usize)] = &[
+            (r#""\ud800""#, 1),              // high alone
+            (r#""x\udbff""#, 2),             // highest high alone
+            (r#""\udc00""#, 1),              // low first
+            (r#""\udfff\udc00""#, 1),        // low first, then low
+            (r#""\ud800\ud800""#, 1),        // high, high
+            (r#""\ud800\u0041""#, 1),        // high, BMP escape
+            (r#""\ud800a""#, 1),             // high, plain char
+            (r#""\ud800\n""#, 1),            // high, short escape
+            (r#""\ud800\\udc00""#, 1),       // high, escaped backslash
+            (r#""\ud83d\ude00\ud800""#, 13), // good pair, then high alone
+            (r#""\uDC00\uD800""#, 1),        // reversed pair
+        ];
+        for &(input, offset) in cases {
+            assert_eq!(err(input), (K::LoneSurrogate, offset), "{input:?}");
+        }
+        // As keys too.
+        assert_eq!(err(r#"{"\ud800":1}"#), (K::LoneSurrogate, 2));
+    }
+
+    #[test]
+    fn invalid_utf8_is_rejected() {
+        let cases: &[(&[u8], usize)] = &[
+            (b"\"\xff\"", 1),
+            (b"\"ab\xc3\"", 3),           // truncated 2-byte sequence
+            (b"\"\xc3\x28\"", 1),         // bad continuation
+            (b"\"\xe2\x82\"", 1),         // truncated 3-byte sequence
+            (b"\"\xed\xa0\x80\"", 1),     // encoded surrogate
+            (b"\"\xc0\xaf\"", 1),         // overlong
+            (b"\"\xf4\x90\x80\x80\"", 1), // above U+10FFFF
+            (b"\"ok\\n\xe2\x82\\n\"", 5), // split by an escape
+            (b"{\"\x80\":1}", 2),         // in a key
+        ];
+        for &(input, offset) in cases {
+            assert_eq!(err_bytes(input), (K::InvalidUtf8, offset), "{input:?}");
+        }
+        // Outside strings, non-ASCII bytes cannot start anything.
+        assert_eq!(err_bytes(b"[\xc3\xa9]"), (K::ExpectedValue, 1));
+        // Valid multi-byte text passes.
+        assert_eq!(one_str("\"é€😀\"").as_str(), Some("é€😀"));
+    }
+
+    #[test]
+    fn number_grammar() {
+        for ok in [
+            "0",
+            "-0",
+            "1",
+            "-1",
+            "10",
+            "1.5",
+            "-0.0",
+            "0e0",
+            "0E+1",
+            "1e-7",
+            "123.456e789",
+            "1e400",
+            "-1e400",
+            "1e-400",
+            "18446744073709551616",
+        ] {
+            assert_eq!(one_num(ok).as_str(), ok);
+        }
+        let bad: &[(&str, ReadErrorKind, usize)] = &[
+            ("01", K::InvalidNumber, 1),
+            ("-01", K::InvalidNumber, 2),
+            ("00", K::InvalidNumber, 1),
+            ("1.", K::UnexpectedEnd, 2),
+            ("1.e5", K::InvalidNumber, 2),
+            ("[1.]", K::InvalidNumber, 3),
+            ("-", K::UnexpectedEnd, 1),
+            ("-a", K::InvalidNumber, 1),
+            ("--1", K::InvalidNumber, 1),
+            ("-.5", K::InvalidNumber, 1),
+            ("1e", K::UnexpectedEnd, 2),
+            ("1e+", K::UnexpectedEnd, 3),
+            ("1e+x", K::InvalidNumber, 3),
+            ("[1e]", K::InvalidNumber, 3),
+            ("1.5.2", K::TrailingData, 3),
+            ("1e5e5", K::TrailingData, 3),
+            ("0x10", K::TrailingData, 1),
+            ("1_000", K::TrailingData, 1),
+        ];
+        for &(input, kind, offset) in bad {
+            assert_eq!(err(input), (kind, offset), "{input:?}");
+        }
+    }
+
+    #[test]
+    fn number_conversions() {
+        let n = one_num("-0");
+        assert!(n.is_integer());
+        assert_eq!((n.as_i64(), n.as_u64()), (Some(0), Some(0)));
+        assert!(n.as_f64() == 0.0 && n.as_f64().is_sign_negative());
+
+        let n = one_num("42");
+        assert_eq!(
+            (n.as_i64(), n.as_u64(), n.as_f64()),
+            (Some(42), Some(42), 42.0)
+        );
+        let n = one_num("-42");
+        assert_eq!((n.as_i64(), n.as_u64()), (Some(-42), None));
+
+        assert_eq!(one_num("9223372036854775807").as_i64(), Some(i64::MAX));
+        assert_eq!(one_num("9223372036854775808").as_i64(), None);
+        assert_eq!(one_num("-9223372036854775808").as_i64(), Some(i64::MIN));
+        assert_eq!(one_num("-9223372036854775809").as_i64(), None);
+        assert_eq!(one_num("18446744073709551615").as_u64(), Some(u64::MAX));
+        assert_eq!(one_num("18446744073709551616").as_u64(), None);
+        assert_eq!(
+            one_num("18446744073709551616").as_f64(),
+            18446744073709551616.0
+        );
+
+        for not_int in ["1.0", "1e2", "1E0", "0.0", "-0.0"] {
+            let n = one_num(not_int);
+            assert!(!n.is_integer());
+            assert_eq!((n.as_i64(), n.as_u64()), (None, None), "{not_int}");
+        }
+        assert_eq!(one_num("1e2").as_f64(), 100.0);
+        assert_eq!(one_num("1.5").as_f64(), 1.5);
+
+        assert_eq!(one_num("1e400").as_f64(), f64::INFINITY);
+        assert_eq!(one_num("-1e400").as_f64(), f64::NEG_INFINITY);
+        assert_eq!(one_num("1e-400").as_f64(), 0.0);
+        // Correct rounding on classic hard cases.
+        assert_eq!(one_num("9007199254740993").as_f64(), 9007199254740992.0);
+        assert_eq!(
+            one_num("2.2250738585072011e-308").as_f64().to_bits(),
+            0x000f_ffff_ffff_ffff
+        );
+        assert_eq!(one_num("0.1").as_f64(), 0.1);
+        assert_eq!(one_num("4.9e-324").as_f64(), 5e-324);
+        assert_eq!(one_num("1.7976931348623157e308").as_f64(), f64::MAX);
+        assert_eq!(one_num("1.7976931348623159e308").as_f64(), f64::INFINITY);
+
+        assert_eq!(one_num("-2.5E-3").to_string(), "-2.5E-3");
+    }
+
+    #[test]
+    fn whitespace_is_only_the_four_json_bytes() {
+        assert_eq!(
+            tokens(" \t\r\n[ \t\r\n1 \t\r\n, \t\r\n2 \t\r\n] \t\r\n")
+                .unwrap()
+                .len(),
+            4
+        );
+        assert_eq!(err("[1,\u{b}2]"), (K::ExpectedValue, 3));
+        assert_eq!(err("[1\u{c}]"), (K::ExpectedComma, 2));
+        assert_eq!(err("1\u{0}"), (K::TrailingData, 1));
+    }
+
+    #[test]
+    fn escapes_decode() {
+        let s = one_str(r#""a\"b\\c\/d\be\ff\ng\rh\ti\u0041\u00e9\u20AC\ud83d\ude00\uD834\uDD1E""#);
+        assert!(s.has_escapes());
+        assert_eq!(s.as_str(), None);
+        let want = "a\"b\\c/d\u{8}e\u{c}f\ng\rh\tiAé€😀𝄞";
+        assert_eq!(decoded(s), want);
+        assert!(s.eq_str(want));
+        assert!(!s.eq_str("a"));
+        assert!(!s.eq_str(&(want.to_string() + "x")));
+        assert_eq!(s.decoded_len(), want.len());
+        assert_eq!(s.to_string(), want);
+
+        // Extremes of the escapable range.
+        assert_eq!(decoded(one_str(r#""\u0000""#)), "\u{0}");
+        assert_eq!(decoded(one_str(r#""\uffff""#)), "\u{ffff}");
+        assert_eq!(decoded(one_str(r#""\ud800\udc00""#)), "\u{10000}");
+        assert_eq!(decoded(one_str(r#""\udbff\udfff""#)), "\u{10ffff}");
+        // Raw text is kept as written.
+        assert_eq!(one_str(r#""\u0041""#).raw(), r"\u0041");
+        assert!(one_str(r#""\u0041""#).eq_str("A"));
+    }
+
+    #[test]
+    fn str_helpers_without_escapes() {
+        let s = one_str("\"plain é\"");
+        assert!(!s.has_escapes());
+        assert_eq!(s.as_str(), Some("plain é"));
+        assert_eq!(s.raw(), "plain é");
+        assert_eq!(s.decoded_len(), "plain é".len());
+        assert!(s.eq_str("plain é"));
+        assert!(!s.eq_str("plain e"));
+        let mut buf = [0u8; 16];
+        assert_eq!(s.decode_into(&mut buf), Ok("plain é"));
+        let mut small = [0u8; 4];
+        assert_eq!(
+            s.decode_into(&mut small),
+            Err(BufferTooSmall {
+                needed: 8,
+                available: 4
+            })
+        );
+    }
+
+    #[test]
+    fn decode_into_reports_needed_len() {
+        let s = one_str(r#""ab\n\u00e9\ud83d\ude00""#);
+        let want = "ab\né😀";
+        assert_eq!(s.decoded_len(), 9);
+        let mut exact = [0u8; 9];
+        assert_eq!(s.decode_into(&mut exact), Ok(want));
+        for cap in 0..9 {
+            let mut buf = std::vec![0u8; cap];
+            assert_eq!(
+                s.decode_into(&mut buf),
+                Err(BufferTooSmall {
+                    needed: 9,
+                    available: cap
+                }),
+                "cap {cap}"
+            );
+        }
+        let mut empty: [u8; 0] = [];
+        assert_eq!(one_str(r#""""#).decode_into(&mut empty), Ok(""));
+        assert_eq!(
+            BufferTooSmall {
+                needed: 9,
+                available: 3
+            }
+            .to_string(),
+            "decoded string needs 9 bytes, buffer has 3"
+        );
+    }
+
+    #[test]
+    fn chars_is_lazy_and_fused() {
+        let s = one_str(r#""x\ty""#);
+        let mut c = s.chars();
+        assert_eq!(c.next(), Some('x'));
+        assert_eq!(c.next(), Some('\t'));
+        assert_eq!(c.next(), Some('y'));
+        assert_eq!(c.next(), None);
+        assert_eq!(c.next(), None);
+    }
+
+    #[test]
+    fn depth_limit_exactly() {
+        for max in [0usize, 1, 2, 5, 64, 128] {
+            for (open, close) in [("[", "]"), ("{\"k\":", "}")] {
+                let ok = open.repeat(max) + "1" + &close.repeat(max);
+                let mut r = Reader::with_max_depth(ok.as_bytes(), max);
+                let mut deepest = 0;
+                while r.next().unwrap().is_some() {
+                    deepest = deepest.max(r.depth());
+                }
+                assert_eq!(deepest, max);
+
+                let too_deep = open.repeat(max + 1) + "1" + &close.repeat(max + 1);
+                let mut r = Reader::with_max_depth(too_deep.as_bytes(), max);
+                let e = loop {
+                    if let Err(e) = r.next() {
+                        break e;
+                    }
+                };
+                assert_eq!(e.kind, K::TooDeep { max });
+                assert_eq!(e.offset, open.len() * max);
+            }
+        }
+        assert_eq!(Reader::new(b"").max_depth(), DEFAULT_MAX_DEPTH);
+        assert_eq!(Reader::with_max_depth(b"", 1000).max_depth(), MAX_DEPTH);
+        // Default limit.
+        let deep = "[".repeat(65);
+        assert_eq!(err(&deep), (K::TooDeep { max: 64 }, 64));
+        // Sibling containers at the limit are fine; mixed kinds track correctly.
+        let mixed = r#"[{"a":[{"b":[]},{"c":{}}]},[{}],{"d":[[]]}]"#;
+        assert_eq!(tokens(mixed).unwrap().len(), 28);
+        assert_eq!(err(r#"[{"a":[}]"#), (K::ExpectedValue, 7));
+        assert_eq!(err(r#"{"a":[{]}"#), (K::ExpectedKey, 7));
+    }
+
+    #[test]
+    fn skip_value_skips_nested_values() {
+        let input = br#"{"a":{"x":[1,{"y":[]}],"z":"q"},"b":[[],[[1]]],"c":3,"d":"s"}"#;
+        let mut r = Reader::new(input);
+        assert_eq!(r.next(), Ok(Some(Token::ObjectStart)));
+        let mut seen = Vec::new();
+        while let Some(t) = r.next().unwrap() {
+            match t {
+                Token::Key(k) if k.eq_str("c") => {
+                    assert!(
+                        matches!(r.next(), Ok(Some(Token::Number(n))) if n.as_u64() == Some(3))
+                    );
+                }
+                Token::Key(k) => {
+                    seen.push(k.raw());
+                    r.skip_value().unwrap();
+                    assert_eq!(r.depth(), 1);
+                }
+                Token::ObjectEnd => break,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(seen, ["a", "b", "d"]);
+        assert_eq!(r.next(), Ok(None));
+
+        // At the start: skips the whole document.
+        let mut r = Reader::new(b" [1,[2,{\"a\":3}]] ");
+        r.skip_value().unwrap();
+        assert_eq!(r.next(), Ok(None));
+        // A scalar document.
+        let mut r = Reader::new(b"\"s\"");
+        r.skip_value().unwrap();
+        assert_eq!(r.next(), Ok(None));
+
+        // Array elements.
+        let mut r = Reader::new(b"[{\"a\":1}, [2], 3]");
+        r.next().unwrap();
+        r.skip_value().unwrap();
+        r.skip_value().unwrap();
+        assert_eq!(r.depth(), 1);
+        assert!(matches!(r.next(), Ok(Some(Token::Number(_)))));
+        assert_eq!(r.next(), Ok(Some(Token::ArrayEnd)));
+    }
+
+    #[test]
+    fn skip_value_validates() {
+        let mut r = Reader::new(br#"{"a":[1,{"b":01}],"c":1}"#);
+        r.next().unwrap();
+        r.next().unwrap();
+        let e = r.skip_value().unwrap_err();
+        assert_eq!((e.kind, e.offset), (K::InvalidNumber, 14));
+        assert_eq!(r.next(), Err(e));
+        assert_eq!(r.skip_value(), Err(e));
+
+        let mut r = Reader::new(br#"{"a":[1,2"#);
+        r.next().unwrap();
+        r.next().unwrap();
+        assert_eq!(r.skip_value().unwrap_err().kind, K::UnexpectedEnd);
+
+        let mut r = Reader::new(br#"[[1 2]]"#);
+        r.next().unwrap();
+        assert_eq!(r.skip_value().unwrap_err().kind, K::ExpectedComma);
+    }
+
+    #[test]
+    fn skip_value_where_no_value_follows() {
+        // Before `]`: an error that consumes nothing and does not stick.
+        let mut r = Reader::new(b"[ ]");
+        r.next().unwrap();
+        assert_eq!(r.skip_value(), Err(ReadError::new(K::ExpectedValue, 2)));
+        assert_eq!(r.next(), Ok(Some(Token::ArrayEnd)));
+        // At the end of the document.
+        assert_eq!(r.skip_value(), Err(ReadError::new(K::ExpectedValue, 3)));
+        assert_eq!(r.next(), Ok(None));
+        // Where a key is due.
+        let mut r = Reader::new(br#"{"a":1, "b":2}"#);
+        r.next().unwrap();
+        assert_eq!(r.skip_value(), Err(ReadError::new(K::ExpectedValue, 1)));
+        r.next().unwrap();
+        r.skip_value().unwrap();
+        assert_eq!(r.skip_value(), Err(ReadError::new(K::ExpectedValue, 6)));
+        assert!(matches!(r.next(), Ok(Some(Token::Key(k))) if k.eq_str("b")));
+        // After an array element, before `,`: the next element is skipped.
+        let mut r = Reader::new(b"[1 , [2] ]");
+        r.next().unwrap();
+        r.next().unwrap();
+        r.skip_value().unwrap();
+        assert_eq!(r.skip_value(), Err(ReadError::new(K::ExpectedValue, 9)));
+        assert_eq!(r.next(), Ok(Some(Token::ArrayEnd)));
+    }
+
+    #[test]
+    fn skip_container_finishes_the_innermost() {
+        let mut r = Reader::new(br#"{"flags":[{"key":"a","x":[1,2]},{"key":"b"}],"n":1}"#);
+        r.next().unwrap(); // {
+        r.next().unwrap(); // "flags"
+        r.next().unwrap(); // [
+        r.next().unwrap(); // {
+        r.next().unwrap(); // "key"
+        assert!(matches!(r.next(), Ok(Some(Token::Str(s))) if s.eq_str("a")));
+        r.skip_container().unwrap(); // rest of the first flag
+        assert_eq!(r.depth(), 2);
+        r.skip_container().unwrap(); // rest of the array
+        assert_eq!(r.depth(), 1);
+        assert!(matches!(r.next(), Ok(Some(Token::Key(k))) if k.eq_str("n")));
+        r.skip_container().unwrap();
+        assert_eq!(r.depth(), 0);
+        r.skip_container().unwrap(); // no-op
+        assert_eq!(r.next(), Ok(None));
+
+        let mut r = Reader::new(b"[[1,]]");
+        r.next().unwrap();
+        r.next().unwrap();
+        assert_eq!(r.skip_container().unwrap_err().kind, K::ExpectedValue);
+    }
+
+    #[test]
+    fn errors_display_offsets() {
+        assert_eq!(
+            ReadError::new(K::UnexpectedEnd, 12).to_string(),
+            "unexpected end of JSON input at byte 12"
+        );
+        assert_eq!(
+            ReadError::new(K::TooDeep { max: 64 }, 64).to_string(),
+            "JSON nested deeper than 64 levels at byte 64"
+        );
+        // Every kind has a distinct message.
+        let kinds = [
+            K::UnexpectedEnd,
+            K::ExpectedValue,
+            K::ExpectedKey,
+            K::ExpectedColon,
+            K::ExpectedComma,
+            K::InvalidLiteral,
+            K::InvalidNumber,
+            K::InvalidEscape,
+            K::LoneSurrogate,
+            K::ControlCharacter,
+            K::InvalidUtf8,
+            K::TooDeep { max: 1 },
+            K::TrailingData,
+        ];
+        let msgs: std::collections::BTreeSet<String> =
+            kinds.iter().map(ToString::to_string).collect();
+        assert_eq!(msgs.len(), kinds.len());
+    }
+
+    #[test]
+    fn keys_are_strings_with_escapes() {
+        let t = tokens(r#"{"a\nb":1,"":2}"#).unwrap();
+        match t.as_slice() {
+            [Token::ObjectStart, Token::Key(a), _, Token::Key(e), _, Token::ObjectEnd] => {
+                assert!(a.eq_str("a\nb"));
+                assert!(a.has_escapes());
+                assert_eq!(e.raw(), "");
+            }
+            other => panic!("{other:?}"),
+        }
+        // A string where a key is due is a key; where a value is due, a value.
+        assert_eq!(err(r#"["a":1]"#), (K::ExpectedComma, 4));
+    }
+}
