@@ -1,1 +1,510 @@
-//! (work in progress)
+//! PostHog's SHA-1 bucketing, compared in integer arithmetic.
+//!
+//! # The reference
+//!
+//! posthog-python 7.91.1 (`feature_flags.py::_hash`; the server and every other SDK agree, see
+//! protocol §1.5) hashes the UTF-8 string `key + separator + bucketing_value + salt` with SHA-1,
+//! reads the first 15 hex digits as an integer `h` in `[0, 2^60)`, and turns it into a float
+//! `hash = float(h) / float(0xFFFFFFFFFFFFFFF)` in `[0, 1]`. Then, all in IEEE binary64:
+//!
+//! | Use | Reference test (Python) | Here |
+//! |---|---|---|
+//! | Rollout (§1.6) | excluded iff `hash > r / 100` | [`RolloutThreshold::from_percentage`] |
+//! | Variant (§1.8) | `value_min <= hash < value_max`, `value_max = value_min + p / 100` | [`VariantBounds`] |
+//! | Holdout (§1.7) | `q = min(max(float(e), 0.0), 100.0)`; held out iff `q == 100.0 or not hash > q / 100` | [`RolloutThreshold::from_holdout_percentage`] |
+//!
+//! This module computes `h` exactly ([`hash60`], [`holdout_hash60`]: SHA-1 fed in pieces, no
+//! allocation, no float), and turns every float test into an integer comparison on `h`, decided
+//! once when the definitions are loaded. Evaluation then only compares `u64`s: no FPU is needed
+//! on the hot path (Cortex-M0+ has none).
+//!
+//! An empty bucketing value is hashed like any other (`"<key>."`), as posthog-python does:
+//! `_hash` has no special case. Deciding whether an empty *device id* counts as missing is the
+//! evaluator's job (posthog-python: `if not device_id` → inconclusive, `missing_context`).
+//!
+//! # Why the integer comparison is exactly the reference's float comparison
+//!
+//! Let `L = fl(0xFFFFFFFFFFFFFFF) = 2^60` (the literal rounds up to a power of two, in Python's
+//! `float(...)` as in Rust's `as f64`) and `H(h) = fl(fl(h) / L)`, the reference's hash.
+//!
+//! 1. **`H` is non-decreasing in `h`.** Conversion of an integer to binary64 rounds to nearest,
+//!    ties to even, in both CPython (`int` → `float`, also used for `int / float`) and Rust
+//!    (`u64 as f64`); IEEE rounding is monotone, so `h1 <= h2` implies `fl(h1) <= fl(h2)`.
+//!    Division by the positive constant `L` followed by rounding is monotone too. (It is even
+//!    exact, since `L` is a power of two and `fl(h) >= 1` or `= 0`, but monotonicity is all the
+//!    argument needs.)
+//! 2. **Each test is a prefix or a suffix of `[0, 2^60)`.** For any binary64 `t` (including
+//!    ±0, ±∞ and NaN), `{h : !(H(h) > t)}` and `{h : H(h) < t}` are prefixes (if `h` is in,
+//!    every smaller `h` is in), and `{h : H(h) >= t}` is a suffix, because `H` is monotone and
+//!    a comparison with NaN is uniformly false. So each test equals `h < n` (or `h >= n`) for a
+//!    single integer `n` in `[0, 2^60]`: the size of the prefix (or of the complement of the
+//!    suffix).
+//! 3. **`n` is found with the reference's own operations.** At load time a binary search over
+//!    `[0, 2^60]` (61 steps) evaluates the predicate with exactly the reference's binary64
+//!    expression (`(h as f64) / 1152921504606846975.0`, compared with `t`), and keeps the
+//!    invariant "predicate true below `lo`, false from `hi`". Because of 2, the search ends at
+//!    the one boundary, so `h < n` agrees with the float test for **every** `h`, not only for
+//!    the probed ones.
+//! 4. **The thresholds `t` are computed as the reference computes them.** `t = r / 100.0`
+//!    (Python `float / int` and `int / int` are both correctly rounded; for integers below 2^53
+//!    that equals Rust's `(r as f64) / 100.0`). The variant bounds are the running sums
+//!    `value_max = value_min + p / 100.0` in variant order, starting from `0.0`, exactly like
+//!    `variant_lookup_table` (Python's `0 + x` is `0.0 + x`). The holdout clamp reproduces
+//!    Python's `min`/`max`, which keep the first argument unless the second compares strictly
+//!    greater/smaller, so a NaN survives the clamp.
+//!
+//! The only inputs this cannot reproduce are JSON *integers* of magnitude 2^53 or more used as
+//! percentages: Python divides the exact integer, while this API takes an `f64`. For a rollout
+//! that is harmless (any `|r| >= 2^53` is "everyone" or "nobody" either way); for variants it
+//! could only matter if huge percentages cancelled each other out in the running sum.
+//!
+//! Special values follow the reference too: `r = 100` includes everyone (`H <= 1.0`), `r = 0`
+//! only `h = 0`, `r > 100` everyone, `r < 0` nobody, a NaN rollout *everyone* (Python's
+//! `hash > nan` is false), a NaN holdout everyone held out, and a NaN variant percentage makes
+//! that variant and all later ones unreachable.
+
+use sha1_smol::Sha1;
+
+/// `0xFFFFFFFFFFFFFFF` (2^60 − 1), PostHog's `LONG_SCALE`, the largest value of a 60-bit hash.
+pub const LONG_SCALE: u64 = 0x0FFF_FFFF_FFFF_FFFF;
+
+/// The number of distinct 60-bit hash values, 2^60: every hash `h` satisfies `h < HASH_SPACE`.
+pub const HASH_SPACE: u64 = 1 << 60;
+
+/// The salt of the variant hash (§1.5): `"<flag key>.<bucketing value>variant"`.
+pub const VARIANT_SALT: &str = "variant";
+
+/// `LONG_SCALE` as the reference's float (`float(0xFFFFFFFFFFFFFFF)`, which is 2^60).
+const LONG_SCALE_F64: f64 = LONG_SCALE as f64;
+
+/// The 60-bit hash of `key + separator + bucketing_value + salt`: the first 15 hex digits of its
+/// SHA-1 digest, as an integer below [`HASH_SPACE`].
+#[must_use]
+pub fn hash60_with_separator(key: &str, separator: &str, bucketing_value: &str, salt: &str) -> u64 {
+    let mut sha = Sha1::new();
+    sha.update(key.as_bytes());
+    sha.update(separator.as_bytes());
+    sha.update(bucketing_value.as_bytes());
+    sha.update(salt.as_bytes());
+    let [b0, b1, b2, b3, b4, b5, b6, b7, ..] = sha.digest().bytes();
+    u64::from_be_bytes([b0, b1, b2, b3, b4, b5, b6, b7]) >> 4
+}
+
+/// The 60-bit hash PostHog uses for a flag: `"<key>.<bucketing_value><salt>"`.
+///
+/// Use an empty `salt` for the rollout check and [`VARIANT_SALT`] to choose a variant.
+///
+/// ```
+/// use posthog_embedded::flags::hash::{hash60, RolloutThreshold};
+/// // posthog-go TestSimpleFlagCalculation: hash("a", "b") lies in (0.40, 0.42].
+/// let h = hash60("a", "b", "");
+/// assert!(RolloutThreshold::from_percentage(42.0).contains(h));
+/// assert!(!RolloutThreshold::from_percentage(40.0).contains(h));
+/// ```
+#[must_use]
+pub fn hash60(key: &str, bucketing_value: &str, salt: &str) -> u64 {
+    hash60_with_separator(key, ".", bucketing_value, salt)
+}
+
+/// The 60-bit holdout hash: `"holdout-<bucketing_value>"` (a dash, not a dot; §1.5).
+#[must_use]
+pub fn holdout_hash60(bucketing_value: &str) -> u64 {
+    hash60_with_separator("holdout", "-", bucketing_value, "")
+}
+
+/// The reference's float hash of `h`: `float(h) / float(0xFFFFFFFFFFFFFFF)`, in `[0, 1]`.
+///
+/// For diagnostics, tests and load-time threshold computation only; evaluation never needs it.
+#[must_use]
+pub fn reference_hash(h: u64) -> f64 {
+    // `as` rounds to nearest, ties to even, exactly like CPython's int -> float conversion.
+    (h as f64) / LONG_SCALE_F64
+}
+
+/// The size of the prefix `{h in [0, 2^60) : pred(reference_hash(h))}`, where `pred` must be
+/// monotone (true on a prefix of the hash values). See the module docs for why this is exact.
+fn prefix_len(pred: impl Fn(f64) -> bool) -> u64 {
+    // Invariant: pred holds for every h < lo and fails for every h >= hi.
+    let mut lo = 0u64;
+    let mut hi = HASH_SPACE;
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if pred(reference_hash(mid)) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
+/// An integer rollout (or holdout) test: `h` is included iff `h < limit`.
+///
+/// Built once from the percentage at load time with the reference's float arithmetic; the
+/// evaluator stores only the `u64` limit (see [`RolloutThreshold::limit`] and
+/// [`RolloutThreshold::from_limit`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct RolloutThreshold {
+    limit: u64,
+}
+
+impl RolloutThreshold {
+    /// Includes every hash (rollout 100 %, or no rollout percentage at all).
+    pub const EVERYONE: Self = Self { limit: HASH_SPACE };
+    /// Includes no hash.
+    pub const NOBODY: Self = Self { limit: 0 };
+
+    /// The rollout test of a condition with `rollout_percentage` `percentage` (§1.6): `h` is
+    /// included iff the reference's `not (hash > percentage / 100)`.
+    ///
+    /// Any `f64` is accepted and behaves as in posthog-python: `100` or more includes everyone,
+    /// `0` includes only `h == 0`, a negative value nobody, fractions like `0.1` or `33.333` are
+    /// exact, and NaN includes everyone. Runs 61 float divisions: call it at load time.
+    #[must_use]
+    // `!(hash > t)` on purpose: it is the reference's test, NaN included.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
+    pub fn from_percentage(percentage: f64) -> Self {
+        let t = percentage / 100.0;
+        Self {
+            limit: prefix_len(|hash| !(hash > t)),
+        }
+    }
+
+    /// The holdout test for `filters.holdout.exclusion_percentage` (§1.4 step 6, §1.7): `h` (from
+    /// [`holdout_hash60`]) is held out iff the reference holds it out.
+    ///
+    /// posthog-python clamps with `min(max(float(p), 0.0), 100.0)`, holds out everyone at exactly
+    /// 100, and otherwise holds out iff `not (hash > p / 100)`. A NaN survives Python's clamp and
+    /// holds out everyone; the evaluator decides separately whether a holdout is configured
+    /// (both `id` and `exclusion_percentage` present and not null).
+    #[must_use]
+    pub fn from_holdout_percentage(exclusion_percentage: f64) -> Self {
+        // Python's max(a, b) keeps a unless b > a; min(a, b) keeps a unless b < a.
+        let p = exclusion_percentage;
+        let p = if 0.0 > p { 0.0 } else { p };
+        let p = if 100.0 < p { 100.0 } else { p };
+        if p == 100.0 {
+            return Self::EVERYONE;
+        }
+        Self::from_percentage(p)
+    }
+
+    /// Rebuilds a threshold from a stored [`limit`](Self::limit); values above 2^60 mean
+    /// "everyone".
+    #[must_use]
+    pub const fn from_limit(limit: u64) -> Self {
+        Self {
+            limit: if limit > HASH_SPACE {
+                HASH_SPACE
+            } else {
+                limit
+            },
+        }
+    }
+
+    /// The number of included hash values: `h` is included iff `h < limit`. At most 2^60.
+    #[must_use]
+    pub const fn limit(self) -> u64 {
+        self.limit
+    }
+
+    /// Whether the 60-bit hash `h` is included. Integer-only.
+    #[must_use]
+    pub const fn contains(self, h: u64) -> bool {
+        h < self.limit
+    }
+}
+
+/// The integer range of one variant: `h` selects it iff `start <= h < end` (and no earlier
+/// variant matched; the reference returns the first variant whose range contains the hash).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct VariantRange {
+    /// Smallest hash for which the reference's `hash >= value_min` holds (2^60 if none).
+    pub start: u64,
+    /// Number of hashes for which the reference's `hash < value_max` holds.
+    pub end: u64,
+}
+
+impl VariantRange {
+    /// Whether the 60-bit variant hash `h` (from [`hash60`] with [`VARIANT_SALT`]) lies in this
+    /// variant's range. Integer-only. An empty range (`start >= end`) contains nothing.
+    #[must_use]
+    pub const fn contains(self, h: u64) -> bool {
+        self.start <= h && h < self.end
+    }
+}
+
+/// Builds the integer [`VariantRange`]s of a multivariate flag, one variant at a time, in the
+/// order of `filters.multivariate.variants` (posthog-python `variant_lookup_table`).
+///
+/// ```
+/// use posthog_embedded::flags::hash::{hash60, VariantBounds, VARIANT_SALT};
+/// let mut bounds = VariantBounds::new();
+/// let ranges = [50.0, 20.0, 20.0, 5.0, 5.0].map(|p| bounds.push(p));
+/// let h = hash60("multivariate-flag", "distinct_id_0", VARIANT_SALT);
+/// // The first range containing h wins; none (percentages under 100) means the value `true`.
+/// assert_eq!(ranges.iter().position(|r| r.contains(h)), Some(1));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct VariantBounds {
+    value_min: f64,
+}
+
+impl Default for VariantBounds {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl VariantBounds {
+    /// Starts a table at `value_min = 0`.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self { value_min: 0.0 }
+    }
+
+    /// The range of the next variant, whose `rollout_percentage` is `percentage`.
+    ///
+    /// Computes `value_max = value_min + percentage / 100` in binary64 exactly as the reference
+    /// does, then the integer bounds (122 float divisions: call it at load time).
+    // `!(hash >= value_min)` on purpose: the exact complement of the reference's test, NaN
+    // included.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
+    pub fn push(&mut self, percentage: f64) -> VariantRange {
+        let value_min = self.value_min;
+        let value_max = value_min + percentage / 100.0;
+        self.value_min = value_max;
+        VariantRange {
+            // The complement of the suffix {hash >= value_min} is a prefix.
+            start: prefix_len(|hash| !(hash >= value_min)),
+            end: prefix_len(|hash| hash < value_max),
+        }
+    }
+}
+
+/// The ranges of variants with the given percentages, in order (see [`VariantBounds`]).
+pub fn variant_ranges<I>(percentages: I) -> impl Iterator<Item = VariantRange>
+where
+    I: IntoIterator<Item = f64>,
+{
+    let mut bounds = VariantBounds::new();
+    percentages.into_iter().map(move |p| bounds.push(p))
+}
+
+#[cfg(test)]
+#[allow(clippy::neg_cmp_op_on_partial_ord)] // the reference's float tests, written as it writes them
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::vec::Vec;
+
+    /// Tiny deterministic generator (SplitMix64) so the property tests need no dependency.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+        fn hash(&mut self) -> u64 {
+            self.next() >> 4
+        }
+    }
+
+    fn tricky_percentages() -> Vec<f64> {
+        let mut v = std::vec![
+            0.0,
+            -0.0,
+            100.0,
+            45.0,
+            55.0,
+            50.0,
+            0.1,
+            0.1 + 0.2,
+            33.333,
+            33.333_333_333_333_336,
+            66.666_666_666_666_67,
+            29.000_000_000_1,
+            28.999_999_999_999_996,
+            1e-300,
+            -1e-300,
+            f64::MIN_POSITIVE,
+            5e-324,
+            1e-15,
+            99.999_999_999_999_99,
+            100.000_000_000_000_01,
+            150.0,
+            -5.0,
+            1e300,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+            12.5,
+            87.5,
+            0.000_1,
+            7.0 / 3.0,
+        ];
+        let mut rng = Rng(7);
+        for _ in 0..200 {
+            // Random percentages in [0, 100] with full mantissas, and short decimals.
+            v.push((rng.next() >> 11) as f64 / (1u64 << 53) as f64 * 100.0);
+            v.push((rng.next() % 100_001) as f64 / 1000.0);
+        }
+        v
+    }
+
+    /// Hashes near every boundary of `t`, plus random ones.
+    fn probe_hashes(rng: &mut Rng, limit: u64) -> Vec<u64> {
+        let mut v = std::vec![0, 1, 2, LONG_SCALE, LONG_SCALE - 1, HASH_SPACE / 2];
+        for d in 0..=4u64 {
+            v.push(limit.saturating_sub(d).min(LONG_SCALE));
+            v.push(limit.saturating_add(d).min(LONG_SCALE));
+        }
+        for _ in 0..2000 {
+            v.push(rng.hash());
+        }
+        // Near the boundary at a few scales (float spacing near 1 is 2^8 hash units).
+        for _ in 0..200 {
+            let off = rng.next() % 4096;
+            v.push(limit.saturating_sub(off).min(LONG_SCALE));
+            v.push(limit.saturating_add(off).min(LONG_SCALE));
+        }
+        v
+    }
+
+    #[test]
+    fn rollout_integer_test_equals_float_test() {
+        let mut rng = Rng(1);
+        for p in tricky_percentages() {
+            let t = RolloutThreshold::from_percentage(p);
+            for h in probe_hashes(&mut rng, t.limit()) {
+                let float = !(reference_hash(h) > p / 100.0);
+                assert_eq!(t.contains(h), float, "p={p:e} h={h}");
+            }
+        }
+    }
+
+    #[test]
+    fn holdout_integer_test_equals_float_test() {
+        let mut rng = Rng(2);
+        for p in tricky_percentages() {
+            let t = RolloutThreshold::from_holdout_percentage(p);
+            let q = if 0.0 > p { 0.0 } else { p };
+            let q = if 100.0 < q { 100.0 } else { q };
+            for h in probe_hashes(&mut rng, t.limit()) {
+                let float = q == 100.0 || !(reference_hash(h) > q / 100.0);
+                assert_eq!(t.contains(h), float, "p={p:e} h={h}");
+            }
+        }
+        assert_eq!(
+            RolloutThreshold::from_holdout_percentage(f64::NAN),
+            RolloutThreshold::EVERYONE
+        );
+        assert_eq!(
+            RolloutThreshold::from_holdout_percentage(-3.0),
+            RolloutThreshold::from_percentage(0.0)
+        );
+    }
+
+    #[test]
+    fn variant_integer_ranges_equal_float_ranges() {
+        let mut rng = Rng(3);
+        let ps = tricky_percentages();
+        let mut tables: Vec<Vec<f64>> = std::vec![
+            std::vec![50.0, 20.0, 20.0, 5.0, 5.0],
+            std::vec![33.333, 33.333, 33.334],
+            std::vec![10.0; 10],
+            std::vec![0.1, 0.2, 99.7],
+            std::vec![50.0, -20.0, 70.0],
+            std::vec![30.0, f64::NAN, 70.0],
+            std::vec![],
+        ];
+        for chunk in ps.chunks(5) {
+            tables.push(chunk.to_vec());
+        }
+        for table in tables {
+            let ranges: Vec<VariantRange> = variant_ranges(table.iter().copied()).collect();
+            let mut mins = Vec::new();
+            let mut maxs = Vec::new();
+            let mut value_min = 0.0;
+            for p in &table {
+                let value_max = value_min + p / 100.0;
+                mins.push(value_min);
+                maxs.push(value_max);
+                value_min = value_max;
+            }
+            let mut hs = Vec::new();
+            for r in &ranges {
+                hs.extend(probe_hashes(&mut rng, r.start));
+                hs.extend(probe_hashes(&mut rng, r.end));
+            }
+            hs.extend(probe_hashes(&mut rng, 0));
+            for h in hs {
+                let x = reference_hash(h);
+                let float = (0..table.len()).find(|&i| x >= mins[i] && x < maxs[i]);
+                let int = ranges.iter().position(|r| r.contains(h));
+                assert_eq!(int, float, "table={table:?} h={h}");
+            }
+        }
+    }
+
+    #[test]
+    fn special_thresholds() {
+        assert_eq!(
+            RolloutThreshold::from_percentage(100.0),
+            RolloutThreshold::EVERYONE
+        );
+        assert_eq!(
+            RolloutThreshold::from_percentage(150.0),
+            RolloutThreshold::EVERYONE
+        );
+        assert_eq!(
+            RolloutThreshold::from_percentage(f64::NAN),
+            RolloutThreshold::EVERYONE
+        );
+        assert_eq!(RolloutThreshold::from_percentage(0.0).limit(), 1);
+        assert_eq!(RolloutThreshold::from_percentage(-0.0).limit(), 1);
+        assert_eq!(
+            RolloutThreshold::from_percentage(-5.0),
+            RolloutThreshold::NOBODY
+        );
+        assert_eq!(
+            RolloutThreshold::from_percentage(f64::NEG_INFINITY),
+            RolloutThreshold::NOBODY
+        );
+        // 1e-300 % is below the smallest non-zero hash (2^-60): only h == 0.
+        assert_eq!(RolloutThreshold::from_percentage(1e-300).limit(), 1);
+        assert!(RolloutThreshold::EVERYONE.contains(LONG_SCALE));
+        assert!(!RolloutThreshold::NOBODY.contains(0));
+        assert_eq!(
+            RolloutThreshold::from_limit(u64::MAX),
+            RolloutThreshold::EVERYONE
+        );
+        // 50 %: the hashes whose float is <= 0.5. From 2^59 up, floats are 128 apart, and
+        // 2^59 + 64 is a tie that rounds to the even 2^59, so h <= 2^59 + 64.
+        assert_eq!(
+            RolloutThreshold::from_percentage(50.0).limit(),
+            (1 << 59) + 65
+        );
+    }
+
+    #[test]
+    fn sha1_pieces_and_separators() {
+        // Node crypto.spec.ts: sha1("some-flag.some_distinct_id") = e4ce124e800a818c6...
+        assert_eq!(
+            hash60("some-flag", "some_distinct_id", ""),
+            0xe4ce124e800a818
+        );
+        assert_eq!(
+            holdout_hash60("user_1"),
+            hash60_with_separator("holdout-user_1", "", "", "")
+        );
+        // An empty bucketing value hashes "<key>.".
+        assert_eq!(hash60("k", "", ""), hash60_with_separator("k.", "", "", ""));
+        assert!(hash60("k", "x", VARIANT_SALT) < HASH_SPACE);
+    }
+}
