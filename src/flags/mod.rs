@@ -1,13 +1,28 @@
 //! Local feature-flag evaluation, allocation-free.
 //!
-//! The building blocks land first; the definitions store and the evaluator build on them.
+//! Load a `/flags/definitions` document (from the network or a snapshot in flash) into a
+//! [`FlagStore`], then [`FlagStore::evaluate`] flags for an [`EvalContext`]: no allocation,
+//! no parsing at evaluation time, bit-for-bit PostHog's answer, or [`Inconclusive`] with
+//! PostHog's reason when only the server can decide.
 //!
+//! - [`store`]: the bounded, compiled definitions store and its loader.
+//! - [`eval`]: evaluation of one flag (conditions, rollout, variants, holdouts, groups,
+//!   cohorts, dependencies).
 //! - [`hash`]: PostHog's SHA-1 bucketing, compared in integer arithmetic.
 //! - [`regex`]: a linear-time, bounded-memory matcher for the regex syntax PostHog filters use.
 //! - [`semver`]: semantic-version parsing and the semver operators' ranges.
 //! - [`date`]: absolute and relative dates for `is_date_before` / `is_date_after`.
+//! - [`value`]: property values and PostHog's stringification, case-folding and number rules.
 
 pub mod date;
+pub mod eval;
 pub mod hash;
+pub mod property;
 pub mod regex;
 pub mod semver;
+pub mod store;
+pub mod value;
+
+pub use eval::{EvalContext, FlagValue, GroupContext, Inconclusive, Reason};
+pub use store::{FlagStore, LoadError, Requirements};
+pub use value::{Properties, PropertyValue};

@@ -1,0 +1,175 @@
+//! A command-line flag evaluator for conformance tools: JSON Lines in, JSON Lines out.
+//!
+//! ```text
+//! cargo run --release --features std --example eval_jsonl < cases.jsonl
+//! ```
+//!
+//! Each input line is one case:
+//! `{"id", "flags": <definitions body>, "flag_key", "distinct_id", "device_id"?, "groups",
+//!   "person_properties", "group_properties", "now"?: ISO 8601}`.
+//! Each output line is
+//! `{"id", "value": true|false|"variant"|null, "payload": <payload JSON>|null, "inconclusive": null|"<reason>"}`
+//! where the reason is `experience_continuity`, `unsupported_definition`,
+//! `unresolved_dependency`, `missing_context` or `requires_server_evaluation`, and `value` is
+//! null exactly when the case is inconclusive. A flag that is not in the definitions is
+//! reported as `unsupported_definition` (the SDKs then ask the server).
+//!
+//! The context is prepared as PostHog's SDKs do before local evaluation (protocol §1.3):
+//! `distinct_id` is added to the person properties and `$group_key` to each group's properties
+//! unless the caller set them. A line that cannot be used gives `{"id", "error": "..."}` and
+//! the program goes on with the next line.
+
+use std::io::{BufRead, Write};
+
+use posthog_embedded::flags::eval::{EvalContext, FlagValue, GroupContext, Inconclusive};
+use posthog_embedded::flags::store::FlagStore;
+use posthog_embedded::flags::value::{Properties, PropertyValue};
+use posthog_embedded::UnixMillis;
+use serde_json::{json, Value};
+
+/// Generous host-side capacities: 512 flags, 32k nodes, 1 MiB of text.
+type Store = FlagStore<512, 32768, 1_048_576>;
+
+fn raw_props(v: Option<&Value>) -> Vec<(String, String)> {
+    v.and_then(Value::as_object)
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.to_string())).collect())
+        .unwrap_or_default()
+}
+
+fn parse_props(raw: &[(String, String)]) -> Result<Vec<(&str, PropertyValue<'_>)>, String> {
+    raw.iter()
+        .map(|(k, v)| {
+            PropertyValue::from_json(v)
+                .map(|p| (k.as_str(), p))
+                .map_err(|e| format!("property {k:?}: {e}"))
+        })
+        .collect()
+}
+
+fn run(line: &str, store: &mut Store) -> Result<Value, (Value, String)> {
+    let case: Value =
+        serde_json::from_str(line).map_err(|e| (Value::Null, format!("invalid JSON: {e}")))?;
+    let id = case.get("id").cloned().unwrap_or(Value::Null);
+    let fail = |msg: String| (id.clone(), msg);
+    let flags = case
+        .get("flags")
+        .ok_or_else(|| fail("missing \"flags\"".into()))?;
+    store
+        .load(flags.to_string().as_bytes())
+        .map_err(|e| fail(format!("flags: {e}")))?;
+    let key = case
+        .get("flag_key")
+        .and_then(Value::as_str)
+        .ok_or_else(|| fail("missing \"flag_key\"".into()))?;
+    let distinct_id = case
+        .get("distinct_id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| fail("missing \"distinct_id\"".into()))?;
+    let now = match case.get("now").and_then(Value::as_str) {
+        Some(s) => Some(UnixMillis::parse_rfc3339(s).map_err(|e| fail(format!("now: {e}")))?),
+        None => None,
+    };
+    let mut person_raw = raw_props(case.get("person_properties"));
+    if !person_raw.iter().any(|(k, _)| k == "distinct_id") {
+        person_raw.push(("distinct_id".into(), Value::from(distinct_id).to_string()));
+    }
+    let person = parse_props(&person_raw).map_err(fail)?;
+    let groups_in: Vec<(String, String)> = case
+        .get("groups")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(t, k)| {
+                    (
+                        t.clone(),
+                        k.as_str().map_or_else(|| k.to_string(), str::to_owned),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let group_raw: Vec<Vec<(String, String)>> = groups_in
+        .iter()
+        .map(|(t, k)| {
+            let mut raw = raw_props(case.get("group_properties").and_then(|g| g.get(t)));
+            if !raw.iter().any(|(p, _)| p == "$group_key") {
+                raw.push(("$group_key".into(), Value::from(k.as_str()).to_string()));
+            }
+            raw
+        })
+        .collect();
+    let group_props = group_raw
+        .iter()
+        .map(|r| parse_props(r))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(fail)?;
+    let group_slices: Vec<&[(&str, PropertyValue<'_>)]> =
+        group_props.iter().map(Vec::as_slice).collect();
+    let groups: Vec<GroupContext<'_>> = groups_in
+        .iter()
+        .zip(&group_slices)
+        .map(|((t, k), p)| GroupContext {
+            group_type: t,
+            key: k,
+            properties: Some(p as &dyn Properties),
+        })
+        .collect();
+    let person = person.as_slice();
+    let ctx = EvalContext {
+        distinct_id,
+        device_id: case
+            .get("device_id")
+            .and_then(Value::as_str)
+            .filter(|d| !d.is_empty()),
+        person: &person,
+        groups: &groups,
+    };
+    Ok(match store.evaluate(key, &ctx, now) {
+        Ok(v) => {
+            let payload = store
+                .payload(key, &v)
+                .map(|p| serde_json::from_str::<Value>(p).unwrap_or_else(|_| Value::from(p)))
+                .unwrap_or(Value::Null);
+            let value = match v {
+                FlagValue::Bool(b) => Value::from(b),
+                other => Value::from(other.to_string()),
+            };
+            json!({"id": id, "value": value, "payload": payload, "inconclusive": null})
+        }
+        Err(e) => {
+            let reason = match e {
+                Inconclusive::UnknownFlag => "unsupported_definition",
+                other => other.as_str(),
+            };
+            json!({"id": id, "value": null, "payload": null, "inconclusive": reason})
+        }
+    })
+}
+
+fn main() {
+    let mut store = Box::new(Store::new());
+    let stdin = std::io::stdin();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for line in stdin.lock().lines() {
+        let Ok(line) = line else {
+            let _ = writeln!(
+                out,
+                "{}",
+                json!({"id": null, "error": "input is not UTF-8"})
+            );
+            continue;
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let result = match run(&line, &mut store) {
+            Ok(v) => v,
+            Err((id, msg)) => json!({"id": id, "error": msg}),
+        };
+        if writeln!(out, "{result}").is_err() {
+            return;
+        }
+    }
+    let _ = out.flush();
+}

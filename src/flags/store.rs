@@ -1,0 +1,1634 @@
+//! The flag-definitions store: a `/flags/definitions` document compiled into fixed-capacity
+//! tables.
+//!
+//! # Memory
+//!
+//! A [`FlagStore<F, N, B>`] holds up to `F` flags, `N` nodes (conditions, filters, variants,
+//! payloads, cohort groups, cohorts, group types and dependency-chain entries, 32 bytes each on
+//! Cortex-M) and `B` bytes of text (flag keys, property keys, filter values, payload JSON).
+//! [`FlagStore::requirements`] tells what a document needs, so capacities can be sized from
+//! real definitions (the CLI's `check` prints the same numbers).
+//!
+//! # Loading
+//!
+//! [`FlagStore::load`] parses in two passes over the same bytes. The first pass validates the
+//! whole document and measures it without writing anything; only if it succeeds and fits does
+//! the second pass replace the store's contents, and the second pass cannot fail. So a
+//! malformed, truncated, too-deep or too-large document leaves the store exactly as it was.
+//!
+//! Loading compiles each filter value into the form its operator needs (numbers parsed, dates
+//! and semver parsed, regex patterns classified, values stringified the way PostHog compares
+//! them), so evaluation parses nothing.
+//!
+//! Structural oddities the server could send (a rollout that is not a number, a filter that is
+//! not an object, an unknown operator, a malformed cohort group) are **not** load errors: they
+//! are kept as markers and make only the affected flag inconclusive at evaluation, as PostHog's
+//! SDKs do.
+
+use core::fmt;
+
+use super::date::DateFilter;
+use super::hash::{RolloutThreshold, VariantBounds, VariantRange};
+use super::semver::{SemverFilter, SemverOp};
+use super::value::{self, PropertyValue};
+use crate::json::read::{ReadError, Reader, Token};
+
+/// Deepest nesting of cohort property groups accepted (PostHog uses two or three levels).
+pub const MAX_GROUP_DEPTH: usize = 16;
+
+/// Marks "no node" in node links.
+const NONE: u32 = u32::MAX;
+
+/// A span of text in the store's byte arena.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Text {
+    start: u32,
+    len: u32,
+}
+
+/// Where a condition takes its context from (§1.9 mixed targeting).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CondAggregation {
+    /// Field absent: inherit the flag's.
+    Inherit,
+    /// Explicit `null`.
+    Null,
+    /// A group type index.
+    Index(u32),
+    /// Present but not an integer.
+    Invalid,
+}
+
+/// Operators of property filters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Operator {
+    Exact,
+    IsNot,
+    IsSet,
+    IsNotSet,
+    IContains,
+    NotIContains,
+    Regex,
+    NotRegex,
+    StartsWith,
+    NotStartsWith,
+    EndsWith,
+    NotEndsWith,
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+    DateBefore,
+    DateAfter,
+    Semver(SemverOp),
+    Unknown,
+}
+
+impl Operator {
+    fn parse(s: &str) -> Self {
+        match s {
+            "exact" => Self::Exact,
+            "is_not" => Self::IsNot,
+            "is_set" => Self::IsSet,
+            "is_not_set" => Self::IsNotSet,
+            "icontains" => Self::IContains,
+            "not_icontains" => Self::NotIContains,
+            "regex" => Self::Regex,
+            "not_regex" => Self::NotRegex,
+            "starts_with" => Self::StartsWith,
+            "not_starts_with" => Self::NotStartsWith,
+            "ends_with" => Self::EndsWith,
+            "not_ends_with" => Self::NotEndsWith,
+            "gt" => Self::Gt,
+            "gte" => Self::Gte,
+            "lt" => Self::Lt,
+            "lte" => Self::Lte,
+            "is_date_before" => Self::DateBefore,
+            "is_date_after" => Self::DateAfter,
+            other => SemverOp::from_operator(other).map_or(Self::Unknown, Self::Semver),
+        }
+    }
+}
+
+/// A filter value compiled for its operator.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Compiled {
+    /// exact / is_not: `items` are the stringified candidates (one for a scalar filter value).
+    Exact {
+        items: u32,
+        /// The filter value is the empty array.
+        empty_array: bool,
+        /// Legacy boolean-like handling applies (§1.10.4 step 2).
+        bool_like: Option<bool>,
+    },
+    /// String operators and regex: the stringified filter value.
+    Text(Text),
+    /// Regex that cannot be decided locally (unsupported or too big), or invalid.
+    RegexInvalid,
+    RegexUnsupported,
+    /// gt/gte/lt/lte.
+    Number(f64),
+    Date(DateFilter),
+    Semver(SemverFilter),
+    /// The filter value cannot be used with the operator: inconclusive (unsupported_definition).
+    Unusable,
+    /// is_set / is_not_set / unknown operators: nothing to compile.
+    None,
+}
+
+/// Expected value of a flag dependency.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Expected {
+    Bool(bool),
+    Variant(Text),
+}
+
+/// A filter of a condition or cohort group.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum FilterKind {
+    Property {
+        key: Text,
+        op: Operator,
+        value: Compiled,
+    },
+    Cohort {
+        id: Text,
+        /// `in`/`exact`/absent: false; `not_in`: true; other operators: unsupported.
+        negate: bool,
+        unsupported_op: bool,
+    },
+    Flag {
+        key: Text,
+        /// `None`: malformed filter (wrong operator, empty key, null value): never matches.
+        expected: Option<Expected>,
+        /// First chain entry, or `None` when `dependency_chain` is missing or not an array.
+        chain: Option<u32>,
+        chain_len: u32,
+    },
+    /// Not an object, or unusable: inconclusive (unsupported_definition).
+    Broken,
+}
+
+/// One node of the store.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Node {
+    pub(crate) next: u32,
+    pub(crate) kind: NodeKind,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum NodeKind {
+    Condition {
+        filters: u32,
+        rollout: Option<RolloutThreshold>,
+        variant: Option<Text>,
+        aggregation: CondAggregation,
+        /// A field had an unusable type.
+        broken: bool,
+    },
+    Filter {
+        kind: FilterKind,
+        negation: bool,
+    },
+    Variant {
+        key: Text,
+        range: VariantRange,
+    },
+    Payload {
+        key: Text,
+        json: Text,
+    },
+    /// A cohort property group: AND/OR over `children` (filters or groups).
+    Group {
+        and: bool,
+        children: u32,
+        /// Type not AND/OR, values not a list, or an entry not an object: requires server.
+        malformed: bool,
+    },
+    Cohort {
+        id: Text,
+        group: u32,
+    },
+    GroupType {
+        index: Text,
+        name: Text,
+    },
+    Chain {
+        key: Text,
+    },
+    /// An exact/is_not candidate string.
+    Item {
+        text: Text,
+    },
+}
+
+/// One flag.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Flag {
+    pub(crate) key: Text,
+    pub(crate) id: Option<i64>,
+    pub(crate) version: Option<i64>,
+    pub(crate) active: bool,
+    pub(crate) continuity: bool,
+    pub(crate) has_experiment: Option<bool>,
+    pub(crate) aggregation: Option<u32>,
+    pub(crate) aggregation_invalid: bool,
+    pub(crate) device_bucketing: bool,
+    pub(crate) feature_enrollment: bool,
+    pub(crate) early_exit: bool,
+    pub(crate) holdout: Option<(i64, RolloutThreshold)>,
+    pub(crate) conditions: u32,
+    pub(crate) variants: u32,
+    pub(crate) payloads: u32,
+    /// Something in the definition could not be understood: inconclusive.
+    pub(crate) broken: bool,
+}
+
+/// Why a definitions document was refused. The store is unchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum LoadError {
+    /// Not valid JSON (or nested deeper than the reader allows); carries the position.
+    Json(ReadError),
+    /// Valid JSON, but not a definitions document (no `flags` array, a flag that is not an
+    /// object, ...). `offset` is the byte where it was noticed.
+    Shape {
+        /// Byte offset in the document.
+        offset: usize,
+    },
+    /// Cohort property groups nest deeper than [`MAX_GROUP_DEPTH`].
+    TooDeep {
+        /// The limit.
+        max: usize,
+    },
+    /// The document does not fit the store's capacities.
+    Capacity {
+        /// What the document needs.
+        needed: Requirements,
+        /// What the store has.
+        available: Requirements,
+    },
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Json(e) => write!(f, "flag definitions are not valid JSON: {e}"),
+            Self::Shape { offset } => write!(
+                f,
+                "flag definitions have an unexpected shape at byte {offset}"
+            ),
+            Self::TooDeep { max } => {
+                write!(f, "cohort groups nest deeper than the limit of {max}")
+            }
+            Self::Capacity { needed, available } => write!(
+                f,
+                "flag definitions need {needed}, the store has {available}"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for LoadError {}
+
+impl From<ReadError> for LoadError {
+    fn from(e: ReadError) -> Self {
+        Self::Json(e)
+    }
+}
+
+/// Sizes a definitions document needs (or a store has).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Requirements {
+    /// Flags.
+    pub flags: usize,
+    /// Nodes (conditions, filters, variants, payloads, cohort groups, ...).
+    pub nodes: usize,
+    /// Bytes of text.
+    pub bytes: usize,
+}
+
+impl Requirements {
+    /// RAM a [`FlagStore`] with these capacities takes on this target, in bytes.
+    #[must_use]
+    pub const fn store_bytes(&self) -> usize {
+        self.flags * (size_of::<Flag>() + 2) + self.nodes * size_of::<Node>() + self.bytes + 64
+    }
+
+    fn fits(&self, cap: &Self) -> bool {
+        self.flags <= cap.flags && self.nodes <= cap.nodes && self.bytes <= cap.bytes
+    }
+}
+
+impl fmt::Display for Requirements {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} flags, {} nodes, {} bytes of text",
+            self.flags, self.nodes, self.bytes
+        )
+    }
+}
+
+/// Document-level settings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Settings {
+    pub(crate) property_matching_v2: bool,
+    pub(crate) minimal_flag_called_events: bool,
+    pub(crate) group_types: u32,
+    pub(crate) cohorts: u32,
+}
+
+/// Compiled flag definitions with fixed capacities: `F` flags, `N` nodes, `B` bytes of text.
+/// See the [module docs](self).
+#[derive(Clone, Debug)]
+pub struct FlagStore<const F: usize, const N: usize, const B: usize> {
+    pub(crate) flags: heapless::Vec<Flag, F>,
+    pub(crate) nodes: heapless::Vec<Node, N>,
+    pub(crate) bytes: heapless::Vec<u8, B>,
+    pub(crate) settings: Settings,
+    loaded: bool,
+}
+
+impl<const F: usize, const N: usize, const B: usize> Default for FlagStore<F, N, B> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Writes into the store, or (dry run) only measures.
+struct Builder<'s, const F: usize, const N: usize, const B: usize> {
+    store: Option<&'s mut FlagStore<F, N, B>>,
+    need: Requirements,
+}
+
+impl<const F: usize, const N: usize, const B: usize> Builder<'_, F, N, B> {
+    fn text(&mut self, s: &str) -> Text {
+        let t = Text {
+            start: self.need.bytes as u32,
+            len: s.len() as u32,
+        };
+        self.need.bytes += s.len();
+        if let Some(st) = self.store.as_deref_mut() {
+            // Capacity was checked by the dry run.
+            let _ = st.bytes.extend_from_slice(s.as_bytes());
+        }
+        t
+    }
+
+    /// Writes a decoded JSON string.
+    fn json_str(&mut self, s: crate::json::read::Str<'_>) -> Text {
+        if let Some(raw) = s.as_str() {
+            return self.text(raw);
+        }
+        let start = self.need.bytes;
+        let len = s.decoded_len();
+        self.need.bytes += len;
+        if let Some(st) = self.store.as_deref_mut() {
+            let mut tmp = [0u8; 4];
+            for c in s.chars() {
+                let _ = st
+                    .bytes
+                    .extend_from_slice(c.encode_utf8(&mut tmp).as_bytes());
+            }
+        }
+        Text {
+            start: start as u32,
+            len: len as u32,
+        }
+    }
+
+    /// Writes the Python stringification of a raw JSON value (`None` if it has none, e.g. a
+    /// non-finite number or nesting beyond the stringifier's limit).
+    fn py_string(&mut self, raw: &str) -> Option<Text> {
+        let v = PropertyValue::from_json(raw).ok()?;
+        let start = self.need.bytes;
+        let mut counter = Counter(0);
+        value::write_py_str(&v, &mut counter).ok()?;
+        let len = counter.0;
+        self.need.bytes += len;
+        if let Some(st) = self.store.as_deref_mut() {
+            let mut app = Appender(&mut st.bytes);
+            let _ = value::write_py_str(&v, &mut app);
+        }
+        Some(Text {
+            start: start as u32,
+            len: len as u32,
+        })
+    }
+
+    fn node(&mut self, kind: NodeKind) -> u32 {
+        let i = self.need.nodes as u32;
+        self.need.nodes += 1;
+        if let Some(st) = self.store.as_deref_mut() {
+            let _ = st.nodes.push(Node { next: NONE, kind });
+        }
+        i
+    }
+
+    /// Links `i` after `prev` (or makes it the head).
+    fn link(&mut self, head: &mut u32, prev: &mut u32, i: u32) {
+        if *head == NONE {
+            *head = i;
+        } else if let Some(st) = self.store.as_deref_mut() {
+            if let Some(n) = st.nodes.get_mut(*prev as usize) {
+                n.next = i;
+            }
+        }
+        *prev = i;
+    }
+
+    fn flag(&mut self, f: Flag) {
+        self.need.flags += 1;
+        if let Some(st) = self.store.as_deref_mut() {
+            let _ = st.flags.push(f);
+        }
+    }
+}
+
+/// Counts the bytes a `fmt::Write` consumer would receive.
+struct Counter(usize);
+
+impl fmt::Write for Counter {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0 += s.len();
+        Ok(())
+    }
+}
+
+/// Appends to the arena (capacity checked by the dry run).
+struct Appender<'v, const B: usize>(&'v mut heapless::Vec<u8, B>);
+
+impl<const B: usize> fmt::Write for Appender<'_, B> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0
+            .extend_from_slice(s.as_bytes())
+            .map_err(|_| fmt::Error)
+    }
+}
+
+/// The raw text of the next value (after a key), trimmed.
+fn raw_value<'a>(r: &mut Reader<'a>, doc: &'a [u8]) -> Result<&'a str, LoadError> {
+    let start = r.offset();
+    r.skip_value()?;
+    let end = r.offset();
+    let bytes = doc
+        .get(start..end)
+        .ok_or(LoadError::Shape { offset: start })?;
+    let s = core::str::from_utf8(bytes).map_err(|_| LoadError::Shape { offset: start })?;
+    Ok(
+        s.trim_start_matches(|c: char| c == ':' || c.is_ascii_whitespace())
+            .trim_end_matches(|c: char| c.is_ascii_whitespace()),
+    )
+}
+
+fn shape<T>(r: &Reader<'_>) -> Result<T, LoadError> {
+    Err(LoadError::Shape { offset: r.offset() })
+}
+
+/// A JSON scalar as seen by the loader.
+fn as_f64(raw: &str) -> Option<f64> {
+    match PropertyValue::from_json(raw).ok()? {
+        PropertyValue::Int(i) => Some(i as f64),
+        PropertyValue::UInt(u) => Some(u as f64),
+        PropertyValue::Float(f) => Some(f),
+        _ => None,
+    }
+}
+
+fn as_i64(raw: &str) -> Option<i64> {
+    match PropertyValue::from_json(raw).ok()? {
+        PropertyValue::Int(i) => Some(i),
+        _ => None,
+    }
+}
+
+fn as_bool(raw: &str) -> Option<bool> {
+    match raw {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    }
+}
+
+fn is_null(raw: &str) -> bool {
+    raw == "null"
+}
+
+/// Stores the decoded content of a raw JSON string value (`None` if not a string).
+fn store_str<const F: usize, const N: usize, const B: usize>(
+    raw: &str,
+    b: &mut Builder<'_, F, N, B>,
+) -> Option<Text> {
+    let mut r = Reader::new(raw.as_bytes());
+    match r.next() {
+        Ok(Some(Token::Str(s))) => Some(b.json_str(s)),
+        _ => None,
+    }
+}
+
+/// Like [`store_str`], but `None` for the empty string too.
+fn store_nonempty_str<const F: usize, const N: usize, const B: usize>(
+    raw: &str,
+    b: &mut Builder<'_, F, N, B>,
+) -> Option<Text> {
+    if raw == "\"\"" {
+        return None;
+    }
+    store_str(raw, b)
+}
+
+/// Runs `f` on the decoded content of a short raw JSON string value (operator names, types);
+/// `None` if it is not a string or longer than 256 bytes decoded.
+fn with_str<R>(raw: &str, f: impl FnOnce(&str) -> R) -> Option<R> {
+    let mut r = Reader::new(raw.as_bytes());
+    let Ok(Some(Token::Str(s))) = r.next() else {
+        return None;
+    };
+    if let Some(plain) = s.as_str() {
+        return Some(f(plain));
+    }
+    let mut buf = [0u8; 256];
+    s.decode_into(&mut buf).ok().map(f)
+}
+
+impl<const F: usize, const N: usize, const B: usize> FlagStore<F, N, B> {
+    /// An empty store. `const`, so it can live in a `static`.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+            flags: heapless::Vec::new(),
+            nodes: heapless::Vec::new(),
+            bytes: heapless::Vec::new(),
+            settings: Settings {
+                property_matching_v2: false,
+                minimal_flag_called_events: false,
+                group_types: NONE,
+                cohorts: NONE,
+            },
+            loaded: false,
+        }
+    }
+
+    /// The capacities of this store type.
+    #[must_use]
+    pub const fn capacity() -> Requirements {
+        Requirements {
+            flags: F,
+            nodes: N,
+            bytes: B,
+        }
+    }
+
+    /// Whether definitions have been loaded (an empty `flags` list counts).
+    #[must_use]
+    pub const fn is_loaded(&self) -> bool {
+        self.loaded
+    }
+
+    /// Number of flags.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.flags.len()
+    }
+
+    /// Whether there are no flags.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.flags.is_empty()
+    }
+
+    /// What the store currently uses.
+    #[must_use]
+    pub fn usage(&self) -> Requirements {
+        Requirements {
+            flags: self.flags.len(),
+            nodes: self.nodes.len(),
+            bytes: self.bytes.len(),
+        }
+    }
+
+    /// Whether the server asked for minimal `$feature_flag_called` events.
+    #[must_use]
+    pub const fn minimal_flag_called_events(&self) -> bool {
+        self.settings.minimal_flag_called_events
+    }
+
+    /// Removes all definitions (as after a 401 or 402 from the definitions endpoint).
+    pub fn clear(&mut self) {
+        self.flags.clear();
+        self.nodes.clear();
+        self.bytes.clear();
+        self.settings = Settings {
+            property_matching_v2: false,
+            minimal_flag_called_events: false,
+            group_types: NONE,
+            cohorts: NONE,
+        };
+        self.loaded = false;
+    }
+
+    /// Measures what `doc` needs without changing anything.
+    ///
+    /// # Errors
+    /// The same parse errors as [`load`](Self::load) (never [`LoadError::Capacity`]).
+    pub fn requirements(doc: &[u8]) -> Result<Requirements, LoadError> {
+        let mut b: Builder<'_, F, N, B> = Builder {
+            store: None,
+            need: Requirements::default(),
+        };
+        parse_document(doc, &mut b)?;
+        Ok(b.need)
+    }
+
+    /// Replaces the definitions with those in `doc` (a `/flags/definitions` or
+    /// `/api/feature_flag/local_evaluation` response body, or a snapshot in flash).
+    ///
+    /// On error nothing changes. Returns what the document uses.
+    ///
+    /// # Errors
+    /// [`LoadError`]: malformed JSON, a document that is not definitions, cohort groups nested
+    /// too deep, or a document larger than the store.
+    pub fn load(&mut self, doc: &[u8]) -> Result<Requirements, LoadError> {
+        let needed = Self::requirements(doc)?;
+        if !needed.fits(&Self::capacity()) {
+            return Err(LoadError::Capacity {
+                needed,
+                available: Self::capacity(),
+            });
+        }
+        self.clear();
+        let mut b = Builder {
+            store: Some(self),
+            need: Requirements::default(),
+        };
+        // Cannot fail: the same bytes parsed successfully above and everything fits.
+        if let Err(e) = parse_document(doc, &mut b) {
+            self.clear();
+            return Err(e);
+        }
+        self.loaded = true;
+        // Sorted by key for binary search; a later duplicate key wins, as in PostHog's SDKs
+        // (their flags-by-key maps keep the last), so keep the last of equal keys.
+        let bytes = &self.bytes;
+        let text = |t: &Text| -> &[u8] {
+            bytes
+                .get(t.start as usize..(t.start + t.len) as usize)
+                .unwrap_or_default()
+        };
+        // Stable sort keeps document order among equal keys.
+        let flags = &mut self.flags;
+        insertion_sort_by_key(flags, |a, b| text(&a.key).cmp(text(&b.key)));
+        let mut w = 0usize;
+        for r in 0..flags.len() {
+            let (Some(cur), next) = (flags.get(r).copied(), flags.get(r + 1).copied()) else {
+                break;
+            };
+            if next.is_some_and(|n| text(&n.key) == text(&cur.key)) {
+                continue;
+            }
+            if let Some(slot) = flags.get_mut(w) {
+                *slot = cur;
+            }
+            w += 1;
+        }
+        flags.truncate(w);
+        Ok(needed)
+    }
+
+    /// The text of `t`.
+    pub(crate) fn text(&self, t: Text) -> &str {
+        self.bytes
+            .get(t.start as usize..(t.start as usize + t.len as usize))
+            .and_then(|b| core::str::from_utf8(b).ok())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn node(&self, i: u32) -> Option<&Node> {
+        self.nodes.get(i as usize)
+    }
+
+    /// Iterates a linked list of nodes starting at `head`.
+    pub(crate) fn list(&self, head: u32) -> impl Iterator<Item = &Node> + '_ {
+        self.entries(head).map(|(_, n)| n)
+    }
+
+    /// Iterates a linked list of nodes starting at `head`, with their indices.
+    pub(crate) fn entries(&self, head: u32) -> NodeIter<'_, F, N, B> {
+        NodeIter {
+            store: self,
+            at: head,
+            left: self.nodes.len(),
+        }
+    }
+
+    /// Index of the flag with `key`.
+    pub(crate) fn find(&self, key: &str) -> Option<usize> {
+        self.flags
+            .binary_search_by(|f| self.text(f.key).as_bytes().cmp(key.as_bytes()))
+            .ok()
+    }
+
+    pub(crate) fn flag(&self, i: usize) -> Option<&Flag> {
+        self.flags.get(i)
+    }
+
+    /// Group type name for index `i` (from `group_type_mapping`).
+    pub(crate) fn group_type_name(&self, i: u32) -> Option<&str> {
+        let mut digits = [0u8; 20];
+        let want = crate::json::write::fmt_u64(u64::from(i), &mut digits);
+        self.list(self.settings.group_types)
+            .find_map(|n| match n.kind {
+                NodeKind::GroupType { index, name } if self.text(index).as_bytes() == want => {
+                    Some(self.text(name))
+                }
+                _ => None,
+            })
+    }
+
+    /// The property group of cohort `id`.
+    pub(crate) fn cohort(&self, id: &str) -> Option<u32> {
+        self.list(self.settings.cohorts).find_map(|n| match n.kind {
+            NodeKind::Cohort { id: i, group } if self.text(i) == id => Some(group),
+            _ => None,
+        })
+    }
+
+    /// Every flag key, in sorted order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> + '_ {
+        self.flags.iter().map(|f| self.text(f.key))
+    }
+}
+
+fn insertion_sort_by_key<T: Copy>(v: &mut [T], mut cmp: impl FnMut(&T, &T) -> core::cmp::Ordering) {
+    for i in 1..v.len() {
+        let mut j = i;
+        while j > 0 {
+            let (Some(a), Some(b)) = (v.get(j - 1).copied(), v.get(j).copied()) else {
+                break;
+            };
+            if cmp(&a, &b) != core::cmp::Ordering::Greater {
+                break;
+            }
+            v.swap(j - 1, j);
+            j -= 1;
+        }
+    }
+}
+
+/// Iterator over a linked node list; bounded by the node count even on a corrupt link.
+pub(crate) struct NodeIter<'s, const F: usize, const N: usize, const B: usize> {
+    store: &'s FlagStore<F, N, B>,
+    at: u32,
+    left: usize,
+}
+
+impl<'s, const F: usize, const N: usize, const B: usize> Iterator for NodeIter<'s, F, N, B> {
+    type Item = (u32, &'s Node);
+    fn next(&mut self) -> Option<(u32, &'s Node)> {
+        if self.at == NONE || self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let i = self.at;
+        let n = self.store.node(i)?;
+        self.at = n.next;
+        Some((i, n))
+    }
+}
+
+fn parse_document<const F: usize, const N: usize, const B: usize>(
+    doc: &[u8],
+    b: &mut Builder<'_, F, N, B>,
+) -> Result<(), LoadError> {
+    let mut r = Reader::new(doc);
+    if r.next()? != Some(Token::ObjectStart) {
+        return shape(&r);
+    }
+    let mut saw_flags = false;
+    let mut settings = Settings {
+        group_types: NONE,
+        cohorts: NONE,
+        ..Settings::default()
+    };
+    while let Some(tok) = r.next()? {
+        let key = match tok {
+            Token::Key(k) => k,
+            Token::ObjectEnd => break,
+            _ => return shape(&r),
+        };
+        if key.eq_str("flags") {
+            if r.next()? != Some(Token::ArrayStart) {
+                return shape(&r);
+            }
+            saw_flags = true;
+            loop {
+                match r.next()? {
+                    Some(Token::ObjectStart) => parse_flag(&mut r, doc, b)?,
+                    Some(Token::ArrayEnd) => break,
+                    // A flag that is not an object cannot be referenced: skip it.
+                    Some(Token::Str(_) | Token::Number(_) | Token::Bool(_) | Token::Null) => {}
+                    Some(Token::ArrayStart) => r.skip_container()?,
+                    _ => return shape(&r),
+                }
+            }
+        } else if key.eq_str("group_type_mapping") {
+            let raw = raw_value(&mut r, doc)?;
+            settings.group_types = parse_group_types(raw, b)?;
+        } else if key.eq_str("cohorts") {
+            let raw = raw_value(&mut r, doc)?;
+            settings.cohorts = parse_cohorts(raw, b)?;
+        } else if key.eq_str("property_matching_version") {
+            let raw = raw_value(&mut r, doc)?;
+            settings.property_matching_v2 = as_i64(raw) == Some(2);
+        } else if key.eq_str("minimal_flag_called_events") {
+            let raw = raw_value(&mut r, doc)?;
+            settings.minimal_flag_called_events = raw == "true";
+        } else {
+            r.skip_value()?;
+        }
+    }
+    if r.next()?.is_some() || !saw_flags {
+        return shape(&r);
+    }
+    if let Some(st) = b.store.as_deref_mut() {
+        st.settings = settings;
+    }
+    Ok(())
+}
+
+fn parse_group_types<const F: usize, const N: usize, const B: usize>(
+    raw: &str,
+    b: &mut Builder<'_, F, N, B>,
+) -> Result<u32, LoadError> {
+    let mut r = Reader::new(raw.as_bytes());
+    let (mut head, mut prev) = (NONE, NONE);
+    match r.next()? {
+        Some(Token::ObjectStart) => {}
+        // null or anything else: no mapping.
+        _ => return Ok(NONE),
+    }
+    while let Some(tok) = r.next()? {
+        let Token::Key(k) = tok else { break };
+        match r.next()? {
+            Some(Token::Str(name)) => {
+                let index = b.json_str(k);
+                let name = b.json_str(name);
+                let i = b.node(NodeKind::GroupType { index, name });
+                b.link(&mut head, &mut prev, i);
+            }
+            Some(Token::ObjectStart | Token::ArrayStart) => r.skip_container()?,
+            _ => {}
+        }
+    }
+    Ok(head)
+}
+
+fn parse_cohorts<const F: usize, const N: usize, const B: usize>(
+    raw: &str,
+    b: &mut Builder<'_, F, N, B>,
+) -> Result<u32, LoadError> {
+    let doc = raw.as_bytes();
+    let mut r = Reader::new(doc);
+    let (mut head, mut prev) = (NONE, NONE);
+    if r.next()? != Some(Token::ObjectStart) {
+        return Ok(NONE);
+    }
+    while let Some(tok) = r.next()? {
+        let Token::Key(k) = tok else { break };
+        let id = b.json_str(k);
+        let body = raw_value(&mut r, doc)?;
+        let group = parse_group(body, b, 0)?;
+        let i = b.node(NodeKind::Cohort { id, group });
+        b.link(&mut head, &mut prev, i);
+    }
+    Ok(head)
+}
+
+/// Parses a cohort property group (or `{}`), recursively up to [`MAX_GROUP_DEPTH`].
+fn parse_group<const F: usize, const N: usize, const B: usize>(
+    raw: &str,
+    b: &mut Builder<'_, F, N, B>,
+    depth: usize,
+) -> Result<u32, LoadError> {
+    if depth >= MAX_GROUP_DEPTH {
+        return Err(LoadError::TooDeep {
+            max: MAX_GROUP_DEPTH,
+        });
+    }
+    let doc = raw.as_bytes();
+    let mut r = Reader::new(doc);
+    let malformed = |b: &mut Builder<'_, F, N, B>| {
+        b.node(NodeKind::Group {
+            and: true,
+            children: NONE,
+            malformed: true,
+        })
+    };
+    if r.next()? != Some(Token::ObjectStart) {
+        return Ok(malformed(b));
+    }
+    let mut ty: Option<&str> = None;
+    let mut values: Option<&str> = None;
+    let mut any_key = false;
+    while let Some(tok) = r.next()? {
+        let Token::Key(k) = tok else { break };
+        any_key = true;
+        if k.eq_str("type") {
+            ty = Some(raw_value(&mut r, doc)?);
+        } else if k.eq_str("values") {
+            values = Some(raw_value(&mut r, doc)?);
+        } else {
+            r.skip_value()?;
+        }
+    }
+    if !any_key {
+        // `{}` always matches.
+        return Ok(b.node(NodeKind::Group {
+            and: true,
+            children: NONE,
+            malformed: false,
+        }));
+    }
+    let and = match ty {
+        Some("\"AND\"") => true,
+        Some("\"OR\"") => false,
+        _ => return Ok(malformed(b)),
+    };
+    let Some(values) = values else {
+        return Ok(malformed(b));
+    };
+    let vdoc = values.as_bytes();
+    let mut vr = Reader::new(vdoc);
+    if vr.next()? != Some(Token::ArrayStart) {
+        return Ok(malformed(b));
+    }
+    let (mut head, mut prev) = (NONE, NONE);
+    let mut bad = false;
+    loop {
+        let start = vr.offset();
+        match vr.next()? {
+            Some(Token::ArrayEnd) | None => break,
+            Some(Token::ObjectStart) => {
+                vr.skip_container()?;
+                let end = vr.offset();
+                let entry = vdoc
+                    .get(start..end)
+                    .and_then(|s| core::str::from_utf8(s).ok())
+                    .unwrap_or_default()
+                    .trim_start_matches(|c: char| c == ',' || c.is_ascii_whitespace());
+                let i = if is_group_entry(entry)? {
+                    parse_group(entry, b, depth + 1)?
+                } else {
+                    parse_filter(entry, b)?
+                };
+                b.link(&mut head, &mut prev, i);
+            }
+            Some(Token::ArrayStart) => {
+                vr.skip_container()?;
+                bad = true;
+            }
+            Some(_) => bad = true,
+        }
+    }
+    Ok(b.node(NodeKind::Group {
+        and,
+        children: head,
+        malformed: bad,
+    }))
+}
+
+/// An entry is a nested group when it is `{}`, has `values`, or has type AND/OR.
+fn is_group_entry(raw: &str) -> Result<bool, LoadError> {
+    let doc = raw.as_bytes();
+    let mut r = Reader::new(doc);
+    r.next()?;
+    let mut empty = true;
+    while let Some(tok) = r.next()? {
+        let Token::Key(k) = tok else { break };
+        empty = false;
+        if k.eq_str("values") {
+            return Ok(true);
+        }
+        if k.eq_str("type") {
+            let v = raw_value(&mut r, doc)?;
+            if v == "\"AND\"" || v == "\"OR\"" {
+                return Ok(true);
+            }
+            continue;
+        }
+        r.skip_value()?;
+    }
+    Ok(empty)
+}
+
+/// Parses one filter object into a node.
+fn parse_filter<const F: usize, const N: usize, const B: usize>(
+    raw: &str,
+    b: &mut Builder<'_, F, N, B>,
+) -> Result<u32, LoadError> {
+    let doc = raw.as_bytes();
+    let mut r = Reader::new(doc);
+    if r.next()? != Some(Token::ObjectStart) {
+        return Ok(b.node(NodeKind::Filter {
+            kind: FilterKind::Broken,
+            negation: false,
+        }));
+    }
+    let (mut key, mut value, mut op, mut ty, mut negation, mut chain) =
+        (None, None, None, None, false, None);
+    while let Some(tok) = r.next()? {
+        let Token::Key(k) = tok else { break };
+        let v = raw_value(&mut r, doc)?;
+        if k.eq_str("key") {
+            key = Some(v);
+        } else if k.eq_str("value") {
+            value = Some(v);
+        } else if k.eq_str("operator") {
+            op = Some(v);
+        } else if k.eq_str("type") {
+            ty = Some(v);
+        } else if k.eq_str("negation") {
+            negation = v == "true";
+        } else if k.eq_str("dependency_chain") {
+            chain = Some(v);
+        }
+    }
+    let ty = ty.and_then(|t| {
+        with_str(t, |s| {
+            if s == "cohort" {
+                1
+            } else if s == "flag" {
+                2
+            } else {
+                0
+            }
+        })
+    });
+    let op_name = op.filter(|o| !is_null(o));
+    let kind = match ty {
+        Some(1) => {
+            // Cohort: value is the id; str(value) (a whole float prints as an integer in GO,
+            // but PY/server use str(): keep the JSON text of numbers, unquote strings).
+            let id = match value {
+                Some(v) => match store_str(v, b) {
+                    Some(t) => Some(t),
+                    None if !is_null(v) => Some(b.text(v)),
+                    None => None,
+                },
+                None => None,
+            };
+            let (negate, unsupported_op) = match op_name.and_then(|o| {
+                with_str(o, |s| match s {
+                    "in" | "exact" => (false, false),
+                    "not_in" => (true, false),
+                    _ => (false, true),
+                })
+            }) {
+                Some(x) => x,
+                None if op_name.is_none() => (false, false),
+                None => (false, true),
+            };
+            match id {
+                Some(id) => FilterKind::Cohort {
+                    id,
+                    negate,
+                    unsupported_op,
+                },
+                None => FilterKind::Broken,
+            }
+        }
+        Some(2) => parse_flag_filter(key, value, op_name, chain, b)?,
+        _ => {
+            let Some(key) = key.and_then(|k| store_str(k, b)) else {
+                return Ok(b.node(NodeKind::Filter {
+                    kind: FilterKind::Broken,
+                    negation,
+                }));
+            };
+            let op = match op_name {
+                None => Operator::Exact,
+                Some(o) => with_str(o, Operator::parse).unwrap_or(Operator::Unknown),
+            };
+            let value = compile_value(op, value.unwrap_or("null"), b)?;
+            FilterKind::Property { key, op, value }
+        }
+    };
+    Ok(b.node(NodeKind::Filter { kind, negation }))
+}
+
+fn parse_flag_filter<const F: usize, const N: usize, const B: usize>(
+    key: Option<&str>,
+    value: Option<&str>,
+    op: Option<&str>,
+    chain: Option<&str>,
+    b: &mut Builder<'_, F, N, B>,
+) -> Result<FilterKind, LoadError> {
+    let key_text = key.and_then(|k| store_nonempty_str(k, b));
+    let op_ok = op.and_then(|o| with_str(o, |s| s == "flag_evaluates_to")) == Some(true);
+    let expected = match value {
+        Some("true") => Some(Expected::Bool(true)),
+        Some("false") => Some(Expected::Bool(false)),
+        Some(v) => store_str(v, b).map(Expected::Variant),
+        None => None,
+    };
+    let (expected, key) = match (key_text, op_ok, expected) {
+        (Some(k), true, Some(e)) => (Some(e), k),
+        (k, _, _) => (None, k.unwrap_or_default()),
+    };
+    let (mut head, mut prev, mut len) = (NONE, NONE, 0u32);
+    let chain = match chain {
+        Some(raw) if raw.starts_with('[') => {
+            let mut r = Reader::new(raw.as_bytes());
+            r.next()?;
+            while let Some(tok) = r.next()? {
+                match tok {
+                    Token::Str(s) => {
+                        let key = b.json_str(s);
+                        let i = b.node(NodeKind::Chain { key });
+                        b.link(&mut head, &mut prev, i);
+                        len += 1;
+                    }
+                    Token::ArrayEnd => break,
+                    Token::ObjectStart | Token::ArrayStart => {
+                        r.skip_container()?;
+                        len = u32::MAX;
+                    }
+                    _ => len = u32::MAX,
+                }
+            }
+            if len == u32::MAX {
+                None
+            } else {
+                Some(head)
+            }
+        }
+        _ => None,
+    };
+    Ok(FilterKind::Flag {
+        key,
+        expected,
+        chain,
+        chain_len: len,
+    })
+}
+
+/// Compiles a property filter's value for its operator.
+fn compile_value<const F: usize, const N: usize, const B: usize>(
+    op: Operator,
+    raw: &str,
+    b: &mut Builder<'_, F, N, B>,
+) -> Result<Compiled, LoadError> {
+    Ok(match op {
+        Operator::Exact | Operator::IsNot => {
+            let empty_array = raw.starts_with('[') && {
+                let mut r = Reader::new(raw.as_bytes());
+                r.next()?;
+                r.next()? == Some(Token::ArrayEnd)
+            };
+            let bool_like = value::is_boolean_like_json(raw).then(|| value::truthy_json(raw));
+            let (mut head, mut prev) = (NONE, NONE);
+            let mut ok = true;
+            if raw.starts_with('[') {
+                let doc = raw.as_bytes();
+                let mut r = Reader::new(doc);
+                r.next()?;
+                loop {
+                    let start = r.offset();
+                    match r.next()? {
+                        Some(Token::ArrayEnd) | None => break,
+                        Some(Token::ObjectStart | Token::ArrayStart) => r.skip_container()?,
+                        Some(_) => {}
+                    }
+                    let end = r.offset();
+                    let item = doc
+                        .get(start..end)
+                        .and_then(|s| core::str::from_utf8(s).ok())
+                        .unwrap_or_default()
+                        .trim_start_matches(|c: char| c == ',' || c.is_ascii_whitespace());
+                    match b.py_string(item) {
+                        Some(text) => {
+                            let i = b.node(NodeKind::Item { text });
+                            b.link(&mut head, &mut prev, i);
+                        }
+                        None => ok = false,
+                    }
+                }
+            } else {
+                match b.py_string(raw) {
+                    Some(text) => {
+                        let i = b.node(NodeKind::Item { text });
+                        b.link(&mut head, &mut prev, i);
+                    }
+                    None => ok = false,
+                }
+            }
+            if ok {
+                Compiled::Exact {
+                    items: head,
+                    empty_array,
+                    bool_like,
+                }
+            } else {
+                Compiled::Unusable
+            }
+        }
+        Operator::IContains
+        | Operator::NotIContains
+        | Operator::StartsWith
+        | Operator::NotStartsWith
+        | Operator::EndsWith
+        | Operator::NotEndsWith => b.py_string(raw).map_or(Compiled::Unusable, Compiled::Text),
+        Operator::Regex | Operator::NotRegex => match b.py_string(raw) {
+            Some(t) => {
+                let pattern_ok = match b.store.as_deref() {
+                    Some(st) => {
+                        super::regex::Regex::<{ super::regex::DEFAULT_CAPACITY }>::new(st.text(t))
+                            .map(|_| ())
+                    }
+                    None => Ok(()),
+                };
+                match pattern_ok {
+                    Ok(()) => Compiled::Text(t),
+                    Err(super::regex::RegexError::Invalid) => Compiled::RegexInvalid,
+                    Err(_) => Compiled::RegexUnsupported,
+                }
+            }
+            None => Compiled::Unusable,
+        },
+        Operator::Gt | Operator::Gte | Operator::Lt | Operator::Lte => {
+            match PropertyValue::from_json(raw)
+                .ok()
+                .and_then(|v| v.as_number())
+            {
+                Some(n) => Compiled::Number(n),
+                None => Compiled::Unusable,
+            }
+        }
+        Operator::DateBefore | Operator::DateAfter => {
+            let mut buf = [0u8; 128];
+            let parsed = PropertyValue::from_json(raw).ok().and_then(|v| {
+                if matches!(v, PropertyValue::Bool(_)) {
+                    return None;
+                }
+                DateFilter::parse(value::py_str(&v, &mut buf).ok()?).ok()
+            });
+            parsed.map_or(Compiled::Unusable, Compiled::Date)
+        }
+        Operator::Semver(sop) => {
+            let mut buf = [0u8; 128];
+            let parsed = PropertyValue::from_json(raw)
+                .ok()
+                .and_then(|v| SemverFilter::parse(sop, value::py_str(&v, &mut buf).ok()?).ok());
+            parsed.map_or(Compiled::Unusable, Compiled::Semver)
+        }
+        Operator::IsSet | Operator::IsNotSet | Operator::Unknown => Compiled::None,
+    })
+}
+
+fn parse_flag<'d, const F: usize, const N: usize, const B: usize>(
+    r: &mut Reader<'d>,
+    doc: &'d [u8],
+    b: &mut Builder<'_, F, N, B>,
+) -> Result<(), LoadError> {
+    let mut flag = Flag {
+        key: Text::default(),
+        id: None,
+        version: None,
+        active: false,
+        continuity: false,
+        has_experiment: None,
+        aggregation: None,
+        aggregation_invalid: false,
+        device_bucketing: false,
+        feature_enrollment: false,
+        early_exit: false,
+        holdout: None,
+        conditions: NONE,
+        variants: NONE,
+        payloads: NONE,
+        broken: false,
+    };
+    let mut have_key = false;
+    let mut top_bucketing: Option<&str> = None;
+    let mut filters_bucketing: Option<&str> = None;
+    while let Some(tok) = r.next()? {
+        let key = match tok {
+            Token::Key(k) => k,
+            Token::ObjectEnd => break,
+            _ => return shape(r),
+        };
+        let v = raw_value(r, doc)?;
+        if key.eq_str("key") {
+            if let Some(t) = store_str(v, b) {
+                flag.key = t;
+                have_key = true;
+            }
+        } else if key.eq_str("id") {
+            flag.id = as_i64(v);
+        } else if key.eq_str("version") {
+            flag.version = as_i64(v);
+        } else if key.eq_str("active") {
+            flag.active = v == "true";
+        } else if key.eq_str("ensure_experience_continuity") {
+            flag.continuity = v == "true";
+        } else if key.eq_str("has_experiment") {
+            flag.has_experiment = as_bool(v);
+        } else if key.eq_str("bucketing_identifier") {
+            top_bucketing = Some(v);
+        } else if key.eq_str("filters") {
+            parse_filters(v, &mut flag, &mut filters_bucketing, b)?;
+        }
+    }
+    let bucketing = top_bucketing
+        .filter(|v| !is_null(v) && *v != "\"\"")
+        .or(filters_bucketing.filter(|v| !is_null(v) && *v != "\"\""));
+    flag.device_bucketing = bucketing == Some("\"device_id\"");
+    if have_key {
+        b.flag(flag);
+    }
+    Ok(())
+}
+
+fn parse_filters<'a, const F: usize, const N: usize, const B: usize>(
+    raw: &'a str,
+    flag: &mut Flag,
+    bucketing: &mut Option<&'a str>,
+    b: &mut Builder<'_, F, N, B>,
+) -> Result<(), LoadError> {
+    let doc = raw.as_bytes();
+    let mut r = Reader::new(doc);
+    if r.next()? != Some(Token::ObjectStart) {
+        if !is_null(raw) {
+            flag.broken = true;
+        }
+        return Ok(());
+    }
+    let mut groups = None;
+    let mut variants_raw = None;
+    while let Some(tok) = r.next()? {
+        let Token::Key(k) = tok else { break };
+        let v = raw_value(&mut r, doc)?;
+        if k.eq_str("groups") {
+            groups = Some(v);
+        } else if k.eq_str("multivariate") {
+            variants_raw = Some(v);
+        } else if k.eq_str("payloads") {
+            flag.payloads = parse_payloads(v, b)?;
+        } else if k.eq_str("aggregation_group_type_index") {
+            if !is_null(v) {
+                match as_i64(v).and_then(|i| u32::try_from(i).ok()) {
+                    Some(i) => flag.aggregation = Some(i),
+                    None => flag.aggregation_invalid = true,
+                }
+            }
+        } else if k.eq_str("early_exit") {
+            flag.early_exit = v == "true";
+        } else if k.eq_str("feature_enrollment") {
+            flag.feature_enrollment = v == "true";
+        } else if k.eq_str("bucketing_identifier") {
+            *bucketing = Some(v);
+        } else if k.eq_str("holdout") {
+            flag.holdout = parse_holdout(v)?;
+        }
+    }
+    if let Some(v) = variants_raw {
+        flag.variants = parse_variants(v, flag, b)?;
+    }
+    if let Some(g) = groups {
+        flag.conditions = parse_conditions(g, flag, b)?;
+    }
+    Ok(())
+}
+
+fn parse_holdout(raw: &str) -> Result<Option<(i64, RolloutThreshold)>, LoadError> {
+    let doc = raw.as_bytes();
+    let mut r = Reader::new(doc);
+    if r.next()? != Some(Token::ObjectStart) {
+        return Ok(None);
+    }
+    let (mut id, mut pct) = (None, None);
+    while let Some(tok) = r.next()? {
+        let Token::Key(k) = tok else { break };
+        let v = raw_value(&mut r, doc)?;
+        if k.eq_str("id") {
+            id = as_i64(v);
+        } else if k.eq_str("exclusion_percentage") {
+            pct = as_f64(v);
+        }
+    }
+    Ok(match (id, pct) {
+        (Some(id), Some(p)) if p.is_finite() => {
+            Some((id, RolloutThreshold::from_holdout_percentage(p)))
+        }
+        _ => None,
+    })
+}
+
+fn parse_payloads<const F: usize, const N: usize, const B: usize>(
+    raw: &str,
+    b: &mut Builder<'_, F, N, B>,
+) -> Result<u32, LoadError> {
+    let doc = raw.as_bytes();
+    let mut r = Reader::new(doc);
+    if r.next()? != Some(Token::ObjectStart) {
+        return Ok(NONE);
+    }
+    let (mut head, mut prev) = (NONE, NONE);
+    while let Some(tok) = r.next()? {
+        let Token::Key(k) = tok else { break };
+        let v = raw_value(&mut r, doc)?;
+        if is_null(v) {
+            continue;
+        }
+        let key = b.json_str(k);
+        // A JSON-encoded string is stored decoded (its content is the payload's JSON text);
+        // older data holding raw JSON is stored as is.
+        let json = store_str(v, b).unwrap_or_else(|| b.text(v));
+        let i = b.node(NodeKind::Payload { key, json });
+        b.link(&mut head, &mut prev, i);
+    }
+    Ok(head)
+}
+
+fn parse_variants<const F: usize, const N: usize, const B: usize>(
+    raw: &str,
+    flag: &mut Flag,
+    b: &mut Builder<'_, F, N, B>,
+) -> Result<u32, LoadError> {
+    let doc = raw.as_bytes();
+    let mut r = Reader::new(doc);
+    if r.next()? != Some(Token::ObjectStart) {
+        return Ok(NONE);
+    }
+    let mut list = None;
+    while let Some(tok) = r.next()? {
+        let Token::Key(k) = tok else { break };
+        let v = raw_value(&mut r, doc)?;
+        if k.eq_str("variants") {
+            list = Some(v);
+        }
+    }
+    let Some(list) = list else { return Ok(NONE) };
+    let ldoc = list.as_bytes();
+    let mut lr = Reader::new(ldoc);
+    if lr.next()? != Some(Token::ArrayStart) {
+        return Ok(NONE);
+    }
+    let (mut head, mut prev) = (NONE, NONE);
+    let mut bounds = VariantBounds::new();
+    loop {
+        let start = lr.offset();
+        match lr.next()? {
+            Some(Token::ObjectStart) => {
+                lr.skip_container()?;
+            }
+            Some(Token::ArrayEnd) | None => break,
+            Some(Token::ArrayStart) => {
+                lr.skip_container()?;
+                flag.broken = true;
+                continue;
+            }
+            Some(_) => {
+                flag.broken = true;
+                continue;
+            }
+        }
+        let end = lr.offset();
+        let entry = ldoc.get(start..end).unwrap_or_default();
+        let entry = core::str::from_utf8(entry)
+            .unwrap_or_default()
+            .trim_start_matches(|c: char| c == ',' || c.is_ascii_whitespace());
+        let mut er = Reader::new(entry.as_bytes());
+        er.next()?;
+        let (mut key, mut pct) = (None, None);
+        while let Some(tok) = er.next()? {
+            let Token::Key(k) = tok else { break };
+            let v = raw_value(&mut er, entry.as_bytes())?;
+            if k.eq_str("key") {
+                key = store_str(v, b);
+            } else if k.eq_str("rollout_percentage") {
+                pct = as_f64(v);
+            }
+        }
+        match (key, pct) {
+            (Some(key), Some(p)) => {
+                let range = bounds.push(p);
+                let i = b.node(NodeKind::Variant { key, range });
+                b.link(&mut head, &mut prev, i);
+            }
+            _ => flag.broken = true,
+        }
+    }
+    Ok(head)
+}
+
+fn parse_conditions<const F: usize, const N: usize, const B: usize>(
+    raw: &str,
+    flag: &mut Flag,
+    b: &mut Builder<'_, F, N, B>,
+) -> Result<u32, LoadError> {
+    let doc = raw.as_bytes();
+    let mut r = Reader::new(doc);
+    match r.next()? {
+        Some(Token::ArrayStart) => {}
+        Some(Token::Null) => return Ok(NONE),
+        _ => {
+            flag.broken = true;
+            return Ok(NONE);
+        }
+    }
+    let (mut head, mut prev) = (NONE, NONE);
+    loop {
+        let start = r.offset();
+        match r.next()? {
+            Some(Token::ObjectStart) => r.skip_container()?,
+            Some(Token::ArrayEnd) | None => break,
+            Some(Token::ArrayStart) => {
+                r.skip_container()?;
+                flag.broken = true;
+                continue;
+            }
+            Some(_) => {
+                flag.broken = true;
+                continue;
+            }
+        }
+        let end = r.offset();
+        let entry = core::str::from_utf8(doc.get(start..end).unwrap_or_default())
+            .unwrap_or_default()
+            .trim_start_matches(|c: char| c == ',' || c.is_ascii_whitespace());
+        let i = parse_condition(entry, b)?;
+        b.link(&mut head, &mut prev, i);
+    }
+    Ok(head)
+}
+
+fn parse_condition<const F: usize, const N: usize, const B: usize>(
+    raw: &str,
+    b: &mut Builder<'_, F, N, B>,
+) -> Result<u32, LoadError> {
+    let doc = raw.as_bytes();
+    let mut r = Reader::new(doc);
+    r.next()?;
+    let mut filters = NONE;
+    let mut rollout = None;
+    let mut variant = None;
+    let mut aggregation = CondAggregation::Inherit;
+    let mut broken = false;
+    while let Some(tok) = r.next()? {
+        let Token::Key(k) = tok else { break };
+        let v = raw_value(&mut r, doc)?;
+        if k.eq_str("properties") {
+            if v.starts_with('[') {
+                let pdoc = v.as_bytes();
+                let mut pr = Reader::new(pdoc);
+                pr.next()?;
+                let mut prev = NONE;
+                loop {
+                    let start = pr.offset();
+                    match pr.next()? {
+                        Some(Token::ArrayEnd) | None => break,
+                        Some(Token::ObjectStart | Token::ArrayStart) => pr.skip_container()?,
+                        Some(_) => {}
+                    }
+                    let end = pr.offset();
+                    let entry = core::str::from_utf8(pdoc.get(start..end).unwrap_or_default())
+                        .unwrap_or_default()
+                        .trim_start_matches(|c: char| c == ',' || c.is_ascii_whitespace());
+                    let i = parse_filter(entry, b)?;
+                    b.link(&mut filters, &mut prev, i);
+                }
+            } else if !is_null(v) {
+                broken = true;
+            }
+        } else if k.eq_str("rollout_percentage") {
+            if !is_null(v) {
+                match as_f64(v) {
+                    Some(p) => rollout = Some(RolloutThreshold::from_percentage(p)),
+                    None => broken = true,
+                }
+            }
+        } else if k.eq_str("variant") {
+            variant = store_nonempty_str(v, b);
+        } else if k.eq_str("aggregation_group_type_index") {
+            aggregation = if is_null(v) {
+                CondAggregation::Null
+            } else {
+                match as_i64(v).and_then(|i| u32::try_from(i).ok()) {
+                    Some(i) => CondAggregation::Index(i),
+                    None => CondAggregation::Invalid,
+                }
+            };
+        }
+    }
+    Ok(b.node(NodeKind::Condition {
+        filters,
+        rollout,
+        variant,
+        aggregation,
+        broken,
+    }))
+}

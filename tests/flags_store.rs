@@ -1,0 +1,166 @@
+//! The definitions store: bounded loading, exact capacity errors, and a failed load never
+//! touching the store in use.
+
+mod common;
+
+use posthog_embedded::flags::eval::{EvalContext, FlagValue, Inconclusive};
+use posthog_embedded::flags::store::{FlagStore, LoadError, Requirements};
+use posthog_embedded::flags::value::{Properties, PropertyValue};
+
+const SAMPLE: &[u8] = include_bytes!("../examples/data/sample_definitions.json");
+
+fn ctx<'a>(person: &'a dyn Properties) -> EvalContext<'a> {
+    EvalContext {
+        distinct_id: "device-1",
+        device_id: None,
+        person,
+        groups: &[],
+    }
+}
+
+#[test]
+fn sample_document_loads_and_reports_its_needs() {
+    let need = FlagStore::<32, 512, 4096>::requirements(SAMPLE).unwrap();
+    assert_eq!(need.flags, 20);
+    let mut store = Box::new(FlagStore::<32, 512, 4096>::new());
+    assert_eq!(store.load(SAMPLE), Ok(need));
+    assert_eq!(store.usage(), need);
+    assert_eq!(store.len(), 20);
+    assert!(store.is_loaded());
+    println!(
+        "sample_definitions.json needs {need} ({} bytes of store RAM at exactly that size)",
+        need.store_bytes()
+    );
+}
+
+#[test]
+fn capacity_errors_name_the_limits_and_change_nothing() {
+    let mut store = Box::new(FlagStore::<32, 512, 4096>::new());
+    store.load(br#"{"flags":[{"key":"keep","active":true,"filters":{"groups":[{"properties":[],"rollout_percentage":100}]}}]}"#).unwrap();
+    let before = store.usage();
+    let need = FlagStore::<32, 512, 4096>::requirements(SAMPLE).unwrap();
+
+    let mut small_flags = Box::new(FlagStore::<19, 512, 4096>::new());
+    assert_eq!(
+        small_flags.load(SAMPLE),
+        Err(LoadError::Capacity {
+            needed: need,
+            available: Requirements {
+                flags: 19,
+                nodes: 512,
+                bytes: 4096
+            }
+        })
+    );
+    let mut small_bytes = Box::new(FlagStore::<32, 512, 64>::new());
+    assert!(matches!(
+        small_bytes.load(SAMPLE),
+        Err(LoadError::Capacity { .. })
+    ));
+    let mut small_nodes = Box::new(FlagStore::<32, 8, 4096>::new());
+    assert!(matches!(
+        small_nodes.load(SAMPLE),
+        Err(LoadError::Capacity { .. })
+    ));
+    assert!(small_flags.is_empty() && !small_flags.is_loaded());
+
+    // Exactly at capacity fits.
+    let mut exact = Box::new(FlagStore::<20, 512, 4096>::new());
+    assert!(exact.load(SAMPLE).is_ok());
+
+    // The store in use is untouched by failures of every kind.
+    for bad in [
+        &b"{"[..],
+        b"",
+        b"[]",
+        b"{\"flags\": 5}",
+        b"{\"no_flags\": []}",
+        b"{\"flags\": [] } trailing",
+        b"{\"flags\": [{\"key\": \"\\ud800\"}]}",
+    ] {
+        assert!(
+            store.load(bad).is_err(),
+            "{:?}",
+            String::from_utf8_lossy(bad)
+        );
+        assert_eq!(store.usage(), before);
+        assert_eq!(
+            store.evaluate("keep", &ctx(&[] as &[(&str, PropertyValue<'_>); 0]), None),
+            Ok(FlagValue::Bool(true))
+        );
+    }
+}
+
+#[test]
+fn every_prefix_and_many_mutations_fail_cleanly() {
+    let mut store = Box::new(FlagStore::<32, 512, 4096>::new());
+    store.load(SAMPLE).unwrap();
+    let before = store.usage();
+    let person = [("distinct_id", PropertyValue::Str("device-1"))];
+    let reference = store
+        .evaluate("ota-updates", &ctx(&person), None)
+        .map(|v| v.to_string());
+    // Every strict prefix is incomplete JSON.
+    for n in 0..SAMPLE.len() - 1 {
+        assert!(store.load(&SAMPLE[..n]).is_err(), "prefix {n} loaded");
+    }
+    // Byte mutations: either a clean error (store unchanged) or a successful load.
+    let mut doc = SAMPLE.to_vec();
+    let mut ok = 0;
+    for i in (0..doc.len()).step_by(17) {
+        for b in [b'"', b'{', b']', b'0', b'\\', 0xff, b' '] {
+            let old = doc[i];
+            doc[i] = b;
+            match store.load(&doc) {
+                Ok(_) => {
+                    ok += 1;
+                    store.load(SAMPLE).unwrap();
+                }
+                Err(_) => assert_eq!(store.usage(), before),
+            }
+            doc[i] = old;
+        }
+    }
+    assert_eq!(
+        store
+            .evaluate("ota-updates", &ctx(&person), None)
+            .map(|v| v.to_string()),
+        reference
+    );
+    println!("mutations that still loaded: {ok}");
+}
+
+#[test]
+fn deep_cohort_nesting_is_a_typed_error() {
+    let mut group = String::from(r#"{"key":"x","type":"person","value":"y","operator":"exact"}"#);
+    for _ in 0..40 {
+        group = format!(r#"{{"type":"AND","values":[{group}]}}"#);
+    }
+    let doc = format!(r#"{{"flags":[],"cohorts":{{"1":{group}}}}}"#);
+    let r = FlagStore::<4, 256, 1024>::requirements(doc.as_bytes());
+    assert!(
+        matches!(r, Err(LoadError::TooDeep { .. }) | Err(LoadError::Json(_))),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn unknown_flag_and_duplicates() {
+    let mut store = Box::new(FlagStore::<4, 64, 512>::new());
+    store
+        .load(br#"{"flags":[
+            {"key":"dup","active":true,"filters":{"groups":[{"properties":[],"rollout_percentage":0}]}},
+            {"key":"dup","active":true,"filters":{"groups":[{"properties":[],"rollout_percentage":100}]}}
+        ]}"#)
+        .unwrap();
+    assert_eq!(store.len(), 1);
+    // The later definition wins, as in PostHog's SDKs.
+    assert_eq!(
+        store.evaluate("dup", &ctx(&[] as &[(&str, PropertyValue<'_>); 0]), None),
+        Ok(FlagValue::Bool(true))
+    );
+    assert_eq!(
+        store.evaluate("nope", &ctx(&[] as &[(&str, PropertyValue<'_>); 0]), None),
+        Err(Inconclusive::UnknownFlag)
+    );
+}
