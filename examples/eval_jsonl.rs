@@ -147,6 +147,14 @@ fn run(line: &str, store: &mut Store) -> Result<Value, (Value, String)> {
 }
 
 fn main() {
+    // The store is built on the stack before it is boxed: give it room.
+    let worker = std::thread::Builder::new().stack_size(64 << 20).spawn(serve);
+    if worker.map(|w| w.join().is_err()).unwrap_or(true) {
+        std::process::exit(1);
+    }
+}
+
+fn serve() {
     let mut store = Box::new(Store::new());
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();

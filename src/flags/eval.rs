@@ -17,7 +17,7 @@
 
 use core::fmt;
 
-use super::hash::{hash60, holdout_hash60, VARIANT_SALT};
+use super::hash::{hash60, holdout_hash60, RolloutThreshold, VariantRange, VARIANT_SALT};
 use super::store::{CondAggregation, Expected, FilterKind, Flag, FlagStore, Node, NodeKind};
 use super::value::{Properties, PropertyValue};
 use crate::time::UnixMillis;
@@ -432,8 +432,8 @@ impl<'s, 'c, const F: usize, const N: usize, const B: usize> Evaluator<'s, 'c, F
                 Outcome::RequiresServer => return Err(Inconclusive::RequiresServer),
                 Outcome::Match(true) => {}
             }
-            if let Some(th) = rollout {
-                if !th.contains(hash60(key, cscope.bucketing, "")) {
+            if let Some(limit) = rollout.get() {
+                if !RolloutThreshold::from_limit(limit).contains(hash60(key, cscope.bucketing, "")) {
                     if flag.early_exit {
                         return match reason {
                             Some(r) => Err(unresolved(r)),
@@ -484,7 +484,11 @@ impl<'s, 'c, const F: usize, const N: usize, const B: usize> Evaluator<'s, 'c, F
         if flag.variants != u32::MAX {
             let h = hash60(key, bucketing, VARIANT_SALT);
             for n in store.list(flag.variants) {
-                if let NodeKind::Variant { key, range } = n.kind {
+                if let NodeKind::Variant { key, start, end } = n.kind {
+                    let range = VariantRange {
+                        start: start.get().unwrap_or(0),
+                        end: end.get().unwrap_or(0),
+                    };
                     if range.contains(h) {
                         return FlagValue::Variant(store.text(key));
                     }

@@ -12,7 +12,9 @@
 use super::date::{parse_date, DateInstant, DateOp};
 use super::eval::{Outcome, Reason};
 use super::regex::{Regex, RegexError, DEFAULT_CAPACITY};
-use super::store::{Compiled, FilterKind, FlagStore, Node, NodeKind, Operator};
+use super::store::{
+    decode_date, decode_semver, Compiled, FilterKind, FlagStore, Node, NodeKind, Operator,
+};
 use super::value::{self, PropertyValue};
 use crate::time::UnixMillis;
 
@@ -43,13 +45,19 @@ pub(crate) fn statically_unsupported(node: &Node) -> bool {
 
 /// Whether the filter value itself is unusable (an absent property then reports
 /// `unsupported_definition` instead of `missing_context`, as posthog-python does).
-fn filter_unusable(op: Operator, value: &Compiled, now: Option<UnixMillis>) -> bool {
+fn filter_unusable<const F: usize, const N: usize, const B: usize>(
+    store: &FlagStore<F, N, B>,
+    op: Operator,
+    value: &Compiled,
+    now: Option<UnixMillis>,
+) -> bool {
+    if let (Compiled::Date(t), Some(now)) = (value, now) {
+        return decode_date(store.blob(*t))
+            .is_none_or(|f| f.resolve(DateInstant::from_unix_millis(now)).is_err());
+    }
     match value {
         Compiled::Unusable | Compiled::RegexUnsupported => true,
-        Compiled::Date(f) => match now {
-            Some(now) => f.resolve(DateInstant::from_unix_millis(now)).is_err(),
-            None => false,
-        },
+        Compiled::Date(_) => false,
         _ => op == Operator::Unknown,
     }
 }
@@ -66,7 +74,7 @@ pub(crate) fn match_property<const F: usize, const N: usize, const B: usize>(
         return inconclusive(Reason::UnsupportedDefinition);
     }
     let Some(value) = value else {
-        return inconclusive(if filter_unusable(op, compiled, now) {
+        return inconclusive(if filter_unusable(store, op, compiled, now) {
             Reason::UnsupportedDefinition
         } else {
             Reason::MissingContext
@@ -76,7 +84,10 @@ pub(crate) fn match_property<const F: usize, const N: usize, const B: usize>(
         Operator::IsSet => return Outcome::Match(true),
         Operator::IsNotSet => return Outcome::Match(false),
         Operator::Gt | Operator::Gte | Operator::Lt | Operator::Lte => {
-            let Compiled::Number(f) = *compiled else {
+            let Some(f) = (match *compiled {
+                Compiled::Number(t) => store.blob(t).try_into().ok().map(f64::from_le_bytes),
+                _ => None,
+            }) else {
                 return inconclusive(Reason::UnsupportedDefinition);
             };
             let Some(v) = value.as_number() else {
@@ -161,7 +172,10 @@ pub(crate) fn match_property<const F: usize, const N: usize, const B: usize>(
             Outcome::Match(re.is_match(hay) == want)
         }
         Operator::DateBefore | Operator::DateAfter => {
-            let Compiled::Date(filter) = *compiled else {
+            let Some(filter) = (match *compiled {
+                Compiled::Date(t) => decode_date(store.blob(t)),
+                _ => None,
+            }) else {
                 return inconclusive(Reason::UnsupportedDefinition);
             };
             let op = if op == Operator::DateBefore {
@@ -172,7 +186,10 @@ pub(crate) fn match_property<const F: usize, const N: usize, const B: usize>(
             date(op, filter, &value, now)
         }
         Operator::Semver(_) => {
-            let Compiled::Semver(filter) = *compiled else {
+            let Some(filter) = (match *compiled {
+                Compiled::Semver(t) => decode_semver(store.blob(t)),
+                _ => None,
+            }) else {
                 return inconclusive(Reason::UnsupportedDefinition);
             };
             let Ok(text) = value::py_str(&value, &mut scratch) else {

@@ -4,7 +4,7 @@
 //! # Memory
 //!
 //! A [`FlagStore<F, N, B>`] holds up to `F` flags, `N` nodes (conditions, filters, variants,
-//! payloads, cohort groups, cohorts, group types and dependency-chain entries, 32 bytes each on
+//! payloads, cohort groups, cohorts, group types and dependency-chain entries, 40 bytes each on
 //! Cortex-M) and `B` bytes of text (flag keys, property keys, filter values, payload JSON).
 //! [`FlagStore::requirements`] tells what a document needs, so capacities can be sized from
 //! real definitions (the CLI's `check` prints the same numbers).
@@ -28,7 +28,7 @@
 use core::fmt;
 
 use super::date::DateFilter;
-use super::hash::{RolloutThreshold, VariantBounds, VariantRange};
+use super::hash::{RolloutThreshold, VariantBounds};
 use super::semver::{SemverFilter, SemverOp};
 use super::value::{self, PropertyValue};
 use crate::json::read::{ReadError, Reader, Token};
@@ -44,6 +44,149 @@ const NONE: u32 = u32::MAX;
 pub(crate) struct Text {
     start: u32,
     len: u32,
+}
+
+/// A 60-bit hash bound kept as two `u32` words, so nodes need only 4-byte alignment (they are
+/// 40 bytes on Cortex-M instead of 88). `u32::MAX` in the high word means "none".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Limit([u32; 2]);
+
+impl Limit {
+    pub(crate) const NONE: Self = Self([u32::MAX, u32::MAX]);
+
+    pub(crate) const fn new(v: u64) -> Self {
+        Self([(v >> 32) as u32, v as u32])
+    }
+
+    pub(crate) const fn get(self) -> Option<u64> {
+        if self.0[0] == u32::MAX {
+            None
+        } else {
+            Some(((self.0[0] as u64) << 32) | self.0[1] as u64)
+        }
+    }
+}
+
+/// Encodes a [`DateFilter`] for the arena: a tag byte, then the payload little-endian.
+fn encode_date(f: DateFilter, out: &mut [u8; 9]) -> &[u8] {
+    use super::date::RelativeUnit;
+    match f {
+        DateFilter::Relative(r) => {
+            let unit = match r.unit {
+                RelativeUnit::Hours => 0,
+                RelativeUnit::Days => 1,
+                RelativeUnit::Weeks => 2,
+                RelativeUnit::Months => 3,
+                RelativeUnit::Years => 4,
+            };
+            let a = r.amount.to_le_bytes();
+            *out = [0, unit, a[0], a[1], 0, 0, 0, 0, 0];
+            out.get(..4).unwrap_or_default()
+        }
+        DateFilter::Absolute(t) => {
+            let b = t.as_micros().to_le_bytes();
+            *out = [1, b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]];
+            &out[..]
+        }
+        DateFilter::BareYear(y) => {
+            let b = y.to_le_bytes();
+            *out = [2, b[0], b[1], 0, 0, 0, 0, 0, 0];
+            out.get(..3).unwrap_or_default()
+        }
+    }
+}
+
+/// Decodes what [`encode_date`] wrote.
+pub(crate) fn decode_date(b: &[u8]) -> Option<DateFilter> {
+    use super::date::{DateInstant, RelativeDate, RelativeUnit};
+    let u16_at = |i: usize| Some(u16::from_le_bytes([*b.get(i)?, *b.get(i + 1)?]));
+    Some(match *b.first()? {
+        0 => DateFilter::Relative(RelativeDate {
+            amount: u16_at(2)?,
+            unit: match *b.get(1)? {
+                0 => RelativeUnit::Hours,
+                1 => RelativeUnit::Days,
+                2 => RelativeUnit::Weeks,
+                3 => RelativeUnit::Months,
+                _ => RelativeUnit::Years,
+            },
+        }),
+        1 => DateFilter::Absolute(DateInstant::from_micros(i64::from_le_bytes(
+            b.get(1..9)?.try_into().ok()?,
+        ))),
+        _ => DateFilter::BareYear(u16_at(1)?),
+    })
+}
+
+const SEMVER_OPS: [SemverOp; 9] = [
+    SemverOp::Eq,
+    SemverOp::Neq,
+    SemverOp::Gt,
+    SemverOp::Gte,
+    SemverOp::Lt,
+    SemverOp::Lte,
+    SemverOp::Tilde,
+    SemverOp::Caret,
+    SemverOp::Wildcard,
+];
+
+/// Encodes a [`SemverFilter`] for the arena: tag, op or depth, then versions as `u64` LE.
+fn encode_semver(f: SemverFilter, out: &mut [u8; 50]) -> &[u8] {
+    use super::semver::{Depth, Version};
+    let mut put = |at: usize, v: Version| {
+        for (i, x) in [v.major, v.minor, v.patch].into_iter().enumerate() {
+            if let Some(dst) = out.get_mut(at + i * 8..at + i * 8 + 8) {
+                dst.copy_from_slice(&x.to_le_bytes());
+            }
+        }
+    };
+    let (tag, sub, n) = match f {
+        SemverFilter::Compare { op, version } => {
+            put(2, version);
+            (0, SEMVER_OPS.iter().position(|o| *o == op).unwrap_or(0) as u8, 26)
+        }
+        SemverFilter::Range { lower, last, depth } => {
+            put(2, lower);
+            put(26, last);
+            let d = match depth {
+                Depth::Major => 0,
+                Depth::Minor => 1,
+                Depth::Patch => 2,
+            };
+            (1, d, 50)
+        }
+    };
+    out[0] = tag;
+    out[1] = sub;
+    out.get(..n).unwrap_or_default()
+}
+
+/// Decodes what [`encode_semver`] wrote.
+pub(crate) fn decode_semver(b: &[u8]) -> Option<SemverFilter> {
+    use super::semver::{Depth, Version};
+    let word = |i: usize| Some(u64::from_le_bytes(b.get(i..i + 8)?.try_into().ok()?));
+    let version = |at: usize| {
+        Some(Version {
+            major: word(at)?,
+            minor: word(at + 8)?,
+            patch: word(at + 16)?,
+        })
+    };
+    Some(match *b.first()? {
+        0 => SemverFilter::Compare {
+            op: *SEMVER_OPS.get(usize::from(*b.get(1)?))?,
+            version: version(2)?,
+        },
+        _ => SemverFilter::Range {
+            lower: version(2)?,
+            last: version(26)?,
+            depth: match *b.get(1)? {
+                0 => Depth::Major,
+                1 => Depth::Minor,
+                _ => Depth::Patch,
+            },
+        },
+    })
 }
 
 /// Where a condition takes its context from (§1.9 mixed targeting).
@@ -126,10 +269,12 @@ pub(crate) enum Compiled {
     /// Regex that cannot be decided locally (unsupported or too big), or invalid.
     RegexInvalid,
     RegexUnsupported,
-    /// gt/gte/lt/lte.
-    Number(f64),
-    Date(DateFilter),
-    Semver(SemverFilter),
+    /// gt/gte/lt/lte: the number, 8 bytes little-endian in the arena.
+    Number(Text),
+    /// is_date_before/after: a [`DateFilter`], encoded in the arena (see [`encode_date`]).
+    Date(Text),
+    /// semver operators: a [`SemverFilter`], encoded in the arena (see [`encode_semver`]).
+    Semver(Text),
     /// The filter value cannot be used with the operator: inconclusive (unsupported_definition).
     Unusable,
     /// is_set / is_not_set / unknown operators: nothing to compile.
@@ -180,7 +325,7 @@ pub(crate) struct Node {
 pub(crate) enum NodeKind {
     Condition {
         filters: u32,
-        rollout: Option<RolloutThreshold>,
+        rollout: Limit,
         variant: Option<Text>,
         aggregation: CondAggregation,
         /// A field had an unusable type.
@@ -192,7 +337,8 @@ pub(crate) enum NodeKind {
     },
     Variant {
         key: Text,
-        range: VariantRange,
+        start: Limit,
+        end: Limit,
     },
     Payload {
         key: Text,
@@ -374,6 +520,19 @@ impl<const F: usize, const N: usize, const B: usize> Builder<'_, F, N, B> {
         if let Some(st) = self.store.as_deref_mut() {
             // Capacity was checked by the dry run.
             let _ = st.bytes.extend_from_slice(s.as_bytes());
+        }
+        t
+    }
+
+    /// Writes raw bytes (encoded compiled values); read back with [`FlagStore::blob`].
+    fn blob(&mut self, bytes: &[u8]) -> Text {
+        let t = Text {
+            start: self.need.bytes as u32,
+            len: bytes.len() as u32,
+        };
+        self.need.bytes += bytes.len();
+        if let Some(st) = self.store.as_deref_mut() {
+            let _ = st.bytes.extend_from_slice(bytes);
         }
         t
     }
@@ -696,6 +855,13 @@ impl<const F: usize, const N: usize, const B: usize> FlagStore<F, N, B> {
         }
         flags.truncate(w);
         Ok(needed)
+    }
+
+    /// The raw bytes of `t` (an encoded compiled value).
+    pub(crate) fn blob(&self, t: Text) -> &[u8] {
+        self.bytes
+            .get(t.start as usize..(t.start as usize + t.len as usize))
+            .unwrap_or_default()
     }
 
     /// The text of `t`.
@@ -1263,7 +1429,7 @@ fn compile_value<const F: usize, const N: usize, const B: usize>(
                 .ok()
                 .and_then(|v| v.as_number())
             {
-                Some(n) => Compiled::Number(n),
+                Some(n) => Compiled::Number(b.blob(&n.to_le_bytes())),
                 None => Compiled::Unusable,
             }
         }
@@ -1275,14 +1441,20 @@ fn compile_value<const F: usize, const N: usize, const B: usize>(
                 }
                 DateFilter::parse(value::py_str(&v, &mut buf).ok()?).ok()
             });
-            parsed.map_or(Compiled::Unusable, Compiled::Date)
+            match parsed {
+                Some(f) => Compiled::Date(b.blob(encode_date(f, &mut [0; 9]))),
+                None => Compiled::Unusable,
+            }
         }
         Operator::Semver(sop) => {
             let mut buf = [0u8; 128];
             let parsed = PropertyValue::from_json(raw)
                 .ok()
                 .and_then(|v| SemverFilter::parse(sop, value::py_str(&v, &mut buf).ok()?).ok());
-            parsed.map_or(Compiled::Unusable, Compiled::Semver)
+            match parsed {
+                Some(f) => Compiled::Semver(b.blob(encode_semver(f, &mut [0; 50]))),
+                None => Compiled::Unusable,
+            }
         }
         Operator::IsSet | Operator::IsNotSet | Operator::Unknown => Compiled::None,
     })
@@ -1516,7 +1688,11 @@ fn parse_variants<const F: usize, const N: usize, const B: usize>(
         match (key, pct) {
             (Some(key), Some(p)) => {
                 let range = bounds.push(p);
-                let i = b.node(NodeKind::Variant { key, range });
+                let i = b.node(NodeKind::Variant {
+                    key,
+                    start: Limit::new(range.start),
+                    end: Limit::new(range.end),
+                });
                 b.link(&mut head, &mut prev, i);
             }
             _ => flag.broken = true,
@@ -1574,7 +1750,7 @@ fn parse_condition<const F: usize, const N: usize, const B: usize>(
     let mut r = Reader::new(doc);
     r.next()?;
     let mut filters = NONE;
-    let mut rollout = None;
+    let mut rollout = Limit::NONE;
     let mut variant = None;
     let mut aggregation = CondAggregation::Inherit;
     let mut broken = false;
@@ -1607,7 +1783,7 @@ fn parse_condition<const F: usize, const N: usize, const B: usize>(
         } else if k.eq_str("rollout_percentage") {
             if !is_null(v) {
                 match as_f64(v) {
-                    Some(p) => rollout = Some(RolloutThreshold::from_percentage(p)),
+                    Some(p) => rollout = Limit::new(RolloutThreshold::from_percentage(p).limit()),
                     None => broken = true,
                 }
             }
