@@ -148,7 +148,9 @@ fn run(line: &str, store: &mut Store) -> Result<Value, (Value, String)> {
 
 fn main() {
     // The store is built on the stack before it is boxed: give it room.
-    let worker = std::thread::Builder::new().stack_size(64 << 20).spawn(serve);
+    let worker = std::thread::Builder::new()
+        .stack_size(64 << 20)
+        .spawn(serve);
     if worker.map(|w| w.join().is_err()).unwrap_or(true) {
         std::process::exit(1);
     }

@@ -16,21 +16,35 @@ fn binary() -> Option<std::path::PathBuf> {
     if bin.is_file() {
         Some(bin)
     } else {
-        eprintln!("SKIPPED: {} not built (run `cargo test --features std`)", bin.display());
+        eprintln!(
+            "SKIPPED: {} not built (run `cargo test --features std`)",
+            bin.display()
+        );
         None
     }
 }
 
 fn run(input: &str) -> Vec<Value> {
-    let Some(bin) = binary() else { return Vec::new() };
+    let Some(bin) = binary() else {
+        return Vec::new();
+    };
     let mut child = Command::new(bin)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn eval_jsonl");
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "eval_jsonl exited with {}", out.status);
+    assert!(
+        out.status.success(),
+        "eval_jsonl exited with {}",
+        out.status
+    );
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -67,16 +81,28 @@ fn answers_every_line_and_survives_bad_input() {
         return;
     }
     assert_eq!(out.len(), lines.len());
-    assert_eq!(out[0], json!({"id": 1, "value": true, "payload": {"a": 1}, "inconclusive": null}));
-    assert_eq!(out[1], json!({"id": 2, "value": null, "payload": null, "inconclusive": "missing_context"}));
+    assert_eq!(
+        out[0],
+        json!({"id": 1, "value": true, "payload": {"a": 1}, "inconclusive": null})
+    );
+    assert_eq!(
+        out[1],
+        json!({"id": 2, "value": null, "payload": null, "inconclusive": "missing_context"})
+    );
     assert_eq!(out[2]["id"], Value::Null);
     assert!(out[2]["error"].as_str().unwrap().contains("invalid JSON"));
     assert_eq!(out[3]["id"], 4);
     assert!(out[3]["error"].as_str().is_some());
-    assert_eq!(out[4], json!({"id": 5, "value": "b", "payload": null, "inconclusive": null}));
+    assert_eq!(
+        out[4],
+        json!({"id": 5, "value": "b", "payload": null, "inconclusive": null})
+    );
     assert!(out[5]["error"].as_str().is_some());
     assert_eq!(out[6]["value"], true);
-    assert_eq!(out[7], json!({"id": 8, "value": null, "payload": null, "inconclusive": "unsupported_definition"}));
+    assert_eq!(
+        out[7],
+        json!({"id": 8, "value": null, "payload": null, "inconclusive": "unsupported_definition"})
+    );
     assert!(out[8]["error"].as_str().unwrap().contains("distinct_id"));
     assert!(out[9]["error"].as_str().unwrap().contains("now"));
     // Every line has either an answer or an error, and value is null exactly when inconclusive.
@@ -91,11 +117,16 @@ fn answers_every_line_and_survives_bad_input() {
 /// send it, agrees with the library (the same cases `flags_conformance` checks).
 #[test]
 fn local_evaluation_cases_through_the_command_line() {
-    let Some(v) = common::load("local_evaluation_cases.json") else { return };
+    let Some(v) = common::load("local_evaluation_cases.json") else {
+        return;
+    };
     let mut input = String::new();
     let cases = v["cases"].as_array().unwrap();
     for case in cases {
-        let flags = case.get("all_flags").cloned().unwrap_or_else(|| json!([case["flag"]]));
+        let flags = case
+            .get("all_flags")
+            .cloned()
+            .unwrap_or_else(|| json!([case["flag"]]));
         let mut defs = json!({"flags": flags, "group_type_mapping": case["group_type_mapping"], "cohorts": case["cohorts"]});
         if let Some(p) = case.get("property_matching_version") {
             defs["property_matching_version"] = p.clone();
@@ -131,9 +162,14 @@ fn local_evaluation_cases_through_the_command_line() {
         };
         // Cases that call the evaluator directly (no distinct_id in the person properties) may
         // differ: the command line prepares the context as the SDK's public API does (§1.3).
-        let direct = !case["person_properties"].as_object().is_some_and(|p| p.contains_key("distinct_id"));
+        let direct = !case["person_properties"]
+            .as_object()
+            .is_some_and(|p| p.contains_key("distinct_id"));
         assert!(ok || direct, "{}: {o} vs expected {e}", case["id"]);
         agree += usize::from(ok);
     }
-    println!("eval_jsonl: {agree}/{} local_evaluation_cases agree", cases.len());
+    println!(
+        "eval_jsonl: {agree}/{} local_evaluation_cases agree",
+        cases.len()
+    );
 }

@@ -6,10 +6,10 @@ use std::cell::Cell;
 
 mod common;
 
-use posthog_embedded::flags::{EvalContext, FlagStore, GroupContext, Properties, PropertyValue};
 use posthog_embedded::capture::{
     render_batch, BatchLimits, Encoder, EncoderConfig, EventOptions, OverflowPolicy, Queue,
 };
+use posthog_embedded::flags::{EvalContext, FlagStore, GroupContext, Properties, PropertyValue};
 use posthog_embedded::{Instant, Now, UnixMillis};
 
 struct Counting;
@@ -140,11 +140,16 @@ fn capture_and_batch_rendering_allocate_nothing() {
 /// case (the test's own JSON preparation happens outside the watched region).
 #[test]
 fn loading_and_evaluating_flags_allocate_nothing() {
-    let Some(v) = common::load("local_evaluation_cases.json") else { return };
+    let Some(v) = common::load("local_evaluation_cases.json") else {
+        return;
+    };
     let mut store = Box::new(FlagStore::<64, 4096, 65536>::new());
     let mut evaluated = 0;
     for case in v["cases"].as_array().unwrap() {
-        let flags = case.get("all_flags").cloned().unwrap_or_else(|| serde_json::json!([case["flag"]]));
+        let flags = case
+            .get("all_flags")
+            .cloned()
+            .unwrap_or_else(|| serde_json::json!([case["flag"]]));
         let doc = serde_json::json!({
             "flags": flags,
             "group_type_mapping": case["group_type_mapping"],
@@ -157,26 +162,43 @@ fn loading_and_evaluating_flags_allocate_nothing() {
                 .unwrap_or_default()
         };
         let person_raw = raw(&case["person_properties"]);
-        let person: Vec<(&str, PropertyValue<'_>)> =
-            person_raw.iter().map(|(k, v)| (k.as_str(), PropertyValue::from_json(v).unwrap())).collect();
+        let person: Vec<(&str, PropertyValue<'_>)> = person_raw
+            .iter()
+            .map(|(k, v)| (k.as_str(), PropertyValue::from_json(v).unwrap()))
+            .collect();
         let person = person.as_slice();
         let groups_raw: Vec<(String, String, Vec<(String, String)>)> = case["groups"]
             .as_object()
             .map(|m| {
                 m.iter()
-                    .map(|(t, k)| (t.clone(), k.as_str().unwrap_or("").to_owned(), raw(&case["group_properties"][t])))
+                    .map(|(t, k)| {
+                        (
+                            t.clone(),
+                            k.as_str().unwrap_or("").to_owned(),
+                            raw(&case["group_properties"][t]),
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default();
         let group_props: Vec<Vec<(&str, PropertyValue<'_>)>> = groups_raw
             .iter()
-            .map(|(_, _, p)| p.iter().map(|(k, v)| (k.as_str(), PropertyValue::from_json(v).unwrap())).collect())
+            .map(|(_, _, p)| {
+                p.iter()
+                    .map(|(k, v)| (k.as_str(), PropertyValue::from_json(v).unwrap()))
+                    .collect()
+            })
             .collect();
-        let slices: Vec<&[(&str, PropertyValue<'_>)]> = group_props.iter().map(Vec::as_slice).collect();
+        let slices: Vec<&[(&str, PropertyValue<'_>)]> =
+            group_props.iter().map(Vec::as_slice).collect();
         let groups: Vec<GroupContext<'_>> = groups_raw
             .iter()
             .zip(&slices)
-            .map(|((t, k, _), p)| GroupContext { group_type: t, key: k, properties: Some(p as &dyn Properties) })
+            .map(|((t, k, _), p)| GroupContext {
+                group_type: t,
+                key: k,
+                properties: Some(p as &dyn Properties),
+            })
             .collect();
         let ctx = EvalContext {
             distinct_id: case["distinct_id"].as_str().unwrap_or(""),

@@ -141,50 +141,22 @@ impl FlagValue<'_> {
     }
 
     /// The key of this value in a flag's `payloads`: `"true"`, `"false"`, the variant, or
-    /// `holdout-<id>`, written into `buf` when it must be formatted.
-    pub fn payload_key<'b>(&self, buf: &'b mut [u8; 28]) -> &'b str
-    where
-        Self: 'b,
-    {
-        let s: &[u8] = match self {
-            Self::Bool(true) => b"true",
-            Self::Bool(false) => b"false",
-            Self::Variant(v) => v.as_bytes(),
+    /// `holdout-<id>` (formatted into `buf`).
+    pub fn payload_key<'b>(&'b self, buf: &'b mut [u8; 28]) -> &'b str {
+        match self {
+            Self::Bool(true) => "true",
+            Self::Bool(false) => "false",
+            Self::Variant(v) => v,
             Self::Holdout(id) => {
                 let mut digits = [0u8; 20];
                 let d = crate::json::write::fmt_u64(id.unsigned_abs(), &mut digits);
+                let sign: &[u8] = if *id < 0 { b"-" } else { b"" };
                 let mut n = 0;
-                for &c in b"holdout-"
-                    .iter()
-                    .chain(if *id < 0 { &b"-"[..] } else { &b""[..] })
-                    .chain(d)
-                {
+                for &c in b"holdout-".iter().chain(sign).chain(d) {
                     if let Some(slot) = buf.get_mut(n) {
                         *slot = c;
                     }
                     n += 1;
-                }
-                return core::str::from_utf8(buf.get(..n).unwrap_or_default()).unwrap_or_default();
-            }
-        };
-        match self {
-            Self::Variant(v) => {
-                // Borrowed from the store, not the buffer.
-                let _ = s;
-                let n = v.len().min(buf.len());
-                if let (Some(dst), Some(src)) = (buf.get_mut(..n), v.as_bytes().get(..n)) {
-                    dst.copy_from_slice(src);
-                }
-                if n == v.len() {
-                    core::str::from_utf8(buf.get(..n).unwrap_or_default()).unwrap_or_default()
-                } else {
-                    ""
-                }
-            }
-            _ => {
-                let n = s.len();
-                if let Some(dst) = buf.get_mut(..n) {
-                    dst.copy_from_slice(s);
                 }
                 core::str::from_utf8(buf.get(..n).unwrap_or_default()).unwrap_or_default()
             }
@@ -300,10 +272,7 @@ impl<const F: usize, const N: usize, const B: usize> FlagStore<F, N, B> {
     pub fn payload(&self, key: &str, value: &FlagValue<'_>) -> Option<&str> {
         let flag = self.flag(self.find(key)?)?;
         let mut buf = [0u8; 28];
-        let want = match value {
-            FlagValue::Variant(v) => v,
-            other => other.payload_key(&mut buf),
-        };
+        let want = value.payload_key(&mut buf);
         self.list(flag.payloads).find_map(|n| match n.kind {
             NodeKind::Payload { key, json } if self.text(key) == want => Some(self.text(json)),
             _ => None,
@@ -433,7 +402,8 @@ impl<'s, 'c, const F: usize, const N: usize, const B: usize> Evaluator<'s, 'c, F
                 Outcome::Match(true) => {}
             }
             if let Some(limit) = rollout.get() {
-                if !RolloutThreshold::from_limit(limit).contains(hash60(key, cscope.bucketing, "")) {
+                if !RolloutThreshold::from_limit(limit).contains(hash60(key, cscope.bucketing, ""))
+                {
                     if flag.early_exit {
                         return match reason {
                             Some(r) => Err(unresolved(r)),

@@ -143,7 +143,11 @@ fn encode_semver(f: SemverFilter, out: &mut [u8; 50]) -> &[u8] {
     let (tag, sub, n) = match f {
         SemverFilter::Compare { op, version } => {
             put(2, version);
-            (0, SEMVER_OPS.iter().position(|o| *o == op).unwrap_or(0) as u8, 26)
+            (
+                0,
+                SEMVER_OPS.iter().position(|o| *o == op).unwrap_or(0) as u8,
+                26,
+            )
         }
         SemverFilter::Range { lower, last, depth } => {
             put(2, lower);
