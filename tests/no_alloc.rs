@@ -167,7 +167,8 @@ fn loading_and_evaluating_flags_allocate_nothing() {
             .map(|(k, v)| (k.as_str(), PropertyValue::from_json(v).unwrap()))
             .collect();
         let person = person.as_slice();
-        let groups_raw: Vec<(String, String, Vec<(String, String)>)> = case["groups"]
+        type RawGroup = (String, String, Vec<(String, String)>);
+        let groups_raw: Vec<RawGroup> = case["groups"]
             .as_object()
             .map(|m| {
                 m.iter()
