@@ -11,7 +11,8 @@
 //! - [`capture`]: events encoded straight into framed records of a byte ring ([`capture::Queue`])
 //!   over caller-owned storage, and `/batch/` bodies rendered from the oldest records into a
 //!   caller buffer ([`capture::render_batch`]).
-//! - [`flags`]: allocation-free local feature-flag evaluation.
+//! - [`flags`]: allocation-free local feature-flag evaluation: definitions compiled into a
+//!   bounded [`flags::FlagStore`], evaluated bit-for-bit as PostHog does.
 //! - [`adapters`]: clocks (and, later, transports) for `std` and embassy.
 //!
 //! Dependencies point one way: adapters → capture/flags → json → error, time.
