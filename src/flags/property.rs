@@ -5,6 +5,10 @@
 //! the null rule, then the operator itself. Stringification, case folding and number parsing
 //! follow [`super::value`].
 //!
+//! Regex patterns are validated and classified when the definitions load, but compiled again at
+//! each evaluation (a few hundred nanoseconds on a host): keeping compiled programs would cost
+//! about 2 KiB of store RAM per regex filter, which a microcontroller needs more.
+//!
 //! Property values that must be stringified (numbers, booleans, arrays, objects) are written
 //! into a [`SCRATCH`]-byte stack buffer; a value whose stringification does not fit makes the
 //! filter inconclusive (`missing_context`) rather than guessed.
