@@ -173,7 +173,6 @@ where
     }
     sink.raw(b"}");
     let len = sink.needed();
-    debug_assert_eq!(len, used + trailer);
     let start = first_seq.unwrap_or(queue.front_seq());
     Ok(Some(Batch {
         records: SeqRange {

@@ -31,7 +31,7 @@ use super::date::DateFilter;
 use super::hash::{RolloutThreshold, VariantBounds};
 use super::semver::{SemverFilter, SemverOp};
 use super::value::{self, PropertyValue};
-use crate::json::read::{ReadError, Reader, Token};
+use crate::json::read::{ReadError, Reader, Str, Token};
 
 /// Deepest nesting of cohort property groups accepted (PostHog uses two or three levels).
 pub const MAX_GROUP_DEPTH: usize = 16;
@@ -542,7 +542,7 @@ impl<const F: usize, const N: usize, const B: usize> Builder<'_, F, N, B> {
     }
 
     /// Writes a decoded JSON string.
-    fn json_str(&mut self, s: crate::json::read::Str<'_>) -> Text {
+    fn json_str(&mut self, s: Str<'_>) -> Text {
         if let Some(raw) = s.as_str() {
             return self.text(raw);
         }
@@ -969,6 +969,65 @@ impl<'s, const F: usize, const N: usize, const B: usize> Iterator for NodeIter<'
     }
 }
 
+/// The members of a JSON object given as raw text: `(key, raw value)` pairs.
+struct Members<'a> {
+    doc: &'a [u8],
+    r: Reader<'a>,
+}
+
+impl<'a> Members<'a> {
+    /// `None` when `raw` is not an object.
+    fn of(raw: &'a str) -> Result<Option<Self>, LoadError> {
+        let doc = raw.as_bytes();
+        let mut r = Reader::new(doc);
+        Ok((r.next()? == Some(Token::ObjectStart)).then_some(Self { doc, r }))
+    }
+
+    fn next(&mut self) -> Result<Option<(Str<'a>, &'a str)>, LoadError> {
+        match self.r.next()? {
+            Some(Token::Key(k)) => Ok(Some((k, raw_value(&mut self.r, self.doc)?))),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// The elements of a JSON array given as raw text, each as its raw text.
+struct Elements<'a> {
+    doc: &'a [u8],
+    r: Reader<'a>,
+}
+
+impl<'a> Elements<'a> {
+    /// `None` when `raw` is not an array.
+    fn of(raw: &'a str) -> Result<Option<Self>, LoadError> {
+        let doc = raw.as_bytes();
+        let mut r = Reader::new(doc);
+        Ok((r.next()? == Some(Token::ArrayStart)).then_some(Self { doc, r }))
+    }
+
+    fn next(&mut self) -> Result<Option<&'a str>, LoadError> {
+        let start = self.r.offset();
+        match self.r.next()? {
+            Some(Token::ArrayEnd) | None => return Ok(None),
+            Some(Token::ObjectStart | Token::ArrayStart) => self.r.skip_container()?,
+            Some(_) => {}
+        }
+        let end = self.r.offset();
+        let raw = self
+            .doc
+            .get(start..end)
+            .and_then(|s| core::str::from_utf8(s).ok())
+            .ok_or(LoadError::Shape { offset: start })?;
+        Ok(Some(raw.trim_start_matches(|c: char| {
+            c == ',' || c.is_ascii_whitespace()
+        })))
+    }
+}
+
+fn is_object(raw: &str) -> bool {
+    raw.starts_with('{')
+}
+
 fn parse_document<const F: usize, const N: usize, const B: usize>(
     doc: &[u8],
     b: &mut Builder<'_, F, N, B>,
@@ -984,40 +1043,27 @@ fn parse_document<const F: usize, const N: usize, const B: usize>(
         ..Settings::default()
     };
     while let Some(tok) = r.next()? {
-        let key = match tok {
-            Token::Key(k) => k,
-            Token::ObjectEnd => break,
-            _ => return shape(&r),
-        };
+        let Token::Key(key) = tok else { break };
+        let raw = raw_value(&mut r, doc)?;
         if key.eq_str("flags") {
-            if r.next()? != Some(Token::ArrayStart) {
+            let Some(mut flags) = Elements::of(raw)? else {
                 return shape(&r);
-            }
+            };
             saw_flags = true;
-            loop {
-                match r.next()? {
-                    Some(Token::ObjectStart) => parse_flag(&mut r, doc, b)?,
-                    Some(Token::ArrayEnd) => break,
-                    // A flag that is not an object cannot be referenced: skip it.
-                    Some(Token::Str(_) | Token::Number(_) | Token::Bool(_) | Token::Null) => {}
-                    Some(Token::ArrayStart) => r.skip_container()?,
-                    _ => return shape(&r),
+            while let Some(flag) = flags.next()? {
+                // A flag that is not an object cannot be referenced: skip it.
+                if is_object(flag) {
+                    parse_flag(flag, b)?;
                 }
             }
         } else if key.eq_str("group_type_mapping") {
-            let raw = raw_value(&mut r, doc)?;
             settings.group_types = parse_group_types(raw, b)?;
         } else if key.eq_str("cohorts") {
-            let raw = raw_value(&mut r, doc)?;
             settings.cohorts = parse_cohorts(raw, b)?;
         } else if key.eq_str("property_matching_version") {
-            let raw = raw_value(&mut r, doc)?;
             settings.property_matching_v2 = as_i64(raw) == Some(2);
         } else if key.eq_str("minimal_flag_called_events") {
-            let raw = raw_value(&mut r, doc)?;
             settings.minimal_flag_called_events = raw == "true";
-        } else {
-            r.skip_value()?;
         }
     }
     if r.next()?.is_some() || !saw_flags {
@@ -1033,24 +1079,16 @@ fn parse_group_types<const F: usize, const N: usize, const B: usize>(
     raw: &str,
     b: &mut Builder<'_, F, N, B>,
 ) -> Result<u32, LoadError> {
-    let mut r = Reader::new(raw.as_bytes());
     let (mut head, mut prev) = (NONE, NONE);
-    match r.next()? {
-        Some(Token::ObjectStart) => {}
-        // null or anything else: no mapping.
-        _ => return Ok(NONE),
-    }
-    while let Some(tok) = r.next()? {
-        let Token::Key(k) = tok else { break };
-        match r.next()? {
-            Some(Token::Str(name)) => {
-                let index = b.json_str(k);
-                let name = b.json_str(name);
-                let i = b.node(NodeKind::GroupType { index, name });
-                b.link(&mut head, &mut prev, i);
-            }
-            Some(Token::ObjectStart | Token::ArrayStart) => r.skip_container()?,
-            _ => {}
+    // null or anything else: no mapping.
+    let Some(mut m) = Members::of(raw)? else {
+        return Ok(NONE);
+    };
+    while let Some((k, v)) = m.next()? {
+        if let Some(name) = store_str(v, b) {
+            let index = b.json_str(k);
+            let i = b.node(NodeKind::GroupType { index, name });
+            b.link(&mut head, &mut prev, i);
         }
     }
     Ok(head)
@@ -1060,16 +1098,12 @@ fn parse_cohorts<const F: usize, const N: usize, const B: usize>(
     raw: &str,
     b: &mut Builder<'_, F, N, B>,
 ) -> Result<u32, LoadError> {
-    let doc = raw.as_bytes();
-    let mut r = Reader::new(doc);
     let (mut head, mut prev) = (NONE, NONE);
-    if r.next()? != Some(Token::ObjectStart) {
+    let Some(mut m) = Members::of(raw)? else {
         return Ok(NONE);
-    }
-    while let Some(tok) = r.next()? {
-        let Token::Key(k) = tok else { break };
+    };
+    while let Some((k, body)) = m.next()? {
         let id = b.json_str(k);
-        let body = raw_value(&mut r, doc)?;
         let group = parse_group(body, b, 0)?;
         let i = b.node(NodeKind::Cohort { id, group });
         b.link(&mut head, &mut prev, i);
@@ -1088,108 +1122,65 @@ fn parse_group<const F: usize, const N: usize, const B: usize>(
             max: MAX_GROUP_DEPTH,
         });
     }
-    let doc = raw.as_bytes();
-    let mut r = Reader::new(doc);
-    let malformed = |b: &mut Builder<'_, F, N, B>| {
+    let group = |b: &mut Builder<'_, F, N, B>, and, children, malformed| {
         b.node(NodeKind::Group {
-            and: true,
-            children: NONE,
-            malformed: true,
+            and,
+            children,
+            malformed,
         })
     };
-    if r.next()? != Some(Token::ObjectStart) {
-        return Ok(malformed(b));
-    }
-    let mut ty: Option<&str> = None;
-    let mut values: Option<&str> = None;
-    let mut any_key = false;
-    while let Some(tok) = r.next()? {
-        let Token::Key(k) = tok else { break };
+    let Some(mut m) = Members::of(raw)? else {
+        return Ok(group(b, true, NONE, true));
+    };
+    let (mut ty, mut values, mut any_key) = (None, None, false);
+    while let Some((k, v)) = m.next()? {
         any_key = true;
         if k.eq_str("type") {
-            ty = Some(raw_value(&mut r, doc)?);
+            ty = Some(v);
         } else if k.eq_str("values") {
-            values = Some(raw_value(&mut r, doc)?);
-        } else {
-            r.skip_value()?;
+            values = Some(v);
         }
     }
     if !any_key {
         // `{}` always matches.
-        return Ok(b.node(NodeKind::Group {
-            and: true,
-            children: NONE,
-            malformed: false,
-        }));
+        return Ok(group(b, true, NONE, false));
     }
     let and = match ty {
         Some("\"AND\"") => true,
         Some("\"OR\"") => false,
-        _ => return Ok(malformed(b)),
+        _ => return Ok(group(b, true, NONE, true)),
     };
-    let Some(values) = values else {
-        return Ok(malformed(b));
+    let Some(mut entries) = values.map(Elements::of).transpose()?.flatten() else {
+        return Ok(group(b, and, NONE, true));
     };
-    let vdoc = values.as_bytes();
-    let mut vr = Reader::new(vdoc);
-    if vr.next()? != Some(Token::ArrayStart) {
-        return Ok(malformed(b));
-    }
     let (mut head, mut prev) = (NONE, NONE);
-    let mut bad = false;
-    loop {
-        let start = vr.offset();
-        match vr.next()? {
-            Some(Token::ArrayEnd) | None => break,
-            Some(Token::ObjectStart) => {
-                vr.skip_container()?;
-                let end = vr.offset();
-                let entry = vdoc
-                    .get(start..end)
-                    .and_then(|s| core::str::from_utf8(s).ok())
-                    .unwrap_or_default()
-                    .trim_start_matches(|c: char| c == ',' || c.is_ascii_whitespace());
-                let i = if is_group_entry(entry)? {
-                    parse_group(entry, b, depth + 1)?
-                } else {
-                    parse_filter(entry, b)?
-                };
-                b.link(&mut head, &mut prev, i);
-            }
-            Some(Token::ArrayStart) => {
-                vr.skip_container()?;
-                bad = true;
-            }
-            Some(_) => bad = true,
+    let mut malformed = false;
+    while let Some(entry) = entries.next()? {
+        if !is_object(entry) {
+            malformed = true;
+            continue;
         }
+        let i = if is_group_entry(entry)? {
+            parse_group(entry, b, depth + 1)?
+        } else {
+            parse_filter(entry, b)?
+        };
+        b.link(&mut head, &mut prev, i);
     }
-    Ok(b.node(NodeKind::Group {
-        and,
-        children: head,
-        malformed: bad,
-    }))
+    Ok(group(b, and, head, malformed))
 }
 
 /// An entry is a nested group when it is `{}`, has `values`, or has type AND/OR.
 fn is_group_entry(raw: &str) -> Result<bool, LoadError> {
-    let doc = raw.as_bytes();
-    let mut r = Reader::new(doc);
-    r.next()?;
+    let Some(mut m) = Members::of(raw)? else {
+        return Ok(false);
+    };
     let mut empty = true;
-    while let Some(tok) = r.next()? {
-        let Token::Key(k) = tok else { break };
+    while let Some((k, v)) = m.next()? {
         empty = false;
-        if k.eq_str("values") {
+        if k.eq_str("values") || (k.eq_str("type") && (v == "\"AND\"" || v == "\"OR\"")) {
             return Ok(true);
         }
-        if k.eq_str("type") {
-            let v = raw_value(&mut r, doc)?;
-            if v == "\"AND\"" || v == "\"OR\"" {
-                return Ok(true);
-            }
-            continue;
-        }
-        r.skip_value()?;
     }
     Ok(empty)
 }
@@ -1199,19 +1190,18 @@ fn parse_filter<const F: usize, const N: usize, const B: usize>(
     raw: &str,
     b: &mut Builder<'_, F, N, B>,
 ) -> Result<u32, LoadError> {
-    let doc = raw.as_bytes();
-    let mut r = Reader::new(doc);
-    if r.next()? != Some(Token::ObjectStart) {
-        return Ok(b.node(NodeKind::Filter {
+    let broken = |b: &mut Builder<'_, F, N, B>, negation| {
+        b.node(NodeKind::Filter {
             kind: FilterKind::Broken,
-            negation: false,
-        }));
-    }
+            negation,
+        })
+    };
+    let Some(mut m) = Members::of(raw)? else {
+        return Ok(broken(b, false));
+    };
     let (mut key, mut value, mut op, mut ty, mut negation, mut chain) =
         (None, None, None, None, false, None);
-    while let Some(tok) = r.next()? {
-        let Token::Key(k) = tok else { break };
-        let v = raw_value(&mut r, doc)?;
+    while let Some((k, v)) = m.next()? {
         if k.eq_str("key") {
             key = Some(v);
         } else if k.eq_str("value") {
@@ -1226,40 +1216,35 @@ fn parse_filter<const F: usize, const N: usize, const B: usize>(
             chain = Some(v);
         }
     }
+    let op = op.filter(|o| !is_null(o));
+    #[derive(PartialEq)]
+    enum Ty {
+        Cohort,
+        Flag,
+        Other,
+    }
     let ty = ty.and_then(|t| {
-        with_str(t, |s| {
-            if s == "cohort" {
-                1
-            } else if s == "flag" {
-                2
-            } else {
-                0
-            }
+        with_str(t, |s| match s {
+            "cohort" => Ty::Cohort,
+            "flag" => Ty::Flag,
+            _ => Ty::Other,
         })
     });
-    let op_name = op.filter(|o| !is_null(o));
     let kind = match ty {
-        Some(1) => {
-            // Cohort: value is the id; str(value) (a whole float prints as an integer in GO,
-            // but PY/server use str(): keep the JSON text of numbers, unquote strings).
+        Some(Ty::Cohort) => {
+            // The cohort id is `str(value)`: a string's content, or a number's JSON text.
             let id = match value {
-                Some(v) => match store_str(v, b) {
-                    Some(t) => Some(t),
-                    None if !is_null(v) => Some(b.text(v)),
-                    None => None,
-                },
-                None => None,
+                Some(v) if !is_null(v) => store_str(v, b).or_else(|| Some(b.text(v))),
+                _ => None,
             };
-            let (negate, unsupported_op) = match op_name.and_then(|o| {
-                with_str(o, |s| match s {
+            let (negate, unsupported_op) = match op {
+                None => (false, false),
+                Some(o) => with_str(o, |s| match s {
                     "in" | "exact" => (false, false),
                     "not_in" => (true, false),
                     _ => (false, true),
                 })
-            }) {
-                Some(x) => x,
-                None if op_name.is_none() => (false, false),
-                None => (false, true),
+                .unwrap_or((false, true)),
             };
             match id {
                 Some(id) => FilterKind::Cohort {
@@ -1270,15 +1255,12 @@ fn parse_filter<const F: usize, const N: usize, const B: usize>(
                 None => FilterKind::Broken,
             }
         }
-        Some(2) => parse_flag_filter(key, value, op_name, chain, b)?,
+        Some(Ty::Flag) => parse_flag_filter(key, value, op, chain, b)?,
         _ => {
             let Some(key) = key.and_then(|k| store_str(k, b)) else {
-                return Ok(b.node(NodeKind::Filter {
-                    kind: FilterKind::Broken,
-                    negation,
-                }));
+                return Ok(broken(b, negation));
             };
-            let op = match op_name {
+            let op = match op {
                 None => Operator::Exact,
                 Some(o) => with_str(o, Operator::parse).unwrap_or(Operator::Unknown),
             };
@@ -1309,38 +1291,24 @@ fn parse_flag_filter<const F: usize, const N: usize, const B: usize>(
         (k, _, _) => (None, k.unwrap_or_default()),
     };
     let (mut head, mut prev, mut len) = (NONE, NONE, 0u32);
-    let chain = match chain {
-        Some(raw) if raw.starts_with('[') => {
-            let mut r = Reader::new(raw.as_bytes());
-            r.next()?;
-            while let Some(tok) = r.next()? {
-                match tok {
-                    Token::Str(s) => {
-                        let key = b.json_str(s);
-                        let i = b.node(NodeKind::Chain { key });
-                        b.link(&mut head, &mut prev, i);
-                        len += 1;
-                    }
-                    Token::ArrayEnd => break,
-                    Token::ObjectStart | Token::ArrayStart => {
-                        r.skip_container()?;
-                        len = u32::MAX;
-                    }
-                    _ => len = u32::MAX,
+    let mut well_formed = false;
+    if let Some(mut entries) = chain.map(Elements::of).transpose()?.flatten() {
+        well_formed = true;
+        while let Some(entry) = entries.next()? {
+            match store_str(entry, b) {
+                Some(key) => {
+                    let i = b.node(NodeKind::Chain { key });
+                    b.link(&mut head, &mut prev, i);
+                    len += 1;
                 }
-            }
-            if len == u32::MAX {
-                None
-            } else {
-                Some(head)
+                None => well_formed = false,
             }
         }
-        _ => None,
-    };
+    }
     Ok(FilterKind::Flag {
         key,
         expected,
-        chain,
+        chain: well_formed.then_some(head),
         chain_len: len,
     })
 }
@@ -1353,47 +1321,26 @@ fn compile_value<const F: usize, const N: usize, const B: usize>(
 ) -> Result<Compiled, LoadError> {
     Ok(match op {
         Operator::Exact | Operator::IsNot => {
-            let empty_array = raw.starts_with('[') && {
-                let mut r = Reader::new(raw.as_bytes());
-                r.next()?;
-                r.next()? == Some(Token::ArrayEnd)
-            };
             let bool_like = value::is_boolean_like_json(raw).then(|| value::truthy_json(raw));
             let (mut head, mut prev) = (NONE, NONE);
             let mut ok = true;
-            if raw.starts_with('[') {
-                let doc = raw.as_bytes();
-                let mut r = Reader::new(doc);
-                r.next()?;
-                loop {
-                    let start = r.offset();
-                    match r.next()? {
-                        Some(Token::ArrayEnd) | None => break,
-                        Some(Token::ObjectStart | Token::ArrayStart) => r.skip_container()?,
-                        Some(_) => {}
-                    }
-                    let end = r.offset();
-                    let item = doc
-                        .get(start..end)
-                        .and_then(|s| core::str::from_utf8(s).ok())
-                        .unwrap_or_default()
-                        .trim_start_matches(|c: char| c == ',' || c.is_ascii_whitespace());
-                    match b.py_string(item) {
-                        Some(text) => {
-                            let i = b.node(NodeKind::Item { text });
-                            b.link(&mut head, &mut prev, i);
-                        }
-                        None => ok = false,
+            let mut push = |b: &mut Builder<'_, F, N, B>, item: &str| match b.py_string(item) {
+                Some(text) => {
+                    let i = b.node(NodeKind::Item { text });
+                    b.link(&mut head, &mut prev, i);
+                }
+                None => ok = false,
+            };
+            let mut empty_array = false;
+            match Elements::of(raw)? {
+                Some(mut items) => {
+                    empty_array = true;
+                    while let Some(item) = items.next()? {
+                        empty_array = false;
+                        push(b, item);
                     }
                 }
-            } else {
-                match b.py_string(raw) {
-                    Some(text) => {
-                        let i = b.node(NodeKind::Item { text });
-                        b.link(&mut head, &mut prev, i);
-                    }
-                    None => ok = false,
-                }
+                None => push(b, raw),
             }
             if ok {
                 Compiled::Exact {
@@ -1413,6 +1360,7 @@ fn compile_value<const F: usize, const N: usize, const B: usize>(
         | Operator::NotEndsWith => b.py_string(raw).map_or(Compiled::Unusable, Compiled::Text),
         Operator::Regex | Operator::NotRegex => match b.py_string(raw) {
             Some(t) => {
+                // Classified in the committing pass only: the dry run has no text to read.
                 let pattern_ok = match b.store.as_deref() {
                     Some(st) => {
                         super::regex::Regex::<{ super::regex::DEFAULT_CAPACITY }>::new(st.text(t))
@@ -1464,9 +1412,8 @@ fn compile_value<const F: usize, const N: usize, const B: usize>(
     })
 }
 
-fn parse_flag<'d, const F: usize, const N: usize, const B: usize>(
-    r: &mut Reader<'d>,
-    doc: &'d [u8],
+fn parse_flag<const F: usize, const N: usize, const B: usize>(
+    raw: &str,
     b: &mut Builder<'_, F, N, B>,
 ) -> Result<(), LoadError> {
     let mut flag = Flag {
@@ -1487,40 +1434,36 @@ fn parse_flag<'d, const F: usize, const N: usize, const B: usize>(
         payloads: NONE,
         broken: false,
     };
+    let Some(mut m) = Members::of(raw)? else {
+        return Ok(());
+    };
     let mut have_key = false;
-    let mut top_bucketing: Option<&str> = None;
-    let mut filters_bucketing: Option<&str> = None;
-    while let Some(tok) = r.next()? {
-        let key = match tok {
-            Token::Key(k) => k,
-            Token::ObjectEnd => break,
-            _ => return shape(r),
-        };
-        let v = raw_value(r, doc)?;
-        if key.eq_str("key") {
+    let (mut top_bucketing, mut filters_bucketing) = (None, None);
+    while let Some((k, v)) = m.next()? {
+        if k.eq_str("key") {
             if let Some(t) = store_str(v, b) {
                 flag.key = t;
                 have_key = true;
             }
-        } else if key.eq_str("id") {
+        } else if k.eq_str("id") {
             flag.id = as_i64(v);
-        } else if key.eq_str("version") {
+        } else if k.eq_str("version") {
             flag.version = as_i64(v);
-        } else if key.eq_str("active") {
+        } else if k.eq_str("active") {
             flag.active = v == "true";
-        } else if key.eq_str("ensure_experience_continuity") {
+        } else if k.eq_str("ensure_experience_continuity") {
             flag.continuity = v == "true";
-        } else if key.eq_str("has_experiment") {
+        } else if k.eq_str("has_experiment") {
             flag.has_experiment = as_bool(v);
-        } else if key.eq_str("bucketing_identifier") {
+        } else if k.eq_str("bucketing_identifier") {
             top_bucketing = Some(v);
-        } else if key.eq_str("filters") {
+        } else if k.eq_str("filters") {
             parse_filters(v, &mut flag, &mut filters_bucketing, b)?;
         }
     }
-    let bucketing = top_bucketing
-        .filter(|v| !is_null(v) && *v != "\"\"")
-        .or(filters_bucketing.filter(|v| !is_null(v) && *v != "\"\""));
+    // posthog-python reads the flag's `bucketing_identifier`, then the one in `filters`.
+    let set = |v: &&str| !is_null(v) && *v != "\"\"";
+    let bucketing = top_bucketing.filter(set).or(filters_bucketing.filter(set));
     flag.device_bucketing = bucketing == Some("\"device_id\"");
     if have_key {
         b.flag(flag);
@@ -1534,23 +1477,16 @@ fn parse_filters<'a, const F: usize, const N: usize, const B: usize>(
     bucketing: &mut Option<&'a str>,
     b: &mut Builder<'_, F, N, B>,
 ) -> Result<(), LoadError> {
-    let doc = raw.as_bytes();
-    let mut r = Reader::new(doc);
-    if r.next()? != Some(Token::ObjectStart) {
-        if !is_null(raw) {
-            flag.broken = true;
-        }
+    let Some(mut m) = Members::of(raw)? else {
+        flag.broken |= !is_null(raw);
         return Ok(());
-    }
-    let mut groups = None;
-    let mut variants_raw = None;
-    while let Some(tok) = r.next()? {
-        let Token::Key(k) = tok else { break };
-        let v = raw_value(&mut r, doc)?;
+    };
+    let (mut groups, mut variants) = (None, None);
+    while let Some((k, v)) = m.next()? {
         if k.eq_str("groups") {
             groups = Some(v);
         } else if k.eq_str("multivariate") {
-            variants_raw = Some(v);
+            variants = Some(v);
         } else if k.eq_str("payloads") {
             flag.payloads = parse_payloads(v, b)?;
         } else if k.eq_str("aggregation_group_type_index") {
@@ -1570,7 +1506,7 @@ fn parse_filters<'a, const F: usize, const N: usize, const B: usize>(
             flag.holdout = parse_holdout(v)?;
         }
     }
-    if let Some(v) = variants_raw {
+    if let Some(v) = variants {
         flag.variants = parse_variants(v, flag, b)?;
     }
     if let Some(g) = groups {
@@ -1580,15 +1516,11 @@ fn parse_filters<'a, const F: usize, const N: usize, const B: usize>(
 }
 
 fn parse_holdout(raw: &str) -> Result<Option<(i64, RolloutThreshold)>, LoadError> {
-    let doc = raw.as_bytes();
-    let mut r = Reader::new(doc);
-    if r.next()? != Some(Token::ObjectStart) {
+    let Some(mut m) = Members::of(raw)? else {
         return Ok(None);
-    }
+    };
     let (mut id, mut pct) = (None, None);
-    while let Some(tok) = r.next()? {
-        let Token::Key(k) = tok else { break };
-        let v = raw_value(&mut r, doc)?;
+    while let Some((k, v)) = m.next()? {
         if k.eq_str("id") {
             id = as_i64(v);
         } else if k.eq_str("exclusion_percentage") {
@@ -1607,15 +1539,11 @@ fn parse_payloads<const F: usize, const N: usize, const B: usize>(
     raw: &str,
     b: &mut Builder<'_, F, N, B>,
 ) -> Result<u32, LoadError> {
-    let doc = raw.as_bytes();
-    let mut r = Reader::new(doc);
-    if r.next()? != Some(Token::ObjectStart) {
+    let Some(mut m) = Members::of(raw)? else {
         return Ok(NONE);
-    }
+    };
     let (mut head, mut prev) = (NONE, NONE);
-    while let Some(tok) = r.next()? {
-        let Token::Key(k) = tok else { break };
-        let v = raw_value(&mut r, doc)?;
+    while let Some((k, v)) = m.next()? {
         if is_null(v) {
             continue;
         }
@@ -1634,55 +1562,27 @@ fn parse_variants<const F: usize, const N: usize, const B: usize>(
     flag: &mut Flag,
     b: &mut Builder<'_, F, N, B>,
 ) -> Result<u32, LoadError> {
-    let doc = raw.as_bytes();
-    let mut r = Reader::new(doc);
-    if r.next()? != Some(Token::ObjectStart) {
+    let Some(mut m) = Members::of(raw)? else {
         return Ok(NONE);
-    }
+    };
     let mut list = None;
-    while let Some(tok) = r.next()? {
-        let Token::Key(k) = tok else { break };
-        let v = raw_value(&mut r, doc)?;
+    while let Some((k, v)) = m.next()? {
         if k.eq_str("variants") {
             list = Some(v);
         }
     }
-    let Some(list) = list else { return Ok(NONE) };
-    let ldoc = list.as_bytes();
-    let mut lr = Reader::new(ldoc);
-    if lr.next()? != Some(Token::ArrayStart) {
+    let Some(mut entries) = list.map(Elements::of).transpose()?.flatten() else {
         return Ok(NONE);
-    }
+    };
     let (mut head, mut prev) = (NONE, NONE);
     let mut bounds = VariantBounds::new();
-    loop {
-        let start = lr.offset();
-        match lr.next()? {
-            Some(Token::ObjectStart) => {
-                lr.skip_container()?;
-            }
-            Some(Token::ArrayEnd) | None => break,
-            Some(Token::ArrayStart) => {
-                lr.skip_container()?;
-                flag.broken = true;
-                continue;
-            }
-            Some(_) => {
-                flag.broken = true;
-                continue;
-            }
-        }
-        let end = lr.offset();
-        let entry = ldoc.get(start..end).unwrap_or_default();
-        let entry = core::str::from_utf8(entry)
-            .unwrap_or_default()
-            .trim_start_matches(|c: char| c == ',' || c.is_ascii_whitespace());
-        let mut er = Reader::new(entry.as_bytes());
-        er.next()?;
+    while let Some(entry) = entries.next()? {
+        let Some(mut m) = Members::of(entry)? else {
+            flag.broken = true;
+            continue;
+        };
         let (mut key, mut pct) = (None, None);
-        while let Some(tok) = er.next()? {
-            let Token::Key(k) = tok else { break };
-            let v = raw_value(&mut er, entry.as_bytes())?;
+        while let Some((k, v)) = m.next()? {
             if k.eq_str("key") {
                 key = store_str(v, b);
             } else if k.eq_str("rollout_percentage") {
@@ -1710,36 +1610,16 @@ fn parse_conditions<const F: usize, const N: usize, const B: usize>(
     flag: &mut Flag,
     b: &mut Builder<'_, F, N, B>,
 ) -> Result<u32, LoadError> {
-    let doc = raw.as_bytes();
-    let mut r = Reader::new(doc);
-    match r.next()? {
-        Some(Token::ArrayStart) => {}
-        Some(Token::Null) => return Ok(NONE),
-        _ => {
-            flag.broken = true;
-            return Ok(NONE);
-        }
-    }
+    let Some(mut entries) = Elements::of(raw)? else {
+        flag.broken |= !is_null(raw);
+        return Ok(NONE);
+    };
     let (mut head, mut prev) = (NONE, NONE);
-    loop {
-        let start = r.offset();
-        match r.next()? {
-            Some(Token::ObjectStart) => r.skip_container()?,
-            Some(Token::ArrayEnd) | None => break,
-            Some(Token::ArrayStart) => {
-                r.skip_container()?;
-                flag.broken = true;
-                continue;
-            }
-            Some(_) => {
-                flag.broken = true;
-                continue;
-            }
+    while let Some(entry) = entries.next()? {
+        if !is_object(entry) {
+            flag.broken = true;
+            continue;
         }
-        let end = r.offset();
-        let entry = core::str::from_utf8(doc.get(start..end).unwrap_or_default())
-            .unwrap_or_default()
-            .trim_start_matches(|c: char| c == ',' || c.is_ascii_whitespace());
         let i = parse_condition(entry, b)?;
         b.link(&mut head, &mut prev, i);
     }
@@ -1750,58 +1630,45 @@ fn parse_condition<const F: usize, const N: usize, const B: usize>(
     raw: &str,
     b: &mut Builder<'_, F, N, B>,
 ) -> Result<u32, LoadError> {
-    let doc = raw.as_bytes();
-    let mut r = Reader::new(doc);
-    r.next()?;
     let mut filters = NONE;
     let mut rollout = Limit::NONE;
     let mut variant = None;
     let mut aggregation = CondAggregation::Inherit;
     let mut broken = false;
-    while let Some(tok) = r.next()? {
-        let Token::Key(k) = tok else { break };
-        let v = raw_value(&mut r, doc)?;
-        if k.eq_str("properties") {
-            if v.starts_with('[') {
-                let pdoc = v.as_bytes();
-                let mut pr = Reader::new(pdoc);
-                pr.next()?;
-                let mut prev = NONE;
-                loop {
-                    let start = pr.offset();
-                    match pr.next()? {
-                        Some(Token::ArrayEnd) | None => break,
-                        Some(Token::ObjectStart | Token::ArrayStart) => pr.skip_container()?,
-                        Some(_) => {}
+    if let Some(mut m) = Members::of(raw)? {
+        while let Some((k, v)) = m.next()? {
+            if k.eq_str("properties") {
+                match Elements::of(v)? {
+                    Some(mut entries) => {
+                        let mut prev = NONE;
+                        while let Some(entry) = entries.next()? {
+                            let i = parse_filter(entry, b)?;
+                            b.link(&mut filters, &mut prev, i);
+                        }
                     }
-                    let end = pr.offset();
-                    let entry = core::str::from_utf8(pdoc.get(start..end).unwrap_or_default())
-                        .unwrap_or_default()
-                        .trim_start_matches(|c: char| c == ',' || c.is_ascii_whitespace());
-                    let i = parse_filter(entry, b)?;
-                    b.link(&mut filters, &mut prev, i);
+                    None => broken |= !is_null(v),
                 }
-            } else if !is_null(v) {
-                broken = true;
+            } else if k.eq_str("rollout_percentage") {
+                if !is_null(v) {
+                    match as_f64(v) {
+                        Some(p) => {
+                            rollout = Limit::new(RolloutThreshold::from_percentage(p).limit());
+                        }
+                        None => broken = true,
+                    }
+                }
+            } else if k.eq_str("variant") {
+                variant = store_nonempty_str(v, b);
+            } else if k.eq_str("aggregation_group_type_index") {
+                aggregation = if is_null(v) {
+                    CondAggregation::Null
+                } else {
+                    match as_i64(v).and_then(|i| u32::try_from(i).ok()) {
+                        Some(i) => CondAggregation::Index(i),
+                        None => CondAggregation::Invalid,
+                    }
+                };
             }
-        } else if k.eq_str("rollout_percentage") {
-            if !is_null(v) {
-                match as_f64(v) {
-                    Some(p) => rollout = Limit::new(RolloutThreshold::from_percentage(p).limit()),
-                    None => broken = true,
-                }
-            }
-        } else if k.eq_str("variant") {
-            variant = store_nonempty_str(v, b);
-        } else if k.eq_str("aggregation_group_type_index") {
-            aggregation = if is_null(v) {
-                CondAggregation::Null
-            } else {
-                match as_i64(v).and_then(|i| u32::try_from(i).ok()) {
-                    Some(i) => CondAggregation::Index(i),
-                    None => CondAggregation::Invalid,
-                }
-            };
         }
     }
     Ok(b.node(NodeKind::Condition {
