@@ -64,18 +64,7 @@ fn relative_date_cases() {
     assert_eq!(pass, 58);
 }
 
-/// Python's `str()` of a JSON filter value, as far as the date parser can tell the difference.
-fn py_str(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Number(n) if n.is_f64() => format!("{:?}", n.as_f64().unwrap_or(f64::NAN)),
-        Value::Number(n) => n.to_string(),
-        Value::Bool(true) => "True".into(),
-        Value::Bool(false) => "False".into(),
-        Value::Null => "None".into(),
-        other => other.to_string(),
-    }
-}
+use common::py_str;
 
 fn outcome(r: Result<bool, Inconclusive>) -> Value {
     match r {

@@ -10,20 +10,7 @@ mod common;
 use posthog_embedded::flags::semver::{Inconclusive, SemverFilter, SemverOp};
 use serde_json::{json, Value};
 
-/// Python's `str()` of a JSON value, as far as the semver parser can tell the difference:
-/// strings as is, integers as digits, floats in their shortest form (exponent forms and
-/// non-scalars never parse as versions, so their exact spelling does not matter).
-fn py_str(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Number(n) if n.is_f64() => format!("{:?}", n.as_f64().unwrap_or(f64::NAN)),
-        Value::Number(n) => n.to_string(),
-        Value::Bool(true) => "True".into(),
-        Value::Bool(false) => "False".into(),
-        Value::Null => "None".into(),
-        other => other.to_string(),
-    }
-}
+use common::py_str;
 
 fn outcome(r: Result<bool, Inconclusive>) -> Value {
     match r {

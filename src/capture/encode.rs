@@ -136,7 +136,16 @@ pub struct Person<'o, 's, 'b> {
     nonempty: bool,
 }
 
-impl<'b> Person<'_, '_, 'b> {
+impl<'o, 's, 'b> Person<'o, 's, 'b> {
+    fn new(obj: &'o mut Object<'s, 'b>) -> Self {
+        Self {
+            obj,
+            set: false,
+            set_once: false,
+            nonempty: false,
+        }
+    }
+
     /// Writes `$set`: properties that overwrite the person's current values.
     ///
     /// # Errors
@@ -293,12 +302,7 @@ impl Encoder {
         F: FnMut(&mut Person<'_, '_, '_>) -> Result<(), PropertyError>,
     {
         self.emit(queue, now, "$identify", &[distinct_id], opts, |o| {
-            let mut p = Person {
-                obj: o,
-                set: false,
-                set_once: false,
-                nonempty: false,
-            };
+            let mut p = Person::new(o);
             person(&mut p)?;
             if !p.set {
                 o.object("$set", |_| Ok(()))?;
@@ -328,12 +332,7 @@ impl Encoder {
         F: FnMut(&mut Person<'_, '_, '_>) -> Result<(), PropertyError>,
     {
         match self.emit(queue, now, "$set", &[distinct_id], opts, |o| {
-            let mut p = Person {
-                obj: o,
-                set: false,
-                set_once: false,
-                nonempty: false,
-            };
+            let mut p = Person::new(o);
             person(&mut p)?;
             if p.nonempty {
                 Ok(())

@@ -32,3 +32,19 @@ pub(crate) fn load(name: &str) -> Option<serde_json::Value> {
             .unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display())),
     )
 }
+
+/// Python's `str()` of a JSON value as far as the semver and date parsers can tell the
+/// difference: strings as is, integers as digits, floats in their shortest form, `True`,
+/// `False`, `None`, and compact JSON for composites (which never parse as versions or dates).
+pub(crate) fn py_str(v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) if n.is_f64() => format!("{:?}", n.as_f64().unwrap_or(f64::NAN)),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::Null => "None".into(),
+        other => other.to_string(),
+    }
+}
