@@ -46,6 +46,7 @@ pub mod capture;
 pub mod error;
 pub mod flags;
 pub mod json;
+pub mod net;
 pub mod rng;
 pub mod time;
 

@@ -15,10 +15,12 @@
 //! - [`value`]: property values and PostHog's stringification, case-folding and number rules.
 
 pub mod date;
+pub mod called;
 pub mod eval;
 pub mod hash;
 pub mod property;
 pub mod regex;
+pub mod remote;
 pub mod semver;
 pub mod store;
 pub mod value;
