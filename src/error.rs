@@ -73,6 +73,10 @@ pub enum CaptureError {
         /// The most a single record may take.
         max: usize,
     },
+    /// The client is opted out or shut down: the event was dropped at the gate (counted).
+    Disabled,
+    /// A before-send filter dropped the event (counted).
+    Filtered,
     /// The queue is full and the overflow policy is
     /// [`RejectNewest`](crate::capture::OverflowPolicy::RejectNewest).
     QueueFull {
@@ -93,6 +97,8 @@ impl fmt::Display for CaptureError {
             Self::EmptyGroupKey => f.write_str("group key is empty"),
             Self::InvalidGroup => f.write_str("a group in $groups has an empty type or key"),
             Self::InvalidTimestamp => f.write_str("timestamp is after year 9999"),
+            Self::Disabled => f.write_str("capture is off (opted out or shut down)"),
+            Self::Filtered => f.write_str("dropped by the before-send filter"),
             Self::Property(e) => write!(f, "invalid property: {e}"),
             Self::TooLarge { needed, max } => write!(
                 f,

@@ -13,6 +13,9 @@
 //!   caller buffer ([`capture::render_batch`]).
 //! - [`flags`]: allocation-free local feature-flag evaluation: definitions compiled into a
 //!   bounded [`flags::FlagStore`], evaluated bit-for-bit as PostHog does.
+//! - [`client`]: the sans-IO state machine tying it together: flush triggers, one request in
+//!   flight, retries with back-off, definitions polling, statistics.
+//! - [`net`]: HTTP/1.1 over any `embedded-io-async` byte stream.
 //! - [`adapters`]: clocks (and, later, transports) for `std` and embassy.
 //!
 //! Dependencies point one way: adapters → capture/flags → json → error, time.
@@ -43,6 +46,7 @@ mod fmt;
 
 pub mod adapters;
 pub mod capture;
+pub mod client;
 pub mod error;
 pub mod flags;
 pub mod json;

@@ -1,0 +1,1250 @@
+//! The client: a sans-IO state machine that owns the event queue, the flag store, timers and
+//! statistics, and tells a driver what to send and when.
+//!
+//! # Driving it
+//!
+//! ```text
+//! loop {
+//!     let now = clock.read();
+//!     while let Some(tx) = client.poll_transmit(now, &mut buf) {   // what to send now
+//!         match transport.send(&tx) {                               // the driver's only job
+//!             Ok(resp) => client.handle_response(clock.read(), &resp.info(), resp.body()),
+//!             Err(e) => client.handle_transport_error(clock.read(), e),
+//!         }
+//!     }
+//!     sleep_until(client.poll_timeout());                           // or until a capture/flush
+//! }
+//! ```
+//!
+//! - [`poll_transmit`](Client::poll_transmit) renders at most one request (one is in flight at a
+//!   time) into the caller's buffer: a `/batch/` body when `flush_at` events are queued, the
+//!   oldest unsent event is `flush_interval` old, or [`flush`](Client::flush) was called, and no
+//!   back-off is running; or a definitions poll when it is due.
+//! - [`handle_response`](Client::handle_response) /
+//!   [`handle_transport_error`](Client::handle_transport_error) settle the request in flight:
+//!   a 2xx commits exactly the events it carried; 408, 429, 5xx and transport errors retry the same
+//!   events (same uuids, `offset` recomputed) after a capped exponential back-off with seeded
+//!   jitter, `Retry-After` taken as a minimum, until `max_retries`; 413 halves the batch (a single
+//!   event still too large is dropped); any other 4xx drops the batch. Every drop is counted.
+//! - [`poll_timeout`](Client::poll_timeout) says when to call `poll_transmit` next.
+//!
+//! Nothing here reads a clock, touches a socket or allocates.
+
+use core::fmt;
+
+use crate::capture::{
+    render_batch, BatchLimits, DropReason, Encoder, EncoderConfig, EventOptions, OverflowPolicy,
+    Person, Queue, QueueStats, SeqRange, Uuid, BATCH_PATH,
+};
+use crate::error::{BatchError, CaptureError, PropertyError};
+use crate::flags::FlagStore;
+use crate::json::write::Object;
+use crate::rng::Rng;
+use crate::time::{Duration, Instant, Now, UnixMillis};
+
+/// Longest request path the client builds (`/flags/definitions?token=…&send_cohorts`).
+pub const MAX_PATH: usize = 192;
+
+/// Longest `ETag` kept for definitions polling; a longer one is not sent back.
+pub const MAX_ETAG: usize = 128;
+
+/// Client settings. Everything but the API key has a default (see [`Config::new`]).
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub struct Config<'a> {
+    /// Project API key (`phc_…`). Sent in request bodies, never logged.
+    pub api_key: &'a str,
+    /// Secret key (`phx_…` / `phs_…`) for definitions polling; `None` turns polling off.
+    /// Never logged.
+    pub secret_key: Option<&'a str>,
+    /// Send when this many events are queued. Default 20.
+    pub flush_at: usize,
+    /// Send when the oldest unsent event is this old. Default 10 s.
+    pub flush_interval: Duration,
+    /// At most this many events per request. Default 100.
+    pub max_batch_events: usize,
+    /// Retries after the first attempt before a batch is dropped. Default 3.
+    pub max_retries: u8,
+    /// First back-off delay; doubles on each retry. Default 1 s.
+    pub retry_base: Duration,
+    /// Back-off cap (before jitter and `Retry-After`). Default 30 s.
+    pub retry_cap: Duration,
+    /// Definitions polling interval. Default 5 min (a device is not a server).
+    pub poll_interval: Duration,
+    /// What to do when the queue is full. Default drop oldest.
+    pub overflow: OverflowPolicy,
+    /// Event encoding settings (GeoIP, key length).
+    pub encoder: EncoderConfig,
+    /// Start opted out (restore the user's stored choice here). Default false.
+    pub opted_out: bool,
+    /// Seed for uuids and jitter: make it differ per device and per boot.
+    pub seed: u64,
+}
+
+impl<'a> Config<'a> {
+    /// Defaults with `api_key`.
+    #[must_use]
+    pub const fn new(api_key: &'a str) -> Self {
+        Self {
+            api_key,
+            secret_key: None,
+            flush_at: 20,
+            flush_interval: Duration::from_secs(10),
+            max_batch_events: 100,
+            max_retries: 3,
+            retry_base: Duration::from_secs(1),
+            retry_cap: Duration::from_secs(30),
+            poll_interval: Duration::from_secs(300),
+            overflow: OverflowPolicy::DropOldest,
+            encoder: EncoderConfig::DEFAULT,
+            opted_out: false,
+            seed: 0,
+        }
+    }
+
+    /// Sets [`secret_key`](Self::secret_key).
+    #[must_use]
+    pub const fn secret_key(mut self, key: &'a str) -> Self {
+        self.secret_key = Some(key);
+        self
+    }
+
+    /// Sets [`flush_at`](Self::flush_at).
+    #[must_use]
+    pub const fn flush_at(mut self, n: usize) -> Self {
+        self.flush_at = n;
+        self
+    }
+
+    /// Sets [`flush_interval`](Self::flush_interval).
+    #[must_use]
+    pub const fn flush_interval(mut self, d: Duration) -> Self {
+        self.flush_interval = d;
+        self
+    }
+
+    /// Sets [`max_batch_events`](Self::max_batch_events).
+    #[must_use]
+    pub const fn max_batch_events(mut self, n: usize) -> Self {
+        self.max_batch_events = n;
+        self
+    }
+
+    /// Sets [`max_retries`](Self::max_retries).
+    #[must_use]
+    pub const fn max_retries(mut self, n: u8) -> Self {
+        self.max_retries = n;
+        self
+    }
+
+    /// Sets [`retry_base`](Self::retry_base) and [`retry_cap`](Self::retry_cap).
+    #[must_use]
+    pub const fn retry(mut self, base: Duration, cap: Duration) -> Self {
+        self.retry_base = base;
+        self.retry_cap = cap;
+        self
+    }
+
+    /// Sets [`poll_interval`](Self::poll_interval).
+    #[must_use]
+    pub const fn poll_interval(mut self, d: Duration) -> Self {
+        self.poll_interval = d;
+        self
+    }
+
+    /// Sets [`overflow`](Self::overflow).
+    #[must_use]
+    pub const fn overflow(mut self, p: OverflowPolicy) -> Self {
+        self.overflow = p;
+        self
+    }
+
+    /// Sets [`encoder`](Self::encoder).
+    #[must_use]
+    pub const fn encoder(mut self, e: EncoderConfig) -> Self {
+        self.encoder = e;
+        self
+    }
+
+    /// Sets [`opted_out`](Self::opted_out).
+    #[must_use]
+    pub const fn opted_out(mut self, v: bool) -> Self {
+        self.opted_out = v;
+        self
+    }
+
+    /// Sets [`seed`](Self::seed).
+    #[must_use]
+    pub const fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+}
+
+/// The configuration cannot work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The API key is empty or blank.
+    EmptyApiKey,
+    /// `flush_at` or `max_batch_events` is zero.
+    ZeroBatch,
+    /// `max_retries` is above 9 (the reference SDKs' bound).
+    TooManyRetries {
+        /// The configured value.
+        max_retries: u8,
+    },
+    /// The API key does not fit the longest request path ([`MAX_PATH`]).
+    ApiKeyTooLong {
+        /// Its length.
+        len: usize,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::EmptyApiKey => f.write_str("API key is empty"),
+            Self::ZeroBatch => f.write_str("flush_at and max_batch_events must be at least 1"),
+            Self::TooManyRetries { max_retries } => {
+                write!(f, "max_retries is {max_retries}, at most 9 allowed")
+            }
+            Self::ApiKeyTooLong { len } => write!(f, "API key is {len} bytes, too long"),
+        }
+    }
+}
+
+impl core::error::Error for ConfigError {}
+
+/// HTTP method of a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Method {
+    /// `GET`
+    Get,
+    /// `POST`
+    Post,
+}
+
+impl Method {
+    /// `"GET"` or `"POST"`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Post => "POST",
+        }
+    }
+}
+
+/// What a request is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum RequestKind {
+    /// A `/batch/` of events.
+    Batch {
+        /// Records carried.
+        records: SeqRange,
+    },
+    /// A definitions poll.
+    Definitions,
+}
+
+/// One request to send. Borrow it only until the request is written out.
+pub struct Transmit<'c, 'b> {
+    /// What it is for.
+    pub kind: RequestKind,
+    /// The method.
+    pub method: Method,
+    /// Path and query, to append to the configured host.
+    pub path: heapless::String<MAX_PATH>,
+    /// The body (empty for `GET`).
+    pub body: &'b [u8],
+    authorization: Option<&'c str>,
+    if_none_match: Option<&'c str>,
+}
+
+impl<'c> Transmit<'c, '_> {
+    /// Every header to send besides `Host`, `Content-Length` and `Connection` (the HTTP layer's).
+    /// The `Authorization` value carries the secret key: never log it.
+    pub fn headers(&self) -> impl Iterator<Item = (&'static str, Header<'c>)> + '_ {
+        let json = (self.method == Method::Post)
+            .then_some(("Content-Type", Header::Plain("application/json")));
+        let ua = Some(("User-Agent", Header::Plain(crate::USER_AGENT)));
+        let auth = self
+            .authorization
+            .map(|s| ("Authorization", Header::Bearer(s)));
+        let etag = self
+            .if_none_match
+            .map(|e| ("If-None-Match", Header::Plain(e)));
+        json.into_iter().chain(ua).chain(auth).chain(etag)
+    }
+}
+
+impl fmt::Debug for Transmit<'_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transmit")
+            .field("kind", &self.kind)
+            .field("method", &self.method)
+            .field("body_len", &self.body.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A header value. [`Header::Bearer`] holds a secret: write it as `Bearer <secret>` on the wire
+/// and nowhere else (its `Debug` is redacted).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Header<'a> {
+    /// Sent as is.
+    Plain(&'a str),
+    /// `Bearer <secret>`.
+    Bearer(&'a str),
+}
+
+impl Header<'_> {
+    /// Writes the value (`Bearer ` prefix included) through `f`, piece by piece.
+    pub fn write<E>(&self, mut f: impl FnMut(&str) -> Result<(), E>) -> Result<(), E> {
+        match self {
+            Self::Plain(v) => f(v),
+            Self::Bearer(s) => {
+                f("Bearer ")?;
+                f(s)
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Header<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Plain(v) => write!(f, "{v:?}"),
+            Self::Bearer(_) => f.write_str("\"Bearer <redacted>\""),
+        }
+    }
+}
+
+/// What the server answered, as far as the client needs to know.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ResponseInfo<'r> {
+    /// HTTP status code.
+    pub status: u16,
+    /// `Retry-After`, if present and valid.
+    pub retry_after: Option<RetryAfter>,
+    /// `ETag`, if present.
+    pub etag: Option<&'r str>,
+}
+
+/// A `Retry-After` header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum RetryAfter {
+    /// Delta-seconds.
+    Delay(Duration),
+    /// An HTTP-date (used only when the device knows the wall clock).
+    At(UnixMillis),
+}
+
+/// Why a request got no HTTP response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum TransportError {
+    /// The driver's timeout expired.
+    Timeout,
+    /// Could not connect (DNS, refused, no route).
+    Connect,
+    /// The connection broke while sending or receiving.
+    Io,
+    /// The response could not be parsed, or was larger than the driver's buffers.
+    BadResponse,
+    /// TLS failed.
+    Tls,
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Timeout => "timed out",
+            Self::Connect => "could not connect",
+            Self::Io => "connection broken",
+            Self::BadResponse => "malformed or oversize response",
+            Self::Tls => "TLS failure",
+        })
+    }
+}
+
+impl core::error::Error for TransportError {}
+
+/// The last delivery problem, for diagnostics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum DeliveryError {
+    /// The server answered with this status.
+    Status(u16),
+    /// No response.
+    Transport(TransportError),
+    /// A request could not be built.
+    Build(BatchError),
+    /// New definitions could not be used (the old ones are kept).
+    Definitions(crate::flags::LoadError),
+}
+
+impl fmt::Display for DeliveryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Status(s) => write!(f, "server answered {s}"),
+            Self::Transport(e) => write!(f, "no response: {e}"),
+            Self::Build(e) => write!(f, "request not built: {e}"),
+            Self::Definitions(e) => write!(f, "definitions not loaded: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for DeliveryError {}
+
+/// How a batch ended, reported to the optional callback.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum BatchOutcome {
+    /// Delivered: the server answered 2xx.
+    Delivered {
+        /// The records.
+        records: SeqRange,
+    },
+    /// Dropped for good (terminal 4xx, last retry failed, too large).
+    Dropped {
+        /// The records.
+        records: SeqRange,
+        /// Why.
+        error: DeliveryError,
+    },
+    /// Will be retried.
+    Retrying {
+        /// The records.
+        records: SeqRange,
+        /// Why it failed.
+        error: DeliveryError,
+        /// Not before this instant.
+        at: Instant,
+    },
+}
+
+/// Decision of a before-send filter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Verdict {
+    /// Queue the event.
+    Keep,
+    /// Drop it (counted in [`ClientStats::filtered`]).
+    Drop,
+}
+
+/// What a before-send filter sees of an event.
+#[derive(Clone, Copy, Debug)]
+pub struct EventInfo<'e> {
+    /// The event name (`$identify`, `$set`, ... for the built-in kinds).
+    pub event: &'e str,
+    /// The distinct id.
+    pub distinct_id: &'e str,
+}
+
+/// Counters of everything the client did. All saturate.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub struct ClientStats {
+    /// Events accepted into the queue.
+    pub captured: u32,
+    /// Events delivered (2xx).
+    pub sent: u32,
+    /// Events refused at the gate (opted out or shut down).
+    pub gated: u32,
+    /// Events dropped by the before-send filter.
+    pub filtered: u32,
+    /// Events refused by validation (empty names or ids, bad properties).
+    pub invalid: u32,
+    /// Retries scheduled.
+    pub retries: u32,
+    /// Requests sent (batches and definitions polls).
+    pub requests: u32,
+    /// Definitions loads that succeeded.
+    pub definitions_loaded: u32,
+    /// Definitions refreshes that failed (old definitions kept).
+    pub definitions_failed: u32,
+    /// The queue's own counters (evictions, rejections, discards by reason).
+    pub queue: QueueStats,
+    /// The last delivery problem.
+    pub last_error: Option<DeliveryError>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum InFlight {
+    Idle,
+    Batch { records: SeqRange },
+    Definitions,
+}
+
+/// The client. `Q` bytes of event queue; a flag store of `F` flags, `N` nodes and `B` bytes of
+/// text. `const fn new`, so it can be a `static`.
+pub struct Client<'a, const Q: usize, const F: usize, const N: usize, const B: usize> {
+    config: Config<'a>,
+    queue: Queue<[u8; Q]>,
+    encoder: Encoder,
+    flags: FlagStore<F, N, B>,
+    rng: Rng,
+    stats: ClientStats,
+    in_flight: InFlight,
+    /// Current batch size cap (halved on 413, grown back on success).
+    batch_limit: usize,
+    /// The record the retry count belongs to, and how many retries it has had.
+    retry_seq: u64,
+    retries: u8,
+    /// No batch before this instant (back-off).
+    not_before: Option<Instant>,
+    flush_requested: bool,
+    opted_out: bool,
+    shut_down: bool,
+    // Definitions polling.
+    next_poll: Option<Instant>,
+    poll_errors: u8,
+    etag: heapless::String<MAX_ETAG>,
+    before_send: Option<fn(&EventInfo<'_>) -> Verdict>,
+    on_batch: Option<fn(&BatchOutcome)>,
+}
+
+impl<const Q: usize, const F: usize, const N: usize, const B: usize> fmt::Debug
+    for Client<'_, Q, F, N, B>
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("queued", &self.queue.len())
+            .field("flags", &self.flags.len())
+            .field("in_flight", &self.in_flight)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+fn bump(c: &mut u32, n: usize) {
+    *c = c.saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
+}
+
+impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize> Client<'a, Q, F, N, B> {
+    /// A client with `config`. Check it with [`Config`]'s rules first via [`Client::validate`]
+    /// (or use [`Client::try_new`]).
+    #[must_use]
+    pub const fn new(config: Config<'a>) -> Self {
+        Self {
+            queue: Queue::new([0; Q], config.overflow),
+            encoder: Encoder::new(config.encoder, config.seed),
+            flags: FlagStore::new(),
+            rng: Rng::new(config.seed ^ 0x6a09_e667_f3bc_c908),
+            stats: ClientStats {
+                captured: 0,
+                sent: 0,
+                gated: 0,
+                filtered: 0,
+                invalid: 0,
+                retries: 0,
+                requests: 0,
+                definitions_loaded: 0,
+                definitions_failed: 0,
+                queue: QueueStats {
+                    enqueued: 0,
+                    committed: 0,
+                    evicted: 0,
+                    rejected: 0,
+                    too_large: 0,
+                    discarded_too_large_for_body: 0,
+                    discarded_rejected: 0,
+                    discarded_retries_exhausted: 0,
+                },
+                last_error: None,
+            },
+            in_flight: InFlight::Idle,
+            batch_limit: config.max_batch_events,
+            retry_seq: 0,
+            retries: 0,
+            not_before: None,
+            flush_requested: false,
+            opted_out: config.opted_out,
+            shut_down: false,
+            next_poll: if config.secret_key.is_some() {
+                Some(Instant::ZERO)
+            } else {
+                None
+            },
+            poll_errors: 0,
+            etag: heapless::String::new(),
+            before_send: None,
+            on_batch: None,
+            config,
+        }
+    }
+
+    /// Checks `config`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] for an empty API key, zero batch sizes or too many retries.
+    pub fn validate(config: &Config<'_>) -> Result<(), ConfigError> {
+        if config.api_key.trim().is_empty() {
+            return Err(ConfigError::EmptyApiKey);
+        }
+        if config.flush_at == 0 || config.max_batch_events == 0 {
+            return Err(ConfigError::ZeroBatch);
+        }
+        if config.max_retries > 9 {
+            return Err(ConfigError::TooManyRetries {
+                max_retries: config.max_retries,
+            });
+        }
+        if config.api_key.len() + "/flags/definitions?token=&send_cohorts".len() > MAX_PATH {
+            return Err(ConfigError::ApiKeyTooLong {
+                len: config.api_key.len(),
+            });
+        }
+        Ok(())
+    }
+
+    /// A validated client.
+    ///
+    /// # Errors
+    /// As [`validate`](Self::validate).
+    pub fn try_new(config: Config<'a>) -> Result<Self, ConfigError> {
+        Self::validate(&config)?;
+        Ok(Self::new(config))
+    }
+
+    /// Installs a before-send filter: it sees every event before it is queued and may drop it.
+    pub fn set_before_send(&mut self, f: Option<fn(&EventInfo<'_>) -> Verdict>) {
+        self.before_send = f;
+    }
+
+    /// Installs a callback told how every batch ended.
+    pub fn set_on_batch(&mut self, f: Option<fn(&BatchOutcome)>) {
+        self.on_batch = f;
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub const fn config(&self) -> &Config<'a> {
+        &self.config
+    }
+
+    /// The counters.
+    #[must_use]
+    pub fn stats(&self) -> ClientStats {
+        let mut s = self.stats;
+        s.queue = *self.queue.stats();
+        s
+    }
+
+    /// Events waiting to be delivered.
+    #[must_use]
+    pub fn pending(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// The event queue (read-only).
+    #[must_use]
+    pub const fn queue(&self) -> &Queue<[u8; Q]> {
+        &self.queue
+    }
+
+    /// The flag definitions.
+    #[must_use]
+    pub const fn flags(&self) -> &FlagStore<F, N, B> {
+        &self.flags
+    }
+
+    /// Whether flag definitions are loaded (from the network or [`load_definitions`]).
+    ///
+    /// [`load_definitions`]: Self::load_definitions
+    #[must_use]
+    pub const fn is_local_evaluation_ready(&self) -> bool {
+        self.flags.is_loaded()
+    }
+
+    /// Loads definitions from bytes (a snapshot in flash, or a gateway's copy). On error the
+    /// definitions in use are kept.
+    ///
+    /// # Errors
+    /// [`crate::flags::LoadError`].
+    pub fn load_definitions(
+        &mut self,
+        doc: &[u8],
+    ) -> Result<crate::flags::Requirements, crate::flags::LoadError> {
+        let r = self.flags.load(doc);
+        match r {
+            Ok(_) => bump(&mut self.stats.definitions_loaded, 1),
+            Err(e) => {
+                bump(&mut self.stats.definitions_failed, 1);
+                self.stats.last_error = Some(DeliveryError::Definitions(e));
+            }
+        }
+        r
+    }
+
+    /// Asks for a definitions poll at the next [`poll_transmit`](Self::poll_transmit), ignoring
+    /// the polling interval and back-off.
+    pub fn reload(&mut self) {
+        if self.config.secret_key.is_some() && !self.shut_down {
+            self.next_poll = Some(Instant::ZERO);
+            self.poll_errors = 0;
+        }
+    }
+
+    /// Stops capturing: every event producer drops its call (counted in
+    /// [`ClientStats::gated`]) until [`opt_in`](Self::opt_in). Queued events are kept and
+    /// sent; use [`opt_out_and_clear`](Self::opt_out_and_clear) to drop them too.
+    pub fn opt_out(&mut self) {
+        self.opted_out = true;
+    }
+
+    /// Opts out and discards every queued event.
+    pub fn opt_out_and_clear(&mut self) {
+        self.opted_out = true;
+        let all = self.queue.seqs();
+        self.queue.discard(all, DropReason::Rejected);
+    }
+
+    /// Resumes capturing.
+    pub fn opt_in(&mut self) {
+        self.opted_out = false;
+    }
+
+    /// Whether capturing is off (opted out or shut down).
+    #[must_use]
+    pub const fn is_opted_out(&self) -> bool {
+        self.opted_out || self.shut_down
+    }
+
+    /// Asks for every queued event to be sent, ignoring `flush_at` and the interval (back-off
+    /// still applies). The flush ends when the queue is empty or a request fails.
+    pub fn flush(&mut self) {
+        if !self.queue.is_empty() {
+            self.flush_requested = true;
+        }
+    }
+
+    /// Begins shutdown: later captures are refused, definitions polling stops, and a final
+    /// flush is requested. Drive [`poll_transmit`](Self::poll_transmit) until
+    /// [`pending`](Self::pending) is zero or your deadline passes. Idempotent.
+    pub fn shutdown(&mut self) {
+        if !self.shut_down {
+            self.shut_down = true;
+            self.next_poll = None;
+            self.flush();
+        }
+    }
+
+    /// Whether [`shutdown`](Self::shutdown) was called.
+    #[must_use]
+    pub const fn is_shut_down(&self) -> bool {
+        self.shut_down
+    }
+
+    /// The gate and the before-send filter, shared by every event producer.
+    fn admit(&mut self, event: &str, distinct_id: &str) -> Result<(), CaptureError> {
+        if self.opted_out || self.shut_down {
+            bump(&mut self.stats.gated, 1);
+            return Err(CaptureError::Disabled);
+        }
+        if let Some(f) = self.before_send {
+            if f(&EventInfo { event, distinct_id }) == Verdict::Drop {
+                bump(&mut self.stats.filtered, 1);
+                return Err(CaptureError::Filtered);
+            }
+        }
+        Ok(())
+    }
+
+    fn account<T>(&mut self, r: Result<T, CaptureError>) -> Result<T, CaptureError> {
+        match &r {
+            Ok(_) => bump(&mut self.stats.captured, 1),
+            Err(
+                CaptureError::TooLarge { .. }
+                | CaptureError::QueueFull { .. }
+                | CaptureError::Disabled
+                | CaptureError::Filtered,
+            ) => {}
+            Err(e) => {
+                ph_debug!("event rejected: {}", e);
+                bump(&mut self.stats.invalid, 1);
+            }
+        }
+        r
+    }
+
+    /// Queues a custom event (see [`Encoder::capture`]). Returns its uuid.
+    ///
+    /// # Errors
+    /// [`CaptureError`]: validation, the gate ([`CaptureError::Disabled`]), the filter
+    /// ([`CaptureError::Filtered`]) or the queue. Every refusal is counted.
+    pub fn capture<P>(
+        &mut self,
+        now: Now,
+        event: &str,
+        distinct_id: &str,
+        opts: &EventOptions<'_>,
+        props: P,
+    ) -> Result<Uuid, CaptureError>
+    where
+        P: FnMut(&mut Object<'_, '_>) -> Result<(), PropertyError>,
+    {
+        self.admit(event, distinct_id)?;
+        let r = self
+            .encoder
+            .capture(&mut self.queue, now, event, distinct_id, opts, props);
+        self.account(r)
+    }
+
+    /// Queues `$identify` (see [`Encoder::identify`]).
+    ///
+    /// # Errors
+    /// As [`capture`](Self::capture).
+    pub fn identify<P>(
+        &mut self,
+        now: Now,
+        distinct_id: &str,
+        opts: &EventOptions<'_>,
+        person: P,
+    ) -> Result<Uuid, CaptureError>
+    where
+        P: FnMut(&mut Person<'_, '_, '_>) -> Result<(), PropertyError>,
+    {
+        self.admit("$identify", distinct_id)?;
+        let r = self
+            .encoder
+            .identify(&mut self.queue, now, distinct_id, opts, person);
+        self.account(r)
+    }
+
+    /// Queues a `$set` event (see [`Encoder::set`]); `Ok(None)` when nothing was set.
+    ///
+    /// # Errors
+    /// As [`capture`](Self::capture).
+    pub fn set<P>(
+        &mut self,
+        now: Now,
+        distinct_id: &str,
+        opts: &EventOptions<'_>,
+        person: P,
+    ) -> Result<Option<Uuid>, CaptureError>
+    where
+        P: FnMut(&mut Person<'_, '_, '_>) -> Result<(), PropertyError>,
+    {
+        self.admit("$set", distinct_id)?;
+        let r = self
+            .encoder
+            .set(&mut self.queue, now, distinct_id, opts, person);
+        match r {
+            Ok(None) => Ok(None),
+            other => self.account(other),
+        }
+    }
+
+    /// Queues `$create_alias` (see [`Encoder::alias`]).
+    ///
+    /// # Errors
+    /// As [`capture`](Self::capture).
+    pub fn alias(
+        &mut self,
+        now: Now,
+        previous_id: &str,
+        alias: &str,
+        opts: &EventOptions<'_>,
+    ) -> Result<Uuid, CaptureError> {
+        self.admit("$create_alias", previous_id)?;
+        let r = self
+            .encoder
+            .alias(&mut self.queue, now, previous_id, alias, opts);
+        self.account(r)
+    }
+
+    /// Queues `$groupidentify` (see [`Encoder::group_identify`]).
+    ///
+    /// # Errors
+    /// As [`capture`](Self::capture).
+    #[allow(clippy::too_many_arguments)]
+    pub fn group_identify<P>(
+        &mut self,
+        now: Now,
+        group_type: &str,
+        group_key: &str,
+        distinct_id: Option<&str>,
+        opts: &EventOptions<'_>,
+        props: P,
+    ) -> Result<Uuid, CaptureError>
+    where
+        P: FnMut(&mut Object<'_, '_>) -> Result<(), PropertyError>,
+    {
+        self.admit("$groupidentify", distinct_id.unwrap_or(group_key))?;
+        let r = self.encoder.group_identify(
+            &mut self.queue,
+            now,
+            group_type,
+            group_key,
+            distinct_id,
+            opts,
+            props,
+        );
+        self.account(r)
+    }
+
+    /// Sequence number of the newest queued event (the one a capture just returned).
+    #[must_use]
+    pub fn last_seq(&self) -> Option<u64> {
+        self.queue.seqs().end.checked_sub(1)
+    }
+
+    /// Whether event `seq` has left the queue (delivered or dropped).
+    #[must_use]
+    pub fn is_settled(&self, seq: u64) -> bool {
+        seq < self.queue.front_seq()
+    }
+
+    /// The end of the current back-off (no batch is sent before it), if one is running.
+    #[must_use]
+    pub const fn backoff_until(&self) -> Option<Instant> {
+        self.not_before
+    }
+
+    /// Whether a batch is due: a flush was requested, `flush_at` events wait, or the oldest
+    /// waited `flush_interval`.
+    fn batch_due(&self, now: Instant) -> bool {
+        if self.queue.is_empty() {
+            return false;
+        }
+        self.flush_requested
+            || self.queue.len() >= self.config.flush_at
+            || self.queue.front().is_some_and(|r| {
+                now.saturating_duration_since(r.captured) >= self.config.flush_interval
+            })
+    }
+
+    /// The next request to send, rendered into `buf`, or `None` when nothing is due (see
+    /// [`poll_timeout`](Self::poll_timeout)). At most one request is in flight: after a
+    /// `Some`, call [`handle_response`](Self::handle_response) or
+    /// [`handle_transport_error`](Self::handle_transport_error) before polling again.
+    #[must_use]
+    pub fn poll_transmit<'b>(&mut self, now: Now, buf: &'b mut [u8]) -> Option<Transmit<'_, 'b>> {
+        if self.in_flight != InFlight::Idle {
+            return None;
+        }
+        if self.next_poll.is_some_and(|t| now.mono >= t) {
+            return self.definitions_request(buf);
+        }
+        if self.not_before.is_some_and(|t| now.mono < t) || !self.batch_due(now.mono) {
+            return None;
+        }
+        self.not_before = None;
+        // Oversize records are dropped (counted) so the queue never sticks; bounded by its length.
+        for _ in 0..=self.queue.len() {
+            let limits = BatchLimits {
+                max_events: self.batch_limit.max(1),
+                max_bytes: usize::MAX,
+            };
+            match render_batch(&self.queue, now, self.config.api_key, &limits, buf) {
+                Ok(Some(batch)) => {
+                    self.in_flight = InFlight::Batch {
+                        records: batch.records,
+                    };
+                    bump(&mut self.stats.requests, 1);
+                    let mut path = heapless::String::new();
+                    let _ = path.push_str(BATCH_PATH);
+                    let body = buf.get(..batch.len).unwrap_or_default();
+                    return Some(Transmit {
+                        kind: RequestKind::Batch {
+                            records: batch.records,
+                        },
+                        method: Method::Post,
+                        path,
+                        body,
+                        authorization: None,
+                        if_none_match: None,
+                    });
+                }
+                Ok(None) => {
+                    self.flush_requested = false;
+                    return None;
+                }
+                Err(BatchError::RecordTooLarge { seq, .. }) => {
+                    ph_warn!("event #{} larger than the request buffer: dropped", seq);
+                    let records = SeqRange {
+                        start: seq,
+                        end: seq + 1,
+                    };
+                    self.queue.drop_oldest(DropReason::TooLargeForBody);
+                    self.report(BatchOutcome::Dropped {
+                        records,
+                        error: DeliveryError::Build(BatchError::RecordTooLarge {
+                            seq,
+                            needed: 0,
+                            available: buf.len(),
+                        }),
+                    });
+                }
+                Err(e) => {
+                    self.stats.last_error = Some(DeliveryError::Build(e));
+                    self.flush_requested = false;
+                    return None;
+                }
+            }
+        }
+        None
+    }
+
+    fn definitions_request<'b>(&mut self, buf: &'b mut [u8]) -> Option<Transmit<'_, 'b>> {
+        let secret = self.config.secret_key?;
+        let mut path = heapless::String::new();
+        let ok = path.push_str("/flags/definitions?token=").is_ok()
+            && push_query_value(&mut path, self.config.api_key)
+            && path.push_str("&send_cohorts").is_ok();
+        if !ok {
+            self.next_poll = None;
+            return None;
+        }
+        self.in_flight = InFlight::Definitions;
+        bump(&mut self.stats.requests, 1);
+        Some(Transmit {
+            kind: RequestKind::Definitions,
+            method: Method::Get,
+            path,
+            body: buf.get(..0).unwrap_or_default(),
+            authorization: Some(secret),
+            if_none_match: (!self.etag.is_empty()).then_some(self.etag.as_str()),
+        })
+    }
+
+    /// When to call [`poll_transmit`](Self::poll_transmit) next: `None` when nothing will be
+    /// due without a new capture or flush (or while a request is in flight).
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.in_flight != InFlight::Idle {
+            return None;
+        }
+        let batch = if self.queue.is_empty() {
+            None
+        } else if self.flush_requested || self.queue.len() >= self.config.flush_at {
+            Some(self.not_before.unwrap_or(Instant::ZERO))
+        } else {
+            self.queue.front().map(|r| {
+                let due = r.captured + self.config.flush_interval;
+                self.not_before.map_or(due, |nb| nb.max(due))
+            })
+        };
+        match (batch, self.next_poll) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn report(&mut self, outcome: BatchOutcome) {
+        if let BatchOutcome::Dropped { error, .. } | BatchOutcome::Retrying { error, .. } = outcome
+        {
+            self.stats.last_error = Some(error);
+        }
+        if let Some(f) = self.on_batch {
+            f(&outcome);
+        }
+    }
+
+    /// Settles the request in flight with the server's answer. `body` is the response body
+    /// (needed for definitions; ignored for batches).
+    pub fn handle_response(&mut self, now: Now, resp: &ResponseInfo<'_>, body: &[u8]) {
+        match core::mem::replace(&mut self.in_flight, InFlight::Idle) {
+            InFlight::Idle => {}
+            InFlight::Batch { records } => self.batch_response(now, records, resp),
+            InFlight::Definitions => self.definitions_response(now, resp, body),
+        }
+    }
+
+    /// Settles the request in flight when no response arrived.
+    pub fn handle_transport_error(&mut self, now: Now, error: TransportError) {
+        match core::mem::replace(&mut self.in_flight, InFlight::Idle) {
+            InFlight::Idle => {}
+            InFlight::Batch { records } => {
+                self.retry_batch(now, records, DeliveryError::Transport(error), None);
+            }
+            InFlight::Definitions => {
+                self.stats.last_error = Some(DeliveryError::Transport(error));
+                bump(&mut self.stats.definitions_failed, 1);
+                self.next_poll = Some(now.mono + self.config.poll_interval);
+            }
+        }
+    }
+
+    fn batch_response(&mut self, now: Now, records: SeqRange, resp: &ResponseInfo<'_>) {
+        let status = resp.status;
+        match status {
+            200..=299 => {
+                let n = self.queue.commit(records);
+                bump(&mut self.stats.sent, n);
+                self.retries = 0;
+                self.batch_limit = self
+                    .batch_limit
+                    .saturating_mul(2)
+                    .min(self.config.max_batch_events);
+                if self.queue.is_empty() {
+                    self.flush_requested = false;
+                }
+                self.report(BatchOutcome::Delivered { records });
+            }
+            413 => {
+                if records.len() <= 1 {
+                    self.queue.discard(records, DropReason::TooLargeForBody);
+                    self.report(BatchOutcome::Dropped {
+                        records,
+                        error: DeliveryError::Status(413),
+                    });
+                } else {
+                    // Resend fewer events at once, now; not counted as a retry.
+                    self.batch_limit = (records.len() as usize / 2).max(1);
+                    self.flush_requested = true;
+                }
+            }
+            408 | 429 | 500..=599 => {
+                self.retry_batch(
+                    now,
+                    records,
+                    DeliveryError::Status(status),
+                    resp.retry_after,
+                );
+            }
+            _ => {
+                ph_warn!("batch refused with status {}: dropped", status);
+                self.queue.discard(records, DropReason::Rejected);
+                self.retries = 0;
+                self.report(BatchOutcome::Dropped {
+                    records,
+                    error: DeliveryError::Status(status),
+                });
+            }
+        }
+    }
+
+    fn retry_batch(
+        &mut self,
+        now: Now,
+        records: SeqRange,
+        error: DeliveryError,
+        retry_after: Option<RetryAfter>,
+    ) {
+        if self.retry_seq != records.start {
+            self.retry_seq = records.start;
+            self.retries = 0;
+        }
+        if self.retries >= self.config.max_retries {
+            self.queue.discard(records, DropReason::RetriesExhausted);
+            self.retries = 0;
+            self.report(BatchOutcome::Dropped { records, error });
+            return;
+        }
+        self.retries += 1;
+        bump(&mut self.stats.retries, 1);
+        let exp = self
+            .config
+            .retry_base
+            .as_millis()
+            .saturating_mul(1u64 << (self.retries - 1).min(32))
+            .min(self.config.retry_cap.as_millis());
+        let jitter = self.rng.below(exp / 4 + 1);
+        let mut delay = exp + jitter;
+        let server = match retry_after {
+            Some(RetryAfter::Delay(d)) => Some(d.as_millis()),
+            Some(RetryAfter::At(t)) => now
+                .wall
+                .map(|w| t.as_millis().saturating_sub(w.as_millis())),
+            None => None,
+        };
+        if let Some(s) = server {
+            delay = delay.max(s);
+        }
+        let at = now.mono + Duration::from_millis(delay);
+        self.not_before = Some(at);
+        self.report(BatchOutcome::Retrying { records, error, at });
+    }
+
+    fn definitions_response(&mut self, now: Now, resp: &ResponseInfo<'_>, body: &[u8]) {
+        let interval = self.config.poll_interval;
+        match resp.status {
+            200 => {
+                match self.flags.load(body) {
+                    Ok(_) => {
+                        bump(&mut self.stats.definitions_loaded, 1);
+                        self.etag.clear();
+                        if let Some(e) = resp.etag {
+                            let _ = self.etag.push_str(e);
+                            if self.etag.len() != e.len() {
+                                self.etag.clear();
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        ph_warn!("flag definitions refused: {}", e);
+                        bump(&mut self.stats.definitions_failed, 1);
+                        self.stats.last_error = Some(DeliveryError::Definitions(e));
+                    }
+                }
+                self.poll_errors = 0;
+                self.next_poll = Some(now.mono + interval);
+            }
+            304 => {
+                if let Some(e) = resp.etag {
+                    self.etag.clear();
+                    let _ = self.etag.push_str(e);
+                }
+                self.poll_errors = 0;
+                self.next_poll = Some(now.mono + interval);
+            }
+            status => {
+                bump(&mut self.stats.definitions_failed, 1);
+                self.stats.last_error = Some(DeliveryError::Status(status));
+                if matches!(status, 401 | 402) {
+                    // posthog-python: an invalid key or an exhausted quota clears everything.
+                    self.flags.clear();
+                    self.etag.clear();
+                }
+                let delay = if matches!(status, 401 | 403 | 429) {
+                    // Back off: interval × 2^n, capped at 60 s above the interval.
+                    self.poll_errors = self.poll_errors.saturating_add(1);
+                    let factor = 1u64 << u32::from(self.poll_errors.min(6));
+                    Duration::from_millis(
+                        interval
+                            .as_millis()
+                            .saturating_mul(factor)
+                            .min(interval.as_millis().max(60_000)),
+                    )
+                } else {
+                    interval
+                };
+                self.next_poll = Some(now.mono + delay);
+            }
+        }
+    }
+}
+
+/// Appends `v` percent-encoded for a query value (unreserved characters kept).
+fn push_query_value<const M: usize>(out: &mut heapless::String<M>, v: &str) -> bool {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for b in v.bytes() {
+        let ok = if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b)).is_ok()
+        } else {
+            let hi = HEX.get(usize::from(b >> 4)).copied().unwrap_or(b'0');
+            let lo = HEX.get(usize::from(b & 15)).copied().unwrap_or(b'0');
+            out.push('%').is_ok()
+                && out.push(char::from(hi)).is_ok()
+                && out.push(char::from(lo)).is_ok()
+        };
+        if !ok {
+            return false;
+        }
+    }
+    true
+}

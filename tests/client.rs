@@ -1,0 +1,467 @@
+//! The client state machine against PostHog's contract scenarios (sdk-contracts §1.1, §1.6,
+//! §1.7, §2.1, §2.2, §2.5, §2.6, §3.1), on a virtual clock.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use posthog_embedded::capture::{EventOptions, OverflowPolicy};
+use posthog_embedded::client::{
+    BatchOutcome, Client, Config, ConfigError, DeliveryError, EventInfo, Method, RequestKind,
+    ResponseInfo, RetryAfter, TransportError, Verdict,
+};
+use posthog_embedded::{CaptureError, Duration, Instant, Now, UnixMillis};
+use serde_json::Value;
+
+type C = Client<'static, 4096, 8, 128, 2048>;
+
+fn at(ms: u64) -> Now {
+    Now::mono(Instant::from_millis(ms))
+}
+
+fn ok() -> ResponseInfo<'static> {
+    ResponseInfo {
+        status: 200,
+        retry_after: None,
+        etag: None,
+    }
+}
+
+fn status(s: u16) -> ResponseInfo<'static> {
+    ResponseInfo {
+        status: s,
+        retry_after: None,
+        etag: None,
+    }
+}
+
+fn capture(c: &mut C, t: u64, name: &str) -> Result<(), CaptureError> {
+    c.capture(at(t), name, "user-123", &EventOptions::new(), |_| Ok(()))
+        .map(|_| ())
+}
+
+/// Polls once; returns the batch's event names.
+fn send(c: &mut C, t: u64, buf: &mut [u8]) -> Option<Vec<String>> {
+    let tx = c.poll_transmit(at(t), buf)?;
+    assert_eq!(tx.method, Method::Post);
+    assert_eq!(tx.path.as_str(), "/batch/");
+    let headers: Vec<(String, String)> = tx
+        .headers()
+        .map(|(k, v)| {
+            let mut s = String::new();
+            v.write(|p| -> Result<(), ()> {
+                s.push_str(p);
+                Ok(())
+            })
+            .unwrap();
+            (k.to_owned(), s)
+        })
+        .collect();
+    assert_eq!(
+        headers[0],
+        ("Content-Type".into(), "application/json".into())
+    );
+    assert!(headers[1].1.starts_with("posthog-embedded/"));
+    let body: Value = serde_json::from_slice(tx.body).unwrap();
+    assert_eq!(body["api_key"], "test-token");
+    Some(
+        body["batch"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["event"].as_str().unwrap().to_owned())
+            .collect(),
+    )
+}
+
+fn client(config: Config<'static>) -> Box<C> {
+    Box::new(C::try_new(config).unwrap())
+}
+
+#[test]
+fn config_is_validated() {
+    assert_eq!(
+        C::try_new(Config::new(" ")).err(),
+        Some(ConfigError::EmptyApiKey)
+    );
+    assert_eq!(
+        C::try_new(Config::new("k").flush_at(0)).err(),
+        Some(ConfigError::ZeroBatch)
+    );
+    assert_eq!(
+        C::try_new(Config::new("k").max_retries(10)).err(),
+        Some(ConfigError::TooManyRetries { max_retries: 10 })
+    );
+}
+
+#[test]
+fn batcher_thresholds_interval_and_order() {
+    let mut buf = vec![0u8; 4096];
+    // flush_at = 2: First, Second go together and the queue empties.
+    let mut c = client(Config::new("test-token").flush_at(2));
+    capture(&mut c, 0, "First").unwrap();
+    assert!(c.poll_transmit(at(0), &mut buf).is_none());
+    capture(&mut c, 1, "Second").unwrap();
+    assert_eq!(send(&mut c, 1, &mut buf).unwrap(), ["First", "Second"]);
+    c.handle_response(at(2), &ok(), b"");
+    assert_eq!(c.pending(), 0);
+    // Interval 10 s: a lone event is sent once it is 10 s old.
+    let mut c = client(Config::new("test-token").flush_interval(Duration::from_secs(10)));
+    capture(&mut c, 1_000, "Delayed").unwrap();
+    assert_eq!(c.poll_timeout(), Some(Instant::from_millis(11_000)));
+    assert!(c.poll_transmit(at(10_999), &mut buf).is_none());
+    assert_eq!(send(&mut c, 11_000, &mut buf).unwrap(), ["Delayed"]);
+    // One request in flight: nothing else until it is settled.
+    capture(&mut c, 11_001, "Other").unwrap();
+    c.flush();
+    assert!(c.poll_transmit(at(30_000), &mut buf).is_none());
+    assert_eq!(c.poll_timeout(), None);
+    c.handle_response(at(11_002), &ok(), b"");
+    assert_eq!(send(&mut c, 11_003, &mut buf).unwrap(), ["Other"]);
+    // flush_at = 3: arrival order is kept.
+    let mut c = client(Config::new("test-token").flush_at(3));
+    for n in ["First", "Second", "Third"] {
+        capture(&mut c, 0, n).unwrap();
+    }
+    assert_eq!(
+        send(&mut c, 0, &mut buf).unwrap(),
+        ["First", "Second", "Third"]
+    );
+}
+
+#[test]
+fn flush_on_empty_queue_sends_nothing_and_503_keeps_events() {
+    let mut buf = vec![0u8; 4096];
+    let mut c = client(Config::new("test-token"));
+    c.flush();
+    assert!(c.poll_transmit(at(0), &mut buf).is_none());
+    capture(&mut c, 0, "Retry Me").unwrap();
+    c.flush();
+    assert_eq!(send(&mut c, 0, &mut buf).unwrap(), ["Retry Me"]);
+    c.handle_response(at(10), &status(503), b"");
+    assert_eq!(c.pending(), 1);
+    assert_eq!(c.stats().last_error, Some(DeliveryError::Status(503)));
+    // Back-off: not before ~1 s (base) and at most 1.25 s (jitter).
+    let until = c.backoff_until().unwrap().as_millis();
+    assert!((1_010..=1_260).contains(&until), "{until}");
+    assert!(c.poll_transmit(at(until - 1), &mut buf).is_none());
+    assert_eq!(send(&mut c, until, &mut buf).unwrap(), ["Retry Me"]);
+    c.handle_response(at(until + 5), &ok(), b"");
+    assert_eq!(c.pending(), 0);
+    assert_eq!(c.stats().sent, 1);
+    assert_eq!(c.stats().retries, 1);
+}
+
+#[test]
+fn retries_then_drop_with_a_counted_failure() {
+    let mut buf = vec![0u8; 4096];
+    let mut c = client(
+        Config::new("test-token")
+            .max_retries(2)
+            .retry(Duration::from_millis(100), Duration::from_millis(250)),
+    );
+    capture(&mut c, 0, "Doomed").unwrap();
+    let mut t = 0;
+    let mut delays = vec![];
+    for _ in 0..3 {
+        c.flush();
+        assert!(send(&mut c, t, &mut buf).is_some());
+        c.handle_transport_error(at(t), TransportError::Timeout);
+        if let Some(u) = c.backoff_until() {
+            delays.push(u.as_millis() - t);
+            t = u.as_millis();
+        }
+    }
+    // 100 ms then 200 ms (+ up to 25% jitter), then dropped.
+    assert_eq!(delays.len(), 2);
+    assert!(
+        (100..=125).contains(&delays[0]) && (200..=250).contains(&delays[1]),
+        "{delays:?}"
+    );
+    assert_eq!(c.pending(), 0);
+    let s = c.stats();
+    assert_eq!(s.queue.discarded_retries_exhausted, 1);
+    assert_eq!(
+        s.last_error,
+        Some(DeliveryError::Transport(TransportError::Timeout))
+    );
+}
+
+#[test]
+fn retry_after_is_a_minimum_in_seconds_or_as_a_date() {
+    let mut buf = vec![0u8; 4096];
+    let mut c = client(Config::new("test-token"));
+    capture(&mut c, 0, "e").unwrap();
+    c.flush();
+    send(&mut c, 0, &mut buf).unwrap();
+    let r = ResponseInfo {
+        status: 429,
+        retry_after: Some(RetryAfter::Delay(Duration::from_secs(120))),
+        etag: None,
+    };
+    c.handle_response(at(0), &r, b"");
+    assert_eq!(c.backoff_until(), Some(Instant::from_millis(120_000)));
+    // An HTTP-date needs the wall clock.
+    send(&mut c, 120_000, &mut buf).unwrap();
+    let wall = UnixMillis::from_millis(1_767_323_045_000);
+    let r = ResponseInfo {
+        status: 503,
+        retry_after: Some(RetryAfter::At(UnixMillis::from_millis(
+            wall.as_millis() + 60_000,
+        ))),
+        etag: None,
+    };
+    c.handle_response(Now::with_wall(Instant::from_millis(120_000), wall), &r, b"");
+    assert_eq!(c.backoff_until(), Some(Instant::from_millis(180_000)));
+}
+
+#[test]
+fn status_413_halves_then_drops_a_single_event() {
+    let mut buf = vec![0u8; 8192];
+    let mut c = client(Config::new("test-token").flush_at(8));
+    for i in 0..8 {
+        capture(&mut c, 0, &format!("e{i}")).unwrap();
+    }
+    assert_eq!(send(&mut c, 0, &mut buf).unwrap().len(), 8);
+    c.handle_response(at(1), &status(413), b"");
+    assert_eq!(c.stats().retries, 0, "413 is not a retry");
+    assert_eq!(send(&mut c, 1, &mut buf).unwrap(), ["e0", "e1", "e2", "e3"]);
+    c.handle_response(at(2), &status(413), b"");
+    assert_eq!(send(&mut c, 2, &mut buf).unwrap(), ["e0", "e1"]);
+    c.handle_response(at(3), &status(413), b"");
+    assert_eq!(send(&mut c, 3, &mut buf).unwrap(), ["e0"]);
+    c.handle_response(at(4), &status(413), b"");
+    assert_eq!(c.stats().queue.discarded_too_large_for_body, 1);
+    // Success grows the batch back.
+    assert_eq!(send(&mut c, 4, &mut buf).unwrap(), ["e1"]);
+    c.handle_response(at(5), &ok(), b"");
+    assert_eq!(send(&mut c, 5, &mut buf).unwrap(), ["e2", "e3"]);
+}
+
+#[test]
+fn other_4xx_drop_the_batch() {
+    let mut buf = vec![0u8; 4096];
+    for s in [400u16, 401, 403, 404] {
+        let mut c = client(Config::new("test-token"));
+        capture(&mut c, 0, "e").unwrap();
+        c.flush();
+        send(&mut c, 0, &mut buf).unwrap();
+        c.handle_response(at(1), &status(s), b"");
+        assert_eq!(c.pending(), 0);
+        assert_eq!(c.stats().queue.discarded_rejected, 1);
+        assert_eq!(c.backoff_until(), None);
+    }
+}
+
+#[test]
+fn events_captured_in_flight_survive_an_evicting_commit() {
+    // sdk-contracts §2.2, last scenario, with a queue that holds about three events.
+    let mut buf = vec![0u8; 4096];
+    let mut c = Box::new(Client::<'static, 700, 1, 1, 1>::new(
+        Config::new("test-token").overflow(OverflowPolicy::DropOldest),
+    ));
+    for i in 1..=3 {
+        c.capture(
+            at(0),
+            &format!("initial-{i}"),
+            "u",
+            &EventOptions::new(),
+            |_| Ok(()),
+        )
+        .unwrap();
+    }
+    c.flush();
+    let first: Vec<String> = {
+        let tx = c.poll_transmit(at(0), &mut buf).unwrap();
+        let v: Value = serde_json::from_slice(tx.body).unwrap();
+        v["batch"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["event"].as_str().unwrap().into())
+            .collect()
+    };
+    assert_eq!(first, ["initial-1", "initial-2", "initial-3"]);
+    for i in 1..=3 {
+        c.capture(
+            at(1),
+            &format!("replacement-{i}"),
+            "u",
+            &EventOptions::new(),
+            |_| Ok(()),
+        )
+        .unwrap();
+    }
+    c.handle_response(at(2), &ok(), b"");
+    assert_eq!(c.pending(), 3, "the replacements are still queued");
+    c.flush();
+    let tx = c.poll_transmit(at(3), &mut buf).unwrap();
+    let v: Value = serde_json::from_slice(tx.body).unwrap();
+    let names: Vec<&str> = v["batch"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["replacement-1", "replacement-2", "replacement-3"]);
+}
+
+#[test]
+fn opt_out_gate_and_before_send_filter() {
+    let mut c = client(Config::new("test-token").opted_out(true));
+    assert!(c.is_opted_out());
+    assert_eq!(
+        capture(&mut c, 0, "Early Event"),
+        Err(CaptureError::Disabled)
+    );
+    c.opt_in();
+    capture(&mut c, 0, "Allowed").unwrap();
+    c.opt_out();
+    assert_eq!(capture(&mut c, 0, "Blocked"), Err(CaptureError::Disabled));
+    assert_eq!(
+        c.alias(at(0), "a", "b", &EventOptions::new()),
+        Err(CaptureError::Disabled)
+    );
+    assert_eq!(c.pending(), 1, "queued events are kept by default");
+    c.opt_out_and_clear();
+    assert_eq!(c.pending(), 0);
+    assert_eq!(c.stats().gated, 3);
+
+    fn drop_secrets(e: &EventInfo<'_>) -> Verdict {
+        if e.event == "Secret Event" {
+            Verdict::Drop
+        } else {
+            Verdict::Keep
+        }
+    }
+    let mut c = client(Config::new("test-token"));
+    c.set_before_send(Some(drop_secrets));
+    assert_eq!(
+        capture(&mut c, 0, "Secret Event"),
+        Err(CaptureError::Filtered)
+    );
+    capture(&mut c, 0, "Checkout Started").unwrap();
+    assert_eq!(c.pending(), 1);
+    assert_eq!(c.stats().filtered, 1);
+    // Validation failures are counted too.
+    assert_eq!(capture(&mut c, 0, ""), Err(CaptureError::EmptyEventName));
+    assert_eq!(c.stats().invalid, 1);
+}
+
+static DELIVERED: AtomicUsize = AtomicUsize::new(0);
+static DROPPED: AtomicUsize = AtomicUsize::new(0);
+
+#[test]
+fn shutdown_flushes_refuses_later_captures_and_is_idempotent() {
+    fn on_batch(o: &BatchOutcome) {
+        match o {
+            BatchOutcome::Delivered { records } => {
+                DELIVERED.fetch_add(records.len() as usize, Ordering::SeqCst)
+            }
+            BatchOutcome::Dropped { records, .. } => {
+                DROPPED.fetch_add(records.len() as usize, Ordering::SeqCst)
+            }
+            _ => 0,
+        };
+    }
+    let mut buf = vec![0u8; 4096];
+    let mut c = client(Config::new("test-token").flush_at(100));
+    c.set_on_batch(Some(on_batch));
+    capture(&mut c, 0, "Save").unwrap();
+    c.shutdown();
+    c.shutdown();
+    assert_eq!(
+        capture(&mut c, 0, "After Shutdown"),
+        Err(CaptureError::Disabled)
+    );
+    assert_eq!(send(&mut c, 0, &mut buf).unwrap(), ["Save"]);
+    c.handle_response(at(1), &ok(), b"");
+    assert_eq!(c.pending(), 0);
+    assert!(c.poll_transmit(at(1), &mut buf).is_none());
+    assert_eq!(c.poll_timeout(), None, "no timers after shutdown");
+    assert_eq!(DELIVERED.load(Ordering::SeqCst), 1);
+    assert_eq!(DROPPED.load(Ordering::SeqCst), 0);
+}
+
+const DEFS: &[u8] = br#"{"flags":[{"id":1,"key":"beta-ui","active":true,"filters":{"groups":[{"properties":[],"rollout_percentage":100}]}}]}"#;
+
+#[test]
+fn definitions_polling_with_etag_and_errors() {
+    let mut buf = vec![0u8; 4096];
+    let mut c = client(
+        Config::new("test-token")
+            .secret_key("phx_secret")
+            .poll_interval(Duration::from_secs(30)),
+    );
+    assert!(!c.is_local_evaluation_ready());
+    {
+        let tx = c.poll_transmit(at(0), &mut buf).unwrap();
+        assert_eq!(tx.kind, RequestKind::Definitions);
+        assert_eq!(tx.method, Method::Get);
+        assert_eq!(
+            tx.path.as_str(),
+            "/flags/definitions?token=test-token&send_cohorts"
+        );
+        assert!(tx.body.is_empty());
+        let auth: Vec<String> = tx.headers().map(|(k, v)| format!("{k}: {v:?}")).collect();
+        // The secret never shows in Debug output.
+        assert!(
+            auth.iter()
+                .any(|h| h == "Authorization: \"Bearer <redacted>\""),
+            "{auth:?}"
+        );
+        assert!(!format!("{tx:?}").contains("phx_secret"));
+        let mut wire = String::new();
+        for (_, v) in tx.headers() {
+            v.write(|p| -> Result<(), ()> {
+                wire.push_str(p);
+                Ok(())
+            })
+            .unwrap();
+        }
+        assert!(wire.contains("Bearer phx_secret"));
+    }
+    let r = ResponseInfo {
+        status: 200,
+        retry_after: None,
+        etag: Some("\"v1\""),
+    };
+    c.handle_response(at(10), &r, DEFS);
+    assert!(c.is_local_evaluation_ready());
+    assert_eq!(c.poll_timeout(), Some(Instant::from_millis(30_010)));
+    {
+        let tx = c.poll_transmit(at(30_010), &mut buf).unwrap();
+        assert!(tx
+            .headers()
+            .any(|(k, v)| k == "If-None-Match" && format!("{v:?}") == "\"\\\"v1\\\"\""));
+    }
+    c.handle_response(at(30_020), &status(304), b"");
+    assert_eq!(c.flags().len(), 1);
+    // A malformed body keeps the old definitions.
+    let _ = c.poll_transmit(at(60_020), &mut buf).unwrap();
+    c.handle_response(at(60_030), &ok(), b"{\"flags\": [");
+    assert_eq!(c.flags().len(), 1);
+    assert!(matches!(
+        c.stats().last_error,
+        Some(DeliveryError::Definitions(_))
+    ));
+    // 403 and 429 keep them and back off; 401 and 402 clear them.
+    let _ = c.poll_transmit(at(90_030), &mut buf).unwrap();
+    c.handle_response(at(90_040), &status(429), b"");
+    assert_eq!(c.flags().len(), 1);
+    assert_eq!(
+        c.poll_timeout(),
+        Some(Instant::from_millis(90_040 + 60_000))
+    );
+    let _ = c.poll_transmit(at(150_040), &mut buf).unwrap();
+    c.handle_response(at(150_050), &status(401), b"");
+    assert_eq!(c.flags().len(), 0);
+    assert!(!c.is_local_evaluation_ready());
+    // reload() polls at once.
+    c.reload();
+    assert!(c.poll_transmit(at(150_051), &mut buf).is_some());
+    c.handle_transport_error(at(150_060), TransportError::Connect);
+    // A snapshot from flash works with no network at all.
+    let mut offline = client(Config::new("test-token"));
+    offline.load_definitions(DEFS).unwrap();
+    assert!(offline.is_local_evaluation_ready());
+    assert!(offline.poll_transmit(at(0), &mut buf).is_none());
+}
