@@ -14,8 +14,8 @@
 //! - [`date`]: absolute and relative dates for `is_date_before` / `is_date_after`.
 //! - [`value`]: property values and PostHog's stringification, case-folding and number rules.
 
-pub mod date;
 pub mod called;
+pub mod date;
 pub mod eval;
 pub mod hash;
 pub mod property;
