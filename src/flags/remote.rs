@@ -1,1 +1,1890 @@
-//! (work in progress)
+//! Remote flag evaluation (`POST /flags/?v=2`), allocation-free (protocol §2).
+//!
+//! Three pieces, none of which does I/O:
+//!
+//! - [`FlagsRequest`]: the request body, written into a caller buffer.
+//! - [`RemoteFlags`]: a bounded, parsed answer (`N` flags, `B` bytes of text), from either the
+//!   v2 `flags` shape or the legacy `featureFlags` shape.
+//! - [`FlagErrors`]: the `$feature_flag_error` value, composed from error kinds and rendered
+//!   exactly as PostHog's SDKs render it.
+//!
+//! ```
+//! use posthog_embedded::flags::remote::{FlagsRequest, RemoteFlags};
+//! use posthog_embedded::flags::{FlagValue, PropertyValue};
+//!
+//! let person = [("plan", PropertyValue::Str("pro"))];
+//! let mut req = FlagsRequest::new("phc_token", "user-1");
+//! req.person_properties = &person;
+//! req.flag_keys = Some(&["beta"]);
+//! let mut buf = [0u8; 256];
+//! let len = req.write(&mut buf)?;
+//! assert!(buf[..len].starts_with(br#"{"token":"phc_token","distinct_id":"user-1""#));
+//!
+//! let mut flags: RemoteFlags<8, 256> = RemoteFlags::new();
+//! flags.parse(br#"{"flags":{"beta":{"enabled":true,"variant":"blue",
+//!     "metadata":{"id":7,"version":2,"payload":"{\"color\":1}"}}},"requestId":"r-1"}"#)?;
+//! let beta = flags.get("beta").unwrap();
+//! assert_eq!(beta.value, FlagValue::Variant("blue"));
+//! assert_eq!(beta.payload, Some(r#"{"color":1}"#));
+//! assert_eq!(flags.request_id(), Some("r-1"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use core::fmt;
+
+use super::eval::FlagValue;
+use super::value::{Properties, PropertyValue};
+use crate::json::read::{ReadError, Reader, Str, Token};
+use crate::json::write::{Sink, Value, ValueWriter};
+
+// =============================================================================================
+// Request
+// =============================================================================================
+
+/// Properties that can be enumerated, so they can be sent to `/flags`.
+///
+/// [`Properties`] only answers look-ups, which is all local evaluation needs; the request body
+/// must list every property. A plain slice (or array) of `(key, value)` pairs implements both.
+/// Because `PropertyList` extends `Properties`, a `&dyn PropertyList` can be passed wherever a
+/// `&dyn Properties` is expected, so one value serves evaluation and the request.
+pub trait PropertyList: Properties {
+    /// The `index`-th property, or `None` past the end. Indices are dense from 0.
+    fn entry(&self, index: usize) -> Option<(&str, PropertyValue<'_>)>;
+}
+
+impl PropertyList for [(&str, PropertyValue<'_>)] {
+    fn entry(&self, index: usize) -> Option<(&str, PropertyValue<'_>)> {
+        self.get(index).map(|(k, v)| (*k, *v))
+    }
+}
+
+impl<const N: usize> PropertyList for [(&str, PropertyValue<'_>); N] {
+    fn entry(&self, index: usize) -> Option<(&str, PropertyValue<'_>)> {
+        PropertyList::entry(self.as_slice(), index)
+    }
+}
+
+impl<T: PropertyList + ?Sized> PropertyList for &T {
+    fn entry(&self, index: usize) -> Option<(&str, PropertyValue<'_>)> {
+        (**self).entry(index)
+    }
+}
+
+/// The entries of a [`PropertyList`], in order.
+fn entries(list: &dyn PropertyList) -> impl Iterator<Item = (&str, PropertyValue<'_>)> + '_ {
+    (0..).map_while(move |i| list.entry(i))
+}
+
+/// One group sent with a `/flags` request.
+#[derive(Clone, Copy)]
+pub struct RequestGroup<'a> {
+    /// Group type name (`"company"`).
+    pub group_type: &'a str,
+    /// Group key (`"acme"`).
+    pub key: &'a str,
+    /// The group's properties, if any. `$group_key` is added unless they already hold it.
+    pub properties: Option<&'a dyn PropertyList>,
+}
+
+impl fmt::Debug for RequestGroup<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestGroup")
+            .field("group_type", &self.group_type)
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The body of a `POST /flags/?v=2` request (protocol §2.1), written by [`write`](Self::write).
+///
+/// The shape is posthog-node's (wire vectors w-3 and w-4), the SDK that, like us, calls
+/// `/flags/?v=2`:
+///
+/// ```json
+/// {"token":"phc_…","distinct_id":"user-1","$device_id":"dev-1",
+///  "groups":{"company":"acme"},"person_properties":{"plan":"pro"},
+///  "group_properties":{"company":{"$group_key":"acme","seats":42}},
+///  "geoip_disable":true,"flag_keys_to_evaluate":["beta"]}
+/// ```
+///
+/// - **`token`**, not posthog-python's `api_key`: the flags service reads `token` and accepts
+///   `api_key` only as an alias.
+/// - **`$device_id`** (top level), not `device_id`: again NODE's spelling, an alias of the
+///   service's `device_id` field. It is omitted when there is no device id (or it is empty);
+///   sending both spellings would be a duplicate field.
+/// - `person_properties` are the caller's, **without** the `distinct_id` that local
+///   evaluation injects (§1.3). `group_properties` has an entry for every group, `$group_key`
+///   first (unless the caller's properties carry their own `$group_key`, which then wins), as
+///   PY and NODE send it.
+/// - `groups`, `person_properties`, `group_properties` and `geoip_disable` are always present;
+///   `flag_keys_to_evaluate`, `evaluation_runtime` and `evaluation_contexts` only when set.
+/// - No `sent_at` (PY adds it through its generic `post()`; the flags service ignores it).
+///
+/// Build one with [`new`](Self::new) and set the public fields.
+#[derive(Clone, Copy)]
+#[non_exhaustive]
+pub struct FlagsRequest<'a> {
+    /// The project token (`phc_…`).
+    pub token: &'a str,
+    /// The distinct id to evaluate for.
+    pub distinct_id: &'a str,
+    /// The device id, for flags bucketed by device. Sent as `$device_id`.
+    pub device_id: Option<&'a str>,
+    /// Groups, with their properties.
+    pub groups: &'a [RequestGroup<'a>],
+    /// Person properties, as the caller gave them (no injected `distinct_id`).
+    pub person_properties: &'a dyn PropertyList,
+    /// Ask the server not to resolve the request's IP address. PostHog's SDKs default to `true`.
+    pub geoip_disable: bool,
+    /// Only evaluate these flags (single-flag getters send `[key]`); `None` evaluates all.
+    pub flag_keys: Option<&'a [&'a str]>,
+    /// `evaluation_runtime` (posthog-node 5.70 sends `"server"`, which makes the server skip
+    /// client-only flags). Omitted when `None`, the default.
+    pub evaluation_runtime: Option<&'a str>,
+    /// `evaluation_contexts` (posthog-node's evaluation environments). Omitted when empty.
+    pub evaluation_contexts: &'a [&'a str],
+}
+
+impl fmt::Debug for FlagsRequest<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The token is a secret-ish identifier: never printed.
+        f.debug_struct("FlagsRequest")
+            .field("distinct_id", &self.distinct_id)
+            .field("device_id", &self.device_id)
+            .field("groups", &self.groups)
+            .field("geoip_disable", &self.geoip_disable)
+            .field("flag_keys", &self.flag_keys)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The empty person-property list used by [`FlagsRequest::new`].
+const NO_PROPERTIES: &[(&str, PropertyValue<'static>); 0] = &[];
+
+impl<'a> FlagsRequest<'a> {
+    /// A request for `distinct_id` with no device id, groups, person properties or flag keys,
+    /// and `geoip_disable: true` (the SDKs' default).
+    #[must_use]
+    pub const fn new(token: &'a str, distinct_id: &'a str) -> Self {
+        Self {
+            token,
+            distinct_id,
+            device_id: None,
+            groups: &[],
+            person_properties: NO_PROPERTIES,
+            geoip_disable: true,
+            flag_keys: None,
+            evaluation_runtime: None,
+            evaluation_contexts: &[],
+        }
+    }
+
+    /// Writes the JSON body into `buf` and returns its length.
+    ///
+    /// # Errors
+    /// - [`RequestError::BufferTooSmall`] with the exact size needed (`buf` then holds a
+    ///   partial body);
+    /// - [`RequestError::NonFiniteNumber`] for a NaN or infinite [`PropertyValue::Float`];
+    /// - [`RequestError::InvalidJson`] for a [`PropertyValue::Json`] that is not one valid JSON
+    ///   value.
+    pub fn write(&self, buf: &mut [u8]) -> Result<usize, RequestError> {
+        let available = buf.len();
+        // Keys are written with `Sink::string`, which does not check lengths.
+        let mut s = Sink::new(buf, usize::MAX);
+        s.raw(b"{\"token\":");
+        s.string(self.token);
+        s.raw(b",\"distinct_id\":");
+        s.string(self.distinct_id);
+        if let Some(device) = self.device_id.filter(|d| !d.is_empty()) {
+            s.raw(b",\"$device_id\":");
+            s.string(device);
+        }
+        s.raw(b",\"groups\":{");
+        for (i, g) in self.groups.iter().enumerate() {
+            if i > 0 {
+                s.raw(b",");
+            }
+            s.string(g.group_type);
+            s.raw(b":");
+            s.string(g.key);
+        }
+        s.raw(b"},\"person_properties\":{");
+        write_members(&mut s, entries(self.person_properties), true)?;
+        s.raw(b"}");
+        s.raw(b",\"group_properties\":{");
+        for (i, g) in self.groups.iter().enumerate() {
+            if i > 0 {
+                s.raw(b",");
+            }
+            s.string(g.group_type);
+            s.raw(b":{");
+            let own_key = g.properties.is_some_and(|p| p.get("$group_key").is_some());
+            let mut first = true;
+            if !own_key {
+                s.raw(b"\"$group_key\":");
+                s.string(g.key);
+                first = false;
+            }
+            if let Some(p) = g.properties {
+                write_members(&mut s, entries(p), first)?;
+            }
+            s.raw(b"}");
+        }
+        s.raw(b"},\"geoip_disable\":");
+        s.raw(if self.geoip_disable {
+            b"true"
+        } else {
+            b"false"
+        });
+        if let Some(keys) = self.flag_keys {
+            s.raw(b",\"flag_keys_to_evaluate\":");
+            write_str_array(&mut s, keys);
+        }
+        if let Some(rt) = self.evaluation_runtime {
+            s.raw(b",\"evaluation_runtime\":");
+            s.string(rt);
+        }
+        if !self.evaluation_contexts.is_empty() {
+            s.raw(b",\"evaluation_contexts\":");
+            write_str_array(&mut s, self.evaluation_contexts);
+        }
+        s.raw(b"}");
+        if s.fits() {
+            Ok(s.needed())
+        } else {
+            Err(RequestError::BufferTooSmall {
+                needed: s.needed(),
+                available,
+            })
+        }
+    }
+
+    /// The exact body length [`write`](Self::write) needs.
+    ///
+    /// # Errors
+    /// The same value errors as [`write`](Self::write) (never
+    /// [`BufferTooSmall`](RequestError::BufferTooSmall)).
+    pub fn encoded_len(&self) -> Result<usize, RequestError> {
+        match self.write(&mut []) {
+            Ok(n) | Err(RequestError::BufferTooSmall { needed: n, .. }) => Ok(n),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn write_str_array(s: &mut Sink<'_>, items: &[&str]) {
+    s.raw(b"[");
+    for (i, k) in items.iter().enumerate() {
+        if i > 0 {
+            s.raw(b",");
+        }
+        s.string(k);
+    }
+    s.raw(b"]");
+}
+
+fn write_members<'p>(
+    s: &mut Sink<'_>,
+    props: impl Iterator<Item = (&'p str, PropertyValue<'p>)>,
+    mut first: bool,
+) -> Result<(), RequestError> {
+    for (k, v) in props {
+        if !first {
+            s.raw(b",");
+        }
+        first = false;
+        s.string(k);
+        s.raw(b":");
+        write_property_value(s, &v)?;
+    }
+    Ok(())
+}
+
+/// Writes `v` as one JSON value: strings escaped, an [`EscapedStr`](PropertyValue::EscapedStr)
+/// copied with its (valid) escapes, a [`Json`](PropertyValue::Json) value checked and copied,
+/// numbers exactly (floats in their shortest round-trip form).
+///
+/// # Errors
+/// [`RequestError::NonFiniteNumber`] for a NaN or infinite float;
+/// [`RequestError::InvalidJson`] for a `Json` value that is not exactly one JSON value. Nothing
+/// is written for the failing value.
+pub fn write_property_value(s: &mut Sink<'_>, v: &PropertyValue<'_>) -> Result<(), RequestError> {
+    match *v {
+        PropertyValue::Null => s.raw(b"null"),
+        PropertyValue::Bool(b) => s.raw(if b { b"true" } else { b"false" }),
+        PropertyValue::Int(i) => s.i64(i),
+        PropertyValue::UInt(u) => s.u64(u),
+        PropertyValue::Float(f) => s.f64(f).map_err(|_| RequestError::NonFiniteNumber)?,
+        PropertyValue::Str(text) => s.string(text),
+        PropertyValue::EscapedStr(text) => {
+            // A `Str` comes only from a `Reader`, which validated its escapes and UTF-8.
+            s.raw(b"\"");
+            s.raw(text.raw().as_bytes());
+            s.raw(b"\"");
+        }
+        PropertyValue::Json(raw) => {
+            let mut r = Reader::new(raw.as_bytes());
+            let valid = r.skip_value().is_ok() && matches!(r.next(), Ok(None));
+            if !valid {
+                return Err(RequestError::InvalidJson);
+            }
+            s.raw(raw.trim_matches([' ', '\t', '\n', '\r']).as_bytes());
+        }
+    }
+    Ok(())
+}
+
+/// A `/flags` request body could not be written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum RequestError {
+    /// The body does not fit in the buffer.
+    BufferTooSmall {
+        /// Bytes the body needs.
+        needed: usize,
+        /// Bytes the buffer has.
+        available: usize,
+    },
+    /// A property value is a NaN or infinite float; JSON cannot represent it.
+    NonFiniteNumber,
+    /// A [`PropertyValue::Json`] property holds text that is not one valid JSON value.
+    InvalidJson,
+}
+
+impl fmt::Display for RequestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::BufferTooSmall { needed, available } => write!(
+                f,
+                "/flags request body needs {needed} bytes, buffer has {available}"
+            ),
+            Self::NonFiniteNumber => {
+                f.write_str("NaN or infinite property value in /flags request")
+            }
+            Self::InvalidJson => f.write_str("composite property value is not valid JSON"),
+        }
+    }
+}
+
+impl core::error::Error for RequestError {}
+
+// =============================================================================================
+// Response
+// =============================================================================================
+
+/// A span of text in [`RemoteFlags`]' byte arena; `start == u32::MAX` means "none".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Span {
+    start: u32,
+    len: u32,
+}
+
+impl Span {
+    const NONE: Self = Self {
+        start: u32::MAX,
+        len: 0,
+    };
+
+    const fn is_none(self) -> bool {
+        self.start == u32::MAX
+    }
+}
+
+const ENABLED: u8 = 1;
+const FAILED: u8 = 2;
+const HAS_ID: u8 = 4;
+const HAS_VERSION: u8 = 8;
+const HAS_EXPERIMENT_KNOWN: u8 = 16;
+const HAS_EXPERIMENT: u8 = 32;
+
+/// One stored flag: 60 bytes on 32- and 64-bit targets (every field 4-byte aligned).
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    key: Span,
+    variant: Span,
+    payload: Span,
+    code: Span,
+    description: Span,
+    /// `i64` as two `u32` words (high, low), keeping the entry 4-byte aligned.
+    id: [u32; 2],
+    version: [u32; 2],
+    bits: u8,
+}
+
+const fn split(v: i64) -> [u32; 2] {
+    let u = v as u64;
+    [(u >> 32) as u32, u as u32]
+}
+
+const fn join(w: [u32; 2]) -> i64 {
+    (((w[0] as u64) << 32) | w[1] as u64) as i64
+}
+
+/// What a `/flags` response needs (or a [`RemoteFlags`] holds).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct RemoteRequirements {
+    /// Flags.
+    pub flags: usize,
+    /// Bytes of text (keys, variants, payloads, reasons, the request id).
+    pub bytes: usize,
+}
+
+impl RemoteRequirements {
+    /// RAM a [`RemoteFlags`] with these capacities takes, in bytes (an upper bound).
+    #[must_use]
+    pub const fn remote_flags_bytes(&self) -> usize {
+        self.flags * size_of::<Entry>() + self.bytes + 64
+    }
+}
+
+impl fmt::Display for RemoteRequirements {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} flags, {} bytes of text", self.flags, self.bytes)
+    }
+}
+
+/// One flag of a `/flags` answer, borrowed from the [`RemoteFlags`] that holds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub struct RemoteFlag<'a> {
+    /// The flag key.
+    pub key: &'a str,
+    /// The value: the variant when the server sent a string variant, otherwise `enabled`. A
+    /// holdout comes back as the variant string `holdout-<id>` (a [`FlagValue::Variant`]).
+    pub value: FlagValue<'a>,
+    /// `enabled` as sent (legacy shape: the value is not `false`).
+    pub enabled: bool,
+    /// The variant, if the server sent a string.
+    pub variant: Option<&'a str>,
+    /// The payload's JSON text: the decoded content of `metadata.payload` (a JSON-encoded
+    /// string), or the raw JSON when the server sent a non-string value. It is usually, but
+    /// not necessarily, valid JSON (`"this is a string"` decodes to `this is a string`).
+    pub payload: Option<&'a str>,
+    /// `metadata.id`.
+    pub id: Option<i64>,
+    /// `metadata.version`.
+    pub version: Option<i64>,
+    /// `reason.code` (`condition_match`, ...).
+    pub reason_code: Option<&'a str>,
+    /// `reason.description` (`Matched condition set 1`).
+    pub reason_description: Option<&'a str>,
+    /// `metadata.has_experiment`, when sent as a boolean.
+    pub has_experiment: Option<bool>,
+    /// `failed: true`: the server could not evaluate this flag.
+    pub failed: bool,
+}
+
+impl<'a> RemoteFlag<'a> {
+    /// The `$feature_flag_reason` to report: the description, else the code (NODE's rule).
+    #[must_use]
+    pub fn reason(&self) -> Option<&'a str> {
+        self.reason_description.or(self.reason_code)
+    }
+}
+
+/// A `/flags` answer, parsed into fixed capacities: up to `N` flags and `B` bytes of text.
+///
+/// # Memory
+///
+/// `N × 60 + B + ~56` bytes (see [`RemoteRequirements::remote_flags_bytes`]); text is each
+/// flag's key, variant, payload, reason code and description, plus the request id.
+///
+/// # Parsing
+///
+/// [`parse`](Self::parse) accepts both response shapes (protocol §2.2):
+///
+/// - **v2**: `flags: {key: {enabled, variant, failed, reason: {code, description},
+///   metadata: {id, version, payload, has_experiment}}}`;
+/// - **legacy**: `featureFlags: {key: true | false | "variant"}` with
+///   `featureFlagPayloads: {key: "<json>"}` (only payloads of listed flags are kept).
+///
+/// When both are present `flags` wins (as in posthog-node and posthog-python). Top-level
+/// `errorsWhileComputingFlags`, `quotaLimited`, `requestId`, `evaluatedAt` and
+/// `minimalFlagCalledEvents` are read; everything else is validated and skipped. When
+/// `quotaLimited` contains `"feature_flags"` every flag is absent, as posthog-node treats it.
+/// Within a flag, fields of the wrong type count as absent; a flag that is not an object is
+/// skipped. For duplicate keys the last one wins, as with `JSON.parse`.
+///
+/// Parsing runs twice over the same bytes: a dry run validates everything and measures it,
+/// and only if it succeeds and fits does the second pass replace the contents. So a malformed,
+/// truncated or too-large body leaves the previous answer untouched.
+#[derive(Clone, Debug)]
+pub struct RemoteFlags<const N: usize, const B: usize> {
+    /// Sorted by key, no duplicates.
+    flags: heapless::Vec<Entry, N>,
+    bytes: heapless::Vec<u8, B>,
+    request_id: Span,
+    evaluated_at: Option<u64>,
+    errors_while_computing: bool,
+    quota_limited: bool,
+    minimal_flag_called_events: bool,
+    loaded: bool,
+}
+
+impl<const N: usize, const B: usize> Default for RemoteFlags<N, B> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize, const B: usize> RemoteFlags<N, B> {
+    /// An empty answer (nothing loaded). `const`, so it can live in a `static`.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+            flags: heapless::Vec::new(),
+            bytes: heapless::Vec::new(),
+            request_id: Span::NONE,
+            evaluated_at: None,
+            errors_while_computing: false,
+            quota_limited: false,
+            minimal_flag_called_events: false,
+            loaded: false,
+        }
+    }
+
+    /// The capacities of this type.
+    #[must_use]
+    pub const fn capacity() -> RemoteRequirements {
+        RemoteRequirements { flags: N, bytes: B }
+    }
+
+    /// What the current answer uses.
+    #[must_use]
+    pub fn usage(&self) -> RemoteRequirements {
+        RemoteRequirements {
+            flags: self.flags.len(),
+            bytes: self.bytes.len(),
+        }
+    }
+
+    /// Measures what `body` needs without storing anything. The byte count is an upper bound
+    /// for the legacy shape (payloads of flags absent from `featureFlags` are counted too).
+    ///
+    /// # Errors
+    /// The same parse errors as [`parse`](Self::parse), never a capacity error.
+    pub fn requirements(body: &[u8]) -> Result<RemoteRequirements, RemoteError> {
+        let mut b = Builder::<N, B> {
+            out: None,
+            need: RemoteRequirements::default(),
+        };
+        parse_body(body, &mut b)?;
+        Ok(b.need)
+    }
+
+    /// Replaces the contents with the `/flags` (or `/decide`) response `body`. On error
+    /// nothing changes.
+    ///
+    /// # Errors
+    /// - [`RemoteError::Json`]: `body` is not valid JSON (or is truncated);
+    /// - [`RemoteError::Shape`]: the top level, `flags` or `featureFlags` is not an object;
+    /// - [`RemoteError::TooManyFlags`] / [`RemoteError::TextFull`]: the answer exceeds `N` flags
+    ///   or `B` bytes of text; the error names the size needed.
+    pub fn parse(&mut self, body: &[u8]) -> Result<(), RemoteError> {
+        let need = Self::requirements(body)?;
+        if need.flags > N {
+            return Err(RemoteError::TooManyFlags {
+                needed: need.flags,
+                capacity: N,
+            });
+        }
+        if need.bytes > B {
+            return Err(RemoteError::TextFull {
+                needed: need.bytes,
+                capacity: B,
+            });
+        }
+        self.clear();
+        let mut b = Builder {
+            out: Some(&mut *self),
+            need: RemoteRequirements::default(),
+        };
+        // Cannot fail: the same bytes parsed above and everything fits.
+        let result = parse_body(body, &mut b);
+        if let Err(e) = result {
+            self.clear();
+            return Err(e);
+        }
+        self.finish();
+        self.loaded = true;
+        Ok(())
+    }
+
+    /// Sorts by key and removes duplicate keys, keeping the last (document order).
+    fn finish(&mut self) {
+        let bytes = &self.bytes;
+        let text = |s: &Span| -> &[u8] { span_bytes(bytes, *s) };
+        let flags = &mut self.flags;
+        // Insertion sort: stable, no allocation; N is small.
+        for i in 1..flags.len() {
+            let mut j = i;
+            while j > 0 {
+                let (Some(a), Some(b)) = (flags.get(j - 1), flags.get(j)) else {
+                    break;
+                };
+                if text(&a.key) <= text(&b.key) {
+                    break;
+                }
+                flags.swap(j - 1, j);
+                j -= 1;
+            }
+        }
+        let mut w = 0usize;
+        for r in 0..flags.len() {
+            let (Some(cur), next) = (flags.get(r).copied(), flags.get(r + 1)) else {
+                break;
+            };
+            if next.is_some_and(|n| text(&n.key) == text(&cur.key)) {
+                continue;
+            }
+            if let Some(slot) = flags.get_mut(w) {
+                *slot = cur;
+            }
+            w += 1;
+        }
+        flags.truncate(w);
+    }
+
+    /// Forgets the answer.
+    pub fn clear(&mut self) {
+        self.flags.clear();
+        self.bytes.clear();
+        self.request_id = Span::NONE;
+        self.evaluated_at = None;
+        self.errors_while_computing = false;
+        self.quota_limited = false;
+        self.minimal_flag_called_events = false;
+        self.loaded = false;
+    }
+
+    /// Whether an answer has been parsed (and not cleared since).
+    #[must_use]
+    pub const fn is_loaded(&self) -> bool {
+        self.loaded
+    }
+
+    /// Number of flags in the answer.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.flags.len()
+    }
+
+    /// Whether the answer holds no flag.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.flags.is_empty()
+    }
+
+    fn text(&self, s: Span) -> Option<&str> {
+        if s.is_none() {
+            return None;
+        }
+        core::str::from_utf8(span_bytes(&self.bytes, s)).ok()
+    }
+
+    fn view(&self, e: &Entry) -> RemoteFlag<'_> {
+        let variant = self.text(e.variant);
+        let enabled = e.bits & ENABLED != 0;
+        RemoteFlag {
+            key: self.text(e.key).unwrap_or_default(),
+            value: variant.map_or(FlagValue::Bool(enabled), FlagValue::Variant),
+            enabled,
+            variant,
+            payload: self.text(e.payload),
+            id: (e.bits & HAS_ID != 0).then(|| join(e.id)),
+            version: (e.bits & HAS_VERSION != 0).then(|| join(e.version)),
+            reason_code: self.text(e.code),
+            reason_description: self.text(e.description),
+            has_experiment: (e.bits & HAS_EXPERIMENT_KNOWN != 0)
+                .then_some(e.bits & HAS_EXPERIMENT != 0),
+            failed: e.bits & FAILED != 0,
+        }
+    }
+
+    /// The flag `key`, or `None` if the answer does not have it (or was quota limited).
+    #[must_use]
+    pub fn get(&self, key: &str) -> Option<RemoteFlag<'_>> {
+        let i = self
+            .flags
+            .binary_search_by(|e| span_bytes(&self.bytes, e.key).cmp(key.as_bytes()))
+            .ok()?;
+        self.flags.get(i).map(|e| self.view(e))
+    }
+
+    /// Every flag, sorted by key.
+    pub fn iter(&self) -> impl Iterator<Item = RemoteFlag<'_>> + Clone + '_ {
+        self.flags.iter().map(|e| self.view(e))
+    }
+
+    /// Every `(key, value)`, sorted by key: the input of
+    /// [`write_flag_properties`](super::called::write_flag_properties).
+    pub fn values(&self) -> impl Iterator<Item = (&str, FlagValue<'_>)> + Clone + '_ {
+        self.iter().map(|f| (f.key, f.value))
+    }
+
+    /// Whether `quotaLimited` contained `"feature_flags"` (then every flag is absent).
+    #[must_use]
+    pub const fn quota_limited(&self) -> bool {
+        self.quota_limited
+    }
+
+    /// `errorsWhileComputingFlags`: the server failed on some flags (missing ones may be
+    /// wrong rather than absent).
+    #[must_use]
+    pub const fn errors_while_computing(&self) -> bool {
+        self.errors_while_computing
+    }
+
+    /// `requestId`, for `$feature_flag_request_id`.
+    #[must_use]
+    pub fn request_id(&self) -> Option<&str> {
+        self.text(self.request_id)
+    }
+
+    /// `evaluatedAt` in Unix milliseconds, for `$feature_flag_evaluated_at`.
+    #[must_use]
+    pub const fn evaluated_at(&self) -> Option<u64> {
+        self.evaluated_at
+    }
+
+    /// `minimalFlagCalledEvents: true`: the server asks for minimal `$feature_flag_called`
+    /// events (for flags whose `has_experiment` is exactly `false`).
+    #[must_use]
+    pub const fn minimal_flag_called_events(&self) -> bool {
+        self.minimal_flag_called_events
+    }
+
+    /// The `$feature_flag_error` for a single-flag read of `key` from this answer, following
+    /// posthog-python: `quota_limited` alone when quota limited; otherwise
+    /// `errors_while_computing_flags` if set, then `flag_missing` (key absent) or
+    /// `evaluation_failed` (`failed: true`). (posthog-node reports
+    /// `quota_limited,flag_missing` in the quota case.)
+    #[must_use]
+    pub fn errors_for(&self, key: &str) -> FlagErrors {
+        if self.quota_limited {
+            return FlagErrors::new().with(FlagErrorKind::QuotaLimited);
+        }
+        let mut e = FlagErrors::new();
+        if self.errors_while_computing {
+            e.insert(FlagErrorKind::ErrorsWhileComputing);
+        }
+        match self.get(key) {
+            None => e.insert(FlagErrorKind::FlagMissing),
+            Some(f) if f.failed => e.insert(FlagErrorKind::EvaluationFailed),
+            Some(_) => {}
+        }
+        e
+    }
+}
+
+fn span_bytes(bytes: &[u8], s: Span) -> &[u8] {
+    let start = s.start as usize;
+    bytes
+        .get(start..start.saturating_add(s.len as usize))
+        .unwrap_or_default()
+}
+
+/// Writes into a [`RemoteFlags`], or (dry run) only measures.
+struct Builder<'s, const N: usize, const B: usize> {
+    out: Option<&'s mut RemoteFlags<N, B>>,
+    need: RemoteRequirements,
+}
+
+impl<const N: usize, const B: usize> Builder<'_, N, B> {
+    fn committing(&self) -> bool {
+        self.out.is_some()
+    }
+
+    fn text(&mut self, s: &str) -> Span {
+        let span = Span {
+            start: self.need.bytes as u32,
+            len: s.len() as u32,
+        };
+        self.need.bytes += s.len();
+        if let Some(out) = self.out.as_deref_mut() {
+            // Capacity was checked by the dry run.
+            let _ = out.bytes.extend_from_slice(s.as_bytes());
+        }
+        span
+    }
+
+    /// Stores the decoded content of a JSON string.
+    fn json_str(&mut self, s: Str<'_>) -> Span {
+        if let Some(plain) = s.as_str() {
+            return self.text(plain);
+        }
+        let len = s.decoded_len();
+        let span = Span {
+            start: self.need.bytes as u32,
+            len: len as u32,
+        };
+        self.need.bytes += len;
+        if let Some(out) = self.out.as_deref_mut() {
+            let mut tmp = [0u8; 4];
+            for c in s.chars() {
+                let _ = out
+                    .bytes
+                    .extend_from_slice(c.encode_utf8(&mut tmp).as_bytes());
+            }
+        }
+        span
+    }
+
+    /// Stores a raw JSON string value decoded (`None` if it is not a string).
+    fn str_value(&mut self, raw: &str) -> Option<Span> {
+        match Reader::new(raw.as_bytes()).next() {
+            Ok(Some(Token::Str(s))) => Some(self.json_str(s)),
+            _ => None,
+        }
+    }
+
+    /// Stores a payload: a JSON-encoded string decoded, other JSON as is, `null` as none.
+    fn payload(&mut self, raw: &str) -> Span {
+        if raw == "null" {
+            return Span::NONE;
+        }
+        match self.str_value(raw) {
+            Some(s) => s,
+            None => self.text(raw),
+        }
+    }
+
+    fn push(&mut self, e: Entry) {
+        self.need.flags += 1;
+        if let Some(out) = self.out.as_deref_mut() {
+            let _ = out.flags.push(e);
+        }
+    }
+}
+
+/// The raw text of the value after a key, trimmed.
+fn raw_value<'a>(r: &mut Reader<'a>, doc: &'a [u8]) -> Result<&'a str, RemoteError> {
+    let start = r.offset();
+    r.skip_value()?;
+    let end = r.offset();
+    let s = doc
+        .get(start..end)
+        .and_then(|b| core::str::from_utf8(b).ok())
+        .ok_or(RemoteError::Shape { offset: start })?;
+    Ok(
+        s.trim_start_matches(|c: char| c == ':' || c.is_ascii_whitespace())
+            .trim_end_matches(|c: char| c.is_ascii_whitespace()),
+    )
+}
+
+/// The members of a JSON object given as (already validated) raw text.
+struct Members<'a> {
+    doc: &'a [u8],
+    r: Reader<'a>,
+}
+
+impl<'a> Members<'a> {
+    /// `None` when `raw` is not an object.
+    fn of(raw: &'a str) -> Result<Option<Self>, RemoteError> {
+        let doc = raw.as_bytes();
+        let mut r = Reader::new(doc);
+        Ok((r.next()? == Some(Token::ObjectStart)).then_some(Self { doc, r }))
+    }
+
+    fn next(&mut self) -> Result<Option<(Str<'a>, &'a str)>, RemoteError> {
+        match self.r.next()? {
+            Some(Token::Key(k)) => Ok(Some((k, raw_value(&mut self.r, self.doc)?))),
+            _ => Ok(None),
+        }
+    }
+}
+
+fn as_i64(raw: &str) -> Option<i64> {
+    match PropertyValue::from_json(raw).ok()? {
+        PropertyValue::Int(i) => Some(i),
+        _ => None,
+    }
+}
+
+/// The top-level members the parser reads (last duplicate wins).
+#[derive(Default)]
+struct Top<'a> {
+    flags: Option<&'a str>,
+    legacy: Option<&'a str>,
+    payloads: Option<&'a str>,
+    errors: bool,
+    quota: bool,
+    request_id: Option<&'a str>,
+    evaluated_at: Option<u64>,
+    minimal: bool,
+}
+
+fn parse_body<const N: usize, const B: usize>(
+    doc: &[u8],
+    b: &mut Builder<'_, N, B>,
+) -> Result<(), RemoteError> {
+    let mut r = Reader::new(doc);
+    if r.next()? != Some(Token::ObjectStart) {
+        return Err(RemoteError::Shape { offset: 0 });
+    }
+    let mut top = Top::default();
+    while let Some(Token::Key(key)) = r.next()? {
+        let raw = raw_value(&mut r, doc)?;
+        // The value ends where the reader stopped.
+        let start = r.offset().saturating_sub(raw.len());
+        if key.eq_str("flags") {
+            top.flags = object_or_null(raw, start)?;
+        } else if key.eq_str("featureFlags") {
+            top.legacy = object_or_null(raw, start)?;
+        } else if key.eq_str("featureFlagPayloads") {
+            top.payloads = Some(raw).filter(|p| p.starts_with('{'));
+        } else if key.eq_str("errorsWhileComputingFlags") {
+            top.errors = raw == "true";
+        } else if key.eq_str("quotaLimited") {
+            top.quota = quota_limits_flags(raw)?;
+        } else if key.eq_str("requestId") {
+            top.request_id = Some(raw);
+        } else if key.eq_str("evaluatedAt") {
+            top.evaluated_at = as_i64(raw).and_then(|v| u64::try_from(v).ok());
+        } else if key.eq_str("minimalFlagCalledEvents") {
+            top.minimal = raw == "true";
+        }
+    }
+    // The reader rejects anything but whitespace after the top-level value.
+    if r.next()?.is_some() {
+        return Err(RemoteError::Shape { offset: r.offset() });
+    }
+
+    let request_id = top.request_id.and_then(|raw| b.str_value(raw));
+    if !top.quota {
+        if let Some(flags) = top.flags {
+            parse_v2_flags(flags, b)?;
+        } else if let Some(legacy) = top.legacy {
+            parse_legacy_flags(legacy, top.payloads, b)?;
+        }
+    }
+    if let Some(out) = b.out.as_deref_mut() {
+        out.request_id = request_id.unwrap_or(Span::NONE);
+        out.evaluated_at = top.evaluated_at;
+        out.errors_while_computing = top.errors;
+        out.quota_limited = top.quota;
+        out.minimal_flag_called_events = top.minimal;
+    }
+    Ok(())
+}
+
+/// An object's raw text, `None` for `null`, or a shape error at `offset`.
+fn object_or_null(raw: &str, offset: usize) -> Result<Option<&str>, RemoteError> {
+    match raw.as_bytes().first() {
+        Some(b'{') => Ok(Some(raw)),
+        _ if raw == "null" => Ok(None),
+        _ => Err(RemoteError::Shape { offset }),
+    }
+}
+
+/// Whether a `quotaLimited` value (normally an array of strings) lists `"feature_flags"`.
+fn quota_limits_flags(raw: &str) -> Result<bool, RemoteError> {
+    let mut r = Reader::new(raw.as_bytes());
+    if r.next()? != Some(Token::ArrayStart) {
+        return Ok(false);
+    }
+    let mut found = false;
+    while let Some(tok) = r.next()? {
+        match tok {
+            Token::Str(s) if r.depth() == 1 => found |= s.eq_str("feature_flags"),
+            _ => {}
+        }
+    }
+    Ok(found)
+}
+
+const fn new_entry(key: Span) -> Entry {
+    Entry {
+        key,
+        variant: Span::NONE,
+        payload: Span::NONE,
+        code: Span::NONE,
+        description: Span::NONE,
+        id: [0; 2],
+        version: [0; 2],
+        bits: 0,
+    }
+}
+
+fn parse_v2_flags<const N: usize, const B: usize>(
+    raw: &str,
+    b: &mut Builder<'_, N, B>,
+) -> Result<(), RemoteError> {
+    let Some(mut m) = Members::of(raw)? else {
+        return Ok(());
+    };
+    while let Some((key, body)) = m.next()? {
+        let Some(mut fields) = Members::of(body)? else {
+            // A flag that is not an object carries no value: skip it.
+            continue;
+        };
+        let mut e = new_entry(b.json_str(key));
+        while let Some((k, v)) = fields.next()? {
+            if k.eq_str("enabled") {
+                set_bit(&mut e.bits, ENABLED, v == "true");
+            } else if k.eq_str("variant") {
+                e.variant = b.str_value(v).unwrap_or(Span::NONE);
+            } else if k.eq_str("failed") {
+                set_bit(&mut e.bits, FAILED, v == "true");
+            } else if k.eq_str("metadata") {
+                parse_metadata(v, &mut e, b)?;
+            } else if k.eq_str("reason") {
+                let Some(mut reason) = Members::of(v)? else {
+                    e.code = Span::NONE;
+                    e.description = Span::NONE;
+                    continue;
+                };
+                while let Some((rk, rv)) = reason.next()? {
+                    if rk.eq_str("code") {
+                        e.code = b.str_value(rv).unwrap_or(Span::NONE);
+                    } else if rk.eq_str("description") {
+                        e.description = b.str_value(rv).unwrap_or(Span::NONE);
+                    }
+                }
+            }
+        }
+        b.push(e);
+    }
+    Ok(())
+}
+
+fn set_bit(bits: &mut u8, bit: u8, on: bool) {
+    if on {
+        *bits |= bit;
+    } else {
+        *bits &= !bit;
+    }
+}
+
+fn parse_metadata<const N: usize, const B: usize>(
+    raw: &str,
+    e: &mut Entry,
+    b: &mut Builder<'_, N, B>,
+) -> Result<(), RemoteError> {
+    let Some(mut m) = Members::of(raw)? else {
+        return Ok(());
+    };
+    while let Some((k, v)) = m.next()? {
+        if k.eq_str("id") {
+            let id = as_i64(v);
+            set_bit(&mut e.bits, HAS_ID, id.is_some());
+            e.id = split(id.unwrap_or(0));
+        } else if k.eq_str("version") {
+            let version = as_i64(v);
+            set_bit(&mut e.bits, HAS_VERSION, version.is_some());
+            e.version = split(version.unwrap_or(0));
+        } else if k.eq_str("payload") {
+            e.payload = b.payload(v);
+        } else if k.eq_str("has_experiment") {
+            let known = matches!(v, "true" | "false");
+            set_bit(&mut e.bits, HAS_EXPERIMENT_KNOWN, known);
+            set_bit(&mut e.bits, HAS_EXPERIMENT, v == "true");
+        }
+    }
+    Ok(())
+}
+
+fn parse_legacy_flags<const N: usize, const B: usize>(
+    raw: &str,
+    payloads: Option<&str>,
+    b: &mut Builder<'_, N, B>,
+) -> Result<(), RemoteError> {
+    let Some(mut m) = Members::of(raw)? else {
+        return Ok(());
+    };
+    let first = b.out.as_deref().map_or(0, |o| o.flags.len());
+    while let Some((key, v)) = m.next()? {
+        // Normalised as posthog-node does: enabled = value !== false, variant = a string value.
+        let mut e = new_entry(b.json_str(key));
+        set_bit(&mut e.bits, ENABLED, v != "false");
+        e.variant = b.str_value(v).unwrap_or(Span::NONE);
+        b.push(e);
+    }
+    let Some(mut m) = payloads.map(Members::of).transpose()?.flatten() else {
+        return Ok(());
+    };
+    while let Some((key, v)) = m.next()? {
+        if v == "null" {
+            continue;
+        }
+        if !b.committing() {
+            // Dry run: count it (an upper bound if the flag turns out to be absent).
+            b.payload(v);
+            continue;
+        }
+        // Attach to every entry of this key (duplicates collapse later; they share the text).
+        let Some(out) = b.out.as_deref() else {
+            continue;
+        };
+        let listed = out
+            .flags
+            .get(first..)
+            .unwrap_or_default()
+            .iter()
+            .any(|e| key_matches(span_bytes(&out.bytes, e.key), key));
+        if !listed {
+            continue;
+        }
+        let span = b.payload(v);
+        if let Some(out) = b.out.as_deref_mut() {
+            let bytes = &out.bytes;
+            for e in out.flags.iter_mut().skip(first) {
+                if key_matches(span_bytes(bytes, e.key), key) {
+                    e.payload = span;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether stored (decoded) key bytes equal the decoded content of `key`.
+fn key_matches(stored: &[u8], key: Str<'_>) -> bool {
+    core::str::from_utf8(stored).is_ok_and(|s| key.eq_str(s))
+}
+
+/// A `/flags` response could not be used. The previous answer is unchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum RemoteError {
+    /// The body is not valid JSON (or is truncated).
+    Json(ReadError),
+    /// The body is JSON but not a `/flags` answer: the top level, `flags` or `featureFlags` is
+    /// not an object.
+    Shape {
+        /// Byte offset of the offending value.
+        offset: usize,
+    },
+    /// The answer has more flags than the store holds.
+    TooManyFlags {
+        /// Flags in the answer.
+        needed: usize,
+        /// The store's flag capacity (`N`).
+        capacity: usize,
+    },
+    /// The answer's text (keys, variants, payloads, reasons) exceeds the store's text capacity.
+    TextFull {
+        /// Bytes of text needed.
+        needed: usize,
+        /// The store's text capacity (`B`).
+        capacity: usize,
+    },
+}
+
+impl fmt::Display for RemoteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::Json(e) => write!(f, "invalid /flags response: {e}"),
+            Self::Shape { offset } => {
+                write!(
+                    f,
+                    "not a /flags response (unexpected value at byte {offset})"
+                )
+            }
+            Self::TooManyFlags { needed, capacity } => write!(
+                f,
+                "/flags response has {needed} flags, capacity is {capacity}"
+            ),
+            Self::TextFull { needed, capacity } => write!(
+                f,
+                "/flags response needs {needed} bytes of text, capacity is {capacity}"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for RemoteError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Json(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<ReadError> for RemoteError {
+    fn from(e: ReadError) -> Self {
+        Self::Json(e)
+    }
+}
+
+// =============================================================================================
+// $feature_flag_error
+// =============================================================================================
+
+/// One reason a flag read could not be answered normally (protocol §2.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum FlagErrorKind {
+    /// `timeout`: the `/flags` request timed out.
+    Timeout,
+    /// `connection_error`: no connection (DNS, refused, reset, TLS).
+    ConnectionError,
+    /// `api_error_<status>`: the server answered with this non-success HTTP status.
+    ApiError(u16),
+    /// `unknown_error`: the request failed some other way (an unparsable answer, say).
+    UnknownError,
+    /// `errors_while_computing_flags`: the answer had `errorsWhileComputingFlags: true`.
+    ErrorsWhileComputing,
+    /// `quota_limited`: the answer's `quotaLimited` listed `feature_flags`.
+    QuotaLimited,
+    /// `flag_missing`: the flag is not in the answer.
+    FlagMissing,
+    /// `evaluation_failed`: the answer marked the flag `failed: true`.
+    EvaluationFailed,
+}
+
+const TIMEOUT: u8 = 1;
+const CONNECTION: u8 = 2;
+const API: u8 = 4;
+const UNKNOWN: u8 = 8;
+const COMPUTING: u8 = 16;
+const QUOTA: u8 = 32;
+const MISSING: u8 = 64;
+const EVAL_FAILED: u8 = 128;
+
+/// Every kind in rendering order; the API error's name is followed by its status.
+const ORDER: [(u8, &str); 8] = [
+    (TIMEOUT, "timeout"),
+    (CONNECTION, "connection_error"),
+    (API, "api_error_"),
+    (UNKNOWN, "unknown_error"),
+    (COMPUTING, "errors_while_computing_flags"),
+    (QUOTA, "quota_limited"),
+    (MISSING, "flag_missing"),
+    (EVAL_FAILED, "evaluation_failed"),
+];
+
+/// Every kind with a five-digit status: the longest rendering.
+const ALL_KINDS: &str = "timeout,connection_error,api_error_65535,unknown_error,\
+errors_while_computing_flags,quota_limited,flag_missing,evaluation_failed";
+
+/// A set of [`FlagErrorKind`]s: the value of `$feature_flag_error`.
+///
+/// Rendered ([`Display`](fmt::Display), [`render`](Self::render), or written directly as a
+/// JSON [`Value`]) as the kinds' names joined with `,` and no spaces, in this fixed order:
+///
+/// `timeout`, `connection_error`, `api_error_<status>`, `unknown_error`,
+/// `errors_while_computing_flags`, `quota_limited`, `flag_missing`, `evaluation_failed`.
+///
+/// The response-level order (`errors_while_computing_flags`, `quota_limited`, `flag_missing`)
+/// is posthog-node's and posthog-python's (`_getFeatureFlagResult`, `_get_feature_flag_result`
+/// and PY's `FeatureFlagEvaluations`); `evaluation_failed` is per flag, so it goes after
+/// `flag_missing` (the two never occur together). Transport errors never combine with
+/// response-level errors in the SDKs (a failed request has no answer); they are put first,
+/// as posthog-js does for its request error. Only one API status is kept (the last inserted).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct FlagErrors {
+    bits: u8,
+    status: u16,
+}
+
+impl FlagErrors {
+    /// The longest rendering: every kind, with a five-digit API status.
+    pub const MAX_LEN: usize = ALL_KINDS.len();
+
+    /// No error.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self { bits: 0, status: 0 }
+    }
+
+    const fn bit(kind: FlagErrorKind) -> u8 {
+        match kind {
+            FlagErrorKind::Timeout => TIMEOUT,
+            FlagErrorKind::ConnectionError => CONNECTION,
+            FlagErrorKind::ApiError(_) => API,
+            FlagErrorKind::UnknownError => UNKNOWN,
+            FlagErrorKind::ErrorsWhileComputing => COMPUTING,
+            FlagErrorKind::QuotaLimited => QUOTA,
+            FlagErrorKind::FlagMissing => MISSING,
+            FlagErrorKind::EvaluationFailed => EVAL_FAILED,
+        }
+    }
+
+    /// `self` with `kind` added.
+    #[must_use]
+    pub const fn with(mut self, kind: FlagErrorKind) -> Self {
+        self.bits |= Self::bit(kind);
+        if let FlagErrorKind::ApiError(status) = kind {
+            self.status = status;
+        }
+        self
+    }
+
+    /// Adds `kind`.
+    pub fn insert(&mut self, kind: FlagErrorKind) {
+        *self = self.with(kind);
+    }
+
+    /// Whether `kind` is in the set (an [`ApiError`](FlagErrorKind::ApiError) must match its
+    /// status too).
+    #[must_use]
+    pub const fn contains(&self, kind: FlagErrorKind) -> bool {
+        let has = self.bits & Self::bit(kind) != 0;
+        match kind {
+            FlagErrorKind::ApiError(s) => has && self.status == s,
+            _ => has,
+        }
+    }
+
+    /// Whether there is no error (then `$feature_flag_error` is left out).
+    #[must_use]
+    pub const fn is_empty(&self) -> bool {
+        self.bits == 0
+    }
+
+    /// Renders the comma-joined value into `buf` and returns it.
+    pub fn render<'b>(&self, buf: &'b mut [u8; Self::MAX_LEN]) -> &'b str {
+        let mut w = BufWriter { buf, len: 0 };
+        let _ = fmt::Write::write_fmt(&mut w, format_args!("{self}"));
+        let len = w.len;
+        core::str::from_utf8(buf.get(..len).unwrap_or_default()).unwrap_or_default()
+    }
+}
+
+impl From<FlagErrorKind> for FlagErrors {
+    fn from(kind: FlagErrorKind) -> Self {
+        Self::new().with(kind)
+    }
+}
+
+impl fmt::Display for FlagErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for (bit, name) in ORDER {
+            if self.bits & bit == 0 {
+                continue;
+            }
+            if !first {
+                f.write_str(",")?;
+            }
+            first = false;
+            f.write_str(name)?;
+            if bit == API {
+                write!(f, "{}", self.status)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes into a fixed buffer, failing (without panicking) when full.
+struct BufWriter<'b> {
+    buf: &'b mut [u8],
+    len: usize,
+}
+
+impl fmt::Write for BufWriter<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        let dst = self.buf.get_mut(self.len..end).ok_or(fmt::Error)?;
+        dst.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// Writes the comma-joined string (call only when not [`is_empty`](FlagErrors::is_empty)).
+impl Value for FlagErrors {
+    fn write_json(&self, w: ValueWriter<'_, '_>) -> Result<(), crate::error::PropertyError> {
+        let mut buf = [0u8; Self::MAX_LEN];
+        w.str(self.render(&mut buf))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::string::{String, ToString};
+    use std::vec::Vec;
+
+    fn body(req: &FlagsRequest<'_>) -> String {
+        let mut buf = std::vec![0u8; 2048];
+        let n = req.write(&mut buf).unwrap();
+        assert_eq!(req.encoded_len(), Ok(n));
+        String::from_utf8(buf[..n].to_vec()).unwrap()
+    }
+
+    #[test]
+    fn minimal_request() {
+        let req = FlagsRequest::new("phc_x", "user-1");
+        assert_eq!(
+            body(&req),
+            r#"{"token":"phc_x","distinct_id":"user-1","groups":{},"person_properties":{},"group_properties":{},"geoip_disable":true}"#
+        );
+    }
+
+    #[test]
+    fn full_request() {
+        let person = [
+            ("plan", PropertyValue::Str("pro")),
+            ("n", PropertyValue::Int(-3)),
+        ];
+        let company = [("seats", PropertyValue::Int(42))];
+        let own_key = [
+            ("region", PropertyValue::Str("eu")),
+            ("$group_key", PropertyValue::Str("custom")),
+        ];
+        let groups = [
+            RequestGroup {
+                group_type: "company",
+                key: "acme",
+                properties: Some(&company),
+            },
+            RequestGroup {
+                group_type: "project",
+                key: "p-9",
+                properties: Some(&own_key),
+            },
+            RequestGroup {
+                group_type: "team",
+                key: "t\"1",
+                properties: None,
+            },
+        ];
+        let mut req = FlagsRequest::new("phc_x", "user-1");
+        req.device_id = Some("dev-1");
+        req.groups = &groups;
+        req.person_properties = &person;
+        req.geoip_disable = false;
+        req.flag_keys = Some(&["a", "b"]);
+        req.evaluation_runtime = Some("server");
+        req.evaluation_contexts = &["production"];
+        assert_eq!(
+            body(&req),
+            concat!(
+                r#"{"token":"phc_x","distinct_id":"user-1","$device_id":"dev-1","#,
+                r#""groups":{"company":"acme","project":"p-9","team":"t\"1"},"#,
+                r#""person_properties":{"plan":"pro","n":-3},"#,
+                r#""group_properties":{"company":{"$group_key":"acme","seats":42},"#,
+                r#""project":{"region":"eu","$group_key":"custom"},"team":{"$group_key":"t\"1"}},"#,
+                r#""geoip_disable":false,"flag_keys_to_evaluate":["a","b"],"#,
+                r#""evaluation_runtime":"server","evaluation_contexts":["production"]}"#
+            )
+        );
+        // An empty device id is no device id; an empty key list is still sent.
+        req.device_id = Some("");
+        req.flag_keys = Some(&[]);
+        let s = body(&req);
+        assert!(!s.contains("device_id"));
+        assert!(s.contains(r#""flag_keys_to_evaluate":[]"#));
+    }
+
+    #[test]
+    fn property_values_serialise_exactly() {
+        let escaped = PropertyValue::from_json(r#""caf\u00e9 \"x\"""#).unwrap();
+        assert!(matches!(escaped, PropertyValue::EscapedStr(_)));
+        let person = [
+            ("null", PropertyValue::Null),
+            ("t", PropertyValue::Bool(true)),
+            ("f", PropertyValue::Bool(false)),
+            ("min", PropertyValue::Int(i64::MIN)),
+            ("max", PropertyValue::UInt(u64::MAX)),
+            ("one", PropertyValue::Float(1.0)),
+            ("half", PropertyValue::Float(-0.5)),
+            ("big", PropertyValue::Float(1e300)),
+            ("s", PropertyValue::Str("a\nb\u{1}")),
+            ("e", escaped),
+            ("j", PropertyValue::Json(" {\"a\": [1, 2.5, null]} ")),
+        ];
+        let mut req = FlagsRequest::new("t", "d");
+        req.person_properties = &person;
+        let s = body(&req);
+        assert!(s.contains(concat!(
+            r#""person_properties":{"null":null,"t":true,"f":false,"#,
+            r#""min":-9223372036854775808,"max":18446744073709551615,"one":1.0,"half":-0.5,"#,
+            r#""big":1e300,"s":"a\nb\u0001","e":"caf\u00e9 \"x\"","j":{"a": [1, 2.5, null]}}"#
+        )));
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(v["person_properties"]["e"], "café \"x\"");
+        assert_eq!(v["person_properties"]["max"], u64::MAX);
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        let mut buf = [0u8; 512];
+        for (v, e) in [
+            (
+                PropertyValue::Float(f64::NAN),
+                RequestError::NonFiniteNumber,
+            ),
+            (
+                PropertyValue::Float(f64::NEG_INFINITY),
+                RequestError::NonFiniteNumber,
+            ),
+            (PropertyValue::Json("{\"a\":"), RequestError::InvalidJson),
+            (PropertyValue::Json("[1] [2]"), RequestError::InvalidJson),
+            (PropertyValue::Json(""), RequestError::InvalidJson),
+        ] {
+            let props = [("k", v)];
+            let mut req = FlagsRequest::new("t", "d");
+            req.person_properties = &props;
+            assert_eq!(req.write(&mut buf), Err(e));
+            assert_eq!(req.encoded_len(), Err(e));
+            // In group properties too.
+            let groups = [RequestGroup {
+                group_type: "g",
+                key: "k",
+                properties: Some(&props),
+            }];
+            let mut req = FlagsRequest::new("t", "d");
+            req.groups = &groups;
+            assert_eq!(req.write(&mut buf), Err(e));
+        }
+    }
+
+    #[test]
+    fn too_small_buffer_names_the_size() {
+        let req = FlagsRequest::new("phc_x", "user-1");
+        let full = body(&req).len();
+        for cap in [0, 1, full / 2, full - 1] {
+            let mut buf = std::vec![0u8; cap];
+            assert_eq!(
+                req.write(&mut buf),
+                Err(RequestError::BufferTooSmall {
+                    needed: full,
+                    available: cap
+                })
+            );
+        }
+        assert!(RequestError::BufferTooSmall {
+            needed: 9,
+            available: 3
+        }
+        .to_string()
+        .contains("needs 9 bytes"));
+    }
+
+    #[test]
+    fn a_property_list_serves_evaluation_too() {
+        let person = [("plan", PropertyValue::Str("pro"))];
+        let list: &dyn PropertyList = &person;
+        // Trait upcasting (Rust 1.86+): the same value is a `&dyn Properties`.
+        let props: &dyn Properties = list;
+        assert_eq!(props.get("plan"), Some(PropertyValue::Str("pro")));
+        assert_eq!(list.entry(0), Some(("plan", PropertyValue::Str("pro"))));
+        assert_eq!(list.entry(1), None);
+    }
+
+    #[test]
+    fn debug_hides_the_token() {
+        let req = FlagsRequest::new("phc_secret", "user-1");
+        let d = std::format!("{req:?}");
+        assert!(!d.contains("phc_secret"));
+        assert!(d.contains("user-1"));
+    }
+
+    const V2: &str = r#"{
+        "flags": {
+            "zeta": {"key": "zeta", "enabled": true, "variant": null,
+                "reason": {"code": "condition_match", "description": "Matched condition set 1", "condition_index": 0},
+                "metadata": {"id": 11, "version": 3, "payload": "{\"a\": 1}", "has_experiment": false}},
+            "alpha": {"enabled": true, "variant": "blue",
+                "metadata": {"id": 9007199254740993, "payload": null, "has_experiment": true}, "failed": false},
+            "off": {"enabled": false, "reason": {"code": "no_condition_match"}, "failed": true},
+            "esc\u0061ped": {"enabled": true, "variant": "v\u00e9", "metadata": {"payload": "\"caf\\u00e9\""}},
+            "raw": {"enabled": true, "metadata": {"payload": {"x": [1, 2]}, "version": "7"}},
+            "notobj": 3,
+            "dup": {"enabled": false},
+            "dup": {"enabled": true, "variant": "second"}
+        },
+        "errorsWhileComputingFlags": true,
+        "requestId": "req-\u0031",
+        "evaluatedAt": 1737312368000,
+        "minimalFlagCalledEvents": true,
+        "quotaLimited": [],
+        "extra": {"ignored": [1, 2, {"deep": null}]}
+    }"#;
+
+    #[test]
+    fn parses_v2() {
+        let mut r: RemoteFlags<8, 512> = RemoteFlags::new();
+        assert!(!r.is_loaded());
+        r.parse(V2.as_bytes()).unwrap();
+        assert!(r.is_loaded());
+        assert_eq!(r.len(), 6);
+        let keys: Vec<&str> = r.iter().map(|f| f.key).collect();
+        assert_eq!(keys, ["alpha", "dup", "escaped", "off", "raw", "zeta"]);
+
+        let z = r.get("zeta").unwrap();
+        assert_eq!(z.value, FlagValue::Bool(true));
+        assert_eq!(z.variant, None);
+        assert_eq!(z.payload, Some(r#"{"a": 1}"#));
+        assert_eq!((z.id, z.version), (Some(11), Some(3)));
+        assert_eq!(z.reason_code, Some("condition_match"));
+        assert_eq!(z.reason(), Some("Matched condition set 1"));
+        assert_eq!(z.has_experiment, Some(false));
+        assert!(!z.failed);
+
+        let a = r.get("alpha").unwrap();
+        assert_eq!(a.value, FlagValue::Variant("blue"));
+        assert_eq!(a.id, Some(9_007_199_254_740_993));
+        assert_eq!(
+            (a.version, a.payload, a.has_experiment),
+            (None, None, Some(true))
+        );
+        assert_eq!(a.reason(), None);
+
+        let off = r.get("off").unwrap();
+        assert_eq!(off.value, FlagValue::Bool(false));
+        assert!(off.failed);
+        assert_eq!(off.reason(), Some("no_condition_match"));
+        assert_eq!(off.has_experiment, None);
+
+        let e = r.get("escaped").unwrap();
+        assert_eq!(e.value, FlagValue::Variant("vé"));
+        // The payload is a JSON string whose own JSON text keeps its escape.
+        assert_eq!(e.payload, Some(r#""caf\u00e9""#));
+
+        let raw = r.get("raw").unwrap();
+        assert_eq!(raw.payload, Some(r#"{"x": [1, 2]}"#));
+        assert_eq!(raw.version, None);
+
+        assert_eq!(r.get("dup").unwrap().value, FlagValue::Variant("second"));
+        assert!(r.get("notobj").is_none());
+        assert!(r.get("missing").is_none());
+
+        assert!(r.errors_while_computing());
+        assert!(!r.quota_limited());
+        assert_eq!(r.request_id(), Some("req-1"));
+        assert_eq!(r.evaluated_at(), Some(1_737_312_368_000));
+        assert!(r.minimal_flag_called_events());
+
+        let vals: Vec<(&str, FlagValue<'_>)> = r.values().collect();
+        assert_eq!(vals[0], ("alpha", FlagValue::Variant("blue")));
+        // The duplicate "dup" collapsed; its text stays in the arena.
+        let need = RemoteFlags::<8, 512>::requirements(V2.as_bytes()).unwrap();
+        assert_eq!(need.flags, r.usage().flags + 1);
+        assert_eq!(need.bytes, r.usage().bytes);
+    }
+
+    #[test]
+    fn parses_legacy_with_payloads_in_any_order() {
+        let doc = br#"{"featureFlagPayloads": {"b": "{\"foo\": 1}", "ghost": "[1]", "a": null, "c": {"raw": true}},
+            "featureFlags": {"a": true, "b": "variant-2", "c": false, "n": null},
+            "errorsWhileComputingFlags": false}"#;
+        let mut r: RemoteFlags<8, 256> = RemoteFlags::new();
+        r.parse(doc).unwrap();
+        let b = r.get("b").unwrap();
+        assert_eq!(b.value, FlagValue::Variant("variant-2"));
+        assert!(b.enabled);
+        assert_eq!(b.payload, Some(r#"{"foo": 1}"#));
+        let a = r.get("a").unwrap();
+        assert_eq!((a.value, a.payload), (FlagValue::Bool(true), None));
+        let c = r.get("c").unwrap();
+        assert_eq!(
+            (c.value, c.payload),
+            (FlagValue::Bool(false), Some(r#"{"raw": true}"#))
+        );
+        // `value !== false`: null counts as enabled in the legacy normalisation.
+        assert_eq!(r.get("n").unwrap().value, FlagValue::Bool(true));
+        assert!(r.get("ghost").is_none());
+        assert_eq!(r.len(), 4);
+        // The dry run counts the ghost payload: an upper bound.
+        let need = RemoteFlags::<8, 256>::requirements(doc).unwrap();
+        assert_eq!(need.bytes, r.usage().bytes + 3);
+        assert!(r.request_id().is_none());
+    }
+
+    #[test]
+    fn v2_wins_over_legacy() {
+        let mut r: RemoteFlags<4, 64> = RemoteFlags::new();
+        r.parse(br#"{"featureFlags": {"a": true}, "flags": {"b": {"enabled": true}}}"#)
+            .unwrap();
+        assert!(r.get("a").is_none());
+        assert!(r.get("b").is_some());
+    }
+
+    #[test]
+    fn quota_limited_means_no_flags() {
+        let mut r: RemoteFlags<4, 64> = RemoteFlags::new();
+        r.parse(br#"{"flags": {"a": {"enabled": true}}, "quotaLimited": ["recordings", "feature_flags"], "requestId": "r"}"#)
+            .unwrap();
+        assert!(r.quota_limited());
+        assert!(r.is_empty());
+        assert_eq!(r.request_id(), Some("r"));
+        assert_eq!(r.errors_for("a").to_string(), "quota_limited");
+        // Nested or non-string mentions do not count.
+        r.parse(br#"{"flags": {"a": {"enabled": true}}, "quotaLimited": [["feature_flags"], 1]}"#)
+            .unwrap();
+        assert!(!r.quota_limited());
+        assert_eq!(r.len(), 1);
+        r.parse(br#"{"flags": {}, "quotaLimited": "feature_flags"}"#)
+            .unwrap();
+        assert!(!r.quota_limited());
+    }
+
+    #[test]
+    fn errors_for_a_key() {
+        let mut r: RemoteFlags<4, 64> = RemoteFlags::new();
+        r.parse(
+            br#"{"flags": {"ok": {"enabled": true}, "bad": {"enabled": false, "failed": true}}}"#,
+        )
+        .unwrap();
+        assert!(r.errors_for("ok").is_empty());
+        assert_eq!(r.errors_for("bad").to_string(), "evaluation_failed");
+        assert_eq!(r.errors_for("nope").to_string(), "flag_missing");
+        r.parse(br#"{"flags": {"ok": {"enabled": true}}, "errorsWhileComputingFlags": true}"#)
+            .unwrap();
+        assert_eq!(
+            r.errors_for("ok").to_string(),
+            "errors_while_computing_flags"
+        );
+        assert_eq!(
+            r.errors_for("nope").to_string(),
+            "errors_while_computing_flags,flag_missing"
+        );
+    }
+
+    #[test]
+    fn empty_and_odd_documents() {
+        let mut r: RemoteFlags<4, 64> = RemoteFlags::new();
+        for doc in [
+            &b"{}"[..],
+            br#"{"flags": null}"#,
+            br#"{"featureFlags": null, "featureFlagPayloads": 5}"#,
+            br#"{"flags": {}, "requestId": 5, "evaluatedAt": -1}"#,
+            br#"{"flags": {}, "evaluatedAt": 1.5e12}"#,
+        ] {
+            r.parse(doc).unwrap();
+            assert!(r.is_loaded() && r.is_empty());
+            assert_eq!((r.request_id(), r.evaluated_at()), (None, None));
+        }
+        for (doc, offset) in [
+            (&b"[]"[..], 0),
+            (br#"{"flags": 3}"#, 10),
+            (br#"{"featureFlags": []}"#, 17),
+            (br#""x""#, 0),
+        ] {
+            assert_eq!(r.parse(doc), Err(RemoteError::Shape { offset }), "{doc:?}");
+        }
+    }
+
+    #[test]
+    fn capacity_errors_keep_the_previous_answer() {
+        let mut r: RemoteFlags<2, 16> = RemoteFlags::new();
+        r.parse(br#"{"flags": {"a": {"enabled": true}}, "requestId": "r1"}"#)
+            .unwrap();
+        assert_eq!(
+            r.parse(br#"{"flags": {"a": {}, "b": {}, "c": {}}}"#),
+            Err(RemoteError::TooManyFlags {
+                needed: 3,
+                capacity: 2
+            })
+        );
+        assert_eq!(
+            r.parse(br#"{"flags": {"a": {"variant": "0123456789abcdef"}}}"#),
+            Err(RemoteError::TextFull {
+                needed: 17,
+                capacity: 16
+            })
+        );
+        assert_eq!(r.get("a").unwrap().value, FlagValue::Bool(true));
+        assert_eq!(r.request_id(), Some("r1"));
+        // Exactly full fits.
+        r.parse(br#"{"flags": {"a": {"variant": "0123456789abcde"}}}"#)
+            .unwrap();
+        assert_eq!(r.usage().bytes, 16);
+        assert!(RemoteError::TextFull {
+            needed: 17,
+            capacity: 16
+        }
+        .to_string()
+        .contains("17 bytes"));
+        // A zero-capacity store accepts only empty answers.
+        let mut z: RemoteFlags<0, 0> = RemoteFlags::new();
+        z.parse(b"{\"flags\":{}}").unwrap();
+        assert!(z.parse(br#"{"flags":{"a":{}}}"#).is_err());
+    }
+
+    #[test]
+    fn every_prefix_fails_cleanly() {
+        let mut r: RemoteFlags<8, 512> = RemoteFlags::new();
+        r.parse(V2.as_bytes()).unwrap();
+        let before: Vec<String> = r.iter().map(|f| std::format!("{f:?}")).collect();
+        let trimmed = V2.trim_end();
+        for end in 0..trimmed.len() {
+            let prefix = &V2.as_bytes()[..end];
+            assert!(r.parse(prefix).is_err(), "prefix {end} parsed");
+            let after: Vec<String> = r.iter().map(|f| std::format!("{f:?}")).collect();
+            assert_eq!(before, after);
+            assert_eq!(r.request_id(), Some("req-1"));
+        }
+    }
+
+    #[test]
+    fn clear_forgets() {
+        let mut r: RemoteFlags<8, 512> = RemoteFlags::new();
+        r.parse(V2.as_bytes()).unwrap();
+        r.clear();
+        assert!(!r.is_loaded() && r.is_empty() && r.request_id().is_none());
+        assert!(!r.errors_while_computing() && !r.minimal_flag_called_events());
+        assert_eq!(r.usage(), RemoteRequirements::default());
+        assert_eq!(
+            RemoteFlags::<8, 512>::capacity(),
+            RemoteRequirements {
+                flags: 8,
+                bytes: 512
+            }
+        );
+    }
+
+    #[test]
+    fn entry_is_sixty_bytes() {
+        assert_eq!(size_of::<Entry>(), 60);
+        let req = RemoteRequirements {
+            flags: 10,
+            bytes: 100,
+        };
+        assert!(size_of::<RemoteFlags<10, 100>>() <= req.remote_flags_bytes());
+    }
+
+    #[test]
+    fn flag_errors_render_in_sdk_order() {
+        let all = FlagErrors::new()
+            .with(FlagErrorKind::EvaluationFailed)
+            .with(FlagErrorKind::FlagMissing)
+            .with(FlagErrorKind::QuotaLimited)
+            .with(FlagErrorKind::ErrorsWhileComputing)
+            .with(FlagErrorKind::UnknownError)
+            .with(FlagErrorKind::ApiError(65535))
+            .with(FlagErrorKind::ConnectionError)
+            .with(FlagErrorKind::Timeout);
+        let mut buf = [0u8; FlagErrors::MAX_LEN];
+        assert_eq!(all.render(&mut buf), ALL_KINDS);
+        assert_eq!(all.render(&mut buf).len(), FlagErrors::MAX_LEN);
+        assert_eq!(
+            FlagErrors::from(FlagErrorKind::ApiError(500)).to_string(),
+            "api_error_500"
+        );
+        let mut e = FlagErrors::new();
+        assert!(e.is_empty());
+        assert_eq!(e.to_string(), "");
+        e.insert(FlagErrorKind::FlagMissing);
+        e.insert(FlagErrorKind::ErrorsWhileComputing);
+        assert_eq!(e.to_string(), "errors_while_computing_flags,flag_missing");
+        assert!(e.contains(FlagErrorKind::FlagMissing));
+        assert!(!e.contains(FlagErrorKind::QuotaLimited));
+        e.insert(FlagErrorKind::ApiError(502));
+        assert!(e.contains(FlagErrorKind::ApiError(502)));
+        assert!(!e.contains(FlagErrorKind::ApiError(500)));
+        // As a JSON property value.
+        let mut out = [0u8; 128];
+        let mut sink = Sink::new(&mut out, 64);
+        let mut o = crate::json::write::Object::open(&mut sink, &[]);
+        o.prop("$feature_flag_error", e).unwrap();
+        o.close();
+        assert_eq!(
+            sink.written().unwrap(),
+            br#"{"$feature_flag_error":"api_error_502,errors_while_computing_flags,flag_missing"}"#
+        );
+    }
+}
