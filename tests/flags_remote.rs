@@ -324,7 +324,7 @@ fn rebuild(body: &Value, evaluation_runtime: Option<&str>) -> Value {
         .collect();
     let lists: Vec<Vec<(&str, PropertyValue<'_>)>> =
         group_props.iter().map(|(_, _, p)| p.list()).collect();
-    // A slice is unsized: `&dyn PropertyList` needs a reference to a slice reference.
+    // A slice is unsized: `&dyn Properties` needs a reference to a slice reference.
     let slices: Vec<&[(&str, PropertyValue<'_>)]> = lists.iter().map(Vec::as_slice).collect();
     let groups: Vec<RequestGroup<'_>> = group_props
         .iter()

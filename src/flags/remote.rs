@@ -41,37 +41,8 @@ use crate::json::write::{Sink, Value, ValueWriter};
 // Request
 // =============================================================================================
 
-/// Properties that can be enumerated, so they can be sent to `/flags`.
-///
-/// [`Properties`] only answers look-ups, which is all local evaluation needs; the request body
-/// must list every property. A plain slice (or array) of `(key, value)` pairs implements both.
-/// Because `PropertyList` extends `Properties`, a `&dyn PropertyList` can be passed wherever a
-/// `&dyn Properties` is expected, so one value serves evaluation and the request.
-pub trait PropertyList: Properties {
-    /// The `index`-th property, or `None` past the end. Indices are dense from 0.
-    fn entry(&self, index: usize) -> Option<(&str, PropertyValue<'_>)>;
-}
-
-impl PropertyList for [(&str, PropertyValue<'_>)] {
-    fn entry(&self, index: usize) -> Option<(&str, PropertyValue<'_>)> {
-        self.get(index).map(|(k, v)| (*k, *v))
-    }
-}
-
-impl<const N: usize> PropertyList for [(&str, PropertyValue<'_>); N] {
-    fn entry(&self, index: usize) -> Option<(&str, PropertyValue<'_>)> {
-        PropertyList::entry(self.as_slice(), index)
-    }
-}
-
-impl<T: PropertyList + ?Sized> PropertyList for &T {
-    fn entry(&self, index: usize) -> Option<(&str, PropertyValue<'_>)> {
-        (**self).entry(index)
-    }
-}
-
-/// The entries of a [`PropertyList`], in order.
-fn entries(list: &dyn PropertyList) -> impl Iterator<Item = (&str, PropertyValue<'_>)> + '_ {
+/// The entries of a [`Properties`], in order.
+fn entries(list: &dyn Properties) -> impl Iterator<Item = (&str, PropertyValue<'_>)> + '_ {
     (0..).map_while(move |i| list.entry(i))
 }
 
@@ -83,7 +54,7 @@ pub struct RequestGroup<'a> {
     /// Group key (`"acme"`).
     pub key: &'a str,
     /// The group's properties, if any. `$group_key` is added unless they already hold it.
-    pub properties: Option<&'a dyn PropertyList>,
+    pub properties: Option<&'a dyn Properties>,
 }
 
 impl fmt::Debug for RequestGroup<'_> {
@@ -133,7 +104,7 @@ pub struct FlagsRequest<'a> {
     /// Groups, with their properties.
     pub groups: &'a [RequestGroup<'a>],
     /// Person properties, as the caller gave them (no injected `distinct_id`).
-    pub person_properties: &'a dyn PropertyList,
+    pub person_properties: &'a dyn Properties,
     /// Ask the server not to resolve the request's IP address. PostHog's SDKs default to `true`.
     pub geoip_disable: bool,
     /// Only evaluate these flags (single-flag getters send `[key]`); `None` evaluates all.
@@ -1566,7 +1537,7 @@ mod tests {
     #[test]
     fn a_property_list_serves_evaluation_too() {
         let person = [("plan", PropertyValue::Str("pro"))];
-        let list: &dyn PropertyList = &person;
+        let list: &dyn Properties = &person;
         // Trait upcasting (Rust 1.86+): the same value is a `&dyn Properties`.
         let props: &dyn Properties = list;
         assert_eq!(props.get("plan"), Some(PropertyValue::Str("pro")));

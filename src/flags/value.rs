@@ -437,24 +437,46 @@ impl core::error::Error for FromJsonError {}
 /// On a bare slice, method syntax finds the slice's own `get(index)` first: write
 /// `Properties::get(slice, key)` there (arrays and generic `P: Properties` code are unaffected).
 pub trait Properties {
-    /// The value stored under `key`, or `None` if the key is absent. (A present key with a null
-    /// value is `Some(PropertyValue::Null)`: PostHog treats the two differently.)
-    fn get(&self, key: &str) -> Option<PropertyValue<'_>>;
+    /// The `index`-th property as `(key, value)`, or `None` past the end. Indices are dense
+    /// from 0. Used to send the properties to `/flags` and, by default, for look-ups.
+    fn entry(&self, index: usize) -> Option<(&str, PropertyValue<'_>)>;
+
+    /// The value stored under `key` (the first entry with that key), or `None` if the key is
+    /// absent. (A present key with a null value is `Some(PropertyValue::Null)`: PostHog treats
+    /// the two differently.) The default scans [`entry`](Self::entry).
+    fn get(&self, key: &str) -> Option<PropertyValue<'_>> {
+        (0..)
+            .map_while(|i| self.entry(i))
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v)
+    }
 }
 
 impl Properties for [(&str, PropertyValue<'_>)] {
+    fn entry(&self, index: usize) -> Option<(&str, PropertyValue<'_>)> {
+        <[_]>::get(self, index).map(|(k, v)| (*k, *v))
+    }
+
     fn get(&self, key: &str) -> Option<PropertyValue<'_>> {
         self.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
     }
 }
 
 impl<const N: usize> Properties for [(&str, PropertyValue<'_>); N] {
+    fn entry(&self, index: usize) -> Option<(&str, PropertyValue<'_>)> {
+        Properties::entry(self.as_slice(), index)
+    }
+
     fn get(&self, key: &str) -> Option<PropertyValue<'_>> {
         Properties::get(self.as_slice(), key)
     }
 }
 
 impl<T: Properties + ?Sized> Properties for &T {
+    fn entry(&self, index: usize) -> Option<(&str, PropertyValue<'_>)> {
+        (**self).entry(index)
+    }
+
     fn get(&self, key: &str) -> Option<PropertyValue<'_>> {
         (**self).get(key)
     }
