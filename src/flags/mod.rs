@@ -26,5 +26,5 @@ pub mod store;
 pub mod value;
 
 pub use eval::{EvalContext, FlagValue, GroupContext, Inconclusive, Reason};
-pub use store::{FlagStore, LoadError, Requirements};
+pub use store::{FlagInfo, FlagStore, LoadError, Requirements};
 pub use value::{Properties, PropertyValue};

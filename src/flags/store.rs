@@ -482,6 +482,19 @@ impl fmt::Display for Requirements {
     }
 }
 
+/// Metadata of one flag definition.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub struct FlagInfo {
+    /// The flag's id.
+    pub id: Option<i64>,
+    /// The definition's version.
+    pub version: Option<i64>,
+    /// Whether the flag runs an experiment, when the server said.
+    pub has_experiment: Option<bool>,
+}
+
 /// Document-level settings.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Settings {
@@ -923,6 +936,17 @@ impl<const F: usize, const N: usize, const B: usize> FlagStore<F, N, B> {
         self.list(self.settings.cohorts).find_map(|n| match n.kind {
             NodeKind::Cohort { id: i, group } if self.text(i) == id => Some(group),
             _ => None,
+        })
+    }
+
+    /// What the definition of flag `key` says about itself (for `$feature_flag_called`).
+    #[must_use]
+    pub fn flag_info(&self, key: &str) -> Option<FlagInfo> {
+        let f = self.flag(self.find(key)?)?;
+        Some(FlagInfo {
+            id: f.id,
+            version: f.version,
+            has_experiment: f.has_experiment,
         })
     }
 

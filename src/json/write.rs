@@ -155,19 +155,6 @@ impl<'b> Sink<'b> {
         self.raw(b.format_finite(v).as_bytes());
         Ok(())
     }
-
-    fn check_key(&self, key: &str) -> Result<(), PropertyError> {
-        if key.is_empty() {
-            return Err(PropertyError::EmptyKey);
-        }
-        if key.len() > self.max_key_len {
-            return Err(PropertyError::KeyTooLong {
-                len: key.len(),
-                max: self.max_key_len,
-            });
-        }
-        Ok(())
-    }
 }
 
 /// Formats `v` in decimal into the end of `buf`, returning the digits.
@@ -254,6 +241,12 @@ impl<'s, 'b> ValueWriter<'s, 'b> {
     pub fn f32(self, v: f32) -> Result<(), PropertyError> {
         self.sink.f32(v)
     }
+    /// Raw JSON text, which the caller has validated as one complete JSON value.
+    pub(crate) fn raw_json(self, json: &str) -> Result<(), PropertyError> {
+        self.sink.raw(json.as_bytes());
+        Ok(())
+    }
+
     /// A nested object, filled by `f`.
     ///
     /// # Errors
@@ -329,14 +322,34 @@ impl<'s, 'b> Object<'s, 'b> {
     where
         F: FnOnce(ValueWriter<'_, 'b>) -> Result<(), PropertyError>,
     {
-        self.sink.check_key(key)?;
-        let muted = self.reserved.contains(&key);
+        self.member_parts(&[key], f)
+    }
+
+    /// [`member`](Self::member) with a key given as the concatenation of `parts`.
+    fn member_parts<F>(&mut self, parts: &[&str], f: F) -> Result<&mut Self, PropertyError>
+    where
+        F: FnOnce(ValueWriter<'_, 'b>) -> Result<(), PropertyError>,
+    {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if len == 0 {
+            return Err(PropertyError::EmptyKey);
+        }
+        if len > self.sink.max_key_len {
+            return Err(PropertyError::KeyTooLong {
+                len,
+                max: self.sink.max_key_len,
+            });
+        }
+        let muted = match parts {
+            [key] => self.reserved.contains(key),
+            _ => false,
+        };
         let was = self.sink.muted;
         self.sink.muted |= muted;
         if !self.first {
             self.sink.raw(b",");
         }
-        self.sink.string(key);
+        self.sink.string_parts(parts);
         self.sink.raw(b":");
         let r = f(ValueWriter::new(self.sink));
         self.sink.muted = was;
@@ -354,6 +367,19 @@ impl<'s, 'b> Object<'s, 'b> {
     /// hold a partial member: the capture path discards the whole record.
     pub fn prop<V: Value>(&mut self, key: &str, value: V) -> Result<&mut Self, PropertyError> {
         self.member(key, |w| value.write_json(w))
+    }
+
+    /// Writes a property whose key is the concatenation of `parts` (`["$feature/", key]`),
+    /// without a buffer.
+    ///
+    /// # Errors
+    /// As [`prop`](Self::prop).
+    pub fn prop_parts<V: Value>(
+        &mut self,
+        parts: &[&str],
+        value: V,
+    ) -> Result<&mut Self, PropertyError> {
+        self.member_parts(parts, |w| value.write_json(w))
     }
 
     /// Writes `"key": null`.

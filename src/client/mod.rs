@@ -37,10 +37,14 @@ use crate::capture::{
     Person, Queue, QueueStats, SeqRange, Uuid, BATCH_PATH,
 };
 use crate::error::{BatchError, CaptureError, PropertyError};
+use crate::flags::called::CalledTracker;
 use crate::flags::FlagStore;
+
+mod flags;
 use crate::json::write::Object;
 use crate::rng::Rng;
 use crate::time::{Duration, Instant, Now, UnixMillis};
+pub use flags::{FlagsAttempt, FlagsRetry, FLAGS_PATH, MAX_EVENT_FLAGS, MAX_EVENT_GROUPS};
 
 /// Longest request path the client builds (`/flags/definitions?token=…&send_cohorts`).
 pub const MAX_PATH: usize = 192;
@@ -489,12 +493,21 @@ enum InFlight {
 }
 
 /// The client. `Q` bytes of event queue; a flag store of `F` flags, `N` nodes and `B` bytes of
-/// text. `const fn new`, so it can be a `static`.
-pub struct Client<'a, const Q: usize, const F: usize, const N: usize, const B: usize> {
+/// text; a `$feature_flag_called` de-duplication tracker of `T` entries (8 bytes each).
+/// `const fn new`, so it can be a `static`.
+pub struct Client<
+    'a,
+    const Q: usize,
+    const F: usize,
+    const N: usize,
+    const B: usize,
+    const T: usize = 256,
+> {
     config: Config<'a>,
     queue: Queue<[u8; Q]>,
     encoder: Encoder,
     flags: FlagStore<F, N, B>,
+    tracker: CalledTracker<T>,
     rng: Rng,
     stats: ClientStats,
     in_flight: InFlight,
@@ -516,8 +529,8 @@ pub struct Client<'a, const Q: usize, const F: usize, const N: usize, const B: u
     on_batch: Option<fn(&BatchOutcome)>,
 }
 
-impl<const Q: usize, const F: usize, const N: usize, const B: usize> fmt::Debug
-    for Client<'_, Q, F, N, B>
+impl<const Q: usize, const F: usize, const N: usize, const B: usize, const T: usize> fmt::Debug
+    for Client<'_, Q, F, N, B, T>
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
@@ -533,7 +546,9 @@ fn bump(c: &mut u32, n: usize) {
     *c = c.saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
 }
 
-impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize> Client<'a, Q, F, N, B> {
+impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T: usize>
+    Client<'a, Q, F, N, B, T>
+{
     /// A client with `config`. Check it with [`Config`]'s rules first via [`Client::validate`]
     /// (or use [`Client::try_new`]).
     #[must_use]
@@ -542,6 +557,7 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize> Client<
             queue: Queue::new([0; Q], config.overflow),
             encoder: Encoder::new(config.encoder, config.seed),
             flags: FlagStore::new(),
+            tracker: CalledTracker::new(),
             rng: Rng::new(config.seed ^ 0x6a09_e667_f3bc_c908),
             stats: ClientStats {
                 captured: 0,
@@ -738,6 +754,7 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize> Client<
         if !self.shut_down {
             self.shut_down = true;
             self.next_poll = None;
+            self.tracker.clear();
             self.flush();
         }
     }
@@ -763,21 +780,8 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize> Client<
         Ok(())
     }
 
-    fn account<T>(&mut self, r: Result<T, CaptureError>) -> Result<T, CaptureError> {
-        match &r {
-            Ok(_) => bump(&mut self.stats.captured, 1),
-            Err(
-                CaptureError::TooLarge { .. }
-                | CaptureError::QueueFull { .. }
-                | CaptureError::Disabled
-                | CaptureError::Filtered,
-            ) => {}
-            Err(e) => {
-                ph_debug!("event rejected: {}", e);
-                bump(&mut self.stats.invalid, 1);
-            }
-        }
-        r
+    fn account<R>(&mut self, r: Result<R, CaptureError>) -> Result<R, CaptureError> {
+        account(&mut self.stats, r)
     }
 
     /// Queues a custom event (see [`Encoder::capture`]). Returns its uuid.
@@ -1227,6 +1231,24 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize> Client<
             }
         }
     }
+}
+
+/// Counts the outcome of an event producer.
+fn account<R>(stats: &mut ClientStats, r: Result<R, CaptureError>) -> Result<R, CaptureError> {
+    match &r {
+        Ok(_) => bump(&mut stats.captured, 1),
+        Err(
+            CaptureError::TooLarge { .. }
+            | CaptureError::QueueFull { .. }
+            | CaptureError::Disabled
+            | CaptureError::Filtered,
+        ) => {}
+        Err(e) => {
+            ph_debug!("event rejected: {}", e);
+            bump(&mut stats.invalid, 1);
+        }
+    }
+    r
 }
 
 /// Appends `v` percent-encoded for a query value (unreserved characters kept).

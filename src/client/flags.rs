@@ -1,0 +1,433 @@
+//! Feature flags through the client: local evaluation first, `$feature_flag_called` events
+//! (de-duplicated), flag properties on captured events, and the pieces a driver needs for the
+//! remote `/flags` fallback (request body, retry policy, reporting the remote answer).
+//!
+//! The single-flag read of PostHog's SDKs (protocol §1.13) splits into a local step the core
+//! takes on its own and a remote step the driver performs:
+//!
+//! 1. [`Client::feature_flag`]: local evaluation. A value is final (`locally_evaluated: true`)
+//!    and its `$feature_flag_called` event is queued (once per distinct id, flag, value and
+//!    groups). [`Inconclusive`] means "ask the server" unless the caller wants local-only.
+//! 2. The driver writes the body with [`Client::flags_request`], sends `POST /flags/?v=2`, retries
+//!    per [`FlagsRetry`] (transport errors, 502 and 504 only; 300 ms then doubling), parses the
+//!    answer into a [`RemoteFlags`], and calls [`Client::remote_flag_called`] with the answer (or
+//!    the error), which queues the `$feature_flag_called` event with `$feature_flag_error`.
+
+use super::Client;
+use crate::capture::{EventOptions, Uuid};
+use crate::error::{CaptureError, PropertyError};
+use crate::flags::called::{write_flag_properties, FlagResponse};
+use crate::flags::remote::{
+    FlagErrorKind, FlagErrors, FlagsRequest, RemoteFlags, RequestError, RequestGroup,
+};
+use crate::flags::{EvalContext, FlagValue, Inconclusive};
+use crate::json::read::Reader;
+use crate::json::write::{Object, Value, ValueWriter};
+use crate::time::{Duration, Now};
+
+/// Path of remote flag evaluation requests.
+pub const FLAGS_PATH: &str = "/flags/?v=2";
+
+/// At most this many groups are attached to a `$feature_flag_called` event (PostHog projects
+/// have at most five group types).
+pub const MAX_EVENT_GROUPS: usize = 8;
+
+/// At most this many flags are attached to a captured event by
+/// [`Client::capture_with_flags`].
+pub const MAX_EVENT_FLAGS: usize = 64;
+
+/// A JSON payload written as a JSON value when it is valid JSON, else as a string.
+struct Payload<'a>(&'a str);
+
+impl Value for Payload<'_> {
+    fn write_json(&self, w: ValueWriter<'_, '_>) -> Result<(), PropertyError> {
+        let mut r = Reader::new(self.0.as_bytes());
+        let valid = loop {
+            match r.next() {
+                Ok(Some(_)) => {}
+                Ok(None) => break true,
+                Err(_) => break false,
+            }
+        };
+        if valid {
+            w.raw_json(self.0)
+        } else {
+            w.str(self.0)
+        }
+    }
+}
+
+/// What a `$feature_flag_called` event says about where its value came from.
+#[derive(Clone, Copy, Debug, Default)]
+struct CalledInfo<'a> {
+    locally_evaluated: bool,
+    payload: Option<&'a str>,
+    id: Option<i64>,
+    version: Option<i64>,
+    reason: Option<&'a str>,
+    request_id: Option<&'a str>,
+    has_experiment: Option<bool>,
+    error: FlagErrors,
+}
+
+/// The remote `/flags` retry policy (contracts §2.4): only transport failures, 502 and 504 are
+/// retried; 300 ms before the first retry, doubling after; `max_retries` (default 1) bounded to
+/// 9.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct FlagsRetry {
+    max_retries: u8,
+    retries: u8,
+}
+
+/// How one `/flags` attempt ended, for [`FlagsRetry::next_delay`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum FlagsAttempt {
+    /// An HTTP response with this status.
+    Status(u16),
+    /// No response (timeout, reset, TLS, ...).
+    Transport,
+    /// The connection was refused: not retried (posthog-python and posthog-node).
+    Refused,
+}
+
+impl Default for FlagsRetry {
+    fn default() -> Self {
+        Self::new(1)
+    }
+}
+
+impl FlagsRetry {
+    /// A policy allowing `max_retries` retries (clamped to 9).
+    #[must_use]
+    pub const fn new(max_retries: u8) -> Self {
+        Self {
+            max_retries: if max_retries > 9 { 9 } else { max_retries },
+            retries: 0,
+        }
+    }
+
+    /// How long to wait before retrying after `attempt`, or `None` to stop (success, a status
+    /// that is not retried, or no retries left).
+    pub fn next_delay(&mut self, attempt: FlagsAttempt) -> Option<Duration> {
+        let retryable = matches!(
+            attempt,
+            FlagsAttempt::Transport | FlagsAttempt::Status(502 | 504)
+        );
+        if !retryable || self.retries >= self.max_retries {
+            return None;
+        }
+        let delay = 300u64 << self.retries;
+        self.retries += 1;
+        Some(Duration::from_millis(delay))
+    }
+
+    /// The `$feature_flag_error` kind for a final failed attempt.
+    #[must_use]
+    pub const fn error_kind(attempt: FlagsAttempt) -> FlagErrorKind {
+        match attempt {
+            FlagsAttempt::Status(s) => FlagErrorKind::ApiError(s),
+            FlagsAttempt::Transport => FlagErrorKind::Timeout,
+            FlagsAttempt::Refused => FlagErrorKind::ConnectionError,
+        }
+    }
+}
+
+/// The `(type, key)` pairs of a context's groups.
+fn group_pairs<'c>(ctx: &EvalContext<'c>) -> heapless::Vec<(&'c str, &'c str), MAX_EVENT_GROUPS> {
+    ctx.groups
+        .iter()
+        .take(MAX_EVENT_GROUPS)
+        .map(|g| (g.group_type, g.key))
+        .collect()
+}
+
+impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T: usize>
+    Client<'a, Q, F, N, B, T>
+{
+    /// Evaluates flag `key` locally for `ctx` and, when it decides and `send_event` is true,
+    /// queues a `$feature_flag_called` event (once per distinct id, flag, value and groups).
+    /// `now.wall` serves relative date filters.
+    ///
+    /// # Errors
+    /// [`Inconclusive`]: only the server can decide (or the flag is unknown locally). Ask it
+    /// with [`flags_request`](Self::flags_request) unless you want local-only answers.
+    pub fn feature_flag(
+        &mut self,
+        now: Now,
+        key: &str,
+        ctx: &EvalContext<'_>,
+        send_event: bool,
+    ) -> Result<FlagValue<'_>, Inconclusive> {
+        let value = self.flags.evaluate(key, ctx, now.wall)?;
+        if send_event {
+            let flag = self.flags.flag_info(key).unwrap_or_default();
+            let info = CalledInfo {
+                locally_evaluated: true,
+                payload: self.flags.payload(key, &value),
+                id: flag.id,
+                version: flag.id.and(flag.version),
+                reason: Some("Evaluated locally"),
+                request_id: None,
+                has_experiment: flag.has_experiment,
+                error: FlagErrors::new(),
+            };
+            let minimal = self.flags.minimal_flag_called_events();
+            // The value borrows the store; the event goes through the other fields.
+            let _ = flag_called(
+                &mut self.encoder,
+                &mut self.queue,
+                &mut self.tracker,
+                &mut self.stats,
+                self.opted_out || self.shut_down,
+                self.before_send,
+                now,
+                key,
+                ctx,
+                Some(value),
+                &info,
+                minimal,
+            );
+        }
+        Ok(value)
+    }
+
+    /// Whether flag `key` is on locally (anything but `false`), with the same event as
+    /// [`feature_flag`](Self::feature_flag).
+    ///
+    /// # Errors
+    /// As [`feature_flag`](Self::feature_flag).
+    pub fn is_feature_enabled(
+        &mut self,
+        now: Now,
+        key: &str,
+        ctx: &EvalContext<'_>,
+        send_event: bool,
+    ) -> Result<bool, Inconclusive> {
+        self.feature_flag(now, key, ctx, send_event)
+            .map(|v| v.is_enabled())
+    }
+
+    /// The payload of flag `key` for `ctx`, evaluated locally. Sends no event (payload reads
+    /// never do). `Ok(None)`: the value has no payload.
+    ///
+    /// # Errors
+    /// As [`feature_flag`](Self::feature_flag).
+    pub fn feature_flag_payload(
+        &self,
+        now: Now,
+        key: &str,
+        ctx: &EvalContext<'_>,
+    ) -> Result<Option<&str>, Inconclusive> {
+        let v = self.flags.evaluate(key, ctx, now.wall)?;
+        Ok(self.flags.payload(key, &v))
+    }
+
+    /// Writes the body of a `POST /flags/?v=2` request for `ctx` into `buf` (send it to
+    /// [`FLAGS_PATH`] with `Content-Type: application/json`, no `Authorization`). `flag_keys`
+    /// limits the evaluation (single-flag reads pass `&[key]`). Person properties are sent as
+    /// the caller gave them, without an injected `distinct_id`; each group gets `$group_key`.
+    ///
+    /// # Errors
+    /// [`RequestError`]: the buffer is too small (with the size needed) or a property is not
+    /// representable in JSON.
+    pub fn flags_request(
+        &self,
+        ctx: &EvalContext<'_>,
+        flag_keys: Option<&[&str]>,
+        buf: &mut [u8],
+    ) -> Result<usize, RequestError> {
+        let mut groups: heapless::Vec<RequestGroup<'_>, MAX_EVENT_GROUPS> = heapless::Vec::new();
+        for g in ctx.groups.iter().take(MAX_EVENT_GROUPS) {
+            let _ = groups.push(RequestGroup {
+                group_type: g.group_type,
+                key: g.key,
+                properties: g.properties,
+            });
+        }
+        let mut req = FlagsRequest::new(self.config.api_key, ctx.distinct_id);
+        req.device_id = ctx.device_id;
+        req.groups = &groups;
+        req.person_properties = ctx.person;
+        req.geoip_disable = self.config.encoder.disable_geoip;
+        req.flag_keys = flag_keys;
+        req.write(buf)
+    }
+
+    /// Queues the `$feature_flag_called` event of a single-flag read that went to the server:
+    /// `answer` is the parsed `/flags` response, or the errors when the request failed. Returns
+    /// the value the read yields (`None`: no value, e.g. the flag is missing or the request
+    /// failed).
+    pub fn remote_flag_called<'r, const RN: usize, const RB: usize>(
+        &mut self,
+        now: Now,
+        key: &str,
+        ctx: &EvalContext<'_>,
+        answer: Result<&'r RemoteFlags<RN, RB>, FlagErrors>,
+        send_event: bool,
+    ) -> Option<FlagValue<'r>> {
+        let (value, info, minimal) = match answer {
+            Ok(remote) => {
+                let flag = remote.get(key).filter(|_| !remote.quota_limited());
+                let info = CalledInfo {
+                    locally_evaluated: false,
+                    payload: flag.and_then(|f| f.payload),
+                    id: flag.and_then(|f| f.id),
+                    version: flag.and_then(|f| f.version),
+                    reason: flag.and_then(|f| f.reason()),
+                    request_id: remote.request_id(),
+                    has_experiment: flag.and_then(|f| f.has_experiment),
+                    error: remote.errors_for(key),
+                };
+                let value = flag.filter(|f| !f.failed).map(|f| f.value);
+                (value, info, remote.minimal_flag_called_events())
+            }
+            Err(error) => (
+                None,
+                CalledInfo {
+                    error,
+                    ..CalledInfo::default()
+                },
+                false,
+            ),
+        };
+        if send_event {
+            let _ = flag_called(
+                &mut self.encoder,
+                &mut self.queue,
+                &mut self.tracker,
+                &mut self.stats,
+                self.opted_out || self.shut_down,
+                self.before_send,
+                now,
+                key,
+                ctx,
+                value,
+                &info,
+                minimal,
+            );
+        }
+        value
+    }
+
+    /// Like [`capture`](Self::capture), with the flags evaluated locally for `ctx` attached
+    /// (`$feature/<key>` for each conclusive flag, `$active_feature_flags`), as PostHog's
+    /// `send_feature_flags` does. The caller's own properties win on a clash. At most
+    /// [`MAX_EVENT_FLAGS`] flags are attached.
+    ///
+    /// # Errors
+    /// As [`capture`](Self::capture).
+    pub fn capture_with_flags<P>(
+        &mut self,
+        now: Now,
+        event: &str,
+        ctx: &EvalContext<'_>,
+        opts: &EventOptions<'_>,
+        mut props: P,
+    ) -> Result<Uuid, CaptureError>
+    where
+        P: FnMut(&mut Object<'_, '_>) -> Result<(), PropertyError>,
+    {
+        self.admit(event, ctx.distinct_id)?;
+        let mut values: heapless::Vec<(&str, FlagValue<'_>), MAX_EVENT_FLAGS> =
+            heapless::Vec::new();
+        for key in self.flags.keys() {
+            if let Ok(v) = self.flags.evaluate(key, ctx, now.wall) {
+                if values.push((key, v)).is_err() {
+                    break;
+                }
+            }
+        }
+        let r = self
+            .encoder
+            .capture(&mut self.queue, now, event, ctx.distinct_id, opts, |o| {
+                // Flags first: a caller key written later wins (the last duplicate is kept).
+                write_flag_properties(o, values.iter().copied())?;
+                props(o)
+            });
+        super::account(&mut self.stats, r)
+    }
+}
+
+/// Queues one `$feature_flag_called` event, de-duplicated; the gate and the before-send filter
+/// apply as to every event.
+#[allow(clippy::too_many_arguments)]
+fn flag_called<const Q: usize, const T: usize>(
+    encoder: &mut crate::capture::Encoder,
+    queue: &mut crate::capture::Queue<[u8; Q]>,
+    tracker: &mut crate::flags::called::CalledTracker<T>,
+    stats: &mut super::ClientStats,
+    gated: bool,
+    before_send: Option<fn(&super::EventInfo<'_>) -> super::Verdict>,
+    now: Now,
+    key: &str,
+    ctx: &EvalContext<'_>,
+    value: Option<FlagValue<'_>>,
+    info: &CalledInfo<'_>,
+    minimal_gate: bool,
+) -> Result<Option<Uuid>, CaptureError> {
+    const EVENT: &str = "$feature_flag_called";
+    if gated {
+        super::bump(&mut stats.gated, 1);
+        return Err(CaptureError::Disabled);
+    }
+    let groups = group_pairs(ctx);
+    if !tracker.first_time(ctx.distinct_id, key, value.as_ref(), &groups) {
+        return Ok(None);
+    }
+    if let Some(f) = before_send {
+        if f(&super::EventInfo {
+            event: EVENT,
+            distinct_id: ctx.distinct_id,
+        }) == super::Verdict::Drop
+        {
+            super::bump(&mut stats.filtered, 1);
+            return Err(CaptureError::Filtered);
+        }
+    }
+    // Minimal events only when the server asked and the flag surely runs no experiment.
+    let minimal = minimal_gate && info.has_experiment == Some(false);
+    let response = FlagResponse(value);
+    let mut err_buf = [0u8; FlagErrors::MAX_LEN];
+    let error = (!info.error.is_empty()).then(|| info.error.render(&mut err_buf));
+    let opts = EventOptions::new().groups(&groups);
+    let r = encoder.capture(queue, now, EVENT, ctx.distinct_id, &opts, |o| {
+        o.prop("$feature_flag", key)?
+            .prop("$feature_flag_response", response)?;
+        if !minimal {
+            o.prop_parts(&["$feature/", key], response)?;
+        }
+        o.prop("locally_evaluated", info.locally_evaluated)?;
+        if let (Some(p), false) = (info.payload, minimal) {
+            o.prop("$feature_flag_payload", Payload(p))?;
+        }
+        if let Some(id) = info.id {
+            o.prop("$feature_flag_id", id)?;
+        }
+        if let Some(v) = info.version {
+            o.prop("$feature_flag_version", v)?;
+        }
+        if let Some(r) = info.reason {
+            o.prop("$feature_flag_reason", r)?;
+        }
+        if let Some(r) = info.request_id {
+            o.prop("$feature_flag_request_id", r)?;
+        }
+        if let Some(h) = info.has_experiment {
+            o.prop("$feature_flag_has_experiment", h)?;
+        }
+        if let Some(e) = error {
+            o.prop("$feature_flag_error", e)?;
+        }
+        if let Some(d) = ctx.device_id {
+            o.prop("$device_id", d)?;
+        }
+        Ok(())
+    });
+    if r.is_err() {
+        // Not queued: let a later read try again.
+        tracker.forget(ctx.distinct_id, key, value.as_ref(), &groups);
+    }
+    super::account(stats, r).map(Some)
+}

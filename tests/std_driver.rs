@@ -1,0 +1,804 @@
+//! The std driver against real loopback servers (plain HTTP/1.1 and HTTPS with a CA generated
+//! at test time). No external network; every server stops by itself.
+#![cfg(feature = "std")]
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use posthog_embedded::adapters::std::{
+    OwnedTransmit, StdClient, StdConfig, StdError, StdFlagValue, UreqTransport,
+};
+use posthog_embedded::capture::EventOptions;
+use posthog_embedded::client::{Client, Config, DeliveryError, RetryAfter, TransportError};
+use posthog_embedded::flags::{EvalContext, PropertyValue};
+use posthog_embedded::{CaptureError, Instant as CoreInstant, Now, UnixMillis};
+
+const API_KEY: &str = "phc_std_driver_test";
+const SECRET: &str = "phs_std_driver_secret";
+
+// ---------------------------------------------------------------------------------------------
+// A minimal HTTP/1.1 server: one request per connection, `Connection: close`, scripted answers.
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Clone, Debug)]
+struct Req {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    at: Instant,
+}
+
+impl Req {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON, gunzipped when `Content-Encoding: gzip`.
+    fn json(&self) -> serde_json::Value {
+        let raw = if self.header("content-encoding") == Some("gzip") {
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(&self.body[..])
+                .read_to_end(&mut out)
+                .expect("gzip body");
+            out
+        } else {
+            self.body.clone()
+        };
+        serde_json::from_slice(&raw).expect("JSON body")
+    }
+}
+
+struct Resp {
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn ok() -> Self {
+        Self::status(200).body(br#"{"status":1}"#)
+    }
+
+    fn status(status: u16) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    fn header(mut self, name: &'static str, value: &str) -> Self {
+        self.headers.push((name, value.to_owned()));
+        self
+    }
+
+    fn body(mut self, body: &[u8]) -> Self {
+        self.body = body.to_vec();
+        self
+    }
+}
+
+type Handler = Box<dyn FnMut(&Req) -> Resp + Send>;
+
+/// Turns an accepted TCP stream into the stream requests are read from (plain or TLS).
+type Wrap = Arc<dyn Fn(TcpStream) -> Option<Box<dyn ReadWrite>> + Send + Sync>;
+
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
+/// A loopback server. Stops when dropped, and by itself after `LIFETIME`.
+struct Server {
+    addr: SocketAddr,
+    requests: Arc<Mutex<Vec<Req>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+const LIFETIME: Duration = Duration::from_secs(30);
+
+impl Server {
+    fn start(handler: impl FnMut(&Req) -> Resp + Send + 'static) -> Self {
+        Self::start_with(Box::new(handler), Arc::new(|s| Some(Box::new(s) as _)))
+    }
+
+    fn start_with(mut handler: Handler, wrap: Wrap) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (reqs, stopped) = (Arc::clone(&requests), Arc::clone(&stop));
+        let thread = std::thread::spawn(move || {
+            let born = Instant::now();
+            while !stopped.load(Ordering::Relaxed) && born.elapsed() < LIFETIME {
+                match listener.accept() {
+                    Ok((tcp, _)) => {
+                        tcp.set_nonblocking(false).unwrap();
+                        tcp.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                        tcp.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+                        if let Some(mut stream) = wrap(tcp) {
+                            // Failed handshakes and broken clients are just skipped.
+                            if let Ok(req) = read_request(&mut stream) {
+                                let resp = handler(&req);
+                                reqs.lock().unwrap().push(req);
+                                let _ = write_response(&mut stream, &resp);
+                            }
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    Err(_) => break,
+                }
+            }
+        });
+        Self {
+            addr,
+            requests,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn requests(&self) -> Vec<Req> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    fn count(&self) -> usize {
+        self.requests.lock().unwrap().len()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn read_request(stream: &mut dyn ReadWrite) -> io::Result<Req> {
+    let mut r = BufReader::new(stream);
+    let mut line = String::new();
+    r.read_line(&mut line)?;
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or_default().to_owned();
+    let path = parts.next().unwrap_or_default().to_owned();
+    if method.is_empty() {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    let mut headers = Vec::new();
+    for _ in 0..100 {
+        line.clear();
+        r.read_line(&mut line)?;
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        if let Some((n, v)) = l.split_once(':') {
+            headers.push((n.trim().to_owned(), v.trim().to_owned()));
+        }
+    }
+    let len = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .map_or(0, |(_, v)| v.parse::<usize>().unwrap());
+    let mut body = vec![0; len];
+    r.read_exact(&mut body)?;
+    Ok(Req {
+        method,
+        path,
+        headers,
+        body,
+        at: Instant::now(),
+    })
+}
+
+fn write_response(stream: &mut dyn ReadWrite, resp: &Resp) -> io::Result<()> {
+    let mut out = format!(
+        "HTTP/1.1 {} X\r\nContent-Length: {}\r\nConnection: close\r\n",
+        resp.status,
+        resp.body.len()
+    );
+    for (n, v) in &resp.headers {
+        out.push_str(&format!("{n}: {v}\r\n"));
+    }
+    out.push_str("\r\n");
+    stream.write_all(out.as_bytes())?;
+    stream.write_all(&resp.body)?;
+    stream.flush()
+}
+
+fn config(server: &Server) -> StdConfig {
+    StdConfig::new(API_KEY)
+        .host(server.url())
+        .proxy_from_env(false)
+        .flush_at(100)
+        .flush_interval(Duration::from_secs(60))
+        .request_timeout(Duration::from_secs(3))
+        .seed(7)
+}
+
+fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    f()
+}
+
+fn event_names(batch: &serde_json::Value) -> Vec<String> {
+    batch["batch"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Capture and flush
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn capture_and_flush_deliver_one_batch() {
+    let server = Server::start(|_| Resp::ok());
+    let client = StdClient::new(config(&server)).unwrap();
+
+    let first = client
+        .capture("First", "user-123", |p| {
+            p.prop("plan", "pro")?.prop("seats", 3u32)?;
+            Ok(())
+        })
+        .unwrap();
+    let second = client.capture("Second", "user-123", |_| Ok(())).unwrap();
+    let id = client
+        .identify("user-123", |person| {
+            person.set(|p| {
+                p.prop("email", "u@example.com")?;
+                Ok(())
+            })?;
+            Ok(())
+        })
+        .unwrap();
+    // Below flush_at and inside the interval: nothing is sent on its own.
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(server.count(), 0);
+
+    let r = client.flush(Duration::from_secs(5));
+    assert_eq!((r.sent, r.pending), (3, 0));
+
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 1);
+    let req = &reqs[0];
+    assert_eq!(
+        (req.method.as_str(), req.path.as_str()),
+        ("POST", "/batch/")
+    );
+    assert_eq!(req.header("content-type"), Some("application/json"));
+    assert_eq!(req.header("user-agent"), Some(posthog_embedded::USER_AGENT));
+    assert_eq!(req.header("content-encoding"), None);
+    assert_eq!(req.header("authorization"), None);
+
+    let json = req.json();
+    assert_eq!(json["api_key"], API_KEY);
+    assert_eq!(event_names(&json), ["First", "Second", "$identify"]);
+    let uuids: Vec<&str> = json["batch"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["uuid"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        uuids,
+        [first.to_string(), second.to_string(), id.to_string()]
+    );
+    assert_eq!(json["batch"][0]["properties"]["plan"], "pro");
+    assert_eq!(json["batch"][0]["properties"]["seats"], 3);
+    assert_eq!(
+        json["batch"][2]["properties"]["$set"]["email"],
+        "u@example.com"
+    );
+    // The std clock knows the wall time: events carry timestamps.
+    assert!(json["batch"][0]["timestamp"].is_string());
+
+    // An empty queue flushes at once, without a request.
+    let t = Instant::now();
+    let r = client.flush(Duration::from_secs(5));
+    assert_eq!((r.sent, r.pending), (0, 0));
+    assert!(t.elapsed() < Duration::from_millis(500));
+    assert_eq!(server.count(), 1);
+
+    let stats = client.stats();
+    assert_eq!((stats.captured, stats.sent, stats.requests), (3, 3, 1));
+    client.shutdown(Duration::from_secs(2));
+}
+
+#[test]
+fn gzip_bodies_carry_content_encoding_and_decode_to_the_batch() {
+    let server = Server::start(|_| Resp::ok());
+    let client = StdClient::new(config(&server).gzip(true)).unwrap();
+    client.alias("device-1", "user-9").unwrap();
+    client
+        .group_identify("company", "acme", None, |p| {
+            p.prop("size", 42u32)?;
+            Ok(())
+        })
+        .unwrap();
+    client
+        .set("user-9", |person| {
+            person.set_once(|p| {
+                p.prop("first_seen", "today")?;
+                Ok(())
+            })?;
+            Ok(())
+        })
+        .unwrap();
+    let r = client.flush(Duration::from_secs(5));
+    assert_eq!((r.sent, r.pending), (3, 0));
+
+    let req = &server.requests()[0];
+    assert_eq!(req.header("content-encoding"), Some("gzip"));
+    assert_eq!(&req.body[..2], [0x1f, 0x8b], "gzip magic");
+    let json = req.json();
+    assert_eq!(json["api_key"], API_KEY);
+    assert_eq!(
+        event_names(&json),
+        ["$create_alias", "$groupidentify", "$set"]
+    );
+    assert_eq!(json["batch"][1]["properties"]["$group_set"]["size"], 42);
+    client.shutdown(Duration::from_secs(2));
+}
+
+#[test]
+fn flush_at_triggers_a_send_without_flush() {
+    let server = Server::start(|_| Resp::ok());
+    let client = StdClient::new(config(&server).flush_at(2)).unwrap();
+    client.capture("a", "u", |_| Ok(())).unwrap();
+    client.capture("b", "u", |_| Ok(())).unwrap();
+    assert!(wait_until(Duration::from_secs(3), || client.pending() == 0));
+    assert_eq!(event_names(&server.requests()[0].json()), ["a", "b"]);
+    client.shutdown(Duration::from_secs(2));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Retries
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_503_keeps_the_event_pending_and_retry_after_is_respected() {
+    let mut calls = 0;
+    let server = Server::start(move |_| {
+        calls += 1;
+        if calls == 1 {
+            Resp::status(503).header("Retry-After", "1")
+        } else {
+            Resp::ok()
+        }
+    });
+    let client =
+        StdClient::new(config(&server).retry(Duration::from_millis(20), Duration::from_millis(50)))
+            .unwrap();
+    let uuid = client.capture("Retry Me", "user-123", |_| Ok(())).unwrap();
+
+    // The first attempt gets a 503; the back-off (Retry-After: 1 s) outlasts this flush.
+    let t = Instant::now();
+    let r = client.flush(Duration::from_millis(300));
+    assert!(t.elapsed() >= Duration::from_millis(300));
+    assert_eq!((r.sent, r.pending), (0, 1));
+    assert_eq!(server.count(), 1);
+    let stats = client.stats();
+    assert_eq!(stats.retries, 1);
+    assert_eq!(stats.last_error, Some(DeliveryError::Status(503)));
+
+    // Later it is delivered, not before the server's Retry-After.
+    let r = client.flush(Duration::from_secs(5));
+    assert_eq!((r.sent, r.pending), (1, 0));
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 2);
+    let gap = reqs[1].at - reqs[0].at;
+    assert!(gap >= Duration::from_millis(950), "retried after {gap:?}");
+    // Same event, same uuid.
+    for req in &reqs {
+        assert_eq!(req.json()["batch"][0]["uuid"], uuid.to_string());
+    }
+    client.shutdown(Duration::from_secs(2));
+}
+
+#[test]
+fn connection_refused_is_a_transport_error_and_retried() {
+    // Bind then drop: nothing listens on that port any more.
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let client = StdClient::new(
+        StdConfig::new(API_KEY)
+            .host(format!("http://{addr}"))
+            .proxy_from_env(false)
+            // Retries well spaced: the event is still queued at the end of the test.
+            .retry(Duration::from_millis(100), Duration::from_millis(200))
+            .max_retries(9),
+    )
+    .unwrap();
+    client.capture("x", "u", |_| Ok(())).unwrap();
+    let r = client.flush(Duration::from_millis(200));
+    assert_eq!(r.pending, 1);
+    let stats = client.stats();
+    assert!(stats.retries >= 1);
+    assert_eq!(
+        stats.last_error,
+        Some(DeliveryError::Transport(TransportError::Connect))
+    );
+    let r = client.shutdown(Duration::from_millis(100));
+    assert_eq!(r.pending, 1, "undelivered events stay queued");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Definitions polling
+// ---------------------------------------------------------------------------------------------
+
+const DEFS: &[u8] = br#"{"flags":[{"id":1,"key":"beta-ui","active":true,"filters":{"groups":[{"properties":[],"rollout_percentage":100}]}}]}"#;
+
+#[test]
+fn definitions_polling_sends_the_secret_and_round_trips_the_etag() {
+    let server = Server::start(|req| {
+        if req.header("if-none-match") == Some("\"v1\"") {
+            Resp::status(304).header("ETag", "\"v1\"")
+        } else {
+            Resp::ok().header("ETag", "\"v1\"").body(DEFS)
+        }
+    });
+    let client = StdClient::new(
+        config(&server)
+            .secret_key(SECRET)
+            .poll_interval(Duration::from_secs(60)),
+    )
+    .unwrap();
+    // The first poll is due at once.
+    assert!(wait_until(Duration::from_secs(3), || {
+        client.is_local_evaluation_ready()
+    }));
+    let person: [(&str, PropertyValue<'_>); 0] = [];
+    let ctx = EvalContext {
+        distinct_id: "user-1",
+        device_id: None,
+        person: &person,
+        groups: &[],
+    };
+    assert_eq!(
+        client.evaluate("beta-ui", &ctx),
+        Ok(StdFlagValue::Bool(true))
+    );
+    assert!(client.with_flags(|s| s.len()) == 1);
+
+    client.reload();
+    assert!(wait_until(Duration::from_secs(3), || server.count() == 2));
+    // Let the worker settle the 304.
+    assert!(wait_until(Duration::from_secs(3), || {
+        client.stats().requests == 2 && client.stats().last_error.is_none()
+    }));
+
+    let reqs = server.requests();
+    for req in &reqs {
+        assert_eq!(req.method, "GET");
+        assert_eq!(
+            req.path,
+            format!("/flags/definitions?token={API_KEY}&send_cohorts")
+        );
+        assert_eq!(
+            req.header("authorization"),
+            Some(format!("Bearer {SECRET}").as_str())
+        );
+        assert_eq!(req.header("user-agent"), Some(posthog_embedded::USER_AGENT));
+        assert_eq!(req.header("content-type"), None);
+    }
+    assert_eq!(reqs[0].header("if-none-match"), None);
+    assert_eq!(reqs[1].header("if-none-match"), Some("\"v1\""));
+    let stats = client.stats();
+    assert_eq!((stats.definitions_loaded, stats.definitions_failed), (1, 0));
+    assert!(client.is_local_evaluation_ready(), "304 keeps the store");
+    client.shutdown(Duration::from_secs(2));
+    // Nothing in any Debug output gives the secret away.
+    let debug = format!("{client:?} {:?}", config(&server).secret_key(SECRET));
+    assert!(
+        !debug.contains(SECRET) && !debug.contains(API_KEY),
+        "{debug}"
+    );
+}
+
+#[test]
+fn local_definitions_load_without_a_secret() {
+    let server = Server::start(|_| Resp::ok());
+    let client = StdClient::new(config(&server)).unwrap();
+    assert!(!client.is_local_evaluation_ready());
+    client.load_definitions(DEFS).unwrap();
+    assert!(client.is_local_evaluation_ready());
+    assert!(client.load_definitions(b"{").is_err());
+    assert!(
+        client.is_local_evaluation_ready(),
+        "a bad load keeps the store"
+    );
+    client.shutdown(Duration::from_secs(1));
+    assert_eq!(server.count(), 0, "no polling without a secret key");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shutdown
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn shutdown_flushes_joins_and_refuses_later_captures() {
+    let server = Server::start(|_| Resp::ok());
+    let client = StdClient::new(config(&server)).unwrap();
+    client.capture("Save", "user-123", |_| Ok(())).unwrap();
+    let r = client.shutdown(Duration::from_secs(5));
+    assert_eq!((r.sent, r.pending), (1, 0));
+    assert_eq!(event_names(&server.requests()[0].json()), ["Save"]);
+
+    assert_eq!(
+        client.capture("After Shutdown", "user-123", |_| Ok(())),
+        Err(CaptureError::Disabled)
+    );
+    assert_eq!(client.pending(), 0);
+    assert_eq!(client.stats().gated, 1);
+
+    // Idempotent and quick; flush after shutdown returns at once.
+    let t = Instant::now();
+    assert_eq!(client.shutdown(Duration::from_secs(5)).pending, 0);
+    assert_eq!(client.flush(Duration::from_secs(5)).pending, 0);
+    assert!(t.elapsed() < Duration::from_millis(200));
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(server.count(), 1);
+}
+
+#[test]
+fn shutdown_against_a_failing_server_returns_by_its_deadline() {
+    let server = Server::start(|_| Resp::status(503));
+    let client = StdClient::new(config(&server)).unwrap();
+    client.capture("Save", "user-123", |_| Ok(())).unwrap();
+    let t = Instant::now();
+    let r = client.shutdown(Duration::from_millis(300));
+    assert!(t.elapsed() < Duration::from_secs(2));
+    assert_eq!((r.sent, r.pending), (0, 1));
+    assert_eq!(client.stats().last_error, Some(DeliveryError::Status(503)));
+}
+
+#[test]
+fn drop_does_a_best_effort_shutdown() {
+    let server = Server::start(|_| Resp::ok());
+    let client = StdClient::new(config(&server).drop_timeout(Duration::from_secs(3))).unwrap();
+    let opts = EventOptions::new().groups(&[("company", "acme")]);
+    client
+        .capture_with("Bye", "user-1", &opts, |_| Ok(()))
+        .unwrap();
+    drop(client);
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 1);
+    let json = reqs[0].json();
+    assert_eq!(json["batch"][0]["properties"]["$groups"]["company"], "acme");
+}
+
+#[test]
+fn clients_are_shared_across_threads() {
+    let server = Server::start(|_| Resp::ok());
+    let client = Arc::new(StdClient::new(config(&server).max_batch_events(7)).unwrap());
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let c = Arc::clone(&client);
+            std::thread::spawn(move || {
+                for i in 0..10u32 {
+                    c.capture("tick", "user", |p| {
+                        p.prop("t", t)?.prop("i", i)?;
+                        Ok(())
+                    })
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let r = client.flush(Duration::from_secs(5));
+    assert_eq!((r.sent, r.pending), (40, 0));
+    let total: usize = server
+        .requests()
+        .iter()
+        .map(|r| r.json()["batch"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(total, 40);
+    assert!(server.count() >= 6, "batches of at most 7");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Construction and the transport on its own
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn bad_settings_are_typed_errors_without_secrets() {
+    let e = StdClient::new(StdConfig::new(API_KEY).host("ftp://example.com")).unwrap_err();
+    assert_eq!(e, StdError::InvalidHost);
+    let e = StdClient::new(StdConfig::new("  ")).unwrap_err();
+    assert!(matches!(e, StdError::Config(_)));
+    let e = StdClient::new(StdConfig::new(API_KEY).max_retries(10)).unwrap_err();
+    assert!(!e.to_string().contains(API_KEY));
+}
+
+/// One batch request rendered by a small core client.
+fn batch_transmit() -> OwnedTransmit {
+    let mut core = Client::<'static, 4096, 4, 16, 256>::new(Config::new(API_KEY));
+    let now = Now::with_wall(
+        CoreInstant::from_millis(5),
+        UnixMillis::from_secs(1_800_000_000),
+    );
+    core.capture(now, "e", "u", &EventOptions::new(), |_| Ok(()))
+        .unwrap();
+    core.flush();
+    let mut buf = [0u8; 2048];
+    let tx = core.poll_transmit(now, &mut buf).unwrap();
+    OwnedTransmit::from_transmit(&tx)
+}
+
+#[test]
+fn transport_reads_status_retry_after_and_etag() {
+    let server = Server::start(|_| {
+        Resp::status(429)
+            .header("Retry-After", "Wed, 21 Oct 2015 07:28:00 GMT")
+            .header("ETag", "W/\"abc\"")
+            .body(b"slow down")
+    });
+    let t = UreqTransport::new(&config(&server)).unwrap();
+    let resp = t.send(&batch_transmit()).unwrap();
+    assert_eq!(resp.status, 429);
+    assert_eq!(
+        resp.retry_after,
+        Some(RetryAfter::At(UnixMillis::from_secs(1_445_412_480)))
+    );
+    assert_eq!(resp.etag.as_deref(), Some("W/\"abc\""));
+    assert_eq!(resp.body, b"slow down");
+    assert_eq!(resp.info().etag, Some("W/\"abc\""));
+}
+
+#[test]
+fn transport_does_not_follow_redirects() {
+    let server = Server::start(|_| Resp::status(301).header("Location", "http://127.0.0.1:9/"));
+    let t = UreqTransport::new(&config(&server)).unwrap();
+    assert_eq!(t.send(&batch_transmit()).unwrap().status, 301);
+    assert_eq!(server.count(), 1);
+}
+
+#[test]
+fn transport_caps_the_response_body() {
+    let server = Server::start(|_| Resp::ok().body(&[b' '; 5000]));
+    let t = UreqTransport::new(&config(&server).max_response_bytes(4096)).unwrap();
+    assert_eq!(t.send(&batch_transmit()), Err(TransportError::BadResponse));
+    let t = UreqTransport::new(&config(&server).max_response_bytes(5000)).unwrap();
+    assert_eq!(t.send(&batch_transmit()).unwrap().body.len(), 5000);
+}
+
+#[test]
+fn transport_times_out() {
+    // Accepts the connection, never answers.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hold = std::thread::spawn(move || {
+        let conn = listener.accept();
+        std::thread::sleep(Duration::from_millis(600));
+        drop(conn);
+    });
+    let cfg = StdConfig::new(API_KEY)
+        .host(format!("http://{addr}"))
+        .proxy_from_env(false)
+        .request_timeout(Duration::from_millis(200));
+    let t = UreqTransport::new(&cfg).unwrap();
+    let start = Instant::now();
+    assert_eq!(t.send(&batch_transmit()), Err(TransportError::Timeout));
+    assert!(start.elapsed() < Duration::from_millis(550));
+    hold.join().unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTPS with a CA generated at test time
+// ---------------------------------------------------------------------------------------------
+
+struct TestPki {
+    ca_der: Vec<u8>,
+    server: Arc<rustls::ServerConfig>,
+}
+
+fn test_pki() -> TestPki {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "posthog-embedded test CA");
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    TestPki {
+        ca_der: ca.der().to_vec(),
+        server: Arc::new(server),
+    }
+}
+
+fn tls_server(pki: &TestPki) -> Server {
+    let cfg = Arc::clone(&pki.server);
+    let wrap: Wrap = Arc::new(move |tcp| {
+        let conn = rustls::ServerConnection::new(Arc::clone(&cfg)).ok()?;
+        Some(Box::new(rustls::StreamOwned::new(conn, tcp)) as Box<dyn ReadWrite>)
+    });
+    Server::start_with(Box::new(|_| Resp::ok()), wrap)
+}
+
+#[test]
+fn https_with_a_private_ca_delivers_and_verification_is_on() {
+    let pki = test_pki();
+    let server = tls_server(&pki);
+    let https = format!("https://{}", server.addr);
+
+    // Trusting the test CA: delivered over TLS.
+    let trusted = StdClient::new(
+        config(&server)
+            .host(https.clone())
+            .root_certificate(pki.ca_der.clone()),
+    )
+    .unwrap();
+    trusted.capture("Secure", "user-1", |_| Ok(())).unwrap();
+    let r = trusted.flush(Duration::from_secs(5));
+    assert_eq!((r.sent, r.pending), (1, 0));
+    assert_eq!(event_names(&server.requests()[0].json()), ["Secure"]);
+    trusted.shutdown(Duration::from_secs(1));
+
+    // Default roots (webpki) do not know the test CA: TLS failure, the event stays queued.
+    let untrusted = StdClient::new(
+        config(&server)
+            .host(https)
+            .retry(Duration::from_millis(100), Duration::from_millis(200))
+            .max_retries(9),
+    )
+    .unwrap();
+    untrusted.capture("Insecure", "user-1", |_| Ok(())).unwrap();
+    let r = untrusted.flush(Duration::from_millis(300));
+    assert_eq!((r.sent, r.pending), (0, 1));
+    let stats = untrusted.stats();
+    assert!(stats.retries >= 1);
+    assert_eq!(
+        stats.last_error,
+        Some(DeliveryError::Transport(TransportError::Tls))
+    );
+    untrusted.shutdown(Duration::from_millis(100));
+    assert_eq!(server.count(), 1, "nothing reached the server unverified");
+}
