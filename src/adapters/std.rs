@@ -685,6 +685,7 @@ impl UreqTransport {
     pub fn send(&self, req: &OwnedTransmit) -> Result<Response, TransportError> {
         let url = format!("{}{}", self.host, req.path);
         let result = match req.method {
+            Method::Head => with_headers(self.agent.head(&url), req).call(),
             Method::Get => with_headers(self.agent.get(&url), req).call(),
             Method::Post => {
                 let b = with_headers(self.agent.post(&url), req);

@@ -39,11 +39,12 @@ use crate::capture::{
 use crate::error::{BatchError, CaptureError, PropertyError};
 use crate::flags::called::CalledTracker;
 use crate::flags::FlagStore;
-
-mod flags;
 use crate::json::write::Object;
 use crate::rng::Rng;
-use crate::time::{Duration, Instant, Now, UnixMillis};
+use crate::time::{Duration, Instant, Now};
+pub use crate::net::http::{Method, RetryAfter};
+
+mod flags;
 pub use flags::{FlagsAttempt, FlagsRetry, FLAGS_PATH, MAX_EVENT_FLAGS, MAX_EVENT_GROUPS};
 
 /// Longest request path the client builds (`/flags/definitions?token=…&send_cohorts`).
@@ -221,27 +222,6 @@ impl fmt::Display for ConfigError {
 
 impl core::error::Error for ConfigError {}
 
-/// HTTP method of a request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum Method {
-    /// `GET`
-    Get,
-    /// `POST`
-    Post,
-}
-
-impl Method {
-    /// `"GET"` or `"POST"`.
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Get => "GET",
-            Self::Post => "POST",
-        }
-    }
-}
-
 /// What a request is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -338,16 +318,6 @@ pub struct ResponseInfo<'r> {
     pub retry_after: Option<RetryAfter>,
     /// `ETag`, if present.
     pub etag: Option<&'r str>,
-}
-
-/// A `Retry-After` header.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum RetryAfter {
-    /// Delta-seconds.
-    Delay(Duration),
-    /// An HTTP-date (used only when the device knows the wall clock).
-    At(UnixMillis),
 }
 
 /// Why a request got no HTTP response.
