@@ -10,8 +10,9 @@
 //!    groups). [`Inconclusive`] means "ask the server" unless the caller wants local-only.
 //! 2. The driver writes the body with [`Client::flags_request`], sends `POST /flags/?v=2`, retries
 //!    per [`FlagsRetry`] (transport errors, 502 and 504 only; 300 ms then doubling), parses the
-//!    answer into a [`RemoteFlags`], and calls [`Client::remote_flag_called`] with the answer (or
-//!    the error), which queues the `$feature_flag_called` event with `$feature_flag_error`.
+//!    answer into a [`RemoteFlags`] and calls [`Client::remote_flag_called`] (or, when the request
+//!    failed, [`Client::failed_flag_called`]), which queues the `$feature_flag_called` event with
+//!    its `$feature_flag_error`.
 
 use super::Client;
 use crate::capture::{EventOptions, Uuid};
@@ -255,60 +256,85 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
         req.write(buf)
     }
 
-    /// Queues the `$feature_flag_called` event of a single-flag read that went to the server:
-    /// `answer` is the parsed `/flags` response, or the errors when the request failed. Returns
-    /// the value the read yields (`None`: no value, e.g. the flag is missing or the request
-    /// failed).
+    /// Queues the `$feature_flag_called` event of a single-flag read the server answered
+    /// (`remote` is the parsed `/flags` response) and returns the value the read yields
+    /// (`None`: the flag is missing, failed, or the project is quota limited).
     pub fn remote_flag_called<'r, const RN: usize, const RB: usize>(
         &mut self,
         now: Now,
         key: &str,
         ctx: &EvalContext<'_>,
-        answer: Result<&'r RemoteFlags<RN, RB>, FlagErrors>,
+        remote: &'r RemoteFlags<RN, RB>,
         send_event: bool,
     ) -> Option<FlagValue<'r>> {
-        let (value, info, minimal) = match answer {
-            Ok(remote) => {
-                let flag = remote.get(key).filter(|_| !remote.quota_limited());
-                let info = CalledInfo {
-                    locally_evaluated: false,
-                    payload: flag.and_then(|f| f.payload),
-                    id: flag.and_then(|f| f.id),
-                    version: flag.and_then(|f| f.version),
-                    reason: flag.and_then(|f| f.reason()),
-                    request_id: remote.request_id(),
-                    has_experiment: flag.and_then(|f| f.has_experiment),
-                    error: remote.errors_for(key),
-                };
-                let value = flag.filter(|f| !f.failed).map(|f| f.value);
-                (value, info, remote.minimal_flag_called_events())
-            }
-            Err(error) => (
-                None,
-                CalledInfo {
-                    error,
-                    ..CalledInfo::default()
-                },
-                false,
-            ),
+        let flag = remote.get(key).filter(|_| !remote.quota_limited());
+        let info = CalledInfo {
+            locally_evaluated: false,
+            payload: flag.and_then(|f| f.payload),
+            id: flag.and_then(|f| f.id),
+            version: flag.and_then(|f| f.version),
+            reason: flag.and_then(|f| f.reason()),
+            request_id: remote.request_id(),
+            has_experiment: flag.and_then(|f| f.has_experiment),
+            error: remote.errors_for(key),
         };
+        let value = flag.filter(|f| !f.failed).map(|f| f.value);
         if send_event {
-            let _ = flag_called(
-                &mut self.encoder,
-                &mut self.queue,
-                &mut self.tracker,
-                &mut self.stats,
-                self.opted_out || self.shut_down,
-                self.before_send,
+            self.queue_flag_called(
                 now,
                 key,
                 ctx,
                 value,
                 &info,
-                minimal,
+                remote.minimal_flag_called_events(),
             );
         }
         value
+    }
+
+    /// Queues the `$feature_flag_called` event of a single-flag read that got no value: the
+    /// `/flags` request failed (`errors`, e.g. [`FlagsRetry::error_kind`] of the last attempt),
+    /// or the read was local-only and inconclusive.
+    pub fn failed_flag_called(
+        &mut self,
+        now: Now,
+        key: &str,
+        ctx: &EvalContext<'_>,
+        errors: FlagErrors,
+        send_event: bool,
+    ) {
+        if send_event {
+            let info = CalledInfo {
+                error: errors,
+                ..CalledInfo::default()
+            };
+            self.queue_flag_called(now, key, ctx, None, &info, false);
+        }
+    }
+
+    fn queue_flag_called(
+        &mut self,
+        now: Now,
+        key: &str,
+        ctx: &EvalContext<'_>,
+        value: Option<FlagValue<'_>>,
+        info: &CalledInfo<'_>,
+        minimal: bool,
+    ) {
+        let _ = flag_called(
+            &mut self.encoder,
+            &mut self.queue,
+            &mut self.tracker,
+            &mut self.stats,
+            self.opted_out || self.shut_down,
+            self.before_send,
+            now,
+            key,
+            ctx,
+            value,
+            info,
+            minimal,
+        );
     }
 
     /// Like [`capture`](Self::capture), with the flags evaluated locally for `ctx` attached

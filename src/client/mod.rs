@@ -40,9 +40,9 @@ use crate::error::{BatchError, CaptureError, PropertyError};
 use crate::flags::called::CalledTracker;
 use crate::flags::FlagStore;
 use crate::json::write::Object;
+pub use crate::net::http::{Method, RetryAfter};
 use crate::rng::Rng;
 use crate::time::{Duration, Instant, Now};
-pub use crate::net::http::{Method, RetryAfter};
 
 mod flags;
 pub use flags::{FlagsAttempt, FlagsRetry, FLAGS_PATH, MAX_EVENT_FLAGS, MAX_EVENT_GROUPS};

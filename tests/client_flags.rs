@@ -1,0 +1,299 @@
+//! Feature flags through the client: local first, `$feature_flag_called` events and their
+//! de-duplication, flag properties on events, the `/flags` request and retry policy, and the
+//! event of a remote answer (protocol §1.13, §2, §3.5, §3.6; contracts §2.4, §3.3, §4).
+
+use posthog_embedded::capture::EventOptions;
+use posthog_embedded::client::{Client, Config, FlagsAttempt, FlagsRetry};
+use posthog_embedded::flags::remote::{FlagErrorKind, FlagErrors, RemoteFlags};
+use posthog_embedded::flags::{EvalContext, FlagValue, GroupContext, Inconclusive, PropertyValue};
+use posthog_embedded::{Duration, Instant, Now};
+use serde_json::{json, Value};
+
+type C = Client<'static, 8192, 8, 128, 4096, 16>;
+
+const DEFS: &[u8] = br#"{"flags":[
+  {"id":11,"key":"beta-ui","version":3,"active":true,"has_experiment":false,
+   "filters":{"groups":[{"properties":[{"key":"plan","value":"pro","type":"person"}],"rollout_percentage":100}],
+              "payloads":{"true":"{\"color\":\"blue\"}"}}},
+  {"id":12,"key":"theme","active":true,"filters":{"groups":[{"properties":[],"rollout_percentage":100,"variant":"dark"}],
+   "multivariate":{"variants":[{"key":"light","rollout_percentage":50},{"key":"dark","rollout_percentage":50}]}}},
+  {"id":13,"key":"off","active":false,"filters":{"groups":[]}},
+  {"id":14,"key":"static-cohort","active":true,"filters":{"groups":[{"properties":[{"key":"id","type":"cohort","value":99}]}]}}
+],"minimal_flag_called_events":true}"#;
+
+fn now() -> Now {
+    Now::mono(Instant::from_millis(1000))
+}
+
+fn client() -> Box<C> {
+    let mut c = Box::new(C::try_new(Config::new("phc_token")).unwrap());
+    c.load_definitions(DEFS).unwrap();
+    c
+}
+
+/// The queued events, as JSON.
+fn events(c: &C) -> Vec<Value> {
+    c.queue()
+        .iter()
+        .map(|r| {
+            let mut text = r.json.to_vec();
+            text.push(b'}');
+            serde_json::from_slice(&text).unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn local_reads_send_one_deduplicated_event() {
+    let mut c = client();
+    let person = [("plan", PropertyValue::Str("pro"))];
+    let ctx = EvalContext {
+        distinct_id: "user-1",
+        device_id: Some("dev-9"),
+        person: &person,
+        groups: &[],
+    };
+    assert_eq!(
+        c.feature_flag(now(), "beta-ui", &ctx, true),
+        Ok(FlagValue::Bool(true))
+    );
+    assert_eq!(c.is_feature_enabled(now(), "beta-ui", &ctx, true), Ok(true));
+    let ev = events(&c);
+    assert_eq!(ev.len(), 1, "the same read twice sends one event");
+    let p = &ev[0]["properties"];
+    assert_eq!(ev[0]["event"], "$feature_flag_called");
+    assert_eq!(ev[0]["distinct_id"], "user-1");
+    assert_eq!(p["$feature_flag"], "beta-ui");
+    assert_eq!(p["$feature_flag_response"], true);
+    assert_eq!(p["locally_evaluated"], true);
+    assert_eq!(p["$feature_flag_id"], 11);
+    assert_eq!(p["$feature_flag_version"], 3);
+    assert_eq!(p["$feature_flag_reason"], "Evaluated locally");
+    assert_eq!(p["$feature_flag_has_experiment"], false);
+    assert_eq!(p["$device_id"], "dev-9");
+    // The server asked for minimal events and the flag has no experiment: no $feature/ key
+    // and no payload.
+    assert!(p.get("$feature/beta-ui").is_none());
+    assert!(p.get("$feature_flag_payload").is_none());
+
+    // Another value, or other groups, is another event.
+    let other = [("plan", PropertyValue::Str("free"))];
+    let ctx2 = EvalContext {
+        person: &other,
+        ..ctx
+    };
+    assert_eq!(
+        c.feature_flag(now(), "beta-ui", &ctx2, true),
+        Ok(FlagValue::Bool(false))
+    );
+    let groups = [GroupContext {
+        group_type: "company",
+        key: "acme",
+        properties: None,
+    }];
+    let ctx3 = EvalContext {
+        groups: &groups,
+        ..ctx
+    };
+    c.feature_flag(now(), "beta-ui", &ctx3, true).unwrap();
+    let ev = events(&c);
+    assert_eq!(ev.len(), 3);
+    assert_eq!(ev[1]["properties"]["$feature_flag_response"], false);
+    assert_eq!(ev[2]["properties"]["$groups"], json!({"company": "acme"}));
+
+    // Full events for flags with an experiment or unknown status.
+    c.feature_flag(now(), "theme", &ctx, true).unwrap();
+    let ev = events(&c);
+    let p = &ev[3]["properties"];
+    assert_eq!(p["$feature_flag_response"], "dark");
+    assert_eq!(p["$feature/theme"], "dark");
+
+    // Payload reads send nothing; send_event = false sends nothing.
+    let n = c.pending();
+    assert_eq!(
+        c.feature_flag_payload(now(), "beta-ui", &ctx),
+        Ok(Some(r#"{"color":"blue"}"#))
+    );
+    c.feature_flag(now(), "off", &ctx, false).unwrap();
+    assert_eq!(c.pending(), n);
+
+    // Inconclusive: no event, the driver asks the server.
+    assert_eq!(
+        c.feature_flag(now(), "static-cohort", &ctx, true),
+        Err(Inconclusive::RequiresServer)
+    );
+    assert_eq!(
+        c.feature_flag(now(), "unknown", &ctx, true),
+        Err(Inconclusive::UnknownFlag)
+    );
+    assert_eq!(c.pending(), n);
+}
+
+#[test]
+fn opted_out_reads_still_answer_but_send_nothing_and_shutdown_clears_the_tracker() {
+    let mut c = client();
+    let person = [("plan", PropertyValue::Str("pro"))];
+    let ctx = EvalContext {
+        distinct_id: "user-1",
+        device_id: None,
+        person: &person,
+        groups: &[],
+    };
+    c.opt_out();
+    assert_eq!(
+        c.feature_flag(now(), "beta-ui", &ctx, true),
+        Ok(FlagValue::Bool(true))
+    );
+    assert_eq!(c.pending(), 0);
+    c.opt_in();
+    c.feature_flag(now(), "beta-ui", &ctx, true).unwrap();
+    assert_eq!(c.pending(), 1);
+}
+
+#[test]
+fn flags_request_body_matches_posthog_node() {
+    let c = client();
+    let person = [("plan", PropertyValue::Str("pro"))];
+    let company = [("employees", PropertyValue::Int(42))];
+    let groups = [GroupContext {
+        group_type: "company",
+        key: "company-456",
+        properties: Some(&company),
+    }];
+    let ctx = EvalContext {
+        distinct_id: "user-123",
+        device_id: None,
+        person: &person,
+        groups: &groups,
+    };
+    let mut buf = [0u8; 1024];
+    let n = c
+        .flags_request(&ctx, Some(&["checkout-redesign"]), &mut buf)
+        .unwrap();
+    let body: Value = serde_json::from_slice(&buf[..n]).unwrap();
+    assert_eq!(
+        body,
+        json!({
+            "token": "phc_token", "distinct_id": "user-123",
+            "groups": {"company": "company-456"},
+            "person_properties": {"plan": "pro"},
+            "group_properties": {"company": {"$group_key": "company-456", "employees": 42}},
+            "geoip_disable": true, "flag_keys_to_evaluate": ["checkout-redesign"]
+        })
+    );
+    // Too small a buffer is an error with the size needed.
+    assert!(c.flags_request(&ctx, None, &mut buf[..10]).is_err());
+}
+
+#[test]
+fn flags_retry_policy() {
+    let mut r = FlagsRetry::default();
+    assert_eq!(
+        r.next_delay(FlagsAttempt::Transport),
+        Some(Duration::from_millis(300))
+    );
+    assert_eq!(
+        r.next_delay(FlagsAttempt::Status(502)),
+        None,
+        "one retry by default"
+    );
+    let mut r = FlagsRetry::new(2);
+    assert_eq!(
+        r.next_delay(FlagsAttempt::Status(504)),
+        Some(Duration::from_millis(300))
+    );
+    assert_eq!(
+        r.next_delay(FlagsAttempt::Transport),
+        Some(Duration::from_millis(600))
+    );
+    assert_eq!(r.next_delay(FlagsAttempt::Transport), None);
+    for status in [200, 408, 429, 500, 503, 400] {
+        assert_eq!(
+            FlagsRetry::new(3).next_delay(FlagsAttempt::Status(status)),
+            None,
+            "{status}"
+        );
+    }
+    assert_eq!(FlagsRetry::new(3).next_delay(FlagsAttempt::Refused), None);
+    assert_eq!(FlagsRetry::new(0).next_delay(FlagsAttempt::Transport), None);
+    assert_eq!(
+        FlagsRetry::error_kind(FlagsAttempt::Status(500)),
+        FlagErrorKind::ApiError(500)
+    );
+}
+
+#[test]
+fn remote_answers_and_failures_are_reported() {
+    let mut c = client();
+    let person = [("plan", PropertyValue::Str("pro"))];
+    let ctx = EvalContext {
+        distinct_id: "user-1",
+        device_id: None,
+        person: &person,
+        groups: &[],
+    };
+    let mut remote: Box<RemoteFlags<8, 1024>> = Box::new(RemoteFlags::new());
+    remote
+        .parse(
+            br#"{"flags":{"static-cohort":{"key":"static-cohort","enabled":true,"variant":"b",
+            "reason":{"code":"condition_match","description":"Matched condition set 1"},
+            "metadata":{"id":14,"version":2,"payload":"{\"x\":1}"}}},
+            "errorsWhileComputingFlags":true,"requestId":"req-1"}"#,
+        )
+        .unwrap();
+    let v = c.remote_flag_called(now(), "static-cohort", &ctx, &remote, true);
+    assert_eq!(v, Some(FlagValue::Variant("b")));
+    let missing = c.remote_flag_called(now(), "nope", &ctx, &remote, true);
+    assert_eq!(missing, None);
+    c.failed_flag_called(
+        now(),
+        "beta-ui",
+        &ctx,
+        FlagErrors::from(FlagErrorKind::Timeout),
+        true,
+    );
+    let ev = events(&c);
+    assert_eq!(ev.len(), 3);
+    let p = &ev[0]["properties"];
+    assert_eq!(p["locally_evaluated"], false);
+    assert_eq!(p["$feature_flag_response"], "b");
+    assert_eq!(p["$feature_flag_payload"], json!({"x": 1}));
+    assert_eq!(p["$feature_flag_reason"], "Matched condition set 1");
+    assert_eq!(p["$feature_flag_request_id"], "req-1");
+    assert_eq!(p["$feature_flag_error"], "errors_while_computing_flags");
+    let p = &ev[1]["properties"];
+    assert_eq!(p["$feature_flag_response"], Value::Null);
+    assert_eq!(
+        p["$feature_flag_error"],
+        "errors_while_computing_flags,flag_missing"
+    );
+    assert_eq!(ev[2]["properties"]["$feature_flag_error"], "timeout");
+}
+
+#[test]
+fn capture_with_flags_attaches_flag_properties_and_caller_wins() {
+    let mut c = client();
+    let person = [("plan", PropertyValue::Str("pro"))];
+    let ctx = EvalContext {
+        distinct_id: "user-1",
+        device_id: None,
+        person: &person,
+        groups: &[],
+    };
+    c.capture_with_flags(now(), "purchase", &ctx, &EventOptions::new(), |p| {
+        p.prop("$feature/theme", "caller")?;
+        Ok(())
+    })
+    .unwrap();
+    let ev = events(&c);
+    assert_eq!(ev.len(), 1, "no $feature_flag_called from attaching flags");
+    let p = &ev[0]["properties"];
+    assert_eq!(p["$feature/beta-ui"], true);
+    assert_eq!(p["$feature/off"], false);
+    assert_eq!(p["$feature/theme"], "caller", "the caller's value wins");
+    assert_eq!(p["$active_feature_flags"], json!(["beta-ui", "theme"]));
+    assert!(
+        p.get("$feature/static-cohort").is_none(),
+        "inconclusive flags are left out"
+    );
+}
