@@ -1,0 +1,2 @@
+//! PostHog SDK compliance adapter (work in progress).
+fn main() {}
