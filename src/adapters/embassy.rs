@@ -1,6 +1,39 @@
-//! embassy driver pieces.
+//! The embassy driver: a [`Runner`] task that moves the client's requests over any byte stream
+//! ([`Connect`]: embassy-net `TcpSocket`, a UART modem in transparent mode, a TLS wrapper), and
+//! a cheap, `Copy` [`Handle`] that any task uses to capture events and read flags.
+//!
+//! ```text
+//! static SHARED: Shared<CriticalSectionRawMutex, 4096, 20, 128, 2048> = Shared::new(config);
+//! spawner.spawn(posthog_task(Runner::new(&SHARED, conn, EmbassyClock, "us.i.posthog.com", bufs)));
+//! let ph = Handle::new(&SHARED, EmbassyClock);
+//! ph.capture("boot", "device-42", &EventOptions::new(), |p| { p.prop("fw", "1.2.0")?; Ok(()) })?;
+//! ```
+//!
+//! The driver holds no policy: batching, retries, back-off and definitions polling live in
+//! [`Client`]. The runner only reads the clock, writes the request the client asks for, feeds
+//! the answer back, and sleeps until [`Client::poll_timeout`] or until a handle wakes it. It
+//! never picks an embassy time driver or tick rate; the application does.
+//!
+//! One request is in flight at a time over one connection, kept alive between requests and
+//! reopened when the server closes it, when a request fails, or when a reused connection turns
+//! out to be closed before any answer (then the request is sent once more on a fresh one).
 
-use crate::time::{Clock, Instant};
+use core::cell::RefCell;
+
+use embassy_futures::select::{select, Either};
+use embassy_sync::blocking_mutex::raw::RawMutex;
+use embassy_sync::blocking_mutex::Mutex;
+use embassy_sync::signal::Signal;
+
+use crate::capture::{EventOptions, Person, Uuid};
+use crate::client::{
+    Client, ClientStats, Config, Header, RequestKind, ResponseInfo, TransportError,
+};
+use crate::error::{CaptureError, PropertyError};
+use crate::flags::{EvalContext, Inconclusive};
+use crate::json::write::Object;
+use crate::net::http::{self, BodySink, HttpError, Method, RequestHead};
+use crate::time::{Clock, Instant, Now};
 
 /// [`Clock`] over `embassy_time::Instant` (whatever time driver and tick rate the application
 /// picked; this library never picks one). It knows no wall clock: wrap it, or implement
@@ -12,5 +45,416 @@ pub struct EmbassyClock;
 impl Clock for EmbassyClock {
     fn now(&self) -> Instant {
         Instant::from_millis(embassy_time::Instant::now().as_millis())
+    }
+}
+
+/// A byte stream the runner can open and close: implement it for your socket or modem.
+///
+/// For embassy-net, wrap a `TcpSocket` and connect it to the ingestion host's address (and,
+/// for HTTPS, put a TLS session such as `embedded-tls` on top).
+#[allow(async_fn_in_trait)]
+pub trait Connect: embedded_io_async::Read + embedded_io_async::Write {
+    /// Opens the connection (called before the first request and after a close).
+    ///
+    /// # Errors
+    /// The stream's error; the request then counts as a transport failure and is retried.
+    async fn connect(&mut self) -> Result<(), Self::Error>;
+
+    /// Closes the connection (after `Connection: close`, an error, or a timeout).
+    async fn disconnect(&mut self);
+}
+
+/// Timeouts of the runner's requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Timeouts {
+    /// Opening the connection.
+    pub connect: embassy_time::Duration,
+    /// One request, from the first byte sent to the last byte of the answer.
+    pub request: embassy_time::Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: embassy_time::Duration::from_secs(10),
+            request: embassy_time::Duration::from_secs(10),
+        }
+    }
+}
+
+/// The client and its wake-up signal, shared by the runner and every handle. `const fn new`:
+/// put it in a `static`. `M` is the mutex flavour (`CriticalSectionRawMutex` when interrupts
+/// capture events, `NoopRawMutex` on a single executor).
+pub struct Shared<
+    M: RawMutex,
+    const Q: usize,
+    const F: usize,
+    const N: usize,
+    const B: usize,
+    const T: usize = 256,
+> {
+    client: Mutex<M, RefCell<Client<'static, Q, F, N, B, T>>>,
+    wake: Signal<M, ()>,
+}
+
+impl<M: RawMutex, const Q: usize, const F: usize, const N: usize, const B: usize, const T: usize>
+    Shared<M, Q, F, N, B, T>
+{
+    /// Shared state for a client with `config`.
+    #[must_use]
+    pub const fn new(config: Config<'static>) -> Self {
+        Self {
+            client: Mutex::new(RefCell::new(Client::new(config))),
+            wake: Signal::new(),
+        }
+    }
+
+    /// Runs `f` on the client (briefly: it holds the lock), then wakes the runner.
+    pub fn with<R>(&self, f: impl FnOnce(&mut Client<'static, Q, F, N, B, T>) -> R) -> R {
+        let r = self.client.lock(|c| f(&mut c.borrow_mut()));
+        self.wake.signal(());
+        r
+    }
+}
+
+/// A cheap, `Copy` handle for capturing events and reading flags from any task.
+pub struct Handle<
+    's,
+    M: RawMutex,
+    K: Clock,
+    const Q: usize,
+    const F: usize,
+    const N: usize,
+    const B: usize,
+    const T: usize = 256,
+> {
+    shared: &'s Shared<M, Q, F, N, B, T>,
+    clock: K,
+}
+
+impl<M: RawMutex, K: Clock + Copy, const Q: usize, const F: usize, const N: usize, const B: usize, const T: usize>
+    Clone for Handle<'_, M, K, Q, F, N, B, T>
+{
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<M: RawMutex, K: Clock + Copy, const Q: usize, const F: usize, const N: usize, const B: usize, const T: usize>
+    Copy for Handle<'_, M, K, Q, F, N, B, T>
+{
+}
+
+impl<'s, M: RawMutex, K: Clock, const Q: usize, const F: usize, const N: usize, const B: usize, const T: usize>
+    Handle<'s, M, K, Q, F, N, B, T>
+{
+    /// A handle reading time from `clock`.
+    pub const fn new(shared: &'s Shared<M, Q, F, N, B, T>, clock: K) -> Self {
+        Self { shared, clock }
+    }
+
+    /// Runs `f` on the client with the current time (see [`Shared::with`]).
+    pub fn with<R>(&self, f: impl FnOnce(&mut Client<'static, Q, F, N, B, T>, Now) -> R) -> R {
+        let now = self.clock.read();
+        self.shared.with(|c| f(c, now))
+    }
+
+    /// Queues an event (see [`Client::capture`]).
+    ///
+    /// # Errors
+    /// As [`Client::capture`].
+    pub fn capture<P>(
+        &self,
+        event: &str,
+        distinct_id: &str,
+        opts: &EventOptions<'_>,
+        props: P,
+    ) -> Result<Uuid, CaptureError>
+    where
+        P: FnMut(&mut Object<'_, '_>) -> Result<(), PropertyError>,
+    {
+        self.with(|c, now| c.capture(now, event, distinct_id, opts, props))
+    }
+
+    /// Queues `$identify` (see [`Client::identify`]).
+    ///
+    /// # Errors
+    /// As [`Client::identify`].
+    pub fn identify<P>(
+        &self,
+        distinct_id: &str,
+        opts: &EventOptions<'_>,
+        person: P,
+    ) -> Result<Uuid, CaptureError>
+    where
+        P: FnMut(&mut Person<'_, '_, '_>) -> Result<(), PropertyError>,
+    {
+        self.with(|c, now| c.identify(now, distinct_id, opts, person))
+    }
+
+    /// Evaluates flag `key` locally (see [`Client::feature_flag`]) and returns whether it is
+    /// on, queuing its `$feature_flag_called` event.
+    ///
+    /// # Errors
+    /// [`Inconclusive`] when only the server can decide.
+    pub fn is_feature_enabled(&self, key: &str, ctx: &EvalContext<'_>) -> Result<bool, Inconclusive> {
+        self.with(|c, now| c.is_feature_enabled(now, key, ctx, true))
+    }
+
+    /// Asks for every queued event to be sent now.
+    pub fn flush(&self) {
+        self.shared.with(Client::flush);
+    }
+
+    /// Events waiting for delivery.
+    #[must_use]
+    pub fn pending(&self) -> usize {
+        self.shared.client.lock(|c| c.borrow().pending())
+    }
+
+    /// The client's counters.
+    #[must_use]
+    pub fn stats(&self) -> ClientStats {
+        self.shared.client.lock(|c| c.borrow().stats())
+    }
+
+    /// Begins shutdown: later captures are refused and a final flush is requested; wait for
+    /// [`pending`](Self::pending) to reach zero (or your deadline).
+    pub fn shutdown(&self) {
+        self.shared.with(Client::shutdown);
+    }
+}
+
+/// Caller-owned buffers of the runner.
+pub struct Buffers<'b> {
+    /// Request bodies (a `/batch/` is rendered here): its size caps a batch.
+    pub tx: &'b mut [u8],
+    /// Request heads, then response heads and framing: 1 KiB is plenty.
+    pub rx: &'b mut [u8],
+    /// Response bodies that are kept (flag definitions): as large as your definitions.
+    pub body: &'b mut [u8],
+}
+
+/// What the runner sends for one [`crate::client::Transmit`], copied out of the lock.
+struct Pending {
+    kind: RequestKind,
+    method: Method,
+    path: heapless::String<{ crate::client::MAX_PATH }>,
+    len: usize,
+    bearer: Option<&'static str>,
+    etag: heapless::String<{ crate::client::MAX_ETAG }>,
+}
+
+/// The task that talks to PostHog: spawn it once and call [`run`](Self::run).
+pub struct Runner<
+    's,
+    'b,
+    M: RawMutex,
+    C: Connect,
+    K: Clock,
+    const Q: usize,
+    const F: usize,
+    const N: usize,
+    const B: usize,
+    const T: usize = 256,
+> {
+    shared: &'s Shared<M, Q, F, N, B, T>,
+    conn: C,
+    clock: K,
+    host: &'s str,
+    bufs: Buffers<'b>,
+    timeouts: Timeouts,
+    connected: bool,
+}
+
+impl<'s, 'b, M: RawMutex, C: Connect, K: Clock, const Q: usize, const F: usize, const N: usize, const B: usize, const T: usize>
+    Runner<'s, 'b, M, C, K, Q, F, N, B, T>
+{
+    /// A runner sending to `host` (the `Host` header: `us.i.posthog.com`, or
+    /// `192.168.1.10:8080`) over `conn`.
+    pub fn new(shared: &'s Shared<M, Q, F, N, B, T>, conn: C, clock: K, host: &'s str, bufs: Buffers<'b>) -> Self {
+        Self {
+            shared,
+            conn,
+            clock,
+            host,
+            bufs,
+            timeouts: Timeouts::default(),
+            connected: false,
+        }
+    }
+
+    /// Sets the timeouts.
+    #[must_use]
+    pub fn timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.timeouts = timeouts;
+        self
+    }
+
+    /// Serves the client forever.
+    pub async fn run(&mut self) -> ! {
+        loop {
+            self.step().await;
+        }
+    }
+
+    /// Sends what is due, or sleeps until something may be due; returns after one of the two.
+    /// (`run` is `loop { step().await }`; tests and cooperative shutdowns drive it directly.)
+    pub async fn step(&mut self) {
+        let now = self.clock.read();
+        let pending = self.shared.client.lock(|c| {
+            let mut c = c.borrow_mut();
+            let secret = c.config().secret_key;
+            let tx = c.poll_transmit(now, self.bufs.tx)?;
+            let mut etag = heapless::String::new();
+            let mut auth = false;
+            for (name, value) in tx.headers() {
+                match (name, value) {
+                    ("If-None-Match", Header::Plain(v)) => {
+                        let _ = etag.push_str(v);
+                    }
+                    ("Authorization", _) => auth = true,
+                    _ => {}
+                }
+            }
+            let pending = Pending {
+                kind: tx.kind,
+                method: tx.method,
+                path: tx.path.clone(),
+                len: tx.body.len(),
+                bearer: if auth { secret } else { None },
+                etag,
+            };
+            Some(pending)
+        });
+        match pending {
+            Some(p) => self.send(p).await,
+            None => {
+                let deadline = self.shared.client.lock(|c| c.borrow().poll_timeout());
+                let wake = self.shared.wake.wait();
+                match deadline {
+                    Some(at) => {
+                        let at = embassy_time::Instant::from_millis(at.as_millis());
+                        if let Either::First(()) = select(embassy_time::Timer::at(at), wake).await {
+                            // The deadline passed.
+                        }
+                    }
+                    None => wake.await,
+                }
+            }
+        }
+    }
+
+    async fn send(&mut self, p: Pending) {
+        let mut outcome = self.exchange(&p).await;
+        // A kept-alive connection the server already closed: once more on a fresh one.
+        if matches!(outcome, Err(HttpError::ConnectionClosed { received: 0 })) {
+            outcome = self.exchange(&p).await;
+        }
+        let now = self.clock.read();
+        match outcome {
+            Ok((info, body_len)) => {
+                let body = self.bufs.body.get(..body_len).unwrap_or_default();
+                self.shared.with(|c| c.handle_response(now, &info.as_info(), body));
+            }
+            Err(e) => {
+                ph_debug!("request failed: {}", e);
+                self.shared.with(|c| c.handle_transport_error(now, transport_error(e)));
+            }
+        }
+    }
+
+    /// One attempt: (re)connect if needed, write the request, read the answer.
+    async fn exchange(&mut self, p: &Pending) -> Result<(Answer, usize), HttpError> {
+        if !self.connected {
+            match embassy_time::with_timeout(self.timeouts.connect, self.conn.connect()).await {
+                Ok(Ok(())) => self.connected = true,
+                Ok(Err(_)) => return Err(HttpError::Transport(embedded_io_async::ErrorKind::NotConnected)),
+                Err(_) => return Err(HttpError::Transport(embedded_io_async::ErrorKind::TimedOut)),
+            }
+        }
+        let json = [("Content-Type", "application/json"), ("User-Agent", crate::USER_AGENT)];
+        let get = [("User-Agent", crate::USER_AGENT)];
+        let with_etag = [("User-Agent", crate::USER_AGENT), ("If-None-Match", p.etag.as_str())];
+        let headers: &[(&str, &str)] = match (p.method, p.etag.is_empty()) {
+            (Method::Get, true) => &get,
+            (Method::Get, false) => &with_etag,
+            _ => &json,
+        };
+        let mut head = RequestHead::new(p.method, self.host, p.path.as_str())
+            .headers(headers)
+            .keep_alive(true);
+        if let Some(secret) = p.bearer {
+            head = head.bearer(secret);
+        }
+        let body = self.bufs.tx.get(..p.len).unwrap_or_default();
+        let sink = match p.kind {
+            RequestKind::Definitions => BodySink::Buffer(self.bufs.body),
+            _ => BodySink::Discard,
+        };
+        let result = embassy_time::with_timeout(
+            self.timeouts.request,
+            http::request(&mut self.conn, &head, body, self.bufs.rx, sink),
+        )
+        .await;
+        let result = match result {
+            Ok(r) => r,
+            Err(_) => Err(HttpError::Transport(embedded_io_async::ErrorKind::TimedOut)),
+        };
+        match result {
+            Ok(resp) => {
+                let answer = Answer {
+                    status: resp.status,
+                    retry_after: resp.retry_after,
+                    etag: resp.etag.clone(),
+                };
+                let len = resp.body.len();
+                if resp.connection_close {
+                    self.close().await;
+                }
+                Ok((answer, len))
+            }
+            Err(e) => {
+                self.close().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn close(&mut self) {
+        if self.connected {
+            self.conn.disconnect().await;
+            self.connected = false;
+        }
+    }
+}
+
+/// The parts of a response the client needs, owned.
+struct Answer {
+    status: u16,
+    retry_after: Option<http::RetryAfter>,
+    etag: Option<http::ETag>,
+}
+
+impl Answer {
+    fn as_info(&self) -> ResponseInfo<'_> {
+        ResponseInfo {
+            status: self.status,
+            retry_after: self.retry_after,
+            etag: self.etag.as_deref(),
+        }
+    }
+}
+
+fn transport_error(e: HttpError) -> TransportError {
+    use embedded_io_async::ErrorKind;
+    match e {
+        HttpError::Transport(ErrorKind::TimedOut) => TransportError::Timeout,
+        HttpError::Transport(ErrorKind::NotConnected | ErrorKind::ConnectionRefused) => {
+            TransportError::Connect
+        }
+        HttpError::Transport(_) | HttpError::ConnectionClosed { .. } => TransportError::Io,
+        _ => TransportError::BadResponse,
     }
 }

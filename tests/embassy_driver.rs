@@ -1,0 +1,236 @@
+//! The embassy driver on a host: the `Runner` over a real loopback TCP connection (a blocking
+//! `std` socket behind `embedded-io-async`), embassy-time's std driver, and a scripted HTTP/1.1
+//! server in a thread. Keep-alive, `Connection: close`, a connection the server dropped while
+//! idle, retries after 503, and definitions polling with the secret key.
+#![cfg(feature = "embassy")]
+
+use std::io::{BufRead, BufReader, Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+use posthog_embedded::adapters::embassy::{Buffers, Connect, EmbassyClock, Handle, Runner, Shared};
+use posthog_embedded::capture::EventOptions;
+use posthog_embedded::client::Config;
+use posthog_embedded::Duration;
+
+/// A blocking TCP stream as an `embedded-io-async` stream (fine on a test thread: the server
+/// always answers).
+struct Tcp {
+    addr: std::net::SocketAddr,
+    stream: Option<TcpStream>,
+    connects: Arc<Mutex<usize>>,
+}
+
+use embedded_io_async::ErrorKind;
+
+fn kind(e: std::io::Error) -> ErrorKind {
+    match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => ErrorKind::ConnectionRefused,
+        std::io::ErrorKind::ConnectionReset => ErrorKind::ConnectionReset,
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => ErrorKind::TimedOut,
+        _ => ErrorKind::Other,
+    }
+}
+
+impl embedded_io_async::ErrorType for Tcp {
+    type Error = ErrorKind;
+}
+
+impl embedded_io_async::Read for Tcp {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, ErrorKind> {
+        match &mut self.stream {
+            Some(s) => s.read(buf).map_err(kind),
+            None => Err(ErrorKind::NotConnected),
+        }
+    }
+}
+
+impl embedded_io_async::Write for Tcp {
+    async fn write(&mut self, buf: &[u8]) -> Result<usize, ErrorKind> {
+        match &mut self.stream {
+            Some(s) => s.write(buf).map_err(kind),
+            None => Err(ErrorKind::NotConnected),
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), ErrorKind> {
+        match &mut self.stream {
+            Some(s) => s.flush().map_err(kind),
+            None => Err(ErrorKind::NotConnected),
+        }
+    }
+}
+
+impl Connect for Tcp {
+    async fn connect(&mut self) -> Result<(), ErrorKind> {
+        let s = TcpStream::connect(self.addr).map_err(kind)?;
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5))).map_err(kind)?;
+        self.stream = Some(s);
+        *self.connects.lock().unwrap() += 1;
+        Ok(())
+    }
+
+    async fn disconnect(&mut self) {
+        self.stream = None;
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Reply {
+    Ok,
+    OkClose,
+    Status503,
+    /// Close the connection without answering (as an idle keep-alive timeout would).
+    Drop,
+    Definitions,
+}
+
+#[derive(Default)]
+struct Seen {
+    requests: Vec<(String, Vec<(String, String)>, String)>,
+}
+
+/// A server answering requests with `script` in order (then `Ok`), over keep-alive connections.
+fn server(script: Vec<Reply>) -> (std::net::SocketAddr, Arc<Mutex<Seen>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let seen2 = seen.clone();
+    thread::spawn(move || {
+        let mut script = script.into_iter();
+        for conn in listener.incoming().take(20) {
+            let Ok(conn) = conn else { return };
+            conn.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut out = conn;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                let request_line = line.trim_end().to_owned();
+                let mut headers = Vec::new();
+                let mut len = 0usize;
+                loop {
+                    let mut h = String::new();
+                    reader.read_line(&mut h).unwrap();
+                    let h = h.trim_end();
+                    if h.is_empty() {
+                        break;
+                    }
+                    let (k, v) = h.split_once(": ").unwrap();
+                    if k.eq_ignore_ascii_case("content-length") {
+                        len = v.parse().unwrap();
+                    }
+                    headers.push((k.to_owned(), v.to_owned()));
+                }
+                let mut body = vec![0u8; len];
+                reader.read_exact(&mut body).unwrap();
+                seen2.lock().unwrap().requests.push((request_line, headers, String::from_utf8(body).unwrap()));
+                let reply = script.next().unwrap_or(Reply::Ok);
+                let resp: Vec<u8> = match reply {
+                    Reply::Ok => b"HTTP/1.1 200 OK\r\nContent-Length: 16\r\n\r\n{\"status\": \"Ok\"}"[..].into(),
+                    Reply::OkClose => b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}"[..].into(),
+                    Reply::Status503 => b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"[..].into(),
+                    Reply::Drop => break,
+                    Reply::Definitions => {
+                        let defs = br#"{"flags":[{"id":1,"key":"beta","active":true,"filters":{"groups":[{"properties":[],"rollout_percentage":100}]}}]}"#;
+                        let mut r = format!("HTTP/1.1 200 OK\r\nETag: \"v1\"\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n", defs.len()).into_bytes();
+                        r.extend_from_slice(defs);
+                        r.extend_from_slice(b"\r\n0\r\n\r\n");
+                        r
+                    }
+                };
+                // The answer to a request the server "stored" is sent even if we then close.
+                out.write_all(&resp).unwrap();
+                if reply == Reply::OkClose {
+                    break;
+                }
+            }
+        }
+    });
+    (addr, seen)
+}
+
+type S = Shared<CriticalSectionRawMutex, 4096, 4, 64, 1024>;
+
+/// Drives the runner until `done` or a bound on steps.
+fn drive(runner: &mut Runner<'_, '_, CriticalSectionRawMutex, Tcp, EmbassyClock, 4096, 4, 64, 1024>, done: impl Fn() -> bool) {
+    for _ in 0..200 {
+        if done() {
+            return;
+        }
+        embassy_futures::block_on(embassy_time::with_timeout(
+            embassy_time::Duration::from_millis(100),
+            runner.step(),
+        ))
+        .ok();
+    }
+    panic!("runner did not finish");
+}
+
+fn leak(config: Config<'static>) -> &'static S {
+    Box::leak(Box::new(S::new(config)))
+}
+
+#[test]
+fn delivers_over_keep_alive_and_reconnects_when_told_or_dropped() {
+    let (addr, seen) = server(vec![Reply::Ok, Reply::OkClose, Reply::Ok, Reply::Drop]);
+    let shared = leak(Config::new("phc_embassy").flush_at(100));
+    let connects = Arc::new(Mutex::new(0));
+    let mut bufs = (vec![0u8; 4096], vec![0u8; 1024], vec![0u8; 2048]);
+    let conn = Tcp { addr, stream: None, connects: connects.clone() };
+    let mut runner = Runner::new(shared, conn, EmbassyClock, "127.0.0.1", Buffers { tx: &mut bufs.0, rx: &mut bufs.1, body: &mut bufs.2 });
+    let ph = Handle::new(shared, EmbassyClock);
+    for round in 0..5 {
+        ph.capture("reading", "device-1", &EventOptions::new(), |p| {
+            p.prop("round", round)?;
+            Ok(())
+        })
+        .unwrap();
+        ph.flush();
+        drive(&mut runner, || ph.pending() == 0);
+    }
+    let seen = seen.lock().unwrap();
+    // Five deliveries. Requests 1-2 on connection 1 (the second answer says close), 3-4 on
+    // connection 2 (the server drops it after request 4 without answering: that request is
+    // sent again on connection 3), 5 on connection 3.
+    assert_eq!(seen.requests.len(), 6);
+    assert_eq!(*connects.lock().unwrap(), 3);
+    for (line, headers, body) in &seen.requests {
+        assert_eq!(line, "POST /batch/ HTTP/1.1");
+        assert!(headers.contains(&("Host".into(), "127.0.0.1".into())));
+        assert!(headers.contains(&("Connection".into(), "keep-alive".into())));
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["api_key"], "phc_embassy");
+    }
+    assert_eq!(ph.stats().sent, 5);
+}
+
+#[test]
+fn retries_after_503_and_polls_definitions_with_the_secret() {
+    let (addr, seen) = server(vec![Reply::Definitions, Reply::Status503, Reply::Ok]);
+    let shared = leak(
+        Config::new("phc_embassy")
+            .secret_key("phx_embassy_secret")
+            .flush_at(1)
+            .retry(Duration::from_millis(50), Duration::from_millis(100)),
+    );
+    let connects = Arc::new(Mutex::new(0));
+    let mut bufs = (vec![0u8; 4096], vec![0u8; 1024], vec![0u8; 4096]);
+    let conn = Tcp { addr, stream: None, connects };
+    let mut runner = Runner::new(shared, conn, EmbassyClock, "127.0.0.1", Buffers { tx: &mut bufs.0, rx: &mut bufs.1, body: &mut bufs.2 });
+    let ph = Handle::new(shared, EmbassyClock);
+    drive(&mut runner, || ph.with(|c, _| c.is_local_evaluation_ready()));
+    ph.capture("e", "device-1", &EventOptions::new(), |_| Ok(())).unwrap();
+    drive(&mut runner, || ph.pending() == 0);
+    let s = ph.stats();
+    assert_eq!((s.sent, s.retries), (1, 1));
+    let seen = seen.lock().unwrap();
+    let (line, headers, _) = &seen.requests[0];
+    assert_eq!(line, "GET /flags/definitions?token=phc_embassy&send_cohorts HTTP/1.1");
+    assert!(headers.contains(&("Authorization".into(), "Bearer phx_embassy_secret".into())));
+    assert_eq!(seen.requests.len(), 3);
+}
