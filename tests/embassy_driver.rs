@@ -66,7 +66,8 @@ impl embedded_io_async::Write for Tcp {
 impl Connect for Tcp {
     async fn connect(&mut self) -> Result<(), ErrorKind> {
         let s = TcpStream::connect(self.addr).map_err(kind)?;
-        s.set_read_timeout(Some(std::time::Duration::from_secs(5))).map_err(kind)?;
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .map_err(kind)?;
         self.stream = Some(s);
         *self.connects.lock().unwrap() += 1;
         Ok(())
@@ -102,7 +103,8 @@ fn server(script: Vec<Reply>) -> (std::net::SocketAddr, Arc<Mutex<Seen>>) {
         let mut script = script.into_iter();
         for conn in listener.incoming().take(20) {
             let Ok(conn) = conn else { return };
-            conn.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+            conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+                .unwrap();
             let mut reader = BufReader::new(conn.try_clone().unwrap());
             let mut out = conn;
             loop {
@@ -128,12 +130,24 @@ fn server(script: Vec<Reply>) -> (std::net::SocketAddr, Arc<Mutex<Seen>>) {
                 }
                 let mut body = vec![0u8; len];
                 reader.read_exact(&mut body).unwrap();
-                seen2.lock().unwrap().requests.push((request_line, headers, String::from_utf8(body).unwrap()));
+                seen2.lock().unwrap().requests.push((
+                    request_line,
+                    headers,
+                    String::from_utf8(body).unwrap(),
+                ));
                 let reply = script.next().unwrap_or(Reply::Ok);
                 let resp: Vec<u8> = match reply {
-                    Reply::Ok => b"HTTP/1.1 200 OK\r\nContent-Length: 16\r\n\r\n{\"status\": \"Ok\"}"[..].into(),
-                    Reply::OkClose => b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}"[..].into(),
-                    Reply::Status503 => b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"[..].into(),
+                    Reply::Ok => {
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 16\r\n\r\n{\"status\": \"Ok\"}"[..]
+                            .into()
+                    }
+                    Reply::OkClose => {
+                        b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}"[..]
+                            .into()
+                    }
+                    Reply::Status503 => {
+                        b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"[..].into()
+                    }
                     Reply::Drop => break,
                     Reply::Definitions => {
                         let defs = br#"{"flags":[{"id":1,"key":"beta","active":true,"filters":{"groups":[{"properties":[],"rollout_percentage":100}]}}]}"#;
@@ -157,7 +171,10 @@ fn server(script: Vec<Reply>) -> (std::net::SocketAddr, Arc<Mutex<Seen>>) {
 type S = Shared<CriticalSectionRawMutex, 4096, 4, 64, 1024>;
 
 /// Drives the runner until `done` or a bound on steps.
-fn drive(runner: &mut Runner<'_, '_, CriticalSectionRawMutex, Tcp, EmbassyClock, 4096, 4, 64, 1024>, done: impl Fn() -> bool) {
+fn drive(
+    runner: &mut Runner<'_, '_, CriticalSectionRawMutex, Tcp, EmbassyClock, 4096, 4, 64, 1024>,
+    done: impl Fn() -> bool,
+) {
     for _ in 0..200 {
         if done() {
             return;
@@ -181,8 +198,22 @@ fn delivers_over_keep_alive_and_reconnects_when_told_or_dropped() {
     let shared = leak(Config::new("phc_embassy").flush_at(100));
     let connects = Arc::new(Mutex::new(0));
     let mut bufs = (vec![0u8; 4096], vec![0u8; 1024], vec![0u8; 2048]);
-    let conn = Tcp { addr, stream: None, connects: connects.clone() };
-    let mut runner = Runner::new(shared, conn, EmbassyClock, "127.0.0.1", Buffers { tx: &mut bufs.0, rx: &mut bufs.1, body: &mut bufs.2 });
+    let conn = Tcp {
+        addr,
+        stream: None,
+        connects: connects.clone(),
+    };
+    let mut runner = Runner::new(
+        shared,
+        conn,
+        EmbassyClock,
+        "127.0.0.1",
+        Buffers {
+            tx: &mut bufs.0,
+            rx: &mut bufs.1,
+            body: &mut bufs.2,
+        },
+    );
     let ph = Handle::new(shared, EmbassyClock);
     for round in 0..5 {
         ph.capture("reading", "device-1", &EventOptions::new(), |p| {
@@ -220,17 +251,37 @@ fn retries_after_503_and_polls_definitions_with_the_secret() {
     );
     let connects = Arc::new(Mutex::new(0));
     let mut bufs = (vec![0u8; 4096], vec![0u8; 1024], vec![0u8; 4096]);
-    let conn = Tcp { addr, stream: None, connects };
-    let mut runner = Runner::new(shared, conn, EmbassyClock, "127.0.0.1", Buffers { tx: &mut bufs.0, rx: &mut bufs.1, body: &mut bufs.2 });
+    let conn = Tcp {
+        addr,
+        stream: None,
+        connects,
+    };
+    let mut runner = Runner::new(
+        shared,
+        conn,
+        EmbassyClock,
+        "127.0.0.1",
+        Buffers {
+            tx: &mut bufs.0,
+            rx: &mut bufs.1,
+            body: &mut bufs.2,
+        },
+    );
     let ph = Handle::new(shared, EmbassyClock);
-    drive(&mut runner, || ph.with(|c, _| c.is_local_evaluation_ready()));
-    ph.capture("e", "device-1", &EventOptions::new(), |_| Ok(())).unwrap();
+    drive(&mut runner, || {
+        ph.with(|c, _| c.is_local_evaluation_ready())
+    });
+    ph.capture("e", "device-1", &EventOptions::new(), |_| Ok(()))
+        .unwrap();
     drive(&mut runner, || ph.pending() == 0);
     let s = ph.stats();
     assert_eq!((s.sent, s.retries), (1, 1));
     let seen = seen.lock().unwrap();
     let (line, headers, _) = &seen.requests[0];
-    assert_eq!(line, "GET /flags/definitions?token=phc_embassy&send_cohorts HTTP/1.1");
+    assert_eq!(
+        line,
+        "GET /flags/definitions?token=phc_embassy&send_cohorts HTTP/1.1"
+    );
     assert!(headers.contains(&("Authorization".into(), "Bearer phx_embassy_secret".into())));
     assert_eq!(seen.requests.len(), 3);
 }

@@ -98,8 +98,14 @@ pub struct Shared<
     wake: Signal<M, ()>,
 }
 
-impl<M: RawMutex, const Q: usize, const F: usize, const N: usize, const B: usize, const T: usize>
-    Shared<M, Q, F, N, B, T>
+impl<
+        M: RawMutex,
+        const Q: usize,
+        const F: usize,
+        const N: usize,
+        const B: usize,
+        const T: usize,
+    > Shared<M, Q, F, N, B, T>
 {
     /// Shared state for a client with `config`.
     #[must_use]
@@ -133,21 +139,43 @@ pub struct Handle<
     clock: K,
 }
 
-impl<M: RawMutex, K: Clock + Copy, const Q: usize, const F: usize, const N: usize, const B: usize, const T: usize>
-    Clone for Handle<'_, M, K, Q, F, N, B, T>
+impl<
+        M: RawMutex,
+        K: Clock + Copy,
+        const Q: usize,
+        const F: usize,
+        const N: usize,
+        const B: usize,
+        const T: usize,
+    > Clone for Handle<'_, M, K, Q, F, N, B, T>
 {
     fn clone(&self) -> Self {
         *self
     }
 }
 
-impl<M: RawMutex, K: Clock + Copy, const Q: usize, const F: usize, const N: usize, const B: usize, const T: usize>
-    Copy for Handle<'_, M, K, Q, F, N, B, T>
+impl<
+        M: RawMutex,
+        K: Clock + Copy,
+        const Q: usize,
+        const F: usize,
+        const N: usize,
+        const B: usize,
+        const T: usize,
+    > Copy for Handle<'_, M, K, Q, F, N, B, T>
 {
 }
 
-impl<'s, M: RawMutex, K: Clock, const Q: usize, const F: usize, const N: usize, const B: usize, const T: usize>
-    Handle<'s, M, K, Q, F, N, B, T>
+impl<
+        's,
+        M: RawMutex,
+        K: Clock,
+        const Q: usize,
+        const F: usize,
+        const N: usize,
+        const B: usize,
+        const T: usize,
+    > Handle<'s, M, K, Q, F, N, B, T>
 {
     /// A handle reading time from `clock`.
     pub const fn new(shared: &'s Shared<M, Q, F, N, B, T>, clock: K) -> Self {
@@ -198,7 +226,11 @@ impl<'s, M: RawMutex, K: Clock, const Q: usize, const F: usize, const N: usize, 
     ///
     /// # Errors
     /// [`Inconclusive`] when only the server can decide.
-    pub fn is_feature_enabled(&self, key: &str, ctx: &EvalContext<'_>) -> Result<bool, Inconclusive> {
+    pub fn is_feature_enabled(
+        &self,
+        key: &str,
+        ctx: &EvalContext<'_>,
+    ) -> Result<bool, Inconclusive> {
         self.with(|c, now| c.is_feature_enabled(now, key, ctx, true))
     }
 
@@ -268,12 +300,28 @@ pub struct Runner<
     connected: bool,
 }
 
-impl<'s, 'b, M: RawMutex, C: Connect, K: Clock, const Q: usize, const F: usize, const N: usize, const B: usize, const T: usize>
-    Runner<'s, 'b, M, C, K, Q, F, N, B, T>
+impl<
+        's,
+        'b,
+        M: RawMutex,
+        C: Connect,
+        K: Clock,
+        const Q: usize,
+        const F: usize,
+        const N: usize,
+        const B: usize,
+        const T: usize,
+    > Runner<'s, 'b, M, C, K, Q, F, N, B, T>
 {
     /// A runner sending to `host` (the `Host` header: `us.i.posthog.com`, or
     /// `192.168.1.10:8080`) over `conn`.
-    pub fn new(shared: &'s Shared<M, Q, F, N, B, T>, conn: C, clock: K, host: &'s str, bufs: Buffers<'b>) -> Self {
+    pub fn new(
+        shared: &'s Shared<M, Q, F, N, B, T>,
+        conn: C,
+        clock: K,
+        host: &'s str,
+        bufs: Buffers<'b>,
+    ) -> Self {
         Self {
             shared,
             conn,
@@ -356,11 +404,13 @@ impl<'s, 'b, M: RawMutex, C: Connect, K: Clock, const Q: usize, const F: usize, 
         match outcome {
             Ok((info, body_len)) => {
                 let body = self.bufs.body.get(..body_len).unwrap_or_default();
-                self.shared.with(|c| c.handle_response(now, &info.as_info(), body));
+                self.shared
+                    .with(|c| c.handle_response(now, &info.as_info(), body));
             }
             Err(e) => {
                 ph_debug!("request failed: {}", e);
-                self.shared.with(|c| c.handle_transport_error(now, transport_error(e)));
+                self.shared
+                    .with(|c| c.handle_transport_error(now, transport_error(e)));
             }
         }
     }
@@ -370,13 +420,23 @@ impl<'s, 'b, M: RawMutex, C: Connect, K: Clock, const Q: usize, const F: usize, 
         if !self.connected {
             match embassy_time::with_timeout(self.timeouts.connect, self.conn.connect()).await {
                 Ok(Ok(())) => self.connected = true,
-                Ok(Err(_)) => return Err(HttpError::Transport(embedded_io_async::ErrorKind::NotConnected)),
+                Ok(Err(_)) => {
+                    return Err(HttpError::Transport(
+                        embedded_io_async::ErrorKind::NotConnected,
+                    ))
+                }
                 Err(_) => return Err(HttpError::Transport(embedded_io_async::ErrorKind::TimedOut)),
             }
         }
-        let json = [("Content-Type", "application/json"), ("User-Agent", crate::USER_AGENT)];
+        let json = [
+            ("Content-Type", "application/json"),
+            ("User-Agent", crate::USER_AGENT),
+        ];
         let get = [("User-Agent", crate::USER_AGENT)];
-        let with_etag = [("User-Agent", crate::USER_AGENT), ("If-None-Match", p.etag.as_str())];
+        let with_etag = [
+            ("User-Agent", crate::USER_AGENT),
+            ("If-None-Match", p.etag.as_str()),
+        ];
         let headers: &[(&str, &str)] = match (p.method, p.etag.is_empty()) {
             (Method::Get, true) => &get,
             (Method::Get, false) => &with_etag,
