@@ -88,9 +88,12 @@ enum Reply {
     Definitions,
 }
 
+/// Request line, headers, body.
+type Request = (String, Vec<(String, String)>, String);
+
 #[derive(Default)]
 struct Seen {
-    requests: Vec<(String, Vec<(String, String)>, String)>,
+    requests: Vec<Request>,
 }
 
 /// A server answering requests with `script` in order (then `Ok`), over keep-alive connections.
