@@ -20,19 +20,20 @@
 
 use core::cell::RefCell;
 
-use embassy_futures::select::{select, Either};
+use embassy_futures::select::select;
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::signal::Signal;
 
 use crate::capture::{EventOptions, Person, Uuid};
-use crate::client::{
-    Client, ClientStats, Config, Header, RequestKind, ResponseInfo, TransportError,
-};
+use crate::client::Transmit;
+use crate::client::{Client, ClientStats, Config, Header, RequestKind, TransportError};
 use crate::error::{CaptureError, PropertyError};
 use crate::flags::{EvalContext, Inconclusive};
 use crate::json::write::Object;
-use crate::net::http::{self, BodySink, HttpError, Method, RequestHead};
+use crate::net::http::Method;
+pub use crate::net::transport::Connect;
+use crate::net::transport::{StreamTransport, Transport};
 use crate::time::{Clock, Instant, Now};
 
 /// [`Clock`] over `embassy_time::Instant` (whatever time driver and tick rate the application
@@ -48,36 +49,18 @@ impl Clock for EmbassyClock {
     }
 }
 
-/// A byte stream the runner can open and close: implement it for your socket or modem.
-///
-/// For embassy-net, wrap a `TcpSocket` and connect it to the ingestion host's address (and,
-/// for HTTPS, put a TLS session such as `embedded-tls` on top).
-#[allow(async_fn_in_trait)]
-pub trait Connect: embedded_io_async::Read + embedded_io_async::Write {
-    /// Opens the connection (called before the first request and after a close).
-    ///
-    /// # Errors
-    /// The stream's error; the request then counts as a transport failure and is retried.
-    async fn connect(&mut self) -> Result<(), Self::Error>;
-
-    /// Closes the connection (after `Connection: close`, an error, or a timeout).
-    async fn disconnect(&mut self);
-}
-
 /// Timeouts of the runner's requests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub struct Timeouts {
-    /// Opening the connection.
-    pub connect: embassy_time::Duration,
-    /// One request, from the first byte sent to the last byte of the answer.
+    /// One request, from opening the connection (when needed) to the last byte of the answer.
     pub request: embassy_time::Duration,
 }
 
 impl Default for Timeouts {
     fn default() -> Self {
         Self {
-            connect: embassy_time::Duration::from_secs(10),
             request: embassy_time::Duration::from_secs(10),
         }
     }
@@ -268,7 +251,7 @@ pub struct Buffers<'b> {
     pub body: &'b mut [u8],
 }
 
-/// What the runner sends for one [`crate::client::Transmit`], copied out of the lock.
+/// A request copied out of the lock, so the lock is never held while the network is awaited.
 struct Pending {
     kind: RequestKind,
     method: Method,
@@ -292,12 +275,11 @@ pub struct Runner<
     const T: usize = 256,
 > {
     shared: &'s Shared<M, Q, F, N, B, T>,
-    conn: C,
+    transport: StreamTransport<'b, C>,
     clock: K,
-    host: &'s str,
-    bufs: Buffers<'b>,
+    tx: &'b mut [u8],
+    body: &'b mut [u8],
     timeouts: Timeouts,
-    connected: bool,
 }
 
 impl<
@@ -319,17 +301,16 @@ impl<
         shared: &'s Shared<M, Q, F, N, B, T>,
         conn: C,
         clock: K,
-        host: &'s str,
+        host: &'b str,
         bufs: Buffers<'b>,
     ) -> Self {
         Self {
             shared,
-            conn,
+            transport: StreamTransport::new(conn, host, bufs.rx),
             clock,
-            host,
-            bufs,
+            tx: bufs.tx,
+            body: bufs.body,
             timeouts: Timeouts::default(),
-            connected: false,
         }
     }
 
@@ -351,10 +332,11 @@ impl<
     /// (`run` is `loop { step().await }`; tests and cooperative shutdowns drive it directly.)
     pub async fn step(&mut self) {
         let now = self.clock.read();
+        let tx_buf = &mut *self.tx;
         let pending = self.shared.client.lock(|c| {
             let mut c = c.borrow_mut();
             let secret = c.config().secret_key;
-            let tx = c.poll_transmit(now, self.bufs.tx)?;
+            let tx = c.poll_transmit(now, tx_buf)?;
             let mut etag = heapless::String::new();
             let mut auth = false;
             for (name, value) in tx.headers() {
@@ -384,9 +366,8 @@ impl<
                 match deadline {
                     Some(at) => {
                         let at = embassy_time::Instant::from_millis(at.as_millis());
-                        if let Either::First(()) = select(embassy_time::Timer::at(at), wake).await {
-                            // The deadline passed.
-                        }
+                        // Either the deadline passed or a handle woke us: poll again.
+                        let _ = select(embassy_time::Timer::at(at), wake).await;
                     }
                     None => wake.await,
                 }
@@ -395,126 +376,35 @@ impl<
     }
 
     async fn send(&mut self, p: Pending) {
-        let mut outcome = self.exchange(&p).await;
-        // A kept-alive connection the server already closed: once more on a fresh one.
-        if matches!(outcome, Err(HttpError::ConnectionClosed { received: 0 })) {
-            outcome = self.exchange(&p).await;
-        }
+        let tx = Transmit::from_parts(
+            p.kind,
+            p.method,
+            p.path,
+            self.tx.get(..p.len).unwrap_or_default(),
+            p.bearer,
+            (!p.etag.is_empty()).then_some(p.etag.as_str()),
+        );
+        let outcome =
+            embassy_time::with_timeout(self.timeouts.request, self.transport.send(&tx, self.body))
+                .await;
+        let outcome = match outcome {
+            Ok(r) => r,
+            Err(_) => {
+                self.transport.reset().await;
+                Err(TransportError::Timeout)
+            }
+        };
         let now = self.clock.read();
         match outcome {
-            Ok((info, body_len)) => {
-                let body = self.bufs.body.get(..body_len).unwrap_or_default();
+            Ok(reply) => {
+                let body = self.body.get(..reply.body_len).unwrap_or_default();
                 self.shared
-                    .with(|c| c.handle_response(now, &info.as_info(), body));
+                    .with(|c| c.handle_response(now, &reply.info(), body));
             }
             Err(e) => {
                 ph_debug!("request failed: {}", e);
-                self.shared
-                    .with(|c| c.handle_transport_error(now, transport_error(e)));
+                self.shared.with(|c| c.handle_transport_error(now, e));
             }
         }
-    }
-
-    /// One attempt: (re)connect if needed, write the request, read the answer.
-    async fn exchange(&mut self, p: &Pending) -> Result<(Answer, usize), HttpError> {
-        if !self.connected {
-            match embassy_time::with_timeout(self.timeouts.connect, self.conn.connect()).await {
-                Ok(Ok(())) => self.connected = true,
-                Ok(Err(_)) => {
-                    return Err(HttpError::Transport(
-                        embedded_io_async::ErrorKind::NotConnected,
-                    ))
-                }
-                Err(_) => return Err(HttpError::Transport(embedded_io_async::ErrorKind::TimedOut)),
-            }
-        }
-        let json = [
-            ("Content-Type", "application/json"),
-            ("User-Agent", crate::USER_AGENT),
-        ];
-        let get = [("User-Agent", crate::USER_AGENT)];
-        let with_etag = [
-            ("User-Agent", crate::USER_AGENT),
-            ("If-None-Match", p.etag.as_str()),
-        ];
-        let headers: &[(&str, &str)] = match (p.method, p.etag.is_empty()) {
-            (Method::Get, true) => &get,
-            (Method::Get, false) => &with_etag,
-            _ => &json,
-        };
-        let mut head = RequestHead::new(p.method, self.host, p.path.as_str())
-            .headers(headers)
-            .keep_alive(true);
-        if let Some(secret) = p.bearer {
-            head = head.bearer(secret);
-        }
-        let body = self.bufs.tx.get(..p.len).unwrap_or_default();
-        let sink = match p.kind {
-            RequestKind::Definitions => BodySink::Buffer(self.bufs.body),
-            _ => BodySink::Discard,
-        };
-        let result = embassy_time::with_timeout(
-            self.timeouts.request,
-            http::request(&mut self.conn, &head, body, self.bufs.rx, sink),
-        )
-        .await;
-        let result = match result {
-            Ok(r) => r,
-            Err(_) => Err(HttpError::Transport(embedded_io_async::ErrorKind::TimedOut)),
-        };
-        match result {
-            Ok(resp) => {
-                let answer = Answer {
-                    status: resp.status,
-                    retry_after: resp.retry_after,
-                    etag: resp.etag.clone(),
-                };
-                let len = resp.body.len();
-                if resp.connection_close {
-                    self.close().await;
-                }
-                Ok((answer, len))
-            }
-            Err(e) => {
-                self.close().await;
-                Err(e)
-            }
-        }
-    }
-
-    async fn close(&mut self) {
-        if self.connected {
-            self.conn.disconnect().await;
-            self.connected = false;
-        }
-    }
-}
-
-/// The parts of a response the client needs, owned.
-struct Answer {
-    status: u16,
-    retry_after: Option<http::RetryAfter>,
-    etag: Option<http::ETag>,
-}
-
-impl Answer {
-    fn as_info(&self) -> ResponseInfo<'_> {
-        ResponseInfo {
-            status: self.status,
-            retry_after: self.retry_after,
-            etag: self.etag.as_deref(),
-        }
-    }
-}
-
-fn transport_error(e: HttpError) -> TransportError {
-    use embedded_io_async::ErrorKind;
-    match e {
-        HttpError::Transport(ErrorKind::TimedOut) => TransportError::Timeout,
-        HttpError::Transport(ErrorKind::NotConnected | ErrorKind::ConnectionRefused) => {
-            TransportError::Connect
-        }
-        HttpError::Transport(_) | HttpError::ConnectionClosed { .. } => TransportError::Io,
-        _ => TransportError::BadResponse,
     }
 }

@@ -250,7 +250,29 @@ pub struct Transmit<'c, 'b> {
     if_none_match: Option<&'c str>,
 }
 
-impl<'c> Transmit<'c, '_> {
+impl<'c, 'b> Transmit<'c, 'b> {
+    /// Rebuilds a request from its parts, for drivers that copy a request out of a lock before
+    /// sending it (the embassy runner does). `authorization` is the secret key of a definitions
+    /// poll; `if_none_match` its `ETag`.
+    #[must_use]
+    pub fn from_parts(
+        kind: RequestKind,
+        method: Method,
+        path: heapless::String<MAX_PATH>,
+        body: &'b [u8],
+        authorization: Option<&'c str>,
+        if_none_match: Option<&'c str>,
+    ) -> Self {
+        Self {
+            kind,
+            method,
+            path,
+            body,
+            authorization,
+            if_none_match,
+        }
+    }
+
     /// Every header to send besides `Host`, `Content-Length` and `Connection` (the HTTP layer's).
     /// The `Authorization` value carries the secret key: never log it.
     pub fn headers(&self) -> impl Iterator<Item = (&'static str, Header<'c>)> + '_ {
