@@ -802,3 +802,467 @@ fn https_with_a_private_ca_delivers_and_verification_is_on() {
     untrusted.shutdown(Duration::from_millis(100));
     assert_eq!(server.count(), 1, "nothing reached the server unverified");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Remote flags (`/flags` fallback) and the request observer
+// ---------------------------------------------------------------------------------------------
+
+use posthog_embedded::adapters::std::{FlagOptions, RecordKind};
+
+const FLAGS_DEFS: &[u8] = br#"{"flags":[
+  {"id":1,"key":"beta-ui","active":true,"filters":{"groups":[{"properties":[],"rollout_percentage":100}]}},
+  {"id":2,"key":"needs-plan","active":true,"filters":{"groups":[{"properties":[{"key":"plan","value":["pro"],"operator":"exact","type":"person"}],"rollout_percentage":100}]}}
+]}"#;
+
+const REMOTE_ANSWER: &[u8] = br#"{"flags":{"remote-flag":{"key":"remote-flag","enabled":true,"variant":"blue","reason":{"code":"condition_match","description":"Matched condition set 1"},"metadata":{"id":3,"version":4,"payload":"{\"a\":1}"}}},"errorsWhileComputingFlags":false,"requestId":"req-1"}"#;
+
+fn is_flags(req: &Req) -> bool {
+    req.path == "/flags/?v=2"
+}
+
+/// Answers `/flags` with `flags(n)` (n counts `/flags` requests from 1) and `/batch/` with 200.
+fn flags_server(mut flags: impl FnMut(usize) -> Resp + Send + 'static) -> Server {
+    let mut n = 0;
+    Server::start(move |req| {
+        if is_flags(req) {
+            n += 1;
+            flags(n)
+        } else {
+            Resp::ok()
+        }
+    })
+}
+
+fn flags_requests(server: &Server) -> Vec<Req> {
+    server.requests().into_iter().filter(is_flags).collect()
+}
+
+/// Every event of every `/batch/` the server received.
+fn delivered_events(server: &Server) -> Vec<serde_json::Value> {
+    server
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/batch/")
+        .flat_map(|r| r.json()["batch"].as_array().unwrap().clone())
+        .collect()
+}
+
+fn flag_called_events(server: &Server) -> Vec<serde_json::Value> {
+    delivered_events(server)
+        .into_iter()
+        .filter(|e| e["event"] == "$feature_flag_called")
+        .collect()
+}
+
+const PLAN_PRO: [(&str, PropertyValue<'static>); 1] = [("plan", PropertyValue::Str("pro"))];
+const NO_PROPS: [(&str, PropertyValue<'static>); 0] = [];
+
+fn ctx<'a>(person: &'a dyn posthog_embedded::flags::Properties) -> EvalContext<'a> {
+    EvalContext {
+        distinct_id: "user-123",
+        device_id: None,
+        person,
+        groups: &[],
+    }
+}
+
+#[test]
+fn a_local_value_sends_no_flags_request() {
+    let server = flags_server(|_| Resp::ok().body(REMOTE_ANSWER));
+    let client = StdClient::new(config(&server)).unwrap();
+    client.load_definitions(FLAGS_DEFS).unwrap();
+    let person = NO_PROPS;
+    let v = client.get_feature_flag("beta-ui", &ctx(&person), FlagOptions::new());
+    assert_eq!(v, Some(StdFlagValue::Bool(true)));
+    assert_eq!(
+        client.is_feature_enabled("beta-ui", &ctx(&person), FlagOptions::new()),
+        Some(true)
+    );
+    client.flush(Duration::from_secs(5));
+    assert!(flags_requests(&server).is_empty());
+    let events = flag_called_events(&server);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["properties"]["locally_evaluated"], true);
+    assert_eq!(events[0]["properties"]["$feature_flag_response"], true);
+    client.shutdown(Duration::from_secs(2));
+}
+
+#[test]
+fn an_inconclusive_flag_asks_flags_once_with_the_right_body() {
+    let server = flags_server(|_| Resp::ok().body(REMOTE_ANSWER));
+    let client = StdClient::new(config(&server)).unwrap();
+    let person = PLAN_PRO;
+    let v = client.get_feature_flag("remote-flag", &ctx(&person), FlagOptions::new());
+    assert_eq!(v, Some(StdFlagValue::Variant("blue".into())));
+
+    let reqs = flags_requests(&server);
+    assert_eq!(reqs.len(), 1);
+    let req = &reqs[0];
+    assert_eq!(req.method, "POST");
+    assert_eq!(req.header("content-type"), Some("application/json"));
+    assert_eq!(req.header("user-agent"), Some(posthog_embedded::USER_AGENT));
+    assert_eq!(req.header("authorization"), None);
+    assert_eq!(req.header("content-encoding"), None);
+    let body = req.json();
+    assert_eq!(body["token"], API_KEY);
+    assert_eq!(body["distinct_id"], "user-123");
+    assert_eq!(
+        body["flag_keys_to_evaluate"],
+        serde_json::json!(["remote-flag"])
+    );
+    assert_eq!(
+        body["person_properties"],
+        serde_json::json!({"plan": "pro"})
+    );
+
+    // The event carries the server's metadata.
+    client.flush(Duration::from_secs(5));
+    let events = flag_called_events(&server);
+    assert_eq!(events.len(), 1);
+    let p = &events[0]["properties"];
+    assert_eq!(p["$feature_flag"], "remote-flag");
+    assert_eq!(p["$feature_flag_response"], "blue");
+    assert_eq!(p["locally_evaluated"], false);
+    assert_eq!(p["$feature_flag_request_id"], "req-1");
+    assert_eq!(p["$feature_flag_id"], 3);
+    assert!(p.get("$feature_flag_error").is_none(), "{p}");
+
+    // Payload reads ask again but send no event.
+    assert_eq!(
+        client
+            .get_feature_flag_payload("remote-flag", &ctx(&person), FlagOptions::new())
+            .as_deref(),
+        Some(r#"{"a":1}"#)
+    );
+    assert_eq!(flags_requests(&server).len(), 2);
+    client.flush(Duration::from_secs(5));
+    assert_eq!(flag_called_events(&server).len(), 1);
+    client.shutdown(Duration::from_secs(2));
+}
+
+#[test]
+fn a_502_is_retried_after_300_ms() {
+    let server = flags_server(|n| {
+        if n == 1 {
+            Resp::status(502)
+        } else {
+            Resp::ok().body(REMOTE_ANSWER)
+        }
+    });
+    let client = StdClient::new(config(&server)).unwrap();
+    let person = NO_PROPS;
+    let v = client.get_feature_flag("remote-flag", &ctx(&person), FlagOptions::new());
+    assert_eq!(v, Some(StdFlagValue::Variant("blue".into())));
+    let reqs = flags_requests(&server);
+    assert_eq!(reqs.len(), 2);
+    let gap = reqs[1].at - reqs[0].at;
+    assert!(gap >= Duration::from_millis(300), "retried after {gap:?}");
+    assert_eq!(reqs[0].body, reqs[1].body, "the same body is resent");
+    client.shutdown(Duration::from_secs(2));
+}
+
+#[test]
+fn a_503_is_not_retried_and_reported_on_the_event() {
+    let server = flags_server(|_| Resp::status(503));
+    let client = StdClient::new(config(&server)).unwrap();
+    let person = NO_PROPS;
+    let v = client.get_feature_flag("remote-flag", &ctx(&person), FlagOptions::new());
+    assert_eq!(v, None);
+    assert_eq!(flags_requests(&server).len(), 1);
+    client.flush(Duration::from_secs(5));
+    let events = flag_called_events(&server);
+    assert_eq!(events.len(), 1);
+    let p = &events[0]["properties"];
+    assert_eq!(p["$feature_flag_error"], "api_error_503");
+    assert!(p["$feature_flag_response"].is_null());
+    client.shutdown(Duration::from_secs(2));
+}
+
+#[test]
+fn only_local_never_asks_the_server() {
+    let server = flags_server(|_| Resp::ok().body(REMOTE_ANSWER));
+    let client = StdClient::new(config(&server)).unwrap();
+    client.load_definitions(FLAGS_DEFS).unwrap();
+    let person = NO_PROPS;
+    let local = FlagOptions::new().only_local(true);
+    assert_eq!(
+        client.get_feature_flag("needs-plan", &ctx(&person), local),
+        None
+    );
+    assert_eq!(
+        client.get_feature_flag("remote-flag", &ctx(&person), local),
+        None
+    );
+    assert_eq!(
+        client.get_feature_flag_payload("remote-flag", &ctx(&person), local),
+        None
+    );
+    let all = client.get_all_flags(&ctx(&person), true);
+    assert_eq!(
+        all.keys().collect::<Vec<_>>(),
+        ["beta-ui"],
+        "inconclusive left out"
+    );
+    assert!(flags_requests(&server).is_empty());
+    client.shutdown(Duration::from_secs(2));
+}
+
+#[test]
+fn identical_reads_send_one_event() {
+    let server = flags_server(|_| Resp::ok().body(REMOTE_ANSWER));
+    let client = StdClient::new(config(&server)).unwrap();
+    client.load_definitions(FLAGS_DEFS).unwrap();
+    let person = NO_PROPS;
+    for _ in 0..2 {
+        assert!(client
+            .get_feature_flag("remote-flag", &ctx(&person), FlagOptions::new())
+            .is_some());
+        assert!(client
+            .get_feature_flag("beta-ui", &ctx(&person), FlagOptions::new())
+            .is_some());
+    }
+    // Tracking off: no event at all.
+    let other = EvalContext {
+        distinct_id: "user-other",
+        ..ctx(&person)
+    };
+    let opts = FlagOptions::new().send_event(false);
+    assert_eq!(
+        client.get_feature_flag("beta-ui", &other, opts),
+        Some(StdFlagValue::Bool(true))
+    );
+    client.flush(Duration::from_secs(5));
+    let events = flag_called_events(&server);
+    let flags: Vec<&str> = events
+        .iter()
+        .map(|e| e["properties"]["$feature_flag"].as_str().unwrap())
+        .collect();
+    assert_eq!(flags, ["remote-flag", "beta-ui"], "{events:?}");
+    assert_eq!(flags_requests(&server).len(), 2, "each remote read asks");
+    client.shutdown(Duration::from_secs(2));
+}
+
+#[test]
+fn force_remote_skips_local_evaluation() {
+    let server = flags_server(|_| {
+        Resp::ok().body(br#"{"flags":{"beta-ui":{"key":"beta-ui","enabled":false}}}"#)
+    });
+    let client = StdClient::new(config(&server)).unwrap();
+    client.load_definitions(FLAGS_DEFS).unwrap();
+    let person = NO_PROPS;
+    let v = client.get_feature_flag(
+        "beta-ui",
+        &ctx(&person),
+        FlagOptions::new().force_remote(true).only_local(true),
+    );
+    assert_eq!(v, Some(StdFlagValue::Bool(false)));
+    assert_eq!(flags_requests(&server).len(), 1);
+    client.shutdown(Duration::from_secs(2));
+}
+
+#[test]
+fn get_all_flags_merges_like_posthog_python() {
+    let server = flags_server(|_| {
+        Resp::ok().body(
+            br#"{"flags":{
+                "beta-ui":{"key":"beta-ui","enabled":false,"failed":true},
+                "needs-plan":{"key":"needs-plan","enabled":true,"variant":"gold"},
+                "remote-only":{"key":"remote-only","enabled":true}
+            }}"#,
+        )
+    });
+    let client = StdClient::new(config(&server)).unwrap();
+    let person = NO_PROPS;
+    // No local flags at all: one request, the server's answer.
+    let all = client.get_all_flags(&ctx(&person), false);
+    assert_eq!(
+        all.len(),
+        2,
+        "failed flags without a local value are left out: {all:?}"
+    );
+    assert_eq!(all["needs-plan"], StdFlagValue::Variant("gold".into()));
+    assert_eq!(flags_requests(&server).len(), 1);
+
+    // needs-plan is inconclusive locally: one request; beta-ui failed remotely keeps its local
+    // value; the remote answer replaces the rest.
+    client.load_definitions(FLAGS_DEFS).unwrap();
+    let all = client.get_all_flags(&ctx(&person), false);
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert_eq!(all["beta-ui"], StdFlagValue::Bool(true));
+    assert_eq!(all["needs-plan"], StdFlagValue::Variant("gold".into()));
+    assert_eq!(all["remote-only"], StdFlagValue::Bool(true));
+    let reqs = flags_requests(&server);
+    assert_eq!(reqs.len(), 2);
+    assert!(reqs[1].json().get("flag_keys_to_evaluate").is_none());
+
+    // Everything decided locally: no request.
+    let person = PLAN_PRO;
+    let all = client.get_all_flags(&ctx(&person), false);
+    assert_eq!(all.len(), 2);
+    assert_eq!(all["needs-plan"], StdFlagValue::Bool(true));
+    assert_eq!(flags_requests(&server).len(), 2);
+
+    // Bulk reads send no event.
+    client.flush(Duration::from_secs(5));
+    assert!(flag_called_events(&server).is_empty());
+    client.shutdown(Duration::from_secs(2));
+}
+
+#[test]
+fn a_refused_flags_connection_is_not_retried() {
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let client = StdClient::new(
+        StdConfig::new(API_KEY)
+            .host(format!("http://{addr}"))
+            .proxy_from_env(false),
+    )
+    .unwrap();
+    let attempts = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&attempts);
+    client.on_request(Some(Box::new(move |r| {
+        seen.lock().unwrap().push((r.kind, r.attempt, r.result));
+    })));
+    let person = NO_PROPS;
+    let t = Instant::now();
+    assert_eq!(
+        client.get_feature_flag("remote-flag", &ctx(&person), FlagOptions::new()),
+        None
+    );
+    assert!(t.elapsed() < Duration::from_millis(300), "no retry delay");
+    assert_eq!(
+        *attempts.lock().unwrap(),
+        [(RecordKind::Flags, 0, Err(TransportError::Connect))]
+    );
+    let r = client.shutdown(Duration::from_millis(100));
+    assert_eq!(r.pending, 1, "the $feature_flag_called event is queued");
+}
+
+#[test]
+fn a_flags_timeout_is_retried_and_reported() {
+    // Accepts connections, never answers.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hold = std::thread::spawn(move || {
+        let mut conns = Vec::new();
+        listener.set_nonblocking(true).unwrap();
+        let end = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < end {
+            if let Ok(c) = listener.accept() {
+                conns.push(c);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        conns.len()
+    });
+    let client = StdClient::new(
+        StdConfig::new(API_KEY)
+            .host(format!("http://{addr}"))
+            .proxy_from_env(false)
+            .flags_request_timeout(Duration::from_millis(150)),
+    )
+    .unwrap();
+    let attempts = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&attempts);
+    client.on_request(Some(Box::new(move |r| {
+        if r.kind == RecordKind::Flags {
+            seen.lock().unwrap().push((r.attempt, r.result));
+        }
+    })));
+    let person = NO_PROPS;
+    let t = Instant::now();
+    assert_eq!(
+        client.get_feature_flag("remote-flag", &ctx(&person), FlagOptions::new()),
+        None
+    );
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(600) && took < Duration::from_millis(1500),
+        "two attempts and a 300 ms delay: {took:?}"
+    );
+    let events = client.with_client(|c| {
+        c.queue()
+            .iter()
+            .map(|r| String::from_utf8_lossy(r.json).into_owned())
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(events.len(), 1);
+    assert!(
+        events[0].contains(r#""$feature_flag_error":"timeout""#),
+        "{}",
+        events[0]
+    );
+    assert_eq!(
+        *attempts.lock().unwrap(),
+        [
+            (0, Err(TransportError::Timeout)),
+            (1, Err(TransportError::Timeout))
+        ]
+    );
+    client.shutdown(Duration::from_millis(100));
+    assert!(hold.join().unwrap() >= 2);
+}
+
+#[test]
+fn an_unusable_flags_answer_is_an_unknown_error() {
+    let server = flags_server(|_| Resp::ok().body(b"<html>oops</html>"));
+    let client = StdClient::new(config(&server)).unwrap();
+    let person = NO_PROPS;
+    assert_eq!(
+        client.get_feature_flag("remote-flag", &ctx(&person), FlagOptions::new()),
+        None
+    );
+    client.flush(Duration::from_secs(5));
+    let events = flag_called_events(&server);
+    assert_eq!(
+        events[0]["properties"]["$feature_flag_error"],
+        "unknown_error"
+    );
+    assert_eq!(flags_requests(&server).len(), 1);
+    client.shutdown(Duration::from_secs(2));
+}
+
+#[test]
+fn the_request_observer_sees_every_batch_attempt() {
+    let mut calls = 0;
+    let server = Server::start(move |_| {
+        calls += 1;
+        if calls == 1 {
+            Resp::status(503)
+        } else {
+            Resp::ok()
+        }
+    });
+    let client =
+        StdClient::new(config(&server).retry(Duration::from_millis(20), Duration::from_millis(50)))
+            .unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = Arc::clone(&seen);
+    client.on_request(Some(Box::new(move |r| {
+        let body: serde_json::Value = serde_json::from_slice(r.body).unwrap();
+        let uuids: Vec<String> = body["batch"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["uuid"].as_str().unwrap().to_owned())
+            .collect();
+        s.lock().unwrap().push((r.kind, r.attempt, r.result, uuids));
+        // Debug never shows the body (it carries the API key).
+        assert!(!format!("{r:?}").contains(API_KEY));
+    })));
+    let uuid = client.capture("Observed", "user-1", |_| Ok(())).unwrap();
+    let r = client.flush(Duration::from_secs(5));
+    assert_eq!((r.sent, r.pending), (1, 0));
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    for (i, (kind, attempt, result, uuids)) in seen.iter().enumerate() {
+        assert!(matches!(kind, RecordKind::Batch { records } if records.len() == 1));
+        assert_eq!(*attempt as usize, i);
+        assert_eq!(*result, Ok(if i == 0 { 503 } else { 200 }));
+        assert_eq!(uuids, &[uuid.to_string()]);
+    }
+    client.on_request(None);
+    client.shutdown(Duration::from_secs(2));
+}

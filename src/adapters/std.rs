@@ -20,6 +20,15 @@
 //!
 //! Captures never wait for the network: they hold the lock only while the event is encoded.
 //!
+//! Flag reads ([`get_feature_flag`](StdClient::get_feature_flag) and friends) evaluate locally
+//! under the lock. When they need the server, they copy the `/flags` request body out, **unlock**,
+//! send it from the caller's thread (retrying per [`FlagsRetry`]), parse the answer into the
+//! client's boxed [`StdRemoteFlags`] (its own lock), and lock the core again only to report the
+//! read ([`Client::remote_flag_called`] / [`Client::failed_flag_called`]).
+//!
+//! An observer installed with [`on_request`](StdClient::on_request) is told about every HTTP
+//! attempt, on the thread that made it, with no lock of the client held.
+//!
 //! # Secrets
 //!
 //! The API key and the secret key live in the core [`Config`] and in the request headers the
@@ -42,6 +51,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration as StdDuration;
 use std::borrow::ToOwned;
 use std::boxed::Box;
+use std::collections::BTreeMap;
 use std::format;
 use std::io;
 use std::string::String;
@@ -49,12 +59,14 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::vec::Vec;
 
+use crate::capture::SeqRange;
 use crate::capture::{EncoderConfig, EventOptions, OverflowPolicy, Person, Uuid};
 use crate::client::{
-    Client, ClientStats, Config, ConfigError, Method, RequestKind, ResponseInfo, RetryAfter,
-    Transmit, TransportError,
+    Client, ClientStats, Config, ConfigError, FlagsAttempt, FlagsRetry, Method, RequestKind,
+    ResponseInfo, RetryAfter, Transmit, TransportError, FLAGS_PATH,
 };
 use crate::error::{CaptureError, PropertyError};
+use crate::flags::remote::{FlagErrorKind, FlagErrors, RemoteFlags, RequestError};
 use crate::flags::{EvalContext, FlagStore, FlagValue, Inconclusive, LoadError, Requirements};
 use crate::json::write::Object;
 use crate::time::{Clock, Duration, Instant, Now, UnixMillis};
@@ -121,6 +133,19 @@ pub type StdCore = Client<'static, QUEUE_BYTES, MAX_FLAGS, MAX_NODES, FLAG_TEXT_
 /// The flag store of [`StdCore`].
 pub type StdFlagStore = FlagStore<MAX_FLAGS, MAX_NODES, FLAG_TEXT_BYTES>;
 
+/// Flags a `/flags` answer may hold in a [`StdClient`] ([`StdRemoteFlags`]).
+pub const MAX_REMOTE_FLAGS: usize = 4096;
+/// Bytes of text (keys, variants, payloads, reasons) a `/flags` answer may hold in a
+/// [`StdClient`] (1 MiB).
+pub const REMOTE_TEXT_BYTES: usize = 1 << 20;
+
+/// The parsed `/flags` answer of a [`StdClient`]: 4096 flags and 1 MiB of text, about 1.3 MiB,
+/// allocated once per client (boxed, never on the stack).
+pub type StdRemoteFlags = RemoteFlags<MAX_REMOTE_FLAGS, REMOTE_TEXT_BYTES>;
+
+/// First size tried for a `/flags` request body; a larger body gets a buffer of its exact size.
+const FLAGS_BODY_BYTES: usize = 4096;
+
 /// Settings of a [`StdClient`] (and of a [`UreqTransport`]). Start from [`StdConfig::new`]; the
 /// client knobs default to the core's [`Config::new`] values.
 #[derive(Clone)]
@@ -172,6 +197,13 @@ pub struct StdConfig {
     pub seed: Option<u64>,
     /// How long dropping a [`StdClient`] that was not shut down may spend flushing. Default 1 s.
     pub drop_timeout: StdDuration,
+    /// Timeout of one remote flag evaluation attempt (`POST /flags/?v=2`). Default 3 s, as in
+    /// posthog-python, posthog-node and posthog-go.
+    pub flags_request_timeout: StdDuration,
+    /// Retries of a failed `/flags` request (only transport failures other than a refused
+    /// connection, 502 and 504 are retried; see [`FlagsRetry`]). Default 1; values above 9
+    /// count as 9.
+    pub flags_max_retries: u8,
 }
 
 impl fmt::Debug for StdConfig {
@@ -200,6 +232,8 @@ impl fmt::Debug for StdConfig {
             .field("proxy_from_env", &self.proxy_from_env)
             .field("seed", &self.seed.map(|_| "<set>"))
             .field("drop_timeout", &self.drop_timeout)
+            .field("flags_request_timeout", &self.flags_request_timeout)
+            .field("flags_max_retries", &self.flags_max_retries)
             .finish()
     }
 }
@@ -238,6 +272,8 @@ impl StdConfig {
             proxy_from_env: true,
             seed: None,
             drop_timeout: StdDuration::from_secs(1),
+            flags_request_timeout: StdDuration::from_secs(3),
+            flags_max_retries: 1,
         }
     }
 
@@ -365,6 +401,20 @@ impl StdConfig {
     #[must_use]
     pub const fn drop_timeout(mut self, d: StdDuration) -> Self {
         self.drop_timeout = d;
+        self
+    }
+
+    /// Sets [`flags_request_timeout`](Self::flags_request_timeout).
+    #[must_use]
+    pub const fn flags_request_timeout(mut self, d: StdDuration) -> Self {
+        self.flags_request_timeout = d;
+        self
+    }
+
+    /// Sets [`flags_max_retries`](Self::flags_max_retries).
+    #[must_use]
+    pub const fn flags_max_retries(mut self, n: u8) -> Self {
+        self.flags_max_retries = n;
         self
     }
 
@@ -697,7 +747,40 @@ impl UreqTransport {
                 }
             }
         };
-        let mut resp = result.map_err(map_error)?;
+        self.read_response(result).map_err(map_error)
+    }
+
+    /// Sends a remote flag evaluation request (`POST` [`FLAGS_PATH`] with `body`, the
+    /// `Content-Type` and `User-Agent` headers, no `Authorization`, never compressed) with its
+    /// own `timeout`, and reads the whole response. A refused connection is told apart from other
+    /// transport errors because the flags retry policy does not retry it.
+    fn send_flags(&self, body: &[u8], timeout: StdDuration) -> Result<Response, FlagsFailure> {
+        let url = format!("{}{}", self.host, FLAGS_PATH);
+        let result = self
+            .agent
+            .post(&url)
+            .config()
+            .timeout_global(Some(timeout))
+            .build()
+            .header("Content-Type", "application/json")
+            .header("User-Agent", crate::USER_AGENT)
+            .send(body);
+        self.read_response(result).map_err(|e| {
+            let refused =
+                matches!(&e, ureq::Error::Io(io) if io.kind() == io::ErrorKind::ConnectionRefused);
+            FlagsFailure {
+                error: map_error(e),
+                refused,
+            }
+        })
+    }
+
+    /// Reads status, `Retry-After`, `ETag` and the body (up to the cap) of a response.
+    fn read_response(
+        &self,
+        result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Response, ureq::Error> {
+        let mut resp = result?;
         let header = |name: &str| {
             resp.headers()
                 .get(name)
@@ -711,8 +794,7 @@ impl UreqTransport {
             .body_mut()
             .with_config()
             .limit(self.max_response_bytes)
-            .read_to_vec()
-            .map_err(map_error)?;
+            .read_to_vec()?;
         Ok(Response {
             status,
             retry_after,
@@ -720,6 +802,14 @@ impl UreqTransport {
             body,
         })
     }
+}
+
+/// A `/flags` attempt that got no response.
+#[derive(Clone, Copy, Debug)]
+struct FlagsFailure {
+    error: TransportError,
+    /// The connection was refused (not retried).
+    refused: bool,
 }
 
 fn with_headers<B>(mut b: ureq::RequestBuilder<B>, req: &OwnedTransmit) -> ureq::RequestBuilder<B> {
@@ -821,6 +911,121 @@ impl From<FlagValue<'_>> for StdFlagValue {
     }
 }
 
+/// Options of one flag read ([`StdClient::get_feature_flag`] and friends).
+///
+/// ```
+/// use posthog_embedded::adapters::std::FlagOptions;
+/// let opts = FlagOptions::new().send_event(false);
+/// assert!(!opts.send_event && !opts.only_local && !opts.force_remote);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FlagOptions {
+    /// Never ask the server: a flag local evaluation cannot decide is `None`. Default false.
+    pub only_local: bool,
+    /// Queue a `$feature_flag_called` event for the read (de-duplicated). Default true.
+    pub send_event: bool,
+    /// Skip local evaluation and ask the server (wins over [`only_local`](Self::only_local)).
+    /// Default false.
+    pub force_remote: bool,
+}
+
+impl Default for FlagOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FlagOptions {
+    /// The defaults: local first, remote fallback, with the `$feature_flag_called` event.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+            only_local: false,
+            send_event: true,
+            force_remote: false,
+        }
+    }
+
+    /// Sets [`only_local`](Self::only_local).
+    #[must_use]
+    pub const fn only_local(mut self, v: bool) -> Self {
+        self.only_local = v;
+        self
+    }
+
+    /// Sets [`send_event`](Self::send_event).
+    #[must_use]
+    pub const fn send_event(mut self, v: bool) -> Self {
+        self.send_event = v;
+        self
+    }
+
+    /// Sets [`force_remote`](Self::force_remote).
+    #[must_use]
+    pub const fn force_remote(mut self, v: bool) -> Self {
+        self.force_remote = v;
+        self
+    }
+}
+
+/// What an observed request was for (see [`RequestRecord`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RecordKind {
+    /// A `/batch/` of events: the records it carried.
+    Batch {
+        /// The events' sequence numbers (`records.len()` events).
+        records: SeqRange,
+    },
+    /// A flag definitions poll.
+    Definitions,
+    /// A remote flag evaluation (`POST /flags/?v=2`).
+    Flags,
+}
+
+/// One HTTP attempt of a [`StdClient`], as told to the observer installed with
+/// [`StdClient::on_request`]: every batch, definitions poll and `/flags` attempt, retries
+/// included, once its outcome is known.
+///
+/// The body carries the project API key (batches and `/flags` requests): do not log it. The
+/// `Debug` output shows only its length.
+#[derive(Clone, Copy)]
+#[non_exhaustive]
+pub struct RequestRecord<'a> {
+    /// What the request was for.
+    pub kind: RecordKind,
+    /// The request body as built (JSON, before any gzip); empty for `GET`.
+    pub body: &'a [u8],
+    /// 0 for the first attempt; then 1, 2, ... for each resend after a failure. A batch counts
+    /// as resent when it starts with the same event as the failed one (the core may add newer
+    /// events to a retried batch); a `/flags` request counts its retries; a definitions poll is
+    /// always 0.
+    pub attempt: u32,
+    /// The HTTP status, or why no response arrived.
+    pub result: Result<u16, TransportError>,
+    /// Wall-clock time the request was started.
+    pub started: std::time::SystemTime,
+    /// How long it took until the whole response was read (or the failure).
+    pub elapsed: StdDuration,
+}
+
+impl fmt::Debug for RequestRecord<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestRecord")
+            .field("kind", &self.kind)
+            .field("body_len", &self.body.len())
+            .field("attempt", &self.attempt)
+            .field("result", &self.result)
+            .field("started", &self.started)
+            .field("elapsed", &self.elapsed)
+            .finish()
+    }
+}
+
+/// The observer [`StdClient::on_request`] installs.
+pub type RequestObserver = dyn Fn(&RequestRecord<'_>) + Send + Sync;
+
 struct State {
     core: Box<StdCore>,
     /// The worker must stop at its next iteration.
@@ -837,11 +1042,25 @@ struct Shared {
     wake: Condvar,
     /// Flush and shutdown wait here; notified after every settled request and on exit.
     progress: Condvar,
+    /// Told about every request (see [`StdClient::on_request`]).
+    observer: Mutex<Option<Arc<RequestObserver>>>,
 }
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Calls the observer, if any, without holding any lock of the client.
+    fn observe(&self, record: &RequestRecord<'_>) {
+        let observer = self
+            .observer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(f) = observer {
+            f(record);
+        }
     }
 }
 
@@ -871,6 +1090,13 @@ pub struct StdClient {
     clock: StdClock,
     worker: Mutex<Option<JoinHandle<()>>>,
     drop_timeout: StdDuration,
+    /// Shared with the worker; `/flags` requests are sent from the caller's thread.
+    transport: Arc<UreqTransport>,
+    /// The last parsed `/flags` answer, reused by every remote read (locked only to parse and
+    /// report, never across a request).
+    remote: Mutex<Box<StdRemoteFlags>>,
+    flags_timeout: StdDuration,
+    flags_max_retries: u8,
 }
 
 impl fmt::Debug for StdClient {
@@ -896,13 +1122,19 @@ impl StdClient {
         let transport = UreqTransport::new(&config)?;
         let core_config = config.core_config();
         StdCore::validate(&core_config)?;
-        let stack = size_of::<StdCore>()
-            .saturating_mul(2)
+        // Unoptimised builds may hold several temporaries of each value in one frame.
+        let stack = (size_of::<StdCore>() + size_of::<StdRemoteFlags>())
+            .saturating_mul(4)
             .saturating_add(1 << 20);
-        let core = std::thread::Builder::new()
+        let (core, remote) = std::thread::Builder::new()
             .name("posthog-init".into())
             .stack_size(stack)
-            .spawn(move || Box::new(StdCore::new(core_config)))
+            .spawn(move || {
+                (
+                    Box::new(StdCore::new(core_config)),
+                    Box::new(StdRemoteFlags::new()),
+                )
+            })
             .map_err(|_| StdError::Spawn)?
             .join()
             .map_err(|_| StdError::Spawn)?;
@@ -915,19 +1147,53 @@ impl StdClient {
             }),
             wake: Condvar::new(),
             progress: Condvar::new(),
+            observer: Mutex::new(None),
         });
         let clock = StdClock::new();
-        let worker_shared = Arc::clone(&shared);
+        let transport = Arc::new(transport);
+        let (worker_shared, worker_transport) = (Arc::clone(&shared), Arc::clone(&transport));
         let worker = std::thread::Builder::new()
             .name("posthog".into())
-            .spawn(move || run(&worker_shared, &transport, clock))
+            .spawn(move || run(&worker_shared, &worker_transport, clock))
             .map_err(|_| StdError::Spawn)?;
         Ok(Self {
             shared,
             clock,
             worker: Mutex::new(Some(worker)),
             drop_timeout: config.drop_timeout,
+            transport,
+            remote: Mutex::new(remote),
+            flags_timeout: config.flags_request_timeout,
+            flags_max_retries: config.flags_max_retries,
         })
+    }
+
+    /// Installs (or with `None` removes) an observer told about every HTTP attempt: batches
+    /// (retries included), definitions polls and `/flags` requests (see [`RequestRecord`]).
+    ///
+    /// It runs on the thread that made the request (the background thread, or the caller of a
+    /// remote flag read), after the response was read and before the core settles it, with no
+    /// lock of the client held: it may call this client, but should return quickly, since the
+    /// next request waits for it. A flush that returns has seen the observer called for every
+    /// batch it waited for.
+    ///
+    /// ```no_run
+    /// use posthog_embedded::adapters::std::{RecordKind, StdClient, StdConfig};
+    ///
+    /// let client = StdClient::new(StdConfig::new("phc_project_token"))?;
+    /// client.on_request(Some(Box::new(|r| {
+    ///     if let RecordKind::Batch { records } = r.kind {
+    ///         println!("{} events, attempt {}: {:?}", records.len(), r.attempt, r.result);
+    ///     }
+    /// })));
+    /// # Ok::<(), posthog_embedded::adapters::std::StdError>(())
+    /// ```
+    pub fn on_request(&self, observer: Option<Box<RequestObserver>>) {
+        *self
+            .shared
+            .observer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = observer.map(Arc::from);
     }
 
     /// Runs `f` on the core with a fresh clock reading, then wakes the worker.
@@ -1180,6 +1446,253 @@ impl StdClient {
     pub fn with_client<R>(&self, f: impl FnOnce(&mut StdCore) -> R) -> R {
         self.produce(|c, _| f(c))
     }
+
+    // -----------------------------------------------------------------------------------------
+    // Feature flags, local first with the remote fallback
+    // -----------------------------------------------------------------------------------------
+
+    /// The value of flag `key` for `ctx` (protocol §1.13, contracts §3.3):
+    ///
+    /// 1. local evaluation ([`Client::feature_flag`]); a value is final;
+    /// 2. when it cannot decide (unknown flag, inconclusive, needs the server), `None` with
+    ///    [`FlagOptions::only_local`]; otherwise one `POST /flags/?v=2` scoped to `key` (no
+    ///    `Authorization`; [`StdConfig::flags_request_timeout`] per attempt; retried per
+    ///    [`FlagsRetry`] up to [`StdConfig::flags_max_retries`]). A flag missing from the
+    ///    answer, marked failed, or a failed request gives `None`.
+    ///
+    /// With [`FlagOptions::send_event`] a `$feature_flag_called` event is queued (once per
+    /// distinct id, flag, value and groups), with `$feature_flag_error` when the server did not
+    /// answer normally (`api_error_503`, `timeout`, `connection_error`, `unknown_error` for an
+    /// unusable answer, `flag_missing`, ...). An empty distinct id gives `None` at once, with
+    /// no request and no event.
+    ///
+    /// Blocks the calling thread during the remote request (at most about
+    /// `(flags_max_retries + 1) × flags_request_timeout` plus the retry delays), but never holds
+    /// the client's lock meanwhile: captures and the background thread go on.
+    #[must_use]
+    pub fn get_feature_flag(
+        &self,
+        key: &str,
+        ctx: &EvalContext<'_>,
+        opts: FlagOptions,
+    ) -> Option<StdFlagValue> {
+        if ctx.distinct_id.is_empty() {
+            return None;
+        }
+        if !opts.force_remote {
+            let local = self.produce(|c, now| {
+                c.feature_flag(now, key, ctx, opts.send_event)
+                    .map(StdFlagValue::from)
+            });
+            match local {
+                Ok(v) => return Some(v),
+                Err(_) if opts.only_local => {
+                    self.produce(|c, now| {
+                        c.failed_flag_called(now, key, ctx, FlagErrors::new(), opts.send_event);
+                    });
+                    return None;
+                }
+                Err(_) => {}
+            }
+        }
+        match self.remote_flags(ctx, Some(&[key])) {
+            Ok(remote) => self.produce(|c, now| {
+                c.remote_flag_called(now, key, ctx, &**remote, opts.send_event)
+                    .map(StdFlagValue::from)
+            }),
+            Err(errors) => {
+                self.produce(|c, now| c.failed_flag_called(now, key, ctx, errors, opts.send_event));
+                None
+            }
+        }
+    }
+
+    /// Whether flag `key` is on for `ctx` (anything but `false`): `None` when it has no value.
+    /// Same resolution and event as [`get_feature_flag`](Self::get_feature_flag).
+    #[must_use]
+    pub fn is_feature_enabled(
+        &self,
+        key: &str,
+        ctx: &EvalContext<'_>,
+        opts: FlagOptions,
+    ) -> Option<bool> {
+        self.get_feature_flag(key, ctx, opts)
+            .map(|v| v.is_enabled())
+    }
+
+    /// The payload (JSON text, as stored) of the value flag `key` takes for `ctx`, resolved like
+    /// [`get_feature_flag`](Self::get_feature_flag) but never sending an event
+    /// ([`FlagOptions::send_event`] is ignored). `None`: no value, or the value has no payload.
+    #[must_use]
+    pub fn get_feature_flag_payload(
+        &self,
+        key: &str,
+        ctx: &EvalContext<'_>,
+        opts: FlagOptions,
+    ) -> Option<String> {
+        if ctx.distinct_id.is_empty() {
+            return None;
+        }
+        if !opts.force_remote {
+            let wall = self.clock.wall();
+            let local = self.with_flags(|store| {
+                store
+                    .evaluate(key, ctx, wall)
+                    .map(|v| store.payload(key, &v).map(str::to_owned))
+            });
+            match local {
+                Ok(p) => return p,
+                Err(_) if opts.only_local => return None,
+                Err(_) => {}
+            }
+        }
+        let remote = self.remote_flags(ctx, Some(&[key])).ok()?;
+        let flag = remote.get(key).filter(|f| !f.failed)?;
+        flag.payload.map(str::to_owned)
+    }
+
+    /// Every flag's value for `ctx`, without `$feature_flag_called` events (protocol §1.13,
+    /// contracts §3.4):
+    ///
+    /// 1. every locally defined flag is evaluated;
+    /// 2. when there are no local flags or any is inconclusive, and `only_local` is false, one
+    ///    `/flags` request (for every flag) is made and, as posthog-python does, **its answer
+    ///    replaces the local values**, except for the flags the server marked `failed`, which
+    ///    keep their local value (or are left out when there is none). A quota-limited answer
+    ///    gives an empty map. When the request fails, the local values are returned;
+    /// 3. with `only_local`, inconclusive flags are left out.
+    ///
+    /// An empty distinct id gives an empty map.
+    #[must_use]
+    pub fn get_all_flags(
+        &self,
+        ctx: &EvalContext<'_>,
+        only_local: bool,
+    ) -> BTreeMap<String, StdFlagValue> {
+        if ctx.distinct_id.is_empty() {
+            return BTreeMap::new();
+        }
+        let wall = self.clock.wall();
+        let (mut local, fallback) = self.with_flags(|store| {
+            let mut values = BTreeMap::new();
+            let mut inconclusive = false;
+            for key in store.keys() {
+                match store.evaluate(key, ctx, wall) {
+                    Ok(v) => {
+                        values.insert(key.to_owned(), StdFlagValue::from(v));
+                    }
+                    Err(_) => inconclusive = true,
+                }
+            }
+            (values, inconclusive || store.is_empty())
+        });
+        if !fallback || only_local {
+            return local;
+        }
+        let Ok(remote) = self.remote_flags(ctx, None) else {
+            return local;
+        };
+        let mut all = BTreeMap::new();
+        for flag in remote.iter() {
+            if flag.failed {
+                if let Some(v) = local.remove(flag.key) {
+                    all.insert(flag.key.to_owned(), v);
+                }
+            } else {
+                all.insert(flag.key.to_owned(), StdFlagValue::from(flag.value));
+            }
+        }
+        all
+    }
+
+    /// The `/flags` request body for `ctx` (and `keys`), built under the client's lock.
+    fn flags_body(
+        &self,
+        ctx: &EvalContext<'_>,
+        keys: Option<&[&str]>,
+    ) -> Result<Vec<u8>, RequestError> {
+        let g = self.shared.lock();
+        let mut buf = std::vec![0u8; FLAGS_BODY_BYTES];
+        let len = match g.core.flags_request(ctx, keys, &mut buf) {
+            Err(RequestError::BufferTooSmall { needed, .. }) => {
+                buf.resize(needed, 0);
+                g.core.flags_request(ctx, keys, &mut buf)?
+            }
+            other => other?,
+        };
+        drop(g);
+        buf.truncate(len);
+        Ok(buf)
+    }
+
+    /// Asks the server (`POST /flags/?v=2`) with the retry policy and returns the parsed answer,
+    /// or the `$feature_flag_error` of the failure. No lock is held during the request.
+    fn remote_flags(
+        &self,
+        ctx: &EvalContext<'_>,
+        keys: Option<&[&str]>,
+    ) -> Result<MutexGuard<'_, Box<StdRemoteFlags>>, FlagErrors> {
+        let Ok(body) = self.flags_body(ctx, keys) else {
+            // Not representable as JSON: not sent, not retried.
+            return Err(FlagErrorKind::UnknownError.into());
+        };
+        let mut retry = FlagsRetry::new(self.flags_max_retries);
+        let mut attempt_no = 0u32;
+        let resp = loop {
+            let started = std::time::SystemTime::now();
+            let t0 = std::time::Instant::now();
+            let result = self.transport.send_flags(&body, self.flags_timeout);
+            self.shared.observe(&RequestRecord {
+                kind: RecordKind::Flags,
+                body: &body,
+                attempt: attempt_no,
+                result: result.as_ref().map(|r| r.status).map_err(|f| f.error),
+                started,
+                elapsed: t0.elapsed(),
+            });
+            let (attempt, error) = match result {
+                Ok(resp) if (200..300).contains(&resp.status) => break resp,
+                Ok(resp) => (
+                    FlagsAttempt::Status(resp.status),
+                    FlagErrorKind::ApiError(resp.status),
+                ),
+                Err(f) => (
+                    if f.refused {
+                        FlagsAttempt::Refused
+                    } else {
+                        FlagsAttempt::Transport
+                    },
+                    match f.error {
+                        TransportError::Timeout => FlagErrorKind::Timeout,
+                        TransportError::BadResponse => FlagErrorKind::UnknownError,
+                        _ => FlagErrorKind::ConnectionError,
+                    },
+                ),
+            };
+            match retry.next_delay(attempt) {
+                Some(delay) => {
+                    ph_debug!(
+                        "/flags attempt failed: retrying in {} ms",
+                        delay.as_millis()
+                    );
+                    std::thread::sleep(to_std(delay));
+                    attempt_no += 1;
+                }
+                None => {
+                    ph_warn!("/flags request failed: {}", FlagErrors::from(error));
+                    return Err(error.into());
+                }
+            }
+        };
+        let mut remote = self.remote.lock().unwrap_or_else(PoisonError::into_inner);
+        match remote.parse(&resp.body) {
+            Ok(()) => Ok(remote),
+            Err(e) => {
+                ph_warn!("/flags answer unusable: {}", e);
+                Err(FlagErrorKind::UnknownError.into())
+            }
+        }
+    }
 }
 
 impl Drop for StdClient {
@@ -1207,6 +1720,8 @@ impl Drop for ExitGuard<'_> {
 fn run(shared: &Shared, transport: &UreqTransport, clock: StdClock) {
     let _guard = ExitGuard(shared);
     let mut buf = std::vec![0u8; BODY_BYTES];
+    // The first event of the last batch that failed, and how many attempts it has had.
+    let mut failed_batch: Option<(u64, u32)> = None;
     let mut g = shared.lock();
     loop {
         if g.exit {
@@ -1220,7 +1735,31 @@ fn run(shared: &Shared, transport: &UreqTransport, clock: StdClock) {
         if let Some(req) = req {
             g.in_request = true;
             drop(g);
+            let (kind, attempt) = match req.kind {
+                RequestKind::Batch { records } => (
+                    RecordKind::Batch { records },
+                    match failed_batch {
+                        Some((start, n)) if start == records.start => n,
+                        _ => 0,
+                    },
+                ),
+                RequestKind::Definitions => (RecordKind::Definitions, 0),
+            };
+            let started = std::time::SystemTime::now();
+            let t0 = std::time::Instant::now();
             let result = transport.send(&req);
+            shared.observe(&RequestRecord {
+                kind,
+                body: &req.body,
+                attempt,
+                result: result.as_ref().map(|r| r.status).map_err(|e| *e),
+                started,
+                elapsed: t0.elapsed(),
+            });
+            if let RecordKind::Batch { records } = kind {
+                let delivered = matches!(&result, Ok(r) if (200..300).contains(&r.status));
+                failed_batch = (!delivered).then_some((records.start, attempt.saturating_add(1)));
+            }
             drop(req);
             g = shared.lock();
             g.in_request = false;
