@@ -465,3 +465,32 @@ fn definitions_polling_with_etag_and_errors() {
     assert!(offline.is_local_evaluation_ready());
     assert!(offline.poll_transmit(at(0), &mut buf).is_none());
 }
+
+#[test]
+fn fate_tells_what_became_of_an_event() {
+    use posthog_embedded::client::Fate;
+    let mut buf = vec![0u8; 4096];
+    let mut c = client(Config::new("test-token").flush_at(100).max_retries(0));
+    capture(&mut c, 0, "delivered").unwrap();
+    let a = c.last_seq().unwrap();
+    assert_eq!(c.fate(a), Fate::Queued);
+    assert_eq!(c.fate(a + 1), Fate::Unknown, "never captured");
+    c.flush();
+    send(&mut c, 0, &mut buf).unwrap();
+    assert_eq!(c.fate(a), Fate::Queued, "in flight");
+    c.handle_response(at(1), &ok(), b"");
+    assert_eq!(c.fate(a), Fate::Delivered);
+    capture(&mut c, 2, "refused").unwrap();
+    let b = c.last_seq().unwrap();
+    c.flush();
+    send(&mut c, 2, &mut buf).unwrap();
+    c.handle_response(at(3), &status(400), b"");
+    assert_eq!(c.fate(b), Fate::Dropped);
+    capture(&mut c, 4, "failed").unwrap();
+    let d = c.last_seq().unwrap();
+    c.flush();
+    send(&mut c, 4, &mut buf).unwrap();
+    c.handle_transport_error(at(5), TransportError::Io);
+    assert_eq!(c.fate(d), Fate::Dropped, "max_retries 0: dropped at once");
+    assert_eq!(c.fate(a), Fate::Delivered);
+}

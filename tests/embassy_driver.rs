@@ -288,3 +288,52 @@ fn retries_after_503_and_polls_definitions_with_the_secret() {
     assert!(headers.contains(&("Authorization".into(), "Bearer phx_embassy_secret".into())));
     assert_eq!(seen.requests.len(), 3);
 }
+
+#[test]
+fn capture_immediate_waits_for_the_answer() {
+    use posthog_embedded::client::Fate;
+    let (addr, _seen) = server(vec![Reply::Ok]);
+    let shared = leak(Config::new("phc_embassy").flush_at(100));
+    let connects = Arc::new(Mutex::new(0));
+    let mut bufs = (vec![0u8; 4096], vec![0u8; 1024], vec![0u8; 2048]);
+    let conn = Tcp {
+        addr,
+        stream: None,
+        connects,
+    };
+    let mut runner = Runner::new(
+        shared,
+        conn,
+        EmbassyClock,
+        "127.0.0.1",
+        Buffers {
+            tx: &mut bufs.0,
+            rx: &mut bufs.1,
+            body: &mut bufs.2,
+        },
+    );
+    let ph = Handle::new(shared, EmbassyClock);
+    let opts = EventOptions::new();
+    let fate = embassy_futures::block_on(async {
+        let send = ph.capture_immediate(
+            "door opened",
+            "device-1",
+            &opts,
+            |_| Ok(()),
+            embassy_time::Duration::from_secs(5),
+        );
+        // The runner serves the request while the immediate send waits.
+        match embassy_futures::select::select(send, async {
+            loop {
+                runner.step().await;
+            }
+        })
+        .await
+        {
+            embassy_futures::select::Either::First(f) => f,
+            embassy_futures::select::Either::Second(()) => unreachable!(),
+        }
+    });
+    assert_eq!(fate, Ok(Fate::Delivered));
+    assert_eq!(ph.pending(), 0);
+}

@@ -1266,3 +1266,45 @@ fn the_request_observer_sees_every_batch_attempt() {
     client.on_request(None);
     client.shutdown(Duration::from_secs(2));
 }
+
+#[test]
+fn immediate_sends_block_until_delivered_or_dropped() {
+    use posthog_embedded::client::Fate;
+    let mut calls = 0;
+    let server = Server::start(move |_| {
+        calls += 1;
+        match calls {
+            1 => Resp::ok(),
+            2 => Resp::status(400),
+            _ => Resp::status(503).header("Retry-After", "5"),
+        }
+    });
+    let client = StdClient::new(config(&server).flush_at(100)).unwrap();
+    // Delivered: returns once the server acknowledged it, without a flush call.
+    let fate = client.capture_immediate(
+        "door opened",
+        "device-7",
+        |_| Ok(()),
+        Duration::from_secs(5),
+    );
+    assert_eq!(fate, Ok(Fate::Delivered));
+    assert_eq!(server.count(), 1);
+    // Refused for good: dropped.
+    let fate = client.immediate(Duration::from_secs(5), |c, now| {
+        c.alias(now, "device-7", "serial-123", &EventOptions::new())
+    });
+    assert_eq!(fate, Ok(Fate::Dropped));
+    // Retrying past the timeout: still queued.
+    let t = Instant::now();
+    let fate =
+        client.capture_immediate("later", "device-7", |_| Ok(()), Duration::from_millis(300));
+    assert_eq!(fate, Ok(Fate::Queued));
+    assert!(t.elapsed() >= Duration::from_millis(300));
+    // Validation errors come back at once; nothing is sent.
+    assert_eq!(
+        client.capture_immediate("", "device-7", |_| Ok(()), Duration::from_secs(1)),
+        Err(CaptureError::EmptyEventName)
+    );
+    assert_eq!(server.count(), 3);
+    client.shutdown(Duration::from_millis(200));
+}

@@ -26,8 +26,9 @@ use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::signal::Signal;
 
 use crate::capture::{EventOptions, Person, Uuid};
-use crate::client::Transmit;
-use crate::client::{Client, ClientStats, Config, Header, RequestKind, TransportError};
+use crate::client::{
+    Client, ClientStats, Config, Fate, Header, RequestKind, Transmit, TransportError,
+};
 use crate::error::{CaptureError, PropertyError};
 use crate::flags::{EvalContext, Inconclusive};
 use crate::json::write::Object;
@@ -79,6 +80,8 @@ pub struct Shared<
 > {
     client: Mutex<M, RefCell<Client<'static, Q, F, N, B, T>>>,
     wake: Signal<M, ()>,
+    /// Signalled by the runner after each request is settled.
+    settled: Signal<M, ()>,
 }
 
 impl<
@@ -96,6 +99,7 @@ impl<
         Self {
             client: Mutex::new(RefCell::new(Client::new(config))),
             wake: Signal::new(),
+            settled: Signal::new(),
         }
     }
 
@@ -215,6 +219,62 @@ impl<
         ctx: &EvalContext<'_>,
     ) -> Result<bool, Inconclusive> {
         self.with(|c, now| c.is_feature_enabled(now, key, ctx, true))
+    }
+
+    /// Queues an event with `produce` (any producer of the client), sends it now and waits
+    /// until it is delivered or dropped, or `timeout` passes, like posthog-node's `*Immediate`
+    /// methods. Returns its [`Fate`] (`Queued` when the timeout passed first; it stays queued).
+    ///
+    /// # Errors
+    /// The producer's [`CaptureError`]: nothing was queued.
+    pub async fn immediate<R>(
+        &self,
+        timeout: embassy_time::Duration,
+        produce: impl FnOnce(&mut Client<'static, Q, F, N, B, T>, Now) -> Result<R, CaptureError>,
+    ) -> Result<Fate, CaptureError> {
+        let deadline = embassy_time::Instant::now() + timeout;
+        let seq = self.with(|c, now| {
+            produce(c, now)?;
+            c.flush();
+            Ok::<_, CaptureError>(c.last_seq())
+        })?;
+        let Some(seq) = seq else {
+            return Ok(Fate::Unknown);
+        };
+        loop {
+            let fate = self.shared.client.lock(|c| c.borrow().fate(seq));
+            if fate != Fate::Queued || embassy_time::Instant::now() >= deadline {
+                return Ok(fate);
+            }
+            // Re-check at least every 50 ms: several tasks may wait at once.
+            let tick = embassy_time::Instant::now() + embassy_time::Duration::from_millis(50);
+            let _ = select(
+                self.shared.settled.wait(),
+                embassy_time::Timer::at(tick.min(deadline)),
+            )
+            .await;
+        }
+    }
+
+    /// [`capture`](Self::capture), sent at once (see [`immediate`](Self::immediate)).
+    ///
+    /// # Errors
+    /// As [`Client::capture`].
+    pub async fn capture_immediate<P>(
+        &self,
+        event: &str,
+        distinct_id: &str,
+        opts: &EventOptions<'_>,
+        props: P,
+        timeout: embassy_time::Duration,
+    ) -> Result<Fate, CaptureError>
+    where
+        P: FnMut(&mut Object<'_, '_>) -> Result<(), PropertyError>,
+    {
+        self.immediate(timeout, |c, now| {
+            c.capture(now, event, distinct_id, opts, props)
+        })
+        .await
     }
 
     /// Asks for every queued event to be sent now.
@@ -406,5 +466,6 @@ impl<
                 self.shared.with(|c| c.handle_transport_error(now, e));
             }
         }
+        self.shared.settled.signal(());
     }
 }

@@ -62,7 +62,7 @@ use std::vec::Vec;
 use crate::capture::SeqRange;
 use crate::capture::{EncoderConfig, EventOptions, OverflowPolicy, Person, Uuid};
 use crate::client::{
-    Client, ClientStats, Config, ConfigError, FlagsAttempt, FlagsRetry, Method, RequestKind,
+    Client, ClientStats, Config, ConfigError, Fate, FlagsAttempt, FlagsRetry, Method, RequestKind,
     ResponseInfo, RetryAfter, Transmit, TransportError, FLAGS_PATH,
 };
 use crate::error::{CaptureError, PropertyError};
@@ -1312,6 +1312,72 @@ impl StdClient {
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
+    }
+
+    /// Queues an event with `produce` (any producer of the core: `capture`, `identify`, ...),
+    /// sends it now and blocks until it is delivered or dropped, or `timeout` passes, like
+    /// posthog-node's `*Immediate` methods. Returns the event's [`Fate`]: `Delivered`,
+    /// `Dropped`, or `Queued` when the timeout passed first (it stays queued and is retried).
+    ///
+    /// ```no_run
+    /// # use posthog_embedded::adapters::std::{StdClient, StdConfig};
+    /// # use posthog_embedded::capture::EventOptions;
+    /// # use std::time::Duration;
+    /// let client = StdClient::new(StdConfig::new("phc_token"))?;
+    /// let fate = client.immediate(Duration::from_secs(10), |c, now| {
+    ///     c.capture(now, "door opened", "device-7", &EventOptions::new(), |_| Ok(()))
+    /// })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// The producer's [`CaptureError`]: nothing was queued or sent.
+    pub fn immediate<R>(
+        &self,
+        timeout: StdDuration,
+        produce: impl FnOnce(&mut StdCore, Now) -> Result<R, CaptureError>,
+    ) -> Result<Fate, CaptureError> {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut g = self.shared.lock();
+        produce(&mut g.core, self.clock.read())?;
+        let Some(seq) = g.core.last_seq() else {
+            return Ok(Fate::Unknown);
+        };
+        g.core.flush();
+        self.shared.wake.notify_one();
+        loop {
+            let fate = g.core.fate(seq);
+            let now = std::time::Instant::now();
+            if fate != Fate::Queued || g.exited || now >= deadline {
+                return Ok(fate);
+            }
+            g = self
+                .shared
+                .progress
+                .wait_timeout(g, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// [`capture`](Self::capture), sent at once: blocks until the event is delivered, dropped,
+    /// or `timeout` passes (see [`immediate`](Self::immediate)).
+    ///
+    /// # Errors
+    /// As [`capture`](Self::capture).
+    pub fn capture_immediate<P>(
+        &self,
+        event: &str,
+        distinct_id: &str,
+        props: P,
+        timeout: StdDuration,
+    ) -> Result<Fate, CaptureError>
+    where
+        P: FnMut(&mut Object<'_, '_>) -> Result<(), PropertyError>,
+    {
+        self.immediate(timeout, |c, now| {
+            c.capture(now, event, distinct_id, &EventOptions::new(), props)
+        })
     }
 
     /// Sends every queued event, ignoring `flush_at` and the interval, and blocks until the

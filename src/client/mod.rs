@@ -429,6 +429,23 @@ pub enum BatchOutcome {
     },
 }
 
+/// What became of a captured event (see [`Client::fate`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Fate {
+    /// Still queued (waiting, in flight, or in back-off).
+    Queued,
+    /// Delivered: the server answered 2xx.
+    Delivered,
+    /// Dropped and counted (evicted, refused by the server, retries exhausted, too large).
+    Dropped,
+    /// Not known: never captured, or settled too long ago to remember.
+    Unknown,
+}
+
+/// How many recent settlements [`Client::fate`] remembers.
+pub const FATE_HISTORY: usize = 16;
+
 /// Decision of a before-send filter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -457,6 +474,10 @@ pub struct ClientStats {
     pub captured: u32,
     /// Events delivered (2xx).
     pub sent: u32,
+    /// Events the queue evicted while their batch was in flight, which the server then
+    /// acknowledged: counted in [`QueueStats::evicted`] and in [`sent`](Self::sent). So
+    /// `captured + evicted_then_delivered == sent + dropped + pending`.
+    pub evicted_then_delivered: u32,
     /// Events refused at the gate (opted out or shut down).
     pub gated: u32,
     /// Events dropped by the before-send filter.
@@ -511,6 +532,9 @@ pub struct Client<
     /// No batch before this instant (back-off).
     not_before: Option<Instant>,
     flush_requested: bool,
+    /// Recent settlements (record ranges, delivered?) and where that memory begins.
+    settled: heapless::Deque<(SeqRange, bool), FATE_HISTORY>,
+    history_from: u64,
     opted_out: bool,
     shut_down: bool,
     // Definitions polling.
@@ -554,6 +578,7 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
             stats: ClientStats {
                 captured: 0,
                 sent: 0,
+                evicted_then_delivered: 0,
                 gated: 0,
                 filtered: 0,
                 invalid: 0,
@@ -579,6 +604,8 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
             retries: 0,
             not_before: None,
             flush_requested: false,
+            settled: heapless::Deque::new(),
+            history_from: 0,
             opted_out: config.opted_out,
             shut_down: false,
             next_poll: if config.secret_key.is_some() {
@@ -718,6 +745,7 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
         self.opted_out = true;
         let all = self.queue.seqs();
         self.queue.discard(all, DropReason::Rejected);
+        self.settle(all, false);
     }
 
     /// Resumes capturing.
@@ -898,6 +926,45 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
         self.queue.seqs().end.checked_sub(1)
     }
 
+    /// What became of event `seq` (from [`last_seq`](Self::last_seq) right after capturing it).
+    /// Drivers use it for immediate sends: capture, flush, and wait until the fate is no
+    /// longer [`Fate::Queued`].
+    #[must_use]
+    pub fn fate(&self, seq: u64) -> Fate {
+        let live = self.queue.seqs();
+        if seq >= live.end {
+            return Fate::Unknown;
+        }
+        if seq >= live.start {
+            return Fate::Queued;
+        }
+        if let Some((_, delivered)) = self.settled.iter().find(|(r, _)| r.contains(seq)) {
+            return if *delivered {
+                Fate::Delivered
+            } else {
+                Fate::Dropped
+            };
+        }
+        // Records leave the queue only by a recorded settlement or by eviction.
+        if seq >= self.history_from {
+            Fate::Dropped
+        } else {
+            Fate::Unknown
+        }
+    }
+
+    fn settle(&mut self, records: SeqRange, delivered: bool) {
+        if records.is_empty() {
+            return;
+        }
+        if self.settled.is_full() {
+            if let Some((old, _)) = self.settled.pop_front() {
+                self.history_from = old.end;
+            }
+        }
+        let _ = self.settled.push_back((records, delivered));
+    }
+
     /// Whether event `seq` has left the queue (delivered or dropped).
     #[must_use]
     pub fn is_settled(&self, seq: u64) -> bool {
@@ -976,6 +1043,7 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
                         end: seq + 1,
                     };
                     self.queue.drop_oldest(DropReason::TooLargeForBody);
+                    self.settle(records, false);
                     self.report(BatchOutcome::Dropped {
                         records,
                         error: DeliveryError::Build(BatchError::RecordTooLarge {
@@ -1080,7 +1148,15 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
         match status {
             200..=299 => {
                 let n = self.queue.commit(records);
-                bump(&mut self.stats.sent, n);
+                self.settle(records, true);
+                // The server has every event of the batch, including any the queue evicted
+                // while the request was in flight.
+                let all = usize::try_from(records.len()).unwrap_or(usize::MAX);
+                bump(&mut self.stats.sent, all);
+                bump(
+                    &mut self.stats.evicted_then_delivered,
+                    all.saturating_sub(n),
+                );
                 self.retries = 0;
                 self.batch_limit = self
                     .batch_limit
@@ -1094,6 +1170,7 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
             413 => {
                 if records.len() <= 1 {
                     self.queue.discard(records, DropReason::TooLargeForBody);
+                    self.settle(records, false);
                     self.report(BatchOutcome::Dropped {
                         records,
                         error: DeliveryError::Status(413),
@@ -1115,6 +1192,7 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
             _ => {
                 ph_warn!("batch refused with status {}: dropped", status);
                 self.queue.discard(records, DropReason::Rejected);
+                self.settle(records, false);
                 self.retries = 0;
                 self.report(BatchOutcome::Dropped {
                     records,
@@ -1137,6 +1215,7 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
         }
         if self.retries >= self.config.max_retries {
             self.queue.discard(records, DropReason::RetriesExhausted);
+            self.settle(records, false);
             self.retries = 0;
             self.report(BatchOutcome::Dropped { records, error });
             return;
