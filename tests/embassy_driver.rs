@@ -86,6 +86,8 @@ enum Reply {
     /// Close the connection without answering (as an idle keep-alive timeout would).
     Drop,
     Definitions,
+    Status502,
+    Flags,
 }
 
 /// Request line, headers, body.
@@ -147,6 +149,17 @@ fn server(script: Vec<Reply>) -> (std::net::SocketAddr, Arc<Mutex<Seen>>) {
                     Reply::OkClose => {
                         b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}"[..]
                             .into()
+                    }
+                    Reply::Status502 => {
+                        b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n"[..].into()
+                    }
+                    Reply::Flags => {
+                        let flags = br#"{"flags":{"remote-only":{"key":"remote-only","enabled":true,"variant":"blue","metadata":{"id":5}}}}"#;
+                        let mut r =
+                            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", flags.len())
+                                .into_bytes();
+                        r.extend_from_slice(flags);
+                        r
                     }
                     Reply::Status503 => {
                         b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"[..].into()
@@ -336,4 +349,101 @@ fn capture_immediate_waits_for_the_answer() {
     });
     assert_eq!(fate, Ok(Fate::Delivered));
     assert_eq!(ph.pending(), 0);
+}
+
+#[test]
+fn flags_local_first_then_remote_over_a_second_connection() {
+    use posthog_embedded::adapters::embassy::FlagRead;
+    use posthog_embedded::client::OwnedFlagValue;
+    use posthog_embedded::flags::remote::RemoteFlags;
+    use posthog_embedded::flags::{EvalContext, PropertyValue};
+    use posthog_embedded::net::transport::StreamTransport;
+
+    let (addr, seen) = server(vec![Reply::Status502, Reply::Flags]);
+    let shared = leak(Config::new("phc_embassy").flush_at(100));
+    shared.with(|c| {
+        c.load_definitions(
+            br#"{"flags":[{"id":1,"key":"local","active":true,"filters":{"groups":[{"properties":[],"rollout_percentage":100}]}},
+                {"id":5,"key":"remote-only","active":true,"ensure_experience_continuity":true,"filters":{"groups":[]}}]}"#,
+        )
+        .unwrap();
+    });
+    let ph = Handle::new(shared, EmbassyClock);
+    let connects = Arc::new(Mutex::new(0));
+    let mut rx = vec![0u8; 1024];
+    let mut transport = StreamTransport::new(
+        Tcp {
+            addr,
+            stream: None,
+            connects,
+        },
+        "127.0.0.1",
+        &mut rx,
+    );
+    let mut remote: Box<RemoteFlags<8, 512>> = Box::new(RemoteFlags::new());
+    let mut buf = vec![0u8; 2048];
+    let person = [("plan", PropertyValue::Str("pro"))];
+    let ctx = EvalContext {
+        distinct_id: "device-1",
+        device_id: None,
+        person: &person,
+        groups: &[],
+    };
+
+    let local: Option<OwnedFlagValue<32>> = embassy_futures::block_on(ph.get_feature_flag(
+        "local",
+        &ctx,
+        &mut transport,
+        &mut remote,
+        &mut buf,
+        FlagRead::new(),
+    ));
+    assert_eq!(local, Some(OwnedFlagValue::Bool(true)));
+    assert!(
+        seen.lock().unwrap().requests.is_empty(),
+        "a local answer asks nobody"
+    );
+
+    let t = std::time::Instant::now();
+    let v: Option<OwnedFlagValue<32>> = embassy_futures::block_on(ph.get_feature_flag(
+        "remote-only",
+        &ctx,
+        &mut transport,
+        &mut remote,
+        &mut buf,
+        FlagRead::new(),
+    ));
+    assert_eq!(
+        v.as_ref().map(OwnedFlagValue::as_value),
+        Some(posthog_embedded::flags::FlagValue::Variant("blue"))
+    );
+    assert!(
+        t.elapsed() >= std::time::Duration::from_millis(300),
+        "502 retried after 300 ms"
+    );
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.requests.len(), 2);
+    let (line, _, body) = &seen.requests[1];
+    assert_eq!(line, "POST /flags/?v=2 HTTP/1.1");
+    let body: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(
+        body["flag_keys_to_evaluate"],
+        serde_json::json!(["remote-only"])
+    );
+    assert_eq!(
+        body["person_properties"],
+        serde_json::json!({"plan": "pro"})
+    );
+    // Both reads queued their $feature_flag_called event.
+    assert_eq!(ph.pending(), 2);
+    let only_local: Option<OwnedFlagValue<32>> = embassy_futures::block_on(ph.get_feature_flag(
+        "remote-only",
+        &ctx,
+        &mut transport,
+        &mut remote,
+        &mut buf,
+        FlagRead::new().only_local(true),
+    ));
+    assert_eq!(only_local, None);
+    assert_eq!(seen.requests.len(), 2, "only_local asks nobody");
 }

@@ -27,9 +27,11 @@ use embassy_sync::signal::Signal;
 
 use crate::capture::{EventOptions, Person, Uuid};
 use crate::client::{
-    Client, ClientStats, Config, Fate, Header, RequestKind, Transmit, TransportError,
+    Client, ClientStats, Config, Fate, FlagsAttempt, FlagsRetry, Header, OwnedFlagValue,
+    RequestKind, Transmit, TransportError, FLAGS_PATH,
 };
 use crate::error::{CaptureError, PropertyError};
+use crate::flags::remote::{FlagErrorKind, FlagErrors, RemoteFlags};
 use crate::flags::{EvalContext, Inconclusive};
 use crate::json::write::Object;
 use crate::net::http::Method;
@@ -277,6 +279,100 @@ impl<
         .await
     }
 
+    /// Reads flag `key` for `ctx` as PostHog's SDKs do: locally first (queuing its
+    /// `$feature_flag_called` event); when only the server can decide (and `opts` allows it),
+    /// one `POST /flags/?v=2` through `transport` (a second connection, or any [`Transport`]),
+    /// retried per [`FlagsRetry`] on transport errors, 502 and 504, parsed into `remote`; its
+    /// answer (or error) is reported on the event. `buf` holds the request body and then the
+    /// response body. `None`: no value (the flag is unknown, the request failed, or a variant
+    /// key is longer than `V` bytes).
+    ///
+    /// The client's lock is never held while the request is awaited. A refused or failed
+    /// connection counts as a transport failure and is retried (as posthog-go does).
+    pub async fn get_feature_flag<
+        Tr: Transport,
+        const RN: usize,
+        const RB: usize,
+        const V: usize,
+    >(
+        &self,
+        key: &str,
+        ctx: &EvalContext<'_>,
+        transport: &mut Tr,
+        remote: &mut RemoteFlags<RN, RB>,
+        buf: &mut [u8],
+        opts: FlagRead,
+    ) -> Option<OwnedFlagValue<V>> {
+        if !opts.force_remote {
+            let local = self.with(|c, now| {
+                c.feature_flag(now, key, ctx, opts.send_event)
+                    .map(|v| OwnedFlagValue::from_value(&v))
+            });
+            match local {
+                Ok(v) => return v,
+                Err(_) if opts.only_local => {
+                    self.with(|c, now| {
+                        c.failed_flag_called(now, key, ctx, FlagErrors::new(), opts.send_event);
+                    });
+                    return None;
+                }
+                Err(_) => {}
+            }
+        }
+        let report_failure = |kind| {
+            self.with(|c, now| {
+                c.failed_flag_called(now, key, ctx, FlagErrors::from(kind), opts.send_event);
+            });
+        };
+        let built = self
+            .shared
+            .client
+            .lock(|c| c.borrow().flags_request(ctx, Some(&[key]), buf));
+        let Ok(n) = built else {
+            report_failure(FlagErrorKind::UnknownError);
+            return None;
+        };
+        let (request, response) = buf.split_at_mut(n);
+        let mut path = heapless::String::new();
+        let _ = path.push_str(FLAGS_PATH);
+        let mut retry = FlagsRetry::new(opts.max_retries);
+        loop {
+            let tx = Transmit::from_parts(
+                RequestKind::Flags,
+                Method::Post,
+                path.clone(),
+                request,
+                None,
+                None,
+            );
+            let attempt =
+                match embassy_time::with_timeout(opts.timeout, transport.send(&tx, response)).await
+                {
+                    Ok(Ok(reply)) if (200..300).contains(&reply.status) => {
+                        let body = response.get(..reply.body_len).unwrap_or_default();
+                        if remote.parse(body).is_err() {
+                            report_failure(FlagErrorKind::UnknownError);
+                            return None;
+                        }
+                        let remote = &*remote;
+                        return self.with(|c, now| {
+                            c.remote_flag_called(now, key, ctx, remote, opts.send_event)
+                                .and_then(|v| OwnedFlagValue::from_value(&v))
+                        });
+                    }
+                    Ok(Ok(reply)) => FlagsAttempt::Status(reply.status),
+                    Ok(Err(_)) | Err(_) => FlagsAttempt::Transport,
+                };
+            match retry.next_delay(attempt) {
+                Some(d) => embassy_time::Timer::after_millis(d.as_millis()).await,
+                None => {
+                    report_failure(FlagsRetry::error_kind(attempt));
+                    return None;
+                }
+            }
+        }
+    }
+
     /// Asks for every queued event to be sent now.
     pub fn flush(&self) {
         self.shared.with(Client::flush);
@@ -298,6 +394,64 @@ impl<
     /// [`pending`](Self::pending) to reach zero (or your deadline).
     pub fn shutdown(&self) {
         self.shared.with(Client::shutdown);
+    }
+}
+
+/// Options of [`Handle::get_feature_flag`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub struct FlagRead {
+    /// Never ask the server: an inconclusive flag has no value. Default false.
+    pub only_local: bool,
+    /// Skip local evaluation. Default false.
+    pub force_remote: bool,
+    /// Queue a `$feature_flag_called` event. Default true.
+    pub send_event: bool,
+    /// Retries of the `/flags` request (transport errors, 502, 504). Default 1.
+    pub max_retries: u8,
+    /// Timeout of one `/flags` attempt. Default 3 s.
+    pub timeout: embassy_time::Duration,
+}
+
+impl FlagRead {
+    /// The defaults.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+            only_local: false,
+            force_remote: false,
+            send_event: true,
+            max_retries: 1,
+            timeout: embassy_time::Duration::from_secs(3),
+        }
+    }
+
+    /// Sets [`only_local`](Self::only_local).
+    #[must_use]
+    pub const fn only_local(mut self, v: bool) -> Self {
+        self.only_local = v;
+        self
+    }
+
+    /// Sets [`force_remote`](Self::force_remote).
+    #[must_use]
+    pub const fn force_remote(mut self, v: bool) -> Self {
+        self.force_remote = v;
+        self
+    }
+
+    /// Sets [`send_event`](Self::send_event).
+    #[must_use]
+    pub const fn send_event(mut self, v: bool) -> Self {
+        self.send_event = v;
+        self
+    }
+}
+
+impl Default for FlagRead {
+    fn default() -> Self {
+        Self::new()
     }
 }
 

@@ -1810,6 +1810,7 @@ fn run(shared: &Shared, transport: &UreqTransport, clock: StdClock) {
                     },
                 ),
                 RequestKind::Definitions => (RecordKind::Definitions, 0),
+                RequestKind::Flags => (RecordKind::Flags, 0),
             };
             let started = std::time::SystemTime::now();
             let t0 = std::time::Instant::now();

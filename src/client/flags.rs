@@ -58,6 +58,51 @@ impl Value for Payload<'_> {
     }
 }
 
+/// A flag value copied out of the client or a response (variant keys up to `V` bytes), for
+/// drivers that must release a lock before handing the value back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum OwnedFlagValue<const V: usize> {
+    /// A boolean flag's value.
+    Bool(bool),
+    /// A variant.
+    Variant(heapless::String<V>),
+    /// Holdout `id` (`"holdout-<id>"`).
+    Holdout(i64),
+}
+
+impl<const V: usize> OwnedFlagValue<V> {
+    /// Copies `v`; `None` when a variant key is longer than `V` bytes.
+    #[must_use]
+    pub fn from_value(v: &FlagValue<'_>) -> Option<Self> {
+        Some(match *v {
+            FlagValue::Bool(b) => Self::Bool(b),
+            FlagValue::Holdout(id) => Self::Holdout(id),
+            FlagValue::Variant(s) => {
+                let mut out = heapless::String::new();
+                out.push_str(s).ok()?;
+                Self::Variant(out)
+            }
+        })
+    }
+
+    /// The value as a [`FlagValue`].
+    #[must_use]
+    pub fn as_value(&self) -> FlagValue<'_> {
+        match self {
+            Self::Bool(b) => FlagValue::Bool(*b),
+            Self::Variant(s) => FlagValue::Variant(s.as_str()),
+            Self::Holdout(id) => FlagValue::Holdout(*id),
+        }
+    }
+
+    /// Whether the flag is on (anything but `false`).
+    #[must_use]
+    pub fn is_enabled(&self) -> bool {
+        !matches!(self, Self::Bool(false))
+    }
+}
+
 /// What a `$feature_flag_called` event says about where its value came from.
 #[derive(Clone, Copy, Debug, Default)]
 struct CalledInfo<'a> {

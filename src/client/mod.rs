@@ -45,7 +45,9 @@ use crate::rng::Rng;
 use crate::time::{Duration, Instant, Now};
 
 mod flags;
-pub use flags::{FlagsAttempt, FlagsRetry, FLAGS_PATH, MAX_EVENT_FLAGS, MAX_EVENT_GROUPS};
+pub use flags::{
+    FlagsAttempt, FlagsRetry, OwnedFlagValue, FLAGS_PATH, MAX_EVENT_FLAGS, MAX_EVENT_GROUPS,
+};
 
 /// Longest request path the client builds (`/flags/definitions?token=…&send_cohorts`).
 pub const MAX_PATH: usize = 192;
@@ -234,6 +236,9 @@ pub enum RequestKind {
     },
     /// A definitions poll.
     Definitions,
+    /// A remote flag evaluation (`POST /flags/?v=2`), built by a driver from
+    /// [`Client::flags_request`]; never returned by `poll_transmit`.
+    Flags,
 }
 
 /// One request to send. Borrow it only until the request is written out.

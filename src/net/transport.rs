@@ -10,7 +10,7 @@
 //!
 //! Drivers wrap these with their runtime's timers and timeouts; none of them holds policy.
 
-use crate::client::{Client, Header, ResponseInfo, Transmit, TransportError};
+use crate::client::{Client, Header, RequestKind, ResponseInfo, Transmit, TransportError};
 use crate::net::http::{self, BodySink, ETag, HttpError, RequestHead, RetryAfter};
 use crate::time::Clock;
 
@@ -43,8 +43,8 @@ impl Reply {
 ///
 /// Send `tx.method` to your configured host + `tx.path` with every header of
 /// [`Transmit::headers`] (write [`Header::Bearer`] as `Bearer <secret>`, and never log it) and
-/// `tx.body`; put the response body into `body` (only definitions polls need it; a body that
-/// does not fit is [`TransportError::BadResponse`]).
+/// `tx.body`; put the response body into `body` (definitions polls and `/flags` requests need
+/// it, batches do not; a body that does not fit is [`TransportError::BadResponse`]).
 #[allow(async_fn_in_trait)]
 pub trait Transport {
     /// Sends one request.
@@ -138,10 +138,9 @@ impl<'b, C: Connect> StreamTransport<'b, C> {
         if let Some(secret) = bearer {
             head = head.bearer(secret);
         }
-        let sink = if tx.method == http::Method::Get {
-            BodySink::Buffer(body)
-        } else {
-            BodySink::Discard
+        let sink = match tx.kind {
+            RequestKind::Batch { .. } => BodySink::Discard,
+            _ => BodySink::Buffer(body),
         };
         match http::request(&mut self.conn, &head, tx.body, self.rx, sink).await {
             Ok(resp) => {
