@@ -1290,9 +1290,7 @@ fn immediate_sends_block_until_delivered_or_dropped() {
     assert_eq!(fate, Ok(Fate::Delivered));
     assert_eq!(server.count(), 1);
     // Refused for good: dropped.
-    let fate = client.immediate(Duration::from_secs(5), |c, now| {
-        c.alias(now, "device-7", "serial-123", &EventOptions::new())
-    });
+    let fate = client.alias_immediate("device-7", "serial-123", Duration::from_secs(5));
     assert_eq!(fate, Ok(Fate::Dropped));
     // Retrying past the timeout: still queued.
     let t = Instant::now();
@@ -1306,5 +1304,14 @@ fn immediate_sends_block_until_delivered_or_dropped() {
         Err(CaptureError::EmptyEventName)
     );
     assert_eq!(server.count(), 3);
+    // Any producer, through the generic form.
+    let fate = client.immediate(Duration::from_millis(1), |c, now| {
+        c.identify(now, "", &EventOptions::new(), |_| Ok(()))
+    });
+    assert_eq!(fate, Err(CaptureError::EmptyDistinctId));
+    assert_eq!(
+        client.identify_immediate("", |_| Ok(()), Duration::from_millis(1)),
+        Err(CaptureError::EmptyDistinctId)
+    );
     client.shutdown(Duration::from_millis(200));
 }

@@ -1380,6 +1380,39 @@ impl StdClient {
         })
     }
 
+    /// [`identify`](Self::identify), sent at once (see [`immediate`](Self::immediate)).
+    ///
+    /// # Errors
+    /// As [`identify`](Self::identify).
+    pub fn identify_immediate<P>(
+        &self,
+        distinct_id: &str,
+        person: P,
+        timeout: StdDuration,
+    ) -> Result<Fate, CaptureError>
+    where
+        P: FnMut(&mut Person<'_, '_, '_>) -> Result<(), PropertyError>,
+    {
+        self.immediate(timeout, |c, now| {
+            c.identify(now, distinct_id, &EventOptions::new(), person)
+        })
+    }
+
+    /// [`alias`](Self::alias), sent at once (see [`immediate`](Self::immediate)).
+    ///
+    /// # Errors
+    /// As [`alias`](Self::alias).
+    pub fn alias_immediate(
+        &self,
+        previous_id: &str,
+        alias: &str,
+        timeout: StdDuration,
+    ) -> Result<Fate, CaptureError> {
+        self.immediate(timeout, |c, now| {
+            c.alias(now, previous_id, alias, &EventOptions::new())
+        })
+    }
+
     /// Sends every queued event, ignoring `flush_at` and the interval, and blocks until the
     /// queue is empty or `timeout` passes. The core's back-off still applies: after a 503 the
     /// events stay queued and are retried later, and this returns when `timeout` passes with
