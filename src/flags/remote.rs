@@ -34,7 +34,7 @@ use core::fmt;
 
 use super::eval::FlagValue;
 use super::value::{Properties, PropertyValue};
-use crate::json::read::{ReadError, Reader, Str, Token};
+use crate::json::read::{raw_value, Members, ReadError, Reader, Str, Token};
 use crate::json::write::{Sink, Value, ValueWriter};
 
 // =============================================================================================
@@ -827,43 +827,6 @@ impl<const N: usize, const B: usize> Builder<'_, N, B> {
         self.need.flags += 1;
         if let Some(out) = self.out.as_deref_mut() {
             let _ = out.flags.push(e);
-        }
-    }
-}
-
-/// The raw text of the value after a key, trimmed.
-fn raw_value<'a>(r: &mut Reader<'a>, doc: &'a [u8]) -> Result<&'a str, RemoteError> {
-    let start = r.offset();
-    r.skip_value()?;
-    let end = r.offset();
-    let s = doc
-        .get(start..end)
-        .and_then(|b| core::str::from_utf8(b).ok())
-        .ok_or(RemoteError::Shape { offset: start })?;
-    Ok(
-        s.trim_start_matches(|c: char| c == ':' || c.is_ascii_whitespace())
-            .trim_end_matches(|c: char| c.is_ascii_whitespace()),
-    )
-}
-
-/// The members of a JSON object given as (already validated) raw text.
-struct Members<'a> {
-    doc: &'a [u8],
-    r: Reader<'a>,
-}
-
-impl<'a> Members<'a> {
-    /// `None` when `raw` is not an object.
-    fn of(raw: &'a str) -> Result<Option<Self>, RemoteError> {
-        let doc = raw.as_bytes();
-        let mut r = Reader::new(doc);
-        Ok((r.next()? == Some(Token::ObjectStart)).then_some(Self { doc, r }))
-    }
-
-    fn next(&mut self) -> Result<Option<(Str<'a>, &'a str)>, RemoteError> {
-        match self.r.next()? {
-            Some(Token::Key(k)) => Ok(Some((k, raw_value(&mut self.r, self.doc)?))),
-            _ => Ok(None),
         }
     }
 }

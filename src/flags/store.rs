@@ -31,7 +31,7 @@ use super::date::DateFilter;
 use super::hash::{RolloutThreshold, VariantBounds};
 use super::semver::{SemverFilter, SemverOp};
 use super::value::{self, PropertyValue};
-use crate::json::read::{ReadError, Reader, Str, Token};
+use crate::json::read::{raw_value, Elements, Members, ReadError, Reader, Str, Token};
 
 /// Deepest nesting of cohort property groups accepted (PostHog uses two or three levels).
 pub const MAX_GROUP_DEPTH: usize = 16;
@@ -645,21 +645,6 @@ impl<const B: usize> fmt::Write for Appender<'_, B> {
     }
 }
 
-/// The raw text of the next value (after a key), trimmed.
-fn raw_value<'a>(r: &mut Reader<'a>, doc: &'a [u8]) -> Result<&'a str, LoadError> {
-    let start = r.offset();
-    r.skip_value()?;
-    let end = r.offset();
-    let bytes = doc
-        .get(start..end)
-        .ok_or(LoadError::Shape { offset: start })?;
-    let s = core::str::from_utf8(bytes).map_err(|_| LoadError::Shape { offset: start })?;
-    Ok(
-        s.trim_start_matches(|c: char| c == ':' || c.is_ascii_whitespace())
-            .trim_end_matches(|c: char| c.is_ascii_whitespace()),
-    )
-}
-
 fn shape<T>(r: &Reader<'_>) -> Result<T, LoadError> {
     Err(LoadError::Shape { offset: r.offset() })
 }
@@ -990,61 +975,6 @@ impl<'s, const F: usize, const N: usize, const B: usize> Iterator for NodeIter<'
         let n = self.store.node(i)?;
         self.at = n.next;
         Some((i, n))
-    }
-}
-
-/// The members of a JSON object given as raw text: `(key, raw value)` pairs.
-struct Members<'a> {
-    doc: &'a [u8],
-    r: Reader<'a>,
-}
-
-impl<'a> Members<'a> {
-    /// `None` when `raw` is not an object.
-    fn of(raw: &'a str) -> Result<Option<Self>, LoadError> {
-        let doc = raw.as_bytes();
-        let mut r = Reader::new(doc);
-        Ok((r.next()? == Some(Token::ObjectStart)).then_some(Self { doc, r }))
-    }
-
-    fn next(&mut self) -> Result<Option<(Str<'a>, &'a str)>, LoadError> {
-        match self.r.next()? {
-            Some(Token::Key(k)) => Ok(Some((k, raw_value(&mut self.r, self.doc)?))),
-            _ => Ok(None),
-        }
-    }
-}
-
-/// The elements of a JSON array given as raw text, each as its raw text.
-struct Elements<'a> {
-    doc: &'a [u8],
-    r: Reader<'a>,
-}
-
-impl<'a> Elements<'a> {
-    /// `None` when `raw` is not an array.
-    fn of(raw: &'a str) -> Result<Option<Self>, LoadError> {
-        let doc = raw.as_bytes();
-        let mut r = Reader::new(doc);
-        Ok((r.next()? == Some(Token::ArrayStart)).then_some(Self { doc, r }))
-    }
-
-    fn next(&mut self) -> Result<Option<&'a str>, LoadError> {
-        let start = self.r.offset();
-        match self.r.next()? {
-            Some(Token::ArrayEnd) | None => return Ok(None),
-            Some(Token::ObjectStart | Token::ArrayStart) => self.r.skip_container()?,
-            Some(_) => {}
-        }
-        let end = self.r.offset();
-        let raw = self
-            .doc
-            .get(start..end)
-            .and_then(|s| core::str::from_utf8(s).ok())
-            .ok_or(LoadError::Shape { offset: start })?;
-        Ok(Some(raw.trim_start_matches(|c: char| {
-            c == ',' || c.is_ascii_whitespace()
-        })))
     }
 }
 
