@@ -807,7 +807,9 @@ impl<const F: usize, const N: usize, const B: usize> FlagStore<F, N, B> {
     /// Replaces the definitions with those in `doc` (a `/flags/definitions` or
     /// `/api/feature_flag/local_evaluation` response body, or a snapshot in flash).
     ///
-    /// On error nothing changes. Returns what the document uses.
+    /// On error nothing changes. Returns what loading the document needs (what
+    /// [`requirements`](Self::requirements) says; a flag key defined twice takes a slot while
+    /// loading, then the later definition replaces the earlier, as in PostHog's SDKs).
     ///
     /// # Errors
     /// [`LoadError`]: malformed JSON, a document that is not definitions, cohort groups nested
