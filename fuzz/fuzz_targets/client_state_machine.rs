@@ -7,19 +7,27 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use libfuzzer_sys::fuzz_target;
 use posthog_embedded::capture::{EventOptions, OverflowPolicy};
-use posthog_embedded::client::{Client, Config, RequestKind, ResponseInfo, RetryAfter, TransportError};
+use posthog_embedded::client::{
+    Client, Config, RequestKind, ResponseInfo, RetryAfter, TransportError,
+};
 use posthog_embedded::{Duration, Instant, Now};
 
 type C = Client<'static, 2048, 2, 16, 256>;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&ctl, ops)) = data.split_first() else { return };
+    let Some((&ctl, ops)) = data.split_first() else {
+        return;
+    };
     let config = Config::new("phc_fuzz")
         .flush_at(1 + usize::from(ctl % 8))
         .max_batch_events(1 + usize::from(ctl % 13))
         .max_retries(ctl % 4)
         .retry(Duration::from_millis(10), Duration::from_millis(200))
-        .overflow(if ctl & 0x80 == 0 { OverflowPolicy::DropOldest } else { OverflowPolicy::RejectNewest })
+        .overflow(if ctl & 0x80 == 0 {
+            OverflowPolicy::DropOldest
+        } else {
+            OverflowPolicy::RejectNewest
+        })
         .seed(u64::from(ctl));
     let mut c = Box::new(C::new(config));
     let mut buf = vec![0u8; 600 + usize::from(ctl) * 4];
@@ -30,7 +38,11 @@ fuzz_target!(|data: &[u8]| {
     let mut captured = 0u32;
     let mut in_flight: Option<Vec<String>> = None;
     let ops_len = ops.len();
-    for (i, &op) in ops.iter().chain(std::iter::repeat(&0xff).take(4000)).enumerate() {
+    for (i, &op) in ops
+        .iter()
+        .chain(std::iter::repeat(&0xff).take(4000))
+        .enumerate()
+    {
         let healthy = i >= ops_len;
         let now = Now::mono(Instant::from_millis(t));
         match (op % 8, healthy) {
@@ -39,7 +51,9 @@ fuzz_target!(|data: &[u8]| {
                 if c.capture(now, "e", "d", &EventOptions::new(), |p| {
                     p.prop("n", n)?.prop("pad", pad.as_str())?;
                     Ok(())
-                }).is_ok() {
+                })
+                .is_ok()
+                {
                     captured += 1;
                 }
                 n += 1;
@@ -48,7 +62,12 @@ fuzz_target!(|data: &[u8]| {
             (3, false) => t += u64::from(op),
             _ => {
                 if let Some(uuids) = in_flight.take() {
-                    let status = if healthy { 200 } else { [200, 204, 400, 408, 413, 429, 500, 502, 503, 504, 0][usize::from(op / 8) % 11] };
+                    let status = if healthy {
+                        200
+                    } else {
+                        [200, 204, 400, 408, 413, 429, 500, 502, 503, 504, 0]
+                            [usize::from(op / 8) % 11]
+                    };
                     if status == 0 {
                         c.handle_transport_error(now, TransportError::Timeout);
                     } else {
@@ -57,7 +76,12 @@ fuzz_target!(|data: &[u8]| {
                                 assert!(acked.insert(u), "an event was acknowledged twice");
                             }
                         }
-                        let info = ResponseInfo { status, retry_after: (status == 429).then_some(RetryAfter::Delay(Duration::from_millis(50))), etag: None };
+                        let info = ResponseInfo {
+                            status,
+                            retry_after: (status == 429)
+                                .then_some(RetryAfter::Delay(Duration::from_millis(50))),
+                            etag: None,
+                        };
                         c.handle_response(now, &info, b"");
                     }
                 } else {
@@ -73,12 +97,17 @@ fuzz_target!(|data: &[u8]| {
                     let now = Now::mono(Instant::from_millis(t));
                     if let Some(tx) = c.poll_transmit(now, &mut buf) {
                         assert!(matches!(tx.kind, RequestKind::Batch { .. }));
-                        let body: serde_json::Value = serde_json::from_slice(tx.body).expect("valid body");
+                        let body: serde_json::Value =
+                            serde_json::from_slice(tx.body).expect("valid body");
                         let mut uuids = Vec::new();
                         for e in body["batch"].as_array().unwrap() {
                             let n = e["properties"]["n"].as_u64().unwrap();
                             let u = e["uuid"].as_str().unwrap().to_owned();
-                            assert_eq!(uuid_of.entry(n).or_insert_with(|| u.clone()), &u, "uuid changed");
+                            assert_eq!(
+                                uuid_of.entry(n).or_insert_with(|| u.clone()),
+                                &u,
+                                "uuid changed"
+                            );
                             uuids.push(u);
                         }
                         in_flight = Some(uuids);
@@ -92,9 +121,16 @@ fuzz_target!(|data: &[u8]| {
     if c.pending() == 0 && in_flight.is_none() {
         let s = c.stats();
         let q = s.queue;
-        let dropped = q.evicted + q.discarded_rejected + q.discarded_retries_exhausted + q.discarded_too_large_for_body;
+        let dropped = q.evicted
+            + q.discarded_rejected
+            + q.discarded_retries_exhausted
+            + q.discarded_too_large_for_body;
         assert_eq!(s.captured, captured);
-        assert_eq!(s.captured + s.evicted_then_delivered, s.sent + dropped, "{s:?}");
+        assert_eq!(
+            s.captured + s.evicted_then_delivered,
+            s.sent + dropped,
+            "{s:?}"
+        );
         assert_eq!(s.sent as usize, acked.len());
     }
 });

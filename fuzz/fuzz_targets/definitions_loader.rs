@@ -19,8 +19,16 @@ fuzz_target!(|data: &[u8]| {
             let used = store.usage();
             assert!(used.flags <= n.flags);
             assert_eq!((used.nodes, used.bytes), (n.nodes, n.bytes));
-            let person = [("email", PropertyValue::Str("a@b.c")), ("n", PropertyValue::Int(3))];
-            let ctx = EvalContext { distinct_id: "d", device_id: Some("dev"), person: &person, groups: &[] };
+            let person = [
+                ("email", PropertyValue::Str("a@b.c")),
+                ("n", PropertyValue::Int(3)),
+            ];
+            let ctx = EvalContext {
+                distinct_id: "d",
+                device_id: Some("dev"),
+                person: &person,
+                groups: &[],
+            };
             let keys: Vec<String> = store.keys().map(str::to_owned).collect();
             for k in &keys {
                 let _ = store.evaluate(k, &ctx, None);
@@ -28,7 +36,12 @@ fuzz_target!(|data: &[u8]| {
         }
         Err(_) => {
             assert_eq!(store.usage(), before, "a failed load changed the store");
-            let ctx = EvalContext { distinct_id: "d", device_id: None, person: &[] as &[(&str, PropertyValue<'_>); 0], groups: &[] };
+            let ctx = EvalContext {
+                distinct_id: "d",
+                device_id: None,
+                person: &[] as &[(&str, PropertyValue<'_>); 0],
+                groups: &[],
+            };
             assert!(store.evaluate("keep", &ctx, None).is_ok());
         }
     }

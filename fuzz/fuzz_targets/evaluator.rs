@@ -19,15 +19,28 @@ fuzz_target!(|data: &[u8]| {
     let key = next().to_owned();
     let distinct_id = next().to_owned();
     let device = next().to_owned();
-    let now = next().bytes().fold(0u64, |a, b| a.wrapping_mul(31).wrapping_add(u64::from(b)));
-    let raw: Vec<(String, String)> = (0..6).map(|_| (next().to_owned(), next().to_owned())).collect();
+    let now = next()
+        .bytes()
+        .fold(0u64, |a, b| a.wrapping_mul(31).wrapping_add(u64::from(b)));
+    let raw: Vec<(String, String)> = (0..6)
+        .map(|_| (next().to_owned(), next().to_owned()))
+        .collect();
     let person: Vec<(&str, PropertyValue<'_>)> = raw
         .iter()
-        .map(|(k, v)| (k.as_str(), PropertyValue::from_json(v).unwrap_or(PropertyValue::Str(v))))
+        .map(|(k, v)| {
+            (
+                k.as_str(),
+                PropertyValue::from_json(v).unwrap_or(PropertyValue::Str(v)),
+            )
+        })
         .collect();
     let person = person.as_slice();
     let gprops = [("$group_key", PropertyValue::Str("g"))];
-    let groups = [GroupContext { group_type: "company", key: "g", properties: Some(&gprops as &dyn Properties) }];
+    let groups = [GroupContext {
+        group_type: "company",
+        key: "g",
+        properties: Some(&gprops as &dyn Properties),
+    }];
     let ctx = EvalContext {
         distinct_id: &distinct_id,
         device_id: (!device.is_empty()).then_some(device.as_str()),

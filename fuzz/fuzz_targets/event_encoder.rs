@@ -10,15 +10,28 @@ use posthog_embedded::capture::{
 use posthog_embedded::{BatchError, Instant, Now};
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&ctl, rest)) = data.split_first() else { return };
+    let Some((&ctl, rest)) = data.split_first() else {
+        return;
+    };
     let text = String::from_utf8_lossy(rest);
     let parts: Vec<&str> = text.split('\u{1}').collect();
     let get = |i: usize| parts.get(i).copied().unwrap_or("");
-    let policy = if ctl & 1 == 0 { OverflowPolicy::DropOldest } else { OverflowPolicy::RejectNewest };
+    let policy = if ctl & 1 == 0 {
+        OverflowPolicy::DropOldest
+    } else {
+        OverflowPolicy::RejectNewest
+    };
     let mut q = Queue::new(vec![0u8; 64 + usize::from(ctl) * 4], policy);
-    let mut enc = Encoder::new(EncoderConfig::DEFAULT.max_key_len(usize::from(ctl % 64) + 1), u64::from(ctl));
+    let mut enc = Encoder::new(
+        EncoderConfig::DEFAULT.max_key_len(usize::from(ctl % 64) + 1),
+        u64::from(ctl),
+    );
     let groups = [(get(2), get(3))];
-    let opts = if ctl & 2 == 0 { EventOptions::new() } else { EventOptions::new().groups(&groups) };
+    let opts = if ctl & 2 == 0 {
+        EventOptions::new()
+    } else {
+        EventOptions::new().groups(&groups)
+    };
     for round in 0..4u64 {
         let now = Now::mono(Instant::from_millis(round * 1000));
         let _ = enc.capture(&mut q, now, get(0), get(1), &opts, |p| {
@@ -42,11 +55,20 @@ fuzz_target!(|data: &[u8]| {
     }
     let mut out = vec![0u8; 32 + usize::from(ctl) * 8];
     for _ in 0..8 {
-        match render_batch(&q, Now::mono(Instant::from_millis(9999)), get(1), &BatchLimits::DEFAULT, &mut out) {
+        match render_batch(
+            &q,
+            Now::mono(Instant::from_millis(9999)),
+            get(1),
+            &BatchLimits::DEFAULT,
+            &mut out,
+        ) {
             Ok(Some(b)) => {
                 let v: serde_json::Value =
                     serde_json::from_slice(b.body(&out)).expect("rendered body must be valid JSON");
-                assert_eq!(v["batch"].as_array().map(Vec::len), Some(b.events() as usize));
+                assert_eq!(
+                    v["batch"].as_array().map(Vec::len),
+                    Some(b.events() as usize)
+                );
                 assert_eq!(q.commit(b.records) as u64, b.events());
             }
             Ok(None) => break,
@@ -57,5 +79,8 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let s = q.stats();
-    assert_eq!(s.enqueued as usize, q.len() + (s.committed + s.evicted + s.discarded_too_large_for_body) as usize);
+    assert_eq!(
+        s.enqueued as usize,
+        q.len() + (s.committed + s.evicted + s.discarded_too_large_for_body) as usize
+    );
 });

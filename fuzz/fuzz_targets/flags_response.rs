@@ -10,7 +10,10 @@ const BASE: &[u8] = br#"{"flags":{"a":{"key":"a","enabled":true,"variant":"v","m
 fuzz_target!(|data: &[u8]| {
     let mut flags = Box::new(RemoteFlags::<16, 2048>::new());
     flags.parse(BASE).unwrap();
-    let before: Vec<(String, String)> = flags.values().map(|(k, v)| (k.to_owned(), v.to_string())).collect();
+    let before: Vec<(String, String)> = flags
+        .values()
+        .map(|(k, v)| (k.to_owned(), v.to_string()))
+        .collect();
     match flags.parse(data) {
         Ok(()) => {
             for f in flags.iter() {
@@ -18,7 +21,10 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         Err(_) => {
-            let after: Vec<(String, String)> = flags.values().map(|(k, v)| (k.to_owned(), v.to_string())).collect();
+            let after: Vec<(String, String)> = flags
+                .values()
+                .map(|(k, v)| (k.to_owned(), v.to_string()))
+                .collect();
             assert_eq!(before, after, "a failed parse changed the result");
         }
     }

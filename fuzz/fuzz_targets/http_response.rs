@@ -17,7 +17,10 @@ fn parse(data: &[u8], split: usize, body_cap: usize) -> Result<(u16, Vec<u8>), S
         let n = split.max(1).min(rest.len());
         match p.feed(&rest[..n]) {
             Ok(progress) => {
-                assert!(progress.consumed > 0 || progress.complete, "a feed consumed nothing");
+                assert!(
+                    progress.consumed > 0 || progress.complete,
+                    "a feed consumed nothing"
+                );
                 rest = &rest[progress.consumed.min(rest.len())..];
             }
             Err(e) => return Err(format!("{e:?}")),
@@ -31,7 +34,9 @@ fn parse(data: &[u8], split: usize, body_cap: usize) -> Result<(u16, Vec<u8>), S
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&split, rest)) = data.split_first() else { return };
+    let Some((&split, rest)) = data.split_first() else {
+        return;
+    };
     let whole = parse(rest, rest.len(), 1024);
     let pieces = parse(rest, usize::from(split % 16) + 1, 1024);
     assert_eq!(whole.is_ok(), pieces.is_ok(), "split changed the outcome");

@@ -7,14 +7,40 @@ use posthog_embedded::flags::{EvalContext, FlagStore, PropertyValue};
 use posthog_embedded::UnixMillis;
 
 const OPS: &[&str] = &[
-    "exact", "is_not", "is_set", "is_not_set", "icontains", "not_icontains", "regex", "not_regex",
-    "starts_with", "not_starts_with", "ends_with", "not_ends_with", "gt", "gte", "lt", "lte",
-    "is_date_before", "is_date_after", "semver_eq", "semver_neq", "semver_gt", "semver_gte",
-    "semver_lt", "semver_lte", "semver_tilde", "semver_caret", "semver_wildcard", "bogus",
+    "exact",
+    "is_not",
+    "is_set",
+    "is_not_set",
+    "icontains",
+    "not_icontains",
+    "regex",
+    "not_regex",
+    "starts_with",
+    "not_starts_with",
+    "ends_with",
+    "not_ends_with",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "is_date_before",
+    "is_date_after",
+    "semver_eq",
+    "semver_neq",
+    "semver_gt",
+    "semver_gte",
+    "semver_lt",
+    "semver_lte",
+    "semver_tilde",
+    "semver_caret",
+    "semver_wildcard",
+    "bogus",
 ];
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&op, rest)) = data.split_first() else { return };
+    let Some((&op, rest)) = data.split_first() else {
+        return;
+    };
     let op = OPS[usize::from(op) % OPS.len()];
     let text = String::from_utf8_lossy(rest);
     let (filter, value) = text.split_once('\u{0}').unwrap_or((&text, ""));
@@ -33,7 +59,12 @@ fuzz_target!(|data: &[u8]| {
     }
     let v = PropertyValue::from_json(value).unwrap_or(PropertyValue::Str(value));
     let person = [("p", v)];
-    let ctx = EvalContext { distinct_id: "d", device_id: None, person: &person, groups: &[] };
+    let ctx = EvalContext {
+        distinct_id: "d",
+        device_id: None,
+        person: &person,
+        groups: &[],
+    };
     for now in [None, Some(UnixMillis::from_millis(1_767_323_045_000))] {
         let _ = store.evaluate("f", &ctx, now);
     }

@@ -6,13 +6,21 @@
 use std::collections::VecDeque;
 
 use libfuzzer_sys::fuzz_target;
-use posthog_embedded::capture::{DropReason, OverflowPolicy, PushError, Queue, SeqRange, RECORD_HEADER_LEN};
+use posthog_embedded::capture::{
+    DropReason, OverflowPolicy, PushError, Queue, SeqRange, RECORD_HEADER_LEN,
+};
 use posthog_embedded::Instant;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&ctl, ops)) = data.split_first() else { return };
+    let Some((&ctl, ops)) = data.split_first() else {
+        return;
+    };
     let cap = 32 + usize::from(ctl) * 2;
-    let policy = if ctl & 1 == 0 { OverflowPolicy::DropOldest } else { OverflowPolicy::RejectNewest };
+    let policy = if ctl & 1 == 0 {
+        OverflowPolicy::DropOldest
+    } else {
+        OverflowPolicy::RejectNewest
+    };
     let mut q = Queue::new(vec![0u8; cap], policy);
     let mut model: VecDeque<(u64, Vec<u8>)> = VecDeque::new();
     let mut next = 0u64;
@@ -42,14 +50,20 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             2 => {
-                let range = SeqRange { start: q.front_seq(), end: q.front_seq() + u64::from(b % 4) };
+                let range = SeqRange {
+                    start: q.front_seq(),
+                    end: q.front_seq() + u64::from(b % 4),
+                };
                 for _ in 0..q.commit(range) {
                     model.pop_front();
                 }
             }
             3 => {
                 let start = q.front_seq().saturating_sub(u64::from(b % 3));
-                let range = SeqRange { start, end: start + u64::from(b % 5) };
+                let range = SeqRange {
+                    start,
+                    end: start + u64::from(b % 5),
+                };
                 for _ in 0..q.discard(range, DropReason::Rejected) {
                     model.pop_front();
                 }
@@ -65,7 +79,13 @@ fuzz_target!(|data: &[u8]| {
         let used: usize = model.iter().map(|m| m.1.len() + RECORD_HEADER_LEN).sum();
         assert_eq!(q.bytes_used(), used);
         let s = q.stats();
-        assert_eq!(s.enqueued as usize, q.len() + s.committed as usize + s.evicted as usize
-            + s.discarded_rejected as usize + s.discarded_too_large_for_body as usize);
+        assert_eq!(
+            s.enqueued as usize,
+            q.len()
+                + s.committed as usize
+                + s.evicted as usize
+                + s.discarded_rejected as usize
+                + s.discarded_too_large_for_body as usize
+        );
     }
 });

@@ -13,12 +13,19 @@ fuzz_target!(|data: &[u8]| {
             let (m, steps) = re.is_match_counting(subject);
             assert!(steps <= re.max_steps(subject.len()), "step bound exceeded");
             if let Ok(oracle) = regex::Regex::new(pattern) {
-                assert_eq!(m, oracle.is_match(subject), "disagrees with regex on {pattern:?} / {subject:?}");
+                assert_eq!(
+                    m,
+                    oracle.is_match(subject),
+                    "disagrees with regex on {pattern:?} / {subject:?}"
+                );
             }
         }
         Err(RegexError::Invalid) => {
             // The server's engine must reject it too.
-            assert!(regex::Regex::new(pattern).is_err(), "rejected a pattern regex accepts: {pattern:?}");
+            assert!(
+                regex::Regex::new(pattern).is_err(),
+                "rejected a pattern regex accepts: {pattern:?}"
+            );
         }
         Err(_) => {}
     }
