@@ -15,9 +15,15 @@ type Store = FlagStore<64, 2048, 32768>;
 const BASE: &[u8] = br#"{"flags":[{"id":1,"key":"keep","active":true,"filters":{"groups":[{"properties":[],"rollout_percentage":100}]}}]}"#;
 
 fn regressions(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions").join(target);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/regressions")
+        .join(target);
     let mut out: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(&dir)
-        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect::<Vec<_>>())
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.path())
+                .collect::<Vec<_>>()
+        })
         .unwrap_or_default()
         .into_iter()
         .map(|p| {
@@ -42,7 +48,12 @@ fn check_definitions(data: &[u8]) {
             let used = store.usage();
             assert!(used.flags <= n.flags);
             assert_eq!((used.nodes, used.bytes), (n.nodes, n.bytes));
-            let ctx = EvalContext { distinct_id: "d", device_id: Some("dev"), person: &none, groups: &[] };
+            let ctx = EvalContext {
+                distinct_id: "d",
+                device_id: Some("dev"),
+                person: &none,
+                groups: &[],
+            };
             let keys: Vec<String> = store.keys().map(str::to_owned).collect();
             for k in &keys {
                 let _ = store.evaluate(k, &ctx, None);
@@ -50,7 +61,12 @@ fn check_definitions(data: &[u8]) {
         }
         Err(_) => {
             assert_eq!(store.usage(), before, "a failed load changed the store");
-            let ctx = EvalContext { distinct_id: "d", device_id: None, person: &none, groups: &[] };
+            let ctx = EvalContext {
+                distinct_id: "d",
+                device_id: None,
+                person: &none,
+                groups: &[],
+            };
             assert!(store.evaluate("keep", &ctx, None).is_ok());
         }
     }
@@ -59,7 +75,10 @@ fn check_definitions(data: &[u8]) {
 #[test]
 fn definitions_loader_regressions() {
     let cases = regressions("definitions_loader");
-    assert!(!cases.is_empty(), "the regression folder is part of the repository");
+    assert!(
+        !cases.is_empty(),
+        "the regression folder is part of the repository"
+    );
     for (path, data) in &cases {
         eprintln!("replaying {}", path.display());
         check_definitions(data);
@@ -72,7 +91,9 @@ const MUTATIONS: [u8; 6] = [b'"', b'{', b']', b'\\', b'0', 0xff];
 
 #[test]
 fn every_definitions_example_truncated_or_corrupted_fails_cleanly() {
-    let Some(v) = common::load("definitions_payload_examples.json") else { return };
+    let Some(v) = common::load("definitions_payload_examples.json") else {
+        return;
+    };
     let mut prefixes = 0;
     let mut mutants = 0;
     for case in v["cases"].as_array().unwrap() {
@@ -101,14 +122,18 @@ fn every_definitions_example_truncated_or_corrupted_fails_cleanly() {
 
 #[test]
 fn every_flags_response_truncated_or_corrupted_fails_cleanly() {
-    let Some(v) = common::load("remote_flags_response_examples.json") else { return };
+    let Some(v) = common::load("remote_flags_response_examples.json") else {
+        return;
+    };
     let mut checked = 0;
     for case in v["cases"].as_array().unwrap() {
         let body = serde_json::to_vec(&case["response"]).unwrap();
         let mut flags: Box<RemoteFlags<64, 8192>> = Box::new(RemoteFlags::new());
         flags.parse(&body).unwrap();
         let snapshot = |f: &RemoteFlags<64, 8192>| -> Vec<(String, String)> {
-            f.values().map(|(k, v)| (k.to_owned(), v.to_string())).collect()
+            f.values()
+                .map(|(k, v)| (k.to_owned(), v.to_string()))
+                .collect()
         };
         let before = snapshot(&flags);
         for n in 0..body.len() {
