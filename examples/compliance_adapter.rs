@@ -445,8 +445,7 @@ fn get_feature_flag(req: &Map<String, Value>) -> Handled {
         .flatten()
         .filter_map(|(t, p)| p.as_object().map(|m| (t.clone(), Props::from_json(m))))
         .collect();
-    // Per-call GeoIP is not supported by the core's request builder: the /init setting applies.
-    let _ = optional_bool(req, "disable_geoip")?;
+    let disable_geoip = optional_bool(req, "disable_geoip")?;
     let force_remote = optional_bool(req, "force_remote")?.unwrap_or(false);
     let group_ctx: Vec<GroupContext<'_>> = groups
         .iter()
@@ -462,7 +461,11 @@ fn get_feature_flag(req: &Map<String, Value>) -> Handled {
         person: &person,
         groups: &group_ctx,
     };
-    let value = client.get_feature_flag(key, &ctx, FlagOptions::new().force_remote(force_remote));
+    let mut opts = FlagOptions::new().force_remote(force_remote);
+    if let Some(g) = disable_geoip {
+        opts = opts.disable_geoip(g);
+    }
+    let value = client.get_feature_flag(key, &ctx, opts);
     // Deliver the $feature_flag_called event before answering, so it cannot leak into the
     // harness's next test.
     client.flush(FLAG_EVENT_FLUSH_TIMEOUT);

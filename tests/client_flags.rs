@@ -297,3 +297,24 @@ fn capture_with_flags_attaches_flag_properties_and_caller_wins() {
         "inconclusive flags are left out"
     );
 }
+
+#[test]
+fn flags_request_takes_a_per_call_geoip_setting() {
+    let c = client();
+    let person = [("plan", PropertyValue::Str("pro"))];
+    let ctx = EvalContext {
+        distinct_id: "u",
+        device_id: None,
+        person: &person,
+        groups: &[],
+    };
+    let mut buf = [0u8; 512];
+    let n = c
+        .flags_request_with(&ctx, None, Some(false), &mut buf)
+        .unwrap();
+    let body: Value = serde_json::from_slice(&buf[..n]).unwrap();
+    assert_eq!(body["geoip_disable"], false);
+    let n = c.flags_request(&ctx, None, &mut buf).unwrap();
+    let body: Value = serde_json::from_slice(&buf[..n]).unwrap();
+    assert_eq!(body["geoip_disable"], true, "the configured default");
+}

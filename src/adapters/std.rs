@@ -928,6 +928,8 @@ pub struct FlagOptions {
     /// Skip local evaluation and ask the server (wins over [`only_local`](Self::only_local)).
     /// Default false.
     pub force_remote: bool,
+    /// Override the client's GeoIP setting for the `/flags` request. Default `None`.
+    pub disable_geoip: Option<bool>,
 }
 
 impl Default for FlagOptions {
@@ -944,6 +946,7 @@ impl FlagOptions {
             only_local: false,
             send_event: true,
             force_remote: false,
+            disable_geoip: None,
         }
     }
 
@@ -965,6 +968,13 @@ impl FlagOptions {
     #[must_use]
     pub const fn force_remote(mut self, v: bool) -> Self {
         self.force_remote = v;
+        self
+    }
+
+    /// Sets [`disable_geoip`](Self::disable_geoip).
+    #[must_use]
+    pub const fn disable_geoip(mut self, v: bool) -> Self {
+        self.disable_geoip = Some(v);
         self
     }
 }
@@ -1594,7 +1604,7 @@ impl StdClient {
                 Err(_) => {}
             }
         }
-        match self.remote_flags(ctx, Some(&[key])) {
+        match self.remote_flags(ctx, Some(&[key]), opts.disable_geoip) {
             Ok(remote) => self.produce(|c, now| {
                 c.remote_flag_called(now, key, ctx, &**remote, opts.send_event)
                     .map(StdFlagValue::from)
@@ -1645,7 +1655,9 @@ impl StdClient {
                 Err(_) => {}
             }
         }
-        let remote = self.remote_flags(ctx, Some(&[key])).ok()?;
+        let remote = self
+            .remote_flags(ctx, Some(&[key]), opts.disable_geoip)
+            .ok()?;
         let flag = remote.get(key).filter(|f| !f.failed)?;
         flag.payload.map(str::to_owned)
     }
@@ -1688,7 +1700,7 @@ impl StdClient {
         if !fallback || only_local {
             return local;
         }
-        let Ok(remote) = self.remote_flags(ctx, None) else {
+        let Ok(remote) = self.remote_flags(ctx, None, None) else {
             return local;
         };
         let mut all = BTreeMap::new();
@@ -1709,13 +1721,14 @@ impl StdClient {
         &self,
         ctx: &EvalContext<'_>,
         keys: Option<&[&str]>,
+        geoip: Option<bool>,
     ) -> Result<Vec<u8>, RequestError> {
         let g = self.shared.lock();
         let mut buf = std::vec![0u8; FLAGS_BODY_BYTES];
-        let len = match g.core.flags_request(ctx, keys, &mut buf) {
+        let len = match g.core.flags_request_with(ctx, keys, geoip, &mut buf) {
             Err(RequestError::BufferTooSmall { needed, .. }) => {
                 buf.resize(needed, 0);
-                g.core.flags_request(ctx, keys, &mut buf)?
+                g.core.flags_request_with(ctx, keys, geoip, &mut buf)?
             }
             other => other?,
         };
@@ -1730,8 +1743,9 @@ impl StdClient {
         &self,
         ctx: &EvalContext<'_>,
         keys: Option<&[&str]>,
+        geoip: Option<bool>,
     ) -> Result<MutexGuard<'_, Box<StdRemoteFlags>>, FlagErrors> {
-        let Ok(body) = self.flags_body(ctx, keys) else {
+        let Ok(body) = self.flags_body(ctx, keys, geoip) else {
             // Not representable as JSON: not sent, not retried.
             return Err(FlagErrorKind::UnknownError.into());
         };

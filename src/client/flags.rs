@@ -284,6 +284,21 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
         flag_keys: Option<&[&str]>,
         buf: &mut [u8],
     ) -> Result<usize, RequestError> {
+        self.flags_request_with(ctx, flag_keys, None, buf)
+    }
+
+    /// [`flags_request`](Self::flags_request) with a per-call `geoip_disable` (`None`: the
+    /// configured [`EncoderConfig::disable_geoip`](crate::capture::EncoderConfig)).
+    ///
+    /// # Errors
+    /// As [`flags_request`](Self::flags_request).
+    pub fn flags_request_with(
+        &self,
+        ctx: &EvalContext<'_>,
+        flag_keys: Option<&[&str]>,
+        geoip_disable: Option<bool>,
+        buf: &mut [u8],
+    ) -> Result<usize, RequestError> {
         let mut groups: heapless::Vec<RequestGroup<'_>, MAX_EVENT_GROUPS> = heapless::Vec::new();
         for g in ctx.groups.iter().take(MAX_EVENT_GROUPS) {
             let _ = groups.push(RequestGroup {
@@ -296,7 +311,7 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
         req.device_id = ctx.device_id;
         req.groups = &groups;
         req.person_properties = ctx.person;
-        req.geoip_disable = self.config.encoder.disable_geoip;
+        req.geoip_disable = geoip_disable.unwrap_or(self.config.encoder.disable_geoip);
         req.flag_keys = flag_keys;
         req.write(buf)
     }
