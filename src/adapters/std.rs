@@ -1301,18 +1301,16 @@ impl StdClient {
         self.produce(|c, now| c.set(now, distinct_id, &EventOptions::new(), person))
     }
 
-    /// Waits until nothing is pending, the worker stopped, or `deadline`.
-    fn wait_drained<'g>(
+    /// Waits on the worker's progress until `done` holds, the worker stopped, or `deadline`.
+    fn wait_until<'g>(
         &'g self,
         mut g: MutexGuard<'g, State>,
         deadline: std::time::Instant,
+        mut done: impl FnMut(&State) -> bool,
     ) -> MutexGuard<'g, State> {
         loop {
-            if g.core.pending() == 0 || g.exit || g.exited {
-                return g;
-            }
             let now = std::time::Instant::now();
-            if now >= deadline {
+            if done(&g) || g.exit || g.exited || now >= deadline {
                 return g;
             }
             g = self
@@ -1322,6 +1320,15 @@ impl StdClient {
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
+    }
+
+    /// Waits until nothing is pending, the worker stopped, or `deadline`.
+    fn wait_drained<'g>(
+        &'g self,
+        g: MutexGuard<'g, State>,
+        deadline: std::time::Instant,
+    ) -> MutexGuard<'g, State> {
+        self.wait_until(g, deadline, |s| s.core.pending() == 0)
     }
 
     /// Queues an event with `produce` (any producer of the core: `capture`, `identify`, ...),
@@ -1355,19 +1362,8 @@ impl StdClient {
         };
         g.core.flush();
         self.shared.wake.notify_one();
-        loop {
-            let fate = g.core.fate(seq);
-            let now = std::time::Instant::now();
-            if fate != Fate::Queued || g.exited || now >= deadline {
-                return Ok(fate);
-            }
-            g = self
-                .shared
-                .progress
-                .wait_timeout(g, deadline - now)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
+        let g = self.wait_until(g, deadline, |s| s.core.fate(seq) != Fate::Queued);
+        Ok(g.core.fate(seq))
     }
 
     /// [`capture`](Self::capture), sent at once: blocks until the event is delivered, dropped,
