@@ -219,3 +219,143 @@ fn every_sample_flag_evaluates_for_a_device() {
         Ok(FlagValue::Bool(true))
     );
 }
+
+/// Protocol §1.3: the SDKs add `distinct_id` to the person properties and `$group_key` to each
+/// group's properties before local evaluation; the evaluator implies both, and the caller's own
+/// value wins.
+#[test]
+fn distinct_id_and_group_key_are_implied() {
+    let doc = br#"{"flags": [
+        {"id": 1, "key": "by-id", "active": true, "filters": {"groups": [{"properties": [
+            {"key": "distinct_id", "type": "person", "operator": "exact", "value": ["device-8c1f-42"]}],
+            "rollout_percentage": 100}]}},
+        {"id": 2, "key": "by-group", "active": true, "filters": {"aggregation_group_type_index": 0,
+            "groups": [{"properties": [{"key": "$group_key", "type": "group", "group_type_index": 0,
+            "operator": "icontains", "value": "cold"}], "rollout_percentage": 100}]}}],
+        "group_type_mapping": {"0": "fleet"}}"#;
+    let s = store(doc);
+    let none: [(&str, PropertyValue<'_>); 0] = [];
+    assert_eq!(
+        s.evaluate("by-id", &ctx(&none, &[]), None),
+        Ok(FlagValue::Bool(true))
+    );
+    let other = [("distinct_id", PropertyValue::Str("someone-else"))];
+    assert_eq!(
+        s.evaluate("by-id", &ctx(&other, &[]), None),
+        Ok(FlagValue::Bool(false))
+    );
+
+    let groups = [GroupContext {
+        group_type: "fleet",
+        key: "eu-cold-storage",
+        properties: Some(&none),
+    }];
+    assert_eq!(
+        s.evaluate("by-group", &ctx(&none, &groups), None),
+        Ok(FlagValue::Bool(true))
+    );
+    let renamed = [("$group_key", PropertyValue::Str("warm"))];
+    let groups = [GroupContext {
+        group_type: "fleet",
+        key: "eu-cold-storage",
+        properties: Some(&renamed),
+    }];
+    assert_eq!(
+        s.evaluate("by-group", &ctx(&none, &groups), None),
+        Ok(FlagValue::Bool(false))
+    );
+    // Unknown group properties stay unknown.
+    let groups = [GroupContext {
+        group_type: "fleet",
+        key: "eu-cold-storage",
+        properties: None,
+    }];
+    assert_eq!(
+        s.evaluate("by-group", &ctx(&none, &groups), None),
+        Err(Inconclusive::Unresolved(Reason::MissingContext))
+    );
+}
+
+#[test]
+fn detailed_evaluation_names_the_server_reason() {
+    use posthog_embedded::flags::MatchReason;
+    let s = store(SAMPLE);
+    let person = [("firmware_version", PropertyValue::Str("1.4.2"))];
+    let e = s
+        .evaluate_detailed("new-sampling-rate", &ctx(&person, &[]), None)
+        .unwrap();
+    assert_eq!(e.value, FlagValue::Bool(true));
+    assert_eq!(e.reason, MatchReason::ConditionMatch { condition: 0 });
+    assert_eq!(e.reason.code(), "condition_match");
+    assert_eq!(e.reason.to_string(), "Matched condition set 1");
+    let old = [("firmware_version", PropertyValue::Str("1.3.9"))];
+    let e = s
+        .evaluate_detailed("new-sampling-rate", &ctx(&old, &[]), None)
+        .unwrap();
+    assert_eq!(
+        (e.value, e.reason),
+        (FlagValue::Bool(false), MatchReason::NoConditionMatch)
+    );
+    let e = s
+        .evaluate_detailed("legacy-protocol", &ctx(&person, &[]), None)
+        .unwrap();
+    assert_eq!(e.reason, MatchReason::Disabled);
+    let e = s
+        .evaluate_detailed("fleet-dashboard", &ctx(&person, &[]), None)
+        .unwrap();
+    assert_eq!(e.reason, MatchReason::NoGroup);
+    // compression: 1 condition with a partial rollout this device misses.
+    let e = s
+        .evaluate_detailed("compression", &ctx(&person, &[]), None)
+        .unwrap();
+    assert_eq!(
+        (e.value, e.reason),
+        (
+            FlagValue::Bool(false),
+            MatchReason::OutOfRolloutBound { condition: 0 }
+        )
+    );
+    assert_eq!(e.reason.code(), "out_of_rollout_bound");
+    // Every flag: the detailed value is the plain value.
+    for key in s.keys() {
+        assert_eq!(
+            s.evaluate_detailed(key, &ctx(&person, &[]), None)
+                .map(|e| e.value),
+            s.evaluate(key, &ctx(&person, &[]), None),
+            "{key}"
+        );
+    }
+}
+
+#[test]
+fn analysis_reports_needs_and_server_only_parts() {
+    use posthog_embedded::flags::{Finding, PropertyScope};
+    let doc = br#"{"flags": [
+        {"id": 1, "key": "f", "active": true, "ensure_experience_continuity": true, "filters": {"groups": [
+            {"properties": [{"key": "fw", "type": "person", "operator": "semver_gte", "value": "1.0.0"},
+                            {"key": "id", "type": "cohort", "value": 77},
+                            {"key": "seen", "type": "person", "operator": "is_date_after", "value": "-7d"},
+                            {"key": "x", "type": "person", "operator": "frobnicate", "value": 1},
+                            {"key": "other", "type": "flag", "operator": "flag_evaluates_to", "value": true,
+                             "dependency_chain": ["other"]}],
+             "rollout_percentage": 100}]}},
+        {"id": 2, "key": "off", "active": false, "filters": {"groups": []}}]}"#;
+    let s = store(doc);
+    let mut found = Vec::new();
+    assert!(s.analyze("f", |f| found.push(f)));
+    assert!(found.contains(&Finding::ExperienceContinuity));
+    assert!(found.contains(&Finding::StaticCohort { id: "77" }));
+    assert!(found.contains(&Finding::WallClock));
+    assert!(found.contains(&Finding::UnknownOperator { property: "x" }));
+    assert!(found.contains(&Finding::MissingDependency { flag: "other" }));
+    assert!(found.contains(&Finding::Property {
+        scope: PropertyScope::Person,
+        key: "fw",
+        operator: "semver_gte"
+    }));
+    assert!(found.iter().any(Finding::is_server_only));
+    let mut off = Vec::new();
+    assert!(s.analyze("off", |f| off.push(f)));
+    assert_eq!(off, [Finding::Inactive]);
+    assert!(!s.analyze("missing", |_| {}));
+}

@@ -174,6 +174,93 @@ impl fmt::Display for FlagValue<'_> {
     }
 }
 
+/// Why a flag has the value local evaluation gave it: PostHog's match reason, as `/flags`
+/// reports it in `reason.code`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum MatchReason {
+    /// Condition set `condition` (0-based) matched and the entity is in its rollout.
+    ConditionMatch {
+        /// Index of the condition in the flag's `groups`.
+        condition: u16,
+    },
+    /// No condition set matched.
+    NoConditionMatch,
+    /// A condition set matched but the entity is outside its rollout percentage (the first
+    /// such condition), and no later one matched.
+    OutOfRolloutBound {
+        /// Index of the condition in the flag's `groups`.
+        condition: u16,
+    },
+    /// The flag is not active.
+    Disabled,
+    /// The entity falls in the flag's holdout group.
+    Holdout,
+    /// A group flag whose group was not passed.
+    NoGroup,
+    /// An early-access feature: the person's `$feature_enrollment/<key>` property decided.
+    Enrollment,
+}
+
+impl MatchReason {
+    /// The code PostHog's `/flags` reports (`condition_match`, `out_of_rollout_bound`, ...).
+    #[must_use]
+    pub const fn code(self) -> &'static str {
+        match self {
+            Self::ConditionMatch { .. } => "condition_match",
+            Self::NoConditionMatch => "no_condition_match",
+            Self::OutOfRolloutBound { .. } => "out_of_rollout_bound",
+            Self::Disabled => "flag_disabled",
+            Self::Holdout => "holdout_condition_value",
+            Self::NoGroup => "no_group_type",
+            Self::Enrollment => "super_condition_value",
+        }
+    }
+
+    /// The condition set the reason refers to (0-based), if any.
+    #[must_use]
+    pub const fn condition(self) -> Option<u16> {
+        match self {
+            Self::ConditionMatch { condition } | Self::OutOfRolloutBound { condition } => {
+                Some(condition)
+            }
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for MatchReason {
+    /// PostHog's description: `Matched condition set 2`, `No matching condition set`, ...
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ConditionMatch { condition } => {
+                write!(f, "Matched condition set {}", u32::from(*condition) + 1)
+            }
+            Self::NoConditionMatch => f.write_str("No matching condition set"),
+            Self::OutOfRolloutBound { condition } => write!(
+                f,
+                "Out of rollout bound (condition set {})",
+                u32::from(*condition) + 1
+            ),
+            Self::Disabled => f.write_str("Feature flag is disabled"),
+            Self::Holdout => f.write_str("In holdout group"),
+            Self::NoGroup => f.write_str("Group not passed"),
+            Self::Enrollment => f.write_str("Early access enrollment"),
+        }
+    }
+}
+
+/// A flag's value with the reason for it (see [`FlagStore::evaluate_detailed`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Evaluation<'s> {
+    /// The value.
+    pub value: FlagValue<'s>,
+    /// Why.
+    pub reason: MatchReason,
+}
+
 /// One group the evaluated entity belongs to.
 #[derive(Clone, Copy)]
 pub struct GroupContext<'a> {
@@ -181,7 +268,9 @@ pub struct GroupContext<'a> {
     pub group_type: &'a str,
     /// Group key (`"acme"`), the bucketing value of group flags.
     pub key: &'a str,
-    /// The group's properties, if known. The client adds `$group_key` itself.
+    /// The group's properties, if known (`None`: filters on them are inconclusive).
+    /// `$group_key` is implied: a filter on it sees [`key`](Self::key) unless the properties
+    /// set it (protocol §1.3).
     pub properties: Option<&'a dyn Properties>,
 }
 
@@ -201,7 +290,9 @@ pub struct EvalContext<'a> {
     pub distinct_id: &'a str,
     /// The device id, for flags bucketed by `device_id`.
     pub device_id: Option<&'a str>,
-    /// Person properties. (The client adds `distinct_id` itself, as PostHog's SDKs do.)
+    /// Person properties. `distinct_id` is implied: a filter on it sees
+    /// [`distinct_id`](Self::distinct_id) unless these set it (protocol §1.3, as PostHog's SDKs
+    /// prepare the context).
     pub person: &'a dyn Properties,
     /// Groups, with their properties.
     pub groups: &'a [GroupContext<'a>],
@@ -226,12 +317,25 @@ pub(crate) enum Outcome {
 }
 
 type Eval<'s> = Result<FlagValue<'s>, Inconclusive>;
+type Decided<'s> = Result<(FlagValue<'s>, MatchReason), Inconclusive>;
 
 /// Where a condition's filters look and what it buckets by.
 #[derive(Clone, Copy)]
 struct Scope<'c> {
     props: &'c dyn Properties,
     bucketing: &'c str,
+    /// The property the SDKs add before local evaluation (protocol §1.3): `distinct_id` for
+    /// persons, `$group_key` for groups. The caller's own value, when given, wins.
+    implicit: (&'static str, &'c str),
+}
+
+impl Scope<'_> {
+    fn get(&self, key: &str) -> Option<PropertyValue<'_>> {
+        match self.props.get(key) {
+            None if key == self.implicit.0 => Some(PropertyValue::Str(self.implicit.1)),
+            found => found,
+        }
+    }
 }
 
 struct Evaluator<'s, 'c, const F: usize, const N: usize, const B: usize> {
@@ -267,6 +371,28 @@ impl<const F: usize, const N: usize, const B: usize> FlagStore<F, N, B> {
         ev.flag(idx, 0)
     }
 
+    /// [`evaluate`](Self::evaluate), also telling why the flag has its value (the reason
+    /// PostHog's `/flags` reports: the condition that matched, a rollout miss, ...). Same cost.
+    ///
+    /// # Errors
+    /// As [`evaluate`](Self::evaluate).
+    pub fn evaluate_detailed<'s>(
+        &'s self,
+        key: &str,
+        ctx: &EvalContext<'_>,
+        now: Option<UnixMillis>,
+    ) -> Result<Evaluation<'s>, Inconclusive> {
+        let idx = self.find(key).ok_or(Inconclusive::UnknownFlag)?;
+        let mut ev = Evaluator {
+            store: self,
+            ctx,
+            now,
+            cache: heapless::Vec::new(),
+        };
+        ev.flag_decided(idx, 0)
+            .map(|(value, reason)| Evaluation { value, reason })
+    }
+
     /// The payload (JSON text) configured for `value` of flag `key`, if any.
     #[must_use]
     pub fn payload(&self, key: &str, value: &FlagValue<'_>) -> Option<&str> {
@@ -282,10 +408,15 @@ impl<const F: usize, const N: usize, const B: usize> FlagStore<F, N, B> {
 
 impl<'s, 'c, const F: usize, const N: usize, const B: usize> Evaluator<'s, 'c, F, N, B> {
     fn flag(&mut self, idx: usize, depth: usize) -> Eval<'s> {
+        self.flag_decided(idx, depth).map(|(v, _)| v)
+    }
+
+    /// The value and why (the server's match reason).
+    fn flag_decided(&mut self, idx: usize, depth: usize) -> Decided<'s> {
         let store = self.store;
         let flag = *store.flag(idx).ok_or(Inconclusive::UnknownFlag)?;
         if !flag.active {
-            return Ok(FlagValue::Bool(false));
+            return Ok((FlagValue::Bool(false), MatchReason::Disabled));
         }
         if flag.continuity {
             return Err(unresolved(Reason::ExperienceContinuity));
@@ -300,7 +431,7 @@ impl<'s, 'c, const F: usize, const N: usize, const B: usize> Evaluator<'s, 'c, F
                 };
                 let Some(group) = self.ctx.groups.iter().find(|g| g.group_type == name) else {
                     // The group was not passed: false, with no fallback.
-                    return Ok(FlagValue::Bool(false));
+                    return Ok((FlagValue::Bool(false), MatchReason::NoGroup));
                 };
                 let Some(props) = group.properties else {
                     return Err(unresolved(Reason::MissingContext));
@@ -308,6 +439,7 @@ impl<'s, 'c, const F: usize, const N: usize, const B: usize> Evaluator<'s, 'c, F
                 Some(Scope {
                     props,
                     bucketing: group.key,
+                    implicit: ("$group_key", group.key),
                 })
             }
             None => {
@@ -319,6 +451,7 @@ impl<'s, 'c, const F: usize, const N: usize, const B: usize> Evaluator<'s, 'c, F
                 bucketing.map(|bucketing| Scope {
                     props: self.ctx.person,
                     bucketing,
+                    implicit: ("distinct_id", self.ctx.distinct_id),
                 })
             }
         };
@@ -338,22 +471,25 @@ impl<'s, 'c, const F: usize, const N: usize, const B: usize> Evaluator<'s, 'c, F
             let mut buf = [0u8; 256];
             let prop = concat_key(&mut buf, "$feature_enrollment/", key)
                 .ok_or(unresolved(Reason::UnsupportedDefinition))?;
-            return match scope.props.get(prop) {
-                None => Err(unresolved(Reason::MissingContext)),
-                Some(PropertyValue::Bool(b)) => Ok(FlagValue::Bool(b)),
-                Some(PropertyValue::Str(s)) => Ok(FlagValue::Bool(s == "true")),
-                Some(_) => Ok(FlagValue::Bool(false)),
+            let value = match scope.props.get(prop) {
+                None => return Err(unresolved(Reason::MissingContext)),
+                Some(PropertyValue::Bool(b)) => b,
+                Some(PropertyValue::Str(s)) => s == "true",
+                Some(_) => false,
             };
+            return Ok((FlagValue::Bool(value), MatchReason::Enrollment));
         }
 
         if let Some((id, threshold)) = flag.holdout {
             if threshold.contains(holdout_hash60(scope.bucketing)) {
-                return Ok(FlagValue::Holdout(id));
+                return Ok((FlagValue::Holdout(id), MatchReason::Holdout));
             }
         }
 
         let mut reason: Option<Reason> = None;
-        for cond in store.list(flag.conditions) {
+        let mut out_of_rollout: Option<u16> = None;
+        for (index, cond) in store.list(flag.conditions).enumerate() {
+            let index = u16::try_from(index).unwrap_or(u16::MAX);
             let NodeKind::Condition {
                 filters,
                 rollout,
@@ -384,6 +520,7 @@ impl<'s, 'c, const F: usize, const N: usize, const B: usize> Evaluator<'s, 'c, F
                     Scope {
                         props,
                         bucketing: group.key,
+                        implicit: ("$group_key", group.key),
                     }
                 }
                 CondAggregation::Invalid => {
@@ -404,20 +541,29 @@ impl<'s, 'c, const F: usize, const N: usize, const B: usize> Evaluator<'s, 'c, F
             if let Some(limit) = rollout.get() {
                 if !RolloutThreshold::from_limit(limit).contains(hash60(key, cscope.bucketing, ""))
                 {
+                    let miss = MatchReason::OutOfRolloutBound {
+                        condition: out_of_rollout.unwrap_or(index),
+                    };
                     if flag.early_exit {
                         return match reason {
                             Some(r) => Err(unresolved(r)),
-                            None => Ok(FlagValue::Bool(false)),
+                            None => Ok((FlagValue::Bool(false), miss)),
                         };
                     }
+                    out_of_rollout.get_or_insert(index);
                     continue;
                 }
             }
-            return Ok(self.pick_value(&flag, key, variant, cscope.bucketing));
+            let value = self.pick_value(&flag, key, variant, cscope.bucketing);
+            return Ok((value, MatchReason::ConditionMatch { condition: index }));
         }
-        match reason {
-            Some(r) => Err(unresolved(r)),
-            None => Ok(FlagValue::Bool(false)),
+        match (reason, out_of_rollout) {
+            (Some(r), _) => Err(unresolved(r)),
+            (None, Some(condition)) => Ok((
+                FlagValue::Bool(false),
+                MatchReason::OutOfRolloutBound { condition },
+            )),
+            (None, None) => Ok((FlagValue::Bool(false), MatchReason::NoConditionMatch)),
         }
     }
 
@@ -501,13 +647,7 @@ impl<'s, 'c, const F: usize, const N: usize, const B: usize> Evaluator<'s, 'c, F
         let out = match kind {
             FilterKind::Property { key, op, value } => {
                 let key = self.store.text(key);
-                super::property::match_property(
-                    self.store,
-                    op,
-                    &value,
-                    scope.props.get(key),
-                    self.now,
-                )
+                super::property::match_property(self.store, op, &value, scope.get(key), self.now)
             }
             FilterKind::Cohort {
                 id,

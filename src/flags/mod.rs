@@ -14,6 +14,7 @@
 //! - [`date`]: absolute and relative dates for `is_date_before` / `is_date_after`.
 //! - [`value`]: property values and PostHog's stringification, case-folding and number rules.
 
+pub mod analyze;
 pub mod called;
 pub mod date;
 pub mod eval;
@@ -25,6 +26,9 @@ pub mod semver;
 pub mod store;
 pub mod value;
 
-pub use eval::{EvalContext, FlagValue, GroupContext, Inconclusive, Reason};
+pub use analyze::{Finding, PropertyScope};
+pub use eval::{
+    EvalContext, Evaluation, FlagValue, GroupContext, Inconclusive, MatchReason, Reason,
+};
 pub use store::{FlagInfo, FlagStore, LoadError, Requirements};
 pub use value::{Properties, PropertyValue};

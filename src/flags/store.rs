@@ -461,10 +461,30 @@ pub struct Requirements {
 }
 
 impl Requirements {
-    /// RAM a [`FlagStore`] with these capacities takes on this target, in bytes.
+    /// RAM a [`FlagStore`] with these capacities takes on this target, in bytes
+    /// (`size_of::<FlagStore<F, N, B>>()`).
     #[must_use]
     pub const fn store_bytes(&self) -> usize {
-        self.flags * (size_of::<Flag>() + 2) + self.nodes * size_of::<Node>() + self.bytes + 64
+        store_size(
+            self,
+            Layout {
+                word: size_of::<usize>(),
+                flag: size_of::<Flag>(),
+                flag_align: align_of::<Flag>(),
+                node: size_of::<Node>(),
+                node_align: align_of::<Node>(),
+                settings: size_of::<Settings>(),
+            },
+        )
+    }
+
+    /// RAM a [`FlagStore`] with these capacities takes on a 32-bit Arm Cortex-M target
+    /// (`thumbv6m`, `thumbv7em`, ...), in bytes, whatever target this runs on: what a host tool
+    /// tells a firmware engineer. Checked against the real layout at compile time when building
+    /// for Arm.
+    #[must_use]
+    pub const fn cortex_m_store_bytes(&self) -> usize {
+        store_size(self, CORTEX_M_LAYOUT)
     }
 
     fn fits(&self, cap: &Self) -> bool {
@@ -481,6 +501,77 @@ impl fmt::Display for Requirements {
         )
     }
 }
+
+/// Sizes that make up a [`FlagStore`]'s layout on some target.
+#[derive(Clone, Copy)]
+struct Layout {
+    word: usize,
+    flag: usize,
+    flag_align: usize,
+    node: usize,
+    node_align: usize,
+    settings: usize,
+}
+
+/// The layout on 32-bit Arm (AAPCS: 8-byte alignment for `i64`/`u64`).
+const CORTEX_M_LAYOUT: Layout = Layout {
+    word: 4,
+    flag: 96,
+    flag_align: 8,
+    node: 40,
+    node_align: 4,
+    settings: 12,
+};
+
+const fn round_up(n: usize, align: usize) -> usize {
+    n.div_ceil(align) * align
+}
+
+/// `size_of::<FlagStore<F, N, B>>()` from its parts: three `heapless::Vec`s (a length word,
+/// then the items), the settings and the `loaded` flag, padded to the largest alignment.
+const fn store_size(r: &Requirements, l: Layout) -> usize {
+    let flags = round_up(
+        round_up(l.word, l.flag_align) + r.flags * l.flag,
+        l.flag_align,
+    );
+    let nodes = round_up(
+        round_up(l.word, l.node_align) + r.nodes * l.node,
+        l.node_align,
+    );
+    let bytes = round_up(l.word + r.bytes, l.word);
+    let align = if l.flag_align > l.word {
+        l.flag_align
+    } else {
+        l.word
+    };
+    round_up(flags + nodes + bytes + l.settings + 1, align)
+}
+
+// The host-side figure must match the real layout on the targets it describes.
+#[cfg(all(target_arch = "arm", target_pointer_width = "32"))]
+const _: () = {
+    let l = CORTEX_M_LAYOUT;
+    assert!(
+        size_of::<Flag>() == l.flag
+            && align_of::<Flag>() == l.flag_align
+            && size_of::<Node>() == l.node
+            && align_of::<Node>() == l.node_align
+            && size_of::<Settings>() == l.settings,
+        "update CORTEX_M_LAYOUT"
+    );
+    let r = Requirements {
+        flags: 20,
+        nodes: 75,
+        bytes: 856,
+    };
+    assert!(size_of::<FlagStore<20, 75, 856>>() == r.cortex_m_store_bytes());
+    let r = Requirements {
+        flags: 3,
+        nodes: 7,
+        bytes: 5,
+    };
+    assert!(size_of::<FlagStore<3, 7, 5>>() == r.cortex_m_store_bytes());
+};
 
 /// Metadata of one flag definition.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
