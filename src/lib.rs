@@ -16,7 +16,10 @@
 //! - [`client`]: the sans-IO state machine tying it together: flush triggers, one request in
 //!   flight, retries with back-off, definitions polling, statistics.
 //! - [`net`]: HTTP/1.1 over any `embedded-io-async` byte stream.
-//! - [`adapters`]: clocks (and, later, transports) for `std` and embassy.
+//! - [`adapters`]: the drivers: `std` (a threaded HTTPS client) and embassy (an async runner over
+//!   any `embedded-io-async` stream), plus embassy-net's TCP socket as a stream.
+//! - `devtools` (feature `devtools`, on by default on hosts): a local PostHog-compatible server
+//!   and the helpers of the `posthog-embedded` CLI.
 //!
 //! Dependencies point one way: adapters → capture/flags → json → error, time.
 //!
@@ -47,6 +50,8 @@ mod fmt;
 pub mod adapters;
 pub mod capture;
 pub mod client;
+#[cfg(feature = "devtools")]
+pub mod devtools;
 pub mod error;
 pub mod flags;
 pub mod json;

@@ -32,20 +32,14 @@ fn sample_document_loads_and_reports_its_needs() {
         need.store_bytes()
     );
     // The sizes tools print are the real ones (on Cortex-M, checked at compile time there).
-    assert_eq!(
-        need.store_bytes(),
-        core::mem::size_of::<FlagStore<20, 75, 856>>()
-    );
+    assert_eq!(need.store_bytes(), size_of::<FlagStore<20, 75, 856>>());
     assert_eq!(need.cortex_m_store_bytes(), 5_808);
-    let odd = posthog_embedded::flags::Requirements {
+    let odd = Requirements {
         flags: 3,
         nodes: 7,
         bytes: 5,
     };
-    assert_eq!(
-        odd.store_bytes(),
-        core::mem::size_of::<FlagStore<3, 7, 5>>()
-    );
+    assert_eq!(odd.store_bytes(), size_of::<FlagStore<3, 7, 5>>());
 }
 
 #[test]

@@ -1,0 +1,387 @@
+//! A flag-definitions document loaded for host tools: the raw bytes (served as is), an `ETag`,
+//! and the compiled [`StdFlagStore`] that evaluates flags exactly as a device does.
+//!
+//! [`Definitions::evaluate_all`] evaluates every flag (or a chosen few) for one context and
+//! returns [`FlagOutcome`]s; [`flags_response`] and [`decide_response`] render them as
+//! PostHog's `/flags?v=2` and legacy `/decide?v=3` answers.
+
+use std::borrow::ToOwned;
+use std::boxed::Box;
+use std::format;
+use std::string::{String, ToString};
+use std::vec::Vec;
+
+use serde_json::{json, Map, Value};
+
+use super::context::OwnedContext;
+use crate::adapters::std::StdFlagStore;
+use crate::flags::{
+    EvalContext, FlagInfo, FlagValue, Inconclusive, LoadError, MatchReason, Requirements,
+};
+use crate::time::UnixMillis;
+
+/// A loaded definitions document. See the [module docs](self).
+pub struct Definitions {
+    raw: Vec<u8>,
+    etag: String,
+    store: Box<StdFlagStore>,
+    requirements: Requirements,
+}
+
+impl core::fmt::Debug for Definitions {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Definitions")
+            .field("bytes", &self.raw.len())
+            .field("etag", &self.etag)
+            .field("requirements", &self.requirements)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a definitions document could not be used.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum DefinitionsError {
+    /// The file could not be read.
+    Io(std::io::Error),
+    /// The document was refused by the flag store (not JSON, wrong shape, too large).
+    Load(LoadError),
+}
+
+impl core::fmt::Display for DefinitionsError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Io(e) => write!(f, "{e}"),
+            Self::Load(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl core::error::Error for DefinitionsError {}
+
+/// One flag's result for one context.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FlagOutcome {
+    /// The flag key.
+    pub key: String,
+    /// The value and why, or why the device cannot decide.
+    pub result: Result<(OwnedValue, MatchReason), Inconclusive>,
+    /// The payload (JSON text) for the value, if any.
+    pub payload: Option<String>,
+    /// The definition's id, version and experiment flag.
+    pub info: FlagInfo,
+}
+
+/// An owned [`FlagValue`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OwnedValue {
+    /// `true` or `false`.
+    Bool(bool),
+    /// A variant key (also `holdout-<id>`).
+    Variant(String),
+}
+
+impl OwnedValue {
+    fn from_value(v: &FlagValue<'_>) -> Self {
+        match v {
+            FlagValue::Bool(b) => Self::Bool(*b),
+            other => Self::Variant(other.to_string()),
+        }
+    }
+
+    /// The value as JSON: `true`, `false` or the variant string.
+    #[must_use]
+    pub fn to_json(&self) -> Value {
+        match self {
+            Self::Bool(b) => Value::Bool(*b),
+            Self::Variant(v) => Value::String(v.clone()),
+        }
+    }
+
+    /// Whether the flag is on.
+    #[must_use]
+    pub const fn is_enabled(&self) -> bool {
+        !matches!(self, Self::Bool(false))
+    }
+}
+
+impl core::fmt::Display for OwnedValue {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Bool(b) => write!(f, "{b}"),
+            Self::Variant(v) => f.write_str(v),
+        }
+    }
+}
+
+/// The store is megabytes: build and fill it on a thread with a stack large enough for debug
+/// builds (which construct before boxing), and hand back only the `Box`.
+fn load_boxed(doc: &[u8]) -> Result<(Box<StdFlagStore>, Requirements), LoadError> {
+    let work = || {
+        let mut store = Box::new(StdFlagStore::new());
+        let req = store.load(doc)?;
+        Ok((store, req))
+    };
+    std::thread::scope(|s| {
+        match std::thread::Builder::new()
+            .name("definitions-load".into())
+            .stack_size(64 << 20)
+            .spawn_scoped(s, work)
+        {
+            Ok(handle) => handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            // No thread could be started: this one will do (enough stack in release builds).
+            Err(_) => work(),
+        }
+    })
+}
+
+impl Definitions {
+    /// Compiles `doc`.
+    ///
+    /// # Errors
+    /// [`LoadError`] as [`FlagStore::load`](crate::flags::FlagStore::load) reports it.
+    pub fn load(doc: Vec<u8>) -> Result<Self, LoadError> {
+        let etag = etag_of(&doc);
+        let (store, requirements) = load_boxed(&doc)?;
+        Ok(Self {
+            raw: doc,
+            etag,
+            store,
+            requirements,
+        })
+    }
+
+    /// Reads and compiles the file at `path`.
+    ///
+    /// # Errors
+    /// [`DefinitionsError`].
+    pub fn from_file(path: &std::path::Path) -> Result<Self, DefinitionsError> {
+        let doc = std::fs::read(path).map_err(DefinitionsError::Io)?;
+        Self::load(doc).map_err(DefinitionsError::Load)
+    }
+
+    /// The document as loaded.
+    #[must_use]
+    pub fn raw(&self) -> &[u8] {
+        &self.raw
+    }
+
+    /// A strong `ETag` of the document (quoted).
+    #[must_use]
+    pub fn etag(&self) -> &str {
+        &self.etag
+    }
+
+    /// What the document needs in a device's flag store.
+    #[must_use]
+    pub const fn requirements(&self) -> Requirements {
+        self.requirements
+    }
+
+    /// The compiled store.
+    #[must_use]
+    pub fn store(&self) -> &StdFlagStore {
+        &self.store
+    }
+
+    /// Every flag key, sorted.
+    #[must_use]
+    pub fn keys(&self) -> Vec<String> {
+        self.store.keys().map(str::to_owned).collect()
+    }
+
+    /// Evaluates `keys` (every flag when `None`; unknown keys are reported as
+    /// [`Inconclusive::UnknownFlag`]) for `ctx` at wall-clock time `now`.
+    #[must_use]
+    pub fn evaluate_all(
+        &self,
+        ctx: &EvalContext<'_>,
+        now: Option<UnixMillis>,
+        keys: Option<&[String]>,
+    ) -> Vec<FlagOutcome> {
+        let keys: Vec<String> = match keys {
+            Some(k) => k.to_vec(),
+            None => self.keys(),
+        };
+        keys.into_iter()
+            .map(|key| {
+                let detailed = self.store.evaluate_detailed(&key, ctx, now);
+                let payload = detailed
+                    .as_ref()
+                    .ok()
+                    .and_then(|e| self.store.payload(&key, &e.value))
+                    .map(str::to_owned);
+                let info = self.store.flag_info(&key).unwrap_or_default();
+                FlagOutcome {
+                    result: detailed.map(|e| (OwnedValue::from_value(&e.value), e.reason)),
+                    key,
+                    payload,
+                    info,
+                }
+            })
+            .collect()
+    }
+
+    /// [`evaluate_all`](Self::evaluate_all) for an owned context.
+    ///
+    /// # Errors
+    /// As [`OwnedContext::with_eval_context`].
+    pub fn evaluate_owned(
+        &self,
+        ctx: &OwnedContext,
+        now: Option<UnixMillis>,
+        keys: Option<&[String]>,
+    ) -> Result<Vec<FlagOutcome>, String> {
+        ctx.with_eval_context(|c| self.evaluate_all(c, now, keys))
+    }
+}
+
+/// A strong `ETag` for `doc`: the first 16 hex digits of its SHA-1, quoted.
+#[must_use]
+pub fn etag_of(doc: &[u8]) -> String {
+    let digest = sha1_smol::Sha1::from(doc).digest().bytes();
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("\"{hex}\"")
+}
+
+/// PostHog's `/flags?v=2` answer for `outcomes`.
+///
+/// A flag the device could not decide (a static cohort, experience continuity, a missing
+/// property) is what a real server would evaluate with data this local server does not have:
+/// it is answered `enabled: false, failed: true` with the reason in `reason.description`, and
+/// `errorsWhileComputingFlags` is set, so SDKs report `errors_while_computing_flags` /
+/// `evaluation_failed` rather than trusting a guess.
+#[must_use]
+pub fn flags_response(outcomes: &[FlagOutcome], request_id: &str, evaluated_at: u64) -> Value {
+    let mut flags = Map::new();
+    let mut errors = false;
+    for o in outcomes {
+        let metadata = json!({
+            "id": o.info.id,
+            "version": o.info.version,
+            "payload": o.payload,
+            "has_experiment": o.info.has_experiment.unwrap_or(false),
+        });
+        let record = match &o.result {
+            Ok((value, reason)) => {
+                let r = match reason.condition() {
+                    Some(i) => json!({"code": reason.code(), "condition_index": i,
+                        "description": reason.to_string()}),
+                    None => json!({"code": reason.code(), "description": reason.to_string()}),
+                };
+                json!({
+                    "key": o.key,
+                    "enabled": value.is_enabled(),
+                    "variant": match value { OwnedValue::Variant(v) => Value::from(v.as_str()), OwnedValue::Bool(_) => Value::Null },
+                    "reason": r,
+                    "metadata": metadata,
+                    "failed": false,
+                })
+            }
+            Err(Inconclusive::UnknownFlag) => continue,
+            Err(e) => {
+                errors = true;
+                json!({
+                    "key": o.key,
+                    "enabled": false,
+                    "variant": null,
+                    "reason": {"code": "evaluation_failed", "description": format!("the local server cannot decide: {}", e.as_str())},
+                    "metadata": metadata,
+                    "failed": true,
+                })
+            }
+        };
+        flags.insert(o.key.clone(), record);
+    }
+    json!({
+        "flags": flags,
+        "errorsWhileComputingFlags": errors,
+        "quotaLimited": [],
+        "requestId": request_id,
+        "evaluatedAt": evaluated_at,
+    })
+}
+
+/// The legacy `/decide?v=3` answer for `outcomes`: `featureFlags` and `featureFlagPayloads`
+/// (undecidable flags are left out and `errorsWhileComputingFlags` is set).
+#[must_use]
+pub fn decide_response(outcomes: &[FlagOutcome]) -> Value {
+    let mut values = Map::new();
+    let mut payloads = Map::new();
+    let mut errors = false;
+    for o in outcomes {
+        match &o.result {
+            Ok((value, _)) => {
+                values.insert(o.key.clone(), value.to_json());
+                if let Some(p) = &o.payload {
+                    payloads.insert(o.key.clone(), Value::from(p.as_str()));
+                }
+            }
+            Err(Inconclusive::UnknownFlag) => {}
+            Err(_) => errors = true,
+        }
+    }
+    json!({
+        "featureFlags": values,
+        "featureFlagPayloads": payloads,
+        "errorsWhileComputingFlags": errors,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOC: &[u8] = br#"{"flags": [
+        {"id": 1, "key": "on", "active": true, "version": 3, "filters": {"groups": [{"properties": [], "rollout_percentage": 100}], "payloads": {"true": "{\"a\": 1}"}}},
+        {"id": 2, "key": "off", "active": false, "filters": {"groups": [{"properties": [], "rollout_percentage": 100}]}},
+        {"id": 3, "key": "needs", "active": true, "filters": {"groups": [{"properties": [{"key": "fw", "type": "person", "operator": "exact", "value": "1"}], "rollout_percentage": 100}]}}
+    ]}"#;
+
+    #[test]
+    fn responses_render_values_reasons_and_failures() {
+        let defs = Definitions::load(DOC.to_vec()).unwrap();
+        assert_eq!(defs.keys(), ["needs", "off", "on"]);
+        assert_eq!(defs.etag(), etag_of(DOC));
+        let outcomes = defs
+            .evaluate_owned(&OwnedContext::new("d"), None, None)
+            .unwrap();
+        let v2 = flags_response(&outcomes, "req-1", 7);
+        assert_eq!(v2["flags"]["on"]["enabled"], true);
+        assert_eq!(v2["flags"]["on"]["reason"]["code"], "condition_match");
+        assert_eq!(v2["flags"]["on"]["reason"]["condition_index"], 0);
+        assert_eq!(v2["flags"]["on"]["metadata"]["payload"], "{\"a\": 1}");
+        assert_eq!(v2["flags"]["on"]["metadata"]["version"], 3);
+        assert_eq!(v2["flags"]["off"]["reason"]["code"], "flag_disabled");
+        assert_eq!(v2["flags"]["needs"]["failed"], true);
+        assert_eq!(v2["errorsWhileComputingFlags"], true);
+        let v3 = decide_response(&outcomes);
+        assert_eq!(v3["featureFlags"], json!({"on": true, "off": false}));
+        assert_eq!(v3["featureFlagPayloads"], json!({"on": "{\"a\": 1}"}));
+
+        let only = defs
+            .evaluate_owned(
+                &OwnedContext::new("d"),
+                None,
+                Some(&["on".into(), "nope".into()]),
+            )
+            .unwrap();
+        assert_eq!(only.len(), 2);
+        assert_eq!(only[1].result, Err(Inconclusive::UnknownFlag));
+        assert!(flags_response(&only, "r", 0)["flags"].get("nope").is_none());
+    }
+
+    #[test]
+    fn bad_documents_are_refused() {
+        assert!(matches!(
+            Definitions::load(b"{not json".to_vec()),
+            Err(LoadError::Json(_))
+        ));
+        assert!(matches!(
+            Definitions::from_file(std::path::Path::new("/nonexistent/defs.json")),
+            Err(DefinitionsError::Io(_))
+        ));
+    }
+}

@@ -1,0 +1,19 @@
+//! Developer tools (feature `devtools`): everything a firmware engineer needs on the host to
+//! see what devices send and how flags will evaluate on them, without a PostHog account.
+//!
+//! - [`server`]: a local PostHog-compatible server on loopback ([`server::LocalServer`]):
+//!   `/batch/` with per-event validation, `/flags` and `/decide` answered by this crate's own
+//!   evaluator, `/flags/definitions` with `ETag`s, and fault injection.
+//! - [`definitions`]: a definitions document loaded for host tools, with `/flags` and `/decide`
+//!   answers rendered from evaluation results.
+//! - [`context`]: an owned evaluation context read from JSON or `--prop key=value` arguments.
+//! - [`validate`]: what PostHog's ingestion makes of an event: its problems and its time.
+//!
+//! The `posthog-embedded` command-line tool (`serve`, `eval`, `check`, `capture`,
+//! `fetch-definitions`) is a thin layer over these modules; the quick start example runs the
+//! server in-process.
+
+pub mod context;
+pub mod definitions;
+pub mod server;
+pub mod validate;
