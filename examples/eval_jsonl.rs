@@ -1,7 +1,7 @@
 //! A command-line flag evaluator for conformance tools: JSON Lines in, JSON Lines out.
 //!
 //! ```text
-//! cargo run --release --features std --example eval_jsonl < cases.jsonl
+//! cargo run --release --example eval_jsonl < cases.jsonl
 //! ```
 //!
 //! Each input line is one case:
@@ -21,30 +21,14 @@
 
 use std::io::{BufRead, Write};
 
-use posthog_embedded::flags::eval::{EvalContext, FlagValue, GroupContext, Inconclusive};
+use posthog_embedded::devtools::context::OwnedContext;
+use posthog_embedded::flags::eval::{FlagValue, Inconclusive};
 use posthog_embedded::flags::store::FlagStore;
-use posthog_embedded::flags::value::{Properties, PropertyValue};
 use posthog_embedded::UnixMillis;
 use serde_json::{json, Value};
 
 /// Generous host-side capacities: 512 flags, 32k nodes, 1 MiB of text.
 type Store = FlagStore<512, 32768, 1_048_576>;
-
-fn raw_props(v: Option<&Value>) -> Vec<(String, String)> {
-    v.and_then(Value::as_object)
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.to_string())).collect())
-        .unwrap_or_default()
-}
-
-fn parse_props(raw: &[(String, String)]) -> Result<Vec<(&str, PropertyValue<'_>)>, String> {
-    raw.iter()
-        .map(|(k, v)| {
-            PropertyValue::from_json(v)
-                .map(|p| (k.as_str(), p))
-                .map_err(|e| format!("property {k:?}: {e}"))
-        })
-        .collect()
-}
 
 fn run(line: &str, store: &mut Store) -> Result<Value, (Value, String)> {
     let case: Value =
@@ -61,79 +45,25 @@ fn run(line: &str, store: &mut Store) -> Result<Value, (Value, String)> {
         .get("flag_key")
         .and_then(Value::as_str)
         .ok_or_else(|| fail("missing \"flag_key\"".into()))?;
-    let distinct_id = case
-        .get("distinct_id")
-        .and_then(Value::as_str)
-        .ok_or_else(|| fail("missing \"distinct_id\"".into()))?;
     let now = match case.get("now").and_then(Value::as_str) {
         Some(s) => Some(UnixMillis::parse_rfc3339(s).map_err(|e| fail(format!("now: {e}")))?),
         None => None,
     };
-    let mut person_raw = raw_props(case.get("person_properties"));
-    if !person_raw.iter().any(|(k, _)| k == "distinct_id") {
-        person_raw.push(("distinct_id".into(), Value::from(distinct_id).to_string()));
-    }
-    let person = parse_props(&person_raw).map_err(fail)?;
-    let groups_in: Vec<(String, String)> = case
-        .get("groups")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .map(|(t, k)| {
-                    (
-                        t.clone(),
-                        k.as_str().map_or_else(|| k.to_string(), str::to_owned),
-                    )
-                })
-                .collect()
+    // The case has the fields of a `/flags` request body: distinct_id, device_id, groups,
+    // person_properties, group_properties.
+    let ctx = OwnedContext::from_flags_request(&case).map_err(fail)?;
+    let result = ctx
+        .with_eval_context(|c| {
+            store
+                .evaluate(key, c, now)
+                .map(|v| (value_json(&v), store.payload(key, &v).map(str::to_owned)))
         })
-        .unwrap_or_default();
-    let group_raw: Vec<Vec<(String, String)>> = groups_in
-        .iter()
-        .map(|(t, k)| {
-            let mut raw = raw_props(case.get("group_properties").and_then(|g| g.get(t)));
-            if !raw.iter().any(|(p, _)| p == "$group_key") {
-                raw.push(("$group_key".into(), Value::from(k.as_str()).to_string()));
-            }
-            raw
-        })
-        .collect();
-    let group_props = group_raw
-        .iter()
-        .map(|r| parse_props(r))
-        .collect::<Result<Vec<_>, _>>()
         .map_err(fail)?;
-    let group_slices: Vec<&[(&str, PropertyValue<'_>)]> =
-        group_props.iter().map(Vec::as_slice).collect();
-    let groups: Vec<GroupContext<'_>> = groups_in
-        .iter()
-        .zip(&group_slices)
-        .map(|((t, k), p)| GroupContext {
-            group_type: t,
-            key: k,
-            properties: Some(p as &dyn Properties),
-        })
-        .collect();
-    let person = person.as_slice();
-    let ctx = EvalContext {
-        distinct_id,
-        device_id: case
-            .get("device_id")
-            .and_then(Value::as_str)
-            .filter(|d| !d.is_empty()),
-        person: &person,
-        groups: &groups,
-    };
-    Ok(match store.evaluate(key, &ctx, now) {
-        Ok(v) => {
-            let payload = store
-                .payload(key, &v)
-                .map(|p| serde_json::from_str::<Value>(p).unwrap_or_else(|_| Value::from(p)))
+    Ok(match result {
+        Ok((value, payload)) => {
+            let payload = payload
+                .map(|p| serde_json::from_str::<Value>(&p).unwrap_or(Value::from(p)))
                 .unwrap_or(Value::Null);
-            let value = match v {
-                FlagValue::Bool(b) => Value::from(b),
-                other => Value::from(other.to_string()),
-            };
             json!({"id": id, "value": value, "payload": payload, "inconclusive": null})
         }
         Err(e) => {
@@ -144,6 +74,13 @@ fn run(line: &str, store: &mut Store) -> Result<Value, (Value, String)> {
             json!({"id": id, "value": null, "payload": null, "inconclusive": reason})
         }
     })
+}
+
+fn value_json(v: &FlagValue<'_>) -> Value {
+    match v {
+        FlagValue::Bool(b) => Value::from(*b),
+        other => Value::from(other.to_string()),
+    }
 }
 
 fn main() {

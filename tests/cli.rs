@@ -527,18 +527,7 @@ fn fetch_definitions_with_etag() {
 /// What `eval --json` says for one conformance case, as `{"value": ..}` or
 /// `{"inconclusive": reason}`.
 fn eval_case(dir: &Scratch, case: &Value) -> Value {
-    let flags = case
-        .get("all_flags")
-        .cloned()
-        .unwrap_or_else(|| json!([case["flag"]]));
-    let mut doc = json!({
-        "flags": flags,
-        "group_type_mapping": case.get("group_type_mapping").cloned().unwrap_or(json!({})),
-        "cohorts": case.get("cohorts").cloned().unwrap_or(json!({})),
-    });
-    if let Some(v) = case.get("property_matching_version") {
-        doc["property_matching_version"] = v.clone();
-    }
+    let doc = common::case_definitions(case);
     let path = dir.path("case.json");
     std::fs::write(&path, doc.to_string()).unwrap();
     let key = case["flag"]["key"].as_str().unwrap();

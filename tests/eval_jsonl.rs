@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
 
-/// The example binary `cargo test --features std` builds beside this test.
+/// The example binary `cargo test` builds beside this test.
 fn binary() -> Option<std::path::PathBuf> {
     let exe = std::env::current_exe().ok()?;
     let dir = exe.parent()?.parent()?.join("examples");
@@ -17,7 +17,7 @@ fn binary() -> Option<std::path::PathBuf> {
         Some(bin)
     } else {
         eprintln!(
-            "SKIPPED: {} not built (run `cargo test --features std`)",
+            "SKIPPED: {} not built (run `cargo test` with the default features)",
             bin.display()
         );
         None

@@ -114,18 +114,7 @@ fn now_of(case: &Value) -> Option<UnixMillis> {
 
 /// Evaluates one full-flag case.
 fn evaluate_case(case: &Value) -> Value {
-    let flags = case
-        .get("all_flags")
-        .cloned()
-        .unwrap_or_else(|| json!([case["flag"]]));
-    let mut doc = json!({
-        "flags": flags,
-        "group_type_mapping": case.get("group_type_mapping").cloned().unwrap_or(json!({})),
-        "cohorts": case.get("cohorts").cloned().unwrap_or(json!({})),
-    });
-    if let Some(v) = case.get("property_matching_version") {
-        doc["property_matching_version"] = v.clone();
-    }
+    let doc = common::case_definitions(case);
     let mut store = Box::new(Store::new());
     store
         .load(doc.to_string().as_bytes())

@@ -361,14 +361,7 @@ impl<const F: usize, const N: usize, const B: usize> FlagStore<F, N, B> {
         ctx: &EvalContext<'_>,
         now: Option<UnixMillis>,
     ) -> Result<FlagValue<'s>, Inconclusive> {
-        let idx = self.find(key).ok_or(Inconclusive::UnknownFlag)?;
-        let mut ev = Evaluator {
-            store: self,
-            ctx,
-            now,
-            cache: heapless::Vec::new(),
-        };
-        ev.flag(idx, 0)
+        self.evaluate_detailed(key, ctx, now).map(|e| e.value)
     }
 
     /// [`evaluate`](Self::evaluate), also telling why the flag has its value (the reason

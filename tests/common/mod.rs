@@ -48,3 +48,22 @@ pub(crate) fn py_str(v: &serde_json::Value) -> String {
         other => other.to_string(),
     }
 }
+
+/// The definitions document of a full-flag conformance case: `all_flags` (or the one `flag`),
+/// its `group_type_mapping`, `cohorts` and `property_matching_version`.
+pub(crate) fn case_definitions(case: &serde_json::Value) -> serde_json::Value {
+    use serde_json::json;
+    let flags = case
+        .get("all_flags")
+        .cloned()
+        .unwrap_or_else(|| json!([case["flag"]]));
+    let mut doc = json!({
+        "flags": flags,
+        "group_type_mapping": case.get("group_type_mapping").cloned().unwrap_or(json!({})),
+        "cohorts": case.get("cohorts").cloned().unwrap_or(json!({})),
+    });
+    if let Some(v) = case.get("property_matching_version") {
+        doc["property_matching_version"] = v.clone();
+    }
+    doc
+}

@@ -252,10 +252,11 @@ pub(crate) fn run_eval(a: &EvalArgs) -> Outcome {
     print_table(&["FLAG", "VALUE", "PAYLOAD", "WHY"], &rows);
     let undecided = outcomes.iter().filter(|o| o.result.is_err()).count();
     println!(
-        "\n{} flags for {}: {} decided on the device, {undecided} need the server",
+        "\n{} flags for {}: {} decided on the device, {undecided} {} the server",
         outcomes.len(),
         ctx.distinct_id,
-        outcomes.len() - undecided
+        outcomes.len() - undecided,
+        if undecided == 1 { "needs" } else { "need" }
     );
     Ok(())
 }
