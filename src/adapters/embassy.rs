@@ -61,11 +61,26 @@ pub struct Timeouts {
     pub request: embassy_time::Duration,
 }
 
-impl Default for Timeouts {
-    fn default() -> Self {
+impl Timeouts {
+    /// The defaults: 10 s per request.
+    #[must_use]
+    pub const fn new() -> Self {
         Self {
             request: embassy_time::Duration::from_secs(10),
         }
+    }
+
+    /// Sets [`request`](Self::request).
+    #[must_use]
+    pub const fn request(mut self, d: embassy_time::Duration) -> Self {
+        self.request = d;
+        self
+    }
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -533,6 +548,12 @@ impl<
     pub fn timeouts(mut self, timeouts: Timeouts) -> Self {
         self.timeouts = timeouts;
         self
+    }
+
+    /// Closes the connection, if open (before a deliberate power-down or network switch; the
+    /// next request reconnects). Bounded by the stream's own disconnect.
+    pub async fn disconnect(&mut self) {
+        self.transport.reset().await;
     }
 
     /// Serves the client forever.

@@ -7,8 +7,12 @@
 //! - `embassy` feature: `embassy::Runner` (one task moving requests over any
 //!   `embedded-io-async` stream: embassy-net TCP, a UART modem, TLS), `embassy::Handle` (a
 //!   cheap `Copy` handle for every other task) and `embassy::EmbassyClock`.
+//! - `embassy-net` feature: `embassy_net::TcpConnect`, the runner's stream over an embassy-net
+//!   `TcpSocket` (connect, graceful close with a bounded wait, reconnect).
 
 #[cfg(feature = "embassy")]
 pub mod embassy;
+#[cfg(feature = "embassy-net")]
+pub mod embassy_net;
 #[cfg(feature = "std")]
 pub mod std;

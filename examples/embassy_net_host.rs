@@ -1,0 +1,373 @@
+//! The embassy driver over embassy's own TCP/IP stack, on a Linux host: embassy-executor
+//! (`platform-std`), embassy-net on a TAP device, and [`TcpConnect`] carrying the
+//! [`Runner`]'s requests to an ingest server, exactly as on a microcontroller with an Ethernet
+//! or Wi-Fi chip (only the network driver and the executor's platform differ).
+//!
+//! It captures a short device session: an `$identify` with `$set` device properties, a flag
+//! read from the definitions compiled into the binary (`examples/data/sample_definitions.json`,
+//! which queues `$feature_flag_called`), the event that flag turns on, and a few sensor
+//! readings. Then it shuts the client down, waits until nothing is pending and prints the
+//! client's counters. Exit status: 0 only when every batch got a 2xx at its first attempt
+//! (nothing dropped, nothing retried), 1 when not, 2 on a setup error, 3 past the deadline.
+//! It never runs longer than about 20 s.
+//!
+//! # Running it
+//!
+//! Opening a TAP device needs root and `/dev/net/tun`. `scripts/embassy-net-host.sh` does
+//! everything in a private network namespace (TAP device, addresses, the ingest server, this
+//! example, checks of what the server received) and cleans up:
+//!
+//! ```sh
+//! sudo scripts/embassy-net-host.sh
+//! ```
+//!
+//! By hand, with a TAP device whose kernel side is 192.168.69.1/24 and a server listening
+//! there:
+//!
+//! ```sh
+//! cargo build --features embassy-net --example embassy_net_host
+//! sudo target/debug/examples/embassy_net_host --tap tap0 --server 192.168.69.1:8080
+//! ```
+//!
+//! Options (each also read from the environment variable named in brackets):
+//! `--tap NAME` \[`PH_TAP`\] (default `tap0`), `--server IP:PORT` \[`PH_SERVER`\]
+//! (default `192.168.69.1:8080`), `--address IP/PREFIX` \[`PH_ADDRESS`\] (this device,
+//! default `192.168.69.2/24`), `--gateway IP` \[`PH_GATEWAY`\] (default `192.168.69.1`).
+//!
+//! [`TcpConnect`]: posthog_embedded::adapters::embassy_net::TcpConnect
+//! [`Runner`]: posthog_embedded::adapters::embassy::Runner
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use embassy_executor::Spawner;
+use embassy_futures::select::{select, Either};
+use embassy_net::tcp::TcpSocket;
+use embassy_net::{Ipv4Cidr, Stack, StackResources, StaticConfigV4};
+use embassy_net_tuntap::TunTapDevice;
+use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+use embassy_time::{Duration, Instant, Timer};
+use posthog_embedded::adapters::embassy::{
+    Buffers, EmbassyClock, Handle, Runner, Shared, Timeouts,
+};
+use posthog_embedded::adapters::embassy_net::TcpConnect;
+use posthog_embedded::capture::EventOptions;
+use posthog_embedded::client::{ClientStats, Config};
+use posthog_embedded::flags::{EvalContext, PropertyValue};
+use posthog_embedded::json::write::Object;
+use posthog_embedded::PropertyError;
+
+/// A fake project key: a local ingest server accepts any.
+const API_KEY: &str = "phc_embassy_net_host_example";
+const DEVICE_ID: &str = "embassy-net-host-0001";
+const FIRMWARE_VERSION: &str = "1.4.2";
+const BOARD: &str = "linux-tap";
+
+/// Flag definitions as `/flags/definitions` returns them, compiled into the binary.
+static DEFINITIONS: &[u8] = include_bytes!("data/sample_definitions.json");
+/// A semver-targeted flag: on for firmware 1.4.0 and later, with a JSON payload.
+const SAMPLING_FLAG: &str = "new-sampling-rate";
+
+const READINGS: u32 = 3;
+/// Readings this far apart: the first event waits at least 3 periods before it is sent.
+const READING_PERIOD: Duration = Duration::from_millis(250);
+/// How long the final flush may take.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// The whole session, whatever happens (a watchdog thread enforces it 5 s later too).
+const HARD_DEADLINE: Duration = Duration::from_secs(15);
+
+// 8 KiB of events; the sample definitions need 20 flags, 75 nodes and 856 bytes of text.
+const QUEUE_BYTES: usize = 8192;
+const MAX_FLAGS: usize = 20;
+const MAX_NODES: usize = 96;
+const TEXT_BYTES: usize = 1024;
+
+type PostHog = Shared<CriticalSectionRawMutex, QUEUE_BYTES, MAX_FLAGS, MAX_NODES, TEXT_BYTES>;
+type PostHogHandle = Handle<
+    'static,
+    CriticalSectionRawMutex,
+    EmbassyClock,
+    QUEUE_BYTES,
+    MAX_FLAGS,
+    MAX_NODES,
+    TEXT_BYTES,
+>;
+
+/// Command line and environment.
+struct Args {
+    tap: String,
+    server: SocketAddrV4,
+    address: Ipv4Cidr,
+    gateway: Ipv4Addr,
+}
+
+/// Why a run failed (printed before exiting with a failure status).
+enum Failure {
+    Setup(String),
+    Delivery(&'static str),
+    Deadline,
+}
+
+#[embassy_executor::main]
+async fn main(spawner: Spawner) {
+    std::thread::spawn(|| {
+        std::thread::sleep((HARD_DEADLINE + Duration::from_secs(5)).into());
+        eprintln!("FAIL: watchdog: the executor did not finish in time");
+        std::process::exit(3);
+    });
+    let verdict = match select(run(spawner), Timer::after(HARD_DEADLINE)).await {
+        Either::First(verdict) => verdict,
+        Either::Second(()) => Err(Failure::Deadline),
+    };
+    std::process::exit(match verdict {
+        Ok(()) => {
+            println!("PASS: every batch got a 2xx");
+            0
+        }
+        Err(Failure::Setup(why)) => {
+            eprintln!("error: {why}");
+            2
+        }
+        Err(Failure::Delivery(why)) => {
+            eprintln!("FAIL: {why}");
+            1
+        }
+        Err(Failure::Deadline) => {
+            eprintln!("FAIL: the {}s deadline passed", HARD_DEADLINE.as_secs());
+            3
+        }
+    });
+}
+
+#[embassy_executor::task]
+async fn net_task(mut runner: embassy_net::Runner<'static, TunTapDevice>) -> ! {
+    runner.run().await
+}
+
+/// The task that talks to the server: a socket, the runner's buffers, and the runner.
+#[embassy_executor::task]
+async fn posthog_task(posthog: &'static PostHog, stack: Stack<'static>, server: SocketAddrV4) -> ! {
+    let (mut socket_rx, mut socket_tx) = ([0u8; 2048], [0u8; 4096]);
+    let conn = TcpConnect::new(
+        TcpSocket::new(stack, &mut socket_rx, &mut socket_tx),
+        server,
+    );
+    let (mut tx, mut rx, mut body) = ([0u8; 4096], [0u8; 1024], [0u8; 256]);
+    let host = server.to_string();
+    let timeouts = Timeouts::new().request(Duration::from_secs(5));
+    let bufs = Buffers {
+        tx: &mut tx,
+        rx: &mut rx,
+        body: &mut body,
+    };
+    let mut runner = Runner::new(posthog, conn, EmbassyClock, &host, bufs).timeouts(timeouts);
+    runner.run().await
+}
+
+async fn run(spawner: Spawner) -> Result<(), Failure> {
+    let args = parse_args().map_err(Failure::Setup)?;
+    let seed = boot_entropy();
+
+    // The network: embassy-net on the TAP device, with a static address.
+    let device = TunTapDevice::new(&args.tap).map_err(|e| {
+        Failure::Setup(format!(
+            "cannot open TAP device {}: {e} (needs root and /dev/net/tun; \
+             scripts/embassy-net-host.sh sets everything up)",
+            args.tap
+        ))
+    })?;
+    let config = embassy_net::Config::ipv4_static(StaticConfigV4 {
+        address: args.address,
+        gateway: Some(args.gateway),
+        dns_servers: Default::default(),
+    });
+    // Statics on firmware; leaked once here, which is the same thing on a host.
+    let resources = Box::leak(Box::new(StackResources::<2>::new()));
+    let (stack, net_runner) = embassy_net::new(device, config, resources, seed);
+    spawner.spawn(net_task(net_runner).map_err(|e| Failure::Setup(format!("{e:?}")))?);
+    stack.wait_config_up().await;
+    println!(
+        "embassy-net up on {}: {} via {}, sending to http://{}",
+        args.tap, args.address, args.gateway, args.server
+    );
+
+    // The client, its runner, and a handle for the application.
+    let config = Config::new(API_KEY)
+        .flush_at(50)
+        // Small batches: the session takes two requests over one kept-alive connection.
+        .max_batch_events(4)
+        .flush_interval(posthog_embedded::Duration::from_secs(1))
+        .seed(seed);
+    let posthog: &'static PostHog = Box::leak(Box::new(Shared::new(config)));
+    let ph = Handle::new(posthog, EmbassyClock);
+    let loaded = ph
+        .with(|client, _| client.load_definitions(DEFINITIONS))
+        .map_err(|e| Failure::Setup(format!("flag definitions refused: {e}")))?;
+    println!(
+        "flag definitions: {} flags, {} nodes, {} bytes of text",
+        loaded.flags, loaded.nodes, loaded.bytes
+    );
+    spawner.spawn(
+        posthog_task(posthog, stack, args.server).map_err(|e| Failure::Setup(format!("{e:?}")))?,
+    );
+
+    session(&ph).await?;
+
+    ph.shutdown();
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    while ph.pending() > 0 && Instant::now() < deadline {
+        Timer::after_millis(20).await;
+    }
+    check_delivery(ph.stats(), ph.pending())
+}
+
+/// The device's person properties, for flag evaluation.
+const DEVICE_PROPERTIES: [(&str, PropertyValue<'static>); 2] = [
+    ("firmware_version", PropertyValue::Str(FIRMWARE_VERSION)),
+    ("board", PropertyValue::Str(BOARD)),
+];
+
+/// What the device does: identify, read a flag, act on it, take readings. Events after the
+/// `$identify` carry `uptime_ms`, their capture instant, so a test can check the time the
+/// server derives from `offset`.
+async fn session(ph: &PostHogHandle) -> Result<(), Failure> {
+    let queued = |r: Result<_, posthog_embedded::CaptureError>| {
+        r.map(drop).map_err(|e| {
+            eprintln!("event not queued: {e}");
+            Failure::Delivery("an event was not queued")
+        })
+    };
+    let capture = |name: &str, props: &dyn Fn(&mut Object<'_, '_>) -> Result<(), PropertyError>| {
+        queued(ph.with(|client, now| {
+            client.capture(now, name, DEVICE_ID, &EventOptions::new(), |p| {
+                p.prop("uptime_ms", now.mono.as_millis())?;
+                props(p)
+            })
+        }))
+    };
+    queued(ph.identify(DEVICE_ID, &EventOptions::new(), |person| {
+        person.set(|p| {
+            p.prop("firmware_version", FIRMWARE_VERSION)?
+                .prop("board", BOARD)?
+                .prop("network", "embassy-net")?;
+            Ok(())
+        })?;
+        Ok(())
+    }))?;
+
+    let ctx = EvalContext {
+        distinct_id: DEVICE_ID,
+        device_id: None,
+        person: &DEVICE_PROPERTIES,
+        groups: &[],
+    };
+    // Evaluated locally; queues `$feature_flag_called`.
+    let enabled = ph.is_feature_enabled(SAMPLING_FLAG, &ctx);
+    let payload = ph.with(|client, now| {
+        client
+            .feature_flag_payload(now, SAMPLING_FLAG, &ctx)
+            .ok()
+            .flatten()
+            .map(str::to_owned)
+    });
+    println!("flag {SAMPLING_FLAG} = {enabled:?}, payload {payload:?}");
+    if enabled == Ok(true) {
+        capture("sampling interval changed", &|p| {
+            p.prop("flag", SAMPLING_FLAG)?
+                .prop("interval_ms", 5_000u32)?;
+            Ok(())
+        })?;
+    }
+
+    for i in 0..READINGS {
+        Timer::after(READING_PERIOD).await;
+        capture("sensor reading", &|p| {
+            p.prop("sample", i)?
+                .prop("temperature_c", 21.5 + 0.25 * i as f32)?
+                .prop("battery_mv", 3_712 - 3 * i)?;
+            Ok(())
+        })?;
+    }
+    Ok(())
+}
+
+/// Success only when every captured event was delivered by a 2xx, with no retry and no drop.
+fn check_delivery(stats: ClientStats, pending: usize) -> Result<(), Failure> {
+    println!(
+        "captured {}, sent {}, requests {}, retries {}, dropped {}, pending {}",
+        stats.captured,
+        stats.sent,
+        stats.requests,
+        stats.retries,
+        stats.queue.dropped(),
+        pending
+    );
+    println!("stats: {stats:?}");
+    if let Some(e) = stats.last_error {
+        eprintln!("last delivery error: {e}");
+    }
+    let problem = if pending != 0 {
+        "events still pending after the drain timeout"
+    } else if stats.queue.dropped() != 0 {
+        "events dropped"
+    } else if stats.retries != 0 || stats.last_error.is_some() {
+        "a batch did not get a 2xx at its first attempt"
+    } else if stats.sent != stats.captured {
+        "not every captured event was acknowledged"
+    } else if stats.invalid != 0 || stats.gated != 0 || stats.filtered != 0 {
+        "events refused before queuing"
+    } else {
+        return Ok(());
+    };
+    Err(Failure::Delivery(problem))
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut tap = std::env::var("PH_TAP").unwrap_or_else(|_| "tap0".into());
+    let mut server = std::env::var("PH_SERVER").unwrap_or_else(|_| "192.168.69.1:8080".into());
+    let mut address = std::env::var("PH_ADDRESS").unwrap_or_else(|_| "192.168.69.2/24".into());
+    let mut gateway = std::env::var("PH_GATEWAY").unwrap_or_else(|_| "192.168.69.1".into());
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let slot = match flag.as_str() {
+            "--tap" => &mut tap,
+            "--server" => &mut server,
+            "--address" => &mut address,
+            "--gateway" => &mut gateway,
+            "-h" | "--help" => {
+                println!(
+                    "usage: embassy_net_host [--tap NAME] [--server IP:PORT] \
+                     [--address IP/PREFIX] [--gateway IP]"
+                );
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other:?} (see --help)")),
+        };
+        *slot = args.next().ok_or(format!("{flag} needs a value"))?;
+    }
+    let (ip, prefix) = address
+        .split_once('/')
+        .ok_or(format!("--address {address:?}: expected IP/PREFIX"))?;
+    let bad = |what: &str, v: &str| format!("{what} {v:?} is not valid");
+    Ok(Args {
+        tap,
+        server: server.parse().map_err(|_| bad("--server", &server))?,
+        address: Ipv4Cidr::new(
+            ip.parse().map_err(|_| bad("--address", &address))?,
+            prefix
+                .parse()
+                .ok()
+                .filter(|p| *p <= 32)
+                .ok_or_else(|| bad("--address", &address))?,
+        ),
+        gateway: gateway.parse().map_err(|_| bad("--gateway", &gateway))?,
+    })
+}
+
+/// Differs per run: seeds uuids, jitter and TCP sequence numbers.
+fn boot_entropy() -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ (u64::from(std::process::id()) << 32)
+}
