@@ -392,6 +392,13 @@ fn definitions_polling_with_etag_and_errors() {
             .poll_interval(Duration::from_secs(30)),
     );
     assert!(!c.is_local_evaluation_ready());
+    // Neither key shows in the configuration's or the client's Debug output.
+    let shown = format!("{:?} {c:?}", c.config());
+    assert!(
+        !shown.contains("phx_secret") && !shown.contains("test-token"),
+        "{shown}"
+    );
+    assert!(shown.contains("<redacted>"));
     {
         let tx = c.poll_transmit(at(0), &mut buf).unwrap();
         assert_eq!(tx.kind, RequestKind::Definitions);

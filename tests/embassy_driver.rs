@@ -447,3 +447,91 @@ fn flags_local_first_then_remote_over_a_second_connection() {
     assert_eq!(only_local, None);
     assert_eq!(seen.requests.len(), 2, "only_local asks nobody");
 }
+
+/// A stream that takes `delay` to connect (a TLS handshake, a modem dialling).
+struct SlowConnect {
+    inner: Tcp,
+    delay: embassy_time::Duration,
+}
+
+impl embedded_io_async::ErrorType for SlowConnect {
+    type Error = ErrorKind;
+}
+
+impl embedded_io_async::Read for SlowConnect {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, ErrorKind> {
+        self.inner.read(buf).await
+    }
+}
+
+impl embedded_io_async::Write for SlowConnect {
+    async fn write(&mut self, buf: &[u8]) -> Result<usize, ErrorKind> {
+        self.inner.write(buf).await
+    }
+
+    async fn flush(&mut self) -> Result<(), ErrorKind> {
+        self.inner.flush().await
+    }
+}
+
+impl Connect for SlowConnect {
+    async fn connect(&mut self) -> Result<(), ErrorKind> {
+        embassy_time::Timer::after(self.delay).await;
+        self.inner.connect().await
+    }
+
+    async fn disconnect(&mut self) {
+        self.inner.disconnect().await;
+    }
+}
+
+/// The runner connects before it asks the client for the request, so the time spent
+/// connecting is inside the events' `offset` (rendered with the request) and the server places
+/// each event at its capture time, not at capture time plus the handshake.
+#[test]
+fn connection_time_is_counted_in_the_offset() {
+    let (addr, seen) = server(vec![Reply::Ok]);
+    let shared = leak(Config::new("phc_embassy").flush_at(100));
+    let mut bufs = (vec![0u8; 4096], vec![0u8; 1024], vec![0u8; 2048]);
+    let conn = SlowConnect {
+        inner: Tcp {
+            addr,
+            stream: None,
+            connects: Arc::new(Mutex::new(0)),
+        },
+        delay: embassy_time::Duration::from_millis(400),
+    };
+    let mut runner = Runner::new(
+        shared,
+        conn,
+        EmbassyClock,
+        "127.0.0.1",
+        Buffers {
+            tx: &mut bufs.0,
+            rx: &mut bufs.1,
+            body: &mut bufs.2,
+        },
+    );
+    let ph = Handle::new(shared, EmbassyClock);
+    ph.capture("boot", "device-1", &EventOptions::new(), |_| Ok(()))
+        .unwrap();
+    ph.flush();
+    for _ in 0..20 {
+        if ph.pending() == 0 {
+            break;
+        }
+        embassy_futures::block_on(embassy_time::with_timeout(
+            embassy_time::Duration::from_secs(3),
+            runner.step(),
+        ))
+        .ok();
+    }
+    assert_eq!(ph.pending(), 0);
+    let seen = seen.lock().unwrap();
+    let v: serde_json::Value = serde_json::from_str(&seen.requests[0].2).unwrap();
+    let offset = v["batch"][0]["offset"].as_u64().unwrap();
+    assert!(
+        offset >= 400,
+        "the 400 ms connect is not in the offset: {offset}"
+    );
+}

@@ -3,11 +3,26 @@
 //! a cheap, `Copy` [`Handle`] that any task uses to capture events and read flags.
 //!
 //! ```text
-//! static SHARED: Shared<CriticalSectionRawMutex, 4096, 20, 128, 2048> = Shared::new(config);
-//! spawner.spawn(posthog_task(Runner::new(&SHARED, conn, EmbassyClock, "us.i.posthog.com", bufs)));
-//! let ph = Handle::new(&SHARED, EmbassyClock);
+//! static SHARED: StaticCell<Shared<NoopRawMutex, 4096, 20, 128, 2048>> = StaticCell::new();
+//! let shared = SHARED.init(Shared::new(config));
+//! spawner.spawn(posthog_task(Runner::new(shared, conn, EmbassyClock, "us.i.posthog.com", bufs)));
+//! let ph = Handle::new(shared, EmbassyClock);
 //! ph.capture("boot", "device-42", &EventOptions::new(), |p| { p.prop("fw", "1.2.0")?; Ok(()) })?;
 //! ```
+//!
+//! # Placing and locking the shared state
+//!
+//! - **Initialise it at run time** (a `StaticCell`, as above) rather than in a
+//!   `static SHARED: Shared<..> = Shared::new(config)`: the [`Config`] holds the key as a
+//!   pointer, so such a static is not all zeros and the linker puts the whole of it (queue
+//!   included) in `.data`, a flash image copied to RAM at boot. Initialised at run time it costs
+//!   RAM only.
+//! - **Pick the mutex by who captures.** `NoopRawMutex` when only tasks of one executor use
+//!   the handles (the usual case): nothing masks interrupts. `CriticalSectionRawMutex` when an
+//!   interrupt handler or another executor captures too: then every client call runs in a
+//!   critical section, including a definitions load (about 6 million instructions for a 10 KB
+//!   document on a Cortex-M4, `BENCHMARKS.md`) and batch rendering, which delays interrupts for
+//!   that long.
 //!
 //! The driver holds no policy: batching, retries, back-off and definitions polling live in
 //! [`Client`]. The runner only reads the clock, writes the request the client asks for, feeds
@@ -566,6 +581,28 @@ impl<
     /// Sends what is due, or sleeps until something may be due; returns after one of the two.
     /// (`run` is `loop { step().await }`; tests and cooperative shutdowns drive it directly.)
     pub async fn step(&mut self) {
+        // Connect before the request is rendered: the events' `offset` is computed when it is,
+        // so the time spent connecting must not fall between the two.
+        let mut connect_failed = false;
+        if !self.transport.is_connected() {
+            let now = self.clock.read();
+            let due = self
+                .shared
+                .client
+                .lock(|c| c.borrow().poll_timeout())
+                .is_some_and(|at| at <= now.mono);
+            if due {
+                let opened = embassy_time::with_timeout(
+                    self.timeouts.request,
+                    self.transport.ensure_connected(),
+                )
+                .await;
+                if !matches!(opened, Ok(Ok(()))) {
+                    self.transport.reset().await;
+                    connect_failed = true;
+                }
+            }
+        }
         let now = self.clock.read();
         let tx_buf = &mut *self.tx;
         let pending = self.shared.client.lock(|c| {
@@ -594,6 +631,15 @@ impl<
             Some(pending)
         });
         match pending {
+            Some(_) if connect_failed => {
+                // The request due could not even connect: settle it as such (the client
+                // retries it with back-off) without waiting for a second connect attempt.
+                let now = self.clock.read();
+                ph_debug!("connect failed");
+                self.shared
+                    .with(|c| c.handle_transport_error(now, TransportError::Connect));
+                self.shared.settled.signal(());
+            }
             Some(p) => self.send(p).await,
             None => {
                 let deadline = self.shared.client.lock(|c| c.borrow().poll_timeout());

@@ -56,7 +56,9 @@ pub const MAX_PATH: usize = 192;
 pub const MAX_ETAG: usize = 128;
 
 /// Client settings. Everything but the API key has a default (see [`Config::new`]).
-#[derive(Clone, Copy, Debug)]
+///
+/// Its `Debug` output redacts both keys.
+#[derive(Clone, Copy)]
 #[non_exhaustive]
 pub struct Config<'a> {
     /// Project API key (`phc_…`). Sent in request bodies, never logged.
@@ -86,6 +88,26 @@ pub struct Config<'a> {
     pub opted_out: bool,
     /// Seed for uuids and jitter: make it differ per device and per boot.
     pub seed: u64,
+}
+
+impl fmt::Debug for Config<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("api_key", &"<redacted>")
+            .field("secret_key", &self.secret_key.map(|_| "<redacted>"))
+            .field("flush_at", &self.flush_at)
+            .field("flush_interval", &self.flush_interval)
+            .field("max_batch_events", &self.max_batch_events)
+            .field("max_retries", &self.max_retries)
+            .field("retry_base", &self.retry_base)
+            .field("retry_cap", &self.retry_cap)
+            .field("poll_interval", &self.poll_interval)
+            .field("overflow", &self.overflow)
+            .field("encoder", &self.encoder)
+            .field("opted_out", &self.opted_out)
+            .field("seed", &self.seed)
+            .finish()
+    }
 }
 
 impl<'a> Config<'a> {

@@ -586,13 +586,31 @@ pub struct FlagInfo {
     pub has_experiment: Option<bool>,
 }
 
+/// The head of a node list, stored plus one so that "none" is zero: an empty store is all
+/// zeros, and a `static` store lands in `.bss` (no flash image, no copy at boot).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Head(u32);
+
+impl Head {
+    pub(crate) const NONE: Self = Self(0);
+
+    const fn new(head: u32) -> Self {
+        Self(head.wrapping_add(1))
+    }
+
+    /// The head (the `NONE` link when there is none).
+    pub(crate) const fn get(self) -> u32 {
+        self.0.wrapping_sub(1)
+    }
+}
+
 /// Document-level settings.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Settings {
     pub(crate) property_matching_v2: bool,
     pub(crate) minimal_flag_called_events: bool,
-    pub(crate) group_types: u32,
-    pub(crate) cohorts: u32,
+    pub(crate) group_types: Head,
+    pub(crate) cohorts: Head,
 }
 
 /// Compiled flag definitions with fixed capacities: `F` flags, `N` nodes, `B` bytes of text.
@@ -817,8 +835,8 @@ impl<const F: usize, const N: usize, const B: usize> FlagStore<F, N, B> {
             settings: Settings {
                 property_matching_v2: false,
                 minimal_flag_called_events: false,
-                group_types: NONE,
-                cohorts: NONE,
+                group_types: Head::NONE,
+                cohorts: Head::NONE,
             },
             loaded: false,
         }
@@ -876,8 +894,8 @@ impl<const F: usize, const N: usize, const B: usize> FlagStore<F, N, B> {
         self.settings = Settings {
             property_matching_v2: false,
             minimal_flag_called_events: false,
-            group_types: NONE,
-            cohorts: NONE,
+            group_types: Head::NONE,
+            cohorts: Head::NONE,
         };
         self.loaded = false;
     }
@@ -1000,7 +1018,7 @@ impl<const F: usize, const N: usize, const B: usize> FlagStore<F, N, B> {
     pub(crate) fn group_type_name(&self, i: u32) -> Option<&str> {
         let mut digits = [0u8; 20];
         let want = crate::json::write::fmt_u64(u64::from(i), &mut digits);
-        self.list(self.settings.group_types)
+        self.list(self.settings.group_types.get())
             .find_map(|n| match n.kind {
                 NodeKind::GroupType { index, name } if self.text(index).as_bytes() == want => {
                     Some(self.text(name))
@@ -1011,10 +1029,11 @@ impl<const F: usize, const N: usize, const B: usize> FlagStore<F, N, B> {
 
     /// The property group of cohort `id`.
     pub(crate) fn cohort(&self, id: &str) -> Option<u32> {
-        self.list(self.settings.cohorts).find_map(|n| match n.kind {
-            NodeKind::Cohort { id: i, group } if self.text(i) == id => Some(group),
-            _ => None,
-        })
+        self.list(self.settings.cohorts.get())
+            .find_map(|n| match n.kind {
+                NodeKind::Cohort { id: i, group } if self.text(i) == id => Some(group),
+                _ => None,
+            })
     }
 
     /// What the definition of flag `key` says about itself (for `$feature_flag_called`).
@@ -1084,11 +1103,7 @@ fn parse_document<const F: usize, const N: usize, const B: usize>(
         return shape(&r);
     }
     let mut saw_flags = false;
-    let mut settings = Settings {
-        group_types: NONE,
-        cohorts: NONE,
-        ..Settings::default()
-    };
+    let mut settings = Settings::default();
     while let Some(tok) = r.next()? {
         let Token::Key(key) = tok else { break };
         let raw = raw_value(&mut r, doc)?;
@@ -1104,9 +1119,9 @@ fn parse_document<const F: usize, const N: usize, const B: usize>(
                 }
             }
         } else if key.eq_str("group_type_mapping") {
-            settings.group_types = parse_group_types(raw, b)?;
+            settings.group_types = Head::new(parse_group_types(raw, b)?);
         } else if key.eq_str("cohorts") {
-            settings.cohorts = parse_cohorts(raw, b)?;
+            settings.cohorts = Head::new(parse_cohorts(raw, b)?);
         } else if key.eq_str("property_matching_version") {
             settings.property_matching_v2 = as_i64(raw) == Some(2);
         } else if key.eq_str("minimal_flag_called_events") {

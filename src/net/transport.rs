@@ -97,6 +97,29 @@ impl<'b, C: Connect> StreamTransport<'b, C> {
         }
     }
 
+    /// Opens the connection unless it is open. Drivers call it before they ask the client for a
+    /// request, so that the time spent connecting (a TCP or TLS handshake, a modem dialling)
+    /// is not counted in the events' `offset`, which the client renders with the request.
+    ///
+    /// # Errors
+    /// [`HttpError::Transport`] when the stream cannot be opened.
+    pub async fn ensure_connected(&mut self) -> Result<(), HttpError> {
+        if !self.connected {
+            self.conn
+                .connect()
+                .await
+                .map_err(|_| HttpError::Transport(embedded_io_async::ErrorKind::NotConnected))?;
+            self.connected = true;
+        }
+        Ok(())
+    }
+
+    /// Whether the connection is open (as far as this side knows).
+    #[must_use]
+    pub const fn is_connected(&self) -> bool {
+        self.connected
+    }
+
     /// Closes the connection (after a timeout the driver imposed, for example).
     pub async fn reset(&mut self) {
         if self.connected {
@@ -115,13 +138,7 @@ impl<'b, C: Connect> StreamTransport<'b, C> {
         tx: &Transmit<'_, '_>,
         body: &mut [u8],
     ) -> Result<Reply, HttpError> {
-        if !self.connected {
-            self.conn
-                .connect()
-                .await
-                .map_err(|_| HttpError::Transport(embedded_io_async::ErrorKind::NotConnected))?;
-            self.connected = true;
-        }
+        self.ensure_connected().await?;
         let mut names: heapless::Vec<(&str, &str), 4> = heapless::Vec::new();
         let mut bearer = None;
         for (name, value) in tx.headers() {
