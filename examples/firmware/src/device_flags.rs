@@ -1,0 +1,102 @@
+//! The flags this device reads at boot, evaluated locally from the definitions in flash.
+
+use posthog_embedded::client::OwnedFlagValue;
+use posthog_embedded::flags::{EvalContext, PropertyValue};
+use posthog_embedded::json::read::{Reader, Token};
+
+use crate::{PostHogHandle, BOARD, DEVICE_ID, FIRMWARE_VERSION, REGION};
+
+/// Flags this device reads at boot: a 30% rollout (off for this device), a semver filter, a
+/// multivariate flag and a region filter.
+const BOOT_FLAGS: [&str; 4] = [
+    "ota-updates",
+    "new-sampling-rate",
+    "display-theme",
+    "eu-data-residency",
+];
+
+/// The device's person properties, for flag evaluation.
+pub const DEVICE_PROPERTIES: [(&str, PropertyValue<'static>); 3] = [
+    ("firmware_version", PropertyValue::Str(FIRMWARE_VERSION)),
+    ("board", PropertyValue::Str(BOARD)),
+    ("region", PropertyValue::Str(REGION)),
+];
+
+/// What the application does with its flags.
+#[derive(Default)]
+pub struct BootFlags {
+    /// `new-sampling-rate` is on: its payload's `interval_ms`.
+    pub sampling_interval_ms: Option<u64>,
+    /// `ota-updates` is on.
+    pub ota_updates: bool,
+}
+
+/// Evaluates [`BOOT_FLAGS`] locally (each read queues its `$feature_flag_called` event) and
+/// prints the values and payloads.
+pub fn read_flags(ph: &PostHogHandle) -> BootFlags {
+    let ctx = EvalContext {
+        distinct_id: DEVICE_ID,
+        device_id: None,
+        person: &DEVICE_PROPERTIES,
+        groups: &[],
+    };
+    let mut flags = BootFlags::default();
+    for key in BOOT_FLAGS {
+        // Evaluate and copy under the client's lock; print after releasing it.
+        let (value, payload) = ph.with(|client, now| {
+            let value = client
+                .feature_flag(now, key, &ctx, true)
+                .map(|v| OwnedFlagValue::<24>::from_value(&v));
+            let payload = client
+                .feature_flag_payload(now, key, &ctx)
+                .ok()
+                .flatten()
+                .and_then(|p| heapless::String::<64>::try_from(p).ok());
+            (value, payload)
+        });
+        let value = match value {
+            Ok(Some(v)) => v,
+            Ok(None) => {
+                info!("flag {}: variant key too long to copy", key);
+                continue;
+            }
+            Err(why) => {
+                info!("flag {}: only the server can decide ({:?})", key, why);
+                continue;
+            }
+        };
+        match &payload {
+            Some(p) => info!("flag {} = {:?}, payload {}", key, value, p.as_str()),
+            None => info!("flag {} = {:?}", key, value),
+        }
+        match key {
+            "new-sampling-rate" if value.is_enabled() => {
+                flags.sampling_interval_ms =
+                    payload.as_deref().and_then(|p| json_u64(p, "interval_ms"));
+            }
+            "ota-updates" => flags.ota_updates = value.is_enabled(),
+            _ => {}
+        }
+    }
+    flags
+}
+
+/// The integer member `key` of a JSON object such as `{"interval_ms": 5000}`.
+fn json_u64(doc: &str, key: &str) -> Option<u64> {
+    let mut r = Reader::new(doc.as_bytes());
+    if r.next().ok()?? != Token::ObjectStart {
+        return None;
+    }
+    loop {
+        match r.next().ok()?? {
+            Token::Key(k) if k.eq_str(key) => {
+                return match r.next().ok()?? {
+                    Token::Number(n) => n.as_u64(),
+                    _ => None,
+                };
+            }
+            Token::Key(_) => r.skip_value().ok()?,
+            _ => return None,
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! posthog-embedded on an emulated Cortex-M4F (QEMU `mps2-an386`): an embassy application
+//! that evaluates feature flags from a snapshot in flash and sends telemetry over UART0, which
+//! QEMU bridges to a PostHog-compatible HTTP server.
+//!
+//! 1. Loads the flag definitions compiled into flash and evaluates a few flags for this device.
+//! 2. Captures a boot `$identify` with the device's properties, an event that only a flag turns
+//!    on, and periodic sensor readings (each with `uptime_ms`, the capture instant).
+//! 3. Lets the client batch them (every 2 s), then shuts down, waits until every event is
+//!    delivered, and exits through semihosting: success only when every batch got a 2xx.
+//!
+//! See `README.md` beside this file for how to run it and what the end-to-end script checks.
+
+#![no_std]
+#![no_main]
+
+#[macro_use]
+mod log;
+mod delivery;
+mod device_flags;
+mod hw;
+mod telemetry;
+mod time_driver;
+mod uart;
+
+use cortex_m_semihosting::debug;
+use embassy_executor::Spawner;
+use embassy_futures::select::{select, Either};
+use embassy_sync::blocking_mutex::raw::NoopRawMutex;
+use embassy_time::{Duration, Timer};
+use posthog_embedded::adapters::embassy::{
+    Buffers, EmbassyClock, Handle, Runner, Shared, Timeouts,
+};
+use posthog_embedded::client::Config;
+use static_cell::{ConstStaticCell, StaticCell};
+
+use crate::hw::{Timer0, Uart0};
+use crate::uart::UartLink;
+
+/// A fake project key: the e2e server accepts any, and the logs must never show it.
+const API_KEY: &str = "phc_firmware_e2e_key";
+/// The `Host` header. QEMU owns the TCP connection, so the firmware only names the server.
+const HOST: &str = match option_env!("PH_E2E_HOST") {
+    Some(host) => host,
+    None => "127.0.0.1",
+};
+
+const DEVICE_ID: &str = "mps2-an386-0042";
+const FIRMWARE_VERSION: &str = "1.4.2";
+const BOARD: &str = "mps2-an386";
+const REGION: &str = "eu-west";
+
+/// Flag definitions as `/flags/definitions` returns them, compiled into flash.
+static DEFINITIONS: &[u8] = include_bytes!("../../data/sample_definitions.json");
+
+const READINGS: u32 = 5;
+const READING_PERIOD: Duration = Duration::from_millis(700);
+/// Every event waits this long before its batch is sent, so `offset` is far from zero.
+const FLUSH_INTERVAL_MS: u64 = 2_000;
+/// How long the final flush may take before the firmware gives up.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// The whole run, whatever happens.
+const HARD_DEADLINE: Duration = Duration::from_secs(60);
+
+// Client capacities: 4 KiB of events; the sample definitions need 20 flags, 75 nodes and 856
+// bytes of text; 32 `$feature_flag_called` de-duplication entries.
+const QUEUE_BYTES: usize = 4096;
+const MAX_FLAGS: usize = 20;
+const MAX_NODES: usize = 96;
+const TEXT_BYTES: usize = 1024;
+const CALLED_TRACKER: usize = 32;
+
+/// One executor, and no interrupt handler touches the client: a no-op lock, so loading the
+/// definitions, evaluating flags and rendering batches never mask interrupts. (Use
+/// `CriticalSectionRawMutex` when interrupt handlers capture events.)
+type Mutex = NoopRawMutex;
+type PostHog = Shared<Mutex, QUEUE_BYTES, MAX_FLAGS, MAX_NODES, TEXT_BYTES, CALLED_TRACKER>;
+type PostHogHandle = Handle<
+    'static,
+    Mutex,
+    EmbassyClock,
+    QUEUE_BYTES,
+    MAX_FLAGS,
+    MAX_NODES,
+    TEXT_BYTES,
+    CALLED_TRACKER,
+>;
+type PostHogRunner = Runner<
+    'static,
+    'static,
+    Mutex,
+    UartLink,
+    EmbassyClock,
+    QUEUE_BYTES,
+    MAX_FLAGS,
+    MAX_NODES,
+    TEXT_BYTES,
+    CALLED_TRACKER,
+>;
+
+/// The runner's buffers: request bodies (a batch is at most this large), heads, kept bodies.
+struct NetBuffers {
+    tx: [u8; 4096],
+    rx: [u8; 1024],
+    body: [u8; 256],
+}
+
+static POSTHOG: StaticCell<PostHog> = StaticCell::new();
+static NET_BUFFERS: ConstStaticCell<NetBuffers> = ConstStaticCell::new(NetBuffers {
+    tx: [0; 4096],
+    rx: [0; 1024],
+    body: [0; 256],
+});
+
+/// Why the run failed (printed before exiting with a failure status).
+type Failure = &'static str;
+
+#[embassy_executor::main]
+async fn main(spawner: Spawner) {
+    let (Some(core), Some(timer)) = (cortex_m::Peripherals::take(), Timer0::take()) else {
+        exit(Err("clock peripherals already taken"));
+    };
+    time_driver::init(timer, core.SYST);
+    let verdict = match select(run(spawner), Timer::after(HARD_DEADLINE)).await {
+        Either::First(verdict) => verdict,
+        Either::Second(()) => Err("hard deadline passed"),
+    };
+    exit(verdict);
+}
+
+#[embassy_executor::task]
+async fn posthog_task(mut runner: PostHogRunner) -> ! {
+    runner.run().await
+}
+
+async fn run(spawner: Spawner) -> Result<(), Failure> {
+    info!(
+        "posthog-firmware {} on {}, device {}",
+        FIRMWARE_VERSION, BOARD, DEVICE_ID
+    );
+    let uart = Uart0::take().ok_or("UART0 already taken")?;
+    let config = Config::new(API_KEY)
+        .flush_at(50)
+        // Small batches: the first flush takes two requests back to back, on one kept-alive
+        // connection or on a fresh one each when the server closes them.
+        .max_batch_events(4)
+        .flush_interval(posthog_embedded::Duration::from_millis(FLUSH_INTERVAL_MS))
+        .seed(hw::boot_entropy() ^ 0x6d70_7332_0000_0042);
+    let posthog: &'static PostHog = POSTHOG
+        .try_init(Shared::new(config))
+        .ok_or("client already initialised")?;
+    let ph = Handle::new(posthog, EmbassyClock);
+    ph.with(|client, _| client.set_on_batch(Some(delivery::log_batch)));
+
+    let loaded = ph
+        .with(|client, _| client.load_definitions(DEFINITIONS))
+        .map_err(|e| {
+            error!("flag definitions refused: {}", e);
+            "flag definitions refused"
+        })?;
+    info!(
+        "flag definitions from flash: {} flags, {} nodes, {} bytes of text",
+        loaded.flags, loaded.nodes, loaded.bytes
+    );
+
+    let bufs = NET_BUFFERS
+        .try_take()
+        .ok_or("network buffers already taken")?;
+    let timeouts = Timeouts::new().request(Duration::from_secs(5));
+    let runner = Runner::new(
+        posthog,
+        UartLink::new(uart),
+        EmbassyClock,
+        HOST,
+        Buffers {
+            tx: &mut bufs.tx,
+            rx: &mut bufs.rx,
+            body: &mut bufs.body,
+        },
+    )
+    .timeouts(timeouts);
+    spawner.spawn(posthog_task(runner).map_err(|_| "PostHog task already running")?);
+
+    telemetry::identify(&ph)?;
+    let flags = device_flags::read_flags(&ph);
+    telemetry::flag_dependent_events(&ph, &flags)?;
+    telemetry::capture_readings(&ph).await?;
+
+    // A little quiet time, then the final flush.
+    Timer::after(Duration::from_secs(1)).await;
+    ph.shutdown();
+    let drained = delivery::drain(&ph).await;
+    let delivered = delivery::check_delivery(ph.stats(), ph.pending());
+    drained.and(delivered)
+}
+
+/// Reports the verdict and ends the QEMU session with its status.
+fn exit(verdict: Result<(), Failure>) -> ! {
+    match verdict {
+        Ok(()) => {
+            info!("PASS: every batch got a 2xx");
+            debug::exit(debug::EXIT_SUCCESS);
+        }
+        Err(why) => {
+            error!("FAIL: {}", why);
+            debug::exit(debug::EXIT_FAILURE);
+        }
+    }
+    // Only reached without a debugger or emulator to exit to.
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    #[cfg(feature = "defmt")]
+    defmt::error!("panic: {}", defmt::Display2Format(info));
+    #[cfg(not(feature = "defmt"))]
+    cortex_m_semihosting::hprintln!("ERROR panic: {}", info);
+    exit(Err("panic"))
+}

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Footprint and cost of posthog-embedded on a Cortex-M4F (examples/firmware), as markdown.
+#
+# 1. Builds the size binaries and the e2e firmware (release: opt-level "s", LTO, one codegen
+#    unit) for thumbv7em-none-eabihf, and the firmware for thumbv6m-none-eabi, and measures
+#    flash (text + data) and static RAM (data + bss) with arm-none-eabi-size, also as the
+#    difference from an empty cortex-m-rt program.
+# 2. Runs the `bench` binary under QEMU with `-icount shift=0` (one instruction = 1 ns of
+#    virtual time, read through SysTick at 25 MHz) and prints instructions per operation,
+#    with the calibration against a loop of known length.
+#
+# Needs: cargo with the thumbv7em-none-eabihf and thumbv6m-none-eabi targets,
+# arm-none-eabi-size (binutils-arm-none-eabi), qemu-system-arm.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+FW="$ROOT/examples/firmware"
+M4=thumbv7em-none-eabihf
+M0=thumbv6m-none-eabi
+
+die() { echo "FAIL $*" >&2; exit 1; }
+for tool in cargo arm-none-eabi-size qemu-system-arm; do
+  command -v "$tool" >/dev/null 2>&1 || die "$tool not found (see examples/firmware/README.md)"
+done
+if command -v rustup >/dev/null 2>&1; then
+  for t in "$M4" "$M0"; do
+    rustup target list --installed | grep -qx "$t" || die "Rust target $t missing: rustup target add $t"
+  done
+fi
+
+cd "$FW"
+echo "building (release) ..." >&2
+cargo build --release --quiet --target "$M4" \
+  --bin size_baseline --bin size_capture --bin size_flags --bin posthog-firmware --bin bench
+cargo build --release --quiet --target "$M0" --bin posthog-firmware
+
+# text data bss of an ELF.
+sizes() { arm-none-eabi-size "$1" | awk 'NR == 2 { print $1, $2, $3 }'; }
+
+read -r bt bd bb < <(sizes "target/$M4/release/size_baseline")
+base_flash=$((bt + bd))
+base_ram=$((bd + bb))
+
+row() { # LABEL ELF
+  local t d b flash ram
+  read -r t d b < <(sizes "$2")
+  flash=$((t + d))
+  ram=$((d + b))
+  printf '| %s | %d | %d | %+d | %+d |\n' "$1" "$flash" "$ram" "$((flash - base_flash))" \
+    "$((ram - base_ram))"
+}
+
+echo "## Footprint (release: opt-level \"s\", LTO, codegen-units 1)"
+echo
+echo "Bytes. Flash = text + data, static RAM = data + bss (stack not included); \"+\" columns"
+echo "are the difference from the empty cortex-m-rt program."
+echo
+echo "| Binary | Flash | Static RAM | Flash over baseline | RAM over baseline |"
+echo "|---|---:|---:|---:|---:|"
+row "baseline: empty cortex-m-rt program (\`size_baseline\`)" "target/$M4/release/size_baseline"
+row "(a) capture: Encoder + 4 KiB Queue + render_batch (\`size_capture\`)" \
+  "target/$M4/release/size_capture"
+row "(b) capture + local flags: FlagStore load + evaluate (\`size_flags\`)" \
+  "target/$M4/release/size_flags"
+row "(c) full client: embassy, HTTP over UART (\`posthog-firmware\`)" \
+  "target/$M4/release/posthog-firmware"
+row "(c) on Cortex-M0+ (\`thumbv6m-none-eabi\`)" "target/$M0/release/posthog-firmware"
+echo
+
+echo "running bench under QEMU -icount shift=0 ..." >&2
+out="$(timeout 120 qemu-system-arm -icount shift=0 -cpu cortex-m4 -machine mps2-an386 \
+  -nographic -monitor none -semihosting-config enable=on,target=native \
+  -kernel "target/$M4/release/bench")" || die "bench failed: $out"
+field() { awk -v k="$1" -v n="$2" '$1 == "bench" && $2 == k { print $n }' <<<"$out"; }
+val() { field "$1" 3; }
+for k in calibration_long calibration_short capture render_batch render_batch_bytes flags_load \
+  eval_rollout eval_semver eval_multivariate; do
+  [ -n "$(val "$k")" ] || die "bench printed no $k: $out"
+done
+calibration() { # NAME: "E instructions measured as M (+D, +P %)"
+  local e m
+  e="$(field "calibration_$1" 3)"
+  m="$(field "calibration_$1" 4)"
+  awk -v e="$e" -v m="$m" 'BEGIN { printf "%d instructions measured as %d (%+d, %+.3f %%)", e, m, m - e, (m - e) * 100 / e }'
+}
+
+echo "## Instructions per operation (Cortex-M4, QEMU \`-icount shift=0\`)"
+echo
+echo "Average over 1000 calls (10 for the load), timing overhead subtracted. Calibration with"
+echo "\`cortex_m::asm::delay\` loops: long, 20 runs of $(calibration long); short,"
+echo "1000 runs of $(calibration short)."
+echo
+echo "| Operation | Instructions |"
+echo "|---|---:|"
+echo "| \`capture\`: a 5-property event into the queue | $(val capture) |"
+echo "| \`render_batch\`: 10 such events, $(val render_batch_bytes) bytes of body | $(val render_batch) |"
+echo "| \`FlagStore::load\`: the 20-flag sample definitions (10 KB) | $(val flags_load) |"
+echo "| evaluate \`ota-updates\` (30% rollout) | $(val eval_rollout) |"
+echo "| evaluate \`new-sampling-rate\` (semver_gte filter) | $(val eval_semver) |"
+echo "| evaluate \`display-theme\` (multivariate, 3 variants) | $(val eval_multivariate) |"
