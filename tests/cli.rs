@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use posthog_embedded::adapters::std::{StdClient, StdConfig};
 use posthog_embedded::capture::Uuid;
-use posthog_embedded::flags::FlagStore;
+use posthog_embedded::devtools::server::{Faults, LocalServer, ServerConfig};
+use posthog_embedded::flags::{FlagStore, Requirements};
 use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_posthog-embedded");
@@ -170,6 +171,65 @@ fn raw_http(addr: &str, request: &str) -> String {
         }
     }
     String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// `POST path` with `body` on a fresh connection (closed after the answer).
+fn post(addr: &str, path: &str, body: &str) -> String {
+    raw_http(
+        addr,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+/// The body of a raw HTTP response.
+fn body_of(resp: &str) -> &str {
+    resp.split_once("\r\n\r\n").map_or("", |(_, b)| b)
+}
+
+/// A header's value in a raw HTTP response (name in lower case).
+fn header_of<'a>(resp: &'a str, name: &str) -> Option<&'a str> {
+    let head = resp.split_once("\r\n\r\n").map_or(resp, |(h, _)| h);
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// An in-process server whose log lines are collected.
+fn local_server(config: ServerConfig) -> (LocalServer, Arc<Mutex<Vec<String>>>) {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&lines);
+    let server =
+        LocalServer::start(config.log(move |l| sink.lock().unwrap().push(l.to_owned()))).unwrap();
+    (server, lines)
+}
+
+/// Whether the server closes `s` within `within` (reads until EOF or a reset).
+fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
+    s.set_read_timeout(Some(within)).unwrap();
+    let start = Instant::now();
+    let mut chunk = [0u8; 1024];
+    loop {
+        match s.read(&mut chunk) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return false
+            }
+            Err(_) => return true,
+        }
+        if start.elapsed() > within {
+            return false;
+        }
+    }
 }
 
 #[test]
@@ -369,11 +429,12 @@ fn serve_takes_gzip_keeps_connections_alive_and_flags_problems() {
     let dir = Scratch::new();
     let out = dir.path("events.jsonl");
     let server = Serve::start(&["--events-out", out.to_str().unwrap()]);
+    // The second event has only warnings: PostHog ingests it.
     let batch = json!({"api_key": "phc_x", "batch": [
         {"event": "ok", "distinct_id": "d", "uuid": "0190a8f4-1c2b-7d3e-8f4a-5b6c7d8e9f01", "offset": 2000,
          "properties": {"$lib": "posthog-embedded", "$lib_version": "0.1.0"}},
-        {"event": "bad", "uuid": "not-a-uuid", "timestamp": 1700000000,
-         "properties": {"$lib": "posthog-embedded", "$lib_version": "0.1.0"}}]})
+        {"event": "warned", "distinct_id": "d", "timestamp": "yesterday", "type": "capture",
+         "properties": {"$groups": {"company": 5}, "$lib": 1}}]})
     .to_string();
     let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(batch.as_bytes()).unwrap();
@@ -409,16 +470,51 @@ fn serve_takes_gzip_keeps_connections_alive_and_flags_problems() {
     assert_eq!(received.as_millis() - time.as_millis(), 2000);
     let problems = events[1]["problems"].to_string();
     for p in [
-        "`distinct_id` is missing",
-        "is not a UUID",
-        "not an ISO 8601 string",
+        "no `uuid`",
+        "is not an ISO 8601 time",
+        "`type` is deprecated",
+        "`$groups`: the group key of `company` is not a string",
+        "`$lib` is not a string",
     ] {
         assert!(problems.contains(p), "{problems} lacks {p}");
     }
+    assert!(!problems.contains("no `$lib"), "{problems}");
     // The same uuid again: a retry PostHog de-duplicates.
     assert_eq!(events[2]["duplicate"], true);
     assert!(server.wait_log("(gzip"), "{}", server.log());
-    assert!(server.wait_log("! event 2 (bad)"), "{}", server.log());
+    assert!(server.wait_log("! event 2 (warned)"), "{}", server.log());
+
+    // An event with fatal problems: PostHog rejects the whole request, good events included.
+    let bad = json!({"api_key": "phc_x", "batch": [
+        {"event": "fine", "distinct_id": "d", "uuid": "0190a8f4-1c2b-7d3e-8f4a-5b6c7d8e9f02"},
+        {"event": "bad", "uuid": "not-a-uuid", "timestamp": 1700000000,
+         "properties": {"$lib": "posthog-embedded", "$lib_version": "0.1.0"}}]})
+    .to_string();
+    let resp = post(server.addr(), "/batch/", &bad);
+    assert!(resp.starts_with("HTTP/1.1 400"), "{resp}");
+    let detail: Value = serde_json::from_str(body_of(&resp)).unwrap();
+    assert!(
+        detail["detail"]
+            .as_str()
+            .unwrap()
+            .contains("event 2 (bad): `distinct_id` is missing"),
+        "{detail}"
+    );
+    assert!(server.wait_log("POST /batch/ 400"), "{}", server.log());
+    for p in [
+        "! event 2 (bad): `distinct_id` is missing",
+        "is not a UUID",
+        "not an ISO 8601 string",
+        "nothing recorded",
+    ] {
+        assert!(server.log().contains(p), "{} lacks {p}", server.log());
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        events_file(&out, 0).len(),
+        4,
+        "nothing of a rejected request is recorded"
+    );
 }
 
 #[test]
@@ -819,6 +915,51 @@ fn bad_input_is_one_clear_line_and_a_nonzero_exit() {
             "FLAGS,NODES,BYTES",
         ),
         (
+            vec![
+                "check",
+                "-d",
+                SAMPLE,
+                "--capacity",
+                "18446744073709551615,1,1",
+            ],
+            2,
+            "larger than 2147483648",
+        ),
+        (
+            vec![
+                "capture",
+                "--host",
+                "http://127.0.0.1:1",
+                "--api-key",
+                "k",
+                "--distinct-id",
+                "d",
+                "--event",
+                "e",
+                "--timeout",
+                "18446744073709551615",
+            ],
+            2,
+            "1..=86400",
+        ),
+        (
+            vec![
+                "capture",
+                "--host",
+                "http://127.0.0.1:1",
+                "--api-key",
+                "k",
+                "--distinct-id",
+                "d",
+                "--event",
+                "e",
+                "--timeout",
+                "0",
+            ],
+            2,
+            "1..=86400",
+        ),
+        (
             vec!["serve", "--port", "0", "--definitions", m],
             2,
             "missing.json",
@@ -875,6 +1016,7 @@ fn bad_input_is_one_clear_line_and_a_nonzero_exit() {
             && args[0] != "frobnicate"
             && !args.contains(&"--capacity")
             && !args.contains(&"--fail-rate")
+            && !args.contains(&"--timeout")
         {
             assert_eq!(
                 err.trim_end().lines().count(),
@@ -883,4 +1025,569 @@ fn bad_input_is_one_clear_line_and_a_nonzero_exit() {
             );
         }
     }
+}
+
+#[test]
+fn serve_never_prints_or_keeps_the_project_token() {
+    let dir = Scratch::new();
+    let out = dir.path("events.jsonl");
+    let server = Serve::start(&[
+        "--definitions",
+        SAMPLE,
+        "--events-out",
+        out.to_str().unwrap(),
+    ]);
+    let addr = server.addr();
+    let defs = raw_http(addr, "GET /flags/definitions?token=phc_SECRET&send_cohorts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer phs_x\r\nConnection: close\r\n\r\n");
+    assert!(defs.starts_with("HTTP/1.1 200"), "{defs}");
+    // A single event on /capture/, with the token inside the event and its properties.
+    let event = json!({"api_key": "phc_SECRET", "$token": "phc_SECRET", "event": "single",
+        "distinct_id": "d", "uuid": "0190a8f4-1c2b-7d3e-8f4a-5b6c7d8e9f01",
+        "properties": {"token": "phc_SECRET", "$token": "phc_SECRET", "api_key": "phc_SECRET", "kept": 1}});
+    let resp = post(addr, "/capture/?api_key=phc_SECRET", &event.to_string());
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let events = events_file(&out, 1);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["event"]["event"], "single");
+    assert_eq!(events[0]["event"]["properties"], json!({"kept": 1}));
+    assert!(
+        server.wait_log("POST /capture/?api_key=<redacted> 200"),
+        "{}",
+        server.log()
+    );
+    assert!(
+        server.wait_log("GET /flags/definitions?token=<redacted>&send_cohorts 200"),
+        "{}",
+        server.log()
+    );
+    assert!(!server.log().contains("SECRET"), "{}", server.log());
+    assert!(!std::fs::read_to_string(&out).unwrap().contains("SECRET"));
+}
+
+#[test]
+fn serve_derives_event_times_like_posthog() {
+    let dir = Scratch::new();
+    let out = dir.path("events.jsonl");
+    let server = Serve::start(&["--events-out", out.to_str().unwrap()]);
+    // The device clock says 2024-01-02T03:04:05 (no offset: UTC) when it sends.
+    let ignore = json!({"$ignore_sent_at": true});
+    let batch = json!({"api_key": "phc_x", "sent_at": "2024-01-02T03:04:05", "batch": [
+        {"event": "naive", "distinct_id": "d", "timestamp": "2024-01-02T03:04:05.250", "properties": ignore},
+        {"event": "date", "distinct_id": "d", "timestamp": "2024-01-02", "properties": ignore},
+        {"event": "hours", "distinct_id": "d", "timestamp": "2024-01-02T05:04:05+02", "properties": ignore},
+        {"event": "compact", "distinct_id": "d", "timestamp": "2024-01-02T01:34:05-0130", "properties": ignore},
+        {"event": "future", "distinct_id": "d", "offset": -60000},
+        {"event": "skewed", "distinct_id": "d", "timestamp": "2024-01-02T03:04:00"},
+    ]})
+    .to_string();
+    let resp = post(server.addr(), "/batch/", &batch);
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let events = events_file(&out, 6);
+    let ms = |v: &Value| {
+        posthog_embedded::UnixMillis::parse_rfc3339(v.as_str().unwrap())
+            .unwrap()
+            .as_millis()
+    };
+    let at = |i: usize| events[i]["timestamp"].as_str().unwrap().to_owned();
+    assert_eq!(at(0), "2024-01-02T03:04:05.250Z");
+    assert_eq!(at(1), "2024-01-02T00:00:00.000Z");
+    assert_eq!(at(2), "2024-01-02T03:04:05.000Z");
+    assert_eq!(at(3), "2024-01-02T03:04:05.000Z");
+    for e in &events {
+        assert!(!e["problems"].to_string().contains("ISO 8601"), "{e}");
+    }
+    // A negative offset is in the future.
+    assert_eq!(
+        ms(&events[4]["timestamp"]) - ms(&events[4]["received_at"]),
+        60_000
+    );
+    // timestamp 5 s before sent_at: 5 s before arrival.
+    assert_eq!(
+        ms(&events[5]["received_at"]) - ms(&events[5]["timestamp"]),
+        5_000
+    );
+
+    // A slow upload: the request arrives when its body has, not when it started.
+    let body =
+        json!({"api_key": "phc_x", "batch": [{"event": "slow", "distinct_id": "d", "offset": 0}]})
+            .to_string();
+    let (first, rest) = body.split_at(body.len() / 2);
+    let mut s = TcpStream::connect(server.addr()).unwrap();
+    s.write_all(
+        format!(
+            "POST /batch/ HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{first}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let before_rest = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    s.write_all(rest.as_bytes()).unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let events = events_file(&out, 7);
+    assert_eq!(events[6]["event"]["event"], "slow");
+    assert!(
+        ms(&events[6]["received_at"]) >= before_rest,
+        "{} was stamped before its body arrived ({before_rest})",
+        events[6]["received_at"]
+    );
+}
+
+#[test]
+fn huge_numbers_do_not_panic() {
+    assert_eq!(
+        Requirements {
+            flags: usize::MAX,
+            nodes: usize::MAX,
+            bytes: usize::MAX,
+        }
+        .cortex_m_store_bytes(),
+        usize::MAX
+    );
+    // The largest capacity `check` takes is sized without overflow.
+    let big = "2147483648,2147483648,2147483648";
+    let o = run(&["check", "-d", SAMPLE, "--capacity", big]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("fits"), "{}", stdout(&o));
+
+    // Waiting "forever" does not overflow the deadline.
+    let (server, _) = local_server(ServerConfig::default());
+    let url = server.addr().to_string();
+    let waiter = std::thread::spawn(move || {
+        let resp = post(
+            &url,
+            "/batch/",
+            r#"{"api_key": "phc_x", "batch": [{"event": "e", "distinct_id": "d"}]}"#,
+        );
+        assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    });
+    assert!(server.wait_for_events(1, Duration::MAX));
+    waiter.join().unwrap();
+}
+
+#[test]
+fn check_makes_dependents_of_server_only_flags_server_only() {
+    let dir = Scratch::new();
+    let path = dir.path("deps.json");
+    let flag = |id: u32, key: &str, props: Value| {
+        json!({"id": id, "key": key, "active": true,
+            "filters": {"groups": [{"properties": props, "rollout_percentage": 100}]}})
+    };
+    let doc = json!({"flags": [
+        // Cohort 99 is not in the definitions: a static cohort only the server knows.
+        flag(1, "a", json!([{"key": "id", "type": "cohort", "value": 99}])),
+        flag(2, "b", json!([{"key": "a", "type": "flag", "value": true,
+            "operator": "flag_evaluates_to", "dependency_chain": ["a"]}])),
+        flag(3, "c", json!([{"key": "b", "type": "flag", "value": true,
+            "operator": "flag_evaluates_to", "dependency_chain": ["a", "b"]}])),
+        flag(4, "d", json!([])),
+    ], "cohorts": {}});
+    std::fs::write(&path, doc.to_string()).unwrap();
+    let p = path.to_str().unwrap();
+    let o = run(&["check", "--json", "-d", p]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let server_only = r["server_only"].as_object().unwrap();
+    let mut keys: Vec<&str> = server_only.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["a", "b", "c"], "{r}");
+    assert_eq!(
+        server_only["b"],
+        json!(["depends on flag `a`, which only the server can decide"])
+    );
+    assert_eq!(
+        server_only["c"],
+        json!(["depends on flag `b`, which only the server can decide"])
+    );
+    assert_eq!(r["local"].as_object().unwrap().len(), 1);
+    // `eval` agrees: the device cannot decide them.
+    let o = run(&["eval", "--json", "-d", p, "--distinct-id", "x"]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    for k in ["a", "b", "c"] {
+        assert!(!v["flags"][k]["inconclusive"].is_null(), "{k}: {v}");
+    }
+    assert!(v["flags"]["d"]["inconclusive"].is_null());
+    let text = run(&["check", "-d", p]);
+    assert!(
+        stdout(&text).contains("Only the server can decide (3)"),
+        "{}",
+        stdout(&text)
+    );
+}
+
+#[test]
+fn connections_time_out_and_malformed_http_is_logged() {
+    let (server, log) =
+        local_server(ServerConfig::default().header_read_timeout(Duration::from_millis(300)));
+    let addr = server.addr().to_string();
+    // Connected and never sending anything.
+    let mut silent = TcpStream::connect(&addr).unwrap();
+    // Idle after a request on a kept-alive connection.
+    let mut kept = TcpStream::connect(&addr).unwrap();
+    kept.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    kept.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !String::from_utf8_lossy(&got).contains("\"ok\"") {
+        let n = kept.read(&mut chunk).unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&chunk[..n]);
+    }
+    // Half a request head, then nothing.
+    let mut partial = TcpStream::connect(&addr).unwrap();
+    partial
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    for (what, s) in [
+        ("silent", &mut silent),
+        ("kept", &mut kept),
+        ("partial", &mut partial),
+    ] {
+        assert!(
+            closed_within(s, Duration::from_secs(5)),
+            "{what}: the connection was not closed"
+        );
+    }
+    // Not HTTP at all.
+    let garbage = raw_http(&addr, "NOT HTTP AT ALL\r\n\r\n");
+    assert!(
+        garbage.is_empty() || garbage.starts_with("HTTP/1.1 400"),
+        "{garbage}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let errors = || -> Vec<String> {
+        log.lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains("connection from 127.0.0.1:"))
+            .cloned()
+            .collect()
+    };
+    while errors().len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let errors = errors();
+    // The half-sent head and the garbage; an idle connection closing is not news.
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    assert!(errors.iter().any(|l| l.contains("timeout")), "{errors:#?}");
+    assert!(errors.iter().all(|l| !l.contains('\n')), "{errors:#?}");
+}
+
+#[test]
+fn fault_dice_do_not_depend_on_flags_traffic() {
+    let pattern = |path: &str, body: &str| -> Vec<bool> {
+        let (server, _) = local_server(
+            ServerConfig::default().faults(Faults::none().fail_rate(Some(0.5)).seed(7)),
+        );
+        let addr = server.addr().to_string();
+        (0..24)
+            .map(|_| post(&addr, path, body).starts_with("HTTP/1.1 200"))
+            .collect()
+    };
+    let batches = pattern(
+        "/batch/",
+        r#"{"api_key": "phc_x", "batch": [{"event": "e", "distinct_id": "d"}]}"#,
+    );
+    let flags = pattern("/flags/?v=2", r#"{"token": "phc_x", "distinct_id": "d"}"#);
+    assert!(
+        batches.contains(&true) && batches.contains(&false),
+        "{batches:?}"
+    );
+    assert_eq!(batches, flags);
+}
+
+#[test]
+fn local_server_speaks_the_protocol_details() {
+    use flate2::write::GzEncoder;
+    let dir = Scratch::new();
+    let path = dir.path("defs.json");
+    let cohorts = r#", "cohorts": {"5": {"type": "OR", "values": []}}"#;
+    let doc = format!(
+        r#"{{"flags": [
+  {{"id": 1, "key": "on", "active": true, "filters": {{"groups": [{{"properties": [], "rollout_percentage": 100}}]}}}},
+  {{"id": 2, "key": "variant", "active": true, "filters": {{"groups": [{{"properties": [], "rollout_percentage": 100}}],
+    "multivariate": {{"variants": [{{"key": "blue", "rollout_percentage": 100}}]}}}}}}
+ ],
+ "zeta": 123456789012345678901234567890{cohorts}, "group_type_mapping": {{}},
+ "minimal_flag_called_events": true, "alpha": 1.50}}
+"#
+    );
+    std::fs::write(&path, &doc).unwrap();
+    let (server, log) = local_server(ServerConfig::default().definitions(&path));
+    let addr = server.addr().to_string();
+    let get_defs = |query: &str, extra: &str| {
+        raw_http(
+            &addr,
+            &format!("GET /flags/definitions{query} HTTP/1.1\r\nHost: x\r\n{extra}Connection: close\r\n\r\n"),
+        )
+    };
+
+    // Without cohorts: the member is cut out and every other byte is kept.
+    let plain = get_defs("?token=phc_SECRET", "authorization: bearer phs_x\r\n");
+    assert!(plain.starts_with("HTTP/1.1 200"), "{plain}");
+    assert_eq!(body_of(&plain), doc.replace(cohorts, ""));
+    let no = get_defs("?send_cohorts=false", "Authorization: BEARER phs_x\r\n");
+    assert_eq!(body_of(&no), doc.replace(cohorts, ""));
+    let with = get_defs("?send_cohorts", "Authorization: Bearer phs_x\r\n");
+    assert_eq!(body_of(&with), doc);
+    let any = get_defs("", "Authorization: Bearer phs_x\r\nIf-None-Match: *\r\n");
+    assert!(any.starts_with("HTTP/1.1 304"), "{any}");
+    let summary = server.requests();
+    assert!(
+        summary[0].path == "/flags/definitions?token=<redacted>",
+        "{summary:?}"
+    );
+
+    // /flags v4: a typed value; the definitions' minimal_flag_called_events passed on.
+    let body = json!({"token": "phc_x", "distinct_id": "d",
+        "flag_keys_to_evaluate": ["on", "variant", "nope"]})
+    .to_string();
+    let v4: Value = serde_json::from_str(body_of(&post(&addr, "/flags/?v=4", &body))).unwrap();
+    assert_eq!(v4["flags"]["on"]["value"], true, "{v4}");
+    assert_eq!(v4["flags"]["variant"]["value"], "blue", "{v4}");
+    assert_eq!(v4["minimalFlagCalledEvents"], true);
+    let one =
+        json!({"token": "phc_x", "distinct_id": "d", "flag_keys_to_evaluate": ["on"]}).to_string();
+    let v2: Value = serde_json::from_str(body_of(&post(&addr, "/flags/?v=2", &one))).unwrap();
+    assert!(v2["flags"]["on"].get("value").is_none(), "{v2}");
+    // /decide v4 answers the flags map, v3 the legacy shape.
+    let d4: Value = serde_json::from_str(body_of(&post(&addr, "/decide/?v=4", &one))).unwrap();
+    assert_eq!(d4["flags"]["on"]["enabled"], true, "{d4}");
+    assert!(d4.get("featureFlags").is_none());
+    let d3: Value = serde_json::from_str(body_of(&post(&addr, "/decide/?v=3", &one))).unwrap();
+    assert_eq!(d3["featureFlags"]["on"], true, "{d3}");
+
+    // 405 names the method to use.
+    let wrong = raw_http(
+        &addr,
+        "GET /batch/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(wrong.starts_with("HTTP/1.1 405"), "{wrong}");
+    assert_eq!(header_of(&wrong, "allow"), Some("POST"), "{wrong}");
+    let wrong = post(&addr, "/flags/definitions", "{}");
+    assert_eq!(header_of(&wrong, "allow"), Some("GET"), "{wrong}");
+
+    // A body declared larger than the limit is refused before it is sent.
+    let t = Instant::now();
+    let big = raw_http(
+        &addr,
+        "POST /batch/ HTTP/1.1\r\nHost: x\r\nContent-Length: 30000000\r\n\r\n",
+    );
+    assert!(big.starts_with("HTTP/1.1 413"), "{big:?}");
+    assert!(t.elapsed() < Duration::from_secs(3));
+
+    // A gzip body of several members (as streaming compressors write).
+    let text = json!({"api_key": "phc_x", "batch": [
+        {"event": "a", "distinct_id": "d1"}, {"event": "b", "distinct_id": "d2"},
+        {"event": "c", "distinct_id": "d1"}]})
+    .to_string();
+    let (x, y) = text.split_at(text.len() / 2);
+    let mut gz = Vec::new();
+    for part in [x, y] {
+        let mut e = GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(part.as_bytes()).unwrap();
+        gz.extend_from_slice(&e.finish().unwrap());
+    }
+    let mut s = TcpStream::connect(&addr).unwrap();
+    s.write_all(format!("POST /batch/ HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", gz.len()).as_bytes()).unwrap();
+    s.write_all(&gz).unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(server.total_events(), 3);
+
+    // Many problems: the first 20 lines, then a count.
+    let many: Vec<Value> = (0..30)
+        .map(|i| json!({"event": format!("e{i}"), "distinct_id": "d"}))
+        .collect();
+    let resp = post(
+        &addr,
+        "/batch/",
+        &json!({"api_key": "phc_x", "batch": many}).to_string(),
+    );
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+
+    let lines = log.lock().unwrap().join("\n");
+    assert!(lines.contains("3 events, "), "{lines}");
+    assert!(lines.contains("2 distinct ids: a, b, c"), "{lines}");
+    assert!(
+        lines.contains("d: 2 flags evaluated, 2 on, 1 unknown"),
+        "{lines}"
+    );
+    assert!(lines.contains("! unknown flags: nope"), "{lines}");
+    assert!(!lines.contains("not decidable here"), "{lines}");
+    assert!(lines.contains("d: 1 flag evaluated, 1 on"), "{lines}");
+    let many_line = lines
+        .split("\n")
+        .skip_while(|l| !l.contains("30 events"))
+        .take_while(|l| !l.contains("POST") || l.contains("30 events"))
+        .collect::<Vec<_>>();
+    let shown = many_line.iter().filter(|l| l.contains("! event")).count();
+    assert_eq!(shown, 20, "{many_line:#?}");
+    assert!(lines.contains("… and 10 more"), "{lines}");
+    assert!(!lines.contains("SECRET"));
+}
+
+#[test]
+fn eval_names_a_missing_wall_clock_only_without_one() {
+    let row = |clock: &[&str]| {
+        let mut args = vec![
+            "eval",
+            "-d",
+            SAMPLE,
+            "--distinct-id",
+            "d",
+            "--flag",
+            "calibration-v2",
+        ];
+        args.extend_from_slice(clock);
+        let o = run(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o)
+            .lines()
+            .find(|l| l.starts_with("calibration-v2"))
+            .unwrap()
+            .to_owned()
+    };
+    let with = row(&["--now", "2026-03-01T00:00:00Z"]);
+    assert!(
+        with.contains("installed_at") && !with.contains("wall clock"),
+        "{with}"
+    );
+    let without = row(&["--no-wall-clock"]);
+    assert!(without.contains("a wall clock"), "{without}");
+}
+
+#[test]
+fn serve_startup_lines() {
+    // No faults in effect: no "faults:" line at all.
+    let server = Serve::start(&["--fail-rate", "0", "--status", "500"]);
+    assert!(server.wait_log("press Ctrl-C"), "{}", server.log());
+    assert!(!server.log().contains("faults:"), "{}", server.log());
+    drop(server);
+    // Listening beyond loopback is worth a warning.
+    let server = Serve::start(&["--bind", "0.0.0.0"]);
+    assert!(server.wait_log("press Ctrl-C"), "{}", server.log());
+    assert!(
+        server
+            .log()
+            .contains("warning: 0.0.0.0 is not a loopback address"),
+        "{}",
+        server.log()
+    );
+    drop(server);
+    // Only error statuses can be injected (a serve that started would run until killed).
+    let mut child = Command::new(BIN)
+        .args(["serve", "--port", "0", "--status", "302"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "--status 302 was taken");
+    assert!(stderr(&o).contains("400..=599"), "{}", stderr(&o));
+    // A port in use: the error names the address.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let o = run(&["serve", "--port", &port]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("127.0.0.1:{port}")),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// A server that answers one connection with `answer` and hands back the request head.
+fn canned_server(answer: Vec<u8>) -> (String, std::thread::JoinHandle<String>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let t = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if s.read(&mut byte).unwrap() == 0 {
+                break;
+            }
+            head.push(byte[0]);
+        }
+        s.write_all(&answer).unwrap();
+        String::from_utf8_lossy(&head).into_owned()
+    });
+    (url, t)
+}
+
+#[test]
+fn fetch_definitions_takes_large_documents_and_new_etags() {
+    let dir = Scratch::new();
+    let file = dir.path("defs.json");
+    let mut etag_file = file.clone().into_os_string();
+    etag_file.push(".etag");
+    let fetch = |url: &str| {
+        run(&[
+            "fetch-definitions",
+            "--host",
+            url,
+            "--secret-key",
+            "phs_x",
+            "-o",
+            file.to_str().unwrap(),
+        ])
+    };
+    // More flags than this tool's own store holds (512): still a document a device may use.
+    let flags: Vec<Value> = (0..600)
+        .map(|i| {
+            json!({"id": i, "key": format!("f{i}"), "active": true,
+            "filters": {"groups": [{"properties": [], "rollout_percentage": 100}]}})
+        })
+        .collect();
+    let doc = json!({"flags": flags}).to_string();
+    let (url, t) = canned_server(
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nETag: \"big\"\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{doc}",
+            doc.len()
+        )
+        .into_bytes(),
+    );
+    let o = fetch(&url);
+    t.join().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("saved 600 flags"), "{}", stdout(&o));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), doc);
+    assert_eq!(std::fs::read_to_string(&etag_file).unwrap(), "\"big\"");
+
+    // 304 with a new ETag for the same document: the new one is kept.
+    let (url, t) = canned_server(
+        b"HTTP/1.1 304 Not Modified\r\nETag: \"renamed\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            .to_vec(),
+    );
+    let o = fetch(&url);
+    let head = t.join().unwrap();
+    assert!(
+        head.to_ascii_lowercase().contains("if-none-match: \"big\""),
+        "{head}"
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("up to date (ETag \"renamed\")"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(std::fs::read_to_string(&etag_file).unwrap(), "\"renamed\"");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), doc);
 }

@@ -3,7 +3,8 @@
 //!
 //! [`Definitions::evaluate_all`] evaluates every flag (or a chosen few) for one context and
 //! returns [`FlagOutcome`]s; [`flags_response`] and [`decide_response`] render them as
-//! PostHog's `/flags?v=2` and legacy `/decide?v=3` answers.
+//! PostHog's `/flags?v=2` (or `v=4`) and legacy `/decide?v=3` answers; [`without_cohorts`]
+//! is the document as served when `send_cohorts` is not asked for.
 
 use std::borrow::ToOwned;
 use std::boxed::Box;
@@ -18,6 +19,7 @@ use crate::adapters::std::StdFlagStore;
 use crate::flags::{
     EvalContext, FlagInfo, FlagValue, Inconclusive, LoadError, MatchReason, Requirements,
 };
+use crate::json::read::{Reader, Token, MAX_DEPTH};
 use crate::time::UnixMillis;
 
 /// A loaded definitions document. See the [module docs](self).
@@ -186,6 +188,13 @@ impl Definitions {
         &self.store
     }
 
+    /// Whether the document asks for minimal `$feature_flag_called` events
+    /// (`minimal_flag_called_events`), passed on in `/flags` answers.
+    #[must_use]
+    pub const fn minimal_flag_called_events(&self) -> bool {
+        self.store.minimal_flag_called_events()
+    }
+
     /// Every flag key, sorted.
     #[must_use]
     pub fn keys(&self) -> Vec<String> {
@@ -246,7 +255,49 @@ pub fn etag_of(doc: &[u8]) -> String {
     format!("\"{hex}\"")
 }
 
-/// PostHog's `/flags?v=2` answer for `outcomes`.
+/// `doc` without its top-level `cohorts` member, every other byte kept as it is (members in
+/// their order, numbers as written): what PostHog serves when `send_cohorts` is not asked
+/// for. `None` when `doc` is not a JSON object.
+#[must_use]
+pub fn without_cohorts(doc: &[u8]) -> Option<Vec<u8>> {
+    let mut r = Reader::with_max_depth(doc, MAX_DEPTH);
+    if r.next().ok()? != Some(Token::ObjectStart) {
+        return None;
+    }
+    let mut out = doc.get(..r.offset())?.to_vec();
+    let mut first_kept = true;
+    let mut first = true;
+    loop {
+        let start = r.offset();
+        match r.next().ok()? {
+            Some(Token::Key(k)) => {
+                r.skip_value().ok()?;
+                let member = doc.get(start..r.offset())?;
+                if !k.eq_str("cohorts") {
+                    if first_kept && !first {
+                        // Its separator belonged to a member left out: drop the comma.
+                        let comma = member.iter().position(|b| !b.is_ascii_whitespace())?;
+                        out.extend_from_slice(member.get(..comma)?);
+                        out.extend_from_slice(member.get(comma + 1..)?);
+                    } else {
+                        out.extend_from_slice(member);
+                    }
+                    first_kept = false;
+                }
+                first = false;
+            }
+            Some(Token::ObjectEnd) => {
+                out.extend_from_slice(doc.get(start..)?);
+                return Some(out);
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// PostHog's `/flags?v=2` answer for `outcomes` (with `v4`, each record also carries its
+/// `value`: `true`, `false` or the variant, protocol §2.2). `minimal_flag_called_events` is
+/// passed on as `minimalFlagCalledEvents`.
 ///
 /// A flag the device could not decide (a static cohort, experience continuity, a missing
 /// property) is what a real server would evaluate with data this local server does not have:
@@ -254,7 +305,13 @@ pub fn etag_of(doc: &[u8]) -> String {
 /// `errorsWhileComputingFlags` is set, so SDKs report `errors_while_computing_flags` /
 /// `evaluation_failed` rather than trusting a guess.
 #[must_use]
-pub fn flags_response(outcomes: &[FlagOutcome], request_id: &str, evaluated_at: u64) -> Value {
+pub fn flags_response(
+    outcomes: &[FlagOutcome],
+    request_id: &str,
+    evaluated_at: u64,
+    v4: bool,
+    minimal_flag_called_events: bool,
+) -> Value {
     let mut flags = Map::new();
     let mut errors = false;
     for o in outcomes {
@@ -264,7 +321,7 @@ pub fn flags_response(outcomes: &[FlagOutcome], request_id: &str, evaluated_at: 
             "payload": o.payload,
             "has_experiment": o.info.has_experiment.unwrap_or(false),
         });
-        let record = match &o.result {
+        let mut record = match &o.result {
             Ok((value, reason)) => {
                 let r = match reason.condition() {
                     Some(i) => json!({"code": reason.code(), "condition_index": i,
@@ -293,6 +350,15 @@ pub fn flags_response(outcomes: &[FlagOutcome], request_id: &str, evaluated_at: 
                 })
             }
         };
+        if v4 {
+            let value = match &o.result {
+                Ok((value, _)) => value.to_json(),
+                Err(_) => Value::Bool(false),
+            };
+            if let Value::Object(m) = &mut record {
+                m.insert("value".to_owned(), value);
+            }
+        }
         flags.insert(o.key.clone(), record);
     }
     json!({
@@ -301,6 +367,7 @@ pub fn flags_response(outcomes: &[FlagOutcome], request_id: &str, evaluated_at: 
         "quotaLimited": [],
         "requestId": request_id,
         "evaluatedAt": evaluated_at,
+        "minimalFlagCalledEvents": minimal_flag_called_events,
     })
 }
 
@@ -348,7 +415,7 @@ mod tests {
         let outcomes = defs
             .evaluate_owned(&OwnedContext::new("d"), None, None)
             .unwrap();
-        let v2 = flags_response(&outcomes, "req-1", 7);
+        let v2 = flags_response(&outcomes, "req-1", 7, false, false);
         assert_eq!(v2["flags"]["on"]["enabled"], true);
         assert_eq!(v2["flags"]["on"]["reason"]["code"], "condition_match");
         assert_eq!(v2["flags"]["on"]["reason"]["condition_index"], 0);
@@ -370,7 +437,45 @@ mod tests {
             .unwrap();
         assert_eq!(only.len(), 2);
         assert_eq!(only[1].result, Err(Inconclusive::UnknownFlag));
-        assert!(flags_response(&only, "r", 0)["flags"].get("nope").is_none());
+        assert!(flags_response(&only, "r", 0, false, false)["flags"]
+            .get("nope")
+            .is_none());
+        let v4 = flags_response(&outcomes, "req-1", 7, true, true);
+        assert_eq!(v4["flags"]["on"]["value"], true);
+        assert_eq!(v4["flags"]["off"]["value"], false);
+        assert_eq!(v4["flags"]["needs"]["value"], false);
+        assert_eq!(v4["minimalFlagCalledEvents"], true);
+        assert!(v2["flags"]["on"].get("value").is_none());
+        assert_eq!(v2["minimalFlagCalledEvents"], false);
+    }
+
+    #[test]
+    fn cohorts_are_cut_out_byte_for_byte() {
+        let cases: &[(&str, &str)] = &[
+            (
+                r#"{"flags": [], "zeta": 123456789012345678901234567890, "cohorts": {"1": {}}, "alpha": 1.50}"#,
+                r#"{"flags": [], "zeta": 123456789012345678901234567890, "alpha": 1.50}"#,
+            ),
+            (
+                "{\n  \"cohorts\": {\"1\": {\"a\": [1]}},\n  \"flags\": [],\n  \"b\": 2\n}\n",
+                "{\n  \"flags\": [],\n  \"b\": 2\n}\n",
+            ),
+            (r#"{"flags":[],"cohorts":{}}"#, r#"{"flags":[]}"#),
+            (r#"{"cohorts":{}}"#, r#"{}"#),
+            (
+                r#"{"flags":[{"cohorts":1}]}"#,
+                r#"{"flags":[{"cohorts":1}]}"#,
+            ),
+            (r#"{"cohorts":{},"flags":[]}"#, r#"{"flags":[]}"#),
+        ];
+        for (doc, want) in cases {
+            let got = without_cohorts(doc.as_bytes()).unwrap();
+            assert_eq!(String::from_utf8(got).unwrap(), *want, "{doc}");
+            let v: Value = serde_json::from_str(want).unwrap();
+            assert!(v.get("cohorts").is_none());
+        }
+        assert!(without_cohorts(b"[1]").is_none());
+        assert!(without_cohorts(b"{\"a\": ").is_none());
     }
 
     #[test]

@@ -3,29 +3,37 @@
 //!
 //! | Route | What it does |
 //! |---|---|
-//! | `POST /batch/` (also `/capture/`, `/e/`, `/i/v0/e/`) | plain or gzip (`Content-Encoding: gzip` or `?compression=gzip`); every event is checked ([`check_event`]) and its time derived as PostHog does ([`event_time`]); answers `{"status": 1}` |
-//! | `POST /flags/?v=2` | evaluates the definitions with this crate's evaluator for the request's context; PostHog's v2 answer ([`flags_response`]) |
-//! | `POST /decide/?v=3` | the legacy answer ([`decide_response`]) |
+//! | `POST /batch/` (also `/capture/`, `/e/`, `/i/v0/e/`) | plain or gzip (`Content-Encoding: gzip` or `?compression=gzip`); every event is checked ([`check_event`]) and its time derived as PostHog does ([`event_time`]); answers `{"status": 1}`, or 400 (nothing recorded) when an event has a fatal problem, as PostHog does |
+//! | `POST /flags/?v=2` (or `v=4`, with `value` in each record) | evaluates the definitions with this crate's evaluator for the request's context; PostHog's v2 answer ([`flags_response`]) |
+//! | `POST /decide/?v=3` | the legacy answer ([`decide_response`]); `v=4` answers the `flags` map |
 //! | `GET /flags/definitions` (also `/api/feature_flag/local_evaluation`) | the definitions file, with an `ETag` and `304 Not Modified`; needs `Authorization: Bearer <secret key>`; leaves `cohorts` out unless `send_cohorts` is asked for |
 //! | `GET /` | a one-line greeting |
 //!
-//! HTTP/1.1 with keep-alive (hyper). The definitions file is re-read when it changes on disk.
-//! Every request is summarised in one readable line (with any problems on the lines below it)
-//! given to the configured log function; received events are kept in memory (the last
-//! [`KEPT_EVENTS`]) and, with [`ServerConfig::events_out`], appended to a JSON Lines file.
+//! HTTP/1.1 with keep-alive (hyper); a connection that sends no complete request head for
+//! [`ServerConfig::header_read_timeout`] (30 s; idle keep-alive connections included) is
+//! closed. The definitions file is re-read when it changes on disk. Every request is summarised
+//! in one readable line (with up to [`MAX_DETAIL_LINES`] problems on the lines below it) given
+//! to the configured log function, as is a connection that fails (malformed HTTP); received
+//! events are kept in memory (the last [`KEPT_EVENTS`]) and, with
+//! [`ServerConfig::events_out`], appended to a JSON Lines file.
 //!
 //! **Fault injection** ([`Faults`]) makes a device meet a bad network on purpose: a status for
 //! every request or a random fraction of them, a delay before every answer, `Retry-After`, and
 //! `Connection: close` on every answer. A failed request's events are not recorded, as a real
 //! server would not have ingested them.
 //!
-//! Secrets: the project token and bearer keys are never printed or written to the events file.
+//! Secrets: the project token (`token` and `api_key` query parameters, `api_key`, `token` and
+//! `$token` in events and their properties) and bearer keys are never printed, kept or written
+//! to the events file.
 
 use core::convert::Infallible;
 use core::net::SocketAddr;
+use core::pin::Pin;
+use core::sync::atomic::{AtomicU64, Ordering};
+use core::task::{Context, Poll};
 use core::time::Duration;
 use std::borrow::ToOwned;
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::format;
 use std::fs::File;
 use std::io::{Read, Write};
@@ -38,25 +46,43 @@ use std::vec::Vec;
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{HeaderValue, CONNECTION, CONTENT_ENCODING, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
+use hyper::header::{
+    HeaderValue, ALLOW, CONNECTION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG,
+    IF_NONE_MATCH,
+};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 
 use super::context::OwnedContext;
 use super::definitions::{
-    decide_response, flags_response, Definitions, DefinitionsError, FlagOutcome,
+    decide_response, flags_response, without_cohorts, Definitions, DefinitionsError, FlagOutcome,
 };
-use super::validate::{check_event, event_time, iso, parse_capture, TimeSource};
+use super::validate::{
+    check_event, distinct_id, event_time, iso, parse_capture, parse_uuid, TimeSource,
+};
 use crate::capture::Uuid;
 use crate::flags::Inconclusive;
 use crate::rng::Rng;
 use crate::time::UnixMillis;
 
-/// Largest request body accepted (PostHog's limit is 20 MiB).
+/// Largest request body accepted (PostHog's limit is 20 MiB). A request that declares a larger
+/// `Content-Length` is answered 413 before its body is read.
 pub const MAX_BODY: usize = 20 << 20;
 
 /// Received events kept in memory (older ones are still in the events file).
-pub const KEPT_EVENTS: usize = 100_000;
+pub const KEPT_EVENTS: usize = 10_000;
+
+/// Request summaries kept in memory ([`LocalServer::requests`]).
+pub const KEPT_REQUESTS: usize = 10_000;
+
+/// Event uuids remembered to recognise retries (duplicates); the oldest are forgotten first.
+pub const KEPT_UUIDS: usize = 100_000;
+
+/// Problem lines printed below one request line; the rest are counted (`… and N more`).
+pub const MAX_DETAIL_LINES: usize = 20;
+
+/// Default of [`ServerConfig::header_read_timeout`].
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The log function: one call per line.
 pub type LogFn = dyn Fn(&str) + Send + Sync;
@@ -160,6 +186,10 @@ pub struct ServerConfig {
     pub faults: Faults,
     /// Where request lines go (`None`: nowhere).
     pub log: Option<Arc<LogFn>>,
+    /// How long a connection may take to send a request head, and how long an idle keep-alive
+    /// connection is kept open waiting for the next one (default
+    /// [`DEFAULT_HEADER_READ_TIMEOUT`]; zero: no limit).
+    pub header_read_timeout: Duration,
 }
 
 impl core::fmt::Debug for ServerConfig {
@@ -170,6 +200,7 @@ impl core::fmt::Debug for ServerConfig {
             .field("events_out", &self.events_out)
             .field("faults", &self.faults)
             .field("log", &self.log.is_some())
+            .field("header_read_timeout", &self.header_read_timeout)
             .finish()
     }
 }
@@ -182,6 +213,7 @@ impl Default for ServerConfig {
             events_out: None,
             faults: Faults::none(),
             log: None,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
         }
     }
 }
@@ -221,14 +253,23 @@ impl ServerConfig {
         self.log = Some(Arc::new(f));
         self
     }
+
+    /// Sets [`header_read_timeout`](Self::header_read_timeout).
+    #[must_use]
+    pub const fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = timeout;
+        self
+    }
 }
 
 /// Why the server could not start.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ServerError {
-    /// Binding the address or starting the runtime failed.
+    /// Starting the runtime failed.
     Io(std::io::Error),
+    /// The address could not be listened on.
+    Bind(SocketAddr, std::io::Error),
     /// The definitions file could not be used.
     Definitions(PathBuf, DefinitionsError),
     /// The events file could not be opened.
@@ -239,6 +280,7 @@ impl core::fmt::Display for ServerError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::Io(e) => write!(f, "cannot start the server: {e}"),
+            Self::Bind(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
             Self::Definitions(p, e) => write!(f, "{}: {e}", p.display()),
             Self::EventsOut(p, e) => write!(f, "{}: {e}", p.display()),
         }
@@ -258,11 +300,12 @@ pub struct ReceivedEvent {
     pub time_source: TimeSource,
     /// The request path.
     pub path: String,
-    /// What is wrong with it (empty when nothing).
+    /// What is wrong with it (empty when nothing): warnings only, since an event with a fatal
+    /// problem makes the whole request fail with 400 and nothing of it is recorded.
     pub problems: Vec<String>,
     /// An event with this uuid was received before (a retry; PostHog keeps one).
     pub duplicate: bool,
-    /// The event as sent.
+    /// The event as sent, without its project token (`api_key`, `token`, `$token`).
     pub event: Value,
 }
 
@@ -303,7 +346,7 @@ impl ReceivedEvent {
 pub struct RequestSummary {
     /// `GET`, `POST`, ...
     pub method: String,
-    /// Path and query.
+    /// Path and query, with the values of `token` and `api_key` parameters redacted.
     pub path: String,
     /// The status answered.
     pub status: u16,
@@ -321,12 +364,55 @@ struct LoadedDefinitions {
     defs: Arc<Definitions>,
 }
 
+/// A set that remembers the last `cap` values inserted (first in, first out).
+struct RecentSet {
+    set: HashSet<String>,
+    order: VecDeque<String>,
+    cap: usize,
+}
+
+impl RecentSet {
+    fn new(cap: usize) -> Self {
+        Self {
+            set: HashSet::new(),
+            order: VecDeque::new(),
+            cap,
+        }
+    }
+
+    /// Inserts `v`; returns whether it was new (not among the last `cap` values).
+    fn insert(&mut self, v: String) -> bool {
+        if self.set.contains(&v) {
+            return false;
+        }
+        self.set.insert(v.clone());
+        self.order.push_back(v);
+        while self.order.len() > self.cap {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+        true
+    }
+}
+
+/// Appends `item`, dropping the oldest beyond `cap`.
+fn push_bounded<T>(q: &mut VecDeque<T>, item: T, cap: usize) {
+    q.push_back(item);
+    while q.len() > cap {
+        q.pop_front();
+    }
+}
+
 struct Inner {
     events: VecDeque<ReceivedEvent>,
     total_events: usize,
-    requests: Vec<RequestSummary>,
-    uuids: HashSet<String>,
-    rng: Rng,
+    requests: VecDeque<RequestSummary>,
+    uuids: RecentSet,
+    /// Fault dice: only fault decisions draw from it, so they do not depend on other traffic.
+    fault_rng: Rng,
+    /// Request ids of `/flags` answers.
+    id_rng: Rng,
     definitions: Option<LoadedDefinitions>,
     out: Option<File>,
 }
@@ -337,6 +423,7 @@ struct State {
     arrived: Condvar,
     faults: Faults,
     log: Option<Arc<LogFn>>,
+    header_read_timeout: Duration,
 }
 
 impl State {
@@ -408,9 +495,14 @@ impl LocalServer {
             ),
             None => None,
         };
-        let listener = std::net::TcpListener::bind(config.bind).map_err(ServerError::Io)?;
-        listener.set_nonblocking(true).map_err(ServerError::Io)?;
-        let addr = listener.local_addr().map_err(ServerError::Io)?;
+        let listener = std::net::TcpListener::bind(config.bind)
+            .map_err(|e| ServerError::Bind(config.bind, e))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| ServerError::Bind(config.bind, e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| ServerError::Bind(config.bind, e))?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -419,15 +511,17 @@ impl LocalServer {
             inner: Mutex::new(Inner {
                 events: VecDeque::new(),
                 total_events: 0,
-                requests: Vec::new(),
-                uuids: HashSet::new(),
-                rng: Rng::new(config.faults.seed ^ 0x5e21_7e5e),
+                requests: VecDeque::new(),
+                uuids: RecentSet::new(KEPT_UUIDS),
+                fault_rng: Rng::new(config.faults.seed ^ 0x5e21_7e5e),
+                id_rng: Rng::new(config.faults.seed ^ 0x1d5e_ed00_0000_0001),
                 definitions,
                 out,
             }),
             arrived: Condvar::new(),
             faults: config.faults,
             log: config.log,
+            header_read_timeout: config.header_read_timeout,
         });
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let s = Arc::clone(&state);
@@ -467,28 +561,37 @@ impl LocalServer {
         self.state.lock().total_events
     }
 
-    /// Every request answered so far, oldest first.
+    /// The requests answered so far (the last [`KEPT_REQUESTS`]), oldest first.
     #[must_use]
     pub fn requests(&self) -> Vec<RequestSummary> {
-        self.state.lock().requests.clone()
+        self.state.lock().requests.iter().cloned().collect()
     }
 
-    /// Waits until at least `n` events were received in total, or `timeout` passes; returns
-    /// whether they were.
+    /// Waits until at least `n` events were received in total, or `timeout` passes (a timeout
+    /// too large to add to the current instant waits without a deadline); returns whether they
+    /// were.
     pub fn wait_for_events(&self, n: usize, timeout: Duration) -> bool {
-        let deadline = std::time::Instant::now() + timeout;
+        let deadline = std::time::Instant::now().checked_add(timeout);
         let mut g = self.state.lock();
         while g.total_events < n {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            g = self
-                .state
-                .arrived
-                .wait_timeout(g, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+            g = match deadline {
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        return false;
+                    }
+                    self.state
+                        .arrived
+                        .wait_timeout(g, left)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+                None => self
+                    .state
+                    .arrived
+                    .wait(g)
+                    .unwrap_or_else(PoisonError::into_inner),
+            };
         }
         true
     }
@@ -528,8 +631,8 @@ async fn accept_loop(
             _ = &mut stopped => return,
             a = listener.accept() => a,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
             Err(e) => {
                 state.log(&format!("accept failed: {e}"));
                 // Out of descriptors and the like: do not spin.
@@ -540,16 +643,120 @@ async fn accept_loop(
         let _ = stream.set_nodelay(true);
         let s = Arc::clone(&state);
         tokio::spawn(async move {
+            let progress = Arc::new(Progress::default());
+            let io = Counted {
+                inner: stream,
+                progress: Arc::clone(&progress),
+            };
+            let p = Arc::clone(&progress);
+            let service_state = Arc::clone(&s);
             let service = hyper::service::service_fn(move |req| {
-                let s = Arc::clone(&s);
-                async move { Ok::<_, Infallible>(handle(&s, req).await) }
+                let s = Arc::clone(&service_state);
+                let p = Arc::clone(&p);
+                async move { Ok::<_, Infallible>(handle(&s, req, &p).await) }
             });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder.keep_alive(true);
+            if !s.header_read_timeout.is_zero() {
+                builder
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(s.header_read_timeout);
+            }
+            let served = builder
+                .serve_connection(hyper_util::rt::TokioIo::new(io), service)
                 .await;
+            if let Err(e) = served {
+                // A connection closed or timed out while idle (between requests) is ordinary;
+                // anything else (malformed HTTP, a request cut short) is worth a line.
+                if !progress.idle() {
+                    s.log(&format!(
+                        "{} connection from {peer}: {e}",
+                        clock(now_millis())
+                    ));
+                }
+            }
         });
     }
+}
+
+/// Bytes a connection has read, and how many of them belonged to requests already handled:
+/// when the two are equal the connection is idle (between requests).
+#[derive(Default)]
+struct Progress {
+    read: AtomicU64,
+    handled: AtomicU64,
+}
+
+impl Progress {
+    fn idle(&self) -> bool {
+        self.read.load(Ordering::Relaxed) == self.handled.load(Ordering::Relaxed)
+    }
+
+    /// Everything read so far belongs to requests handled.
+    fn handled_all(&self) {
+        self.handled
+            .store(self.read.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+}
+
+/// A TCP stream that counts the bytes read from it.
+struct Counted {
+    inner: tokio::net::TcpStream,
+    progress: Arc<Progress>,
+}
+
+impl tokio::io::AsyncRead for Counted {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let r = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = r {
+            let n = buf.filled().len().saturating_sub(before);
+            this.progress
+                .read
+                .fetch_add(u64::try_from(n).unwrap_or(u64::MAX), Ordering::Relaxed);
+        }
+        r
+    }
+}
+
+impl tokio::io::AsyncWrite for Counted {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// `HH:MM:SS.mmm` of `t` (UTC).
+fn clock(t: UnixMillis) -> String {
+    iso(t).get(11..23).unwrap_or_default().to_owned()
 }
 
 /// An answer before headers that apply to every response are added.
@@ -558,6 +765,8 @@ struct Answer {
     body: Vec<u8>,
     content_type: &'static str,
     etag: Option<String>,
+    /// The `Allow` header (405 answers).
+    allow: Option<&'static str>,
     summary: String,
     /// Lines below the summary (problems).
     details: Vec<String>,
@@ -573,6 +782,7 @@ impl Answer {
             body: body.to_string().into_bytes(),
             content_type: "application/json",
             etag: None,
+            allow: None,
             summary,
             details: Vec::new(),
             events: 0,
@@ -595,22 +805,65 @@ impl Answer {
     }
 }
 
-async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    let received = now_millis();
+/// `path?query` with the values of `token` and `api_key` parameters replaced by `<redacted>`.
+fn redact_query(path_query: &str) -> String {
+    let Some((path, query)) = path_query.split_once('?') else {
+        return path_query.to_owned();
+    };
+    let params: Vec<String> = query
+        .split('&')
+        .map(|kv| match kv.split_once('=') {
+            Some((k, _)) if k == "token" || k == "api_key" => format!("{k}=<redacted>"),
+            _ => kv.to_owned(),
+        })
+        .collect();
+    format!("{path}?{}", params.join("&"))
+}
+
+/// The value of query parameter `name` (`Some("")` when it has none), undecoded.
+fn query_param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
+    query.split('&').find_map(|kv| match kv.split_once('=') {
+        Some((k, v)) if k == name => Some(v),
+        None if kv == name => Some(""),
+        _ => None,
+    })
+}
+
+async fn handle(
+    state: &State,
+    req: Request<Incoming>,
+    progress: &Progress,
+) -> Response<Full<Bytes>> {
     let method = req.method().clone();
     let uri = req.uri().clone();
-    let path_query = uri
-        .path_and_query()
-        .map_or_else(|| uri.path().to_owned(), |p| p.as_str().to_owned());
+    let path_query = redact_query(
+        &uri.path_and_query()
+            .map_or_else(|| uri.path().to_owned(), |p| p.as_str().to_owned()),
+    );
     let headers = req.headers().clone();
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(b) => Ok(b.to_bytes()),
-        Err(e) => Err(if e.is::<http_body_util::LengthLimitError>() {
-            Answer::error(413, &format!("body larger than {MAX_BODY} bytes"))
-        } else {
-            Answer::error(400, "the request body could not be read")
-        }),
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let body = if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        // Refused before reading it.
+        Err(Answer::error(
+            413,
+            &format!("body larger than {MAX_BODY} bytes"),
+        ))
+    } else {
+        match Limited::new(req.into_body(), MAX_BODY).collect().await {
+            Ok(b) => Ok(b.to_bytes()),
+            Err(e) => Err(if e.is::<http_body_util::LengthLimitError>() {
+                Answer::error(413, &format!("body larger than {MAX_BODY} bytes"))
+            } else {
+                Answer::error(400, "the request body could not be read")
+            }),
+        }
     };
+    progress.handled_all();
+    // The request has arrived once its body has: a slow upload does not shift event times.
+    let received = now_millis();
     if !state.faults.delay.is_zero() {
         tokio::time::sleep(state.faults.delay).await;
     }
@@ -620,27 +873,37 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> 
     };
     let mut line = format!(
         "{} {} {} {}  {}",
-        iso(received).get(11..23).unwrap_or_default(),
+        clock(received),
         method,
         path_query,
         answer.status,
         answer.summary
     );
-    for d in &answer.details {
+    for d in answer.details.iter().take(MAX_DETAIL_LINES) {
         line.push_str("\n             ! ");
         line.push_str(d);
+    }
+    if answer.details.len() > MAX_DETAIL_LINES {
+        line.push_str(&format!(
+            "\n             … and {} more",
+            answer.details.len() - MAX_DETAIL_LINES
+        ));
     }
     state.log(&line);
     {
         let mut g = state.lock();
-        g.requests.push(RequestSummary {
-            method: method.to_string(),
-            path: path_query,
-            status: answer.status,
-            events: answer.events,
-            problems: answer.problems,
-            fault: answer.fault,
-        });
+        push_bounded(
+            &mut g.requests,
+            RequestSummary {
+                method: method.to_string(),
+                path: path_query,
+                status: answer.status,
+                events: answer.events,
+                problems: answer.problems,
+                fault: answer.fault,
+            },
+            KEPT_REQUESTS,
+        );
     }
     let mut resp = Response::new(Full::new(Bytes::from(answer.body)));
     *resp.status_mut() =
@@ -649,6 +912,9 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> 
     h.insert(CONTENT_TYPE, HeaderValue::from_static(answer.content_type));
     if let Some(tag) = answer.etag.and_then(|t| HeaderValue::from_str(&t).ok()) {
         h.insert(ETAG, tag);
+    }
+    if let Some(allow) = answer.allow {
+        h.insert(ALLOW, HeaderValue::from_static(allow));
     }
     if answer.fault {
         if let Some(secs) = state.faults.retry_after {
@@ -681,13 +947,15 @@ fn route(
             return Answer::error(404, &format!("no such endpoint: {path}"));
         }
     };
-    let want = if endpoint == Endpoint::Definitions || endpoint == Endpoint::Health {
-        Method::GET
+    let (want, allow) = if endpoint == Endpoint::Definitions || endpoint == Endpoint::Health {
+        (Method::GET, "GET")
     } else {
-        Method::POST
+        (Method::POST, "POST")
     };
     if *method != want {
-        return Answer::error(405, &format!("{path} takes {want}, not {method}"));
+        let mut a = Answer::error(405, &format!("{path} takes {want}, not {method}"));
+        a.allow = Some(allow);
+        return a;
     }
     if endpoint != Endpoint::Health {
         if let Some(status) = injected_fault(state) {
@@ -725,7 +993,7 @@ fn injected_fault(state: &State) -> Option<u16> {
     match (f.fail_rate, f.status) {
         (None, Some(s)) => Some(s),
         (Some(rate), _) if rate > 0.0 => {
-            let roll = state.lock().rng.next_u64();
+            let roll = state.lock().fault_rng.next_u64();
             // 53 random bits as a fraction in [0, 1).
             #[allow(clippy::cast_precision_loss)]
             let x = (roll >> 11) as f64 / (1u64 << 53) as f64;
@@ -735,7 +1003,8 @@ fn injected_fault(state: &State) -> Option<u16> {
     }
 }
 
-/// The body, gunzipped when the request says it is compressed.
+/// The body, gunzipped when the request says it is compressed (every gzip member, as a
+/// streaming compressor may write several).
 fn decoded_body(
     headers: &hyper::HeaderMap,
     query: &str,
@@ -745,14 +1014,12 @@ fn decoded_body(
         .get(CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("gzip"));
-    let query_gzip = query
-        .split('&')
-        .any(|kv| kv == "compression=gzip" || kv == "compression=gzip-js");
+    let query_gzip = matches!(query_param(query, "compression"), Some("gzip" | "gzip-js"));
     if !(header_gzip || query_gzip) {
         return Ok((body.to_vec(), false));
     }
     let mut out = Vec::new();
-    let mut dec = flate2::read::GzDecoder::new(body).take(MAX_BODY as u64 + 1);
+    let mut dec = flate2::read::MultiGzDecoder::new(body).take(MAX_BODY as u64 + 1);
     match dec.read_to_end(&mut out) {
         Ok(_) if out.len() > MAX_BODY => Err((413, "decompressed body too large")),
         Ok(_) => Ok((out, true)),
@@ -776,24 +1043,68 @@ fn capture(
         Ok(v) => v,
         Err(e) => return Answer::error(400, &format!("the body is not JSON: {e}")),
     };
-    let env = match parse_capture(&json) {
+    let env = match parse_capture(json) {
         Ok(env) => env,
         Err(e) => return Answer::error(400, &e),
     };
-    let mut details: Vec<String> = env.problems.clone();
-    let mut records = Vec::with_capacity(env.events.len());
-    let mut g = state.lock();
+    let mut details: Vec<String> = env.problems;
+    let mut fatal: Vec<String> = Vec::new();
+    let mut checked = Vec::with_capacity(env.events.len());
     for (i, event) in env.events.into_iter().enumerate() {
         let problems = check_event(&event);
+        let name = event
+            .get("event")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_owned();
+        let mut warnings = Vec::new();
+        for p in problems {
+            if p.fatal {
+                let line = format!("event {} ({name}): {}", i + 1, p.message);
+                details.push(format!("{line} (rejects the request)"));
+                fatal.push(line);
+            } else {
+                details.push(format!("event {} ({name}): {}", i + 1, p.message));
+                warnings.push(p.message);
+            }
+        }
+        checked.push((event, warnings));
+    }
+    let n = checked.len();
+    if !fatal.is_empty() {
+        // PostHog rejects the whole request: nothing of it is ingested.
+        let mut detail = fatal
+            .iter()
+            .take(3)
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join("; ");
+        if fatal.len() > 3 {
+            detail.push_str(&format!(" (and {} more)", fatal.len() - 3));
+        }
+        let mut a = Answer::error(400, &detail);
+        let plural = if n == 1 { "" } else { "s" };
+        a.summary = format!(
+            "{n} event{plural} rejected: {} fatal problem{} (nothing recorded)",
+            fatal.len(),
+            if fatal.len() == 1 { "" } else { "s" }
+        );
+        a.problems = details.len();
+        a.details = details;
+        return a;
+    }
+    let mut g = state.lock();
+    let mut records = Vec::with_capacity(n);
+    for (event, problems) in checked {
         let (time, time_source) = event_time(&event, env.sent_at, received);
-        let duplicate = match event.get("uuid").and_then(Value::as_str) {
-            Some(u) => !g.uuids.insert(u.to_ascii_lowercase()),
+        let duplicate = match event
+            .get("uuid")
+            .and_then(Value::as_str)
+            .and_then(parse_uuid)
+        {
+            Some(u) => !g.uuids.insert(u.to_string()),
             None => false,
         };
-        let name = event.get("event").and_then(Value::as_str).unwrap_or("?");
-        for p in &problems {
-            details.push(format!("event {} ({name}): {p}", i + 1));
-        }
         records.push(ReceivedEvent {
             received_at: received,
             time,
@@ -816,13 +1127,9 @@ fn capture(
         }
     }
     let summary = summarize(&records, raw.len(), body.len(), gzip);
-    let n = records.len();
     g.total_events += n;
     for r in records {
-        if g.events.len() == KEPT_EVENTS {
-            g.events.pop_front();
-        }
-        g.events.push_back(r);
+        push_bounded(&mut g.events, r, KEPT_EVENTS);
     }
     drop(g);
     state.arrived.notify_all();
@@ -854,15 +1161,14 @@ fn summarize(records: &[ReceivedEvent], raw: usize, wire: usize, gzip: bool) -> 
         .into_iter()
         .map(|(n, c)| if c > 1 { format!("{n} ×{c}") } else { n })
         .collect();
-    let mut ids: Vec<&str> = records
+    let ids: BTreeSet<String> = records
         .iter()
-        .filter_map(|r| r.event.get("distinct_id").and_then(Value::as_str))
+        .filter_map(|r| distinct_id(&r.event))
         .collect();
-    ids.dedup();
-    let who = match ids.as_slice() {
-        [] => String::new(),
-        [one] => format!("{one}: "),
-        many => format!("{} distinct ids: ", many.len()),
+    let who = match ids.len() {
+        0 => String::new(),
+        1 => format!("{}: ", ids.first().map_or("", String::as_str)),
+        many => format!("{many} distinct ids: "),
     };
     let size = if gzip {
         format!("{} (gzip {})", bytes(raw), bytes(wire))
@@ -960,31 +1266,63 @@ fn flags(
     };
     let request_id = {
         let mut g = state.lock();
-        let hi = g.rng.next_u64().to_le_bytes();
-        let lo = g.rng.next_u64().to_le_bytes();
-        let mut b = [0u8; 16];
-        b[..8].copy_from_slice(&hi);
-        b[8..].copy_from_slice(&lo);
-        b[6] = (b[6] & 0x0f) | 0x40;
-        b[8] = (b[8] & 0x3f) | 0x80;
-        let mut text = [0u8; crate::capture::UUID_LEN];
-        Uuid::from_bytes(b).encode(&mut text).to_owned()
+        let hi = g.id_rng.next_u64().to_be_bytes();
+        let lo = g.id_rng.next_u64().to_be_bytes();
+        let [a0, a1, a2, a3, a4, a5, a6, a7] = hi;
+        let [b0, b1, b2, b3, b4, b5, b6, b7] = lo;
+        let b = [
+            a0,
+            a1,
+            a2,
+            a3,
+            a4,
+            a5,
+            (a6 & 0x0f) | 0x40,
+            a7,
+            (b0 & 0x3f) | 0x80,
+            b1,
+            b2,
+            b3,
+            b4,
+            b5,
+            b6,
+            b7,
+        ];
+        Uuid::from_bytes(b).to_string()
     };
-    let response = if endpoint == Endpoint::Decide {
-        decide_response(&outcomes)
-    } else {
-        flags_response(&outcomes, &request_id, received.as_millis())
+    let version = query_param(query, "v")
+        .and_then(|v| v.parse::<u32>().ok())
+        .unwrap_or(0);
+    let minimal = defs
+        .as_ref()
+        .is_some_and(|d| d.minimal_flag_called_events());
+    let response = match endpoint {
+        Endpoint::Decide if version < 4 => decide_response(&outcomes),
+        Endpoint::Decide => {
+            flags_response(&outcomes, &request_id, received.as_millis(), false, minimal)
+        }
+        _ => flags_response(
+            &outcomes,
+            &request_id,
+            received.as_millis(),
+            version >= 4,
+            minimal,
+        ),
     };
     let on = outcomes
         .iter()
         .filter(|o| matches!(&o.result, Ok((v, _)) if v.is_enabled()))
         .count();
     // One detail line per reason: `missing_context: a, b, c`.
+    let mut unknown: Vec<&str> = Vec::new();
     let mut by_reason: Vec<(&str, Vec<&str>)> = Vec::new();
     for o in &outcomes {
         let reason = match &o.result {
             Ok(_) => continue,
-            Err(Inconclusive::UnknownFlag) => "unknown flag",
+            Err(Inconclusive::UnknownFlag) => {
+                unknown.push(&o.key);
+                continue;
+            }
             Err(e) => e.as_str(),
         };
         match by_reason.iter_mut().find(|(r, _)| *r == reason) {
@@ -993,23 +1331,30 @@ fn flags(
         }
     }
     let undecided_count: usize = by_reason.iter().map(|(_, k)| k.len()).sum();
-    let undecided: Vec<String> = by_reason
+    let mut lines: Vec<String> = by_reason
         .iter()
         .map(|(r, keys)| format!("not decidable here ({r}): {}", keys.join(", ")))
         .collect();
+    if !unknown.is_empty() {
+        lines.push(format!("unknown flags: {}", unknown.join(", ")));
+    }
+    let evaluated = outcomes.len() - unknown.len();
     let mut summary = format!(
-        "{}: {} flags evaluated, {on} on",
+        "{}: {evaluated} flag{} evaluated, {on} on",
         ctx.distinct_id,
-        outcomes.len()
+        if evaluated == 1 { "" } else { "s" }
     );
     if undecided_count > 0 {
         summary.push_str(&format!(", {undecided_count} not decidable here"));
+    }
+    if !unknown.is_empty() {
+        summary.push_str(&format!(", {} unknown", unknown.len()));
     }
     if defs.is_none() {
         summary.push_str(" (no --definitions given: every flag is unknown)");
     }
     let mut a = Answer::json(200, &response, summary);
-    a.details = note.into_iter().chain(undecided).collect();
+    a.details = note.into_iter().chain(lines).collect();
     a
 }
 
@@ -1017,7 +1362,10 @@ fn definitions(state: &State, headers: &hyper::HeaderMap, query: &str) -> Answer
     let bearer = headers
         .get(hyper::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| {
+            let (scheme, key) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(key)
+        })
         .map(str::trim)
         .filter(|k| !k.is_empty());
     match bearer {
@@ -1036,27 +1384,23 @@ fn definitions(state: &State, headers: &hyper::HeaderMap, query: &str) -> Answer
         Some(_) => {}
     }
     let (defs, note) = current_definitions(state);
-    let send_cohorts = query
-        .split('&')
-        .any(|kv| kv == "send_cohorts" || kv.starts_with("send_cohorts="));
+    let send_cohorts = query_param(query, "send_cohorts")
+        .is_some_and(|v| !v.eq_ignore_ascii_case("false") && v != "0");
     let doc: Vec<u8> = match &defs {
         None => br#"{"flags":[],"group_type_mapping":{},"cohorts":{}}"#.to_vec(),
         Some(d) if send_cohorts => d.raw().to_vec(),
-        Some(d) => match serde_json::from_slice::<Value>(d.raw()) {
-            Ok(Value::Object(mut m)) => {
-                m.remove("cohorts");
-                Value::Object(m).to_string().into_bytes()
-            }
-            _ => d.raw().to_vec(),
-        },
+        Some(d) => without_cohorts(d.raw()).unwrap_or_else(|| d.raw().to_vec()),
     };
     let etag = super::definitions::etag_of(&doc);
     let matches = headers
-        .get(IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|t| t.trim().trim_start_matches("W/") == etag)
+        .get_all(IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| {
+            v.split(',').any(|t| {
+                let t = t.trim();
+                t == "*" || t.trim_start_matches("W/") == etag
+            })
         });
     let flags = defs.as_ref().map_or(0, |d| d.requirements().flags);
     let mut a = if matches {
@@ -1067,7 +1411,11 @@ fn definitions(state: &State, headers: &hyper::HeaderMap, query: &str) -> Answer
         let mut a = Answer::json(
             200,
             &Value::Null,
-            format!("{flags} flags, {} ({etag})", bytes(doc.len())),
+            format!(
+                "{flags} flag{}, {} ({etag})",
+                if flags == 1 { "" } else { "s" },
+                bytes(doc.len())
+            ),
         );
         a.body = doc;
         a
@@ -1079,4 +1427,52 @@ fn definitions(state: &State, headers: &hyper::HeaderMap, query: &str) -> Answer
     a.etag = Some(etag);
     a.details = note.into_iter().collect();
     a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recent_uuids_forget_the_oldest_first() {
+        let mut set = RecentSet::new(3);
+        for u in ["a", "b", "c"] {
+            assert!(set.insert(u.into()));
+        }
+        assert!(!set.insert("a".into()));
+        assert!(set.insert("d".into()));
+        assert_eq!(set.order.len(), 3);
+        assert_eq!(set.set.len(), 3);
+        // "a" was the oldest: forgotten, so it is new again.
+        assert!(set.insert("a".into()));
+        assert!(!set.insert("c".into()));
+        assert!(set.insert("b".into()));
+        assert_eq!(KEPT_UUIDS, 100_000);
+    }
+
+    #[test]
+    fn kept_requests_and_events_are_bounded() {
+        let mut q = VecDeque::new();
+        for i in 0..10 {
+            push_bounded(&mut q, i, 4);
+        }
+        assert_eq!(q, [6, 7, 8, 9]);
+        assert_eq!((KEPT_EVENTS, KEPT_REQUESTS), (10_000, 10_000));
+    }
+
+    #[test]
+    fn query_secrets_are_redacted() {
+        assert_eq!(
+            redact_query("/flags/definitions?token=phc_SECRET&send_cohorts"),
+            "/flags/definitions?token=<redacted>&send_cohorts"
+        );
+        assert_eq!(
+            redact_query("/batch/?api_key=phc_S&compression=gzip&token"),
+            "/batch/?api_key=<redacted>&compression=gzip&token"
+        );
+        assert_eq!(redact_query("/batch/"), "/batch/");
+        assert_eq!(query_param("a=1&send_cohorts&v=4", "v"), Some("4"));
+        assert_eq!(query_param("a=1&send_cohorts", "send_cohorts"), Some(""));
+        assert_eq!(query_param("a=1", "v"), None);
+    }
 }

@@ -523,28 +523,37 @@ const CORTEX_M_LAYOUT: Layout = Layout {
     settings: 12,
 };
 
+/// `n` rounded up to a multiple of `align` (saturating at `usize::MAX`).
 const fn round_up(n: usize, align: usize) -> usize {
-    n.div_ceil(align) * align
+    n.div_ceil(align).saturating_mul(align)
 }
 
 /// `size_of::<FlagStore<F, N, B>>()` from its parts: three `heapless::Vec`s (a length word,
 /// then the items), the settings and the `loaded` flag, padded to the largest alignment.
+/// Saturates at `usize::MAX` for capacities no target could hold.
 const fn store_size(r: &Requirements, l: Layout) -> usize {
     let flags = round_up(
-        round_up(l.word, l.flag_align) + r.flags * l.flag,
+        round_up(l.word, l.flag_align).saturating_add(r.flags.saturating_mul(l.flag)),
         l.flag_align,
     );
     let nodes = round_up(
-        round_up(l.word, l.node_align) + r.nodes * l.node,
+        round_up(l.word, l.node_align).saturating_add(r.nodes.saturating_mul(l.node)),
         l.node_align,
     );
-    let bytes = round_up(l.word + r.bytes, l.word);
+    let bytes = round_up(l.word.saturating_add(r.bytes), l.word);
     let align = if l.flag_align > l.word {
         l.flag_align
     } else {
         l.word
     };
-    round_up(flags + nodes + bytes + l.settings + 1, align)
+    round_up(
+        flags
+            .saturating_add(nodes)
+            .saturating_add(bytes)
+            .saturating_add(l.settings)
+            .saturating_add(1),
+        align,
+    )
 }
 
 // The host-side figure must match the real layout on the targets it describes.

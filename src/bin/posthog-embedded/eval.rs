@@ -59,15 +59,23 @@ pub(crate) struct CheckArgs {
     json: bool,
 }
 
+/// Largest capacity `--capacity` takes for each of flags, nodes and bytes (2^31).
+const MAX_CAPACITY: usize = 1 << 31;
+
 fn parse_capacity(s: &str) -> Result<Requirements, String> {
     let parts: Vec<&str> = s.split(',').map(str::trim).collect();
     let [f, n, b] = parts.as_slice() else {
         return Err("expected FLAGS,NODES,BYTES, e.g. 32,128,2048".into());
     };
     let num = |x: &str| {
-        x.replace('_', "")
+        let n = x
+            .replace('_', "")
             .parse::<usize>()
-            .map_err(|_| format!("`{x}` is not a whole number"))
+            .map_err(|_| format!("`{x}` is not a whole number"))?;
+        if n > MAX_CAPACITY {
+            return Err(format!("`{x}` is larger than {MAX_CAPACITY}"));
+        }
+        Ok(n)
     };
     Ok(Requirements {
         flags: num(f)?,
@@ -139,8 +147,14 @@ fn wall_clock(a: &EvalArgs) -> Result<Option<UnixMillis>, Failure> {
     }
 }
 
-/// What the context lacks for `key`, from the flag's static analysis.
-fn missing_for(store: &StdFlagStore, key: &str, ctx: &OwnedContext) -> Vec<String> {
+/// What the context lacks for `key`, from the flag's static analysis (`wall_clock`: whether
+/// evaluation had one).
+fn missing_for(
+    store: &StdFlagStore,
+    key: &str,
+    ctx: &OwnedContext,
+    wall_clock: bool,
+) -> Vec<String> {
     let mut missing = BTreeSet::new();
     store.analyze(key, |f| match f {
         Finding::Property {
@@ -165,7 +179,7 @@ fn missing_for(store: &StdFlagStore, key: &str, ctx: &OwnedContext) -> Vec<Strin
         Finding::DeviceId if ctx.device_id.is_none() => {
             missing.insert("--device-id".to_owned());
         }
-        Finding::WallClock => {
+        Finding::WallClock if !wall_clock => {
             missing.insert("a wall clock".to_owned());
         }
         _ => {}
@@ -173,11 +187,11 @@ fn missing_for(store: &StdFlagStore, key: &str, ctx: &OwnedContext) -> Vec<Strin
     missing.into_iter().collect()
 }
 
-fn why(defs: &Definitions, o: &FlagOutcome, ctx: &OwnedContext) -> String {
+fn why(defs: &Definitions, o: &FlagOutcome, ctx: &OwnedContext, wall_clock: bool) -> String {
     match &o.result {
         Ok((_, reason)) => reason.to_string(),
         Err(Inconclusive::Unresolved(Reason::MissingContext)) => {
-            let missing = missing_for(defs.store(), &o.key, ctx);
+            let missing = missing_for(defs.store(), &o.key, ctx, wall_clock);
             if missing.is_empty() {
                 "inconclusive: missing_context (the device asks the server)".into()
             } else {
@@ -223,7 +237,7 @@ pub(crate) fn run_eval(a: &EvalArgs) -> Outcome {
                 }),
                 Err(e) => json!({
                     "value": null, "payload": null, "reason": null, "condition_index": null,
-                    "description": why(&defs, o, &ctx), "inconclusive": e.as_str(),
+                    "description": why(&defs, o, &ctx, now.is_some()), "inconclusive": e.as_str(),
                 }),
             };
             flags.insert(o.key.clone(), entry);
@@ -246,7 +260,12 @@ pub(crate) fn run_eval(a: &EvalArgs) -> Outcome {
                 .payload
                 .as_deref()
                 .map_or_else(|| "-".to_owned(), |p| clip(p, 40));
-            [o.key.clone(), value, payload, why(&defs, o, &ctx)]
+            [
+                o.key.clone(),
+                value,
+                payload,
+                why(&defs, o, &ctx, now.is_some()),
+            ]
         })
         .collect();
     print_table(&["FLAG", "VALUE", "PAYLOAD", "WHY"], &rows);
@@ -336,28 +355,7 @@ pub(crate) fn run_check(a: &CheckArgs) -> Outcome {
     // Analysis needs the document compiled; a document larger than the host store is still
     // sized above.
     let defs = Definitions::load(doc.clone()).ok();
-    let mut local: Vec<(String, Vec<String>)> = Vec::new();
-    let mut server: Vec<(String, Vec<String>)> = Vec::new();
-    if let Some(d) = &defs {
-        for key in d.keys() {
-            let mut needs = BTreeSet::new();
-            let mut blockers = BTreeSet::new();
-            d.store().analyze(&key, |f| {
-                if f.is_server_only() {
-                    blockers.insert(f.to_string());
-                } else if f != Finding::Inactive {
-                    needs.insert(f.to_string());
-                } else {
-                    needs.insert("nothing: inactive, always false".to_owned());
-                }
-            });
-            if blockers.is_empty() {
-                local.push((key, needs.into_iter().collect()));
-            } else {
-                server.push((key, blockers.into_iter().collect()));
-            }
-        }
-    }
+    let (local, server) = defs.as_ref().map(classify).unwrap_or_default();
     let headroom = Requirements {
         flags: needed.flags + needed.flags.div_ceil(4),
         nodes: needed.nodes + needed.nodes.div_ceil(4),
@@ -458,6 +456,80 @@ pub(crate) fn run_check(a: &CheckArgs) -> Outcome {
         ))),
         _ => Ok(()),
     }
+}
+
+/// Flag keys with what each needs, or why only the server can decide it.
+type Findings = Vec<(String, Vec<String>)>;
+
+/// Every flag, as decided on the device (with what it needs) or only by the server (with why).
+///
+/// A flag that depends on a server-only flag is server-only too (transitively): the device
+/// cannot evaluate it without the other's value, and asks the server, as `eval` says.
+fn classify(d: &Definitions) -> (Findings, Findings) {
+    struct Flag {
+        key: String,
+        needs: BTreeSet<String>,
+        blockers: BTreeSet<String>,
+        depends_on: Vec<String>,
+    }
+    let mut flags: Vec<Flag> = d
+        .keys()
+        .into_iter()
+        .map(|key| {
+            let mut needs = BTreeSet::new();
+            let mut blockers = BTreeSet::new();
+            let mut depends_on = Vec::new();
+            d.store().analyze(&key, |f| {
+                if let Finding::DependsOn { flag } = f {
+                    depends_on.push(flag.to_owned());
+                }
+                if f.is_server_only() {
+                    blockers.insert(f.to_string());
+                } else if f != Finding::Inactive {
+                    needs.insert(f.to_string());
+                } else {
+                    needs.insert("nothing: inactive, always false".to_owned());
+                }
+            });
+            Flag {
+                key,
+                needs,
+                blockers,
+                depends_on,
+            }
+        })
+        .collect();
+    // Propagate to a fixpoint: each round makes at least one more flag server-only, so there
+    // are at most as many rounds as flags.
+    for _ in 0..=flags.len() {
+        let server_only: BTreeSet<String> = flags
+            .iter()
+            .filter(|f| !f.blockers.is_empty())
+            .map(|f| f.key.clone())
+            .collect();
+        let mut changed = false;
+        for f in flags.iter_mut().filter(|f| f.blockers.is_empty()) {
+            for dep in f.depends_on.iter().filter(|k| server_only.contains(*k)) {
+                f.blockers.insert(format!(
+                    "depends on flag `{dep}`, which only the server can decide"
+                ));
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    let mut local = Vec::new();
+    let mut server = Vec::new();
+    for f in flags {
+        if f.blockers.is_empty() {
+            local.push((f.key, f.needs.into_iter().collect()));
+        } else {
+            server.push((f.key, f.blockers.into_iter().collect()));
+        }
+    }
+    (local, server)
 }
 
 fn print_findings(list: &[(String, Vec<String>)]) {

@@ -6,11 +6,10 @@ use std::time::Duration;
 
 use clap::Args;
 use posthog_embedded::adapters::std::{
-    normalize_host, RecordKind, StdClient, StdConfig, UreqTransport,
+    normalize_host, RecordKind, StdClient, StdConfig, StdFlagStore, UreqTransport,
 };
 use posthog_embedded::client::{Fate, Method, RequestKind, Transmit, TransportError};
 use posthog_embedded::devtools::context::parse_property_arg;
-use posthog_embedded::devtools::definitions::Definitions;
 use serde_json::Value;
 
 use crate::{Failure, Outcome};
@@ -38,8 +37,9 @@ pub(crate) struct CaptureArgs {
     /// A property: key=text (always a string) or key:=json.
     #[arg(long = "prop", value_name = "KEY=VALUE")]
     props: Vec<String>,
-    /// Give up after this many seconds (retries included).
-    #[arg(long, value_name = "SECS", default_value_t = 15)]
+    /// Give up after this many seconds (retries included; 1 to 86400).
+    #[arg(long, value_name = "SECS", default_value_t = 15,
+        value_parser = clap::value_parser!(u64).range(1..=86_400))]
     timeout: u64,
 }
 
@@ -222,15 +222,21 @@ pub(crate) fn run_fetch(a: &FetchArgs) -> Outcome {
         .map_err(|e| Failure::Negative(format!("{host}: {e}")))?;
     match resp.status {
         304 => {
-            println!(
-                "{} is up to date (ETag {})",
-                a.output.display(),
-                old_etag.unwrap_or_default()
-            );
+            // The server may name the same document by a new ETag: keep that one.
+            let etag = match resp.etag.as_deref().filter(|t| !t.is_empty()) {
+                Some(new) if Some(new) != old_etag.as_deref() => {
+                    write_atomically(&etag_file, new.as_bytes())?;
+                    new.to_owned()
+                }
+                _ => old_etag.unwrap_or_default(),
+            };
+            println!("{} is up to date (ETag {etag})", a.output.display());
             Ok(())
         }
         200..=299 => {
-            let defs = Definitions::load(resp.body.clone()).map_err(|e| {
+            // Parsed and sized as a device would, without a store (so a document larger than
+            // this tool's own store is still accepted).
+            let r = StdFlagStore::requirements(&resp.body).map_err(|e| {
                 Failure::Negative(format!(
                     "{host} sent definitions this SDK cannot use ({e}); {} left unchanged",
                     a.output.display()
@@ -243,7 +249,6 @@ pub(crate) fn run_fetch(a: &FetchArgs) -> Outcome {
                     let _ = std::fs::remove_file(&etag_file);
                 }
             }
-            let r = defs.requirements();
             println!(
                 "saved {} flags ({} bytes) to {}{}",
                 r.flags,

@@ -29,8 +29,8 @@ pub(crate) struct ServeArgs {
     /// Fail this fraction of requests (0.0-1.0) with --status (default 503).
     #[arg(long, value_name = "F", value_parser = parse_rate)]
     fail_rate: Option<f64>,
-    /// Status of failed requests; alone, every request fails with it.
-    #[arg(long, value_name = "CODE", value_parser = clap::value_parser!(u16).range(100..=599))]
+    /// Status of failed requests (400-599); alone, every request fails with it.
+    #[arg(long, value_name = "CODE", value_parser = clap::value_parser!(u16).range(400..=599))]
     status: Option<u16>,
     /// Delay every answer by this many milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 0)]
@@ -86,6 +86,13 @@ pub(crate) fn run(a: &ServeArgs) -> Outcome {
     {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "listening on {}", server.url());
+        if !a.bind.is_loopback() {
+            let _ = writeln!(
+                out,
+                "warning: {} is not a loopback address: anyone who can reach it can send events and read the flag definitions",
+                a.bind
+            );
+        }
         match &a.definitions {
             Some(d) => {
                 let _ = writeln!(out, "flag definitions: {}", d.display());
@@ -100,8 +107,9 @@ pub(crate) fn run(a: &ServeArgs) -> Outcome {
         if let Some(p) = &a.events_out {
             let _ = writeln!(out, "events appended to {}", p.display());
         }
-        if faults.any() {
-            let _ = writeln!(out, "faults: {}", describe(&faults));
+        let described = describe(&faults);
+        if faults.any() && !described.is_empty() {
+            let _ = writeln!(out, "faults: {described}");
         }
         let _ = writeln!(out, "press Ctrl-C to stop");
         let _ = out.flush();
