@@ -216,7 +216,6 @@ impl core::error::Error for ParseUuidError {}
 
 #[cfg(test)]
 mod tests {
-    extern crate std;
     use super::*;
     use std::string::ToString;
 

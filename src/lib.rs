@@ -41,7 +41,9 @@
     )
 )]
 
-#[cfg(feature = "std")]
+// The one `std` of the crate: the `std` feature's drivers and tools, and unit tests. The core
+// modules never name it outside `#[cfg(test)]`.
+#[cfg(any(test, feature = "std"))]
 extern crate std;
 
 #[macro_use]

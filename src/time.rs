@@ -235,7 +235,6 @@ mod tests {
 
     #[test]
     fn unix_millis_displays_iso() {
-        extern crate std;
         use std::string::ToString;
         assert_eq!(
             UnixMillis::from_millis(1_767_323_045_123).to_string(),

@@ -559,7 +559,6 @@ impl<'q, S: AsRef<[u8]> + AsMut<[u8]>> Iterator for Records<'q, S> {
 
 #[cfg(test)]
 mod tests {
-    extern crate std;
     use super::*;
     use std::collections::VecDeque;
     use std::vec::Vec;

@@ -127,7 +127,6 @@ impl core::str::FromStr for Uuid {
 
 #[cfg(test)]
 mod tests {
-    extern crate std;
     use super::*;
     use std::string::ToString;
 

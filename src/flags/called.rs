@@ -400,7 +400,6 @@ where
 
 #[cfg(test)]
 mod tests {
-    extern crate std;
     use super::*;
     use crate::json::write::Sink;
     use std::string::String;

@@ -296,7 +296,6 @@ where
 #[cfg(test)]
 #[allow(clippy::neg_cmp_op_on_partial_ord)] // the reference's float tests, written as it writes them
 mod tests {
-    extern crate std;
     use super::*;
     use std::vec::Vec;
 

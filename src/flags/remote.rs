@@ -1335,7 +1335,6 @@ impl Value for FlagErrors {
 
 #[cfg(test)]
 mod tests {
-    extern crate std;
     use super::*;
     use std::string::{String, ToString};
     use std::vec::Vec;

@@ -1235,7 +1235,6 @@ pub fn truthy_json(raw: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    extern crate std;
 
     use super::*;
     use std::string::String;

@@ -947,7 +947,6 @@ impl<'a> Elements<'a> {
 
 #[cfg(test)]
 mod tests {
-    extern crate std;
     use super::ReadErrorKind as K;
     use super::*;
     use std::string::{String, ToString};

@@ -595,7 +595,6 @@ impl Value for serde_json::Value {
 
 #[cfg(test)]
 mod tests {
-    extern crate std;
     use super::*;
     use std::borrow::ToOwned;
     use std::string::String;

@@ -1646,7 +1646,6 @@ where
 
 #[cfg(test)]
 mod tests {
-    extern crate std;
 
     use super::*;
     use core::future::Future;

@@ -84,7 +84,6 @@ pub(super) fn any_in_orbit(c: char, mut f: impl FnMut(char) -> bool) -> bool {
 
 #[cfg(test)]
 mod tests {
-    extern crate std;
 
     use super::*;
     use core::fmt::Write;
