@@ -186,20 +186,48 @@ fn server(script: Vec<Reply>) -> (std::net::SocketAddr, Arc<Mutex<Seen>>) {
 
 type S = Shared<CriticalSectionRawMutex, 4096, 4, 64, 1024>;
 
-/// Drives the runner until `done` or a bound on steps.
-fn drive(
-    runner: &mut Runner<'_, '_, CriticalSectionRawMutex, Tcp, EmbassyClock, 4096, 4, 64, 1024>,
+/// The buffers of a test runner: request bodies, heads, kept response bodies.
+type Bufs = (Vec<u8>, Vec<u8>, Vec<u8>);
+
+/// A runner over `conn` to the test server.
+fn runner<'b, C: Connect>(
+    shared: &'static S,
+    conn: C,
+    bufs: &'b mut Bufs,
+) -> Runner<'static, 'b, CriticalSectionRawMutex, C, EmbassyClock, 4096, 4, 64, 1024> {
+    Runner::new(
+        shared,
+        conn,
+        EmbassyClock,
+        "127.0.0.1",
+        Buffers {
+            tx: &mut bufs.0,
+            rx: &mut bufs.1,
+            body: &mut bufs.2,
+        },
+    )
+}
+
+/// Drives the runner until `done` or a bound on steps, each step bounded by 100 ms.
+fn drive<C: Connect>(
+    runner: &mut Runner<'_, '_, CriticalSectionRawMutex, C, EmbassyClock, 4096, 4, 64, 1024>,
+    done: impl Fn() -> bool,
+) {
+    drive_steps(runner, embassy_time::Duration::from_millis(100), done);
+}
+
+/// [`drive`] with each step bounded by `step` (longer than any connect, which a step that is
+/// cut short would restart).
+fn drive_steps<C: Connect>(
+    runner: &mut Runner<'_, '_, CriticalSectionRawMutex, C, EmbassyClock, 4096, 4, 64, 1024>,
+    step: embassy_time::Duration,
     done: impl Fn() -> bool,
 ) {
     for _ in 0..200 {
         if done() {
             return;
         }
-        embassy_futures::block_on(embassy_time::with_timeout(
-            embassy_time::Duration::from_millis(100),
-            runner.step(),
-        ))
-        .ok();
+        embassy_futures::block_on(embassy_time::with_timeout(step, runner.step())).ok();
     }
     panic!("runner did not finish");
 }
@@ -213,23 +241,13 @@ fn delivers_over_keep_alive_and_reconnects_when_told_or_dropped() {
     let (addr, seen) = server(vec![Reply::Ok, Reply::OkClose, Reply::Ok, Reply::Drop]);
     let shared = leak(Config::new("phc_embassy").flush_at(100));
     let connects = Arc::new(Mutex::new(0));
-    let mut bufs = (vec![0u8; 4096], vec![0u8; 1024], vec![0u8; 2048]);
+    let mut bufs: Bufs = (vec![0u8; 4096], vec![0u8; 1024], vec![0u8; 2048]);
     let conn = Tcp {
         addr,
         stream: None,
         connects: connects.clone(),
     };
-    let mut runner = Runner::new(
-        shared,
-        conn,
-        EmbassyClock,
-        "127.0.0.1",
-        Buffers {
-            tx: &mut bufs.0,
-            rx: &mut bufs.1,
-            body: &mut bufs.2,
-        },
-    );
+    let mut runner = runner(shared, conn, &mut bufs);
     let ph = Handle::new(shared, EmbassyClock);
     for round in 0..5 {
         ph.capture("reading", "device-1", &EventOptions::new(), |p| {
@@ -266,23 +284,13 @@ fn retries_after_503_and_polls_definitions_with_the_secret() {
             .retry(Duration::from_millis(50), Duration::from_millis(100)),
     );
     let connects = Arc::new(Mutex::new(0));
-    let mut bufs = (vec![0u8; 4096], vec![0u8; 1024], vec![0u8; 4096]);
+    let mut bufs: Bufs = (vec![0u8; 4096], vec![0u8; 1024], vec![0u8; 4096]);
     let conn = Tcp {
         addr,
         stream: None,
         connects,
     };
-    let mut runner = Runner::new(
-        shared,
-        conn,
-        EmbassyClock,
-        "127.0.0.1",
-        Buffers {
-            tx: &mut bufs.0,
-            rx: &mut bufs.1,
-            body: &mut bufs.2,
-        },
-    );
+    let mut runner = runner(shared, conn, &mut bufs);
     let ph = Handle::new(shared, EmbassyClock);
     drive(&mut runner, || {
         ph.with(|c, _| c.is_local_evaluation_ready())
@@ -308,23 +316,13 @@ fn capture_immediate_waits_for_the_answer() {
     let (addr, _seen) = server(vec![Reply::Ok]);
     let shared = leak(Config::new("phc_embassy").flush_at(100));
     let connects = Arc::new(Mutex::new(0));
-    let mut bufs = (vec![0u8; 4096], vec![0u8; 1024], vec![0u8; 2048]);
+    let mut bufs: Bufs = (vec![0u8; 4096], vec![0u8; 1024], vec![0u8; 2048]);
     let conn = Tcp {
         addr,
         stream: None,
         connects,
     };
-    let mut runner = Runner::new(
-        shared,
-        conn,
-        EmbassyClock,
-        "127.0.0.1",
-        Buffers {
-            tx: &mut bufs.0,
-            rx: &mut bufs.1,
-            body: &mut bufs.2,
-        },
-    );
+    let mut runner = runner(shared, conn, &mut bufs);
     let ph = Handle::new(shared, EmbassyClock);
     let opts = EventOptions::new();
     let fate = embassy_futures::block_on(async {
@@ -492,7 +490,7 @@ impl Connect for SlowConnect {
 fn connection_time_is_counted_in_the_offset() {
     let (addr, seen) = server(vec![Reply::Ok]);
     let shared = leak(Config::new("phc_embassy").flush_at(100));
-    let mut bufs = (vec![0u8; 4096], vec![0u8; 1024], vec![0u8; 2048]);
+    let mut bufs: Bufs = (vec![0u8; 4096], vec![0u8; 1024], vec![0u8; 2048]);
     let conn = SlowConnect {
         inner: Tcp {
             addr,
@@ -501,32 +499,14 @@ fn connection_time_is_counted_in_the_offset() {
         },
         delay: embassy_time::Duration::from_millis(400),
     };
-    let mut runner = Runner::new(
-        shared,
-        conn,
-        EmbassyClock,
-        "127.0.0.1",
-        Buffers {
-            tx: &mut bufs.0,
-            rx: &mut bufs.1,
-            body: &mut bufs.2,
-        },
-    );
+    let mut runner = runner(shared, conn, &mut bufs);
     let ph = Handle::new(shared, EmbassyClock);
     ph.capture("boot", "device-1", &EventOptions::new(), |_| Ok(()))
         .unwrap();
     ph.flush();
-    for _ in 0..20 {
-        if ph.pending() == 0 {
-            break;
-        }
-        embassy_futures::block_on(embassy_time::with_timeout(
-            embassy_time::Duration::from_secs(3),
-            runner.step(),
-        ))
-        .ok();
-    }
-    assert_eq!(ph.pending(), 0);
+    drive_steps(&mut runner, embassy_time::Duration::from_secs(3), || {
+        ph.pending() == 0
+    });
     let seen = seen.lock().unwrap();
     let v: serde_json::Value = serde_json::from_str(&seen.requests[0].2).unwrap();
     let offset = v["batch"][0]["offset"].as_u64().unwrap();

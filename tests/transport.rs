@@ -121,3 +121,88 @@ fn a_custom_http_client_drives_the_client() {
         .collect();
     assert!(uuids.windows(2).all(|w| w[0] == w[1]));
 }
+
+/// A transport that takes `connect_ms` of the fake clock to get ready, or cannot.
+struct Dialling<'c> {
+    clock: &'c FakeClock,
+    connect_ms: u64,
+    refuse: bool,
+    bodies: Vec<serde_json::Value>,
+}
+
+impl Transport for Dialling<'_> {
+    async fn prepare(&mut self) -> Result<(), TransportError> {
+        self.clock.0.set(self.clock.0.get() + self.connect_ms);
+        if self.refuse {
+            Err(TransportError::Connect)
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn send(
+        &mut self,
+        tx: &Transmit<'_, '_>,
+        _body: &mut [u8],
+    ) -> Result<Reply, TransportError> {
+        self.bodies.push(serde_json::from_slice(tx.body).unwrap());
+        Ok(Reply {
+            status: 200,
+            ..Reply::default()
+        })
+    }
+}
+
+/// `send_due` prepares the transport before it renders the request, so the time connecting
+/// takes is inside the events' `offset`; a transport that cannot get ready fails the request
+/// without sending it, and the client retries.
+#[test]
+fn send_due_connects_before_rendering() {
+    let mut client: Box<Client<'static, 4096, 4, 32, 512>> =
+        Box::new(Client::new(Config::new("phc_t").flush_at(1)));
+    let clock = FakeClock(std::cell::Cell::new(1_000));
+    let mut net = Dialling {
+        clock: &clock,
+        connect_ms: 750,
+        refuse: true,
+        bodies: vec![],
+    };
+    let (mut tx, mut body) = (vec![0u8; 2048], vec![0u8; 256]);
+    client
+        .capture(clock.read(), "boot", "d", &EventOptions::new(), |_| Ok(()))
+        .unwrap();
+    // Nothing was sent; the batch is retried after back-off.
+    assert!(block_on(send_due(
+        &mut client,
+        &mut net,
+        &clock,
+        &mut tx,
+        &mut body
+    )));
+    assert!(net.bodies.is_empty());
+    assert_eq!((client.pending(), client.stats().retries), (1, 1));
+    // Nothing due before the back-off ends: no connection attempt either.
+    let before = clock.0.get();
+    assert!(!block_on(send_due(
+        &mut client,
+        &mut net,
+        &clock,
+        &mut tx,
+        &mut body
+    )));
+    assert_eq!(clock.0.get(), before);
+
+    net.refuse = false;
+    clock.0.set(client.poll_timeout().unwrap().as_millis());
+    let due_at = clock.0.get();
+    assert!(block_on(send_due(
+        &mut client,
+        &mut net,
+        &clock,
+        &mut tx,
+        &mut body
+    )));
+    assert_eq!(client.pending(), 0);
+    // Captured at 1000 ms, rendered after the 750 ms connect that started at `due_at`.
+    assert_eq!(net.bodies[0]["batch"][0]["offset"], due_at + 750 - 1_000);
+}

@@ -581,26 +581,21 @@ impl<
     /// Sends what is due, or sleeps until something may be due; returns after one of the two.
     /// (`run` is `loop { step().await }`; tests and cooperative shutdowns drive it directly.)
     pub async fn step(&mut self) {
-        // Connect before the request is rendered: the events' `offset` is computed when it is,
-        // so the time spent connecting must not fall between the two.
+        // Connect before the request is rendered (`Transport::prepare`): the events' `offset`
+        // is computed when it is, so the time spent connecting must not fall between the two.
+        let now = self.clock.read();
+        let due = self
+            .shared
+            .client
+            .lock(|c| c.borrow().poll_timeout())
+            .is_some_and(|at| at <= now.mono);
         let mut connect_failed = false;
-        if !self.transport.is_connected() {
-            let now = self.clock.read();
-            let due = self
-                .shared
-                .client
-                .lock(|c| c.borrow().poll_timeout())
-                .is_some_and(|at| at <= now.mono);
-            if due {
-                let opened = embassy_time::with_timeout(
-                    self.timeouts.request,
-                    self.transport.ensure_connected(),
-                )
-                .await;
-                if !matches!(opened, Ok(Ok(()))) {
-                    self.transport.reset().await;
-                    connect_failed = true;
-                }
+        if due {
+            let opened =
+                embassy_time::with_timeout(self.timeouts.request, self.transport.prepare()).await;
+            if !matches!(opened, Ok(Ok(()))) {
+                self.transport.reset().await;
+                connect_failed = true;
             }
         }
         let now = self.clock.read();

@@ -1447,7 +1447,6 @@ mod tests {
         assert!(set.insert("a".into()));
         assert!(!set.insert("c".into()));
         assert!(set.insert("b".into()));
-        assert_eq!(KEPT_UUIDS, 100_000);
     }
 
     #[test]
@@ -1457,7 +1456,6 @@ mod tests {
             push_bounded(&mut q, i, 4);
         }
         assert_eq!(q, [6, 7, 8, 9]);
-        assert_eq!((KEPT_EVENTS, KEPT_REQUESTS), (10_000, 10_000));
     }
 
     #[test]

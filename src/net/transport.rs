@@ -47,6 +47,19 @@ impl Reply {
 /// it, batches do not; a body that does not fit is [`TransportError::BadResponse`]).
 #[allow(async_fn_in_trait)]
 pub trait Transport {
+    /// Gets ready to send (opens the connection, for a stream). Drivers call it when a request
+    /// is due, *before* they ask the client for it: the client renders the events' `offset`
+    /// with the request, so time spent connecting (a TCP or TLS handshake, a modem dialling)
+    /// must come before that, or the server would place every event of the batch that much
+    /// later. The default does nothing (an HTTP client that connects inside `send`).
+    ///
+    /// # Errors
+    /// [`TransportError`] when the connection cannot be opened; the driver then settles the
+    /// due request as failed without sending it.
+    async fn prepare(&mut self) -> Result<(), TransportError> {
+        Ok(())
+    }
+
     /// Sends one request.
     ///
     /// # Errors
@@ -97,13 +110,8 @@ impl<'b, C: Connect> StreamTransport<'b, C> {
         }
     }
 
-    /// Opens the connection unless it is open. Drivers call it before they ask the client for a
-    /// request, so that the time spent connecting (a TCP or TLS handshake, a modem dialling)
-    /// is not counted in the events' `offset`, which the client renders with the request.
-    ///
-    /// # Errors
-    /// [`HttpError::Transport`] when the stream cannot be opened.
-    pub async fn ensure_connected(&mut self) -> Result<(), HttpError> {
+    /// Opens the connection unless it is open.
+    async fn ensure_connected(&mut self) -> Result<(), HttpError> {
         if !self.connected {
             self.conn
                 .connect()
@@ -112,12 +120,6 @@ impl<'b, C: Connect> StreamTransport<'b, C> {
             self.connected = true;
         }
         Ok(())
-    }
-
-    /// Whether the connection is open (as far as this side knows).
-    #[must_use]
-    pub const fn is_connected(&self) -> bool {
-        self.connected
     }
 
     /// Closes the connection (after a timeout the driver imposed, for example).
@@ -181,6 +183,17 @@ impl<'b, C: Connect> StreamTransport<'b, C> {
 }
 
 impl<C: Connect> Transport for StreamTransport<'_, C> {
+    /// Opens the connection unless it is open (closing what is left of it on failure).
+    async fn prepare(&mut self) -> Result<(), TransportError> {
+        match self.ensure_connected().await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.reset().await;
+                Err(transport_error(e))
+            }
+        }
+    }
+
     async fn send(
         &mut self,
         tx: &Transmit<'_, '_>,
@@ -232,11 +245,23 @@ where
     T: Transport,
     K: Clock,
 {
+    // Connect first (see `Transport::prepare`), when something is due.
+    let due = client
+        .poll_timeout()
+        .is_some_and(|at| at <= clock.read().mono);
+    let prepared = if due {
+        transport.prepare().await
+    } else {
+        Ok(())
+    };
     let outcome = {
         let Some(tx) = client.poll_transmit(clock.read(), tx_buf) else {
             return false;
         };
-        transport.send(&tx, body).await
+        match prepared {
+            Ok(()) => transport.send(&tx, body).await,
+            Err(e) => Err(e),
+        }
     };
     let now = clock.read();
     match outcome {
