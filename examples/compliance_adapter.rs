@@ -33,9 +33,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, UNIX_EPOCH};
 
 use posthog_embedded::adapters::std::{
-    FlagOptions, RecordKind, RequestRecord, StdClient, StdConfig, StdFlagValue,
+    os_seed, FlagOptions, RecordKind, RequestRecord, StdClient, StdConfig, StdFlagValue,
 };
 use posthog_embedded::capture::EventOptions;
+use posthog_embedded::client::GiveUp;
 use posthog_embedded::flags::{EvalContext, GroupContext, Properties, PropertyValue};
 use posthog_embedded::json::write::{Value as JsonValue, ValueWriter};
 use posthog_embedded::{PropertyError, UnixMillis};
@@ -250,7 +251,7 @@ fn health() -> Reply {
 fn init(req: &Map<String, Value>) -> Handled {
     let api_key = required_str(req, "api_key")?;
     let host = required_str(req, "host")?;
-    let mut config = StdConfig::new(api_key).host(host);
+    let mut config = StdConfig::new(api_key, os_seed()).host(host);
     if let Some(n) = optional_u64(req, "flush_at")? {
         config = config.flush_at(usize::try_from(n).unwrap_or(usize::MAX));
     }
@@ -258,7 +259,10 @@ fn init(req: &Map<String, Value>) -> Handled {
         config = config.flush_interval(Duration::from_millis(ms));
     }
     if let Some(n) = optional_u64(req, "max_retries")? {
-        config = config.max_retries(u8::try_from(n).unwrap_or(u8::MAX));
+        // The harness asks for PostHog's bounded retries: the first attempt and `n` more, then
+        // the batch is dropped (this SDK's default is to retry for as long as it takes).
+        let attempts = u16::try_from(n.saturating_add(1)).unwrap_or(u16::MAX);
+        config = config.give_up(GiveUp::AfterAttempts(attempts));
     }
     if let Some(on) = optional_bool(req, "enable_compression")? {
         config = config.gzip(on);

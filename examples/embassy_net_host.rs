@@ -160,8 +160,12 @@ async fn posthog_task(posthog: &'static PostHog, stack: Stack<'static>, server: 
         rx: &mut rx,
         body: &mut body,
     };
-    let mut runner = Runner::new(posthog, conn, EmbassyClock, &host, bufs).timeouts(timeouts);
-    runner.run().await
+    let runner =
+        Runner::new(posthog, conn, EmbassyClock, &host, bufs).and_then(|r| r.timeouts(timeouts));
+    match runner {
+        Ok(mut runner) => runner.run().await,
+        Err(e) => panic!("PostHog runner: {e}"),
+    }
 }
 
 async fn run(spawner: Spawner) -> Result<(), Failure> {
@@ -192,13 +196,13 @@ async fn run(spawner: Spawner) -> Result<(), Failure> {
     );
 
     // The client, its runner, and a handle for the application.
-    let config = Config::new(API_KEY)
+    let config = Config::new(API_KEY, seed)
         .flush_at(50)
         // Small batches: the session takes two requests over one kept-alive connection.
         .max_batch_events(4)
-        .flush_interval(posthog_embedded::Duration::from_secs(1))
-        .seed(seed);
-    let posthog: &'static PostHog = Box::leak(Box::new(Shared::new(config)));
+        .flush_interval(posthog_embedded::Duration::from_secs(1));
+    let shared = Shared::new(config).map_err(|e| Failure::Setup(format!("configuration: {e}")))?;
+    let posthog: &'static PostHog = Box::leak(Box::new(shared));
     let ph = Handle::new(posthog, EmbassyClock);
     let loaded = ph
         .with(|client, _| client.load_definitions(DEFINITIONS))

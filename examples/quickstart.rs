@@ -54,7 +54,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         (None, Some(s)) => (s.url(), LOCAL_TOKEN),
         (None, None) => unreachable!("a server is started when no host is set"),
     };
-    let transport = UreqTransport::new(&StdConfig::new(token).host(host.clone()))?;
+    let transport = UreqTransport::new(&StdConfig::new(token, 0x8c1f_0042).host(host.clone()))?;
 
     println!("posthog-embedded quick start\n");
     match &server {
@@ -65,16 +65,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!(
         "  device  {DEVICE}: Client<'static, 4096, 20, 128, 2048>, {} bytes of RAM on this host \
-         (16,168 on a Cortex-M4), monotonic clock only",
+         (16,232 on a Cortex-M4), monotonic clock only",
         size_of::<Device>()
     );
 
     // --- The device boots. ----------------------------------------------------------------
     // A virtual monotonic clock: the session below spans 36 s of device time and runs at once.
     let at = |ms: u64| Now::mono(Instant::from_millis(ms));
-    let mut device: Box<Device> = Box::new(Client::new(
-        Config::new(token).flush_at(50).seed(0x8c1f_0042),
-    ));
+    // The seed draws the boot id of the event uuids: a real device takes it from its hardware
+    // RNG (or hashes its chip id with a boot counter kept in flash).
+    let mut device: Box<Device> = Box::new(Client::try_new(
+        Config::new(token, 0x8c1f_0042).flush_at(50),
+    )?);
     let req = device.load_definitions(DEFINITIONS)?;
     println!(
         "  flags   {} loaded from examples/data/sample_definitions.json ({} nodes, {} bytes of text)\n",

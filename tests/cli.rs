@@ -243,7 +243,8 @@ fn serve_records_what_the_std_driver_and_capture_send() {
         out.to_str().unwrap(),
     ]);
 
-    let client = StdClient::new(StdConfig::new("phc_cli_test").host(server.url.clone())).unwrap();
+    let client =
+        StdClient::new(StdConfig::new("phc_cli_test", 0x5eed).host(server.url.clone())).unwrap();
     client
         .identify("device-1", |p| {
             p.set(|s| {
@@ -354,7 +355,7 @@ fn serve_answers_flags_decide_and_definitions_with_etags() {
 
     // A std client polls them from the server and evaluates locally.
     let client = StdClient::new(
-        StdConfig::new("phc_cli_test")
+        StdConfig::new("phc_cli_test", 0x5eed)
             .host(server.url.clone())
             .secret_key("phs_secret"),
     )

@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use posthog_embedded::capture::{EventOptions, OverflowPolicy};
 use posthog_embedded::client::{
-    BatchOutcome, Client, Config, ConfigError, DeliveryError, EventInfo, Method, RequestKind,
-    ResponseInfo, RetryAfter, TransportError, Verdict,
+    BatchOutcome, Client, Config, ConfigError, DeliveryError, EventInfo, GiveUp, KeyKind, Method,
+    RequestKind, ResponseInfo, RetryAfter, Setting, TransportError, Verdict,
 };
 use posthog_embedded::{CaptureError, Duration, Instant, Now, UnixMillis};
 use serde_json::Value;
@@ -78,17 +78,16 @@ fn client(config: Config<'static>) -> Box<C> {
 
 #[test]
 fn config_is_validated() {
+    // Every rule is tested in tests/delivery.rs; the constructor applies them.
     assert_eq!(
-        C::try_new(Config::new(" ")).err(),
-        Some(ConfigError::EmptyApiKey)
+        C::try_new(Config::new(" ", 0x5eed)).err(),
+        Some(ConfigError::EmptyKey { key: KeyKind::Api })
     );
     assert_eq!(
-        C::try_new(Config::new("k").flush_at(0)).err(),
-        Some(ConfigError::ZeroBatch)
-    );
-    assert_eq!(
-        C::try_new(Config::new("k").max_retries(10)).err(),
-        Some(ConfigError::TooManyRetries { max_retries: 10 })
+        C::try_new(Config::new("k", 0x5eed).flush_at(0)).err(),
+        Some(ConfigError::Zero {
+            setting: Setting::FlushAt
+        })
     );
 }
 
@@ -96,7 +95,7 @@ fn config_is_validated() {
 fn batcher_thresholds_interval_and_order() {
     let mut buf = vec![0u8; 4096];
     // flush_at = 2: First, Second go together and the queue empties.
-    let mut c = client(Config::new("test-token").flush_at(2));
+    let mut c = client(Config::new("test-token", 0x5eed).flush_at(2));
     capture(&mut c, 0, "First").unwrap();
     assert!(c.poll_transmit(at(0), &mut buf).is_none());
     capture(&mut c, 1, "Second").unwrap();
@@ -104,7 +103,7 @@ fn batcher_thresholds_interval_and_order() {
     c.handle_response(at(2), &ok(), b"");
     assert_eq!(c.pending(), 0);
     // Interval 10 s: a lone event is sent once it is 10 s old.
-    let mut c = client(Config::new("test-token").flush_interval(Duration::from_secs(10)));
+    let mut c = client(Config::new("test-token", 0x5eed).flush_interval(Duration::from_secs(10)));
     capture(&mut c, 1_000, "Delayed").unwrap();
     assert_eq!(c.poll_timeout(), Some(Instant::from_millis(11_000)));
     assert!(c.poll_transmit(at(10_999), &mut buf).is_none());
@@ -117,7 +116,7 @@ fn batcher_thresholds_interval_and_order() {
     c.handle_response(at(11_002), &ok(), b"");
     assert_eq!(send(&mut c, 11_003, &mut buf).unwrap(), ["Other"]);
     // flush_at = 3: arrival order is kept.
-    let mut c = client(Config::new("test-token").flush_at(3));
+    let mut c = client(Config::new("test-token", 0x5eed).flush_at(3));
     for n in ["First", "Second", "Third"] {
         capture(&mut c, 0, n).unwrap();
     }
@@ -130,7 +129,7 @@ fn batcher_thresholds_interval_and_order() {
 #[test]
 fn flush_on_empty_queue_sends_nothing_and_503_keeps_events() {
     let mut buf = vec![0u8; 4096];
-    let mut c = client(Config::new("test-token"));
+    let mut c = client(Config::new("test-token", 0x5eed));
     c.flush();
     assert!(c.poll_transmit(at(0), &mut buf).is_none());
     capture(&mut c, 0, "Retry Me").unwrap();
@@ -139,9 +138,9 @@ fn flush_on_empty_queue_sends_nothing_and_503_keeps_events() {
     c.handle_response(at(10), &status(503), b"");
     assert_eq!(c.pending(), 1);
     assert_eq!(c.stats().last_error, Some(DeliveryError::Status(503)));
-    // Back-off: not before ~1 s (base) and at most 1.25 s (jitter).
+    // Back-off: the 1 s base, less up to a quarter of jitter.
     let until = c.backoff_until().unwrap().as_millis();
-    assert!((1_010..=1_260).contains(&until), "{until}");
+    assert!((760..=1_010).contains(&until), "{until}");
     assert!(c.poll_transmit(at(until - 1), &mut buf).is_none());
     assert_eq!(send(&mut c, until, &mut buf).unwrap(), ["Retry Me"]);
     c.handle_response(at(until + 5), &ok(), b"");
@@ -151,11 +150,11 @@ fn flush_on_empty_queue_sends_nothing_and_503_keeps_events() {
 }
 
 #[test]
-fn retries_then_drop_with_a_counted_failure() {
+fn a_chosen_give_up_policy_drops_with_a_counted_failure() {
     let mut buf = vec![0u8; 4096];
     let mut c = client(
-        Config::new("test-token")
-            .max_retries(2)
+        Config::new("test-token", 0x5eed)
+            .give_up(GiveUp::AfterAttempts(3))
             .retry(Duration::from_millis(100), Duration::from_millis(250)),
     );
     capture(&mut c, 0, "Doomed").unwrap();
@@ -170,15 +169,18 @@ fn retries_then_drop_with_a_counted_failure() {
             t = u.as_millis();
         }
     }
-    // 100 ms then 200 ms (+ up to 25% jitter), then dropped.
-    assert_eq!(delays.len(), 2);
+    // 100 ms then 200 ms (less up to 25% jitter), then dropped at the third failure; the
+    // link's back-off goes on for the events that come next (250 ms cap).
+    assert_eq!(delays.len(), 3);
     assert!(
-        (100..=125).contains(&delays[0]) && (200..=250).contains(&delays[1]),
+        (75..=100).contains(&delays[0])
+            && (150..=200).contains(&delays[1])
+            && (187..=250).contains(&delays[2]),
         "{delays:?}"
     );
     assert_eq!(c.pending(), 0);
     let s = c.stats();
-    assert_eq!(s.queue.discarded_retries_exhausted, 1);
+    assert_eq!(s.queue.discarded_gave_up, 1);
     assert_eq!(
         s.last_error,
         Some(DeliveryError::Transport(TransportError::Timeout))
@@ -188,7 +190,7 @@ fn retries_then_drop_with_a_counted_failure() {
 #[test]
 fn retry_after_is_a_minimum_in_seconds_or_as_a_date() {
     let mut buf = vec![0u8; 4096];
-    let mut c = client(Config::new("test-token"));
+    let mut c = client(Config::new("test-token", 0x5eed));
     capture(&mut c, 0, "e").unwrap();
     c.flush();
     send(&mut c, 0, &mut buf).unwrap();
@@ -216,7 +218,7 @@ fn retry_after_is_a_minimum_in_seconds_or_as_a_date() {
 #[test]
 fn status_413_halves_then_drops_a_single_event() {
     let mut buf = vec![0u8; 8192];
-    let mut c = client(Config::new("test-token").flush_at(8));
+    let mut c = client(Config::new("test-token", 0x5eed).flush_at(8));
     for i in 0..8 {
         capture(&mut c, 0, &format!("e{i}")).unwrap();
     }
@@ -240,7 +242,7 @@ fn status_413_halves_then_drops_a_single_event() {
 fn other_4xx_drop_the_batch() {
     let mut buf = vec![0u8; 4096];
     for s in [400u16, 401, 403, 404] {
-        let mut c = client(Config::new("test-token"));
+        let mut c = client(Config::new("test-token", 0x5eed));
         capture(&mut c, 0, "e").unwrap();
         c.flush();
         send(&mut c, 0, &mut buf).unwrap();
@@ -256,7 +258,7 @@ fn events_captured_in_flight_survive_an_evicting_commit() {
     // sdk-contracts §2.2, last scenario, with a queue that holds about three events.
     let mut buf = vec![0u8; 4096];
     let mut c = Box::new(Client::<'static, 700, 1, 1, 1>::new(
-        Config::new("test-token").overflow(OverflowPolicy::DropOldest),
+        Config::new("test-token", 0x5eed).overflow(OverflowPolicy::DropOldest),
     ));
     for i in 1..=3 {
         c.capture(
@@ -306,7 +308,7 @@ fn events_captured_in_flight_survive_an_evicting_commit() {
 
 #[test]
 fn opt_out_gate_and_before_send_filter() {
-    let mut c = client(Config::new("test-token").opted_out(true));
+    let mut c = client(Config::new("test-token", 0x5eed).opted_out(true));
     assert!(c.is_opted_out());
     assert_eq!(
         capture(&mut c, 0, "Early Event"),
@@ -332,7 +334,7 @@ fn opt_out_gate_and_before_send_filter() {
             Verdict::Keep
         }
     }
-    let mut c = client(Config::new("test-token"));
+    let mut c = client(Config::new("test-token", 0x5eed));
     c.set_before_send(Some(drop_secrets));
     assert_eq!(
         capture(&mut c, 0, "Secret Event"),
@@ -363,7 +365,7 @@ fn shutdown_flushes_refuses_later_captures_and_is_idempotent() {
         };
     }
     let mut buf = vec![0u8; 4096];
-    let mut c = client(Config::new("test-token").flush_at(100));
+    let mut c = client(Config::new("test-token", 0x5eed).flush_at(100));
     c.set_on_batch(Some(on_batch));
     capture(&mut c, 0, "Save").unwrap();
     c.shutdown();
@@ -387,7 +389,7 @@ const DEFS: &[u8] = br#"{"flags":[{"id":1,"key":"beta-ui","active":true,"filters
 fn definitions_polling_with_etag_and_errors() {
     let mut buf = vec![0u8; 4096];
     let mut c = client(
-        Config::new("test-token")
+        Config::new("test-token", 0x5eed)
             .secret_key("phx_secret")
             .poll_interval(Duration::from_secs(30)),
     );
@@ -467,7 +469,7 @@ fn definitions_polling_with_etag_and_errors() {
     assert!(c.poll_transmit(at(150_051), &mut buf).is_some());
     c.handle_transport_error(at(150_060), TransportError::Connect);
     // A snapshot from flash works with no network at all.
-    let mut offline = client(Config::new("test-token"));
+    let mut offline = client(Config::new("test-token", 0x5eed));
     offline.load_definitions(DEFS).unwrap();
     assert!(offline.is_local_evaluation_ready());
     assert!(offline.poll_transmit(at(0), &mut buf).is_none());
@@ -477,7 +479,11 @@ fn definitions_polling_with_etag_and_errors() {
 fn fate_tells_what_became_of_an_event() {
     use posthog_embedded::client::Fate;
     let mut buf = vec![0u8; 4096];
-    let mut c = client(Config::new("test-token").flush_at(100).max_retries(0));
+    let mut c = client(
+        Config::new("test-token", 0x5eed)
+            .flush_at(100)
+            .give_up(GiveUp::AfterAttempts(1)),
+    );
     capture(&mut c, 0, "delivered").unwrap();
     let a = c.last_seq().unwrap();
     assert_eq!(c.fate(a), Fate::Queued);
@@ -498,6 +504,10 @@ fn fate_tells_what_became_of_an_event() {
     c.flush();
     send(&mut c, 4, &mut buf).unwrap();
     c.handle_transport_error(at(5), TransportError::Io);
-    assert_eq!(c.fate(d), Fate::Dropped, "max_retries 0: dropped at once");
+    assert_eq!(
+        c.fate(d),
+        Fate::Dropped,
+        "one attempt allowed: dropped at once"
+    );
     assert_eq!(c.fate(a), Fate::Delivered);
 }

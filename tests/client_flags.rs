@@ -26,7 +26,7 @@ fn now() -> Now {
 }
 
 fn client() -> Box<C> {
-    let mut c = Box::new(C::try_new(Config::new("phc_token")).unwrap());
+    let mut c = Box::new(C::try_new(Config::new("phc_token", 0x5eed)).unwrap());
     c.load_definitions(DEFS).unwrap();
     c
 }

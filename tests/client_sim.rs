@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use posthog_embedded::capture::{EventOptions, OverflowPolicy};
 use posthog_embedded::client::{
-    Client, Config, RequestKind, ResponseInfo, RetryAfter, TransportError,
+    Client, Config, GiveUp, RequestKind, ResponseInfo, RetryAfter, TransportError,
 };
 use posthog_embedded::{CaptureError, Duration, Instant, Now};
 use serde_json::Value;
@@ -89,17 +89,20 @@ fn run_scenario(seed: u64, out: &mut Outcome) {
     } else {
         OverflowPolicy::RejectNewest
     };
-    let config = Config::new("phc_sim")
+    let config = Config::new("phc_sim", seed)
         .flush_at(1 + rng.below(12) as usize)
         .flush_interval(Duration::from_millis(500 + rng.below(20_000)))
         .max_batch_events(1 + rng.below(30) as usize)
-        .max_retries(rng.below(5) as u8)
+        .give_up(match rng.below(4) {
+            0 => GiveUp::Never,
+            1 => GiveUp::OlderThan(Duration::from_millis(1 + rng.below(30_000))),
+            n => GiveUp::AfterAttempts(n as u16),
+        })
         .retry(
             Duration::from_millis(100 + rng.below(2000)),
             Duration::from_secs(30),
         )
-        .overflow(policy)
-        .seed(seed);
+        .overflow(policy);
     let mut client = Box::new(Sim::try_new(config).unwrap());
     let limit_413 = 1 + rng.below(40) as usize;
     let mut buf = vec![0u8; 2048 + rng.below(4096) as usize];
@@ -256,7 +259,7 @@ fn run_scenario(seed: u64, out: &mut Outcome) {
     );
     let dropped = (s.queue.evicted
         + s.queue.discarded_rejected
-        + s.queue.discarded_retries_exhausted
+        + s.queue.discarded_gave_up
         + s.queue.discarded_too_large_for_body) as usize;
     assert_eq!(
         s.captured as usize + s.evicted_then_delivered as usize,

@@ -15,6 +15,9 @@ use posthog_embedded::capture::EventOptions;
 use posthog_embedded::client::Config;
 use posthog_embedded::Duration;
 
+#[path = "support/config_cases.rs"]
+mod config_cases;
+
 /// A blocking TCP stream as an `embedded-io-async` stream (fine on a test thread: the server
 /// always answers).
 struct Tcp {
@@ -206,6 +209,7 @@ fn runner<'b, C: Connect>(
             body: &mut bufs.2,
         },
     )
+    .expect("the client's only runner")
 }
 
 /// Drives the runner until `done` or a bound on steps, each step bounded by 100 ms.
@@ -233,13 +237,13 @@ fn drive_steps<C: Connect>(
 }
 
 fn leak(config: Config<'static>) -> &'static S {
-    Box::leak(Box::new(S::new(config)))
+    Box::leak(Box::new(S::new(config).expect("valid configuration")))
 }
 
 #[test]
 fn delivers_over_keep_alive_and_reconnects_when_told_or_dropped() {
     let (addr, seen) = server(vec![Reply::Ok, Reply::OkClose, Reply::Ok, Reply::Drop]);
-    let shared = leak(Config::new("phc_embassy").flush_at(100));
+    let shared = leak(Config::new("phc_embassy", 0x5eed).flush_at(100));
     let connects = Arc::new(Mutex::new(0));
     let mut bufs: Bufs = (vec![0u8; 4096], vec![0u8; 1024], vec![0u8; 2048]);
     let conn = Tcp {
@@ -278,7 +282,7 @@ fn delivers_over_keep_alive_and_reconnects_when_told_or_dropped() {
 fn retries_after_503_and_polls_definitions_with_the_secret() {
     let (addr, seen) = server(vec![Reply::Definitions, Reply::Status503, Reply::Ok]);
     let shared = leak(
-        Config::new("phc_embassy")
+        Config::new("phc_embassy", 0x5eed)
             .secret_key("phx_embassy_secret")
             .flush_at(1)
             .retry(Duration::from_millis(50), Duration::from_millis(100)),
@@ -314,7 +318,7 @@ fn retries_after_503_and_polls_definitions_with_the_secret() {
 fn capture_immediate_waits_for_the_answer() {
     use posthog_embedded::client::Fate;
     let (addr, _seen) = server(vec![Reply::Ok]);
-    let shared = leak(Config::new("phc_embassy").flush_at(100));
+    let shared = leak(Config::new("phc_embassy", 0x5eed).flush_at(100));
     let connects = Arc::new(Mutex::new(0));
     let mut bufs: Bufs = (vec![0u8; 4096], vec![0u8; 1024], vec![0u8; 2048]);
     let conn = Tcp {
@@ -358,7 +362,7 @@ fn flags_local_first_then_remote_over_a_second_connection() {
     use posthog_embedded::net::transport::StreamTransport;
 
     let (addr, seen) = server(vec![Reply::Status502, Reply::Flags]);
-    let shared = leak(Config::new("phc_embassy").flush_at(100));
+    let shared = leak(Config::new("phc_embassy", 0x5eed).flush_at(100));
     shared.with(|c| {
         c.load_definitions(
             br#"{"flags":[{"id":1,"key":"local","active":true,"filters":{"groups":[{"properties":[],"rollout_percentage":100}]}},
@@ -489,7 +493,7 @@ impl Connect for SlowConnect {
 #[test]
 fn connection_time_is_counted_in_the_offset() {
     let (addr, seen) = server(vec![Reply::Ok]);
-    let shared = leak(Config::new("phc_embassy").flush_at(100));
+    let shared = leak(Config::new("phc_embassy", 0x5eed).flush_at(100));
     let mut bufs: Bufs = (vec![0u8; 4096], vec![0u8; 1024], vec![0u8; 2048]);
     let conn = SlowConnect {
         inner: Tcp {
@@ -514,4 +518,176 @@ fn connection_time_is_counted_in_the_offset() {
         offset >= 400,
         "the 400 ms connect is not in the offset: {offset}"
     );
+}
+
+/// Every constructor of the embassy driver checks its settings: `Shared::new` the client's
+/// configuration, `Runner::new` a blank host and a second runner, `Runner::timeouts` a zero
+/// timeout. The errors name the setting, never the key.
+#[test]
+fn constructors_reject_bad_configuration_and_a_second_runner() {
+    use posthog_embedded::adapters::embassy::Timeouts;
+    use posthog_embedded::client::{ConfigError, Setting};
+
+    // Every rule of the core, through this constructor.
+    let rejected = config_cases::rejected();
+    for (config, want) in rejected {
+        assert_eq!(S::new(config).err(), Some(want));
+        assert!(!want.to_string().contains("phc_ok"));
+    }
+
+    let shared = leak(Config::new("phc_embassy", 1));
+    let (addr, _seen) = server(vec![]);
+    let tcp = || Tcp {
+        addr,
+        stream: None,
+        connects: Arc::new(Mutex::new(0)),
+    };
+    let mut bufs: Bufs = (vec![0; 1024], vec![0; 1024], vec![0; 256]);
+    assert_eq!(
+        Runner::new(shared, tcp(), EmbassyClock, " ", buffers(&mut bufs)).err(),
+        Some(ConfigError::EmptyHost)
+    );
+    let first = Runner::new(shared, tcp(), EmbassyClock, "127.0.0.1", buffers(&mut bufs))
+        .expect("the first runner");
+    assert_eq!(
+        first
+            .timeouts(Timeouts::new().request(embassy_time::Duration::from_ticks(0)))
+            .err(),
+        Some(ConfigError::Zero {
+            setting: Setting::RequestTimeout
+        })
+    );
+    let mut again: Bufs = (vec![0; 1024], vec![0; 1024], vec![0; 256]);
+    assert_eq!(
+        Runner::new(
+            shared,
+            tcp(),
+            EmbassyClock,
+            "127.0.0.1",
+            buffers(&mut again)
+        )
+        .err(),
+        Some(ConfigError::AlreadyRunning),
+        "one client, one runner"
+    );
+}
+
+fn buffers(b: &mut Bufs) -> Buffers<'_> {
+    Buffers {
+        tx: &mut b.0,
+        rx: &mut b.1,
+        body: &mut b.2,
+    }
+}
+
+/// An empty or whitespace distinct id reads no flag, asks nobody and queues no event; after
+/// shutdown, no `/flags` request is sent either.
+#[test]
+fn flag_reads_without_an_id_or_after_shutdown_send_nothing() {
+    use posthog_embedded::adapters::embassy::FlagRead;
+    use posthog_embedded::client::OwnedFlagValue;
+    use posthog_embedded::flags::remote::RemoteFlags;
+    use posthog_embedded::flags::{EvalContext, PropertyValue};
+    use posthog_embedded::net::transport::StreamTransport;
+
+    let (addr, seen) = server(vec![Reply::Flags, Reply::Flags]);
+    let shared = leak(Config::new("phc_embassy", 0x5eed).flush_at(100));
+    shared.with(|c| {
+        c.load_definitions(
+            br#"{"flags":[{"id":1,"key":"local","active":true,"filters":{"groups":[{"properties":[],"rollout_percentage":100}]}},
+                {"id":5,"key":"remote-only","active":true,"ensure_experience_continuity":true,"filters":{"groups":[]}}]}"#,
+        )
+        .unwrap();
+    });
+    let ph = Handle::new(shared, EmbassyClock);
+    let mut rx = vec![0u8; 1024];
+    let mut transport = StreamTransport::new(
+        Tcp {
+            addr,
+            stream: None,
+            connects: Arc::new(Mutex::new(0)),
+        },
+        "127.0.0.1",
+        &mut rx,
+    );
+    let mut remote: Box<RemoteFlags<8, 512>> = Box::new(RemoteFlags::new());
+    let mut buf = vec![0u8; 2048];
+    let person: [(&str, PropertyValue<'_>); 0] = [];
+    let mut read = |id: &str, key: &str, opts: FlagRead| -> Option<OwnedFlagValue<32>> {
+        let ctx = EvalContext {
+            distinct_id: id,
+            device_id: None,
+            person: &person,
+            groups: &[],
+        };
+        embassy_futures::block_on(ph.get_feature_flag(
+            key,
+            &ctx,
+            &mut transport,
+            &mut remote,
+            &mut buf,
+            opts,
+        ))
+    };
+    for id in ["", " ", "\t"] {
+        for key in ["local", "remote-only"] {
+            assert_eq!(read(id, key, FlagRead::new()), None);
+            assert_eq!(read(id, key, FlagRead::new().force_remote(true)), None);
+            assert_eq!(read(id, key, FlagRead::new().only_local(true)), None);
+        }
+    }
+    assert!(seen.lock().unwrap().requests.is_empty(), "nobody asked");
+    assert_eq!(ph.pending(), 0, "no $feature_flag_called");
+    assert_eq!(ph.stats().invalid, 0);
+    ph.shutdown();
+    // Local values still answer; nothing goes to /flags.
+    assert_eq!(
+        read("device-1", "local", FlagRead::new()),
+        Some(OwnedFlagValue::Bool(true))
+    );
+    assert_eq!(read("device-1", "remote-only", FlagRead::new()), None);
+    assert_eq!(
+        read("device-1", "local", FlagRead::new().force_remote(true)),
+        None
+    );
+    assert!(
+        seen.lock().unwrap().requests.is_empty(),
+        "no /flags after shutdown"
+    );
+}
+
+/// The connectivity hint through the handle: offline, the runner opens no connection; back
+/// online, the queued event goes out at once.
+#[test]
+fn offline_opens_no_connection_and_online_sends_at_once() {
+    let (addr, seen) = server(vec![Reply::Ok]);
+    let shared = leak(Config::new("phc_embassy", 0x5eed).flush_at(1));
+    let connects = Arc::new(Mutex::new(0));
+    let mut bufs: Bufs = (vec![0; 4096], vec![0; 1024], vec![0; 256]);
+    let mut runner = runner(
+        shared,
+        Tcp {
+            addr,
+            stream: None,
+            connects: Arc::clone(&connects),
+        },
+        &mut bufs,
+    );
+    let ph = Handle::new(shared, EmbassyClock);
+    ph.set_online(false);
+    ph.capture("offline", "device-1", &EventOptions::new(), |_| Ok(()))
+        .unwrap();
+    // A few steps: each finds nothing to send (the runner sleeps until woken).
+    for _ in 0..3 {
+        let _ = embassy_futures::block_on(embassy_time::with_timeout(
+            embassy_time::Duration::from_millis(50),
+            runner.step(),
+        ));
+    }
+    assert_eq!(*connects.lock().unwrap(), 0);
+    assert_eq!(ph.pending(), 1);
+    ph.set_online(true);
+    drive(&mut runner, || ph.pending() == 0);
+    assert_eq!(*connects.lock().unwrap(), 1);
+    assert_eq!(seen.lock().unwrap().requests.len(), 1);
 }

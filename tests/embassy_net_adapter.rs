@@ -524,7 +524,7 @@ fn runner_delivers_batches_over_tcp_connect() {
     let conns = Cell::new(0);
     let listening = Cell::new(false);
     let shared: Shared<NoopRawMutex, 4096, 4, 64, 1024> =
-        Shared::new(posthog_embedded::client::Config::new("phc_test"));
+        Shared::new(posthog_embedded::client::Config::new("phc_test", 0x5eed)).unwrap();
     run(async |client, server| {
         let (mut rx, mut tx) = ([0u8; 1024], [0u8; 2048]);
         let conn = TcpConnect::new(TcpSocket::new(client, &mut rx, &mut tx), (SERVER_IP, PORT));
@@ -534,7 +534,7 @@ fn runner_delivers_batches_over_tcp_connect() {
             rx: &mut rxb,
             body: &mut body,
         };
-        let mut runner = Runner::new(&shared, conn, EmbassyClock, "10.0.0.1:8080", bufs);
+        let mut runner = Runner::new(&shared, conn, EmbassyClock, "10.0.0.1:8080", bufs).unwrap();
         let ph = Handle::new(&shared, EmbassyClock);
         serve(ingest_server(server, &listening, &events, &conns), async {
             // Two batches: the server closes after the first, so the second reconnects.

@@ -13,7 +13,9 @@ use posthog_embedded::adapters::std::{
     OwnedTransmit, StdClient, StdConfig, StdError, StdFlagValue, UreqTransport,
 };
 use posthog_embedded::capture::EventOptions;
-use posthog_embedded::client::{Client, Config, DeliveryError, RetryAfter, TransportError};
+use posthog_embedded::client::{
+    Client, Config, ConfigError, DeliveryError, RetryAfter, TransportError,
+};
 use posthog_embedded::flags::{EvalContext, PropertyValue};
 use posthog_embedded::{CaptureError, Instant as CoreInstant, Now, UnixMillis};
 
@@ -223,13 +225,12 @@ fn write_response(stream: &mut dyn ReadWrite, resp: &Resp) -> io::Result<()> {
 }
 
 fn config(server: &Server) -> StdConfig {
-    StdConfig::new(API_KEY)
+    StdConfig::new(API_KEY, 0x5eed)
         .host(server.url())
         .proxy_from_env(false)
         .flush_at(100)
         .flush_interval(Duration::from_secs(60))
         .request_timeout(Duration::from_secs(3))
-        .seed(7)
 }
 
 fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
@@ -429,12 +430,11 @@ fn connection_refused_is_a_transport_error_and_retried() {
         .local_addr()
         .unwrap();
     let client = StdClient::new(
-        StdConfig::new(API_KEY)
+        StdConfig::new(API_KEY, 0x5eed)
             .host(format!("http://{addr}"))
             .proxy_from_env(false)
             // Retries well spaced: the event is still queued at the end of the test.
-            .retry(Duration::from_millis(100), Duration::from_millis(200))
-            .max_retries(9),
+            .retry(Duration::from_millis(100), Duration::from_millis(200)),
     )
     .unwrap();
     client.capture("x", "u", |_| Ok(())).unwrap();
@@ -633,17 +633,18 @@ fn clients_are_shared_across_threads() {
 
 #[test]
 fn bad_settings_are_typed_errors_without_secrets() {
-    let e = StdClient::new(StdConfig::new(API_KEY).host("ftp://example.com")).unwrap_err();
+    let e = StdClient::new(StdConfig::new(API_KEY, 0x5eed).host("ftp://example.com")).unwrap_err();
     assert_eq!(e, StdError::InvalidHost);
-    let e = StdClient::new(StdConfig::new("  ")).unwrap_err();
+    let e = StdClient::new(StdConfig::new("  ", 0x5eed)).unwrap_err();
     assert!(matches!(e, StdError::Config(_)));
-    let e = StdClient::new(StdConfig::new(API_KEY).max_retries(10)).unwrap_err();
+    let e = StdClient::new(StdConfig::new(API_KEY, 0x5eed).secret_key(API_KEY)).unwrap_err();
+    assert_eq!(e, StdError::Config(ConfigError::ProjectKeyAsSecretKey));
     assert!(!e.to_string().contains(API_KEY));
 }
 
 /// One batch request rendered by a small core client.
 fn batch_transmit() -> OwnedTransmit {
-    let mut core = Client::<'static, 4096, 4, 16, 256>::new(Config::new(API_KEY));
+    let mut core = Client::<'static, 4096, 4, 16, 256>::new(Config::new(API_KEY, 0x5eed));
     let now = Now::with_wall(
         CoreInstant::from_millis(5),
         UnixMillis::from_secs(1_800_000_000),
@@ -703,7 +704,7 @@ fn transport_times_out() {
         std::thread::sleep(Duration::from_millis(600));
         drop(conn);
     });
-    let cfg = StdConfig::new(API_KEY)
+    let cfg = StdConfig::new(API_KEY, 0x5eed)
         .host(format!("http://{addr}"))
         .proxy_from_env(false)
         .request_timeout(Duration::from_millis(200));
@@ -786,8 +787,7 @@ fn https_with_a_private_ca_delivers_and_verification_is_on() {
     let untrusted = StdClient::new(
         config(&server)
             .host(https)
-            .retry(Duration::from_millis(100), Duration::from_millis(200))
-            .max_retries(9),
+            .retry(Duration::from_millis(100), Duration::from_millis(200)),
     )
     .unwrap();
     untrusted.capture("Insecure", "user-1", |_| Ok(())).unwrap();
@@ -1115,7 +1115,7 @@ fn a_refused_flags_connection_is_not_retried() {
         .local_addr()
         .unwrap();
     let client = StdClient::new(
-        StdConfig::new(API_KEY)
+        StdConfig::new(API_KEY, 0x5eed)
             .host(format!("http://{addr}"))
             .proxy_from_env(false),
     )
@@ -1158,7 +1158,7 @@ fn a_flags_timeout_is_retried_and_reported() {
         conns.len()
     });
     let client = StdClient::new(
-        StdConfig::new(API_KEY)
+        StdConfig::new(API_KEY, 0x5eed)
             .host(format!("http://{addr}"))
             .proxy_from_env(false)
             .flags_request_timeout(Duration::from_millis(150)),
@@ -1314,4 +1314,171 @@ fn immediate_sends_block_until_delivered_or_dropped() {
         Err(CaptureError::EmptyDistinctId)
     );
     client.shutdown(Duration::from_millis(200));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outages: configuration, the connectivity hint, flag reads that must ask nobody
+// ---------------------------------------------------------------------------------------------
+
+/// `StdClient::new` rejects every bad setting with a typed error naming it, never the key.
+#[test]
+fn every_bad_setting_is_rejected_by_the_std_constructor() {
+    use posthog_embedded::adapters::std::StdConfig as Cfg;
+    use posthog_embedded::client::{GiveUp, KeyKind, Setting};
+    let zero = |setting| StdError::Config(ConfigError::Zero { setting });
+    let cases: Vec<(Cfg, StdError)> = vec![
+        (
+            Cfg::new("", 1),
+            StdError::Config(ConfigError::EmptyKey { key: KeyKind::Api }),
+        ),
+        (
+            Cfg::new(" \t", 1),
+            StdError::Config(ConfigError::EmptyKey { key: KeyKind::Api }),
+        ),
+        (
+            Cfg::new(API_KEY, 1).secret_key(" "),
+            StdError::Config(ConfigError::EmptyKey {
+                key: KeyKind::Secret,
+            }),
+        ),
+        (
+            Cfg::new(API_KEY, 1).secret_key("phc_also_a_project_key"),
+            StdError::Config(ConfigError::ProjectKeyAsSecretKey),
+        ),
+        (
+            Cfg::new("phc_".to_owned() + &"x".repeat(200), 1),
+            StdError::Config(ConfigError::KeyTooLong {
+                key: KeyKind::Api,
+                len: 204,
+                max: 128,
+            }),
+        ),
+        (Cfg::new(API_KEY, 1).flush_at(0), zero(Setting::FlushAt)),
+        (
+            Cfg::new(API_KEY, 1).max_batch_events(0),
+            zero(Setting::MaxBatchEvents),
+        ),
+        (
+            Cfg::new(API_KEY, 1).flush_interval(Duration::ZERO),
+            zero(Setting::FlushInterval),
+        ),
+        (
+            Cfg::new(API_KEY, 1).poll_interval(Duration::ZERO),
+            zero(Setting::PollInterval),
+        ),
+        (
+            Cfg::new(API_KEY, 1).retry(Duration::ZERO, Duration::from_secs(1)),
+            zero(Setting::RetryBase),
+        ),
+        (
+            Cfg::new(API_KEY, 1).retry(Duration::from_secs(2), Duration::from_secs(1)),
+            StdError::Config(ConfigError::RetryCapBelowBase {
+                base_ms: 2000,
+                cap_ms: 1000,
+            }),
+        ),
+        (
+            Cfg::new(API_KEY, 1).retry_after_cap(Duration::ZERO),
+            zero(Setting::RetryAfterCap),
+        ),
+        (
+            Cfg::new(API_KEY, 1).give_up(GiveUp::AfterAttempts(0)),
+            zero(Setting::GiveUpAttempts),
+        ),
+        (
+            Cfg::new(API_KEY, 1).request_timeout(Duration::ZERO),
+            zero(Setting::RequestTimeout),
+        ),
+        (
+            Cfg::new(API_KEY, 1).flags_request_timeout(Duration::ZERO),
+            zero(Setting::FlagsRequestTimeout),
+        ),
+        (
+            Cfg::new(API_KEY, 1).max_response_bytes(0),
+            zero(Setting::MaxResponseBytes),
+        ),
+        (
+            Cfg::new(API_KEY, 1).host("not a url"),
+            StdError::InvalidHost,
+        ),
+    ];
+    for (cfg, want) in cases {
+        let e = StdClient::new(cfg).unwrap_err();
+        assert_eq!(e, want);
+        assert!(!e.to_string().contains(API_KEY), "{e}");
+    }
+}
+
+/// Offline, the background thread sends nothing (no connection attempt); back online, the
+/// queued events go out at once, whatever back-off was running.
+#[test]
+fn offline_sends_nothing_and_online_delivers_at_once() {
+    let server = Server::start(|_| Resp::ok());
+    let client =
+        StdClient::new(config(&server).retry(Duration::from_secs(60), Duration::from_secs(300)))
+            .unwrap();
+    client.set_online(false);
+    client
+        .capture("while offline", "device-1", |_| Ok(()))
+        .unwrap();
+    let r = client.flush(Duration::from_millis(300));
+    assert_eq!((r.sent, r.pending), (0, 1));
+    assert_eq!(server.count(), 0, "no request while offline");
+    client.set_online(true);
+    let r = client.flush(Duration::from_secs(5));
+    assert_eq!((r.sent, r.pending), (1, 0));
+    assert_eq!(event_names(&server.requests()[0].json()), ["while offline"]);
+    client.shutdown(Duration::from_secs(1));
+}
+
+/// An empty or whitespace distinct id: no value, no request, no event, on every flag read.
+/// After shutdown: local values only, never a `/flags` request.
+#[test]
+fn flag_reads_without_an_id_or_after_shutdown_ask_nobody() {
+    let server = flags_server(|_| Resp::ok().body(REMOTE_ANSWER));
+    let client = StdClient::new(config(&server)).unwrap();
+    client.load_definitions(FLAGS_DEFS).unwrap();
+    let person = NO_PROPS;
+    for id in ["", "  ", "\n"] {
+        let c = EvalContext {
+            distinct_id: id,
+            ..ctx(&person)
+        };
+        for key in ["beta-ui", "remote-flag"] {
+            assert_eq!(client.get_feature_flag(key, &c, FlagOptions::new()), None);
+            assert_eq!(
+                client.get_feature_flag(key, &c, FlagOptions::new().force_remote(true)),
+                None
+            );
+            assert_eq!(client.is_feature_enabled(key, &c, FlagOptions::new()), None);
+            assert_eq!(
+                client.get_feature_flag_payload(key, &c, FlagOptions::new()),
+                None
+            );
+        }
+        assert!(client.get_all_flags(&c, false).is_empty());
+    }
+    assert_eq!(client.pending(), 0, "no $feature_flag_called");
+    assert_eq!(client.stats().invalid, 0);
+    assert!(flags_requests(&server).is_empty());
+    client.shutdown(Duration::from_secs(2));
+    let c = ctx(&person);
+    assert_eq!(
+        client.get_feature_flag("beta-ui", &c, FlagOptions::new()),
+        Some(StdFlagValue::Bool(true)),
+        "local values still answer"
+    );
+    assert_eq!(
+        client.get_feature_flag("remote-flag", &c, FlagOptions::new()),
+        None
+    );
+    assert_eq!(
+        client.get_feature_flag_payload("remote-flag", &c, FlagOptions::new()),
+        None
+    );
+    assert!(client.get_all_flags(&c, false).contains_key("beta-ui"));
+    assert!(
+        flags_requests(&server).is_empty(),
+        "no /flags after shutdown"
+    );
 }

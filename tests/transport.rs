@@ -65,7 +65,7 @@ impl Clock for FakeClock {
 #[test]
 fn a_custom_http_client_drives_the_client() {
     let mut client: Box<Client<'static, 4096, 4, 32, 512>> = Box::new(Client::new(
-        Config::new("phc_t").secret_key("phx_s").flush_at(1),
+        Config::new("phc_t", 0x5eed).secret_key("phx_s").flush_at(1),
     ));
     let clock = FakeClock(std::cell::Cell::new(0));
     let mut http = Scripted {
@@ -159,7 +159,7 @@ impl Transport for Dialling<'_> {
 #[test]
 fn send_due_connects_before_rendering() {
     let mut client: Box<Client<'static, 4096, 4, 32, 512>> =
-        Box::new(Client::new(Config::new("phc_t").flush_at(1)));
+        Box::new(Client::new(Config::new("phc_t", 0x5eed).flush_at(1)));
     let clock = FakeClock(std::cell::Cell::new(1_000));
     let mut net = Dialling {
         clock: &clock,

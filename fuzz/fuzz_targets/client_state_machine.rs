@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use libfuzzer_sys::fuzz_target;
 use posthog_embedded::capture::{EventOptions, OverflowPolicy};
 use posthog_embedded::client::{
-    Client, Config, RequestKind, ResponseInfo, RetryAfter, TransportError,
+    Client, Config, GiveUp, RequestKind, ResponseInfo, RetryAfter, TransportError,
 };
 use posthog_embedded::{Duration, Instant, Now};
 
@@ -18,17 +18,21 @@ fuzz_target!(|data: &[u8]| {
     let Some((&ctl, ops)) = data.split_first() else {
         return;
     };
-    let config = Config::new("phc_fuzz")
+    let give_up = match ctl % 4 {
+        0 => GiveUp::Never,
+        1 => GiveUp::OlderThan(Duration::from_millis(500)),
+        n => GiveUp::AfterAttempts(u16::from(n)),
+    };
+    let config = Config::new("phc_fuzz", u64::from(ctl))
         .flush_at(1 + usize::from(ctl % 8))
         .max_batch_events(1 + usize::from(ctl % 13))
-        .max_retries(ctl % 4)
+        .give_up(give_up)
         .retry(Duration::from_millis(10), Duration::from_millis(200))
         .overflow(if ctl & 0x80 == 0 {
             OverflowPolicy::DropOldest
         } else {
             OverflowPolicy::RejectNewest
-        })
-        .seed(u64::from(ctl));
+        });
     let mut c = Box::new(C::new(config));
     let mut buf = vec![0u8; 600 + usize::from(ctl) * 4];
     let mut t = 0u64;
@@ -123,7 +127,7 @@ fuzz_target!(|data: &[u8]| {
         let q = s.queue;
         let dropped = q.evicted
             + q.discarded_rejected
-            + q.discarded_retries_exhausted
+            + q.discarded_gave_up
             + q.discarded_too_large_for_body;
         assert_eq!(s.captured, captured);
         assert_eq!(

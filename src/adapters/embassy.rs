@@ -4,8 +4,9 @@
 //!
 //! ```text
 //! static SHARED: StaticCell<Shared<NoopRawMutex, 4096, 20, 128, 2048>> = StaticCell::new();
-//! let shared = SHARED.init(Shared::new(config));
-//! spawner.spawn(posthog_task(Runner::new(shared, conn, EmbassyClock, "us.i.posthog.com", bufs)));
+//! let shared = SHARED.init(Shared::new(config)?);            // checks the configuration
+//! let runner = Runner::new(shared, conn, EmbassyClock, "us.i.posthog.com", bufs)?; // once only
+//! spawner.spawn(posthog_task(runner));
 //! let ph = Handle::new(shared, EmbassyClock);
 //! ph.capture("boot", "device-42", &EventOptions::new(), |p| { p.prop("fw", "1.2.0")?; Ok(()) })?;
 //! ```
@@ -33,7 +34,7 @@
 //! reopened when the server closes it, when a request fails, or when a reused connection turns
 //! out to be closed before any answer (then the request is sent once more on a fresh one).
 
-use core::cell::RefCell;
+use core::cell::{Cell, RefCell};
 
 use embassy_futures::select::select;
 use embassy_sync::blocking_mutex::raw::RawMutex;
@@ -41,12 +42,13 @@ use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::signal::Signal;
 
 use crate::capture::{EventOptions, Person, Uuid};
+use crate::client::Setting;
 use crate::client::{
-    Client, ClientStats, Config, Fate, FlagsAttempt, FlagsRetry, Header, OwnedFlagValue,
-    RequestKind, Transmit, TransportError, FLAGS_PATH,
+    Client, ClientStats, Config, ConfigError, Fate, FlagsAttempt, FlagsRetry, Header,
+    OwnedFlagValue, RequestKind, Transmit, TransportError, FLAGS_PATH,
 };
 use crate::error::{CaptureError, PropertyError};
-use crate::flags::remote::{FlagErrorKind, FlagErrors, RemoteFlags};
+use crate::flags::remote::{FlagErrorKind, FlagErrors, RemoteFlags, RequestError};
 use crate::flags::{EvalContext, Inconclusive};
 use crate::json::write::Object;
 use crate::net::http::Method;
@@ -114,6 +116,8 @@ pub struct Shared<
     wake: Signal<M, ()>,
     /// Signalled by the runner after each request is settled.
     settled: Signal<M, ()>,
+    /// A [`Runner`] was made for this client (one at most).
+    has_runner: Mutex<M, Cell<bool>>,
 }
 
 impl<
@@ -125,14 +129,21 @@ impl<
         const T: usize,
     > Shared<M, Q, F, N, B, T>
 {
-    /// Shared state for a client with `config`.
-    #[must_use]
-    pub const fn new(config: Config<'static>) -> Self {
-        Self {
+    /// Shared state for a client with `config`, checked first. `const`: a `static` built with
+    /// it is checked at compile time.
+    ///
+    /// # Errors
+    /// [`ConfigError`] (see [`Config::validate`]).
+    pub const fn new(config: Config<'static>) -> Result<Self, ConfigError> {
+        if let Err(e) = config.validate() {
+            return Err(e);
+        }
+        Ok(Self {
             client: Mutex::new(RefCell::new(Client::new(config))),
             wake: Signal::new(),
             settled: Signal::new(),
-        }
+            has_runner: Mutex::new(Cell::new(false)),
+        })
     }
 
     /// Runs `f` on the client (briefly: it holds the lock), then wakes the runner.
@@ -317,6 +328,9 @@ impl<
     /// response body. `None`: no value (the flag is unknown, the request failed, or a variant
     /// key is longer than `V` bytes).
     ///
+    /// An empty or whitespace distinct id gives `None` at once, with no request and no event;
+    /// after [`shutdown`](Self::shutdown) no request is sent (a local value still answers).
+    ///
     /// The client's lock is never held while the request is awaited. A refused or failed
     /// connection counts as a transport failure and is retried (as posthog-go does).
     pub async fn get_feature_flag<
@@ -333,6 +347,14 @@ impl<
         buf: &mut [u8],
         opts: FlagRead,
     ) -> Option<OwnedFlagValue<V>> {
+        let allowed = self
+            .shared
+            .client
+            .lock(|c| c.borrow().check_remote_read(ctx));
+        if let Err(RequestError::NoDistinctId) = allowed {
+            // No distinct id: unknown, nobody asked, no event.
+            return None;
+        }
         if !opts.force_remote {
             let local = self.with(|c, now| {
                 c.feature_flag(now, key, ctx, opts.send_event)
@@ -349,6 +371,10 @@ impl<
                 Err(_) => {}
             }
         }
+        let Ok(()) = allowed else {
+            // Shut down: no request, no event.
+            return None;
+        };
         let report_failure = |kind| {
             self.with(|c, now| {
                 c.failed_flag_called(now, key, ctx, FlagErrors::from(kind), opts.send_event);
@@ -420,10 +446,17 @@ impl<
         self.shared.client.lock(|c| c.borrow().stats())
     }
 
-    /// Begins shutdown: later captures are refused and a final flush is requested; wait for
-    /// [`pending`](Self::pending) to reach zero (or your deadline).
+    /// Begins shutdown: later captures are refused, no `/flags` request is sent any more, and a
+    /// final flush is requested; wait for [`pending`](Self::pending) to reach zero (or your
+    /// deadline). Undelivered events stay queued.
     pub fn shutdown(&self) {
         self.shared.with(Client::shutdown);
+    }
+
+    /// Tells the client whether the link is up (see [`Client::set_online`]): while it is down
+    /// the runner opens no connection; when it comes back, queued events go out at once.
+    pub fn set_online(&self, online: bool) {
+        self.shared.with(|c| c.set_online(online));
     }
 }
 
@@ -539,30 +572,47 @@ impl<
         const T: usize,
     > Runner<'s, 'b, M, C, K, Q, F, N, B, T>
 {
-    /// A runner sending to `host` (the `Host` header: `us.i.posthog.com`, or
+    /// The runner of `shared`, sending to `host` (the `Host` header: `us.i.posthog.com`, or
     /// `192.168.1.10:8080`) over `conn`.
+    ///
+    /// # Errors
+    /// [`ConfigError::AlreadyRunning`] when `shared` already has a runner (a client is driven
+    /// by one runner, for its whole life); [`ConfigError::EmptyHost`] for a blank `host`.
     pub fn new(
         shared: &'s Shared<M, Q, F, N, B, T>,
         conn: C,
         clock: K,
         host: &'b str,
         bufs: Buffers<'b>,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, ConfigError> {
+        if host.trim().is_empty() {
+            return Err(ConfigError::EmptyHost);
+        }
+        if shared.has_runner.lock(|r| r.replace(true)) {
+            return Err(ConfigError::AlreadyRunning);
+        }
+        Ok(Self {
             shared,
             transport: StreamTransport::new(conn, host, bufs.rx),
             clock,
             tx: bufs.tx,
             body: bufs.body,
             timeouts: Timeouts::default(),
-        }
+        })
     }
 
     /// Sets the timeouts.
-    #[must_use]
-    pub fn timeouts(mut self, timeouts: Timeouts) -> Self {
+    ///
+    /// # Errors
+    /// [`ConfigError::Zero`] for a zero request timeout.
+    pub fn timeouts(mut self, timeouts: Timeouts) -> Result<Self, ConfigError> {
+        if timeouts.request.as_ticks() == 0 {
+            return Err(ConfigError::Zero {
+                setting: Setting::RequestTimeout,
+            });
+        }
         self.timeouts = timeouts;
-        self
+        Ok(self)
     }
 
     /// Closes the connection, if open (before a deliberate power-down or network switch; the

@@ -24,16 +24,21 @@
 //! use posthog_embedded::adapters::embassy_net::TcpConnect;
 //! use posthog_embedded::client::Config;
 //!
-//! static POSTHOG: Shared<CriticalSectionRawMutex, 4096, 16, 128, 2048> =
-//!     Shared::new(Config::new("phc_project_token"));
+//! type PostHog = Shared<CriticalSectionRawMutex, 4096, 16, 128, 2048>;
 //!
-//! async fn posthog_task(stack: Stack<'static>) -> ! {
+//! /// `boot_seed`: 64 bits from the hardware RNG, different at every boot.
+//! fn posthog(boot_seed: u64) -> PostHog {
+//!     Shared::new(Config::new("phc_project_token", boot_seed)).expect("valid configuration")
+//! }
+//!
+//! async fn posthog_task(stack: Stack<'static>, posthog: &'static PostHog) -> ! {
 //!     let (mut socket_rx, mut socket_tx) = ([0u8; 1024], [0u8; 1024]);
 //!     let socket = TcpSocket::new(stack, &mut socket_rx, &mut socket_tx);
 //!     let conn = TcpConnect::new(socket, (Ipv4Address::new(192, 168, 1, 10), 8080));
 //!     let (mut tx, mut rx, mut body) = ([0u8; 2048], [0u8; 1024], [0u8; 2048]);
 //!     let bufs = Buffers { tx: &mut tx, rx: &mut rx, body: &mut body };
-//!     let mut runner = Runner::new(&POSTHOG, conn, EmbassyClock, "192.168.1.10:8080", bufs);
+//!     let mut runner = Runner::new(posthog, conn, EmbassyClock, "192.168.1.10:8080", bufs)
+//!         .expect("the only runner");
 //!     runner.run().await
 //! }
 //! ```

@@ -62,8 +62,8 @@ use std::vec::Vec;
 use crate::capture::SeqRange;
 use crate::capture::{EncoderConfig, EventOptions, OverflowPolicy, Person, Uuid};
 use crate::client::{
-    Client, ClientStats, Config, ConfigError, Fate, FlagsAttempt, FlagsRetry, Method, RequestKind,
-    ResponseInfo, RetryAfter, Transmit, TransportError, FLAGS_PATH,
+    Client, ClientStats, Config, ConfigError, Fate, FlagsAttempt, FlagsRetry, GiveUp, Method,
+    RequestKind, ResponseInfo, RetryAfter, Setting, Transmit, TransportError, FLAGS_PATH,
 };
 use crate::error::{CaptureError, PropertyError};
 use crate::flags::remote::{FlagErrorKind, FlagErrors, RemoteFlags, RequestError};
@@ -164,12 +164,15 @@ pub struct StdConfig {
     pub flush_interval: StdDuration,
     /// At most this many events per request.
     pub max_batch_events: usize,
-    /// Retries after the first attempt before a batch is dropped (at most 9).
-    pub max_retries: u8,
-    /// First back-off delay; doubles on each retry.
+    /// First back-off delay after a retryable failure; doubles with each failure in a row.
     pub retry_base: StdDuration,
-    /// Back-off cap (before jitter and `Retry-After`).
+    /// Longest back-off delay (see [`Config::retry_cap`]).
     pub retry_cap: StdDuration,
+    /// Longest `Retry-After` honoured (see [`Config::retry_after_cap`]).
+    pub retry_after_cap: StdDuration,
+    /// When to stop retrying a failing batch. Default [`GiveUp::Never`]: events stay queued
+    /// through any outage.
+    pub give_up: GiveUp,
     /// Definitions polling interval.
     pub poll_interval: StdDuration,
     /// What to do when the queue is full.
@@ -192,9 +195,9 @@ pub struct StdConfig {
     pub max_response_bytes: usize,
     /// Honour `HTTPS_PROXY`/`ALL_PROXY`/`NO_PROXY` from the environment. Default true.
     pub proxy_from_env: bool,
-    /// Seed for uuids and jitter; `None` (the default) derives one from the OS-seeded hasher
-    /// keys, the system time, the process id and a counter.
-    pub seed: Option<u64>,
+    /// Seed for uuids and jitter: [`os_seed`] unless you need reproducible uuids (see
+    /// [`Config::new`]).
+    pub seed: u64,
     /// How long dropping a [`StdClient`] that was not shut down may spend flushing. Default 1 s.
     pub drop_timeout: StdDuration,
     /// Timeout of one remote flag evaluation attempt (`POST /flags/?v=2`). Default 3 s, as in
@@ -218,9 +221,10 @@ impl fmt::Debug for StdConfig {
             .field("flush_at", &self.flush_at)
             .field("flush_interval", &self.flush_interval)
             .field("max_batch_events", &self.max_batch_events)
-            .field("max_retries", &self.max_retries)
             .field("retry_base", &self.retry_base)
             .field("retry_cap", &self.retry_cap)
+            .field("retry_after_cap", &self.retry_after_cap)
+            .field("give_up", &self.give_up)
             .field("poll_interval", &self.poll_interval)
             .field("overflow", &self.overflow)
             .field("encoder", &self.encoder)
@@ -230,7 +234,7 @@ impl fmt::Debug for StdConfig {
             .field("root_certificates", &self.root_certificates.len())
             .field("max_response_bytes", &self.max_response_bytes)
             .field("proxy_from_env", &self.proxy_from_env)
-            .field("seed", &self.seed.map(|_| "<set>"))
+            .field("seed", &self.seed)
             .field("drop_timeout", &self.drop_timeout)
             .field("flags_request_timeout", &self.flags_request_timeout)
             .field("flags_max_retries", &self.flags_max_retries)
@@ -247,10 +251,11 @@ fn to_core(d: StdDuration) -> Duration {
 }
 
 impl StdConfig {
-    /// Defaults with `api_key`.
+    /// Defaults with `api_key` and `seed` (use [`os_seed`], unless you need reproducible
+    /// uuids: see [`Config::new`]).
     #[must_use]
-    pub fn new(api_key: impl Into<String>) -> Self {
-        let core = Config::new("");
+    pub fn new(api_key: impl Into<String>, seed: u64) -> Self {
+        let core = Config::new("", seed);
         Self {
             host: DEFAULT_HOST.to_owned(),
             api_key: api_key.into(),
@@ -258,9 +263,10 @@ impl StdConfig {
             flush_at: core.flush_at,
             flush_interval: to_std(core.flush_interval),
             max_batch_events: core.max_batch_events,
-            max_retries: core.max_retries,
             retry_base: to_std(core.retry_base),
             retry_cap: to_std(core.retry_cap),
+            retry_after_cap: to_std(core.retry_after_cap),
+            give_up: core.give_up,
             poll_interval: to_std(core.poll_interval),
             overflow: core.overflow,
             encoder: core.encoder,
@@ -270,7 +276,7 @@ impl StdConfig {
             root_certificates: Vec::new(),
             max_response_bytes: 4 << 20,
             proxy_from_env: true,
-            seed: None,
+            seed,
             drop_timeout: StdDuration::from_secs(1),
             flags_request_timeout: StdDuration::from_secs(3),
             flags_max_retries: 1,
@@ -312,10 +318,17 @@ impl StdConfig {
         self
     }
 
-    /// Sets [`max_retries`](Self::max_retries).
+    /// Sets [`retry_after_cap`](Self::retry_after_cap).
     #[must_use]
-    pub const fn max_retries(mut self, n: u8) -> Self {
-        self.max_retries = n;
+    pub const fn retry_after_cap(mut self, cap: StdDuration) -> Self {
+        self.retry_after_cap = cap;
+        self
+    }
+
+    /// Sets [`give_up`](Self::give_up).
+    #[must_use]
+    pub const fn give_up(mut self, policy: GiveUp) -> Self {
+        self.give_up = policy;
         self
     }
 
@@ -390,13 +403,6 @@ impl StdConfig {
         self
     }
 
-    /// Sets [`seed`](Self::seed).
-    #[must_use]
-    pub const fn seed(mut self, seed: u64) -> Self {
-        self.seed = Some(seed);
-        self
-    }
-
     /// Sets [`drop_timeout`](Self::drop_timeout).
     #[must_use]
     pub const fn drop_timeout(mut self, d: StdDuration) -> Self {
@@ -418,19 +424,53 @@ impl StdConfig {
         self
     }
 
-    /// The core configuration, with `'static` keys (interned; see the module docs).
-    fn core_config(&self) -> Config<'static> {
-        let mut c = Config::new(intern(&self.api_key))
+    /// Checks the settings: the core's ([`Config::validate`]), the host, and this driver's
+    /// timeouts and response limit (none may be zero).
+    ///
+    /// # Errors
+    /// [`StdError::Config`] or [`StdError::InvalidHost`].
+    pub fn validate(&self) -> Result<(), StdError> {
+        normalize_host(&self.host)?;
+        let mut core = Config::new(&self.api_key, self.seed)
             .flush_at(self.flush_at)
             .flush_interval(to_core(self.flush_interval))
             .max_batch_events(self.max_batch_events)
-            .max_retries(self.max_retries)
             .retry(to_core(self.retry_base), to_core(self.retry_cap))
+            .retry_after_cap(to_core(self.retry_after_cap))
+            .give_up(self.give_up)
+            .poll_interval(to_core(self.poll_interval));
+        if let Some(s) = &self.secret_key {
+            core = core.secret_key(s);
+        }
+        core.validate()?;
+        let zero = if self.request_timeout.is_zero() {
+            Some(Setting::RequestTimeout)
+        } else if self.flags_request_timeout.is_zero() {
+            Some(Setting::FlagsRequestTimeout)
+        } else if self.max_response_bytes == 0 {
+            Some(Setting::MaxResponseBytes)
+        } else {
+            None
+        };
+        match zero {
+            Some(setting) => Err(StdError::Config(ConfigError::Zero { setting })),
+            None => Ok(()),
+        }
+    }
+
+    /// The core configuration, with `'static` keys (interned; see the module docs).
+    fn core_config(&self) -> Config<'static> {
+        let mut c = Config::new(intern(&self.api_key), self.seed)
+            .flush_at(self.flush_at)
+            .flush_interval(to_core(self.flush_interval))
+            .max_batch_events(self.max_batch_events)
+            .retry(to_core(self.retry_base), to_core(self.retry_cap))
+            .retry_after_cap(to_core(self.retry_after_cap))
+            .give_up(self.give_up)
             .poll_interval(to_core(self.poll_interval))
             .overflow(self.overflow)
             .encoder(self.encoder)
-            .opted_out(self.opted_out)
-            .seed(self.seed.unwrap_or_else(default_seed));
+            .opted_out(self.opted_out);
         if let Some(s) = &self.secret_key {
             c = c.secret_key(intern(s));
         }
@@ -450,9 +490,10 @@ fn intern(s: &str) -> &'static str {
     k
 }
 
-/// A seed that differs per process and per call: SipHash with the OS-seeded keys of
-/// `RandomState`, over the system time, the process id and a counter.
-fn default_seed() -> u64 {
+/// A seed for [`StdConfig::new`] that differs per process and per call: SipHash with the
+/// OS-seeded keys of `RandomState`, over the system time, the process id and a counter.
+#[must_use]
+pub fn os_seed() -> u64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     let t = std::time::SystemTime::now()
@@ -646,8 +687,8 @@ pub fn parse_retry_after(value: &str) -> Option<RetryAfter> {
 /// use posthog_embedded::client::{Client, Config};
 /// use posthog_embedded::Clock;
 ///
-/// let transport = UreqTransport::new(&StdConfig::new("phc_project_token"))?;
-/// let mut client = Client::<'static, 8192, 16, 256, 4096>::new(Config::new("phc_project_token"));
+/// let transport = UreqTransport::new(&StdConfig::new("phc_project_token", 0x5eed))?;
+/// let mut client = Client::<'static, 8192, 16, 256, 4096>::new(Config::new("phc_project_token", 0x5eed));
 /// let clock = StdClock::new();
 /// let mut buf = vec![0u8; 1 << 16];
 /// while let Some(tx) = client.poll_transmit(clock.read(), &mut buf) {
@@ -1085,7 +1126,7 @@ const MIN_IDLE_WAIT: StdDuration = StdDuration::from_millis(20);
 /// use posthog_embedded::adapters::std::{StdClient, StdConfig};
 /// use std::time::Duration;
 ///
-/// let client = StdClient::new(StdConfig::new("phc_project_token"))?;
+/// let client = StdClient::new(StdConfig::new("phc_project_token", 0x5eed))?;
 /// client.capture("door opened", "device-42", |p| {
 ///     p.prop("door", "front")?.prop("battery", 87u32)?;
 ///     Ok(())
@@ -1129,9 +1170,10 @@ impl StdClient {
     /// # Errors
     /// [`StdError`]: invalid settings or host, or a thread that could not be started.
     pub fn new(config: StdConfig) -> Result<Self, StdError> {
+        // Checked before anything is interned or started.
+        config.validate()?;
         let transport = UreqTransport::new(&config)?;
         let core_config = config.core_config();
-        StdCore::validate(&core_config)?;
         // Unoptimised builds may hold several temporaries of each value in one frame.
         let stack = (size_of::<StdCore>() + size_of::<StdRemoteFlags>())
             .saturating_mul(4)
@@ -1190,7 +1232,7 @@ impl StdClient {
     /// ```no_run
     /// use posthog_embedded::adapters::std::{RecordKind, StdClient, StdConfig};
     ///
-    /// let client = StdClient::new(StdConfig::new("phc_project_token"))?;
+    /// let client = StdClient::new(StdConfig::new("phc_project_token", 0x5eed))?;
     /// client.on_request(Some(Box::new(|r| {
     ///     if let RecordKind::Batch { records } = r.kind {
     ///         println!("{} events, attempt {}: {:?}", records.len(), r.attempt, r.result);
@@ -1340,7 +1382,7 @@ impl StdClient {
     /// # use posthog_embedded::adapters::std::{StdClient, StdConfig};
     /// # use posthog_embedded::capture::EventOptions;
     /// # use std::time::Duration;
-    /// let client = StdClient::new(StdConfig::new("phc_token"))?;
+    /// let client = StdClient::new(StdConfig::new("phc_token", 0x5eed))?;
     /// let fate = client.immediate(Duration::from_secs(10), |c, now| {
     ///     c.capture(now, "door opened", "device-7", &EventOptions::new(), |_| Ok(()))
     /// })?;
@@ -1417,6 +1459,13 @@ impl StdClient {
         self.immediate(timeout, |c, now| {
             c.alias(now, previous_id, alias, &EventOptions::new())
         })
+    }
+
+    /// Tells the client whether the network is up (see [`Client::set_online`]): while it is
+    /// down the background thread sends nothing; when it comes back, queued events go out at
+    /// once instead of waiting out the back-off.
+    pub fn set_online(&self, online: bool) {
+        self.produce(|c, _| c.set_online(online));
     }
 
     /// Sends every queued event, ignoring `flush_at` and the interval, and blocks until the
@@ -1568,8 +1617,9 @@ impl StdClient {
     /// With [`FlagOptions::send_event`] a `$feature_flag_called` event is queued (once per
     /// distinct id, flag, value and groups), with `$feature_flag_error` when the server did not
     /// answer normally (`api_error_503`, `timeout`, `connection_error`, `unknown_error` for an
-    /// unusable answer, `flag_missing`, ...). An empty distinct id gives `None` at once, with
-    /// no request and no event.
+    /// unusable answer, `flag_missing`, ...). An empty or whitespace distinct id gives `None` at
+    /// once, with no request and no event; after [`shutdown`](Self::shutdown) no request is
+    /// sent (a local value is still returned).
     ///
     /// Blocks the calling thread during the remote request (at most about
     /// `(flags_max_retries + 1) × flags_request_timeout` plus the retry delays), but never holds
@@ -1581,7 +1631,8 @@ impl StdClient {
         ctx: &EvalContext<'_>,
         opts: FlagOptions,
     ) -> Option<StdFlagValue> {
-        if ctx.distinct_id.is_empty() {
+        let allowed = self.shared.lock().core.check_remote_read(ctx);
+        if let Err(RequestError::NoDistinctId) = allowed {
             return None;
         }
         if !opts.force_remote {
@@ -1599,6 +1650,10 @@ impl StdClient {
                 }
                 Err(_) => {}
             }
+        }
+        if allowed.is_err() {
+            // Shut down: no request, no event.
+            return None;
         }
         match self.remote_flags(ctx, Some(&[key]), opts.disable_geoip) {
             Ok(remote) => self.produce(|c, now| {
@@ -1635,7 +1690,8 @@ impl StdClient {
         ctx: &EvalContext<'_>,
         opts: FlagOptions,
     ) -> Option<String> {
-        if ctx.distinct_id.is_empty() {
+        let allowed = self.shared.lock().core.check_remote_read(ctx);
+        if let Err(RequestError::NoDistinctId) = allowed {
             return None;
         }
         if !opts.force_remote {
@@ -1651,6 +1707,7 @@ impl StdClient {
                 Err(_) => {}
             }
         }
+        allowed.ok()?;
         let remote = self
             .remote_flags(ctx, Some(&[key]), opts.disable_geoip)
             .ok()?;
@@ -1669,14 +1726,16 @@ impl StdClient {
     ///    gives an empty map. When the request fails, the local values are returned;
     /// 3. with `only_local`, inconclusive flags are left out.
     ///
-    /// An empty distinct id gives an empty map.
+    /// An empty or whitespace distinct id gives an empty map; after
+    /// [`shutdown`](Self::shutdown) only local values are returned (no request).
     #[must_use]
     pub fn get_all_flags(
         &self,
         ctx: &EvalContext<'_>,
         only_local: bool,
     ) -> BTreeMap<String, StdFlagValue> {
-        if ctx.distinct_id.is_empty() {
+        let allowed = self.shared.lock().core.check_remote_read(ctx);
+        if let Err(RequestError::NoDistinctId) = allowed {
             return BTreeMap::new();
         }
         let wall = self.clock.wall();
@@ -1693,7 +1752,7 @@ impl StdClient {
             }
             (values, inconclusive || store.is_empty())
         });
-        if !fallback || only_local {
+        if !fallback || only_local || allowed.is_err() {
             return local;
         }
         let Ok(remote) = self.remote_flags(ctx, None, None) else {
@@ -1969,7 +2028,7 @@ mod tests {
 
     #[test]
     fn secrets_stay_out_of_debug() {
-        let c = StdConfig::new("phc_public_token").secret_key("phx_very_secret");
+        let c = StdConfig::new("phc_public_token", 0x5eed).secret_key("phx_very_secret");
         let s = format!("{c:?}");
         assert!(
             !s.contains("phc_public_token") && !s.contains("phx_very_secret"),

@@ -18,10 +18,9 @@
 
 use super::queue::{PushError, Queue};
 use super::timestamp::{format_iso8601, ISO_LEN};
-use super::uuid::{Uuid, UUID_LEN};
+use super::uuid::{Uuid, UuidGen, UUID_LEN};
 use crate::error::{CaptureError, PropertyError};
 use crate::json::write::{Object, Sink};
-use crate::rng::Rng;
 use crate::time::{Now, UnixMillis};
 
 /// Settings for every event an [`Encoder`] writes.
@@ -207,7 +206,7 @@ impl From<PropertyError> for Abort {
 #[derive(Clone, Debug)]
 pub struct Encoder {
     config: EncoderConfig,
-    rng: Rng,
+    uuids: UuidGen,
 }
 
 fn is_blank(s: &str) -> bool {
@@ -215,12 +214,13 @@ fn is_blank(s: &str) -> bool {
 }
 
 impl Encoder {
-    /// An encoder with `config`, its uuid generator seeded with `seed` (see [`Rng`]).
+    /// An encoder with `config`, its uuid generator seeded with `seed`: a value that differs
+    /// per boot and per device (see [`UuidGen`] for why and how).
     #[must_use]
     pub const fn new(config: EncoderConfig, seed: u64) -> Self {
         Self {
             config,
-            rng: Rng::new(seed),
+            uuids: UuidGen::new(seed),
         }
     }
 
@@ -233,7 +233,7 @@ impl Encoder {
     /// A fresh UUIDv7 for time `now` (the wall clock if known, else the monotonic clock).
     pub fn new_uuid(&mut self, now: Now) -> Uuid {
         let ms = now.wall.map_or(now.mono.as_millis(), UnixMillis::as_millis);
-        Uuid::new_v7(ms, &mut self.rng)
+        self.uuids.next(ms)
     }
 
     /// Queues a custom event `event` for `distinct_id`, its properties written by `props`.

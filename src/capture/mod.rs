@@ -50,4 +50,4 @@ pub use queue::{
     DropReason, OverflowPolicy, PushError, Queue, QueueStats, Record, Records, SeqRange,
     RECORD_HEADER_LEN,
 };
-pub use uuid::{Uuid, UUID_LEN};
+pub use uuid::{Uuid, UuidGen, UUID_LEN};

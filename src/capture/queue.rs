@@ -56,8 +56,9 @@ pub enum DropReason {
     TooLargeForBody,
     /// The server refused the batch for good (a 4xx other than 408/413/429).
     Rejected,
-    /// Every retry failed.
-    RetriesExhausted,
+    /// The application's give-up policy ended the retries (never by default: an outage alone
+    /// drops nothing).
+    GaveUp,
 }
 
 /// Counters of everything that entered and left the queue. All saturate at `u32::MAX`.
@@ -82,8 +83,9 @@ pub struct QueueStats {
     pub discarded_too_large_for_body: u32,
     /// Records dropped because the server refused them.
     pub discarded_rejected: u32,
-    /// Records dropped after their last retry.
-    pub discarded_retries_exhausted: u32,
+    /// Records dropped by the application's give-up policy (after N failed attempts or past an
+    /// age; never with the default policy).
+    pub discarded_gave_up: u32,
 }
 
 impl QueueStats {
@@ -95,7 +97,7 @@ impl QueueStats {
             .saturating_add(self.too_large)
             .saturating_add(self.discarded_too_large_for_body)
             .saturating_add(self.discarded_rejected)
-            .saturating_add(self.discarded_retries_exhausted)
+            .saturating_add(self.discarded_gave_up)
     }
 }
 
@@ -215,7 +217,7 @@ impl<S> Queue<S> {
                 too_large: 0,
                 discarded_too_large_for_body: 0,
                 discarded_rejected: 0,
-                discarded_retries_exhausted: 0,
+                discarded_gave_up: 0,
             },
         }
     }
@@ -509,7 +511,7 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> Queue<S> {
         let c = match reason {
             DropReason::TooLargeForBody => &mut self.stats.discarded_too_large_for_body,
             DropReason::Rejected => &mut self.stats.discarded_rejected,
-            DropReason::RetriesExhausted => &mut self.stats.discarded_retries_exhausted,
+            DropReason::GaveUp => &mut self.stats.discarded_gave_up,
         };
         bump(c, n);
     }
@@ -672,7 +674,7 @@ mod tests {
             1
         );
         assert_eq!(
-            q.discard(SeqRange { start: 0, end: 9 }, DropReason::RetriesExhausted),
+            q.discard(SeqRange { start: 0, end: 9 }, DropReason::GaveUp),
             1
         );
         assert_eq!(q.drop_oldest(DropReason::Rejected), None);
@@ -681,7 +683,7 @@ mod tests {
             (
                 s.discarded_too_large_for_body,
                 s.discarded_rejected,
-                s.discarded_retries_exhausted
+                s.discarded_gave_up
             ),
             (1, 1, 1)
         );

@@ -1,9 +1,5 @@
-//! Event UUIDs: version 7 (RFC 9562) from a millisecond time and the caller-seeded [`Rng`].
-//!
-//! PostHog de-duplicates events by uuid, so an event keeps the uuid it got at capture for every
-//! retry. UUIDv7 puts the time first, which keeps ids roughly sortable; the other 74 bits are
-//! random. On a device without a wall clock the time field holds the monotonic clock instead
-//! (uniqueness then rests on the 74 random bits, which is plenty for one device).
+//! Event UUIDs: version 7 (RFC 9562), unique within a boot by construction and across boots by
+//! a per-boot identifier drawn from the caller's seed (see [`UuidGen`]).
 
 use core::fmt;
 
@@ -105,6 +101,103 @@ impl Uuid {
     }
 }
 
+/// The uuid generator of an [`Encoder`](super::Encoder).
+///
+/// PostHog de-duplicates events by uuid, so an event keeps the uuid it got at capture for every
+/// retry, and two events must never share one: a repeated uuid is an event PostHog silently
+/// throws away. A device without a wall clock restarts its monotonic clock at 0 on every boot,
+/// so time alone cannot tell boots apart. [`UuidGen`] lays the 128 bits out as:
+///
+/// | bits | field | content |
+/// |---:|---|---|
+/// | 48 | `unix_ts_ms` | the wall clock in ms when known, else the monotonic clock; never goes back within a boot |
+/// | 4 | `ver` | 7 |
+/// | 12 | `rand_a` | a counter within the millisecond, starting at a random value below 2048 |
+/// | 2 | `var` | `10` |
+/// | 62 | `rand_b` | the **boot id**: 62 bits mixed from the seed, the same for every event of a boot |
+///
+/// - **Within a boot** the pair (time, counter) strictly increases from one uuid to the next (the
+///   counter overflowing moves the time field on by 1 ms), so two uuids of one boot never match,
+///   whatever the clocks do.
+/// - **Across boots and devices** two uuids can match only if their boots drew the same 62-bit
+///   boot id *and* an event of each landed on the same millisecond with the same counter. For a
+///   fleet of a million devices rebooting daily for ten years (3.7·10⁹ boots), the chance that a
+///   given device ever repeats a boot id is about 3650² / 2⁶³ ≈ 1.4·10⁻¹²; over the whole fleet
+///   about one pair of boots (on different devices, so different distinct ids) shares a boot id
+///   in ten years, and then each of their events still has 11 random counter bits to differ by.
+///   62 bits is what the layout leaves after the time, the version, the variant and a counter
+///   large enough for 2048 events in one millisecond.
+///
+/// This holds only if seeds differ between boots: seed from a hardware RNG, or hash a unique
+/// chip id with a boot counter kept in flash (see [`crate::client::Config::new`]).
+#[derive(Clone, Debug)]
+pub struct UuidGen {
+    /// `10` variant bits and the 62-bit boot id (`rand_b`).
+    boot: u64,
+    /// The time field of the last uuid.
+    last_ms: u64,
+    /// The counter of the last uuid (`rand_a`); `None` before the first.
+    counter: Option<u16>,
+    rng: Rng,
+}
+
+/// SplitMix64's finaliser: a bijection of `u64`, so distinct seeds give distinct outputs.
+const fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Largest counter start: half the 12-bit range, so a millisecond always has room for at least
+/// 2048 uuids before the time field moves on.
+const COUNTER_START_SPAN: u64 = 1 << 11;
+const COUNTER_MAX: u16 = 0x0FFF;
+const TIME_MASK: u64 = 0xFFFF_FFFF_FFFF;
+
+impl UuidGen {
+    /// A generator for the boot seeded with `seed`.
+    #[must_use]
+    pub const fn new(seed: u64) -> Self {
+        Self {
+            boot: (mix(seed ^ 0x7b00_7b00_1d1d_5eed) >> 2) | 0x8000_0000_0000_0000,
+            last_ms: 0,
+            counter: None,
+            rng: Rng::new(mix(seed) ^ 0x243f_6a88_85a3_08d3),
+        }
+    }
+
+    /// The next uuid, for time `ms` (the wall clock if known, else the monotonic clock).
+    pub fn next(&mut self, ms: u64) -> Uuid {
+        let ms = ms & TIME_MASK;
+        let (ms, counter) = match self.counter {
+            Some(c) if ms <= self.last_ms => {
+                if c < COUNTER_MAX {
+                    (self.last_ms, c + 1)
+                } else {
+                    (
+                        self.last_ms.saturating_add(1) & TIME_MASK,
+                        self.fresh_counter(),
+                    )
+                }
+            }
+            _ => (ms, self.fresh_counter()),
+        };
+        self.last_ms = ms;
+        self.counter = Some(counter);
+        let mut b = [0u8; 16];
+        let (t, rest) = b.split_at_mut(6);
+        t.copy_from_slice(ms.to_be_bytes().get(2..).unwrap_or_default());
+        let (ra, rb) = rest.split_at_mut(2);
+        ra.copy_from_slice(&(0x7000 | counter).to_be_bytes());
+        rb.copy_from_slice(&self.boot.to_be_bytes());
+        Uuid(b)
+    }
+
+    fn fresh_counter(&mut self) -> u16 {
+        self.rng.below(COUNTER_START_SPAN) as u16
+    }
+}
+
 impl fmt::Display for Uuid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut buf = [0u8; UUID_LEN];
@@ -145,6 +238,42 @@ mod tests {
         assert_eq!(s.as_bytes()[14], b'7');
         assert_eq!(Uuid::parse(&s), Ok(u));
         assert_ne!(Uuid::new_v7(1_767_323_045_123, &mut rng), u);
+    }
+
+    #[test]
+    fn generator_layout_and_monotone_within_a_boot() {
+        let mut g = UuidGen::new(42);
+        let a = g.next(1_000);
+        let b = g.next(1_000);
+        let c = g.next(999); // the clock went back: the time field does not
+        let d = g.next(1_001);
+        for u in [a, b, c, d] {
+            assert_eq!(u.version(), 7);
+            assert_eq!(u.as_bytes()[8] & 0xC0, 0x80);
+            // Same boot id in rand_b.
+            assert_eq!(u.as_bytes()[8..], a.as_bytes()[8..]);
+        }
+        assert!(a < b && b < c && c < d, "{a} {b} {c} {d}");
+        assert_eq!(&c.as_bytes()[..6], &a.as_bytes()[..6]);
+        // Another seed, another boot id.
+        let e = UuidGen::new(43).next(1_000);
+        assert_ne!(e.as_bytes()[8..], a.as_bytes()[8..]);
+    }
+
+    #[test]
+    fn counter_overflow_moves_the_time_on() {
+        let mut g = UuidGen::new(7);
+        let mut prev = g.next(5);
+        for _ in 0..10_000 {
+            let u = g.next(5);
+            assert!(u > prev, "{prev} then {u}");
+            prev = u;
+        }
+        // 10,001 uuids in "one" millisecond need at least 3 distinct time values.
+        let ms = u64::from_be_bytes([
+            0, 0, prev.0[0], prev.0[1], prev.0[2], prev.0[3], prev.0[4], prev.0[5],
+        ]);
+        assert!(ms >= 7, "{ms}");
     }
 
     #[test]

@@ -180,6 +180,11 @@ impl FlagsRetry {
     }
 }
 
+/// An empty or whitespace distinct id: the flag is unknown, nobody is asked, no event is sent.
+fn is_blank(s: &str) -> bool {
+    s.trim().is_empty()
+}
+
 /// The `(type, key)` pairs of a context's groups.
 fn group_pairs<'c>(ctx: &EvalContext<'c>) -> heapless::Vec<(&'c str, &'c str), MAX_EVENT_GROUPS> {
     ctx.groups
@@ -196,9 +201,15 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
     /// queues a `$feature_flag_called` event (once per distinct id, flag, value and groups).
     /// `now.wall` serves relative date filters.
     ///
+    /// An empty or whitespace distinct id is never evaluated: the flag is unknown
+    /// ([`Inconclusive::UnknownFlag`]) and no event is queued; [`check_remote_read`] then tells
+    /// the driver not to ask the server either.
+    ///
     /// # Errors
     /// [`Inconclusive`]: only the server can decide (or the flag is unknown locally). Ask it
     /// with [`flags_request`](Self::flags_request) unless you want local-only answers.
+    ///
+    /// [`check_remote_read`]: Self::check_remote_read
     pub fn feature_flag(
         &mut self,
         now: Now,
@@ -206,6 +217,9 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
         ctx: &EvalContext<'_>,
         send_event: bool,
     ) -> Result<FlagValue<'_>, Inconclusive> {
+        if is_blank(ctx.distinct_id) {
+            return Err(Inconclusive::UnknownFlag);
+        }
         let value = self.flags.evaluate(key, ctx, now.wall)?;
         if send_event {
             let flag = self.flags.flag_info(key).unwrap_or_default();
@@ -266,8 +280,28 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
         key: &str,
         ctx: &EvalContext<'_>,
     ) -> Result<Option<&str>, Inconclusive> {
+        if is_blank(ctx.distinct_id) {
+            return Err(Inconclusive::UnknownFlag);
+        }
         let v = self.flags.evaluate(key, ctx, now.wall)?;
         Ok(self.flags.payload(key, &v))
+    }
+
+    /// Whether the server may be asked about `ctx`. Drivers check it before a remote read;
+    /// [`flags_request`](Self::flags_request) checks it too.
+    ///
+    /// # Errors
+    /// [`RequestError::NoDistinctId`] for an empty or whitespace distinct id (the flag is
+    /// unknown), [`RequestError::ShutDown`] after [`shutdown`](Self::shutdown): send nothing and
+    /// queue no `$feature_flag_called` event.
+    pub fn check_remote_read(&self, ctx: &EvalContext<'_>) -> Result<(), RequestError> {
+        if is_blank(ctx.distinct_id) {
+            Err(RequestError::NoDistinctId)
+        } else if self.shut_down {
+            Err(RequestError::ShutDown)
+        } else {
+            Ok(())
+        }
     }
 
     /// Writes the body of a `POST /flags/?v=2` request for `ctx` into `buf` (send it to
@@ -299,6 +333,7 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
         geoip_disable: Option<bool>,
         buf: &mut [u8],
     ) -> Result<usize, RequestError> {
+        self.check_remote_read(ctx)?;
         let mut groups: heapless::Vec<RequestGroup<'_>, MAX_EVENT_GROUPS> = heapless::Vec::new();
         for g in ctx.groups.iter().take(MAX_EVENT_GROUPS) {
             let _ = groups.push(RequestGroup {

@@ -22,10 +22,13 @@
 //!   back-off is running; or a definitions poll when it is due.
 //! - [`handle_response`](Client::handle_response) /
 //!   [`handle_transport_error`](Client::handle_transport_error) settle the request in flight:
-//!   a 2xx commits exactly the events it carried; 408, 429, 5xx and transport errors retry the same
-//!   events (same uuids, `offset` recomputed) after a capped exponential back-off with seeded
-//!   jitter, `Retry-After` taken as a minimum, until `max_retries`; 413 halves the batch (a single
+//!   a 2xx commits exactly the events it carried; 408, 429, 5xx and transport errors keep the
+//!   events queued and retry them (same uuids, `offset` recomputed) after a capped exponential
+//!   back-off with seeded jitter, `Retry-After` taken as a minimum up to a cap, **for as long as
+//!   it takes** unless the application chose a [`GiveUp`] policy; 413 halves the batch (a single
 //!   event still too large is dropped); any other 4xx drops the batch. Every drop is counted.
+//! - [`set_online`](Client::set_online) tells the client the link is down (no request is
+//!   started) or back (delivery resumes at once).
 //! - [`poll_timeout`](Client::poll_timeout) says when to call `poll_transmit` next.
 //!
 //! Nothing here reads a clock, touches a socket or allocates.
@@ -55,7 +58,30 @@ pub const MAX_PATH: usize = 192;
 /// Longest `ETag` kept for definitions polling; a longer one is not sent back.
 pub const MAX_ETAG: usize = 128;
 
-/// Client settings. Everything but the API key has a default (see [`Config::new`]).
+/// Longest API key or secret key accepted (PostHog's keys are about 50 characters).
+pub const MAX_KEY_LEN: usize = 128;
+
+/// When the client stops retrying a batch that keeps failing with a retryable error (no
+/// response, 408, 429, 5xx). The default, [`GiveUp::Never`], keeps events queued for as long as
+/// an outage lasts: only a 2xx, a terminal answer or the queue's overflow policy removes them.
+/// The other policies trade data for fresher queues; events they drop are counted in
+/// [`QueueStats::discarded_gave_up`] and reported through the batch callback.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum GiveUp {
+    /// Retry for as long as it takes (the default).
+    #[default]
+    Never,
+    /// Drop a batch after this many failed attempts in a row (posthog-python, -node and -go
+    /// make 4: the first and 3 retries). Counted for the batch at the head of the queue.
+    AfterAttempts(u16),
+    /// When a batch fails, drop those of its events captured at least this long ago.
+    OlderThan(Duration),
+}
+
+/// Client settings. Everything but the API key and the seed has a default (see
+/// [`Config::new`]).
 ///
 /// Its `Debug` output redacts both keys.
 #[derive(Clone, Copy)]
@@ -72,12 +98,19 @@ pub struct Config<'a> {
     pub flush_interval: Duration,
     /// At most this many events per request. Default 100.
     pub max_batch_events: usize,
-    /// Retries after the first attempt before a batch is dropped. Default 3.
-    pub max_retries: u8,
-    /// First back-off delay; doubles on each retry. Default 1 s.
+    /// First back-off delay after a retryable failure; doubles with each failure in a row.
+    /// Default 1 s.
     pub retry_base: Duration,
-    /// Back-off cap (before jitter and `Retry-After`). Default 30 s.
+    /// Longest back-off delay. Default 5 min: an outage of hours costs a connection attempt
+    /// every 4 to 5 minutes (12 to 15 an hour), and delivery resumes within 5 minutes of the
+    /// link coming back ([`Client::set_online`] resumes it at once).
     pub retry_cap: Duration,
+    /// Longest `Retry-After` honoured; a server asking for more is asked again after this
+    /// long. Default 5 min, the same as [`retry_cap`](Self::retry_cap): a device's queue is
+    /// small, and an hour of silence on one proxy's say-so would evict what it holds.
+    pub retry_after_cap: Duration,
+    /// When to stop retrying a failing batch. Default [`GiveUp::Never`].
+    pub give_up: GiveUp,
     /// Definitions polling interval. Default 5 min (a device is not a server).
     pub poll_interval: Duration,
     /// What to do when the queue is full. Default drop oldest.
@@ -86,7 +119,7 @@ pub struct Config<'a> {
     pub encoder: EncoderConfig,
     /// Start opted out (restore the user's stored choice here). Default false.
     pub opted_out: bool,
-    /// Seed for uuids and jitter: make it differ per device and per boot.
+    /// Seed of the uuid generator and the back-off jitter (see [`Config::new`]).
     pub seed: u64,
 }
 
@@ -98,9 +131,10 @@ impl fmt::Debug for Config<'_> {
             .field("flush_at", &self.flush_at)
             .field("flush_interval", &self.flush_interval)
             .field("max_batch_events", &self.max_batch_events)
-            .field("max_retries", &self.max_retries)
             .field("retry_base", &self.retry_base)
             .field("retry_cap", &self.retry_cap)
+            .field("retry_after_cap", &self.retry_after_cap)
+            .field("give_up", &self.give_up)
             .field("poll_interval", &self.poll_interval)
             .field("overflow", &self.overflow)
             .field("encoder", &self.encoder)
@@ -111,23 +145,31 @@ impl fmt::Debug for Config<'_> {
 }
 
 impl<'a> Config<'a> {
-    /// Defaults with `api_key`.
+    /// Defaults with `api_key` and `seed`.
+    ///
+    /// `seed` must differ per boot and per device: it draws the boot id that keeps event uuids
+    /// unique across reboots (PostHog silently drops an event whose uuid it has seen). On a
+    /// device, take 64 bits from the hardware RNG (`embassy_stm32::rng::Rng`,
+    /// `esp_hal::rng::Rng`, the RP2040's ROSC, the nRF RNG peripheral), or, without one, hash
+    /// the chip's unique id together with a boot counter kept in flash and incremented at every
+    /// boot. On a host, [`adapters::std::os_seed`](crate::adapters) gives one from the OS.
     #[must_use]
-    pub const fn new(api_key: &'a str) -> Self {
+    pub const fn new(api_key: &'a str, seed: u64) -> Self {
         Self {
             api_key,
             secret_key: None,
             flush_at: 20,
             flush_interval: Duration::from_secs(10),
             max_batch_events: 100,
-            max_retries: 3,
             retry_base: Duration::from_secs(1),
-            retry_cap: Duration::from_secs(30),
+            retry_cap: Duration::from_secs(300),
+            retry_after_cap: Duration::from_secs(300),
+            give_up: GiveUp::Never,
             poll_interval: Duration::from_secs(300),
             overflow: OverflowPolicy::DropOldest,
             encoder: EncoderConfig::DEFAULT,
             opted_out: false,
-            seed: 0,
+            seed,
         }
     }
 
@@ -159,18 +201,25 @@ impl<'a> Config<'a> {
         self
     }
 
-    /// Sets [`max_retries`](Self::max_retries).
-    #[must_use]
-    pub const fn max_retries(mut self, n: u8) -> Self {
-        self.max_retries = n;
-        self
-    }
-
     /// Sets [`retry_base`](Self::retry_base) and [`retry_cap`](Self::retry_cap).
     #[must_use]
     pub const fn retry(mut self, base: Duration, cap: Duration) -> Self {
         self.retry_base = base;
         self.retry_cap = cap;
+        self
+    }
+
+    /// Sets [`retry_after_cap`](Self::retry_after_cap).
+    #[must_use]
+    pub const fn retry_after_cap(mut self, cap: Duration) -> Self {
+        self.retry_after_cap = cap;
+        self
+    }
+
+    /// Sets [`give_up`](Self::give_up).
+    #[must_use]
+    pub const fn give_up(mut self, policy: GiveUp) -> Self {
+        self.give_up = policy;
         self
     }
 
@@ -202,44 +251,260 @@ impl<'a> Config<'a> {
         self
     }
 
-    /// Sets [`seed`](Self::seed).
-    #[must_use]
-    pub const fn seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
-        self
+    /// Checks the settings; `const`, so a configuration in a `static` can be checked at compile
+    /// time.
+    ///
+    /// # Errors
+    /// [`ConfigError`]: a blank, over-long or malformed key, a project key (`phc_…`) given as
+    /// the secret key, a zero size, interval or back-off, or a back-off cap below its base.
+    pub const fn validate(&self) -> Result<(), ConfigError> {
+        if let Err(e) = check_key(self.api_key, KeyKind::Api) {
+            return Err(e);
+        }
+        // The API key also goes, percent-encoded, into the definitions path.
+        let encoded = encoded_len(self.api_key);
+        if encoded + DEFINITIONS_PATH_OVERHEAD > MAX_PATH {
+            return Err(ConfigError::KeyTooLong {
+                key: KeyKind::Api,
+                len: encoded,
+                max: MAX_PATH - DEFINITIONS_PATH_OVERHEAD,
+            });
+        }
+        if let Some(secret) = self.secret_key {
+            if let Err(e) = check_key(secret, KeyKind::Secret) {
+                return Err(e);
+            }
+            if starts_with(secret.as_bytes(), b"phc_") {
+                return Err(ConfigError::ProjectKeyAsSecretKey);
+            }
+        }
+        let zero = if self.flush_at == 0 {
+            Some(Setting::FlushAt)
+        } else if self.max_batch_events == 0 {
+            Some(Setting::MaxBatchEvents)
+        } else if self.flush_interval.as_millis() == 0 {
+            Some(Setting::FlushInterval)
+        } else if self.poll_interval.as_millis() == 0 {
+            Some(Setting::PollInterval)
+        } else if self.retry_base.as_millis() == 0 {
+            Some(Setting::RetryBase)
+        } else if self.retry_after_cap.as_millis() == 0 {
+            Some(Setting::RetryAfterCap)
+        } else {
+            match self.give_up {
+                GiveUp::AfterAttempts(0) => Some(Setting::GiveUpAttempts),
+                GiveUp::OlderThan(d) if d.as_millis() == 0 => Some(Setting::GiveUpAge),
+                _ => None,
+            }
+        };
+        if let Some(setting) = zero {
+            return Err(ConfigError::Zero { setting });
+        }
+        if self.retry_cap.as_millis() < self.retry_base.as_millis() {
+            return Err(ConfigError::RetryCapBelowBase {
+                base_ms: self.retry_base.as_millis(),
+                cap_ms: self.retry_cap.as_millis(),
+            });
+        }
+        Ok(())
     }
 }
 
-/// The configuration cannot work.
+/// `/flags/definitions?token=` and `&send_cohorts` around the percent-encoded API key.
+const DEFINITIONS_PATH_OVERHEAD: usize = "/flags/definitions?token=&send_cohorts".len();
+
+const fn starts_with(s: &[u8], prefix: &[u8]) -> bool {
+    let (mut s, mut p) = (s, prefix);
+    loop {
+        match (s.split_first(), p.split_first()) {
+            (_, None) => return true,
+            (Some((a, sr)), Some((b, pr))) if *a == *b => {
+                s = sr;
+                p = pr;
+            }
+            _ => return false,
+        }
+    }
+}
+
+/// Bytes of `s` percent-encoded as a query value (unreserved characters kept).
+const fn encoded_len(s: &str) -> usize {
+    let mut b = s.as_bytes();
+    let mut n = 0;
+    while let Some((c, rest)) = b.split_first() {
+        n += if c.is_ascii_alphanumeric() || matches!(*c, b'-' | b'_' | b'.' | b'~') {
+            1
+        } else {
+            3
+        };
+        b = rest;
+    }
+    n
+}
+
+/// A key must be non-blank, at most [`MAX_KEY_LEN`] bytes of visible ASCII.
+const fn check_key(key: &str, kind: KeyKind) -> Result<(), ConfigError> {
+    let b = key.as_bytes();
+    if b.trim_ascii().is_empty() {
+        return Err(ConfigError::EmptyKey { key: kind });
+    }
+    if b.len() > MAX_KEY_LEN {
+        return Err(ConfigError::KeyTooLong {
+            key: kind,
+            len: b.len(),
+            max: MAX_KEY_LEN,
+        });
+    }
+    let mut rest = b;
+    let mut at = 0;
+    while let Some((c, r)) = rest.split_first() {
+        if !c.is_ascii_graphic() {
+            return Err(ConfigError::KeyCharacter { key: kind, at });
+        }
+        rest = r;
+        at += 1;
+    }
+    Ok(())
+}
+
+/// Which key a [`ConfigError`] is about. The key itself is never carried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum KeyKind {
+    /// The project API key.
+    Api,
+    /// The secret key.
+    Secret,
+}
+
+impl KeyKind {
+    const fn as_str(self) -> &'static str {
+        match self {
+            Self::Api => "API key",
+            Self::Secret => "secret key",
+        }
+    }
+}
+
+/// A setting that must not be zero (core settings and the drivers' own).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Setting {
+    /// [`Config::flush_at`].
+    FlushAt,
+    /// [`Config::max_batch_events`].
+    MaxBatchEvents,
+    /// [`Config::flush_interval`].
+    FlushInterval,
+    /// [`Config::poll_interval`].
+    PollInterval,
+    /// [`Config::retry_base`].
+    RetryBase,
+    /// [`Config::retry_after_cap`].
+    RetryAfterCap,
+    /// The attempts of [`GiveUp::AfterAttempts`].
+    GiveUpAttempts,
+    /// The age of [`GiveUp::OlderThan`].
+    GiveUpAge,
+    /// A driver's request timeout.
+    RequestTimeout,
+    /// A driver's `/flags` request timeout.
+    FlagsRequestTimeout,
+    /// A driver's largest response body.
+    MaxResponseBytes,
+}
+
+impl Setting {
+    /// The setting's name.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::FlushAt => "flush_at",
+            Self::MaxBatchEvents => "max_batch_events",
+            Self::FlushInterval => "flush_interval",
+            Self::PollInterval => "poll_interval",
+            Self::RetryBase => "retry_base",
+            Self::RetryAfterCap => "retry_after_cap",
+            Self::GiveUpAttempts => "give_up attempts",
+            Self::GiveUpAge => "give_up age",
+            Self::RequestTimeout => "request timeout",
+            Self::FlagsRequestTimeout => "flags request timeout",
+            Self::MaxResponseBytes => "max_response_bytes",
+        }
+    }
+}
+
+/// The configuration cannot work. Never carries a key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// The API key is empty or blank.
-    EmptyApiKey,
-    /// `flush_at` or `max_batch_events` is zero.
-    ZeroBatch,
-    /// `max_retries` is above 9 (the reference SDKs' bound).
-    TooManyRetries {
-        /// The configured value.
-        max_retries: u8,
+    /// A key is empty or only whitespace.
+    EmptyKey {
+        /// Which.
+        key: KeyKind,
     },
-    /// The API key does not fit the longest request path ([`MAX_PATH`]).
-    ApiKeyTooLong {
-        /// Its length.
+    /// A key is longer than allowed (for the API key: percent-encoded into the definitions
+    /// path).
+    KeyTooLong {
+        /// Which.
+        key: KeyKind,
+        /// Its length in bytes.
         len: usize,
+        /// The most allowed.
+        max: usize,
     },
+    /// A key holds a byte that is not visible ASCII (a space, a control character, non-ASCII).
+    KeyCharacter {
+        /// Which.
+        key: KeyKind,
+        /// The byte offset of the first such byte.
+        at: usize,
+    },
+    /// The secret key is a project key (`phc_…`): definitions need a personal (`phx_…`) or
+    /// project secret (`phs_…`) key.
+    ProjectKeyAsSecretKey,
+    /// A size, interval or back-off is zero.
+    Zero {
+        /// Which.
+        setting: Setting,
+    },
+    /// `retry_cap` is below `retry_base`.
+    RetryCapBelowBase {
+        /// `retry_base` in ms.
+        base_ms: u64,
+        /// `retry_cap` in ms.
+        cap_ms: u64,
+    },
+    /// The client already has a runner (the embassy driver allows one per client).
+    AlreadyRunning,
+    /// A driver was given a blank host.
+    EmptyHost,
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::EmptyApiKey => f.write_str("API key is empty"),
-            Self::ZeroBatch => f.write_str("flush_at and max_batch_events must be at least 1"),
-            Self::TooManyRetries { max_retries } => {
-                write!(f, "max_retries is {max_retries}, at most 9 allowed")
+        match *self {
+            Self::EmptyKey { key } => write!(f, "{} is empty", key.as_str()),
+            Self::KeyTooLong { key, len, max } => {
+                write!(f, "{} is {len} bytes, at most {max} allowed", key.as_str())
             }
-            Self::ApiKeyTooLong { len } => write!(f, "API key is {len} bytes, too long"),
+            Self::KeyCharacter { key, at } => write!(
+                f,
+                "{} has a byte that is not visible ASCII at offset {at}",
+                key.as_str()
+            ),
+            Self::ProjectKeyAsSecretKey => f.write_str(
+                "secret key is a project key (phc_...): use a personal (phx_) or secret (phs_) key",
+            ),
+            Self::Zero { setting } => write!(f, "{} must not be zero", setting.as_str()),
+            Self::RetryCapBelowBase { base_ms, cap_ms } => write!(
+                f,
+                "retry cap ({cap_ms} ms) is below the retry base ({base_ms} ms)"
+            ),
+            Self::AlreadyRunning => f.write_str("the client already has a runner"),
+            Self::EmptyHost => f.write_str("host is empty"),
         }
     }
 }
@@ -438,12 +703,26 @@ pub enum BatchOutcome {
         /// The records.
         records: SeqRange,
     },
-    /// Dropped for good (terminal 4xx, last retry failed, too large).
+    /// Dropped for good (terminal 4xx, too large for any request, or the give-up policy the
+    /// application chose; never by an outage with the default policy).
     Dropped {
         /// The records.
         records: SeqRange,
         /// Why.
         error: DeliveryError,
+    },
+    /// Evicted by the overflow policy ([`OverflowPolicy::DropOldest`]) to make room for newer
+    /// events, and never delivered. Reported when the client next settles or polls (events
+    /// evicted while their batch is in flight are reported once that batch is settled, and
+    /// only if it was not delivered).
+    Evicted {
+        /// The records.
+        records: SeqRange,
+    },
+    /// Discarded by [`Client::opt_out_and_clear`].
+    Cleared {
+        /// The records.
+        records: SeqRange,
     },
     /// Will be retried.
     Retrying {
@@ -464,7 +743,7 @@ pub enum Fate {
     Queued,
     /// Delivered: the server answered 2xx.
     Delivered,
-    /// Dropped and counted (evicted, refused by the server, retries exhausted, too large).
+    /// Dropped and counted (evicted, refused by the server, given up, too large).
     Dropped,
     /// Not known: never captured, or settled too long ago to remember.
     Unknown,
@@ -553,15 +832,25 @@ pub struct Client<
     in_flight: InFlight,
     /// Current batch size cap (halved on 413, grown back on success).
     batch_limit: usize,
-    /// The record the retry count belongs to, and how many retries it has had.
-    retry_seq: u64,
-    retries: u8,
+    /// Retryable batch failures in a row (the back-off exponent); reset by a 2xx or by the
+    /// link coming back ([`Client::set_online`]).
+    failures: u32,
+    /// The record [`GiveUp::AfterAttempts`] counts for, and its failed attempts.
+    attempt_seq: u64,
+    attempts: u16,
     /// No batch before this instant (back-off).
     not_before: Option<Instant>,
     flush_requested: bool,
+    /// The application's connectivity hint: no request is started while false.
+    online: bool,
+    /// The last request was a definitions poll: a due batch goes next.
+    last_was_definitions: bool,
     /// Recent settlements (record ranges, delivered?) and where that memory begins.
     settled: heapless::Deque<(SeqRange, bool), FATE_HISTORY>,
     history_from: u64,
+    /// Every record below this was reported to the batch callback (delivered, dropped,
+    /// evicted or cleared), or belongs to the batch in flight.
+    reported_to: u64,
     opted_out: bool,
     shut_down: bool,
     // Definitions polling.
@@ -592,8 +881,9 @@ fn bump(c: &mut u32, n: usize) {
 impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T: usize>
     Client<'a, Q, F, N, B, T>
 {
-    /// A client with `config`. Check it with [`Config`]'s rules first via [`Client::validate`]
-    /// (or use [`Client::try_new`]).
+    /// A client with `config`, unchecked: `const`, for statics whose configuration was checked
+    /// with [`Config::validate`] (at compile time, in a `const` block). Otherwise use
+    /// [`Client::try_new`].
     #[must_use]
     pub const fn new(config: Config<'a>) -> Self {
         Self {
@@ -601,7 +891,7 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
             encoder: Encoder::new(config.encoder, config.seed),
             flags: FlagStore::new(),
             tracker: CalledTracker::new(),
-            rng: Rng::new(config.seed ^ 0x6a09_e667_f3bc_c908),
+            rng: Rng::new(config.seed.rotate_left(17) ^ 0x6a09_e667_f3bc_c908),
             stats: ClientStats {
                 captured: 0,
                 sent: 0,
@@ -621,18 +911,22 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
                     too_large: 0,
                     discarded_too_large_for_body: 0,
                     discarded_rejected: 0,
-                    discarded_retries_exhausted: 0,
+                    discarded_gave_up: 0,
                 },
                 last_error: None,
             },
             in_flight: InFlight::Idle,
             batch_limit: config.max_batch_events,
-            retry_seq: 0,
-            retries: 0,
+            failures: 0,
+            attempt_seq: 0,
+            attempts: 0,
             not_before: None,
             flush_requested: false,
+            online: true,
+            last_was_definitions: false,
             settled: heapless::Deque::new(),
             history_from: 0,
+            reported_to: 0,
             opted_out: config.opted_out,
             shut_down: false,
             next_poll: if config.secret_key.is_some() {
@@ -648,28 +942,12 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
         }
     }
 
-    /// Checks `config`.
+    /// Checks `config` (see [`Config::validate`]).
     ///
     /// # Errors
-    /// [`ConfigError`] for an empty API key, zero batch sizes or too many retries.
-    pub fn validate(config: &Config<'_>) -> Result<(), ConfigError> {
-        if config.api_key.trim().is_empty() {
-            return Err(ConfigError::EmptyApiKey);
-        }
-        if config.flush_at == 0 || config.max_batch_events == 0 {
-            return Err(ConfigError::ZeroBatch);
-        }
-        if config.max_retries > 9 {
-            return Err(ConfigError::TooManyRetries {
-                max_retries: config.max_retries,
-            });
-        }
-        if config.api_key.len() + "/flags/definitions?token=&send_cohorts".len() > MAX_PATH {
-            return Err(ConfigError::ApiKeyTooLong {
-                len: config.api_key.len(),
-            });
-        }
-        Ok(())
+    /// As [`Config::validate`].
+    pub const fn validate(config: &Config<'_>) -> Result<(), ConfigError> {
+        config.validate()
     }
 
     /// A validated client.
@@ -770,9 +1048,13 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
     /// Opts out and discards every queued event.
     pub fn opt_out_and_clear(&mut self) {
         self.opted_out = true;
+        self.report_evictions();
         let all = self.queue.seqs();
         self.queue.discard(all, DropReason::Rejected);
         self.settle(all, false);
+        if !all.is_empty() {
+            self.report(BatchOutcome::Cleared { records: all });
+        }
     }
 
     /// Resumes capturing.
@@ -806,6 +1088,32 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
         }
     }
 
+    /// The application's connectivity hint. While offline the client starts no request at all
+    /// (no batch, no definitions poll): an offline device spends no power on connection
+    /// attempts, and captures go on filling the queue. Coming back online ends any back-off:
+    /// what is queued is sent at the next [`poll_transmit`](Self::poll_transmit), and a
+    /// definitions poll that failed is retried. Wake the driver after calling it (the drivers'
+    /// own `set_online` do). The client starts online.
+    pub fn set_online(&mut self, online: bool) {
+        if online && !self.online {
+            self.not_before = None;
+            self.failures = 0;
+            if !self.queue.is_empty() {
+                self.flush_requested = true;
+            }
+            if self.poll_errors > 0 && self.next_poll.is_some() {
+                self.next_poll = Some(Instant::ZERO);
+            }
+        }
+        self.online = online;
+    }
+
+    /// Whether the client may start requests (see [`set_online`](Self::set_online)).
+    #[must_use]
+    pub const fn is_online(&self) -> bool {
+        self.online
+    }
+
     /// Whether [`shutdown`](Self::shutdown) was called.
     #[must_use]
     pub const fn is_shut_down(&self) -> bool {
@@ -828,6 +1136,7 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
     }
 
     fn account<R>(&mut self, r: Result<R, CaptureError>) -> Result<R, CaptureError> {
+        self.report_evictions();
         account(&mut self.stats, r)
     }
 
@@ -984,12 +1293,30 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
         if records.is_empty() {
             return;
         }
+        self.reported_to = self.reported_to.max(records.end);
         if self.settled.is_full() {
             if let Some((old, _)) = self.settled.pop_front() {
                 self.history_from = old.end;
             }
         }
         let _ = self.settled.push_back((records, delivered));
+    }
+
+    /// Reports the records the overflow policy evicted since the last report, except those of
+    /// the batch in flight (its settlement reports them).
+    fn report_evictions(&mut self) {
+        let mut front = self.queue.front_seq();
+        if let InFlight::Batch { records } = self.in_flight {
+            front = front.min(records.start);
+        }
+        if front > self.reported_to {
+            let records = SeqRange {
+                start: self.reported_to,
+                end: front,
+            };
+            self.reported_to = front;
+            self.report(BatchOutcome::Evicted { records });
+        }
     }
 
     /// Whether event `seq` has left the queue (delivered or dropped).
@@ -1026,12 +1353,22 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
         if self.in_flight != InFlight::Idle {
             return None;
         }
-        if self.next_poll.is_some_and(|t| now.mono >= t) {
-            return self.definitions_request(buf);
-        }
-        if self.not_before.is_some_and(|t| now.mono < t) || !self.batch_due(now.mono) {
+        self.report_evictions();
+        if !self.online {
             return None;
         }
+        let batch_ready = self.not_before.is_none_or(|t| now.mono >= t) && self.batch_due(now.mono);
+        let poll_due = self.next_poll.is_some_and(|t| now.mono >= t);
+        // A due poll goes first unless the last request was a poll too: neither can starve
+        // the other, whatever the intervals.
+        if poll_due && !(batch_ready && self.last_was_definitions) {
+            self.last_was_definitions = true;
+            return self.definitions_request(buf);
+        }
+        if !batch_ready {
+            return None;
+        }
+        self.last_was_definitions = false;
         self.not_before = None;
         // Oversize records are dropped (counted) so the queue never sticks; bounded by its length.
         for _ in 0..=self.queue.len() {
@@ -1113,10 +1450,11 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
     }
 
     /// When to call [`poll_transmit`](Self::poll_transmit) next: `None` when nothing will be
-    /// due without a new capture or flush (or while a request is in flight).
+    /// due without a new capture, flush or [`set_online`](Self::set_online) (or while a request
+    /// is in flight, or while offline).
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.in_flight != InFlight::Idle {
+        if self.in_flight != InFlight::Idle || !self.online {
             return None;
         }
         let batch = if self.queue.is_empty() {
@@ -1184,7 +1522,8 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
                     &mut self.stats.evicted_then_delivered,
                     all.saturating_sub(n),
                 );
-                self.retries = 0;
+                self.failures = 0;
+                self.attempts = 0;
                 self.batch_limit = self
                     .batch_limit
                     .saturating_mul(2)
@@ -1220,15 +1559,20 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
                 ph_warn!("batch refused with status {}: dropped", status);
                 self.queue.discard(records, DropReason::Rejected);
                 self.settle(records, false);
-                self.retries = 0;
+                self.attempts = 0;
                 self.report(BatchOutcome::Dropped {
                     records,
                     error: DeliveryError::Status(status),
                 });
             }
         }
+        // Evictions beyond what this answer settled (reported, or retried).
+        self.report_evictions();
     }
 
+    /// A retryable failure (no response, 408, 429, 5xx): the events stay queued, unless the
+    /// application's [`GiveUp`] policy says otherwise, and the next attempt waits out a capped,
+    /// jittered exponential back-off, and `Retry-After` (capped) when the server sent one.
     fn retry_batch(
         &mut self,
         now: Now,
@@ -1236,27 +1580,99 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
         error: DeliveryError,
         retry_after: Option<RetryAfter>,
     ) {
-        if self.retry_seq != records.start {
-            self.retry_seq = records.start;
-            self.retries = 0;
+        self.failures = self.failures.saturating_add(1);
+        // Events the overflow policy evicted while the batch was in flight are gone: report
+        // them, and retry the rest.
+        self.report_evictions();
+        let records = SeqRange {
+            start: records.start.max(self.queue.front_seq()),
+            end: records.end,
+        };
+        if records.is_empty() {
+            return self.schedule_retry(now, None, retry_after);
         }
-        if self.retries >= self.config.max_retries {
-            self.queue.discard(records, DropReason::RetriesExhausted);
-            self.settle(records, false);
-            self.retries = 0;
-            self.report(BatchOutcome::Dropped { records, error });
-            return;
+        if self.attempt_seq != records.start {
+            self.attempt_seq = records.start;
+            self.attempts = 0;
         }
-        self.retries += 1;
+        self.attempts = self.attempts.saturating_add(1);
+        match self.config.give_up {
+            GiveUp::Never => {}
+            GiveUp::AfterAttempts(n) => {
+                if self.attempts >= n {
+                    self.give_up(records, error);
+                    return self.schedule_retry(now, None, retry_after);
+                }
+            }
+            GiveUp::OlderThan(age) => {
+                // Records are in capture order: the expired ones are a prefix of the batch.
+                let mut end = records.start;
+                for rec in self.queue.iter() {
+                    if rec.seq >= records.end
+                        || now.mono.saturating_duration_since(rec.captured) < age
+                    {
+                        break;
+                    }
+                    if rec.seq >= records.start {
+                        end = rec.seq + 1;
+                    }
+                }
+                if end > records.start {
+                    let expired = SeqRange {
+                        start: records.start,
+                        end,
+                    };
+                    self.give_up(expired, error);
+                    if end >= records.end {
+                        return self.schedule_retry(now, None, retry_after);
+                    }
+                }
+            }
+        }
         bump(&mut self.stats.retries, 1);
+        self.schedule_retry(now, Some((records, error)), retry_after);
+    }
+
+    fn give_up(&mut self, records: SeqRange, error: DeliveryError) {
+        ph_warn!(
+            "giving up on events {}..{} after {} attempts",
+            records.start,
+            records.end,
+            self.attempts
+        );
+        self.queue.discard(records, DropReason::GaveUp);
+        self.settle(records, false);
+        self.attempts = 0;
+        self.report(BatchOutcome::Dropped { records, error });
+    }
+
+    /// Starts the back-off after a failure: `retry_base × 2^(failures − 1)` capped at
+    /// `retry_cap`, less a seeded jitter of up to a quarter (so it never exceeds the cap), and
+    /// at least the server's `Retry-After` capped at `retry_after_cap`. Reports the retry of
+    /// `retrying` (the events still queued), if any.
+    fn schedule_retry(
+        &mut self,
+        now: Now,
+        retrying: Option<(SeqRange, DeliveryError)>,
+        retry_after: Option<RetryAfter>,
+    ) {
+        let delay = self.backoff_delay(now, retry_after);
+        let at = now.mono + delay;
+        self.not_before = Some(at);
+        if let Some((records, error)) = retrying {
+            self.report(BatchOutcome::Retrying { records, error, at });
+        }
+    }
+
+    fn backoff_delay(&mut self, now: Now, retry_after: Option<RetryAfter>) -> Duration {
+        let shift = self.failures.saturating_sub(1).min(40);
         let exp = self
             .config
             .retry_base
             .as_millis()
-            .saturating_mul(1u64 << (self.retries - 1).min(32))
+            .saturating_mul(1u64 << shift)
             .min(self.config.retry_cap.as_millis());
-        let jitter = self.rng.below(exp / 4 + 1);
-        let mut delay = exp + jitter;
+        let delay = exp - self.rng.below(exp / 4 + 1);
         let server = match retry_after {
             Some(RetryAfter::Delay(d)) => Some(d.as_millis()),
             Some(RetryAfter::At(t)) => now
@@ -1264,12 +1680,8 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
                 .map(|w| t.as_millis().saturating_sub(w.as_millis())),
             None => None,
         };
-        if let Some(s) = server {
-            delay = delay.max(s);
-        }
-        let at = now.mono + Duration::from_millis(delay);
-        self.not_before = Some(at);
-        self.report(BatchOutcome::Retrying { records, error, at });
+        let server = server.map_or(0, |s| s.min(self.config.retry_after_cap.as_millis()));
+        Duration::from_millis(delay.max(server))
     }
 
     fn definitions_response(&mut self, now: Now, resp: &ResponseInfo<'_>, body: &[u8]) {
@@ -1313,15 +1725,8 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
                     self.etag.clear();
                 }
                 let delay = if matches!(status, 401 | 403 | 429) {
-                    // Back off: interval × 2^n, capped at 60 s above the interval.
                     self.poll_errors = self.poll_errors.saturating_add(1);
-                    let factor = 1u64 << u32::from(self.poll_errors.min(6));
-                    Duration::from_millis(
-                        interval
-                            .as_millis()
-                            .saturating_mul(factor)
-                            .min(interval.as_millis().max(60_000)),
-                    )
+                    poll_backoff(interval, self.poll_errors)
                 } else {
                     interval
                 };
@@ -1329,6 +1734,19 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
             }
         }
     }
+}
+
+/// The next definitions poll after `errors` 401, 403 or 429 answers in a row: posthog-node's
+/// `min(60 s, interval × 2^n)` for the intervals it is meant for (up to 30 s), and never more
+/// often than the interval itself: `min(interval × 2^n, max(60 s, 2 × interval))`. So a 5 min
+/// interval backs off to 10 min.
+fn poll_backoff(interval: Duration, errors: u8) -> Duration {
+    let i = interval.as_millis();
+    let factor = 1u64 << u32::from(errors.min(16));
+    Duration::from_millis(
+        i.saturating_mul(factor)
+            .min(i.saturating_mul(2).max(60_000)),
+    )
 }
 
 /// Counts the outcome of an event producer.

@@ -321,6 +321,10 @@ pub enum RequestError {
     NonFiniteNumber,
     /// A [`PropertyValue::Json`] property holds text that is not one valid JSON value.
     InvalidJson,
+    /// The distinct id is empty or whitespace: the flag is unknown and the server is not asked.
+    NoDistinctId,
+    /// The client was shut down: no more requests.
+    ShutDown,
 }
 
 impl fmt::Display for RequestError {
@@ -334,6 +338,8 @@ impl fmt::Display for RequestError {
                 f.write_str("NaN or infinite property value in /flags request")
             }
             Self::InvalidJson => f.write_str("composite property value is not valid JSON"),
+            Self::NoDistinctId => f.write_str("no distinct id: the flag is unknown"),
+            Self::ShutDown => f.write_str("the client is shut down"),
         }
     }
 }

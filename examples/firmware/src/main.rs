@@ -56,10 +56,19 @@ const READINGS: u32 = 5;
 const READING_PERIOD: Duration = Duration::from_millis(700);
 /// Every event waits this long before its batch is sent, so `offset` is far from zero.
 const FLUSH_INTERVAL_MS: u64 = 2_000;
-/// How long the final flush may take before the firmware gives up.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
-/// The whole run, whatever happens.
-const HARD_DEADLINE: Duration = Duration::from_secs(60);
+/// How long the final flush may take before the firmware gives up. The client itself never
+/// gives up on a retryable failure (it retries with back-off, 1 s doubling up to 5 min, jittered
+/// down by up to a quarter, plus the 5 s request timeout per failed attempt), so this bound
+/// exists only to end a test run. It must outlast the e2e script's 90 s outage plus the back-off
+/// step in progress when the link returns: delivery lands up to about 75 s after the outage
+/// (about 165 s into the run). One more attempt lost after the outage (e.g. written while QEMU
+/// reconnects after the server closed an idle connection) costs one more step of up to 128 s,
+/// so 300 s covers that too. A real device would not exit: its events stay queued.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(300);
+/// The whole run, whatever happens: the drain above plus the ~5 s of captures before it and
+/// some margin, and below the script's 360 s QEMU timeout for its outage pass, so a stuck run
+/// still ends with the firmware's own verdict.
+const HARD_DEADLINE: Duration = Duration::from_secs(330);
 
 // Client capacities: 4 KiB of events; the sample definitions need 20 flags, 75 nodes and 856
 // bytes of text; 32 `$feature_flag_called` de-duplication entries.
@@ -138,15 +147,20 @@ async fn run(spawner: Spawner) -> Result<(), Failure> {
         FIRMWARE_VERSION, BOARD, DEVICE_ID
     );
     let uart = Uart0::take().ok_or("UART0 already taken")?;
-    let config = Config::new(API_KEY)
+    // The seed must differ at every boot: it draws the boot id that keeps event uuids unique
+    // across reboots (a real device reads its hardware RNG here).
+    let config = Config::new(API_KEY, hw::boot_entropy() ^ 0x6d70_7332_0000_0042)
         .flush_at(50)
         // Small batches: the first flush takes two requests back to back, on one kept-alive
         // connection or on a fresh one each when the server closes them.
         .max_batch_events(4)
-        .flush_interval(posthog_embedded::Duration::from_millis(FLUSH_INTERVAL_MS))
-        .seed(hw::boot_entropy() ^ 0x6d70_7332_0000_0042);
+        .flush_interval(posthog_embedded::Duration::from_millis(FLUSH_INTERVAL_MS));
+    let shared = Shared::new(config).map_err(|e| {
+        error!("invalid PostHog configuration: {}", e);
+        "invalid PostHog configuration"
+    })?;
     let posthog: &'static PostHog = POSTHOG
-        .try_init(Shared::new(config))
+        .try_init(shared)
         .ok_or("client already initialised")?;
     let ph = Handle::new(posthog, EmbassyClock);
     ph.with(|client, _| client.set_on_batch(Some(delivery::log_batch)));
@@ -177,7 +191,11 @@ async fn run(spawner: Spawner) -> Result<(), Failure> {
             body: &mut bufs.body,
         },
     )
-    .timeouts(timeouts);
+    .and_then(|runner| runner.timeouts(timeouts))
+    .map_err(|e| {
+        error!("PostHog runner refused: {}", e);
+        "PostHog runner refused"
+    })?;
     spawner.spawn(posthog_task(runner).map_err(|_| "PostHog task already running")?);
 
     telemetry::identify(&ph)?;

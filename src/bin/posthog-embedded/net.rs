@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 use posthog_embedded::adapters::std::{
-    normalize_host, RecordKind, StdClient, StdConfig, StdFlagStore, UreqTransport,
+    normalize_host, os_seed, RecordKind, StdClient, StdConfig, StdFlagStore, UreqTransport,
 };
 use posthog_embedded::client::{Fate, Method, RequestKind, Transmit, TransportError};
 use posthog_embedded::devtools::context::parse_property_arg;
@@ -95,7 +95,7 @@ pub(crate) fn run_capture(a: &CaptureArgs) -> Outcome {
     }
     let host = normalize_host(&a.host).map_err(|e| Failure::input(format!("--host: {e}")))?;
     let client = StdClient::new(
-        StdConfig::new(a.api_key.clone())
+        StdConfig::new(a.api_key.clone(), os_seed())
             .host(host.clone())
             .flush_at(1),
     )
@@ -190,7 +190,8 @@ pub(crate) fn run_fetch(a: &FetchArgs) -> Outcome {
     if a.secret_key.trim().is_empty() {
         return Err(Failure::input("--secret-key is empty"));
     }
-    let config = StdConfig::new(a.api_key.clone().unwrap_or_default()).host(host.clone());
+    let config =
+        StdConfig::new(a.api_key.clone().unwrap_or_default(), os_seed()).host(host.clone());
     let transport = UreqTransport::new(&config).map_err(|e| Failure::input(e.to_string()))?;
     let mut path = String::from("/flags/definitions?");
     if let Some(token) = &a.api_key {

@@ -1,0 +1,117 @@
+//! Every configuration the core refuses, with the error it must give: shared by the tests of
+//! each constructor (core, embassy).
+
+use posthog_embedded::client::{Config, ConfigError, GiveUp, KeyKind, Setting, MAX_KEY_LEN};
+use posthog_embedded::Duration;
+
+/// `(configuration, the error every constructor must give)`, one per rule.
+pub(crate) fn rejected() -> Vec<(Config<'static>, ConfigError)> {
+    let long = "k".repeat(MAX_KEY_LEN + 1);
+    let long: &'static str = Box::leak(long.into_boxed_str());
+    let secs = Duration::from_secs;
+    vec![
+        (
+            Config::new("", 1),
+            ConfigError::EmptyKey { key: KeyKind::Api },
+        ),
+        (
+            Config::new(" \t\n", 1),
+            ConfigError::EmptyKey { key: KeyKind::Api },
+        ),
+        (
+            Config::new("phc_ok", 1).secret_key("  "),
+            ConfigError::EmptyKey {
+                key: KeyKind::Secret,
+            },
+        ),
+        (
+            Config::new("phc_ok", 1).secret_key("phc_project"),
+            ConfigError::ProjectKeyAsSecretKey,
+        ),
+        (
+            Config::new(long, 1),
+            ConfigError::KeyTooLong {
+                key: KeyKind::Api,
+                len: MAX_KEY_LEN + 1,
+                max: MAX_KEY_LEN,
+            },
+        ),
+        (
+            Config::new("phc_ok", 1).secret_key(long),
+            ConfigError::KeyTooLong {
+                key: KeyKind::Secret,
+                len: MAX_KEY_LEN + 1,
+                max: MAX_KEY_LEN,
+            },
+        ),
+        (
+            Config::new("phc ok", 1),
+            ConfigError::KeyCharacter {
+                key: KeyKind::Api,
+                at: 3,
+            },
+        ),
+        (
+            Config::new("phc_ok", 1).secret_key("phx_a\r\nX-Injected: 1"),
+            ConfigError::KeyCharacter {
+                key: KeyKind::Secret,
+                at: 5,
+            },
+        ),
+        (
+            Config::new("phc_ok", 1).flush_at(0),
+            ConfigError::Zero {
+                setting: Setting::FlushAt,
+            },
+        ),
+        (
+            Config::new("phc_ok", 1).max_batch_events(0),
+            ConfigError::Zero {
+                setting: Setting::MaxBatchEvents,
+            },
+        ),
+        (
+            Config::new("phc_ok", 1).flush_interval(secs(0)),
+            ConfigError::Zero {
+                setting: Setting::FlushInterval,
+            },
+        ),
+        (
+            Config::new("phc_ok", 1).poll_interval(secs(0)),
+            ConfigError::Zero {
+                setting: Setting::PollInterval,
+            },
+        ),
+        (
+            Config::new("phc_ok", 1).retry(secs(0), secs(10)),
+            ConfigError::Zero {
+                setting: Setting::RetryBase,
+            },
+        ),
+        (
+            Config::new("phc_ok", 1).retry_after_cap(secs(0)),
+            ConfigError::Zero {
+                setting: Setting::RetryAfterCap,
+            },
+        ),
+        (
+            Config::new("phc_ok", 1).give_up(GiveUp::AfterAttempts(0)),
+            ConfigError::Zero {
+                setting: Setting::GiveUpAttempts,
+            },
+        ),
+        (
+            Config::new("phc_ok", 1).give_up(GiveUp::OlderThan(secs(0))),
+            ConfigError::Zero {
+                setting: Setting::GiveUpAge,
+            },
+        ),
+        (
+            Config::new("phc_ok", 1).retry(secs(10), secs(5)),
+            ConfigError::RetryCapBelowBase {
+                base_ms: 10_000,
+                cap_ms: 5_000,
+            },
+        ),
+    ]
+}
