@@ -15,7 +15,10 @@ time the server derived, received_at - offset for a device without a wall clock)
 - each event's server-derived time is its true capture time within --tolerance-s: the true time
   is --start (the wall clock when QEMU started) + the event's uptime_ms property; an event
   without uptime_ms must lie between --start and the true time of the next event that has one;
-- the server found no problem in any event.
+- the server found no problem in any event;
+- with --outage-end T (the wall clock when a network outage ended): every event was captured
+  before T and received after it, i.e. it was held through the outage; the time check above
+  then shows that events held for the whole outage still land at their capture time.
 
 Prints one PASS or FAIL line per check; exits 1 if any check failed, 2 on bad input.
 """
@@ -73,6 +76,9 @@ def main():
                     help="a $feature_flag_called value expected for flag KEY")
     ap.add_argument("--tolerance-s", type=float, default=1.0)
     ap.add_argument("--min-first-offset-ms", type=int, default=1500)
+    ap.add_argument("--outage-end", type=float, metavar="UNIX_SECONDS",
+                    help="wall clock when an outage ended: every event must have been captured "
+                         "before it and received after it")
     ap.add_argument("--secret", action="append", default=[],
                     help="a string that must appear nowhere in the recorded events but api_key")
     args = ap.parse_args()
@@ -180,6 +186,31 @@ def main():
             late.append(f"{e.get('event')} off by {err:+.3f} s")
     r.check(not late, f"server-derived times within {args.tolerance_s} s of capture",
             "; ".join(late[:3]) if late else f"worst {worst:.3f} s")
+
+    # Held through an outage: captured before it ended, received after.
+    if args.outage_end is not None:
+        held = []
+        early = []
+        for i, (e, rec, truth) in enumerate(zip(events, records, true_times)):
+            try:
+                received = parse_time(rec["received_at"])
+            except (KeyError, TypeError, ValueError):
+                early.append(f"{e.get('event')} without received_at")
+                continue
+            # Events without uptime_ms were captured before the next one that has it.
+            captured = truth if truth is not None else next(
+                (x for x in true_times[i:] if x is not None), None)
+            if captured is None or captured >= args.outage_end:
+                early.append(f"{e.get('event')} captured after the outage ended")
+            elif received < args.outage_end:
+                early.append(f"{e.get('event')} received {args.outage_end - received:.3f} s "
+                             "before the outage ended")
+            else:
+                held.append(received - captured)
+        r.check(not early and bool(held),
+                "every event captured during the outage and received after it ended",
+                "; ".join(early[:3]) if early else
+                f"held {min(held):.1f} to {max(held):.1f} s" if held else "no events")
 
     # Secrets appear only as the batch's api_key, never inside an event.
     for secret in args.secret:

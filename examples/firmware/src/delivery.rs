@@ -1,4 +1,12 @@
 //! Delivery: how each batch ended, waiting for the queue to drain, and the final verdict.
+//!
+//! A batch that fails with a retryable error (no answer within the request timeout, a
+//! transport error, 408, 429 or a 5xx) stays queued and the client retries it with capped
+//! exponential back-off for as long as it takes: an outage costs time, not events. So the
+//! firmware waits until its queue is empty (up to [`DRAIN_TIMEOUT`]) and judges the run by
+//! what was acknowledged, not by how many attempts it took; the summary line reports the
+//! retries, and `scripts/firmware-e2e.sh` checks them per pass (none without an outage, some
+//! across its outage).
 
 use embassy_time::{Duration, Instant, Timer};
 use posthog_embedded::client::{BatchOutcome, ClientStats};
@@ -22,18 +30,28 @@ pub fn log_batch(outcome: &BatchOutcome) {
             "batch of events {}..{} dropped: {:?}",
             records.start, records.end, error
         ),
+        BatchOutcome::Evicted { records } => error!(
+            "events {}..{} evicted: the queue was full",
+            records.start, records.end
+        ),
+        BatchOutcome::Cleared { records } => {
+            warn!("events {}..{} cleared", records.start, records.end);
+        }
         _ => error!("batch ended in an unknown way"),
     }
 }
 
-/// Waits until nothing is pending (or [`DRAIN_TIMEOUT`]).
+/// Waits until nothing is pending: the client keeps retrying failed batches, so this lasts as
+/// long as the link is down, up to [`DRAIN_TIMEOUT`] (an outage longer than that fails the run
+/// with events still pending).
 pub async fn drain(ph: &PostHogHandle) -> Result<(), Failure> {
     let deadline = Instant::now() + DRAIN_TIMEOUT;
     while ph.pending() > 0 {
         if Instant::now() >= deadline {
             error!(
-                "{} events still pending after the drain timeout",
-                ph.pending()
+                "{} events still pending after the drain timeout ({} s)",
+                ph.pending(),
+                DRAIN_TIMEOUT.as_secs()
             );
             return Err("events still pending");
         }
@@ -42,7 +60,9 @@ pub async fn drain(ph: &PostHogHandle) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Success only when every captured event was delivered by a 2xx, with no retry and no drop.
+/// The verdict: success when every captured event was acknowledged by a 2xx, none was dropped,
+/// none is pending and none was refused before queuing. Retries are not a failure (across an
+/// outage they are expected); the summary line reports them, with the last delivery error.
 pub fn check_delivery(stats: ClientStats, pending: usize) -> Result<(), Failure> {
     info!(
         "captured {}, sent {}, requests {}, retries {}, dropped {}, pending {}",
@@ -57,8 +77,6 @@ pub fn check_delivery(stats: ClientStats, pending: usize) -> Result<(), Failure>
         Some("events still pending")
     } else if stats.queue.dropped() != 0 {
         Some("events dropped")
-    } else if stats.retries != 0 {
-        Some("a batch did not get a 2xx at the first attempt")
     } else if stats.sent != stats.captured {
         Some("not every captured event was acknowledged")
     } else if stats.invalid != 0 || stats.gated != 0 || stats.filtered != 0 {
@@ -67,11 +85,15 @@ pub fn check_delivery(stats: ClientStats, pending: usize) -> Result<(), Failure>
         None
     };
     if let Some(e) = stats.last_error {
-        error!("last delivery error: {:?}", e);
+        if problem.is_some() {
+            error!("last delivery error: {:?}", e);
+        } else {
+            // Retried until it got through: worth a line, not a failure.
+            warn!("last delivery error: {:?}", e);
+        }
     }
     match problem {
         Some(p) => Err(p),
-        None if stats.last_error.is_some() => Err("a delivery error was recorded"),
         None => Ok(()),
     }
 }
