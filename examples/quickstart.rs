@@ -65,7 +65,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!(
         "  device  {DEVICE}: Client<'static, 4096, 20, 128, 2048>, {} bytes of RAM on this host \
-         (16,232 on a Cortex-M4), monotonic clock only",
+         (16,264 on a Cortex-M4), monotonic clock only",
         size_of::<Device>()
     );
 

@@ -2,7 +2,7 @@
 //! never starves events, every configuration rule, flag reads without a distinct id or after
 //! shutdown, and uuids unique across boots: the core client, on a virtual clock.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use posthog_embedded::capture::{EventOptions, OverflowPolicy, SeqRange};
 use posthog_embedded::client::{
@@ -105,12 +105,17 @@ fn a_day_long_outage_drops_nothing_and_events_land_at_their_capture_time() {
         }
         let next = c.poll_timeout().unwrap().as_millis();
         // The back-off never exceeds its cap (5 minutes by default) and is never below 3/4 of
-        // the exponential delay.
-        assert!(next - (t + 5) <= 5 * MIN, "{} ms", next - t - 5);
+        // the exponential delay (1 s doubling).
+        let exp = (1000u64 << (attempts - 1).min(20)).min(5 * MIN);
+        let delay = next - (t + 5);
+        assert!(
+            exp * 3 / 4 <= delay && delay <= exp,
+            "attempt {attempts}: {delay} ms"
+        );
         assert!(c.poll_transmit(at(next - 1), &mut buf).is_none());
         t = next;
     }
-    // About one attempt every 4 to 5 minutes once the cap is reached.
+    // One attempt every 3 3/4 to 5 minutes once the cap is reached.
     assert!((288..=400).contains(&attempts), "{attempts} attempts");
     assert_eq!(c.pending(), 1);
     let (_, events) = poll(&mut c, t, &mut buf).unwrap();
@@ -224,7 +229,12 @@ fn offline_sends_nothing_and_coming_back_online_sends_at_once() {
     c.set_online(false);
     c.set_online(true);
     assert_eq!(c.backoff_until(), None);
-    assert!(poll(&mut c, t + 1, &mut buf).is_some());
+    // The definitions poll that got no answer goes first, then the batch.
+    let (kind, _) = poll(&mut c, t + 1, &mut buf).unwrap();
+    assert_eq!(kind, RequestKind::Definitions);
+    c.handle_response(at(t + 1), &answer(304, None), b"");
+    let (kind, _) = poll(&mut c, t + 1, &mut buf).unwrap();
+    assert!(matches!(kind, RequestKind::Batch { .. }));
     c.handle_response(at(t + 2), &answer(200, None), b"");
     assert_eq!((c.pending(), c.stats().queue.dropped()), (0, 0));
 }
@@ -459,7 +469,7 @@ fn evictions_and_clears_are_reported_once() {
     ));
     c.set_on_batch(Some(record));
     let big = "x".repeat(150);
-    let mut cap = |c: &mut Client<'static, 1024, 1, 1, 16>, n: u64| {
+    let cap = |c: &mut Client<'static, 1024, 1, 1, 16>, n: u64| {
         c.capture(at(n), "e", "d", &EventOptions::new(), |p| {
             p.prop("n", n)?.prop("pad", big.as_str())?;
             Ok(())
@@ -500,4 +510,116 @@ fn evictions_and_clears_are_reported_once() {
         "{reports:?}"
     );
     assert_eq!(c.stats().queue.evicted, 3);
+}
+
+/// `opt_out_and_clear` while a batch is in flight: when its answer comes, the batch's events
+/// are delivered if the server took them (refused on a terminal answer), and everything else
+/// queued at the clear goes. Every event is reported exactly once either way; events captured
+/// after an `opt_in` meanwhile stay.
+#[test]
+fn clearing_during_a_flight_reports_every_event_once() {
+    for status in [200, 503, 400] {
+        REPORTS.with(|r| r.borrow_mut().clear());
+        let mut buf = vec![0u8; 4096];
+        let mut c = client(
+            Config::new("phc_test", 12)
+                .flush_at(1000)
+                .max_batch_events(3),
+        );
+        c.set_on_batch(Some(record));
+        for n in 0..6 {
+            capture(&mut c, n, n);
+        }
+        c.flush();
+        poll(&mut c, 10, &mut buf).unwrap(); // events 0..3 in flight
+        c.opt_out_and_clear();
+        c.opt_in();
+        capture(&mut c, 15, 6);
+        c.handle_response(at(20), &answer(status, None), b"");
+        let mut fate: BTreeMap<u64, &'static str> = BTreeMap::new();
+        for o in REPORTS.with(|r| r.borrow().clone()) {
+            let (records, what) = match o {
+                BatchOutcome::Delivered { records } => (records, "delivered"),
+                BatchOutcome::Dropped { records, .. } => (records, "dropped"),
+                BatchOutcome::Cleared { records } => (records, "cleared"),
+                BatchOutcome::Evicted { records } => (records, "evicted"),
+                _ => continue,
+            };
+            for seq in records.start..records.end {
+                assert!(fate.insert(seq, what).is_none(), "{status}: {seq} twice");
+            }
+        }
+        let expected_first = match status {
+            200 => "delivered",
+            400 => "dropped",
+            _ => "cleared",
+        };
+        for seq in 0..6 {
+            let want = if seq < 3 { expected_first } else { "cleared" };
+            assert_eq!(fate.get(&seq), Some(&want), "status {status}, event {seq}");
+        }
+        assert!(!fate.contains_key(&6));
+        // Only the event captured after opting in again is left, and it goes out.
+        assert_eq!(c.pending(), 1);
+        let (_, events) = poll(&mut c, 10 * MIN, &mut buf).unwrap();
+        assert_eq!(events.iter().map(|e| e.0).collect::<Vec<_>>(), [6]);
+    }
+}
+
+/// A definitions poll that got no answer during an outage is retried as soon as the link is
+/// back; a server's `Retry-After` outlives the reconnection.
+#[test]
+fn coming_back_online_retries_a_failed_poll_but_honours_retry_after() {
+    let mut buf = vec![0u8; 4096];
+    let mut c = client(
+        Config::new("phc_test", 13)
+            .flush_at(1)
+            .secret_key("phx_secret"),
+    );
+    let (kind, _) = poll(&mut c, 0, &mut buf).unwrap();
+    assert_eq!(kind, RequestKind::Definitions);
+    c.handle_transport_error(at(10), TransportError::Connect);
+    assert_eq!(c.poll_timeout(), Some(Instant::from_millis(10 + 5 * MIN)));
+    c.set_online(false);
+    c.set_online(true);
+    let (kind, _) = poll(&mut c, 20, &mut buf).unwrap();
+    assert_eq!(kind, RequestKind::Definitions, "retried at once");
+    c.handle_response(at(30), &answer(304, None), b"");
+
+    capture(&mut c, 40, 0);
+    poll(&mut c, 40, &mut buf).unwrap();
+    let ninety = Some(RetryAfter::Delay(Duration::from_secs(90)));
+    c.handle_response(at(50), &answer(429, ninety), b"");
+    c.set_online(false);
+    c.set_online(true);
+    assert_eq!(c.backoff_until(), Some(Instant::from_millis(50 + 90_000)));
+    assert!(c.poll_transmit(at(60_000), &mut buf).is_none());
+    assert!(poll(&mut c, 90_050, &mut buf).is_some());
+}
+
+/// `GiveUp::OlderThan` drops the expired events of a failed batch and retries the others: the
+/// callback says so, once each.
+#[test]
+fn older_than_reports_the_dropped_and_the_retried_apart() {
+    REPORTS.with(|r| r.borrow_mut().clear());
+    let mut buf = vec![0u8; 4096];
+    let mut c = client(
+        Config::new("phc_test", 14)
+            .flush_at(100)
+            .give_up(GiveUp::OlderThan(Duration::from_secs(60))),
+    );
+    c.set_on_batch(Some(record));
+    capture(&mut c, 0, 0);
+    capture(&mut c, 50_000, 1);
+    c.flush();
+    poll(&mut c, 61_000, &mut buf).unwrap();
+    c.handle_transport_error(at(61_000), TransportError::Timeout);
+    let reports = REPORTS.with(|r| r.borrow().clone());
+    assert!(
+        matches!(reports[..], [
+            BatchOutcome::Dropped { records: d, .. },
+            BatchOutcome::Retrying { records: r, .. },
+        ] if (d.start, d.end, r.start, r.end) == (0, 1, 1, 2)),
+        "{reports:?}"
+    );
 }

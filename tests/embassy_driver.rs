@@ -557,19 +557,31 @@ fn constructors_reject_bad_configuration_and_a_second_runner() {
             setting: Setting::RequestTimeout
         })
     );
+    // The refused runner was dropped: its place is free again.
+    let second = Runner::new(shared, tcp(), EmbassyClock, "127.0.0.1", buffers(&mut bufs))
+        .expect("a runner again");
     let mut again: Bufs = (vec![0; 1024], vec![0; 1024], vec![0; 256]);
-    assert_eq!(
-        Runner::new(
-            shared,
-            tcp(),
-            EmbassyClock,
-            "127.0.0.1",
-            buffers(&mut again)
-        )
-        .err(),
-        Some(ConfigError::AlreadyRunning),
-        "one client, one runner"
+    let third = Runner::new(
+        shared,
+        tcp(),
+        EmbassyClock,
+        "127.0.0.1",
+        buffers(&mut again),
     );
+    assert_eq!(
+        third.err(),
+        Some(ConfigError::AlreadyRunning),
+        "one client, one runner at a time"
+    );
+    drop(second);
+    let fourth = Runner::new(
+        shared,
+        tcp(),
+        EmbassyClock,
+        "127.0.0.1",
+        buffers(&mut again),
+    );
+    assert!(fourth.is_ok());
 }
 
 fn buffers(b: &mut Bufs) -> Buffers<'_> {
@@ -580,8 +592,8 @@ fn buffers(b: &mut Bufs) -> Buffers<'_> {
     }
 }
 
-/// An empty or whitespace distinct id reads no flag, asks nobody and queues no event; after
-/// shutdown, no `/flags` request is sent either.
+/// An empty or whitespace distinct id reads no flag, asks nobody and queues no event; offline
+/// or after shutdown, no `/flags` request is sent either.
 #[test]
 fn flag_reads_without_an_id_or_after_shutdown_send_nothing() {
     use posthog_embedded::adapters::embassy::FlagRead;
@@ -639,6 +651,20 @@ fn flag_reads_without_an_id_or_after_shutdown_send_nothing() {
     assert!(seen.lock().unwrap().requests.is_empty(), "nobody asked");
     assert_eq!(ph.pending(), 0, "no $feature_flag_called");
     assert_eq!(ph.stats().invalid, 0);
+    // Offline: a local value answers; a remote read asks nobody, reported as a connection
+    // error.
+    ph.set_online(false);
+    assert_eq!(
+        read("device-1", "local", FlagRead::new()),
+        Some(OwnedFlagValue::Bool(true))
+    );
+    assert_eq!(read("device-1", "remote-only", FlagRead::new()), None);
+    assert!(
+        seen.lock().unwrap().requests.is_empty(),
+        "no /flags while offline"
+    );
+    assert_eq!(ph.pending(), 2, "both reads reported");
+    ph.set_online(true);
     ph.shutdown();
     // Local values still answer; nothing goes to /flags.
     assert_eq!(

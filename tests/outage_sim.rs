@@ -11,8 +11,9 @@
 //!
 //! Invariants, checked in every scenario:
 //! - the batch callback reports every captured event exactly once: delivered, evicted by the
-//!   overflow policy, or refused by a terminal answer; never dropped by retrying (the default
-//!   give-up policy is never);
+//!   overflow policy, refused by a terminal answer, or cleared when the user opted out (some
+//!   scenarios do, now and then); never dropped by retrying (the default give-up policy is
+//!   never), and never retried after its final report;
 //! - everything the client reports delivered is on the server, with the uuid it got at capture;
 //!   every copy the server got (lost answers make duplicates, which PostHog removes by uuid)
 //!   carries that uuid;
@@ -101,6 +102,7 @@ struct Totals {
     delivered: u64,
     evicted: u64,
     terminal: u64,
+    cleared: u64,
     requests: u64,
     failed_attempts: u64,
     copies_on_server: u64,
@@ -117,6 +119,7 @@ enum Fate {
     Delivered,
     Refused,
     Evicted,
+    Cleared,
 }
 
 /// One captured event, as the test knows it.
@@ -195,6 +198,8 @@ fn run_scenario(seed: u64, totals: &mut Totals) {
         usize::MAX
     };
     let hints = rng.below(2) == 0;
+    let clears = rng.below(4) == 0;
+    let mut opted_out_until: Option<u64> = None;
     let hint_lag = if rng.below(3) == 0 {
         rng.below(2 * MIN)
     } else {
@@ -268,7 +273,11 @@ fn run_scenario(seed: u64, totals: &mut Totals) {
                 );
                 *n += 1;
             }
-            Err(CaptureError::QueueFull { .. } | CaptureError::TooLarge { .. }) => {}
+            Err(
+                CaptureError::QueueFull { .. }
+                | CaptureError::TooLarge { .. }
+                | CaptureError::Disabled,
+            ) => {}
             Err(e) => panic!("seed {seed}: unexpected capture error {e}"),
         }
     };
@@ -288,7 +297,16 @@ fn run_scenario(seed: u64, totals: &mut Totals) {
                 }
             }
         }
+        if opted_out_until.is_some_and(|u| t >= u) {
+            c.opt_in();
+            opted_out_until = None;
+        }
         if t < t_end && t >= next_capture {
+            if clears && opted_out_until.is_none() && rng.below(300) == 0 {
+                // The user withdraws consent, and gives it again a while later.
+                c.opt_out_and_clear();
+                opted_out_until = Some(t + rng.below(10 * MIN));
+            }
             capture(&mut c, t, &mut n, &mut captured, &mut rng);
             next_capture = t + 1 + rng.below(2 * mean_gap);
             continue;
@@ -462,7 +480,14 @@ fn run_scenario(seed: u64, totals: &mut Totals) {
                 );
                 (records, Fate::Refused)
             }
-            BatchOutcome::Retrying { error, .. } => {
+            BatchOutcome::Cleared { records } => (records, Fate::Cleared),
+            BatchOutcome::Retrying { records, error, .. } => {
+                for seq in records.start..records.end {
+                    assert!(
+                        !fate.contains_key(&seq),
+                        "seed {seed}: event {seq} retried after its final report"
+                    );
+                }
                 assert!(
                     matches!(
                         error,
@@ -490,6 +515,7 @@ fn run_scenario(seed: u64, totals: &mut Totals) {
     let mut delivered = 0;
     let mut terminal = 0;
     let mut evicted = 0;
+    let mut cleared = 0;
     for (seq, cap) in &captured {
         match fate.get(seq) {
             Some(Fate::Delivered) => {
@@ -502,6 +528,7 @@ fn run_scenario(seed: u64, totals: &mut Totals) {
             }
             Some(Fate::Refused) => terminal += 1,
             Some(Fate::Evicted) => evicted += 1,
+            Some(Fate::Cleared) => cleared += 1,
             None => panic!("seed {seed}: event {seq} never reported"),
         }
     }
@@ -513,7 +540,7 @@ fn run_scenario(seed: u64, totals: &mut Totals) {
     // Every drop is counted. (A refused batch may name events the queue had evicted while it
     // was in flight: compare the sums.)
     assert_eq!(
-        evicted + terminal,
+        evicted + terminal + cleared,
         u64::from(s.queue.evicted) - u64::from(s.evicted_then_delivered)
             + u64::from(s.queue.discarded_rejected)
             + u64::from(s.queue.discarded_too_large_for_body),
@@ -536,6 +563,7 @@ fn run_scenario(seed: u64, totals: &mut Totals) {
     totals.delivered += delivered;
     totals.evicted += evicted;
     totals.terminal += terminal;
+    totals.cleared += cleared;
     totals.virtual_ms += t;
     totals.longest_outage_ms = totals.longest_outage_ms.max(longest);
 }
@@ -552,9 +580,9 @@ fn report(name: &str, t: &Totals) {
     println!(
         "outage simulation {name}: {} scenarios, {:.0} h of virtual time, longest outage {:.1} h; \
          {} events captured: {} delivered once, {} evicted by the overflow policy, {} refused by \
-         a terminal answer, 0 dropped by retrying; {} requests, {} failed attempts, {} copies on \
+         a terminal answer, {} cleared by opting out, 0 dropped by retrying; {} requests, {} failed attempts, {} copies on \
          the server; {} scenarios never overflowed the queue (longest outage among them {:.1} h) \
-         and delivered every event not refused",
+         and delivered every event neither refused nor cleared",
         t.scenarios,
         t.virtual_ms as f64 / HOUR as f64,
         t.longest_outage_ms as f64 / HOUR as f64,
@@ -562,13 +590,14 @@ fn report(name: &str, t: &Totals) {
         t.delivered,
         t.evicted,
         t.terminal,
+        t.cleared,
         t.requests,
         t.failed_attempts,
         t.copies_on_server,
         t.no_eviction,
         t.no_eviction_outage_ms as f64 / HOUR as f64,
     );
-    assert_eq!(t.captured, t.delivered + t.evicted + t.terminal);
+    assert_eq!(t.captured, t.delivered + t.evicted + t.terminal + t.cleared);
 }
 
 // Four tests of 2,500 scenarios each, so the test harness spreads them over the cores.

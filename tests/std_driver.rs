@@ -1413,26 +1413,43 @@ fn every_bad_setting_is_rejected_by_the_std_constructor() {
 /// queued events go out at once, whatever back-off was running.
 #[test]
 fn offline_sends_nothing_and_online_delivers_at_once() {
-    let server = Server::start(|_| Resp::ok());
+    // The first batch fails: a 60 s back-off starts.
+    let mut n = 0;
+    let server = Server::start(move |_| {
+        n += 1;
+        if n == 1 {
+            Resp::status(503)
+        } else {
+            Resp::ok()
+        }
+    });
     let client =
         StdClient::new(config(&server).retry(Duration::from_secs(60), Duration::from_secs(300)))
             .unwrap();
+    client.capture("first", "device-1", |_| Ok(())).unwrap();
+    let r = client.flush(Duration::from_millis(500));
+    assert_eq!((r.sent, r.pending), (0, 1));
+    assert_eq!(server.count(), 1);
     client.set_online(false);
     client
         .capture("while offline", "device-1", |_| Ok(()))
         .unwrap();
     let r = client.flush(Duration::from_millis(300));
-    assert_eq!((r.sent, r.pending), (0, 1));
-    assert_eq!(server.count(), 0, "no request while offline");
+    assert_eq!((r.sent, r.pending), (0, 2));
+    assert_eq!(server.count(), 1, "no request while offline");
+    // Back online: both go at once, long before the back-off would have ended.
     client.set_online(true);
     let r = client.flush(Duration::from_secs(5));
-    assert_eq!((r.sent, r.pending), (1, 0));
-    assert_eq!(event_names(&server.requests()[0].json()), ["while offline"]);
+    assert_eq!((r.sent, r.pending), (2, 0));
+    assert_eq!(
+        event_names(&server.requests()[1].json()),
+        ["first", "while offline"]
+    );
     client.shutdown(Duration::from_secs(1));
 }
 
 /// An empty or whitespace distinct id: no value, no request, no event, on every flag read.
-/// After shutdown: local values only, never a `/flags` request.
+/// Offline or after shutdown: local values only, never a `/flags` request.
 #[test]
 fn flag_reads_without_an_id_or_after_shutdown_ask_nobody() {
     let server = flags_server(|_| Resp::ok().body(REMOTE_ANSWER));
@@ -1461,6 +1478,37 @@ fn flag_reads_without_an_id_or_after_shutdown_ask_nobody() {
     assert_eq!(client.pending(), 0, "no $feature_flag_called");
     assert_eq!(client.stats().invalid, 0);
     assert!(flags_requests(&server).is_empty());
+    // Offline: local values answer; remote reads ask nobody and report a connection error.
+    client.set_online(false);
+    let c = ctx(&person);
+    assert_eq!(
+        client.get_feature_flag("beta-ui", &c, FlagOptions::new()),
+        Some(StdFlagValue::Bool(true))
+    );
+    assert_eq!(
+        client.get_feature_flag("remote-flag", &c, FlagOptions::new()),
+        None
+    );
+    assert_eq!(
+        client.get_feature_flag_payload("remote-flag", &c, FlagOptions::new()),
+        None
+    );
+    assert!(client.get_all_flags(&c, false).contains_key("beta-ui"));
+    assert!(
+        flags_requests(&server).is_empty(),
+        "no /flags while offline"
+    );
+    client.set_online(true);
+    client.flush(Duration::from_secs(5));
+    let events = flag_called_events(&server);
+    let offline = events
+        .iter()
+        .find(|e| e["properties"]["$feature_flag"] == "remote-flag")
+        .expect("the offline read is reported");
+    assert_eq!(
+        offline["properties"]["$feature_flag_error"],
+        "connection_error"
+    );
     client.shutdown(Duration::from_secs(2));
     let c = ctx(&person);
     assert_eq!(

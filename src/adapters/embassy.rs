@@ -329,7 +329,9 @@ impl<
     /// key is longer than `V` bytes).
     ///
     /// An empty or whitespace distinct id gives `None` at once, with no request and no event;
-    /// after [`shutdown`](Self::shutdown) no request is sent (a local value still answers).
+    /// after [`shutdown`](Self::shutdown) no request is sent (a local value still answers);
+    /// while offline ([`set_online`](Self::set_online)) no request is sent either, and the read
+    /// is reported with `$feature_flag_error: connection_error`.
     ///
     /// The client's lock is never held while the request is awaited. A refused or failed
     /// connection counts as a transport failure and is retried (as posthog-go does).
@@ -371,15 +373,21 @@ impl<
                 Err(_) => {}
             }
         }
-        let Ok(()) = allowed else {
-            // Shut down: no request, no event.
-            return None;
-        };
         let report_failure = |kind| {
             self.with(|c, now| {
                 c.failed_flag_called(now, key, ctx, FlagErrors::from(kind), opts.send_event);
             });
         };
+        match allowed {
+            Ok(()) => {}
+            Err(RequestError::Offline) => {
+                // No connection attempt while the link is down.
+                report_failure(FlagErrorKind::ConnectionError);
+                return None;
+            }
+            // Shut down: no request, no event.
+            Err(_) => return None,
+        }
         let built = self
             .shared
             .client
@@ -538,7 +546,9 @@ struct Pending {
     etag: heapless::String<{ crate::client::MAX_ETAG }>,
 }
 
-/// The task that talks to PostHog: spawn it once and call [`run`](Self::run).
+/// The task that talks to PostHog: spawn it once and call [`run`](Self::run). A client has one
+/// runner at a time: [`Runner::new`] refuses a second while the first exists (dropping it
+/// frees the place, e.g. to rebuild it over a new connection).
 pub struct Runner<
     's,
     'b,
@@ -576,8 +586,8 @@ impl<
     /// `192.168.1.10:8080`) over `conn`.
     ///
     /// # Errors
-    /// [`ConfigError::AlreadyRunning`] when `shared` already has a runner (a client is driven
-    /// by one runner, for its whole life); [`ConfigError::EmptyHost`] for a blank `host`.
+    /// [`ConfigError::AlreadyRunning`] while another runner of `shared` exists;
+    /// [`ConfigError::EmptyHost`] for a blank `host`.
     pub fn new(
         shared: &'s Shared<M, Q, F, N, B, T>,
         conn: C,
@@ -604,7 +614,8 @@ impl<
     /// Sets the timeouts.
     ///
     /// # Errors
-    /// [`ConfigError::Zero`] for a zero request timeout.
+    /// [`ConfigError::Zero`] for a zero request timeout (the runner is dropped, so a new one
+    /// can be made).
     pub fn timeouts(mut self, timeouts: Timeouts) -> Result<Self, ConfigError> {
         if timeouts.request.as_ticks() == 0 {
             return Err(ConfigError::Zero {
@@ -733,5 +744,22 @@ impl<
             }
         }
         self.shared.settled.signal(());
+    }
+}
+
+impl<
+        M: RawMutex,
+        C: Connect,
+        K: Clock,
+        const Q: usize,
+        const F: usize,
+        const N: usize,
+        const B: usize,
+        const T: usize,
+    > Drop for Runner<'_, '_, M, C, K, Q, F, N, B, T>
+{
+    /// Frees the client's runner place.
+    fn drop(&mut self) {
+        self.shared.has_runner.lock(|r| r.set(false));
     }
 }

@@ -246,8 +246,9 @@ fn to_std(d: Duration) -> StdDuration {
     StdDuration::from_millis(d.as_millis())
 }
 
+/// Whole milliseconds, rounded up: a non-zero duration never becomes zero.
 fn to_core(d: StdDuration) -> Duration {
-    Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    Duration::from_millis(u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX))
 }
 
 impl StdConfig {
@@ -1619,7 +1620,8 @@ impl StdClient {
     /// answer normally (`api_error_503`, `timeout`, `connection_error`, `unknown_error` for an
     /// unusable answer, `flag_missing`, ...). An empty or whitespace distinct id gives `None` at
     /// once, with no request and no event; after [`shutdown`](Self::shutdown) no request is
-    /// sent (a local value is still returned).
+    /// sent (a local value is still returned); while offline ([`set_online`](Self::set_online))
+    /// no request is sent and the read is reported with `connection_error`.
     ///
     /// Blocks the calling thread during the remote request (at most about
     /// `(flags_max_retries + 1) × flags_request_timeout` plus the retry delays), but never holds
@@ -1651,9 +1653,16 @@ impl StdClient {
                 Err(_) => {}
             }
         }
-        if allowed.is_err() {
+        match allowed {
+            Ok(()) => {}
+            Err(RequestError::Offline) => {
+                // No connection attempt while the network is down.
+                let errors = FlagErrors::from(FlagErrorKind::ConnectionError);
+                self.produce(|c, now| c.failed_flag_called(now, key, ctx, errors, opts.send_event));
+                return None;
+            }
             // Shut down: no request, no event.
-            return None;
+            Err(_) => return None,
         }
         match self.remote_flags(ctx, Some(&[key]), opts.disable_geoip) {
             Ok(remote) => self.produce(|c, now| {
@@ -1727,7 +1736,8 @@ impl StdClient {
     /// 3. with `only_local`, inconclusive flags are left out.
     ///
     /// An empty or whitespace distinct id gives an empty map; after
-    /// [`shutdown`](Self::shutdown) only local values are returned (no request).
+    /// [`shutdown`](Self::shutdown) or while offline only local values are returned (no
+    /// request).
     #[must_use]
     pub fn get_all_flags(
         &self,

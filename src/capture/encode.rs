@@ -203,7 +203,7 @@ impl From<PropertyError> for Abort {
 }
 
 /// Encodes events into a [`Queue`]. Holds the settings and the uuid generator; no buffers.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Encoder {
     config: EncoderConfig,
     uuids: UuidGen,

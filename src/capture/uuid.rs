@@ -118,7 +118,7 @@ impl Uuid {
 ///
 /// - **Within a boot** the pair (time, counter) strictly increases from one uuid to the next (the
 ///   counter overflowing moves the time field on by 1 ms), so two uuids of one boot never match,
-///   whatever the clocks do.
+///   whatever the clocks do (short of the 48-bit millisecond field wrapping, in the year 10889).
 /// - **Across boots and devices** two uuids can match only if their boots drew the same 62-bit
 ///   boot id *and* an event of each landed on the same millisecond with the same counter. For a
 ///   fleet of a million devices rebooting daily for ten years (3.7·10⁹ boots), the chance that a
@@ -129,8 +129,9 @@ impl Uuid {
 ///   large enough for 2048 events in one millisecond.
 ///
 /// This holds only if seeds differ between boots: seed from a hardware RNG, or hash a unique
-/// chip id with a boot counter kept in flash (see [`crate::client::Config::new`]).
-#[derive(Clone, Debug)]
+/// chip id with a boot counter kept in flash (see [`crate::client::Config::new`]). A generator
+/// is deliberately not `Clone`: a copy would repeat every uuid of the original.
+#[derive(Debug)]
 pub struct UuidGen {
     /// `10` variant bits and the 62-bit boot id (`rand_b`).
     boot: u64,

@@ -291,14 +291,20 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
     /// [`flags_request`](Self::flags_request) checks it too.
     ///
     /// # Errors
-    /// [`RequestError::NoDistinctId`] for an empty or whitespace distinct id (the flag is
-    /// unknown), [`RequestError::ShutDown`] after [`shutdown`](Self::shutdown): send nothing and
-    /// queue no `$feature_flag_called` event.
+    /// - [`RequestError::NoDistinctId`] for an empty or whitespace distinct id (the flag is
+    ///   unknown): send nothing and queue no `$feature_flag_called` event;
+    /// - [`RequestError::ShutDown`] after [`shutdown`](Self::shutdown): send nothing (events
+    ///   are refused anyway);
+    /// - [`RequestError::Offline`] while [`set_online(false)`](Self::set_online): send
+    ///   nothing; the read has no value, reported as a connection error
+    ///   ([`failed_flag_called`](Self::failed_flag_called)).
     pub fn check_remote_read(&self, ctx: &EvalContext<'_>) -> Result<(), RequestError> {
         if is_blank(ctx.distinct_id) {
             Err(RequestError::NoDistinctId)
         } else if self.shut_down {
             Err(RequestError::ShutDown)
+        } else if !self.online {
+            Err(RequestError::Offline)
         } else {
             Ok(())
         }

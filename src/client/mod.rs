@@ -102,7 +102,7 @@ pub struct Config<'a> {
     /// Default 1 s.
     pub retry_base: Duration,
     /// Longest back-off delay. Default 5 min: an outage of hours costs a connection attempt
-    /// every 4 to 5 minutes (12 to 15 an hour), and delivery resumes within 5 minutes of the
+    /// every 3¾ to 5 minutes (12 to 16 an hour), and delivery resumes within 5 minutes of the
     /// link coming back ([`Client::set_online`] resumes it at once).
     pub retry_cap: Duration,
     /// Longest `Retry-After` honoured; a server asking for more is asked again after this
@@ -450,7 +450,7 @@ pub enum ConfigError {
     KeyTooLong {
         /// Which.
         key: KeyKind,
-        /// Its length in bytes.
+        /// Its length in bytes (for the API key's path limit: percent-encoded).
         len: usize,
         /// The most allowed.
         max: usize,
@@ -712,9 +712,9 @@ pub enum BatchOutcome {
         error: DeliveryError,
     },
     /// Evicted by the overflow policy ([`OverflowPolicy::DropOldest`]) to make room for newer
-    /// events, and never delivered. Reported when the client next settles or polls (events
-    /// evicted while their batch is in flight are reported once that batch is settled, and
-    /// only if it was not delivered).
+    /// events, and never delivered. Reported after the capture that evicted them, or, while a
+    /// batch is in flight, once it is settled (events of that batch only if it was not
+    /// delivered).
     Evicted {
         /// The records.
         records: SeqRange,
@@ -845,6 +845,11 @@ pub struct Client<
     online: bool,
     /// The last request was a definitions poll: a due batch goes next.
     last_was_definitions: bool,
+    /// The end of the server's `Retry-After`, which coming back online does not cut short.
+    server_not_before: Option<Instant>,
+    /// `opt_out_and_clear` ran while a batch was in flight: once it is settled, the records
+    /// below this still queued go.
+    clear_until: Option<u64>,
     /// Recent settlements (record ranges, delivered?) and where that memory begins.
     settled: heapless::Deque<(SeqRange, bool), FATE_HISTORY>,
     history_from: u64,
@@ -856,6 +861,8 @@ pub struct Client<
     // Definitions polling.
     next_poll: Option<Instant>,
     poll_errors: u8,
+    /// The last definitions poll got no answer or a 5xx: coming back online retries it.
+    poll_failed: bool,
     etag: heapless::String<MAX_ETAG>,
     before_send: Option<fn(&EventInfo<'_>) -> Verdict>,
     on_batch: Option<fn(&BatchOutcome)>,
@@ -924,6 +931,8 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
             flush_requested: false,
             online: true,
             last_was_definitions: false,
+            server_not_before: None,
+            clear_until: None,
             settled: heapless::Deque::new(),
             history_from: 0,
             reported_to: 0,
@@ -935,6 +944,7 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
                 None
             },
             poll_errors: 0,
+            poll_failed: false,
             etag: heapless::String::new(),
             before_send: None,
             on_batch: None,
@@ -1045,16 +1055,29 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
         self.opted_out = true;
     }
 
-    /// Opts out and discards every queued event.
+    /// Opts out and discards every queued event (reported as [`BatchOutcome::Cleared`]).
+    ///
+    /// While a batch is in flight, the discard waits for its answer (the queue is a ring that
+    /// only gives up its oldest records, and the oldest are that batch's): the server may still
+    /// take that batch, and everything else queued now goes when the answer is handled.
     pub fn opt_out_and_clear(&mut self) {
         self.opted_out = true;
         self.report_evictions();
         let all = self.queue.seqs();
-        self.queue.discard(all, DropReason::Rejected);
-        self.settle(all, false);
-        if !all.is_empty() {
-            self.report(BatchOutcome::Cleared { records: all });
+        if let InFlight::Batch { .. } = self.in_flight {
+            self.clear_until = Some(all.end);
+        } else {
+            self.clear(all);
         }
+    }
+
+    fn clear(&mut self, records: SeqRange) {
+        if records.is_empty() {
+            return;
+        }
+        self.queue.discard(records, DropReason::Rejected);
+        self.settle(records, false);
+        self.report(BatchOutcome::Cleared { records });
     }
 
     /// Resumes capturing.
@@ -1068,8 +1091,9 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
         self.opted_out || self.shut_down
     }
 
-    /// Asks for every queued event to be sent, ignoring `flush_at` and the interval (back-off
-    /// still applies). The flush ends when the queue is empty or a request fails.
+    /// Asks for every queued event to be sent, ignoring `flush_at` and the interval. The flush
+    /// lasts until the queue is empty: a failed request pauses it for the back-off, and the
+    /// events stay queued meanwhile.
     pub fn flush(&mut self) {
         if !self.queue.is_empty() {
             self.flush_requested = true;
@@ -1089,19 +1113,22 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
     }
 
     /// The application's connectivity hint. While offline the client starts no request at all
-    /// (no batch, no definitions poll): an offline device spends no power on connection
-    /// attempts, and captures go on filling the queue. Coming back online ends any back-off:
+    /// (no batch, no definitions poll, and [`check_remote_read`](Self::check_remote_read)
+    /// refuses remote flag reads): an offline device spends no power on connection attempts,
+    /// and captures go on filling the queue. Coming back online (a call with `true` after one
+    /// with `false`; repeated `true`s change nothing, so a flapping report cannot hammer a
+    /// failing server) ends the back-off, except what remains of a server's `Retry-After`:
     /// what is queued is sent at the next [`poll_transmit`](Self::poll_transmit), and a
-    /// definitions poll that failed is retried. Wake the driver after calling it (the drivers'
-    /// own `set_online` do). The client starts online.
+    /// definitions poll that got no answer is retried. Wake the driver after calling it (the
+    /// drivers' own `set_online` do). The client starts online.
     pub fn set_online(&mut self, online: bool) {
         if online && !self.online {
-            self.not_before = None;
+            self.not_before = self.server_not_before;
             self.failures = 0;
             if !self.queue.is_empty() {
                 self.flush_requested = true;
             }
-            if self.poll_errors > 0 && self.next_poll.is_some() {
+            if self.poll_failed && self.next_poll.is_some() {
                 self.next_poll = Some(Instant::ZERO);
             }
         }
@@ -1302,8 +1329,9 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
         let _ = self.settled.push_back((records, delivered));
     }
 
-    /// Reports the records the overflow policy evicted since the last report, except those of
-    /// the batch in flight (its settlement reports them).
+    /// Reports the records the overflow policy evicted since the last report. While a batch is
+    /// in flight nothing is reported (eviction takes the oldest records, that batch's first):
+    /// its settlement reports them.
     fn report_evictions(&mut self) {
         let mut front = self.queue.front_seq();
         if let InFlight::Batch { records } = self.in_flight {
@@ -1418,8 +1446,12 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
                     });
                 }
                 Err(e) => {
+                    // The buffer cannot hold even an empty body: it will not grow by itself.
+                    // Try again after the longest back-off rather than spin.
+                    ph_warn!("request buffer too small: {}", e);
                     self.stats.last_error = Some(DeliveryError::Build(e));
                     self.flush_requested = false;
+                    self.not_before = Some(now.mono + self.config.retry_cap);
                     return None;
                 }
             }
@@ -1488,8 +1520,23 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
     pub fn handle_response(&mut self, now: Now, resp: &ResponseInfo<'_>, body: &[u8]) {
         match core::mem::replace(&mut self.in_flight, InFlight::Idle) {
             InFlight::Idle => {}
-            InFlight::Batch { records } => self.batch_response(now, records, resp),
+            InFlight::Batch { records } => {
+                self.batch_response(now, records, resp);
+                self.finish_clear();
+            }
             InFlight::Definitions => self.definitions_response(now, resp, body),
+        }
+    }
+
+    /// After a batch that was in flight during `opt_out_and_clear` is settled: what was queued
+    /// then and is still queued goes.
+    fn finish_clear(&mut self) {
+        if let Some(end) = self.clear_until.take() {
+            let rest = SeqRange {
+                start: self.queue.front_seq(),
+                end,
+            };
+            self.clear(rest);
         }
     }
 
@@ -1499,11 +1546,13 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
             InFlight::Idle => {}
             InFlight::Batch { records } => {
                 self.retry_batch(now, records, DeliveryError::Transport(error), None);
+                self.finish_clear();
             }
             InFlight::Definitions => {
                 self.stats.last_error = Some(DeliveryError::Transport(error));
                 bump(&mut self.stats.definitions_failed, 1);
-                self.next_poll = Some(now.mono + self.config.poll_interval);
+                self.poll_failed = true;
+                self.schedule_poll(now.mono + self.config.poll_interval);
             }
         }
     }
@@ -1535,12 +1584,8 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
             }
             413 => {
                 if records.len() <= 1 {
-                    self.queue.discard(records, DropReason::TooLargeForBody);
-                    self.settle(records, false);
-                    self.report(BatchOutcome::Dropped {
-                        records,
-                        error: DeliveryError::Status(413),
-                    });
+                    self.failures = 0;
+                    self.refuse(records, DropReason::TooLargeForBody, 413);
                 } else {
                     // Resend fewer events at once, now; not counted as a retry.
                     self.batch_limit = (records.len() as usize / 2).max(1);
@@ -1557,17 +1602,33 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
             }
             _ => {
                 ph_warn!("batch refused with status {}: dropped", status);
-                self.queue.discard(records, DropReason::Rejected);
-                self.settle(records, false);
+                // The server answered: the link works.
+                self.failures = 0;
                 self.attempts = 0;
-                self.report(BatchOutcome::Dropped {
-                    records,
-                    error: DeliveryError::Status(status),
-                });
+                self.refuse(records, DropReason::Rejected, status);
             }
         }
         // Evictions beyond what this answer settled (reported, or retried).
         self.report_evictions();
+    }
+
+    /// A terminal answer: the batch's events still queued are dropped (those the overflow
+    /// policy evicted meanwhile are reported as evicted).
+    fn refuse(&mut self, records: SeqRange, reason: DropReason, status: u16) {
+        self.report_evictions();
+        let records = SeqRange {
+            start: records.start.max(self.queue.front_seq()),
+            end: records.end,
+        };
+        if records.is_empty() {
+            return;
+        }
+        self.queue.discard(records, reason);
+        self.settle(records, false);
+        self.report(BatchOutcome::Dropped {
+            records,
+            error: DeliveryError::Status(status),
+        });
     }
 
     /// A retryable failure (no response, 408, 429, 5xx): the events stay queued, unless the
@@ -1584,7 +1645,7 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
         // Events the overflow policy evicted while the batch was in flight are gone: report
         // them, and retry the rest.
         self.report_evictions();
-        let records = SeqRange {
+        let mut records = SeqRange {
             start: records.start.max(self.queue.front_seq()),
             end: records.end,
         };
@@ -1626,6 +1687,10 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
                     if end >= records.end {
                         return self.schedule_retry(now, None, retry_after);
                     }
+                    records = SeqRange {
+                        start: end,
+                        end: records.end,
+                    };
                 }
             }
         }
@@ -1635,10 +1700,9 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
 
     fn give_up(&mut self, records: SeqRange, error: DeliveryError) {
         ph_warn!(
-            "giving up on events {}..{} after {} attempts",
+            "give-up policy: events {}..{} dropped",
             records.start,
-            records.end,
-            self.attempts
+            records.end
         );
         self.queue.discard(records, DropReason::GaveUp);
         self.settle(records, false);
@@ -1656,15 +1720,17 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
         retrying: Option<(SeqRange, DeliveryError)>,
         retry_after: Option<RetryAfter>,
     ) {
-        let delay = self.backoff_delay(now, retry_after);
+        let (delay, server) = self.backoff_delay(now, retry_after);
         let at = now.mono + delay;
         self.not_before = Some(at);
+        self.server_not_before = (server.as_millis() > 0).then(|| now.mono + server);
         if let Some((records, error)) = retrying {
             self.report(BatchOutcome::Retrying { records, error, at });
         }
     }
 
-    fn backoff_delay(&mut self, now: Now, retry_after: Option<RetryAfter>) -> Duration {
+    /// The back-off, and the part of it the server asked for (`Retry-After`, capped).
+    fn backoff_delay(&mut self, now: Now, retry_after: Option<RetryAfter>) -> (Duration, Duration) {
         let shift = self.failures.saturating_sub(1).min(40);
         let exp = self
             .config
@@ -1681,7 +1747,10 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
             None => None,
         };
         let server = server.map_or(0, |s| s.min(self.config.retry_after_cap.as_millis()));
-        Duration::from_millis(delay.max(server))
+        (
+            Duration::from_millis(delay.max(server)),
+            Duration::from_millis(server),
+        )
     }
 
     fn definitions_response(&mut self, now: Now, resp: &ResponseInfo<'_>, body: &[u8]) {
@@ -1706,7 +1775,8 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
                     }
                 }
                 self.poll_errors = 0;
-                self.next_poll = Some(now.mono + interval);
+                self.poll_failed = false;
+                self.schedule_poll(now.mono + interval);
             }
             304 => {
                 if let Some(e) = resp.etag {
@@ -1714,7 +1784,8 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
                     let _ = self.etag.push_str(e);
                 }
                 self.poll_errors = 0;
-                self.next_poll = Some(now.mono + interval);
+                self.poll_failed = false;
+                self.schedule_poll(now.mono + interval);
             }
             status => {
                 bump(&mut self.stats.definitions_failed, 1);
@@ -1726,13 +1797,20 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
                 }
                 let delay = if matches!(status, 401 | 403 | 429) {
                     self.poll_errors = self.poll_errors.saturating_add(1);
+                    self.poll_failed = false;
                     poll_backoff(interval, self.poll_errors)
                 } else {
+                    self.poll_failed = status >= 500;
                     interval
                 };
-                self.next_poll = Some(now.mono + delay);
+                self.schedule_poll(now.mono + delay);
             }
         }
+    }
+
+    /// The next definitions poll, unless the client was shut down meanwhile.
+    fn schedule_poll(&mut self, at: Instant) {
+        self.next_poll = (!self.shut_down).then_some(at);
     }
 }
 

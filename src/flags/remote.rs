@@ -325,6 +325,10 @@ pub enum RequestError {
     NoDistinctId,
     /// The client was shut down: no more requests.
     ShutDown,
+    /// The application said the link is down ([`Client::set_online`]): no request is started.
+    ///
+    /// [`Client::set_online`]: crate::client::Client::set_online
+    Offline,
 }
 
 impl fmt::Display for RequestError {
@@ -340,6 +344,7 @@ impl fmt::Display for RequestError {
             Self::InvalidJson => f.write_str("composite property value is not valid JSON"),
             Self::NoDistinctId => f.write_str("no distinct id: the flag is unknown"),
             Self::ShutDown => f.write_str("the client is shut down"),
+            Self::Offline => f.write_str("the client is offline"),
         }
     }
 }

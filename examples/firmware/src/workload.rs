@@ -91,6 +91,6 @@ pub fn evaluate<'s>(store: &'s Store, key: &str) -> Result<FlagValue<'s>, Inconc
 // 256-entry `$feature_flag_called` tracker; and the 4 KiB queue alone.
 const _: () = assert!(
     core::mem::size_of::<posthog_embedded::client::Client<'static, 4096, 20, 128, 2048>>()
-        == 16_232
+        == 16_264
 );
 const _: () = assert!(core::mem::size_of::<Queue<[u8; 4096]>>() == 4_160);
