@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the fuzz seed corpora (fuzz/corpus/<target>/) from PostHog's conformance vectors.
 
-Usage: python3 fuzz/seed_corpora.py [VECTORS_DIR]   (default: ../shared/vectors beside the repo)
+Usage: python3 fuzz/seed_corpora.py [VECTORS_DIR]   (default: tests/vectors)
 The corpora are generated, not checked in; cargo-fuzz grows them further in place.
 """
 import hashlib
@@ -11,7 +11,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-VECTORS = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "..", "shared", "vectors")
+VECTORS = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "tests", "vectors")
 OPS = ["exact", "is_not", "is_set", "is_not_set", "icontains", "not_icontains", "regex", "not_regex",
        "starts_with", "not_starts_with", "ends_with", "not_ends_with", "gt", "gte", "lt", "lte",
        "is_date_before", "is_date_after", "semver_eq", "semver_neq", "semver_gt", "semver_gte",

@@ -1,5 +1,5 @@
 //! Conformance of local flag evaluation with PostHog (posthog-python 7.91.1, which tracks the
-//! server), over the recorded cases in `../shared/vectors/`:
+//! server), over the recorded cases in `tests/vectors/`:
 //!
 //! - `local_evaluation_cases.json` (216 full-flag evaluations),
 //! - `local_evaluation_regex_fallback_cases.json` (268 regex portability boundary cases),
@@ -185,9 +185,7 @@ fn report(name: &str, total: usize, failures: &[String], verified: usize, listed
 
 #[test]
 fn local_evaluation_cases() {
-    let Some(v) = common::load("local_evaluation_cases.json") else {
-        return;
-    };
+    let v = common::load("local_evaluation_cases.json");
     let cases = v["cases"].as_array().unwrap();
     let mut failures = Vec::new();
     for case in cases {
@@ -207,9 +205,7 @@ fn local_evaluation_cases() {
 /// must be the server's: checked here against the `regex` crate itself.
 #[test]
 fn local_evaluation_regex_fallback_cases() {
-    let Some(v) = common::load("local_evaluation_regex_fallback_cases.json") else {
-        return;
-    };
+    let v = common::load("local_evaluation_regex_fallback_cases.json");
     let cases = v["cases"].as_array().unwrap();
     let mut failures = Vec::new();
     let mut decided_locally = 0;
@@ -254,9 +250,7 @@ fn local_evaluation_regex_fallback_cases() {
 
 #[test]
 fn property_match_cases() {
-    let Some(v) = common::load("property_match_cases.json") else {
-        return;
-    };
+    let v = common::load("property_match_cases.json");
     let cases = v["cases"].as_array().unwrap();
     let mut failures = Vec::new();
     let mut deferred_decided = 0;
@@ -318,9 +312,7 @@ fn property_match_cases() {
 
 #[test]
 fn cohort_match_cases() {
-    let Some(v) = common::load("cohort_match_cases.json") else {
-        return;
-    };
+    let v = common::load("cohort_match_cases.json");
     let cases = v["cases"].as_array().unwrap();
     let mut failures = Vec::new();
     let mut decided = 0;
@@ -372,9 +364,7 @@ fn cohort_match_cases() {
 
 #[test]
 fn definitions_payload_examples_load() {
-    let Some(v) = common::load("definitions_payload_examples.json") else {
-        return;
-    };
+    let v = common::load("definitions_payload_examples.json");
     let cases = v["cases"].as_array().unwrap();
     let mut loaded = 0;
     for case in cases {

@@ -37,9 +37,7 @@ fn evaluate(op: SemverOp, filter: &Value, property: Option<&Value>) -> Value {
 
 #[test]
 fn semver_property_match_cases() {
-    let Some(doc) = common::load("property_match_cases.json") else {
-        return;
-    };
+    let doc = common::load("property_match_cases.json");
     let mut total = 0;
     let mut pass = 0;
     for case in doc["cases"].as_array().expect("cases") {

@@ -161,10 +161,7 @@ fn differential(input: &[u8]) -> bool {
 
 #[test]
 fn every_vector_file_matches_serde_json() {
-    let Some(dir) = common::vectors_dir() else {
-        eprintln!("SKIPPED: conformance vectors not found; the reader was not run over them");
-        return;
-    };
+    let dir = common::vectors_dir();
     let mut files = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();

@@ -1,36 +1,31 @@
-//! Shared helpers for the integration tests: locating PostHog's conformance vectors.
+//! Shared helpers for the integration tests: PostHog's conformance vectors.
 //!
-//! The vectors live in `../shared/vectors` beside the checkout. A crates.io user has no such
-//! folder; then every vector test prints a loud SKIPPED line and passes, so `cargo test` still
-//! works. Set `POSTHOG_VECTORS` to point elsewhere.
+//! The vectors are vendored in `tests/vectors/` (see its README for where each file comes
+//! from), so a clone or a crates.io download tests itself. A missing or unreadable file fails
+//! the test that needs it. `POSTHOG_VECTORS` points the tests at another copy.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
 
-/// The vectors folder, if present.
-pub(crate) fn vectors_dir() -> Option<PathBuf> {
+/// The vectors folder: `$POSTHOG_VECTORS`, or `tests/vectors` in this crate.
+pub(crate) fn vectors_dir() -> PathBuf {
     let dir = std::env::var_os("POSTHOG_VECTORS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors"));
-    dir.is_dir().then_some(dir)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors"));
+    assert!(
+        dir.is_dir(),
+        "conformance vectors not found at {}",
+        dir.display()
+    );
+    dir
 }
 
-/// Parses vector file `name`, or prints a loud SKIPPED message and returns `None`.
-pub(crate) fn load(name: &str) -> Option<serde_json::Value> {
-    let Some(dir) = vectors_dir() else {
-        eprintln!(
-            "SKIPPED: conformance vectors not found (../shared/vectors or $POSTHOG_VECTORS); \
-             {name} was not checked"
-        );
-        return None;
-    };
-    let path = dir.join(name);
+/// Parses vector file `name`; a missing or malformed file fails the test.
+pub(crate) fn load(name: &str) -> serde_json::Value {
+    let path = vectors_dir().join(name);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    Some(
-        serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display())),
-    )
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
 }
 
 /// Python's `str()` of a JSON value as far as the semver and date parsers can tell the
