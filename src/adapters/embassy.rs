@@ -101,9 +101,11 @@ impl Default for Timeouts {
     }
 }
 
-/// The client and its wake-up signal, shared by the runner and every handle. `const fn new`:
-/// put it in a `static`. `M` is the mutex flavour (`CriticalSectionRawMutex` when interrupts
-/// capture events, `NoopRawMutex` on a single executor).
+/// The client and its wake-up signal, shared by the runner and every handle. Initialise it at
+/// run time in a `StaticCell` (see the module docs: the seed must differ per boot, and a
+/// `static` initialised with a configuration carries a flash image of the whole client). `M` is
+/// the mutex flavour (`CriticalSectionRawMutex` when interrupts capture events, `NoopRawMutex`
+/// on a single executor).
 pub struct Shared<
     M: RawMutex,
     const Q: usize,
@@ -129,8 +131,7 @@ impl<
         const T: usize,
     > Shared<M, Q, F, N, B, T>
 {
-    /// Shared state for a client with `config`, checked first. `const`: a `static` built with
-    /// it is checked at compile time.
+    /// Shared state for a client with `config`, checked first.
     ///
     /// # Errors
     /// [`ConfigError`] (see [`Config::validate`]).

@@ -7,8 +7,8 @@
 //! instant) followed by the event's JSON. A record is always contiguous, so a batch is rendered
 //! by copying slices. When the space left at the end of the buffer is too small for a record, the
 //! record goes to the start of the buffer instead (the ring "wraps"); the unused tail bytes are
-//! simply skipped. The queue's RAM is exactly `size_of::<Queue<S>>()`: the storage plus about 100
-//! bytes of bookkeeping.
+//! simply skipped. The queue's RAM is exactly `size_of::<Queue<S>>()`: the storage plus 64 bytes of
+//! bookkeeping on Cortex-M (80 on a 64-bit host).
 //!
 //! # Identity
 //!
@@ -169,8 +169,10 @@ pub enum PushError<E> {
 ///
 /// ```
 /// use posthog_embedded::capture::{OverflowPolicy, Queue};
-/// // Fits in a `static` (wrap it in your mutex of choice).
-/// static mut _EXAMPLE: Queue<[u8; 4096]> = Queue::new([0; 4096], OverflowPolicy::DropOldest);
+/// // `const fn new` and all zeros when empty: a `static` (behind your mutex of choice) lands
+/// // in `.bss`.
+/// static _EXAMPLE: std::sync::Mutex<Queue<[u8; 4096]>> =
+///     std::sync::Mutex::new(Queue::new([0; 4096], OverflowPolicy::DropOldest));
 /// let mut storage = [0u8; 1024];
 /// let q = Queue::new(&mut storage[..], OverflowPolicy::RejectNewest);
 /// assert!(q.is_empty());

@@ -5,6 +5,9 @@
 //!
 //! ```text
 //! loop {
+//!     if client.poll_timeout().is_some_and(|t| t <= clock.read().mono) {
+//!         transport.prepare()?;                                     // connect before rendering
+//!     }
 //!     let now = clock.read();
 //!     while let Some(tx) = client.poll_transmit(now, &mut buf) {   // what to send now
 //!         match transport.send(&tx) {                               // the driver's only job
@@ -251,8 +254,8 @@ impl<'a> Config<'a> {
         self
     }
 
-    /// Checks the settings; `const`, so a configuration in a `static` can be checked at compile
-    /// time.
+    /// Checks the settings; `const`, so a configuration can be checked at compile time (in a
+    /// `const` block).
     ///
     /// # Errors
     /// [`ConfigError`]: a blank, over-long or malformed key, a project key (`phc_…`) given as
@@ -813,7 +816,8 @@ enum InFlight {
 
 /// The client. `Q` bytes of event queue; a flag store of `F` flags, `N` nodes and `B` bytes of
 /// text; a `$feature_flag_called` de-duplication tracker of `T` entries (8 bytes each).
-/// `const fn new`, so it can be a `static`.
+/// An empty client is all zeros but for its configuration: keep it in a `StaticCell` (or a
+/// `Box` on a host) initialised at run time with the boot's seed.
 pub struct Client<
     'a,
     const Q: usize,
