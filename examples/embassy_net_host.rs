@@ -25,7 +25,7 @@
 //! there:
 //!
 //! ```sh
-//! cargo build --features embassy-net --example embassy_net_host
+//! cargo build --features std,embassy-net --example embassy_net_host
 //! sudo target/debug/examples/embassy_net_host --tap tap0 --server 192.168.69.1:8080
 //! ```
 //!

@@ -61,9 +61,10 @@ case "$target_dir" in /*) ;; *) target_dir="$ROOT/$target_dir" ;; esac
 EXAMPLE="$target_dir/debug/examples/embassy_net_host"
 SERVER="${PH_SERVE_BIN:-}"
 if [ -n "$SERVER" ]; then
-  cargo build --quiet --features embassy-net --example embassy_net_host
+  cargo build --quiet --features std,embassy-net --example embassy_net_host
 else
-  cargo build --quiet --features embassy-net --example embassy_net_host --bin posthog-embedded
+  cargo build --quiet --features std,embassy-net --example embassy_net_host
+  cargo build --quiet -p posthog-embedded-devtools --bin posthog-embedded
   SERVER="$target_dir/debug/posthog-embedded"
 fi
 [ -x "$EXAMPLE" ] || die "$EXAMPLE was not built"

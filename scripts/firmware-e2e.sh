@@ -115,10 +115,10 @@ build_server() {
   [ -n "$SERVER" ] && return 0
   echo "--- building the ingest server (posthog-embedded serve, $SERVER_PROFILE)"
   if [ "$SERVER_PROFILE" = release ]; then
-    (cd "$ROOT" && cargo build --release --quiet --bin posthog-embedded)
+    (cd "$ROOT" && cargo build --release --quiet -p posthog-embedded-devtools --bin posthog-embedded)
     SERVER="$ROOT/target/release/posthog-embedded"
   else
-    (cd "$ROOT" && cargo build --quiet --bin posthog-embedded)
+    (cd "$ROOT" && cargo build --quiet -p posthog-embedded-devtools --bin posthog-embedded)
     SERVER="$ROOT/target/debug/posthog-embedded"
   fi
 }

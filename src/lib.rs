@@ -18,8 +18,10 @@
 //! - [`net`]: HTTP/1.1 over any `embedded-io-async` byte stream.
 //! - [`adapters`]: the drivers: `std` (a threaded HTTPS client) and embassy (an async runner over
 //!   any `embedded-io-async` stream), plus embassy-net's TCP socket as a stream.
-//! - `devtools` (feature `devtools`, on by default on hosts): a local PostHog-compatible server
-//!   and the helpers of the `posthog-embedded` CLI.
+//!
+//! The developer tools (a local PostHog-compatible server, the `posthog-embedded` CLI, the quick
+//! start) are the workspace's other crate, `posthog-embedded-devtools` in `devtools/`: nothing of
+//! them is a dependency of this one.
 //!
 //! Dependencies point one way: adapters → capture/flags → json → error, time.
 //!
@@ -52,8 +54,6 @@ mod fmt;
 pub mod adapters;
 pub mod capture;
 pub mod client;
-#[cfg(feature = "devtools")]
-pub mod devtools;
 pub mod error;
 pub mod flags;
 pub mod json;

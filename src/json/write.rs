@@ -561,38 +561,6 @@ impl Value for std::string::String {
     }
 }
 
-/// Any JSON value (feature `devtools`): numbers keep their integer or float form, objects keep
-/// their key order. A float that is not finite cannot occur (serde_json never holds one).
-#[cfg(feature = "devtools")]
-impl Value for serde_json::Value {
-    fn write_json(&self, w: ValueWriter<'_, '_>) -> Result<(), PropertyError> {
-        use serde_json::Value as J;
-        match self {
-            J::Null => w.null(),
-            J::Bool(b) => w.bool(*b),
-            J::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
-                (Some(u), _, _) => w.u64(u),
-                (None, Some(i), _) => w.i64(i),
-                (None, None, Some(f)) => w.f64(f),
-                (None, None, None) => w.null(),
-            },
-            J::String(s) => w.str(s),
-            J::Array(items) => w.array(|a| {
-                for item in items {
-                    a.push(item)?;
-                }
-                Ok(())
-            }),
-            J::Object(map) => w.object(|o| {
-                for (k, v) in map {
-                    o.prop(k, v)?;
-                }
-                Ok(())
-            }),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

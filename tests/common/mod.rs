@@ -7,11 +7,21 @@
 
 use std::path::PathBuf;
 
-/// The vectors folder: `$POSTHOG_VECTORS`, or `tests/vectors` in this crate.
+/// The vectors folder: `$POSTHOG_VECTORS`, or the core crate's `tests/vectors` (this file is
+/// also compiled into the tests of `devtools/`, one level down).
 pub(crate) fn vectors_dir() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let dir = std::env::var_os("POSTHOG_VECTORS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors"));
+        .or_else(|| {
+            [
+                manifest.join("tests/vectors"),
+                manifest.join("../tests/vectors"),
+            ]
+            .into_iter()
+            .find(|d| d.is_dir())
+        })
+        .unwrap_or_else(|| manifest.join("tests/vectors"));
     assert!(
         dir.is_dir(),
         "conformance vectors not found at {}",

@@ -60,10 +60,10 @@ use super::definitions::{
 use super::validate::{
     check_event, distinct_id, event_time, iso, parse_capture, parse_uuid, TimeSource,
 };
-use crate::capture::Uuid;
-use crate::flags::Inconclusive;
-use crate::rng::Rng;
-use crate::time::UnixMillis;
+use posthog_embedded::capture::Uuid;
+use posthog_embedded::flags::Inconclusive;
+use posthog_embedded::rng::Rng;
+use posthog_embedded::time::UnixMillis;
 
 /// Largest request body accepted (PostHog's limit is 20 MiB). A request that declares a larger
 /// `Content-Length` is answered 413 before its body is read.

@@ -5,10 +5,10 @@ use std::path::Path;
 
 use clap::Args;
 use posthog_embedded::adapters::std::StdFlagStore;
-use posthog_embedded::devtools::context::{parse_property_arg, OwnedContext};
-use posthog_embedded::devtools::definitions::{Definitions, DefinitionsError, FlagOutcome};
 use posthog_embedded::flags::{Finding, Inconclusive, PropertyScope, Reason, Requirements};
 use posthog_embedded::UnixMillis;
+use posthog_embedded_devtools::context::{parse_property_arg, OwnedContext};
+use posthog_embedded_devtools::definitions::{Definitions, DefinitionsError, FlagOutcome};
 use serde_json::{json, Map, Value};
 
 use crate::{DefinitionsArg, Failure, Outcome};

@@ -15,12 +15,12 @@ use std::vec::Vec;
 use serde_json::{json, Map, Value};
 
 use super::context::OwnedContext;
-use crate::adapters::std::StdFlagStore;
-use crate::flags::{
+use posthog_embedded::adapters::std::StdFlagStore;
+use posthog_embedded::flags::{
     EvalContext, FlagInfo, FlagValue, Inconclusive, LoadError, MatchReason, Requirements,
 };
-use crate::json::read::{Reader, Token, MAX_DEPTH};
-use crate::time::UnixMillis;
+use posthog_embedded::json::read::{Reader, Token, MAX_DEPTH};
+use posthog_embedded::time::UnixMillis;
 
 /// A loaded definitions document. See the [module docs](self).
 pub struct Definitions {
@@ -143,7 +143,7 @@ impl Definitions {
     /// Compiles `doc`.
     ///
     /// # Errors
-    /// [`LoadError`] as [`FlagStore::load`](crate::flags::FlagStore::load) reports it.
+    /// [`LoadError`] as [`FlagStore::load`](posthog_embedded::flags::FlagStore::load) reports it.
     pub fn load(doc: Vec<u8>) -> Result<Self, LoadError> {
         let etag = etag_of(&doc);
         let (store, requirements) = load_boxed(&doc)?;

@@ -2,8 +2,8 @@
 //! driver and by `capture`, `fetch-definitions` against it, `eval` and `check` over the shared
 //! conformance vectors, fault injection, and bad input (one clear line, a non-zero exit, never
 //! a panic).
-#![cfg(feature = "devtools")]
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -16,14 +16,14 @@ use std::time::{Duration, Instant};
 
 use posthog_embedded::adapters::std::{StdClient, StdConfig};
 use posthog_embedded::capture::Uuid;
-use posthog_embedded::devtools::server::{Faults, LocalServer, ServerConfig};
 use posthog_embedded::flags::{FlagStore, Requirements};
+use posthog_embedded_devtools::server::{Faults, LocalServer, ServerConfig};
 use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_posthog-embedded");
 const SAMPLE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/examples/data/sample_definitions.json"
+    "/../examples/data/sample_definitions.json"
 );
 
 /// A fresh scratch directory, removed on drop.

@@ -1,6 +1,7 @@
 //! The `eval_jsonl` example as conformance tools use it: JSON Lines in, one line out per case,
 //! and no input line can stop it.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::io::Write;
@@ -17,7 +18,7 @@ fn binary() -> Option<std::path::PathBuf> {
         Some(bin)
     } else {
         eprintln!(
-            "SKIPPED: {} not built (run `cargo test` with the default features)",
+            "SKIPPED: {} not built (`cargo test` builds it; `--test eval_jsonl` alone does not)",
             bin.display()
         );
         None

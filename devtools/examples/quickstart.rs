@@ -1,7 +1,7 @@
 //! Quick start: a simulated device evaluates flags and sends its telemetry, end to end.
 //!
 //! ```text
-//! cargo run --example quickstart
+//! cargo run -p posthog-embedded-devtools --example quickstart
 //! ```
 //!
 //! With no settings it starts the crate's local PostHog-compatible server in-process, on an
@@ -20,12 +20,12 @@ use std::time::{Duration, Instant as StdInstant};
 use posthog_embedded::adapters::std::{StdConfig, UreqTransport};
 use posthog_embedded::capture::EventOptions;
 use posthog_embedded::client::{Client, Config, OwnedFlagValue};
-use posthog_embedded::devtools::server::{LocalServer, ReceivedEvent, ServerConfig};
 use posthog_embedded::flags::{EvalContext, PropertyValue};
 use posthog_embedded::{Instant, Now};
+use posthog_embedded_devtools::server::{LocalServer, ReceivedEvent, ServerConfig};
 
 const DEVICE: &str = "device-8c1f-42";
-const DEFINITIONS: &[u8] = include_bytes!("data/sample_definitions.json");
+const DEFINITIONS: &[u8] = include_bytes!("../../examples/data/sample_definitions.json");
 const LOCAL_TOKEN: &str = "phc_quickstart_local";
 
 /// The device: 4 KiB of events, 20 flags, 128 filter nodes, 2 KiB of flag text.
@@ -45,7 +45,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => Some(LocalServer::start(ServerConfig::default().definitions(
             concat!(
                 env!("CARGO_MANIFEST_DIR"),
-                "/examples/data/sample_definitions.json"
+                "/../examples/data/sample_definitions.json"
             ),
         ))?),
     };
@@ -279,7 +279,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn describe(e: &ReceivedEvent) -> String {
-    let time = posthog_embedded::devtools::validate::iso(e.time);
+    let time = posthog_embedded_devtools::validate::iso(e.time);
     let offset = e
         .event
         .get("offset")

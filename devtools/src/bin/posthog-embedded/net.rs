@@ -9,7 +9,8 @@ use posthog_embedded::adapters::std::{
     normalize_host, os_seed, RecordKind, StdClient, StdConfig, StdFlagStore, UreqTransport,
 };
 use posthog_embedded::client::{Fate, Method, RequestKind, Transmit, TransportError};
-use posthog_embedded::devtools::context::parse_property_arg;
+use posthog_embedded_devtools::context::parse_property_arg;
+use posthog_embedded_devtools::json::Json;
 use serde_json::Value;
 
 use crate::{Failure, Outcome};
@@ -119,7 +120,7 @@ pub(crate) fn run_capture(a: &CaptureArgs) -> Outcome {
                 &posthog_embedded::capture::EventOptions::new(),
                 |o| {
                     for (k, v) in &props {
-                        o.prop(k, v)?;
+                        o.prop(k, Json(v))?;
                     }
                     Ok(())
                 },

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use posthog_embedded::devtools::server::{Faults, LocalServer, ServerConfig};
+use posthog_embedded_devtools::server::{Faults, LocalServer, ServerConfig};
 
 use crate::{Failure, Outcome};
 

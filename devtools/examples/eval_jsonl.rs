@@ -1,7 +1,7 @@
 //! A command-line flag evaluator for conformance tools: JSON Lines in, JSON Lines out.
 //!
 //! ```text
-//! cargo run --release --example eval_jsonl < cases.jsonl
+//! cargo run --release -p posthog-embedded-devtools --example eval_jsonl < cases.jsonl
 //! ```
 //!
 //! Each input line is one case:
@@ -21,10 +21,10 @@
 
 use std::io::{BufRead, Write};
 
-use posthog_embedded::devtools::context::OwnedContext;
 use posthog_embedded::flags::eval::{FlagValue, Inconclusive};
 use posthog_embedded::flags::store::FlagStore;
 use posthog_embedded::UnixMillis;
+use posthog_embedded_devtools::context::OwnedContext;
 use serde_json::{json, Value};
 
 /// Generous host-side capacities: 512 flags, 32k nodes, 1 MiB of text.

@@ -2,7 +2,7 @@
 //! PostHog's SDK test harness drives a [`StdClient`].
 //!
 //! ```text
-//! PORT=8080 cargo run --features std --example compliance_adapter
+//! PORT=8080 cargo run -p posthog-embedded-devtools --example compliance_adapter
 //! ```
 //!
 //! Listens on `127.0.0.1:$PORT` (default 8080; `BIND=0.0.0.0` for a container). JSON in and out;
@@ -38,8 +38,8 @@ use posthog_embedded::adapters::std::{
 use posthog_embedded::capture::EventOptions;
 use posthog_embedded::client::GiveUp;
 use posthog_embedded::flags::{EvalContext, GroupContext, Properties, PropertyValue};
-use posthog_embedded::json::write::{Value as JsonValue, ValueWriter};
 use posthog_embedded::{PropertyError, UnixMillis};
+use posthog_embedded_devtools::json::Json;
 use serde_json::{json, Map, Value};
 
 const ADAPTER_VERSION: &str = "1.0.0";
@@ -282,41 +282,6 @@ fn init(req: &Map<String, Value>) -> Handled {
         recorded,
     });
     Ok(Reply::ok(json!({})))
-}
-
-/// Writes a `serde_json` value through the core's JSON writer (integers stay integers, floats
-/// stay floats).
-struct Json<'a>(&'a Value);
-
-impl JsonValue for Json<'_> {
-    fn write_json(&self, w: ValueWriter<'_, '_>) -> Result<(), PropertyError> {
-        match self.0 {
-            Value::Null => w.null(),
-            Value::Bool(b) => w.bool(*b),
-            Value::Number(n) => {
-                if let Some(i) = n.as_i64() {
-                    w.i64(i)
-                } else if let Some(u) = n.as_u64() {
-                    w.u64(u)
-                } else {
-                    w.f64(n.as_f64().unwrap_or(f64::NAN))
-                }
-            }
-            Value::String(s) => w.str(s),
-            Value::Array(items) => w.array(|a| {
-                for v in items {
-                    a.push(Json(v))?;
-                }
-                Ok(())
-            }),
-            Value::Object(m) => w.object(|o| {
-                for (k, v) in m {
-                    o.prop(k, Json(v))?;
-                }
-                Ok(())
-            }),
-        }
-    }
 }
 
 fn capture(req: &Map<String, Value>) -> Handled {

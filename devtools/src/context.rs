@@ -12,7 +12,7 @@ use std::vec::Vec;
 
 use serde_json::{Map, Value};
 
-use crate::flags::{EvalContext, GroupContext, Properties, PropertyValue};
+use posthog_embedded::flags::{EvalContext, GroupContext, Properties, PropertyValue};
 
 /// Who flags are evaluated for, owning its data. See the [module docs](self).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -190,7 +190,7 @@ pub fn parse_property_arg(arg: &str) -> Result<(String, Value), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flags::FlagStore;
+    use posthog_embedded::flags::FlagStore;
     use serde_json::json;
 
     #[test]
