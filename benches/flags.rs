@@ -4,9 +4,9 @@
 //! Run: `cargo bench --bench flags`. Results are recorded in BENCHMARKS.md.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use posthog_embedded::flags::eval::{EvalContext, GroupContext};
 use posthog_embedded::flags::store::FlagStore;
 use posthog_embedded::flags::value::PropertyValue;
+use posthog_embedded::flags::{EvalContext, GroupContext};
 use posthog_embedded::UnixMillis;
 use std::hint::black_box;
 

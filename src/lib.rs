@@ -4,8 +4,9 @@
 //!
 //! The crate is a sans-IO **core** (no I/O, no clock reads, no allocator) plus thin **drivers**.
 //!
-//! - [`time`]: [`Instant`] (monotonic), [`UnixMillis`] (wall clock) and the [`Clock`] trait that
-//!   drivers implement. The core never reads a clock: time is always an argument.
+//! - [`time`]: [`Instant`] (monotonic), [`UnixMillis`] (wall clock), the [`Clock`] trait that
+//!   drivers implement, and the calendar arithmetic and RFC 3339 text of
+//!   [`time::timestamp`]. The core never reads a clock: time is always an argument.
 //! - [`json`]: the allocation-free JSON writer used by the event encoder, and the bounded pull
 //!   reader used by the flag-definition loader.
 //! - [`capture`]: events encoded straight into framed records of a byte ring ([`capture::Queue`])
@@ -13,17 +14,23 @@
 //!   caller buffer ([`capture::render_batch`]).
 //! - [`flags`]: allocation-free local feature-flag evaluation: definitions compiled into a
 //!   bounded [`flags::FlagStore`], evaluated bit-for-bit as PostHog does.
+//! - [`net`]: the network as data: requests and answers ([`net::Transmit`],
+//!   [`net::ResponseInfo`]), HTTP/1.1 heads and a bounded response parser, and the
+//!   [`Transport`](net::transport::Transport) / [`Connect`](net::transport::Connect) traits.
+//! - [`config`]: the client's settings and their checks; [`retry`]: every back-off rule.
 //! - [`client`]: the sans-IO state machine tying it together: flush triggers, one request in
-//!   flight, retries with back-off, definitions polling, statistics.
-//! - [`net`]: HTTP/1.1 over any `embedded-io-async` byte stream.
-//! - [`adapters`]: the drivers: `std` (a threaded HTTPS client) and embassy (an async runner over
-//!   any `embedded-io-async` stream), plus embassy-net's TCP socket as a stream.
+//!   flight, retries, definitions polling, statistics.
+//! - [`adapters`]: I/O. The HTTP exchange over any `embedded-io-async` stream and one send cycle
+//!   of a client (always built), and the drivers: `std` (a threaded HTTPS client) and embassy
+//!   (an async runner), plus embassy-net's TCP socket as a stream.
 //!
 //! The developer tools (a local PostHog-compatible server, the `posthog-embedded` CLI, the quick
 //! start) are the workspace's other crate, `posthog-embedded-devtools` in `devtools/`: nothing of
 //! them is a dependency of this one.
 //!
-//! Dependencies point one way: adapters → capture/flags → json → error, time.
+//! Modules depend on each other one way, in these layers (each uses only those before it; CI
+//! fails on a cycle, `scripts/check_layers.py`): `error`, `rng` → `json`, `time` → `capture`,
+//! `flags` → `net` → `config`, `retry` → `client` → `adapters`.
 //!
 //! # Minimum supported Rust version
 //!
@@ -54,10 +61,12 @@ mod fmt;
 pub mod adapters;
 pub mod capture;
 pub mod client;
+pub mod config;
 pub mod error;
 pub mod flags;
 pub mod json;
 pub mod net;
+pub mod retry;
 pub mod rng;
 pub mod time;
 

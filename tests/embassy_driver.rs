@@ -356,10 +356,10 @@ fn capture_immediate_waits_for_the_answer() {
 #[test]
 fn flags_local_first_then_remote_over_a_second_connection() {
     use posthog_embedded::adapters::embassy::FlagRead;
+    use posthog_embedded::adapters::StreamTransport;
     use posthog_embedded::client::OwnedFlagValue;
     use posthog_embedded::flags::remote::RemoteFlags;
     use posthog_embedded::flags::{EvalContext, PropertyValue};
-    use posthog_embedded::net::transport::StreamTransport;
 
     let (addr, seen) = server(vec![Reply::Status502, Reply::Flags]);
     let shared = leak(Config::new("phc_embassy", 0x5eed).flush_at(100));
@@ -597,10 +597,10 @@ fn buffers(b: &mut Bufs) -> Buffers<'_> {
 #[test]
 fn flag_reads_without_an_id_or_after_shutdown_send_nothing() {
     use posthog_embedded::adapters::embassy::FlagRead;
+    use posthog_embedded::adapters::StreamTransport;
     use posthog_embedded::client::OwnedFlagValue;
     use posthog_embedded::flags::remote::RemoteFlags;
     use posthog_embedded::flags::{EvalContext, PropertyValue};
-    use posthog_embedded::net::transport::StreamTransport;
 
     let (addr, seen) = server(vec![Reply::Flags, Reply::Flags]);
     let shared = leak(Config::new("phc_embassy", 0x5eed).flush_at(100));

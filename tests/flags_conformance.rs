@@ -11,9 +11,9 @@
 
 mod common;
 
-use posthog_embedded::flags::eval::{EvalContext, FlagValue, GroupContext, Inconclusive};
 use posthog_embedded::flags::store::FlagStore;
 use posthog_embedded::flags::value::PropertyValue;
+use posthog_embedded::flags::{EvalContext, FlagValue, GroupContext, Inconclusive};
 use posthog_embedded::UnixMillis;
 use serde_json::{json, Value};
 

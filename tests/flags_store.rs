@@ -3,9 +3,9 @@
 
 mod common;
 
-use posthog_embedded::flags::eval::{EvalContext, FlagValue, Inconclusive};
 use posthog_embedded::flags::store::{FlagStore, LoadError, Requirements};
 use posthog_embedded::flags::value::{Properties, PropertyValue};
+use posthog_embedded::flags::{EvalContext, FlagValue, Inconclusive};
 
 const SAMPLE: &[u8] = include_bytes!("../examples/data/sample_definitions.json");
 

@@ -1,10 +1,11 @@
 //! The HTTP-level `Transport` trait as an application with its own HTTP client would implement
 //! it, driven by `send_due`.
 
+use posthog_embedded::adapters::send_due;
 use posthog_embedded::capture::EventOptions;
 use posthog_embedded::client::{Client, Config, Header, RequestKind, Transmit, TransportError};
 use posthog_embedded::net::http::RetryAfter;
-use posthog_embedded::net::transport::{send_due, Reply, Transport};
+use posthog_embedded::net::transport::{Reply, Transport};
 use posthog_embedded::{Clock, Duration, Instant};
 
 /// A scripted HTTP client that records what it was asked to send.

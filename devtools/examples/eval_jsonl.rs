@@ -21,8 +21,8 @@
 
 use std::io::{BufRead, Write};
 
-use posthog_embedded::flags::eval::{FlagValue, Inconclusive};
 use posthog_embedded::flags::store::FlagStore;
+use posthog_embedded::flags::{FlagValue, Inconclusive};
 use posthog_embedded::UnixMillis;
 use posthog_embedded_devtools::context::OwnedContext;
 use serde_json::{json, Value};

@@ -14,9 +14,9 @@ use std::vec::Vec;
 
 use serde_json::{Map, Value};
 
-use posthog_embedded::capture::timestamp::{format_iso8601, parse_rfc3339, ISO_LEN};
 use posthog_embedded::capture::Uuid;
 use posthog_embedded::error::ParseTimestampError;
+use posthog_embedded::time::timestamp::{format_iso8601, parse_rfc3339, ISO_LEN};
 use posthog_embedded::time::UnixMillis;
 
 /// The outer shape of a capture request.

@@ -41,6 +41,7 @@ use embassy_sync::blocking_mutex::raw::RawMutex;
 use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::signal::Signal;
 
+use crate::adapters::stream::StreamTransport;
 use crate::capture::{EventOptions, Person, Uuid};
 use crate::client::Setting;
 use crate::client::{
@@ -53,7 +54,7 @@ use crate::flags::{EvalContext, Inconclusive};
 use crate::json::write::Object;
 use crate::net::http::Method;
 pub use crate::net::transport::Connect;
-use crate::net::transport::{StreamTransport, Transport};
+use crate::net::transport::Transport;
 use crate::time::{Clock, Instant, Now};
 
 /// [`Clock`] over `embassy_time::Instant` (whatever time driver and tick rate the application

@@ -10,6 +10,12 @@
 //! - `embassy-net` feature: `embassy_net::TcpConnect`, the runner's stream over an embassy-net
 //!   `TcpSocket` (connect, graceful close with a bounded wait, reconnect).
 
+mod send;
+pub mod stream;
+
+pub use send::send_due;
+pub use stream::StreamTransport;
+
 #[cfg(feature = "embassy")]
 pub mod embassy;
 #[cfg(feature = "embassy-net")]

@@ -14,9 +14,9 @@
 //! queued to retry.
 
 use super::queue::{Queue, Record, SeqRange};
-use super::timestamp::{format_iso8601, ISO_LEN};
 use crate::error::BatchError;
 use crate::json::write::{fmt_u64, Sink};
+use crate::time::timestamp::{format_iso8601, ISO_LEN};
 use crate::time::Now;
 
 /// Request path for batches (the trailing slash matters).

@@ -17,10 +17,10 @@
 //! `,"offset":<ms since capture>}` (only the monotonic capture instant is known).
 
 use super::queue::{PushError, Queue};
-use super::timestamp::{format_iso8601, ISO_LEN};
 use super::uuid::{Uuid, UuidGen, UUID_LEN};
 use crate::error::{CaptureError, PropertyError};
 use crate::json::write::{Object, Sink};
+use crate::time::timestamp::{format_iso8601, ISO_LEN};
 use crate::time::{Now, UnixMillis};
 
 /// Settings for every event an [`Encoder`] writes.

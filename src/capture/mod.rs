@@ -41,7 +41,6 @@
 mod batch;
 mod encode;
 mod queue;
-pub mod timestamp;
 mod uuid;
 
 pub use batch::{render_batch, Batch, BatchLimits, BATCH_HEADERS, BATCH_PATH};

@@ -18,13 +18,11 @@ use super::Client;
 use crate::capture::{EventOptions, Uuid};
 use crate::error::{CaptureError, PropertyError};
 use crate::flags::called::{write_flag_properties, FlagResponse};
-use crate::flags::remote::{
-    FlagErrorKind, FlagErrors, FlagsRequest, RemoteFlags, RequestError, RequestGroup,
-};
+use crate::flags::remote::{FlagErrors, FlagsRequest, RemoteFlags, RequestError, RequestGroup};
 use crate::flags::{EvalContext, FlagValue, Inconclusive};
 use crate::json::read::Reader;
 use crate::json::write::{Object, Value, ValueWriter};
-use crate::time::{Duration, Now};
+use crate::time::Now;
 
 /// Path of remote flag evaluation requests.
 pub const FLAGS_PATH: &str = "/flags/?v=2";
@@ -114,70 +112,6 @@ struct CalledInfo<'a> {
     request_id: Option<&'a str>,
     has_experiment: Option<bool>,
     error: FlagErrors,
-}
-
-/// The remote `/flags` retry policy (contracts §2.4): only transport failures, 502 and 504 are
-/// retried; 300 ms before the first retry, doubling after; `max_retries` (default 1) bounded to
-/// 9.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct FlagsRetry {
-    max_retries: u8,
-    retries: u8,
-}
-
-/// How one `/flags` attempt ended, for [`FlagsRetry::next_delay`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum FlagsAttempt {
-    /// An HTTP response with this status.
-    Status(u16),
-    /// No response (timeout, reset, TLS, ...).
-    Transport,
-    /// The connection was refused: not retried (posthog-python and posthog-node).
-    Refused,
-}
-
-impl Default for FlagsRetry {
-    fn default() -> Self {
-        Self::new(1)
-    }
-}
-
-impl FlagsRetry {
-    /// A policy allowing `max_retries` retries (clamped to 9).
-    #[must_use]
-    pub const fn new(max_retries: u8) -> Self {
-        Self {
-            max_retries: if max_retries > 9 { 9 } else { max_retries },
-            retries: 0,
-        }
-    }
-
-    /// How long to wait before retrying after `attempt`, or `None` to stop (success, a status
-    /// that is not retried, or no retries left).
-    pub fn next_delay(&mut self, attempt: FlagsAttempt) -> Option<Duration> {
-        let retryable = matches!(
-            attempt,
-            FlagsAttempt::Transport | FlagsAttempt::Status(502 | 504)
-        );
-        if !retryable || self.retries >= self.max_retries {
-            return None;
-        }
-        let delay = 300u64 << self.retries;
-        self.retries += 1;
-        Some(Duration::from_millis(delay))
-    }
-
-    /// The `$feature_flag_error` kind for a final failed attempt.
-    #[must_use]
-    pub const fn error_kind(attempt: FlagsAttempt) -> FlagErrorKind {
-        match attempt {
-            FlagsAttempt::Status(s) => FlagErrorKind::ApiError(s),
-            FlagsAttempt::Transport => FlagErrorKind::Timeout,
-            FlagsAttempt::Refused => FlagErrorKind::ConnectionError,
-        }
-    }
 }
 
 /// An empty or whitespace distinct id: the flag is unknown, nobody is asked, no event is sent.
@@ -394,7 +328,7 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
     }
 
     /// Queues the `$feature_flag_called` event of a single-flag read that got no value: the
-    /// `/flags` request failed (`errors`, e.g. [`FlagsRetry::error_kind`] of the last attempt),
+    /// `/flags` request failed (`errors`, e.g. [`FlagsRetry::error_kind`](crate::retry::FlagsRetry::error_kind) of the last attempt),
     /// or the read was local-only and inconclusive.
     pub fn failed_flag_called(
         &mut self,

@@ -36,7 +36,7 @@
 //! assert!(seen.first_time("user-1", "checkout", Some(&FlagValue::Bool(false)), &groups));
 //! ```
 
-use super::eval::FlagValue;
+use super::outcome::FlagValue;
 use crate::error::PropertyError;
 use crate::json::write::{Object, Value, ValueWriter};
 

@@ -68,7 +68,7 @@
 use core::fmt;
 
 use super::semver::py_strip;
-use crate::capture::timestamp::{civil_from_days, days_from_civil, days_in_month, is_leap};
+use crate::time::timestamp::{civil_from_days, days_from_civil, days_in_month, is_leap};
 use crate::time::UnixMillis;
 
 const US_PER_SEC: i64 = 1_000_000;

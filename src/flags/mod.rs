@@ -16,9 +16,11 @@
 
 pub mod analyze;
 pub mod called;
+pub mod context;
 pub mod date;
 pub mod eval;
 pub mod hash;
+pub mod outcome;
 pub mod property;
 pub mod regex;
 pub mod remote;
@@ -27,8 +29,7 @@ pub mod store;
 pub mod value;
 
 pub use analyze::{Finding, PropertyScope};
-pub use eval::{
-    EvalContext, Evaluation, FlagValue, GroupContext, Inconclusive, MatchReason, Reason,
-};
+pub use context::{EvalContext, GroupContext};
+pub use outcome::{Evaluation, FlagValue, Inconclusive, MatchReason, Reason};
 pub use store::{FlagInfo, FlagStore, LoadError, Requirements};
 pub use value::{Properties, PropertyValue};

@@ -14,7 +14,7 @@
 //! filter inconclusive (`missing_context`) rather than guessed.
 
 use super::date::{parse_date, DateInstant, DateOp};
-use super::eval::{Outcome, Reason};
+use super::outcome::{Outcome, Reason};
 use super::regex::{Regex, RegexError, DEFAULT_CAPACITY};
 use super::store::{
     decode_date, decode_semver, Compiled, FilterKind, FlagStore, Node, NodeKind, Operator,

@@ -32,7 +32,7 @@
 
 use core::fmt;
 
-use super::eval::FlagValue;
+use super::outcome::FlagValue;
 use super::value::{Properties, PropertyValue};
 use crate::json::read::{raw_value, Members, ReadError, Reader, Str, Token};
 use crate::json::write::{Sink, Value, ValueWriter};

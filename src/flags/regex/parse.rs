@@ -7,78 +7,12 @@
 //!
 //! Recursion (groups and nested classes) is bounded by [`MAX_NEST`].
 
-use super::program::{AsciiKind, Item, Look, Perl, PerlKind};
+use super::ast::{AsciiKind, Ast, Item, Look, Node, Perl, PerlKind, Slot, MAX_NEST, NONE};
 use super::tables;
 use super::RegexError;
 
-/// "No node": ends sibling lists.
-pub(super) const NONE: u16 = u16::MAX;
-
-/// Deepest nesting of groups and bracketed classes accepted. Deeper patterns are
-/// [`RegexError::TooBig`] (`regex-syntax` itself allows 250).
-pub const MAX_NEST: usize = 16;
-
 /// Most named groups per pattern (names must be checked for duplicates without allocating).
 const MAX_NAMES: usize = 8;
-
-/// A syntax tree node.
-#[derive(Clone, Copy, Debug)]
-pub(super) enum Node {
-    /// Matches the empty string.
-    Empty,
-    /// One literal character.
-    Char(char),
-    /// One literal character, case-insensitively (`c` has a non-trivial folding orbit).
-    CharFold(char),
-    /// `.`; `newline` when `(?s)` is on.
-    Dot { newline: bool },
-    /// `\d \D \s \S \w \W` outside brackets.
-    Perl(Perl),
-    /// A bracketed class; its items are the `len` nodes starting at `first`.
-    Class {
-        first: u16,
-        len: u16,
-        negated: bool,
-        fold: bool,
-    },
-    /// One item of a bracketed class (only referenced through [`Node::Class`]).
-    Item(Item),
-    /// A zero-width assertion.
-    Look(Look),
-    /// A sequence; children linked through [`Slot::next`].
-    Concat { first: u16 },
-    /// An alternation; children linked through [`Slot::next`].
-    Alt { first: u16 },
-    /// `child{min,max}`; `max: None` is unbounded.
-    Repeat {
-        child: u16,
-        min: u32,
-        max: Option<u32>,
-    },
-}
-
-/// A node and its next sibling.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Slot {
-    pub(super) node: Node,
-    pub(super) next: u16,
-}
-
-/// A parsed pattern.
-pub(super) struct Ast<const N: usize> {
-    pub(super) slots: heapless::Vec<Slot, N>,
-    pub(super) root: u16,
-}
-
-impl<const N: usize> Ast<N> {
-    pub(super) fn node(&self, id: u16) -> Option<Node> {
-        self.slots.get(usize::from(id)).map(|s| s.node)
-    }
-
-    pub(super) fn next(&self, id: u16) -> u16 {
-        self.slots.get(usize::from(id)).map_or(NONE, |s| s.next)
-    }
-}
 
 /// Flags that change how the pattern is read.
 #[derive(Clone, Copy, Default)]

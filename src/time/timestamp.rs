@@ -8,8 +8,8 @@
 //! The calendar arithmetic is the proleptic Gregorian day count of Howard Hinnant's
 //! `days_from_civil` / `civil_from_days`, in integers.
 
+use super::UnixMillis;
 use crate::error::ParseTimestampError;
-use crate::time::UnixMillis;
 
 /// Length of a formatted timestamp: `2026-01-02T03:04:05.123Z`.
 pub const ISO_LEN: usize = 24;

@@ -102,13 +102,14 @@
 //!
 //! [`regex`]: https://docs.rs/regex
 
+mod ast;
 mod parse;
 mod program;
 mod tables;
 
 use core::fmt;
 
-pub use parse::MAX_NEST;
+pub use ast::MAX_NEST;
 use program::Inst;
 
 /// Default instruction capacity of a [`Regex`].
@@ -167,7 +168,7 @@ impl<const N: usize> Regex<N> {
         let ast = parse::parse::<N>(pattern)?;
         let mut prog = heapless::Vec::new();
         program::compile(&ast, &mut prog)?;
-        let anchored = matches!(prog.first(), Some(Inst::Look(program::Look::Start)));
+        let anchored = matches!(prog.first(), Some(Inst::Look(ast::Look::Start)));
         Ok(Self { prog, anchored })
     }
 
@@ -559,6 +560,6 @@ mod tests {
     fn sizes() {
         // The memory bounds in the module docs.
         assert_eq!(size_of::<Inst>(), 8);
-        assert_eq!(size_of::<parse::Slot>(), 20);
+        assert_eq!(size_of::<ast::Slot>(), 20);
     }
 }

@@ -6,9 +6,14 @@
 //!
 //! Resolution is one millisecond everywhere: PostHog's `offset` and `timestamp` fields carry
 //! milliseconds, and a device tick rarely needs more for analytics.
+//!
+//! [`timestamp`] holds the calendar arithmetic and the RFC 3339 / ISO 8601 text form of
+//! [`UnixMillis`], used by the event encoder, the HTTP date parser and the flag date operators.
 
 use core::fmt;
 use core::ops::{Add, Sub};
+
+pub mod timestamp;
 
 /// A point on the device's monotonic clock, in milliseconds since an arbitrary epoch (usually
 /// boot). Never goes backwards; unrelated to calendar time.
@@ -143,21 +148,21 @@ impl UnixMillis {
 
     /// Parses an RFC 3339 / ISO 8601 timestamp such as `2023-11-15T03:43:20.000+05:30` or
     /// `2026-01-02T03:04:05Z` into the same instant in UTC. Fractional digits beyond
-    /// milliseconds are truncated. See [`crate::capture::timestamp`].
+    /// milliseconds are truncated. See [`timestamp`].
     ///
     /// # Errors
     /// [`crate::error::ParseTimestampError`] when the text is not a valid timestamp
     /// or lies before 1970.
     pub fn parse_rfc3339(s: &str) -> Result<Self, crate::error::ParseTimestampError> {
-        crate::capture::timestamp::parse_rfc3339(s)
+        timestamp::parse_rfc3339(s)
     }
 }
 
 impl fmt::Display for UnixMillis {
     /// Formats as ISO 8601 UTC with milliseconds (`2026-01-02T03:04:05.000Z`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut buf = [0u8; crate::capture::timestamp::ISO_LEN];
-        match crate::capture::timestamp::format_iso8601(*self, &mut buf) {
+        let mut buf = [0u8; timestamp::ISO_LEN];
+        match timestamp::format_iso8601(*self, &mut buf) {
             Some(s) => f.write_str(s),
             None => write!(f, "unix:{}ms", self.0),
         }
