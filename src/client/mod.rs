@@ -49,155 +49,20 @@ use crate::flags::FlagStore;
 use crate::json::write::Object;
 pub use crate::net::http::{Method, RetryAfter};
 pub use crate::net::{Header, RequestKind, ResponseInfo, Transmit, TransportError, MAX_PATH};
-use crate::retry;
-use crate::rng::Rng;
-use crate::time::{Duration, Instant, Now};
 
+use crate::rng::Rng;
+use crate::time::{Instant, Now};
+
+mod definitions;
+mod delivery;
 mod flags;
+mod stats;
 pub use crate::retry::{FlagsAttempt, FlagsRetry};
 pub use flags::{OwnedFlagValue, FLAGS_PATH, MAX_EVENT_FLAGS, MAX_EVENT_GROUPS};
+pub use stats::{BatchOutcome, ClientStats, DeliveryError, EventInfo, Fate, Verdict, FATE_HISTORY};
 
 /// Longest `ETag` kept for definitions polling; a longer one is not sent back.
 pub const MAX_ETAG: usize = 128;
-
-/// The last delivery problem, for diagnostics.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-#[non_exhaustive]
-pub enum DeliveryError {
-    /// The server answered with this status.
-    Status(u16),
-    /// No response.
-    Transport(TransportError),
-    /// A request could not be built.
-    Build(BatchError),
-    /// New definitions could not be used (the old ones are kept).
-    Definitions(crate::flags::LoadError),
-}
-
-impl fmt::Display for DeliveryError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Status(s) => write!(f, "server answered {s}"),
-            Self::Transport(e) => write!(f, "no response: {e}"),
-            Self::Build(e) => write!(f, "request not built: {e}"),
-            Self::Definitions(e) => write!(f, "definitions not loaded: {e}"),
-        }
-    }
-}
-
-impl core::error::Error for DeliveryError {}
-
-/// How a batch ended, reported to the optional callback.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-#[non_exhaustive]
-pub enum BatchOutcome {
-    /// Delivered: the server answered 2xx.
-    Delivered {
-        /// The records.
-        records: SeqRange,
-    },
-    /// Dropped for good (terminal 4xx, too large for any request, or the give-up policy the
-    /// application chose; never by an outage with the default policy).
-    Dropped {
-        /// The records.
-        records: SeqRange,
-        /// Why.
-        error: DeliveryError,
-    },
-    /// Evicted by the overflow policy ([`OverflowPolicy::DropOldest`](crate::capture::OverflowPolicy::DropOldest)) to make room for newer
-    /// events, and never delivered. Reported after the capture that evicted them, or, while a
-    /// batch is in flight, once it is settled (events of that batch only if it was not
-    /// delivered).
-    Evicted {
-        /// The records.
-        records: SeqRange,
-    },
-    /// Discarded by [`Client::opt_out_and_clear`].
-    Cleared {
-        /// The records.
-        records: SeqRange,
-    },
-    /// Will be retried.
-    Retrying {
-        /// The records.
-        records: SeqRange,
-        /// Why it failed.
-        error: DeliveryError,
-        /// Not before this instant.
-        at: Instant,
-    },
-}
-
-/// What became of a captured event (see [`Client::fate`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum Fate {
-    /// Still queued (waiting, in flight, or in back-off).
-    Queued,
-    /// Delivered: the server answered 2xx.
-    Delivered,
-    /// Dropped and counted (evicted, refused by the server, given up, too large).
-    Dropped,
-    /// Not known: never captured, or settled too long ago to remember.
-    Unknown,
-}
-
-/// How many recent settlements [`Client::fate`] remembers.
-pub const FATE_HISTORY: usize = 16;
-
-/// Decision of a before-send filter.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum Verdict {
-    /// Queue the event.
-    Keep,
-    /// Drop it (counted in [`ClientStats::filtered`]).
-    Drop,
-}
-
-/// What a before-send filter sees of an event.
-#[derive(Clone, Copy, Debug)]
-pub struct EventInfo<'e> {
-    /// The event name (`$identify`, `$set`, ... for the built-in kinds).
-    pub event: &'e str,
-    /// The distinct id.
-    pub distinct_id: &'e str,
-}
-
-/// Counters of everything the client did. All saturate.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-#[non_exhaustive]
-pub struct ClientStats {
-    /// Events accepted into the queue.
-    pub captured: u32,
-    /// Events delivered (2xx).
-    pub sent: u32,
-    /// Events the queue evicted while their batch was in flight, which the server then
-    /// acknowledged: counted in [`QueueStats::evicted`] and in [`sent`](Self::sent). So
-    /// `captured + evicted_then_delivered == sent + dropped + pending`.
-    pub evicted_then_delivered: u32,
-    /// Events refused at the gate (opted out or shut down).
-    pub gated: u32,
-    /// Events dropped by the before-send filter.
-    pub filtered: u32,
-    /// Events refused by validation (empty names or ids, bad properties).
-    pub invalid: u32,
-    /// Retries scheduled.
-    pub retries: u32,
-    /// Requests sent (batches and definitions polls).
-    pub requests: u32,
-    /// Definitions loads that succeeded.
-    pub definitions_loaded: u32,
-    /// Definitions refreshes that failed (old definitions kept).
-    pub definitions_failed: u32,
-    /// The queue's own counters (evictions, rejections, discards by reason).
-    pub queue: QueueStats,
-    /// The last delivery problem.
-    pub last_error: Option<DeliveryError>,
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum InFlight {
@@ -405,43 +270,6 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
     #[must_use]
     pub const fn flags(&self) -> &FlagStore<F, N, B> {
         &self.flags
-    }
-
-    /// Whether flag definitions are loaded (from the network or [`load_definitions`]).
-    ///
-    /// [`load_definitions`]: Self::load_definitions
-    #[must_use]
-    pub const fn is_local_evaluation_ready(&self) -> bool {
-        self.flags.is_loaded()
-    }
-
-    /// Loads definitions from bytes (a snapshot in flash, or a gateway's copy). On error the
-    /// definitions in use are kept.
-    ///
-    /// # Errors
-    /// [`crate::flags::LoadError`].
-    pub fn load_definitions(
-        &mut self,
-        doc: &[u8],
-    ) -> Result<crate::flags::Requirements, crate::flags::LoadError> {
-        let r = self.flags.load(doc);
-        match r {
-            Ok(_) => bump(&mut self.stats.definitions_loaded, 1),
-            Err(e) => {
-                bump(&mut self.stats.definitions_failed, 1);
-                self.stats.last_error = Some(DeliveryError::Definitions(e));
-            }
-        }
-        r
-    }
-
-    /// Asks for a definitions poll at the next [`poll_transmit`](Self::poll_transmit), ignoring
-    /// the polling interval and back-off.
-    pub fn reload(&mut self) {
-        if self.config.secret_key.is_some() && !self.shut_down {
-            self.next_poll = Some(Instant::ZERO);
-            self.poll_errors = 0;
-        }
     }
 
     /// Stops capturing: every event producer drops its call (counted in
@@ -679,95 +507,6 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
         self.account(r)
     }
 
-    /// Sequence number of the newest queued event (the one a capture just returned).
-    #[must_use]
-    pub fn last_seq(&self) -> Option<u64> {
-        self.queue.seqs().end.checked_sub(1)
-    }
-
-    /// What became of event `seq` (from [`last_seq`](Self::last_seq) right after capturing it).
-    /// Drivers use it for immediate sends: capture, flush, and wait until the fate is no
-    /// longer [`Fate::Queued`].
-    #[must_use]
-    pub fn fate(&self, seq: u64) -> Fate {
-        let live = self.queue.seqs();
-        if seq >= live.end {
-            return Fate::Unknown;
-        }
-        if seq >= live.start {
-            return Fate::Queued;
-        }
-        if let Some((_, delivered)) = self.settled.iter().find(|(r, _)| r.contains(seq)) {
-            return if *delivered {
-                Fate::Delivered
-            } else {
-                Fate::Dropped
-            };
-        }
-        // Records leave the queue only by a recorded settlement or by eviction.
-        if seq >= self.history_from {
-            Fate::Dropped
-        } else {
-            Fate::Unknown
-        }
-    }
-
-    fn settle(&mut self, records: SeqRange, delivered: bool) {
-        if records.is_empty() {
-            return;
-        }
-        self.reported_to = self.reported_to.max(records.end);
-        if self.settled.is_full() {
-            if let Some((old, _)) = self.settled.pop_front() {
-                self.history_from = old.end;
-            }
-        }
-        let _ = self.settled.push_back((records, delivered));
-    }
-
-    /// Reports the records the overflow policy evicted since the last report. While a batch is
-    /// in flight nothing is reported (eviction takes the oldest records, that batch's first):
-    /// its settlement reports them.
-    fn report_evictions(&mut self) {
-        let mut front = self.queue.front_seq();
-        if let InFlight::Batch { records } = self.in_flight {
-            front = front.min(records.start);
-        }
-        if front > self.reported_to {
-            let records = SeqRange {
-                start: self.reported_to,
-                end: front,
-            };
-            self.reported_to = front;
-            self.report(BatchOutcome::Evicted { records });
-        }
-    }
-
-    /// Whether event `seq` has left the queue (delivered or dropped).
-    #[must_use]
-    pub fn is_settled(&self, seq: u64) -> bool {
-        seq < self.queue.front_seq()
-    }
-
-    /// The end of the current back-off (no batch is sent before it), if one is running.
-    #[must_use]
-    pub const fn backoff_until(&self) -> Option<Instant> {
-        self.not_before
-    }
-
-    /// Whether a batch is due: a flush was requested, `flush_at` events wait, or the oldest
-    /// waited `flush_interval`.
-    fn batch_due(&self, now: Instant) -> bool {
-        if self.queue.is_empty() {
-            return false;
-        }
-        self.flush_requested
-            || self.queue.len() >= self.config.flush_at
-            || self.queue.front().is_some_and(|r| {
-                now.saturating_duration_since(r.captured) >= self.config.flush_interval
-            })
-    }
-
     /// The next request to send, rendered into `buf`, or `None` when nothing is due (see
     /// [`poll_timeout`](Self::poll_timeout)). At most one request is in flight: after a
     /// `Some`, call [`handle_response`](Self::handle_response) or
@@ -855,28 +594,6 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
         None
     }
 
-    fn definitions_request<'b>(&mut self, buf: &'b mut [u8]) -> Option<Transmit<'_, 'b>> {
-        let secret = self.config.secret_key?;
-        let mut path = heapless::String::new();
-        let ok = path.push_str("/flags/definitions?token=").is_ok()
-            && push_query_value(&mut path, self.config.api_key)
-            && path.push_str("&send_cohorts").is_ok();
-        if !ok {
-            self.next_poll = None;
-            return None;
-        }
-        self.in_flight = InFlight::Definitions;
-        bump(&mut self.stats.requests, 1);
-        Some(Transmit::from_parts(
-            RequestKind::Definitions,
-            Method::Get,
-            path,
-            buf.get(..0).unwrap_or_default(),
-            Some(secret),
-            (!self.etag.is_empty()).then_some(self.etag.as_str()),
-        ))
-    }
-
     /// When to call [`poll_transmit`](Self::poll_transmit) next: `None` when nothing will be
     /// due without a new capture, flush or [`set_online`](Self::set_online) (or while a request
     /// is in flight, or while offline).
@@ -901,16 +618,6 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
         }
     }
 
-    fn report(&mut self, outcome: BatchOutcome) {
-        if let BatchOutcome::Dropped { error, .. } | BatchOutcome::Retrying { error, .. } = outcome
-        {
-            self.stats.last_error = Some(error);
-        }
-        if let Some(f) = self.on_batch {
-            f(&outcome);
-        }
-    }
-
     /// Settles the request in flight with the server's answer. `body` is the response body
     /// (needed for definitions; ignored for batches).
     pub fn handle_response(&mut self, now: Now, resp: &ResponseInfo<'_>, body: &[u8]) {
@@ -921,18 +628,6 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
                 self.finish_clear();
             }
             InFlight::Definitions => self.definitions_response(now, resp, body),
-        }
-    }
-
-    /// After a batch that was in flight during `opt_out_and_clear` is settled: what was queued
-    /// then and is still queued goes.
-    fn finish_clear(&mut self) {
-        if let Some(end) = self.clear_until.take() {
-            let rest = SeqRange {
-                start: self.queue.front_seq(),
-                end,
-            };
-            self.clear(rest);
         }
     }
 
@@ -952,246 +647,6 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
             }
         }
     }
-
-    fn batch_response(&mut self, now: Now, records: SeqRange, resp: &ResponseInfo<'_>) {
-        let status = resp.status;
-        match status {
-            200..=299 => {
-                let n = self.queue.commit(records);
-                self.settle(records, true);
-                // The server has every event of the batch, including any the queue evicted
-                // while the request was in flight.
-                let all = usize::try_from(records.len()).unwrap_or(usize::MAX);
-                bump(&mut self.stats.sent, all);
-                bump(
-                    &mut self.stats.evicted_then_delivered,
-                    all.saturating_sub(n),
-                );
-                self.failures = 0;
-                self.attempts = 0;
-                self.batch_limit = self
-                    .batch_limit
-                    .saturating_mul(2)
-                    .min(self.config.max_batch_events);
-                if self.queue.is_empty() {
-                    self.flush_requested = false;
-                }
-                self.report(BatchOutcome::Delivered { records });
-            }
-            413 => {
-                if records.len() <= 1 {
-                    self.failures = 0;
-                    self.refuse(records, DropReason::TooLargeForBody, 413);
-                } else {
-                    // Resend fewer events at once, now; not counted as a retry.
-                    self.batch_limit = (records.len() as usize / 2).max(1);
-                    self.flush_requested = true;
-                }
-            }
-            408 | 429 | 500..=599 => {
-                self.retry_batch(
-                    now,
-                    records,
-                    DeliveryError::Status(status),
-                    resp.retry_after,
-                );
-            }
-            _ => {
-                ph_warn!("batch refused with status {}: dropped", status);
-                // The server answered: the link works.
-                self.failures = 0;
-                self.attempts = 0;
-                self.refuse(records, DropReason::Rejected, status);
-            }
-        }
-        // Evictions beyond what this answer settled (reported, or retried).
-        self.report_evictions();
-    }
-
-    /// A terminal answer: the batch's events still queued are dropped (those the overflow
-    /// policy evicted meanwhile are reported as evicted).
-    fn refuse(&mut self, records: SeqRange, reason: DropReason, status: u16) {
-        self.report_evictions();
-        let records = SeqRange {
-            start: records.start.max(self.queue.front_seq()),
-            end: records.end,
-        };
-        if records.is_empty() {
-            return;
-        }
-        self.queue.discard(records, reason);
-        self.settle(records, false);
-        self.report(BatchOutcome::Dropped {
-            records,
-            error: DeliveryError::Status(status),
-        });
-    }
-
-    /// A retryable failure (no response, 408, 429, 5xx): the events stay queued, unless the
-    /// application's [`GiveUp`] policy says otherwise, and the next attempt waits out a capped,
-    /// jittered exponential back-off, and `Retry-After` (capped) when the server sent one.
-    fn retry_batch(
-        &mut self,
-        now: Now,
-        records: SeqRange,
-        error: DeliveryError,
-        retry_after: Option<RetryAfter>,
-    ) {
-        self.failures = self.failures.saturating_add(1);
-        // Events the overflow policy evicted while the batch was in flight are gone: report
-        // them, and retry the rest.
-        self.report_evictions();
-        let mut records = SeqRange {
-            start: records.start.max(self.queue.front_seq()),
-            end: records.end,
-        };
-        if records.is_empty() {
-            return self.schedule_retry(now, None, retry_after);
-        }
-        if self.attempt_seq != records.start {
-            self.attempt_seq = records.start;
-            self.attempts = 0;
-        }
-        self.attempts = self.attempts.saturating_add(1);
-        match self.config.give_up {
-            GiveUp::Never => {}
-            GiveUp::AfterAttempts(n) => {
-                if self.attempts >= n {
-                    self.give_up(records, error);
-                    return self.schedule_retry(now, None, retry_after);
-                }
-            }
-            GiveUp::OlderThan(age) => {
-                // Records are in capture order: the expired ones are a prefix of the batch.
-                let mut end = records.start;
-                for rec in self.queue.iter() {
-                    if rec.seq >= records.end
-                        || now.mono.saturating_duration_since(rec.captured) < age
-                    {
-                        break;
-                    }
-                    if rec.seq >= records.start {
-                        end = rec.seq + 1;
-                    }
-                }
-                if end > records.start {
-                    let expired = SeqRange {
-                        start: records.start,
-                        end,
-                    };
-                    self.give_up(expired, error);
-                    if end >= records.end {
-                        return self.schedule_retry(now, None, retry_after);
-                    }
-                    records = SeqRange {
-                        start: end,
-                        end: records.end,
-                    };
-                }
-            }
-        }
-        bump(&mut self.stats.retries, 1);
-        self.schedule_retry(now, Some((records, error)), retry_after);
-    }
-
-    fn give_up(&mut self, records: SeqRange, error: DeliveryError) {
-        ph_warn!(
-            "give-up policy: events {}..{} dropped",
-            records.start,
-            records.end
-        );
-        self.queue.discard(records, DropReason::GaveUp);
-        self.settle(records, false);
-        self.attempts = 0;
-        self.report(BatchOutcome::Dropped { records, error });
-    }
-
-    /// Starts the back-off after a failure: `retry_base × 2^(failures − 1)` capped at
-    /// `retry_cap`, less a seeded jitter of up to a quarter (so it never exceeds the cap), and
-    /// at least the server's `Retry-After` capped at `retry_after_cap`. Reports the retry of
-    /// `retrying` (the events still queued), if any.
-    fn schedule_retry(
-        &mut self,
-        now: Now,
-        retrying: Option<(SeqRange, DeliveryError)>,
-        retry_after: Option<RetryAfter>,
-    ) {
-        let (delay, server) = self.backoff_delay(now, retry_after);
-        let at = now.mono + delay;
-        self.not_before = Some(at);
-        self.server_not_before = (server.as_millis() > 0).then(|| now.mono + server);
-        if let Some((records, error)) = retrying {
-            self.report(BatchOutcome::Retrying { records, error, at });
-        }
-    }
-
-    /// The back-off, and the part of it the server asked for (`Retry-After`, capped).
-    fn backoff_delay(&mut self, now: Now, retry_after: Option<RetryAfter>) -> (Duration, Duration) {
-        let c = &self.config;
-        let delay = retry::batch_backoff(c.retry_base, c.retry_cap, self.failures, &mut self.rng);
-        let server = retry::server_wait(retry_after, now.wall, c.retry_after_cap);
-        (delay.max(server), server)
-    }
-
-    fn definitions_response(&mut self, now: Now, resp: &ResponseInfo<'_>, body: &[u8]) {
-        let interval = self.config.poll_interval;
-        match resp.status {
-            200 => {
-                match self.flags.load(body) {
-                    Ok(_) => {
-                        bump(&mut self.stats.definitions_loaded, 1);
-                        self.etag.clear();
-                        if let Some(e) = resp.etag {
-                            let _ = self.etag.push_str(e);
-                            if self.etag.len() != e.len() {
-                                self.etag.clear();
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        ph_warn!("flag definitions refused: {}", e);
-                        bump(&mut self.stats.definitions_failed, 1);
-                        self.stats.last_error = Some(DeliveryError::Definitions(e));
-                    }
-                }
-                self.poll_errors = 0;
-                self.poll_failed = false;
-                self.schedule_poll(now.mono + interval);
-            }
-            304 => {
-                if let Some(e) = resp.etag {
-                    self.etag.clear();
-                    let _ = self.etag.push_str(e);
-                }
-                self.poll_errors = 0;
-                self.poll_failed = false;
-                self.schedule_poll(now.mono + interval);
-            }
-            status => {
-                bump(&mut self.stats.definitions_failed, 1);
-                self.stats.last_error = Some(DeliveryError::Status(status));
-                if matches!(status, 401 | 402) {
-                    // posthog-python: an invalid key or an exhausted quota clears everything.
-                    self.flags.clear();
-                    self.etag.clear();
-                }
-                let delay = if matches!(status, 401 | 403 | 429) {
-                    self.poll_errors = self.poll_errors.saturating_add(1);
-                    self.poll_failed = false;
-                    retry::poll_backoff(interval, self.poll_errors)
-                } else {
-                    self.poll_failed = status >= 500;
-                    interval
-                };
-                self.schedule_poll(now.mono + delay);
-            }
-        }
-    }
-
-    /// The next definitions poll, unless the client was shut down meanwhile.
-    fn schedule_poll(&mut self, at: Instant) {
-        self.next_poll = (!self.shut_down).then_some(at);
-    }
 }
 
 /// Counts the outcome of an event producer.
@@ -1210,24 +665,4 @@ fn account<R>(stats: &mut ClientStats, r: Result<R, CaptureError>) -> Result<R, 
         }
     }
     r
-}
-
-/// Appends `v` percent-encoded for a query value (unreserved characters kept).
-fn push_query_value<const M: usize>(out: &mut heapless::String<M>, v: &str) -> bool {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for b in v.bytes() {
-        let ok = if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b)).is_ok()
-        } else {
-            let hi = HEX.get(usize::from(b >> 4)).copied().unwrap_or(b'0');
-            let lo = HEX.get(usize::from(b & 15)).copied().unwrap_or(b'0');
-            out.push('%').is_ok()
-                && out.push(char::from(hi)).is_ok()
-                && out.push(char::from(lo)).is_ok()
-        };
-        if !ok {
-            return false;
-        }
-    }
-    true
 }

@@ -1,0 +1,152 @@
+//! Flag definitions: loading them (from the network or a snapshot), polling
+//! `/flags/definitions` with `ETag`s, and backing off on refusals.
+
+use super::{bump, Client, DeliveryError, InFlight, Method, RequestKind, ResponseInfo, Transmit};
+use crate::retry;
+use crate::time::{Instant, Now};
+
+impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T: usize>
+    Client<'a, Q, F, N, B, T>
+{
+    /// Whether flag definitions are loaded (from the network or [`load_definitions`]).
+    ///
+    /// [`load_definitions`]: Self::load_definitions
+    #[must_use]
+    pub const fn is_local_evaluation_ready(&self) -> bool {
+        self.flags.is_loaded()
+    }
+
+    /// Loads definitions from bytes (a snapshot in flash, or a gateway's copy). On error the
+    /// definitions in use are kept.
+    ///
+    /// # Errors
+    /// [`crate::flags::LoadError`].
+    pub fn load_definitions(
+        &mut self,
+        doc: &[u8],
+    ) -> Result<crate::flags::Requirements, crate::flags::LoadError> {
+        let r = self.flags.load(doc);
+        match r {
+            Ok(_) => bump(&mut self.stats.definitions_loaded, 1),
+            Err(e) => {
+                bump(&mut self.stats.definitions_failed, 1);
+                self.stats.last_error = Some(DeliveryError::Definitions(e));
+            }
+        }
+        r
+    }
+
+    /// Asks for a definitions poll at the next [`poll_transmit`](Self::poll_transmit), ignoring
+    /// the polling interval and back-off.
+    pub fn reload(&mut self) {
+        if self.config.secret_key.is_some() && !self.shut_down {
+            self.next_poll = Some(Instant::ZERO);
+            self.poll_errors = 0;
+        }
+    }
+
+    pub(super) fn definitions_request<'b>(
+        &mut self,
+        buf: &'b mut [u8],
+    ) -> Option<Transmit<'_, 'b>> {
+        let secret = self.config.secret_key?;
+        let mut path = heapless::String::new();
+        let ok = path.push_str("/flags/definitions?token=").is_ok()
+            && push_query_value(&mut path, self.config.api_key)
+            && path.push_str("&send_cohorts").is_ok();
+        if !ok {
+            self.next_poll = None;
+            return None;
+        }
+        self.in_flight = InFlight::Definitions;
+        bump(&mut self.stats.requests, 1);
+        Some(Transmit::from_parts(
+            RequestKind::Definitions,
+            Method::Get,
+            path,
+            buf.get(..0).unwrap_or_default(),
+            Some(secret),
+            (!self.etag.is_empty()).then_some(self.etag.as_str()),
+        ))
+    }
+
+    pub(super) fn definitions_response(&mut self, now: Now, resp: &ResponseInfo<'_>, body: &[u8]) {
+        let interval = self.config.poll_interval;
+        match resp.status {
+            200 => {
+                match self.flags.load(body) {
+                    Ok(_) => {
+                        bump(&mut self.stats.definitions_loaded, 1);
+                        self.etag.clear();
+                        if let Some(e) = resp.etag {
+                            let _ = self.etag.push_str(e);
+                            if self.etag.len() != e.len() {
+                                self.etag.clear();
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        ph_warn!("flag definitions refused: {}", e);
+                        bump(&mut self.stats.definitions_failed, 1);
+                        self.stats.last_error = Some(DeliveryError::Definitions(e));
+                    }
+                }
+                self.poll_errors = 0;
+                self.poll_failed = false;
+                self.schedule_poll(now.mono + interval);
+            }
+            304 => {
+                if let Some(e) = resp.etag {
+                    self.etag.clear();
+                    let _ = self.etag.push_str(e);
+                }
+                self.poll_errors = 0;
+                self.poll_failed = false;
+                self.schedule_poll(now.mono + interval);
+            }
+            status => {
+                bump(&mut self.stats.definitions_failed, 1);
+                self.stats.last_error = Some(DeliveryError::Status(status));
+                if matches!(status, 401 | 402) {
+                    // posthog-python: an invalid key or an exhausted quota clears everything.
+                    self.flags.clear();
+                    self.etag.clear();
+                }
+                let delay = if matches!(status, 401 | 403 | 429) {
+                    self.poll_errors = self.poll_errors.saturating_add(1);
+                    self.poll_failed = false;
+                    retry::poll_backoff(interval, self.poll_errors)
+                } else {
+                    self.poll_failed = status >= 500;
+                    interval
+                };
+                self.schedule_poll(now.mono + delay);
+            }
+        }
+    }
+
+    /// The next definitions poll, unless the client was shut down meanwhile.
+    pub(super) fn schedule_poll(&mut self, at: Instant) {
+        self.next_poll = (!self.shut_down).then_some(at);
+    }
+}
+
+/// Appends `v` percent-encoded for a query value (unreserved characters kept).
+fn push_query_value<const M: usize>(out: &mut heapless::String<M>, v: &str) -> bool {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for b in v.bytes() {
+        let ok = if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b)).is_ok()
+        } else {
+            let hi = HEX.get(usize::from(b >> 4)).copied().unwrap_or(b'0');
+            let lo = HEX.get(usize::from(b & 15)).copied().unwrap_or(b'0');
+            out.push('%').is_ok()
+                && out.push(char::from(hi)).is_ok()
+                && out.push(char::from(lo)).is_ok()
+        };
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
