@@ -125,10 +125,8 @@ fuzz_target!(|data: &[u8]| {
     if c.pending() == 0 && in_flight.is_none() {
         let s = c.stats();
         let q = s.queue;
-        let dropped = q.evicted
-            + q.discarded_rejected
-            + q.discarded_gave_up
-            + q.discarded_too_large_for_body;
+        let dropped =
+            q.evicted + q.discarded_rejected + q.discarded_gave_up + q.discarded_too_large_for_body;
         assert_eq!(s.captured, captured);
         assert_eq!(
             s.captured + s.evicted_then_delivered,

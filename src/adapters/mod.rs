@@ -1,6 +1,19 @@
-//! Drivers: thin glue between the sans-IO core and a runtime. They read clocks, move bytes and
-//! wait; they hold no policy (batching, retries, back-off and polling live in
-//! [`crate::client::Client`]).
+//! I/O: the HTTP exchange over any `embedded-io-async` stream, one send cycle of a client, and
+//! the drivers that glue the sans-IO core to a runtime.
+//!
+//! - Always built: [`stream::request`] (one HTTP/1.1 exchange over a stream),
+//!   [`StreamTransport`] (a [`Transport`](crate::net::transport::Transport) over a
+//!   [`Connect`](crate::net::transport::Connect) stream, with keep-alive and reconnects) and
+//!   [`send_due`] (ask the client what is due, send it, report the answer).
+//!
+//! Drivers read clocks, move bytes and wait. Delivery policy (batching, retries, back-off,
+//! definitions polling) lives in [`crate::client::Client`], and every back-off rule in
+//! [`crate::retry`]. Two pieces of flag-read logic still live in the drivers: the remote
+//! `/flags` read runs its retry loop (the rule, [`FlagsRetry`](crate::retry::FlagsRetry), is
+//! the core's) in both the embassy handle and the std client, and the merge of local and remote
+//! values behind `get_all_flags` exists in the std driver only.
+//!
+//! The drivers:
 //!
 //! - `std` feature: `std::StdClock`, `std::StdClient` (a background thread, HTTPS through
 //!   rustls with certificate verification, gzip) and `std::UreqTransport`.

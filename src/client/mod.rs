@@ -149,9 +149,12 @@ fn bump(c: &mut u32, n: usize) {
 impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T: usize>
     Client<'a, Q, F, N, B, T>
 {
-    /// A client with `config`, unchecked: `const`, for statics whose configuration was checked
-    /// with [`Config::validate`] (at compile time, in a `const` block). Otherwise use
-    /// [`Client::try_new`].
+    /// A client with `config`, unchecked: `const`, for configurations checked with
+    /// [`Config::validate`] at compile time (in a `const` block); otherwise use
+    /// [`Client::try_new`]. Build it at run time (a `StaticCell`, or on the stack of a task that
+    /// never returns) rather than in an initialised `static`: the configuration holds the key as
+    /// a pointer, so such a static is not all zeros and its whole image, queue included, would
+    /// sit in flash and be copied to RAM at boot.
     #[must_use]
     pub const fn new(config: Config<'a>) -> Self {
         Self {
