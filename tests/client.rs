@@ -1,5 +1,6 @@
-//! The client state machine against PostHog's contract scenarios (sdk-contracts §1.1, §1.6,
-//! §1.7, §2.1, §2.2, §2.5, §2.6, §3.1), on a virtual clock.
+//! The client state machine against PostHog's SDK contract scenarios (PostHog/sdk-specs
+//! `acceptance/*.feature`: capture, before-send hook, opt-out, event batcher, retry queue, flush,
+//! shutdown, flag definition loader), on a virtual clock.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -255,7 +256,10 @@ fn other_4xx_drop_the_batch() {
 
 #[test]
 fn events_captured_in_flight_survive_an_evicting_commit() {
-    // sdk-contracts §2.2, last scenario, with a queue that holds about three events.
+    // The retry-queue contract: three events are sent, three more are captured while that
+    // request is in flight (evicting the in-flight ones, drop-oldest), and the success removes
+    // only what was sent, by identity, so the newer three stay queued. Here with a queue that
+    // holds about three events.
     let mut buf = vec![0u8; 4096];
     let mut c = Box::new(Client::<'static, 700, 1, 1, 1>::new(
         Config::new("test-token", 0x5eed).overflow(OverflowPolicy::DropOldest),

@@ -1,6 +1,9 @@
 //! Feature flags through the client: local first, `$feature_flag_called` events and their
 //! de-duplication, flag properties on events, the `/flags` request and retry policy, and the
-//! event of a remote answer (protocol §1.13, §2, §3.5, §3.6; contracts §2.4, §3.3, §4).
+//! event of a remote answer, as PostHog's SDKs do them (posthog-python `client.py`:
+//! `_get_feature_flag_result_with_context`, `_capture_feature_flag_called`, `_capture`;
+//! posthog-node `client.ts`: `_getFeatureFlagResult`; `/flags` retries only on transport errors,
+//! 502 and 504, after 300 ms then doubling, as posthog-python `request.py`, `flags`).
 
 use posthog_embedded::capture::EventOptions;
 use posthog_embedded::client::{Client, Config, FlagsAttempt, FlagsRetry};

@@ -6,8 +6,8 @@
 //! - `property_match_cases.json` (1,668 single-filter cases, each run as a one-condition flag),
 //! - `cohort_match_cases.json` (37 cohort and property-group cases).
 //!
-//! Each test prints its pass count. Deliberate differences are listed with the protocol section
-//! that justifies them.
+//! Each test prints its pass count. Deliberate differences are listed with the rule that
+//! justifies them.
 
 mod common;
 
@@ -25,14 +25,14 @@ type Store = FlagStore<64, 4096, 65536>;
 const DELIBERATE: &[(&str, &str)] = &[
     (
         "pm-0042",
-        "§1.10.7: `\\b` is outside posthog-python's portable subset, so it blames the filter \
-         (unsupported_definition) when the property is absent; our engine evaluates `\\b` exactly \
-         as the server does, so the filter is usable and the absent property is missing_context. \
-         Both are inconclusive.",
+        "regex: `\\b` is outside posthog-python's portable subset (`_RegexTranslator`), so it \
+         blames the filter (unsupported_definition) when the property is absent; our engine \
+         evaluates `\\b` exactly as the server does, so the filter is usable and the absent \
+         property is missing_context. Both are inconclusive.",
     ),
     (
         "pm-1228",
-        "§1.10.7: `[\\b]` is a backspace class in Python's `re` but is rejected by Rust's `regex` \
+        "regex: `[\\b]` is a backspace class in Python's `re` but is rejected by Rust's `regex` \
          (the server's engine); we cannot know what the server answers, so we defer (inconclusive).",
     ),
     ("pm-1229", "as pm-1228 (not_regex)"),
@@ -201,7 +201,8 @@ fn local_evaluation_cases() {
 }
 
 /// The server decides regex filters with Rust's `regex` crate; where posthog-python defers to
-/// the server (protocol §1.10.7, portability guard) but our engine decides locally, our answer
+/// the server (its portability guard, `_RegexTranslator` and `_match_regex`: inconclusive
+/// wherever Python's `re` could answer differently) but our engine decides locally, our answer
 /// must be the server's: checked here against the `regex` crate itself.
 #[test]
 fn local_evaluation_regex_fallback_cases() {
@@ -286,7 +287,8 @@ fn property_match_cases() {
             listed += 1;
             continue;
         }
-        // Regex filters posthog-python defers but the server (Rust regex) decides (§1.10.7).
+        // Regex filters posthog-python defers (`_defer_regex`) but the server (Rust regex)
+        // decides.
         let subject = &case["property_values"][case["property"]["key"].as_str().unwrap_or("")];
         if expected.get("inconclusive").is_some() && got.get("value").is_some() {
             if let Some(server) = server_regex(&case["property"], subject) {
@@ -339,7 +341,7 @@ fn cohort_match_cases() {
         if agrees(&got, &expected) {
             continue;
         }
-        // A single regex filter posthog-python defers but the server decides (§1.10.7).
+        // A single regex filter posthog-python defers (`_defer_regex`) but the server decides.
         let group = if case["function"] == "match_cohort" {
             case["cohort_properties"][case["property"]["value"].to_string().trim_matches('"')]
                 .clone()

@@ -2,9 +2,10 @@
 //! `flags::date`.
 //!
 //! The property rows go through posthog-python's `match_property`, so this test plays the part
-//! of the evaluator for the checks of protocol §1.10.1 that come before the operator: a missing
-//! key is inconclusive (`missing_context`, or `unsupported_definition` when the filter value is
-//! itself unusable), and a `null` property value is `false`.
+//! of the evaluator for the checks that come before the operator (posthog-python
+//! `_match_property_value`): a missing key is inconclusive (`missing_context`, or
+//! `unsupported_definition` when the filter value is itself unusable), and a `null` property
+//! value is `false`.
 
 mod common;
 
@@ -77,12 +78,14 @@ fn outcome(r: Result<bool, Inconclusive>) -> Value {
 fn evaluate(op: DateOp, filter: &Value, property: Option<&Value>, now: DateInstant) -> Value {
     let filter = py_str(filter);
     match property {
-        // §1.10.1: missing key; the filter is checked first.
+        // Missing key: inconclusive, but the filter is checked first (posthog-python
+        // `match_property` blames an unusable filter before the missing context).
         None => match DateFilter::parse(&filter).and_then(|f| f.resolve(now)) {
             Err(_) => json!({ "inconclusive": "unsupported_definition" }),
             Ok(_) => json!({ "inconclusive": "missing_context" }),
         },
-        // §1.10.1 step 5: null with a date operator is false.
+        // A null property value with a date operator is false (posthog-python checks null
+        // before the operator, `_is_unmatchable_null`).
         Some(Value::Null) => json!({ "match": false }),
         Some(Value::String(s)) => outcome(date_match(op, DateProperty::Text(s), &filter, now)),
         Some(_) => outcome(date_match(op, DateProperty::NotText, &filter, now)),

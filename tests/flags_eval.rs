@@ -220,8 +220,9 @@ fn every_sample_flag_evaluates_for_a_device() {
     );
 }
 
-/// Protocol §1.3: the SDKs add `distinct_id` to the person properties and `$group_key` to each
-/// group's properties before local evaluation; the evaluator implies both, and the caller's own
+/// The SDKs add `distinct_id` to the person properties and `$group_key` to each group's
+/// properties before local evaluation (posthog-python `_person_properties_for_local_evaluation`,
+/// `_add_local_person_and_group_properties`); the evaluator implies both, and the caller's own
 /// value wins.
 #[test]
 fn distinct_id_and_group_key_are_implied() {

@@ -1,9 +1,10 @@
 //! The `semver_*` rows of `property_match_cases.json` against `flags::semver`.
 //!
 //! The rows go through posthog-python's `match_property`, so this test plays the part of the
-//! evaluator for the checks of protocol §1.10.1 that come before the operator: a missing key is
-//! inconclusive (`missing_context`, or `unsupported_definition` when the filter value itself is
-//! unusable), and a `null` property value is `false`.
+//! evaluator for the checks that come before the operator (posthog-python
+//! `_match_property_value`): a missing key is inconclusive (`missing_context`, or
+//! `unsupported_definition` when the filter value itself is unusable), and a `null` property
+//! value is `false`.
 
 mod common;
 
@@ -25,10 +26,12 @@ fn outcome(r: Result<bool, Inconclusive>) -> Value {
 fn evaluate(op: SemverOp, filter: &Value, property: Option<&Value>) -> Value {
     let parsed = SemverFilter::parse(op, &py_str(filter));
     match (property, parsed) {
-        // §1.10.1: missing key; the filter is checked first.
+        // Missing key: inconclusive, but the filter is checked first (posthog-python
+        // `match_property` blames an unusable filter before the missing context).
         (None, Err(_)) => json!({ "inconclusive": "unsupported_definition" }),
         (None, Ok(_)) => json!({ "inconclusive": "missing_context" }),
-        // §1.10.1 step 5: null with a semver operator is false.
+        // A null property value with a semver operator is false (posthog-python checks null
+        // before the operator, `_is_unmatchable_null`).
         (Some(Value::Null), _) => json!({ "match": false }),
         (Some(_), Err(e)) => outcome(Err(Inconclusive::InvalidFilter(e))),
         (Some(v), Ok(f)) => outcome(f.matches_text(&py_str(v))),

@@ -3,9 +3,10 @@
 //!
 //! `match_case` is a reference dispatcher for the operators whose semantics live entirely in
 //! `flags::value` (exact, is_not, the substring operators, the numeric comparisons, is_set and
-//! is_not_set), written against the public API only and following protocol §1.10.1's order.
-//! Cases with an unknown operator go through it too (step 1). Regex, date and semver cases are
-//! left to their own modules' vector tests.
+//! is_not_set), written against the public API only and following posthog-python's order
+//! (`_match_property_value`: unknown operator, absent key, is_set / is_not_set, numeric
+//! operators, the null rule, then the operator). Cases with an unknown operator go through it
+//! too. Regex, date and semver cases are left to their own modules' vector tests.
 
 mod common;
 
@@ -17,7 +18,7 @@ use posthog_embedded::flags::value::{
 };
 use serde_json::Value;
 
-/// The operators PY 7.91 supports (§1.10.10).
+/// The operators posthog-python 7.91 supports (`feature_flags.py`, `PROPERTY_OPERATORS`).
 const SUPPORTED: &[&str] = &[
     "exact",
     "is_not",
@@ -66,7 +67,8 @@ const CHECKED: &[&str] = &[
     "is_not_set",
 ];
 
-/// Operators for which a null property value is stringified as `"null"` (§1.10.1 step 5).
+/// Operators for which a null property value is stringified as `"null"`; with any other
+/// operator except the numeric ones a null is `false` (posthog-python `_is_unmatchable_null`).
 const NULL_STRINGIFIED: &[&str] = &[
     "exact",
     "is_not",
@@ -93,7 +95,8 @@ enum Outcome {
 /// turn `StringifyError::Overflow` into an inconclusive result.
 const SCRATCH: usize = 1024;
 
-/// One property filter against a property map, following §1.10.1.
+/// One property filter against a property map, with posthog-python's checks in its order
+/// (`_match_property_value`).
 ///
 /// `filter` is `None` when the filter object has no `value`; `Some(Err(()))` when its JSON could
 /// not be classified (an integer beyond 64 bits).
@@ -178,7 +181,7 @@ fn match_case(
     }
 }
 
-/// `exact` (§1.10.4); `is_not` is its negation.
+/// `exact` (posthog-python `_match_exact_property`); `is_not` is its negation.
 fn exact(
     filter: PropertyValue<'_>,
     value: PropertyValue<'_>,

@@ -109,8 +109,8 @@ impl Stats {
     }
 }
 
-/// §1.10.2 stringification (close enough for a differential test: both engines see the same
-/// haystack).
+/// PostHog's stringification of a property value (posthog-python `_value_to_string`; close
+/// enough for a differential test: both engines see the same haystack).
 fn stringify(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),

@@ -14,7 +14,8 @@
 //! null exactly when the case is inconclusive. A flag that is not in the definitions is
 //! reported as `unsupported_definition` (the SDKs then ask the server).
 //!
-//! The context is prepared as PostHog's SDKs do before local evaluation (protocol §1.3):
+//! The context is prepared as PostHog's SDKs do before local evaluation (posthog-python
+//! `_person_properties_for_local_evaluation`, `_add_local_person_and_group_properties`):
 //! `distinct_id` is added to the person properties and `$group_key` to each group's properties
 //! unless the caller set them. A line that cannot be used gives `{"id", "error": "..."}` and
 //! the program goes on with the next line.

@@ -1,7 +1,8 @@
 //! An owned evaluation context built from JSON (a `/flags` request body, CLI arguments), turned
 //! into the borrowed [`EvalContext`] the evaluator takes.
 //!
-//! The context is prepared as PostHog's SDKs do before local evaluation (protocol §1.3):
+//! The context is prepared as PostHog's SDKs do before local evaluation (posthog-python
+//! `_person_properties_for_local_evaluation`, `_add_local_person_and_group_properties`):
 //! `distinct_id` is added to the person properties and `$group_key` to each group's properties
 //! unless the caller set them.
 

@@ -296,8 +296,9 @@ pub fn without_cohorts(doc: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// PostHog's `/flags?v=2` answer for `outcomes` (with `v4`, each record also carries its
-/// `value`: `true`, `false` or the variant, protocol §2.2). `minimal_flag_called_events` is
-/// passed on as `minimalFlagCalledEvents`.
+/// `value`: `true`, `false` or the variant, which posthog-python 7.91 reads from `/flags/?v=4`
+/// in `types.py`, `_legacy_rendering`). `minimal_flag_called_events` is passed on as
+/// `minimalFlagCalledEvents`.
 ///
 /// A flag the device could not decide (a static cohort, experience continuity, a missing
 /// property) is what a real server would evaluate with data this local server does not have:

@@ -1,11 +1,12 @@
 //! What PostHog's ingestion would make of a capture request: the envelope, each event's
-//! problems, and each event's time (protocol §3).
+//! problems, and each event's time.
 //!
 //! [`parse_capture`] reads a `/batch/` (or `/capture/`, `/e/`, `/i/v0/e/`) body into an
 //! [`Envelope`]; [`check_event`] lists what is wrong with one event in plain words, each
 //! [`Problem`] either fatal (PostHog rejects the whole request with 400) or a warning; and
-//! [`event_time`] derives the event's time as the server does (§3.9): `offset` wins, then
-//! `timestamp` corrected by `sent_at`, then `timestamp`, then the time of receipt.
+//! [`event_time`] derives the event's time as PostHog's ingestion does (the plugin server's
+//! `parseEventTimestamp`): `offset` wins, then `timestamp` corrected by `sent_at`, then
+//! `timestamp`, then the time of receipt.
 
 use std::borrow::ToOwned;
 use std::format;
@@ -454,7 +455,8 @@ pub enum TimeSource {
     ClampedFuture,
 }
 
-/// The event's time as PostHog derives it (protocol §3.9), with how it was derived.
+/// The event's time as PostHog's ingestion derives it (the plugin server's
+/// `parseEventTimestamp`), with how it was derived.
 ///
 /// `offset` (an integer of milliseconds, negative for the future) wins; then `timestamp`
 /// (any form [`parse_event_timestamp`] reads) corrected by `sent_at` unless the event's

@@ -160,7 +160,8 @@ fn local_evaluation_cases_through_the_command_line() {
             o["inconclusive"] == "requires_server_evaluation"
         };
         // Cases that call the evaluator directly (no distinct_id in the person properties) may
-        // differ: the command line prepares the context as the SDK's public API does (§1.3).
+        // differ: the command line prepares the context as the SDK's public API does (it adds
+        // `distinct_id` to the person properties and `$group_key` to each group's).
         let direct = !case["person_properties"]
             .as_object()
             .is_some_and(|p| p.contains_key("distinct_id"));

@@ -5,8 +5,9 @@
 //! ```
 //!
 //! `sent_at` is written only when a wall clock is known: PostHog uses it to correct device clock
-//! skew on event timestamps, and without a wall clock events carry `offset` instead (protocol
-//! §3.9), which needs no `sent_at`. Each event's `offset` is recomputed at every render, so a
+//! skew on event timestamps, and without a wall clock events carry `offset` instead (the
+//! milliseconds since capture; the server takes its receive time minus `offset` as the event
+//! time), which needs no `sent_at`. Each event's `offset` is recomputed at every render, so a
 //! retried batch still places every event at its true capture time.
 //!
 //! Rendering never changes the queue. The returned [`Batch`] names exactly the records it holds;

@@ -2,8 +2,9 @@
 //! (de-duplicated), flag properties on captured events, and the pieces a driver needs for the
 //! remote `/flags` fallback (request body, retry policy, reporting the remote answer).
 //!
-//! The single-flag read of PostHog's SDKs (protocol §1.13) splits into a local step the core
-//! takes on its own and a remote step the driver performs:
+//! The single-flag read of PostHog's SDKs (posthog-python `_get_feature_flag_result_with_context`,
+//! posthog-node `_getFeatureFlagResult`) splits into a local step the core takes on its own and a
+//! remote step the driver performs:
 //!
 //! 1. [`Client::feature_flag`]: local evaluation. A value is final (`locally_evaluated: true`)
 //!    and its `$feature_flag_called` event is queued (once per distinct id, flag, value and

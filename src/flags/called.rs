@@ -1,5 +1,6 @@
-//! `$feature_flag_called` de-duplication and flag properties on events (protocol §3.5, §3.6;
-//! contracts §4).
+//! `$feature_flag_called` de-duplication and flag properties on events, as PostHog's SDKs do
+//! them (posthog-python `client.py`: `_capture_feature_flag_called`, `_capture`; posthog-node
+//! `client.ts`: `_getFeatureFlagResult`, `_prepareEventMessage`).
 //!
 //! - [`CalledTracker`]: remembers which (distinct id, flag, value, groups) combinations have
 //!   already produced a `$feature_flag_called` event, so each is sent once. Bounded: `N`
@@ -12,14 +13,15 @@
 //! # Caller wins over flag properties
 //!
 //! PostHog's SDKs put the flag properties in first, so a caller property with the same key
-//! (`$feature/beta`, `$active_feature_flags`) wins (§3.5). A streaming writer cannot take back
-//! what it has written, and cannot know the caller's keys before the caller writes them. So the
-//! capture path calls [`write_flag_properties`] **first**, inside its properties closure, and
-//! the caller's properties follow: on a clash the object then holds the key twice, the caller's
-//! value last. Every JSON parser on PostHog's ingestion path keeps the **last** duplicate
-//! (`serde_json` maps in the Rust capture service, `JSON.parse` in the Node plugin server,
-//! Python's `json`), so the caller's value is the one stored, exactly as with the SDKs. The cost
-//! is a few duplicate bytes, only on a clash.
+//! (`$feature/beta`, `$active_feature_flags`) wins (posthog-python `_capture`, posthog-node
+//! `_prepareEventMessage`). A streaming writer cannot take back what it has written, and cannot
+//! know the caller's keys before the caller writes them. So the capture path calls
+//! [`write_flag_properties`] **first**, inside its properties closure, and the caller's
+//! properties follow: on a clash the object then holds the key twice, the caller's value last.
+//! Every JSON parser on PostHog's ingestion path keeps the **last** duplicate (`serde_json` maps
+//! in the Rust capture service, `JSON.parse` in the Node plugin server, Python's `json`), so the
+//! caller's value is the one stored, exactly as with the SDKs. The cost is a few duplicate
+//! bytes, only on a clash.
 //!
 //! ```
 //! use posthog_embedded::flags::called::CalledTracker;
@@ -356,7 +358,7 @@ fn feature_key<'b>(
     core::str::from_utf8(buf.get(..len).unwrap_or_default()).map_err(|_| too_long)
 }
 
-/// Writes the flag properties of an ordinary event (§3.5, contracts §4.4) into `o`:
+/// Writes the flag properties of an ordinary event (a capture given a flag snapshot) into `o`:
 ///
 /// - `"$feature/<key>": value` for every flag, in iteration order (`true`, `false` or the
 ///   variant);

@@ -13,7 +13,7 @@ pub struct GroupContext<'a> {
     pub key: &'a str,
     /// The group's properties, if known (`None`: filters on them are inconclusive).
     /// `$group_key` is implied: a filter on it sees [`key`](Self::key) unless the properties
-    /// set it (protocol §1.3).
+    /// set it (as posthog-python's `_add_local_person_and_group_properties` does).
     pub properties: Option<&'a dyn Properties>,
 }
 
@@ -34,8 +34,8 @@ pub struct EvalContext<'a> {
     /// The device id, for flags bucketed by `device_id`.
     pub device_id: Option<&'a str>,
     /// Person properties. `distinct_id` is implied: a filter on it sees
-    /// [`distinct_id`](Self::distinct_id) unless these set it (protocol §1.3, as PostHog's SDKs
-    /// prepare the context).
+    /// [`distinct_id`](Self::distinct_id) unless these set it (as PostHog's SDKs prepare the
+    /// context for local evaluation: posthog-python `_person_properties_for_local_evaluation`).
     pub person: &'a dyn Properties,
     /// Groups, with their properties.
     pub groups: &'a [GroupContext<'a>],

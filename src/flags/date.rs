@@ -1,5 +1,5 @@
-//! Absolute and relative dates for `is_date_before` / `is_date_after` (protocol §1.10.8), as
-//! posthog-python 7.91.1 reads them (`_parse_date_filter`, `parse_datetime`,
+//! Absolute and relative dates for the property operators `is_date_before` / `is_date_after`,
+//! as posthog-python 7.91.1 reads them (`_parse_date_filter`, `parse_datetime`,
 //! `relative_date_parse_for_feature_flag_matching`, `_match_date_property`). Allocation-free;
 //! instants are integers ([`DateInstant`], microseconds, because Python's `datetime` keeps
 //! microseconds and the reference compares at that precision).
@@ -8,8 +8,9 @@
 //!
 //! The filter text is Python's `str()` of the JSON value: a string as is, an integer as its
 //! digits (so `1234` is the bare year 1234), a float as its shortest round-trip spelling
-//! (protocol §1.10.2's spelling gives the same results here); `true`, `false`, `null`, arrays
-//! and objects never parse, so the evaluator may treat them as invalid without building text.
+//! (PostHog's JSON float spelling, posthog-python `_format_json_float`, gives the same results
+//! here); `true`, `false`, `null`, arrays and objects never parse, so the evaluator may treat
+//! them as invalid without building text.
 //!
 //! 1. **Relative** first, on the text as given (not trimmed): the whole text matches
 //!    `-?[0-9]+[a-z]`, optionally followed by one `\n` (Python's `$`). The number must be below
@@ -48,7 +49,7 @@
 //! `is_date_before`: property < filter; `is_date_after`: property > filter; both strict, on
 //! instants in microseconds ([`date_match`]).
 //!
-//! # What the evaluator still does (§1.10.1)
+//! # What the evaluator still does (the checks before the operator)
 //!
 //! - A missing key is inconclusive: `missing_context`, or `unsupported_definition` when the
 //!   filter value is itself invalid (check it with [`DateFilter::parse`] first, then
@@ -61,7 +62,7 @@
 //! - *Today* for a bare year is the UTC date of `now`; Python uses the host's local date (the
 //!   same on a UTC server).
 //! - Python's `\d{4}` also matches non-ASCII decimal digits (`"٢٠٢٤"` is a bare year there);
-//!   here only ASCII digits are (§1.10.8 and every other SDK read ASCII digits).
+//!   here only ASCII digits are (PostHog's other SDKs read ASCII digits only).
 //! - CPython 3.10 accepted less (no `Z`, basic formats, weeks, or fractions other than 3 or 6
 //!   digits); CPython 3.14 rejects a fraction on hours or minutes. This follows 3.11 to 3.13.
 

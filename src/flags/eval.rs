@@ -1,4 +1,5 @@
-//! Local evaluation of one flag, allocation-free (protocol §1.4–§1.13).
+//! Local evaluation of one flag, allocation-free (posthog-python `client.py`,
+//! `_compute_flag_locally`, and `feature_flags.py`, `match_feature_flag_properties`).
 //!
 //! [`FlagStore::evaluate`] follows posthog-python 7.91.1, which tracks PostHog's server:
 //! inactive flags are `false`; experience-continuity flags are inconclusive; group flags bucket
@@ -6,8 +7,10 @@
 //! before conditions; conditions are tried in order, every filter of a condition must match,
 //! the rollout compares the 60-bit SHA-1 bucket in integers, and the first matching condition
 //! picks the value (variant override, else the variant bucket, else `true`). Inconclusive
-//! conditions are remembered with the highest-ranked reason (§1.13); a cohort the definitions
-//! do not contain stops evaluation at once ([`Inconclusive::RequiresServer`]).
+//! conditions are remembered with the highest-ranked reason (`experience_continuity` >
+//! `unsupported_definition` > `unresolved_dependency` > `missing_context`, posthog-python
+//! `_UNRESOLVED_REASON_PRECEDENCE`); a cohort the definitions do not contain stops evaluation
+//! at once ([`Inconclusive::RequiresServer`]).
 //!
 //! Evaluation allocates nothing and parses nothing: everything was compiled at load. Its stack
 //! use is bounded: cohort groups nest at most [`MAX_GROUP_DEPTH`](super::store::MAX_GROUP_DEPTH)
@@ -36,8 +39,9 @@ type Decided<'s> = Result<(FlagValue<'s>, MatchReason), Inconclusive>;
 struct Scope<'c> {
     props: &'c dyn Properties,
     bucketing: &'c str,
-    /// The property the SDKs add before local evaluation (protocol §1.3): `distinct_id` for
-    /// persons, `$group_key` for groups. The caller's own value, when given, wins.
+    /// The property the SDKs add before local evaluation: `distinct_id` for persons
+    /// (posthog-python `_person_properties_for_local_evaluation`), `$group_key` for groups
+    /// (`_add_local_person_and_group_properties`). The caller's own value, when given, wins.
     implicit: (&'static str, &'c str),
 }
 
@@ -209,7 +213,9 @@ impl<'s, 'c, const F: usize, const N: usize, const B: usize> Evaluator<'s, 'c, F
                 reason = Some(max_reason(reason, Reason::UnsupportedDefinition));
                 continue;
             }
-            // §1.9: a condition naming another group type than the flag's uses that group.
+            // Mixed targeting (posthog-python `_get_condition_context`): a condition naming
+            // another group type than the flag's uses that group's properties and key; it is
+            // skipped when the type is unmapped or the group was not passed.
             let cscope = match aggregation {
                 CondAggregation::Index(i) if Some(i) != flag.aggregation => {
                     let Some(name) = store.group_type_name(i) else {
@@ -388,7 +394,8 @@ impl<'s, 'c, const F: usize, const N: usize, const B: usize> Evaluator<'s, 'c, F
         }
     }
 
-    /// A cohort property group (§1.11).
+    /// A cohort property group (posthog-python `match_property_group`): AND/OR over its
+    /// entries, a decisive entry winning over an inconclusive one.
     fn group(&mut self, idx: u32, scope: &Scope<'_>, depth: usize, level: usize) -> Outcome {
         let store = self.store;
         let Some(node) = store.node(idx) else {
@@ -436,7 +443,8 @@ impl<'s, 'c, const F: usize, const N: usize, const B: usize> Evaluator<'s, 'c, F
         }
     }
 
-    /// A `flag_evaluates_to` filter (§1.12).
+    /// A `flag_evaluates_to` filter, a dependency on another flag's value (posthog-python
+    /// `evaluate_flag_dependency`, `matches_dependency_value`).
     fn dependency(
         &mut self,
         key: super::store::Text,

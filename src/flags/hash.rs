@@ -2,16 +2,20 @@
 //!
 //! # The reference
 //!
-//! posthog-python 7.91.1 (`feature_flags.py::_hash`; the server and every other SDK agree, see
-//! protocol §1.5) hashes the UTF-8 string `key + separator + bucketing_value + salt` with SHA-1,
-//! reads the first 15 hex digits as an integer `h` in `[0, 2^60)`, and turns it into a float
-//! `hash = float(h) / float(0xFFFFFFFFFFFFFFF)` in `[0, 1]`. Then, all in IEEE binary64:
+//! posthog-python 7.91.1 (`feature_flags.py::_hash`; the server and every other SDK agree, e.g.
+//! posthog-go `calculateHash`) hashes the UTF-8 string `key + separator + bucketing_value +
+//! salt` with SHA-1, reads the first 15 hex digits as an integer `h` in `[0, 2^60)`, and turns it
+//! into a float `hash = float(h) / float(0xFFFFFFFFFFFFFFF)` in `[0, 1]`. Then, all in IEEE
+//! binary64:
 //!
 //! | Use | Reference test (Python) | Here |
 //! |---|---|---|
-//! | Rollout (§1.6) | excluded iff `hash > r / 100` | [`RolloutThreshold::from_percentage`] |
-//! | Variant (§1.8) | `value_min <= hash < value_max`, `value_max = value_min + p / 100` | [`VariantBounds`] |
-//! | Holdout (§1.7) | `q = min(max(float(e), 0.0), 100.0)`; held out iff `q == 100.0 or not hash > q / 100` | [`RolloutThreshold::from_holdout_percentage`] |
+//! | Rollout | excluded iff `hash > r / 100` | [`RolloutThreshold::from_percentage`] |
+//! | Variant | `value_min <= hash < value_max`, `value_max = value_min + p / 100` | [`VariantBounds`] |
+//! | Holdout | `q = min(max(float(e), 0.0), 100.0)`; held out iff `q == 100.0 or not hash > q / 100` | [`RolloutThreshold::from_holdout_percentage`] |
+//!
+//! (posthog-python `is_condition_match`, `get_matching_variant` / `variant_lookup_table` and
+//! `_get_holdout_variant`.)
 //!
 //! This module computes `h` exactly ([`hash60`], [`holdout_hash60`]: SHA-1 fed in pieces, no
 //! allocation, no float), and turns every float test into an integer comparison on `h`, decided
@@ -71,7 +75,8 @@ pub const LONG_SCALE: u64 = 0x0FFF_FFFF_FFFF_FFFF;
 /// The number of distinct 60-bit hash values, 2^60: every hash `h` satisfies `h < HASH_SPACE`.
 pub const HASH_SPACE: u64 = 1 << 60;
 
-/// The salt of the variant hash (§1.5): `"<flag key>.<bucketing value>variant"`.
+/// The salt of the variant hash, appended with no separator: the string hashed is
+/// `"<flag key>.<bucketing value>variant"` (posthog-python `get_matching_variant`).
 pub const VARIANT_SALT: &str = "variant";
 
 /// `LONG_SCALE` as the reference's float (`float(0xFFFFFFFFFFFFFFF)`, which is 2^60).
@@ -106,7 +111,8 @@ pub fn hash60(key: &str, bucketing_value: &str, salt: &str) -> u64 {
     hash60_with_separator(key, ".", bucketing_value, salt)
 }
 
-/// The 60-bit holdout hash: `"holdout-<bucketing_value>"` (a dash, not a dot; §1.5).
+/// The 60-bit holdout hash: `"holdout-<bucketing_value>"` (a dash, not a dot; posthog-python
+/// `_holdout_hash`).
 #[must_use]
 pub fn holdout_hash60(bucketing_value: &str) -> u64 {
     hash60_with_separator("holdout", "-", bucketing_value, "")
@@ -155,8 +161,9 @@ impl RolloutThreshold {
     /// Includes no hash.
     pub const NOBODY: Self = Self { limit: 0 };
 
-    /// The rollout test of a condition with `rollout_percentage` `percentage` (§1.6): `h` is
-    /// included iff the reference's `not (hash > percentage / 100)`.
+    /// The rollout test of a condition with `rollout_percentage` `percentage` (posthog-python
+    /// `is_condition_match`): `h` is included iff the reference's
+    /// `not (hash > percentage / 100)`.
     ///
     /// Any `f64` is accepted and behaves as in posthog-python: `100` or more includes everyone,
     /// `0` includes only `h == 0`, a negative value nobody, fractions like `0.1` or `33.333` are
@@ -171,8 +178,9 @@ impl RolloutThreshold {
         }
     }
 
-    /// The holdout test for `filters.holdout.exclusion_percentage` (§1.4 step 6, §1.7): `h` (from
-    /// [`holdout_hash60`]) is held out iff the reference holds it out.
+    /// The holdout test for `filters.holdout.exclusion_percentage` (posthog-python
+    /// `_get_holdout_variant`, checked before any condition): `h` (from [`holdout_hash60`]) is
+    /// held out iff the reference holds it out.
     ///
     /// posthog-python clamps with `min(max(float(p), 0.0), 100.0)`, holds out everyone at exactly
     /// 100, and otherwise holds out iff `not (hash > p / 100)`. A NaN survives Python's clamp and

@@ -1,9 +1,10 @@
-//! Property filters: the 27 operators of protocol §1.10, applied to compiled filter values.
+//! Property filters: PostHog's 27 property operators (posthog-python `feature_flags.py`,
+//! `match_property`), applied to compiled filter values.
 //!
-//! The checks run in posthog-python's order (§1.10.1): unknown operator, absent key (blaming
-//! an unusable filter value before the context), `is_set` / `is_not_set`, numeric operators,
-//! the null rule, then the operator itself. Stringification, case folding and number parsing
-//! follow [`super::value`].
+//! The checks run in posthog-python's order (`_match_property_value`): unknown operator, absent
+//! key (blaming an unusable filter value before the context), `is_set` / `is_not_set`, numeric
+//! operators, the null rule, then the operator itself. Stringification, case folding and number
+//! parsing follow [`super::value`].
 //!
 //! Regex patterns are validated and classified when the definitions load, but compiled again at
 //! each evaluation (a few hundred nanoseconds on a host): keeping compiled programs would cost

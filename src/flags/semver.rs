@@ -1,4 +1,4 @@
-//! Semantic-version parsing and the semver operators' ranges (protocol §1.10.9), as
+//! Semantic-version parsing and the ranges of the `semver_*` property operators, as
 //! posthog-python 7.91.1 does them (`parse_semver`, `_tilde_bounds`, `_caret_bounds`,
 //! `_wildcard_bounds`, `_match_semver_property`). Allocation-free: a version is three `u64`s.
 //!
@@ -41,19 +41,22 @@
 //!
 //! A filter value that does not parse makes the filter inconclusive with reason
 //! `unsupported_definition`; a property value that does not parse, `missing_context`
-//! ([`Inconclusive`]). The evaluator still owns the §1.10.1 checks that come first: a missing key
-//! is inconclusive (`missing_context`, unless the filter is unusable, then
-//! `unsupported_definition`), and a JSON `null` property value is `false`.
+//! ([`Inconclusive`]). The evaluator still owns the checks that come before the operator
+//! (posthog-python `_match_property_value`): a missing key is inconclusive (`missing_context`,
+//! unless the filter is unusable, then `unsupported_definition`), and a JSON `null` property
+//! value is `false`.
 //!
 //! Non-string JSON values are first turned into text with Python's `str()`: an integer is its
 //! digits, a float Python's `repr`. For floats whose shortest form is fixed-point
-//! (`1e-4 <= |x| < 1e16`) that equals protocol §1.10.2's spelling; every other float, negative
-//! number, boolean, null, array and object fails to parse either way.
+//! (`1e-4 <= |x| < 1e16`) that equals PostHog's JSON float spelling (posthog-python
+//! `_format_json_float`); every other float, negative number, boolean, null, array and object
+//! fails to parse either way.
 //!
 //! # Deliberate differences from posthog-python
 //!
 //! - Python's `str.isdigit` / `int` also accept non-ASCII decimal digits (`"١.٢.٣"` is `1.2.3`
-//!   there). The protocol (§1.10.9 step 5) says ASCII digits, which is what this module accepts.
+//!   there). posthog-go's `parseSemver` reads ASCII digits only (`strconv.Atoi`), which is what
+//!   this module accepts.
 //! - Python integers are unbounded; here a component above `u64::MAX` is
 //!   [`ParseSemverError::TooLarge`], which the evaluator reports as inconclusive like any other
 //!   unparsable value (the server then decides).

@@ -67,9 +67,10 @@
 //!
 //! # Errors: why each construct gets the answer it gets
 //!
-//! The protocol (§1.10.7) says the server runs Rust `regex` / `fancy-regex`, and an invalid
-//! pattern makes both `regex` and `not_regex` **false**. `fancy-regex` hands patterns without
-//! "fancy" features to `regex`, but accepts more syntax. So:
+//! PostHog's server (the Rust flags service) runs Rust `regex` / `fancy-regex`, and an invalid
+//! pattern makes both `regex` and `not_regex` **false** (as in posthog-python
+//! `_match_regex_property`, where an invalid pattern gives `false` for both). `fancy-regex`
+//! hands patterns without "fancy" features to `regex`, but accepts more syntax. So:
 //!
 //! - [`RegexError::Invalid`] (filter is false): only for mistakes every engine rejects: an
 //!   unclosed `(` or `[`, an unopened `)`, `*`/`+`/`?` with nothing to repeat (at the start,

@@ -5,7 +5,8 @@ use core::fmt;
 
 use crate::json::write::{Value, ValueWriter};
 
-/// One reason a flag read could not be answered normally (protocol §2.3).
+/// One reason a flag read could not be answered normally: one `$feature_flag_error` value
+/// (posthog-python `types.py`, `FeatureFlagError`; `@posthog/core` `FeatureFlagError`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]

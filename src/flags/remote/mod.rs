@@ -1,4 +1,5 @@
-//! Remote flag evaluation (`POST /flags/?v=2`), allocation-free (protocol §2).
+//! Remote flag evaluation (`POST /flags/?v=2`, as posthog-node calls it through `@posthog/core`
+//! `getFlags`), allocation-free.
 //!
 //! Three pieces, none of which does I/O:
 //!

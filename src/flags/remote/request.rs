@@ -32,7 +32,7 @@ impl fmt::Debug for RequestGroup<'_> {
     }
 }
 
-/// The body of a `POST /flags/?v=2` request (protocol §2.1), written by [`write`](Self::write).
+/// The body of a `POST /flags/?v=2` request, written by [`write`](Self::write).
 ///
 /// The shape is posthog-node's (wire vectors w-3 and w-4), the SDK that, like us, calls
 /// `/flags/?v=2`:
@@ -50,9 +50,10 @@ impl fmt::Debug for RequestGroup<'_> {
 ///   service's `device_id` field. It is omitted when there is no device id (or it is empty);
 ///   sending both spellings would be a duplicate field.
 /// - `person_properties` are the caller's, **without** the `distinct_id` that local
-///   evaluation injects (§1.3). `group_properties` has an entry for every group, `$group_key`
-///   first (unless the caller's properties carry their own `$group_key`, which then wins), as
-///   PY and NODE send it.
+///   evaluation injects (posthog-python adds it for local evaluation only, in
+///   `_person_properties_for_local_evaluation`). `group_properties` has an entry for every
+///   group, `$group_key` first (unless the caller's properties carry their own `$group_key`,
+///   which then wins), as PY and NODE send it.
 /// - `groups`, `person_properties`, `group_properties` and `geoip_disable` are always present;
 ///   `flag_keys_to_evaluate`, `evaluation_runtime` and `evaluation_contexts` only when set.
 /// - No `sent_at` (PY adds it through its generic `post()`; the flags service ignores it).

@@ -129,7 +129,8 @@ impl<'a> RemoteFlag<'a> {
 ///
 /// # Parsing
 ///
-/// [`parse`](Self::parse) accepts both response shapes (protocol §2.2):
+/// [`parse`](Self::parse) accepts both response shapes, as posthog-python's
+/// `normalize_flags_response` and posthog-node's (`@posthog/core`) `normalizeFlagsResponse` do:
 ///
 /// - **v2**: `flags: {key: {enabled, variant, failed, reason: {code, description},
 ///   metadata: {id, version, payload, has_experiment}}}`;

@@ -73,7 +73,8 @@ impl Limit {
     }
 }
 
-/// Where a condition takes its context from (§1.9 mixed targeting).
+/// Where a condition takes its context from (mixed targeting: a condition's own
+/// `aggregation_group_type_index`, posthog-python `_get_condition_context`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum CondAggregation {
     /// Field absent: inherit the flag's.
@@ -145,7 +146,10 @@ pub(crate) enum Compiled {
         items: u32,
         /// The filter value is the empty array.
         empty_array: bool,
-        /// Legacy boolean-like handling applies (§1.10.4 step 2).
+        /// Legacy boolean-like handling applies unless `property_matching_version` is 2: the
+        /// filter value is boolean-like (a bool, `"true"`/`"false"` in any case, or an array of
+        /// those), so `exact` compares its truthiness (held here) with the property value's
+        /// (posthog-python `_match_exact_property`).
         bool_like: Option<bool>,
     },
     /// String operators and regex: the stringified filter value.

@@ -19,8 +19,8 @@ impl fmt::Display for Undecidable {
 
 impl core::error::Error for Undecidable {}
 
-/// Whether `a.to_lowercase() == b.to_lowercase()` (Python `a.lower() == b.lower()`, used by
-/// `exact`/`is_not`, §1.10.3), computed without allocating.
+/// Whether `a.to_lowercase() == b.to_lowercase()` (Python `a.lower() == b.lower()`, which
+/// posthog-python's `exact`/`is_not` apply to both sides), computed without allocating.
 ///
 /// Lowercasing uses the full Unicode mappings (`"İ"` becomes `"i̇"`, so it equals `"i̇"` but not
 /// `"i"`; `"ß"` stays `"ß"`) and the Final_Sigma rule: `Σ` becomes `ς` when a cased letter
@@ -221,8 +221,9 @@ fn case_class(c: char) -> CaseClass {
 }
 
 /// Whether `haystack` contains `needle`, ASCII letters compared case-insensitively and
-/// everything else exactly (`icontains`, §1.10.3: `"É"` does not match `"é"`). An empty needle
-/// is always contained.
+/// everything else exactly (`icontains` folds ASCII only: `"É"` does not match `"é"`,
+/// posthog-python `test_string_operators_use_ascii_only_case_folding`). An empty needle is
+/// always contained.
 #[must_use]
 pub fn ascii_icontains(haystack: &str, needle: &str) -> bool {
     let (h, n) = (haystack.as_bytes(), needle.as_bytes());
@@ -230,7 +231,8 @@ pub fn ascii_icontains(haystack: &str, needle: &str) -> bool {
     n.is_empty() || h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
 }
 
-/// Whether `haystack` starts with `prefix`, ASCII case ignored (`starts_with`, §1.10.3).
+/// Whether `haystack` starts with `prefix`, ASCII case ignored and nothing else folded
+/// (`starts_with`).
 #[must_use]
 pub fn ascii_istarts_with(haystack: &str, prefix: &str) -> bool {
     haystack
@@ -239,7 +241,8 @@ pub fn ascii_istarts_with(haystack: &str, prefix: &str) -> bool {
         .is_some_and(|h| h.eq_ignore_ascii_case(prefix.as_bytes()))
 }
 
-/// Whether `haystack` ends with `suffix`, ASCII case ignored (`ends_with`, §1.10.3).
+/// Whether `haystack` ends with `suffix`, ASCII case ignored and nothing else folded
+/// (`ends_with`).
 #[must_use]
 pub fn ascii_iends_with(haystack: &str, suffix: &str) -> bool {
     let h = haystack.as_bytes();

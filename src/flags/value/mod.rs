@@ -7,15 +7,17 @@
 //!   JSON text (a filter value straight from the definitions) without copying it.
 //! - [`Properties`]: where the evaluator looks up the caller's values; a plain slice of
 //!   `(key, value)` pairs implements it.
-//! - Stringification ([`py_str`], [`write_py_str`]): PY `_value_to_string` (protocol §1.10.2),
+//! - Stringification ([`py_str`], [`write_py_str`]): posthog-python `_value_to_string`,
 //!   the subject of `exact`, `is_not`, the substring operators and `regex`. Floats are spelled
 //!   the way the server spells them (`1e-7`, `1e+16`, `0.00001`, `323.0`), composites as compact
 //!   JSON with object keys sorted.
-//! - Case folding (§1.10.3): [`lower_eq`] (full Unicode lowercase, as Python `str.lower()`,
-//!   including the Greek final sigma) and the ASCII-only [`ascii_icontains`],
-//!   [`ascii_istarts_with`], [`ascii_iends_with`].
-//! - Numbers (§1.10.5): [`parse_py_number`] and [`PropertyValue::as_number`].
-//! - The legacy boolean rules of `exact` (§1.10.4): [`PropertyValue::is_boolean_like`] and
+//! - Case folding: [`lower_eq`] for `exact`/`is_not` (full Unicode lowercase, as Python
+//!   `str.lower()`, including the Greek final sigma) and the ASCII-only [`ascii_icontains`],
+//!   [`ascii_istarts_with`], [`ascii_iends_with`] for the substring, prefix and suffix operators.
+//! - Numbers for `gt`/`gte`/`lt`/`lte` (posthog-python `_parse_numeric_value`):
+//!   [`parse_py_number`] and [`PropertyValue::as_number`].
+//! - The legacy boolean rules of `exact` (posthog-python `_match_exact_property`, applied unless
+//!   `property_matching_version` is 2): [`PropertyValue::is_boolean_like`] and
 //!   [`PropertyValue::truthy`].
 //!
 //! Nothing here allocates. Composite values are re-read from their JSON text every time they are
@@ -177,7 +179,7 @@ impl<'a> PropertyValue<'a> {
         }
     }
 
-    /// The value as a number for `gt`/`gte`/`lt`/`lte` (PY `_parse_numeric_value`, §1.10.5):
+    /// The value as a number for `gt`/`gte`/`lt`/`lte` (posthog-python `_parse_numeric_value`):
     /// integers and finite floats as `f64` (large integers round, as Python's `float()` does);
     /// strings through [`parse_py_number`]. `None` for booleans, null, arrays, objects,
     /// non-finite floats and strings that are not numbers.
@@ -199,9 +201,10 @@ impl<'a> PropertyValue<'a> {
         }
     }
 
-    /// Whether the value is *boolean-like* for legacy `exact`/`is_not` (§1.10.4): a bool; a
-    /// string equal to `"true"` or `"false"` ignoring case; or an array whose items are all
-    /// boolean-like (nested arrays included; an empty array counts).
+    /// Whether the value is *boolean-like* for legacy `exact`/`is_not` (posthog-python
+    /// `_match_exact_property`, unless `property_matching_version` is 2): a bool; a string equal
+    /// to `"true"` or `"false"` ignoring case; or an array whose items are all boolean-like
+    /// (nested arrays included; an empty array counts).
     #[must_use]
     pub fn is_boolean_like(&self) -> bool {
         match *self {
@@ -217,9 +220,9 @@ impl<'a> PropertyValue<'a> {
         }
     }
 
-    /// PostHog's legacy truthiness (§1.10.4): a bool is itself; a string is true iff it equals
-    /// `"true"` ignoring case; an array is true iff all its items are (so `[]` is true); anything
-    /// else (null, numbers, objects) is false.
+    /// PostHog's legacy truthiness for `exact` (posthog-python `_match_exact_property`): a bool
+    /// is itself; a string is true iff it equals `"true"` ignoring case; an array is true iff all
+    /// its items are (so `[]` is true); anything else (null, numbers, objects) is false.
     #[must_use]
     pub fn truthy(&self) -> bool {
         match *self {

@@ -3,8 +3,8 @@
 
 use super::PropertyValue;
 
-/// Parses a numeric string the way PostHog's `gt`/`gte`/`lt`/`lte` do (PY
-/// `_parse_numeric_value`, §1.10.5). The whole string must match
+/// Parses a numeric string the way PostHog's `gt`/`gte`/`lt`/`lte` do (posthog-python
+/// `feature_flags.py`, `_parse_numeric_value`). The whole string must match
 /// `[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?`, ASCII digits only, no whitespace;
 /// and the value must be finite (`"1e309"` is `None`; `"1e-400"` is `0.0`).
 ///

@@ -60,8 +60,8 @@ impl From<ReadError> for StringifyError {
     }
 }
 
-/// PostHog's string form of `value` (PY `_value_to_string`, protocol §1.10.2), borrowing from
-/// the value when it is already a string and written into `buf` otherwise.
+/// PostHog's string form of `value` (posthog-python `feature_flags.py`, `_value_to_string`),
+/// borrowing from the value when it is already a string and written into `buf` otherwise.
 ///
 /// - A [`Str`](PropertyValue::Str) is returned as is, without touching `buf`; `null`, `true`
 ///   and `false` are static strings.
@@ -316,7 +316,10 @@ fn write_quoted<W: Write + ?Sized>(s: Str<'_>, out: &mut W) -> fmt::Result {
     out.write_char('"')
 }
 
-/// Writes a float the way the server spells it (§1.10.2).
+/// Writes a float the way the server spells it (posthog-python `_format_json_float`): the
+/// shortest round-trip digits, plain decimal from `1e-5` up to (not including) `1e16` with a
+/// `.0` kept when whole, exponent form with an explicit sign and no padding otherwise;
+/// non-finite values are an error.
 fn write_float<W: Write + ?Sized>(v: f64, out: &mut W) -> Result<(), StringifyError> {
     if !v.is_finite() {
         return Err(StringifyError::NonFinite);
@@ -467,7 +470,7 @@ mod tests {
 
     #[test]
     fn stringifies_floats_like_the_server() {
-        // Every example of §1.10.2.
+        // Every example of PostHog's float spelling (posthog-python `_format_json_float`).
         assert_eq!(float(323.0), "323.0");
         assert_eq!(float(-0.0), "-0.0");
         assert_eq!(float(0.0), "0.0");
@@ -509,7 +512,8 @@ mod tests {
         assert_eq!(float(-1.1496366673247973e15), "-1149636667324797.2");
         // Structure for a spread of values: round-trips, fixed notation exactly for decimal
         // exponents -5..16 (with a fraction part), exponent form otherwise, without padding.
-        // (400,000 such values were also compared with CPython's repr + the §1.10.2 rewrite.)
+        // (400,000 such values were also compared with CPython's repr, with an exponent of -5
+        // rewritten in fixed notation and the exponent's padding dropped, as the server spells.)
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         for i in 0..20_000 {
             seed ^= seed << 13;
