@@ -1,13 +1,11 @@
 //! The definitions store: bounded loading, exact capacity errors, and a failed load never
 //! touching the store in use.
 
-mod common;
-
 use posthog_embedded::flags::store::{FlagStore, LoadError, Requirements};
 use posthog_embedded::flags::value::{Properties, PropertyValue};
 use posthog_embedded::flags::{EvalContext, FlagValue, Inconclusive};
 
-const SAMPLE: &[u8] = include_bytes!("../examples/data/sample_definitions.json");
+const SAMPLE: &[u8] = include_bytes!("../../examples/data/sample_definitions.json");
 
 fn ctx<'a>(person: &'a dyn Properties) -> EvalContext<'a> {
     EvalContext {

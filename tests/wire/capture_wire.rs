@@ -1,7 +1,7 @@
 //! Wire format of captured events and `/batch/` bodies: every body parses with `serde_json` and
 //! has the field set of PostHog's reference requests (`tests/vectors/wire_requests.json`).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

@@ -7,7 +7,7 @@ use posthog_embedded::flags::{
 };
 use posthog_embedded::UnixMillis;
 
-const SAMPLE: &[u8] = include_bytes!("../examples/data/sample_definitions.json");
+const SAMPLE: &[u8] = include_bytes!("../../examples/data/sample_definitions.json");
 
 fn store(doc: &[u8]) -> Box<FlagStore<32, 512, 8192>> {
     let mut s = Box::new(FlagStore::new());

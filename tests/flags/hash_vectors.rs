@@ -2,7 +2,7 @@
 //! `hash_multivariate_flag_consistency.json`, `hash_misc.json`) against `flags::hash`, which
 //! compares hashes in integers only.
 
-mod common;
+use crate::common;
 
 use posthog_embedded::flags::hash::{
     hash60, hash60_with_separator, holdout_hash60, reference_hash, variant_ranges,

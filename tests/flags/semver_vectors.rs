@@ -6,7 +6,7 @@
 //! `unsupported_definition` when the filter value itself is unusable), and a `null` property
 //! value is `false`.
 
-mod common;
+use crate::common;
 
 use posthog_embedded::flags::semver::{Inconclusive, SemverFilter, SemverOp};
 use serde_json::{json, Value};

@@ -6,7 +6,7 @@
 //! reject it. `Unsupported` and `TooBig` are counted and printed (they send the flag to the
 //! server, which is never wrong). Every run also checks the step bound.
 
-mod common;
+use crate::common;
 
 use posthog_embedded::flags::regex::{Regex, RegexError};
 use serde_json::Value;

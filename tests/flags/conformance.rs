@@ -9,7 +9,7 @@
 //! Each test prints its pass count. Deliberate differences are listed with the rule that
 //! justifies them.
 
-mod common;
+use crate::common;
 
 use posthog_embedded::flags::store::FlagStore;
 use posthog_embedded::flags::value::PropertyValue;

@@ -1,7 +1,7 @@
 //! Remote flags (`/flags`): the response parser against PostHog's recorded responses, and the
 //! request writer against the recorded request bodies (wire vectors w-2, w-3, w-4).
 
-mod common;
+use crate::common;
 
 use posthog_embedded::flags::called::write_flag_properties;
 use posthog_embedded::flags::remote::{FlagsRequest, RemoteError, RemoteFlags, RequestGroup};

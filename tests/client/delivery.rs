@@ -14,8 +14,7 @@ use posthog_embedded::flags::{EvalContext, Inconclusive, PropertyValue};
 use posthog_embedded::{Duration, Instant, Now};
 use serde_json::Value;
 
-#[path = "support/config_cases.rs"]
-mod config_cases;
+use crate::config_cases;
 
 type C = Client<'static, 4096, 8, 128, 2048>;
 

@@ -8,7 +8,7 @@
 //! operators, the null rule, then the operator). Cases with an unknown operator go through it
 //! too. Regex, date and semver cases are left to their own modules' vector tests.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

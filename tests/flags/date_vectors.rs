@@ -7,7 +7,7 @@
 //! `unsupported_definition` when the filter value is itself unusable), and a `null` property
 //! value is `false`.
 
-mod common;
+use crate::common;
 
 use posthog_embedded::flags::date::{
     date_match, resolve_relative, DateFilter, DateInstant, DateOp, DateProperty, Inconclusive,

@@ -3,7 +3,7 @@
 //! of issue #7: every prefix and a set of byte mutations of each recorded definitions document
 //! and `/flags` response fail cleanly, and never change the store or answer in use.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

@@ -2,7 +2,7 @@
 //! tricky documents (valid and invalid), generated and mutated inputs, and every prefix of a
 //! medium document.
 
-mod common;
+use crate::common;
 
 use posthog_embedded::json::read::{Number, ReadError, ReadErrorKind, Reader, Token, MAX_DEPTH};
 use serde_json::{Map, Value};

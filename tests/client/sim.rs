@@ -302,7 +302,7 @@ fn every_event_is_delivered_once_or_counted_as_dropped() {
     assert_eq!(out.captured, out.delivered + out.dropped);
 }
 
-/// Re-runs one scenario: `SEED=70 cargo test --test client_sim one_seed -- --ignored`.
+/// Re-runs one scenario: `SEED=70 cargo test --test client sim::one_seed -- --ignored`.
 #[test]
 #[ignore]
 fn one_seed() {

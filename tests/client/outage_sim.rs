@@ -633,7 +633,7 @@ fn outages_lose_nothing_seeds_7500_to_10000() {
     );
 }
 
-/// Re-runs one scenario: `SEED=70 cargo test --test outage_sim one_seed -- --ignored`.
+/// Re-runs one scenario: `SEED=70 cargo test --test client outage_sim::one_seed -- --ignored`.
 #[test]
 #[ignore]
 fn one_seed() {
