@@ -15,8 +15,9 @@
 //!
 //! The drivers:
 //!
-//! - `std` feature: `std::StdClock`, `std::StdClient` (a background thread, HTTPS through
-//!   rustls with certificate verification, gzip) and `std::UreqTransport`.
+//! - `std` feature: `std::StdClient` (a background thread, HTTPS through rustls with
+//!   certificate verification, gzip), `std::UreqTransport`, and its clocks: `std::StdClock`,
+//!   `std::ManualClock` (virtual time for tests) and the `std::HostClock` trait.
 //! - `embassy` feature: `embassy::Runner` (one task moving requests over any
 //!   `embedded-io-async` stream: embassy-net TCP, a UART modem, TLS), `embassy::Handle` (a
 //!   cheap `Copy` handle for every other task) and `embassy::EmbassyClock`.

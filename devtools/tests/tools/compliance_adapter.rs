@@ -2,7 +2,7 @@
 //! mock PostHog server on loopback.
 //!
 //! The adapter binary is built by `cargo test` (examples are built with the tests) into
-//! `target/<profile>/examples/`. `cargo test --test compliance_adapter` alone builds no example:
+//! `target/<profile>/examples/`. `cargo test --test tools` alone builds no example:
 //! then the tests print SKIPPED and pass.
 
 use std::collections::VecDeque;

@@ -15,8 +15,7 @@ use posthog_embedded::capture::EventOptions;
 use posthog_embedded::client::Config;
 use posthog_embedded::Duration;
 
-#[path = "support/config_cases.rs"]
-mod config_cases;
+use crate::config_cases;
 
 /// A blocking TCP stream as an `embedded-io-async` stream (fine on a test thread: the server
 /// always answers).

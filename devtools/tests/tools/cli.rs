@@ -3,8 +3,7 @@
 //! conformance vectors, fault injection, and bad input (one clear line, a non-zero exit, never
 //! a panic).
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -687,7 +686,8 @@ fn eval_agrees_with_the_conformance_cases() {
     let mut failures = Vec::new();
     for case in cases {
         let got = eval_case(&dir, case);
-        // The CLI prepares the context as the SDKs' client layer does (protocol §1.3): every
+        // The CLI prepares the context as the SDKs' client layer does (posthog-python's
+        // `_add_local_person_and_group_properties`): every
         // group passed gets `{"$group_key": key}` properties. posthog-python's
         // test_group_flag_is_inconclusive_when_group_properties_missing calls the evaluator
         // below that layer; posthog-node, which goes through it, observed the CLI's answer.
@@ -1281,14 +1281,15 @@ fn local_server_speaks_the_protocol_details() {
     let wrong = post(&addr, "/flags/definitions", "{}");
     assert_eq!(header_of(&wrong, "allow"), Some("GET"), "{wrong}");
 
-    // A body declared larger than the limit is refused before it is sent.
-    let t = Instant::now();
+    // A body declared larger than the limit is refused before it is read: only the head is
+    // sent, and the connection stays open, so the answer can only come from the declared length
+    // (a server waiting for the body would answer nothing).
     let big = raw_http(
         &addr,
         "POST /batch/ HTTP/1.1\r\nHost: x\r\nContent-Length: 30000000\r\n\r\n",
     );
     assert!(big.starts_with("HTTP/1.1 413"), "{big:?}");
-    assert!(t.elapsed() < Duration::from_secs(3));
+    assert!(body_of(&big).contains("body larger than"), "{big:?}");
 
     // A gzip body of several members (as streaming compressors write).
     let text = json!({"api_key": "phc_x", "batch": [

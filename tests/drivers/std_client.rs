@@ -1,16 +1,22 @@
 //! The std driver against real loopback servers (plain HTTP/1.1 and HTTPS with a CA generated
 //! at test time). No external network; every server stops by itself.
+//!
+//! No test asserts how long anything took. Schedules (flush interval, back-off, `Retry-After`,
+//! polling, the `/flags` retry delay) are checked on a [`ManualClock`]: nothing happens before
+//! the clock is moved past a deadline, and it happens once it is. Real time appears only as
+//! lower bounds that hold by construction (a real-time timeout did run out), and as liveness
+//! guards ([`SETTLE`]) that turn a hang into a failure.
 #![cfg(feature = "std")]
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use posthog_embedded::adapters::std::{
-    OwnedTransmit, StdClient, StdConfig, StdError, StdFlagValue, UreqTransport,
+    ManualClock, OwnedTransmit, StdClient, StdConfig, StdError, StdFlagValue, UreqTransport,
 };
 use posthog_embedded::capture::EventOptions;
 use posthog_embedded::client::{
@@ -233,6 +239,43 @@ fn config(server: &Server) -> StdConfig {
         .request_timeout(Duration::from_secs(3))
 }
 
+/// How long a liveness wait gives the background thread (or a blocked call) to get somewhere
+/// before the test fails instead of hanging. Never a measure of speed: a passing test waits only
+/// as long as it takes.
+const SETTLE: Duration = Duration::from_secs(10);
+
+/// A timeout longer than any test run: a call given it that returns did not wait it out.
+const FOREVER: Duration = Duration::from_secs(3600);
+
+/// Wall time of [`manual_clock`] at its monotonic zero: 2027-01-15T08:00:00Z.
+const T0: u64 = 1_800_000_000;
+
+/// A stopped clock at monotonic zero and wall time [`T0`].
+fn manual_clock() -> ManualClock {
+    ManualClock::starting_at(Now::with_wall(CoreInstant::ZERO, UnixMillis::from_secs(T0)))
+}
+
+/// The wall time `ms` after [`T0`], as a request record carries it.
+fn at_ms(ms: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(T0) + Duration::from_millis(ms)
+}
+
+/// Runs `f` on its own thread and returns its result: fails (instead of hanging) if it is still
+/// blocked after [`SETTLE`], for instance waiting out a timeout it should not wait, or a
+/// [`ManualClock`] nobody moves.
+fn returns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(SETTLE).expect("the call is still blocked")
+}
+
+/// The next deadline of the client's core, on its clock.
+fn next_deadline(client: &StdClient) -> Option<CoreInstant> {
+    client.with_client(|c| c.poll_timeout())
+}
+
 fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + timeout;
     while Instant::now() < end {
@@ -260,7 +303,7 @@ fn event_names(batch: &serde_json::Value) -> Vec<String> {
 #[test]
 fn capture_and_flush_deliver_one_batch() {
     let server = Server::start(|_| Resp::ok());
-    let client = StdClient::new(config(&server)).unwrap();
+    let client = Arc::new(StdClient::new(config(&server)).unwrap());
 
     let first = client
         .capture("First", "user-123", |p| {
@@ -282,7 +325,7 @@ fn capture_and_flush_deliver_one_batch() {
     std::thread::sleep(Duration::from_millis(50));
     assert_eq!(server.count(), 0);
 
-    let r = client.flush(Duration::from_secs(5));
+    let r = client.flush(SETTLE);
     assert_eq!((r.sent, r.pending), (3, 0));
 
     let reqs = server.requests();
@@ -319,11 +362,11 @@ fn capture_and_flush_deliver_one_batch() {
     // The std clock knows the wall time: events carry timestamps.
     assert!(json["batch"][0]["timestamp"].is_string());
 
-    // An empty queue flushes at once, without a request.
-    let t = Instant::now();
-    let r = client.flush(Duration::from_secs(5));
+    // An empty queue flushes at once, without a request: the call returns, long before its
+    // timeout.
+    let c = Arc::clone(&client);
+    let r = returns(move || c.flush(FOREVER));
     assert_eq!((r.sent, r.pending), (0, 0));
-    assert!(t.elapsed() < Duration::from_millis(500));
     assert_eq!(server.count(), 1);
 
     let stats = client.stats();
@@ -351,7 +394,7 @@ fn gzip_bodies_carry_content_encoding_and_decode_to_the_batch() {
             Ok(())
         })
         .unwrap();
-    let r = client.flush(Duration::from_secs(5));
+    let r = client.flush(SETTLE);
     assert_eq!((r.sent, r.pending), (3, 0));
 
     let req = &server.requests()[0];
@@ -373,7 +416,7 @@ fn flush_at_triggers_a_send_without_flush() {
     let client = StdClient::new(config(&server).flush_at(2)).unwrap();
     client.capture("a", "u", |_| Ok(())).unwrap();
     client.capture("b", "u", |_| Ok(())).unwrap();
-    assert!(wait_until(Duration::from_secs(3), || client.pending() == 0));
+    assert!(wait_until(SETTLE, || client.pending() == 0));
     assert_eq!(event_names(&server.requests()[0].json()), ["a", "b"]);
     client.shutdown(Duration::from_secs(2));
 }
@@ -393,33 +436,50 @@ fn a_503_keeps_the_event_pending_and_retry_after_is_respected() {
             Resp::ok()
         }
     });
-    let client =
-        StdClient::new(config(&server).retry(Duration::from_millis(20), Duration::from_millis(50)))
-            .unwrap();
+    let clock = manual_clock();
+    let client = StdClient::with_clock(
+        config(&server).retry(Duration::from_millis(20), Duration::from_millis(50)),
+        clock.clone(),
+    )
+    .unwrap();
+    let started = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&started);
+    client.on_request(Some(Box::new(move |r| {
+        seen.lock().unwrap().push(r.started);
+    })));
     let uuid = client.capture("Retry Me", "user-123", |_| Ok(())).unwrap();
 
-    // The first attempt gets a 503; the back-off (Retry-After: 1 s) outlasts this flush.
+    // The first attempt gets a 503.
+    client.flush(Duration::ZERO);
+    assert!(wait_until(SETTLE, || client.stats().retries == 1));
+    // The back-off (Retry-After: 1 s, on the client's clock, which stands still) outlasts this
+    // flush, whose timeout is real time: it runs out with the event pending.
     let t = Instant::now();
-    let r = client.flush(Duration::from_millis(300));
-    assert!(t.elapsed() >= Duration::from_millis(300));
+    let r = client.flush(Duration::from_millis(100));
+    assert!(t.elapsed() >= Duration::from_millis(100));
     assert_eq!((r.sent, r.pending), (0, 1));
     assert_eq!(server.count(), 1);
     let stats = client.stats();
     assert_eq!(stats.retries, 1);
     assert_eq!(stats.last_error, Some(DeliveryError::Status(503)));
 
-    // Later it is delivered, not before the server's Retry-After.
-    let r = client.flush(Duration::from_secs(5));
+    // Not before the server's Retry-After: one millisecond short, nothing is due.
+    assert_eq!(next_deadline(&client), Some(CoreInstant::from_millis(1000)));
+    clock.advance(Duration::from_millis(999));
+    assert_eq!(next_deadline(&client), Some(CoreInstant::from_millis(1000)));
+    assert_eq!(server.count(), 1);
+    // At it: delivered, without any real waiting for the back-off.
+    clock.advance(Duration::from_millis(1));
+    let r = client.flush(SETTLE);
     assert_eq!((r.sent, r.pending), (1, 0));
     let reqs = server.requests();
     assert_eq!(reqs.len(), 2);
-    let gap = reqs[1].at - reqs[0].at;
-    assert!(gap >= Duration::from_millis(950), "retried after {gap:?}");
+    assert_eq!(*started.lock().unwrap(), [at_ms(0), at_ms(1000)]);
     // Same event, same uuid.
     for req in &reqs {
         assert_eq!(req.json()["batch"][0]["uuid"], uuid.to_string());
     }
-    client.shutdown(Duration::from_secs(2));
+    client.shutdown(SETTLE);
 }
 
 #[test]
@@ -429,25 +489,26 @@ fn connection_refused_is_a_transport_error_and_retried() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let client = StdClient::new(
+    // On a stopped clock the back-off never ends: one attempt, and the event stays queued.
+    let client = StdClient::with_clock(
         StdConfig::new(API_KEY, 0x5eed)
             .host(format!("http://{addr}"))
             .proxy_from_env(false)
-            // Retries well spaced: the event is still queued at the end of the test.
             .retry(Duration::from_millis(100), Duration::from_millis(200)),
+        manual_clock(),
     )
     .unwrap();
     client.capture("x", "u", |_| Ok(())).unwrap();
-    let r = client.flush(Duration::from_millis(200));
+    let r = client.flush(Duration::ZERO);
     assert_eq!(r.pending, 1);
-    let stats = client.stats();
-    assert!(stats.retries >= 1);
+    assert!(wait_until(SETTLE, || client.stats().retries == 1));
     assert_eq!(
-        stats.last_error,
+        client.stats().last_error,
         Some(DeliveryError::Transport(TransportError::Connect))
     );
-    let r = client.shutdown(Duration::from_millis(100));
+    let r = client.shutdown(Duration::ZERO);
     assert_eq!(r.pending, 1, "undelivered events stay queued");
+    assert_eq!(client.stats().retries, 1, "no retry before the back-off");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -472,7 +533,7 @@ fn definitions_polling_sends_the_secret_and_round_trips_the_etag() {
     )
     .unwrap();
     // The first poll is due at once.
-    assert!(wait_until(Duration::from_secs(3), || {
+    assert!(wait_until(SETTLE, || {
         client.is_local_evaluation_ready()
     }));
     let person: [(&str, PropertyValue<'_>); 0] = [];
@@ -489,9 +550,9 @@ fn definitions_polling_sends_the_secret_and_round_trips_the_etag() {
     assert!(client.with_flags(|s| s.len()) == 1);
 
     client.reload();
-    assert!(wait_until(Duration::from_secs(3), || server.count() == 2));
+    assert!(wait_until(SETTLE, || server.count() == 2));
     // Let the worker settle the 304.
-    assert!(wait_until(Duration::from_secs(3), || {
+    assert!(wait_until(SETTLE, || {
         client.stats().requests == 2 && client.stats().last_error.is_none()
     }));
 
@@ -546,11 +607,13 @@ fn local_definitions_load_without_a_secret() {
 #[test]
 fn shutdown_flushes_joins_and_refuses_later_captures() {
     let server = Server::start(|_| Resp::ok());
-    let client = StdClient::new(config(&server)).unwrap();
+    let client = Arc::new(StdClient::new(config(&server)).unwrap());
     client.capture("Save", "user-123", |_| Ok(())).unwrap();
-    let r = client.shutdown(Duration::from_secs(5));
+    let r = client.shutdown(SETTLE);
     assert_eq!((r.sent, r.pending), (1, 0));
     assert_eq!(event_names(&server.requests()[0].json()), ["Save"]);
+    // The background thread has stopped and was joined.
+    assert!(format!("{client:?}").contains("exited: true"), "{client:?}");
 
     assert_eq!(
         client.capture("After Shutdown", "user-123", |_| Ok(())),
@@ -559,25 +622,35 @@ fn shutdown_flushes_joins_and_refuses_later_captures() {
     assert_eq!(client.pending(), 0);
     assert_eq!(client.stats().gated, 1);
 
-    // Idempotent and quick; flush after shutdown returns at once.
-    let t = Instant::now();
-    assert_eq!(client.shutdown(Duration::from_secs(5)).pending, 0);
-    assert_eq!(client.flush(Duration::from_secs(5)).pending, 0);
-    assert!(t.elapsed() < Duration::from_millis(200));
-    std::thread::sleep(Duration::from_millis(50));
+    // Idempotent; flush after shutdown returns at once: neither waits out its timeout.
+    let c = Arc::clone(&client);
+    let (again, flushed) = returns(move || (c.shutdown(FOREVER), c.flush(FOREVER)));
+    assert_eq!((again.sent, again.pending), (0, 0));
+    assert_eq!((flushed.sent, flushed.pending), (0, 0));
+    // No thread is left to send anything.
     assert_eq!(server.count(), 1);
 }
 
 #[test]
 fn shutdown_against_a_failing_server_returns_by_its_deadline() {
     let server = Server::start(|_| Resp::status(503));
-    let client = StdClient::new(config(&server)).unwrap();
+    // On a stopped clock the back-off after the first 503 never ends: only shutdown's own
+    // (real-time) deadline can end the wait.
+    let client = StdClient::with_clock(config(&server), manual_clock()).unwrap();
     client.capture("Save", "user-123", |_| Ok(())).unwrap();
+    client.flush(Duration::ZERO);
+    assert!(wait_until(SETTLE, || client.stats().retries == 1));
     let t = Instant::now();
     let r = client.shutdown(Duration::from_millis(300));
-    assert!(t.elapsed() < Duration::from_secs(2));
+    assert!(
+        t.elapsed() >= Duration::from_millis(300),
+        "it waited for its deadline"
+    );
     assert_eq!((r.sent, r.pending), (0, 1));
     assert_eq!(client.stats().last_error, Some(DeliveryError::Status(503)));
+    assert_eq!(server.count(), 1, "no retry before the back-off");
+    // It returned with the worker stopped and joined, not detached.
+    assert!(format!("{client:?}").contains("exited: true"), "{client:?}");
 }
 
 #[test]
@@ -616,7 +689,7 @@ fn clients_are_shared_across_threads() {
     for t in threads {
         t.join().unwrap();
     }
-    let r = client.flush(Duration::from_secs(5));
+    let r = client.flush(SETTLE);
     assert_eq!((r.sent, r.pending), (40, 0));
     let total: usize = server
         .requests()
@@ -696,12 +769,14 @@ fn transport_caps_the_response_body() {
 
 #[test]
 fn transport_times_out() {
-    // Accepts the connection, never answers.
+    // Accepts the connection and holds it, silent, until the client has given up: only the
+    // client's own timeout can end the request, and it must say so.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
+    let (release, released) = mpsc::channel::<()>();
     let hold = std::thread::spawn(move || {
         let conn = listener.accept();
-        std::thread::sleep(Duration::from_millis(600));
+        let _ = released.recv();
         drop(conn);
     });
     let cfg = StdConfig::new(API_KEY, 0x5eed)
@@ -709,9 +784,8 @@ fn transport_times_out() {
         .proxy_from_env(false)
         .request_timeout(Duration::from_millis(200));
     let t = UreqTransport::new(&cfg).unwrap();
-    let start = Instant::now();
     assert_eq!(t.send(&batch_transmit()), Err(TransportError::Timeout));
-    assert!(start.elapsed() < Duration::from_millis(550));
+    release.send(()).unwrap();
     hold.join().unwrap();
 }
 
@@ -778,28 +852,30 @@ fn https_with_a_private_ca_delivers_and_verification_is_on() {
     )
     .unwrap();
     trusted.capture("Secure", "user-1", |_| Ok(())).unwrap();
-    let r = trusted.flush(Duration::from_secs(5));
+    let r = trusted.flush(SETTLE);
     assert_eq!((r.sent, r.pending), (1, 0));
     assert_eq!(event_names(&server.requests()[0].json()), ["Secure"]);
     trusted.shutdown(Duration::from_secs(1));
 
-    // Default roots (webpki) do not know the test CA: TLS failure, the event stays queued.
-    let untrusted = StdClient::new(
+    // Default roots (webpki) do not know the test CA: TLS failure, the event stays queued (on
+    // a stopped clock, through one attempt).
+    let untrusted = StdClient::with_clock(
         config(&server)
             .host(https)
             .retry(Duration::from_millis(100), Duration::from_millis(200)),
+        manual_clock(),
     )
     .unwrap();
     untrusted.capture("Insecure", "user-1", |_| Ok(())).unwrap();
-    let r = untrusted.flush(Duration::from_millis(300));
-    assert_eq!((r.sent, r.pending), (0, 1));
-    let stats = untrusted.stats();
-    assert!(stats.retries >= 1);
+    untrusted.flush(Duration::ZERO);
+    assert!(wait_until(SETTLE, || untrusted.stats().retries == 1));
+    assert_eq!(untrusted.pending(), 1);
     assert_eq!(
-        stats.last_error,
+        untrusted.stats().last_error,
         Some(DeliveryError::Transport(TransportError::Tls))
     );
-    untrusted.shutdown(Duration::from_millis(100));
+    let r = untrusted.shutdown(Duration::ZERO);
+    assert_eq!((r.sent, r.pending), (0, 1));
     assert_eq!(server.count(), 1, "nothing reached the server unverified");
 }
 
@@ -878,7 +954,7 @@ fn a_local_value_sends_no_flags_request() {
         client.is_feature_enabled("beta-ui", &ctx(&person), FlagOptions::new()),
         Some(true)
     );
-    client.flush(Duration::from_secs(5));
+    client.flush(SETTLE);
     assert!(flags_requests(&server).is_empty());
     let events = flag_called_events(&server);
     assert_eq!(events.len(), 1, "{events:?}");
@@ -916,7 +992,7 @@ fn an_inconclusive_flag_asks_flags_once_with_the_right_body() {
     );
 
     // The event carries the server's metadata.
-    client.flush(Duration::from_secs(5));
+    client.flush(SETTLE);
     let events = flag_called_events(&server);
     assert_eq!(events.len(), 1);
     let p = &events[0]["properties"];
@@ -935,7 +1011,7 @@ fn an_inconclusive_flag_asks_flags_once_with_the_right_body() {
         Some(r#"{"a":1}"#)
     );
     assert_eq!(flags_requests(&server).len(), 2);
-    client.flush(Duration::from_secs(5));
+    client.flush(SETTLE);
     assert_eq!(flag_called_events(&server).len(), 1);
     client.shutdown(Duration::from_secs(2));
 }
@@ -969,7 +1045,7 @@ fn a_503_is_not_retried_and_reported_on_the_event() {
     let v = client.get_feature_flag("remote-flag", &ctx(&person), FlagOptions::new());
     assert_eq!(v, None);
     assert_eq!(flags_requests(&server).len(), 1);
-    client.flush(Duration::from_secs(5));
+    client.flush(SETTLE);
     let events = flag_called_events(&server);
     assert_eq!(events.len(), 1);
     let p = &events[0]["properties"];
@@ -1031,7 +1107,7 @@ fn identical_reads_send_one_event() {
         client.get_feature_flag("beta-ui", &other, opts),
         Some(StdFlagValue::Bool(true))
     );
-    client.flush(Duration::from_secs(5));
+    client.flush(SETTLE);
     let events = flag_called_events(&server);
     let flags: Vec<&str> = events
         .iter()
@@ -1103,7 +1179,7 @@ fn get_all_flags_merges_like_posthog_python() {
     assert_eq!(flags_requests(&server).len(), 2);
 
     // Bulk reads send no event.
-    client.flush(Duration::from_secs(5));
+    client.flush(SETTLE);
     assert!(flag_called_events(&server).is_empty());
     client.shutdown(Duration::from_secs(2));
 }
@@ -1114,42 +1190,47 @@ fn a_refused_flags_connection_is_not_retried() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let client = StdClient::new(
-        StdConfig::new(API_KEY, 0x5eed)
-            .host(format!("http://{addr}"))
-            .proxy_from_env(false),
-    )
-    .unwrap();
+    // On a stopped clock a retry would wait for ever (until the clock is moved): that the read
+    // returns shows it waited no retry delay.
+    let client = Arc::new(
+        StdClient::with_clock(
+            StdConfig::new(API_KEY, 0x5eed)
+                .host(format!("http://{addr}"))
+                .proxy_from_env(false),
+            manual_clock(),
+        )
+        .unwrap(),
+    );
     let attempts = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&attempts);
     client.on_request(Some(Box::new(move |r| {
         seen.lock().unwrap().push((r.kind, r.attempt, r.result));
     })));
-    let person = NO_PROPS;
-    let t = Instant::now();
-    assert_eq!(
-        client.get_feature_flag("remote-flag", &ctx(&person), FlagOptions::new()),
-        None
-    );
-    assert!(t.elapsed() < Duration::from_millis(300), "no retry delay");
+    let c = Arc::clone(&client);
+    let v = returns(move || {
+        let person = NO_PROPS;
+        c.get_feature_flag("remote-flag", &ctx(&person), FlagOptions::new())
+    });
+    assert_eq!(v, None);
     assert_eq!(
         *attempts.lock().unwrap(),
         [(RecordKind::Flags, 0, Err(TransportError::Connect))]
     );
-    let r = client.shutdown(Duration::from_millis(100));
+    let r = client.shutdown(Duration::ZERO);
     assert_eq!(r.pending, 1, "the $feature_flag_called event is queued");
 }
 
 #[test]
 fn a_flags_timeout_is_retried_and_reported() {
-    // Accepts connections, never answers.
+    // Accepts connections and holds them, silent, until the test is over.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = Arc::clone(&stop);
     let hold = std::thread::spawn(move || {
         let mut conns = Vec::new();
         listener.set_nonblocking(true).unwrap();
-        let end = Instant::now() + Duration::from_secs(2);
-        while Instant::now() < end {
+        while !stopped.load(Ordering::Relaxed) {
             if let Ok(c) = listener.accept() {
                 conns.push(c);
             }
@@ -1157,30 +1238,51 @@ fn a_flags_timeout_is_retried_and_reported() {
         }
         conns.len()
     });
-    let client = StdClient::new(
-        StdConfig::new(API_KEY, 0x5eed)
-            .host(format!("http://{addr}"))
-            .proxy_from_env(false)
-            .flags_request_timeout(Duration::from_millis(150)),
-    )
-    .unwrap();
+    let clock = manual_clock();
+    let client = Arc::new(
+        StdClient::with_clock(
+            StdConfig::new(API_KEY, 0x5eed)
+                .host(format!("http://{addr}"))
+                .proxy_from_env(false)
+                .flags_request_timeout(Duration::from_millis(150)),
+            clock.clone(),
+        )
+        .unwrap(),
+    );
     let attempts = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&attempts);
     client.on_request(Some(Box::new(move |r| {
         if r.kind == RecordKind::Flags {
-            seen.lock().unwrap().push((r.attempt, r.result));
+            seen.lock()
+                .unwrap()
+                .push((r.attempt, r.result, r.started, r.elapsed));
         }
     })));
-    let person = NO_PROPS;
-    let t = Instant::now();
+    let c = Arc::clone(&client);
+    let read = std::thread::spawn(move || {
+        let person = NO_PROPS;
+        c.get_feature_flag("remote-flag", &ctx(&person), FlagOptions::new())
+    });
+    // The first attempt times out (the request timeout is real time); the retry then waits
+    // 300 ms on the client's clock, which stands still until moved.
+    assert!(wait_until(SETTLE, || attempts.lock().unwrap().len() == 1));
+    clock.advance(Duration::from_millis(299));
+    assert!(!read.is_finished(), "the read waits for the retry delay");
     assert_eq!(
-        client.get_feature_flag("remote-flag", &ctx(&person), FlagOptions::new()),
-        None
+        attempts.lock().unwrap().len(),
+        1,
+        "no retry before the delay"
     );
-    let took = t.elapsed();
-    assert!(
-        took >= Duration::from_millis(600) && took < Duration::from_millis(1500),
-        "two attempts and a 300 ms delay: {took:?}"
+    // At 300 ms the retry goes out, and times out too.
+    clock.advance(Duration::from_millis(1));
+    assert!(wait_until(SETTLE, || read.is_finished()));
+    assert_eq!(read.join().unwrap(), None);
+    assert_eq!(
+        *attempts.lock().unwrap(),
+        [
+            (0, Err(TransportError::Timeout), at_ms(0), Duration::ZERO),
+            (1, Err(TransportError::Timeout), at_ms(300), Duration::ZERO)
+        ]
     );
     let events = client.with_client(|c| {
         c.queue()
@@ -1194,14 +1296,8 @@ fn a_flags_timeout_is_retried_and_reported() {
         "{}",
         events[0]
     );
-    assert_eq!(
-        *attempts.lock().unwrap(),
-        [
-            (0, Err(TransportError::Timeout)),
-            (1, Err(TransportError::Timeout))
-        ]
-    );
-    client.shutdown(Duration::from_millis(100));
+    client.shutdown(Duration::ZERO);
+    stop.store(true, Ordering::Relaxed);
     assert!(hold.join().unwrap() >= 2);
 }
 
@@ -1214,7 +1310,7 @@ fn an_unusable_flags_answer_is_an_unknown_error() {
         client.get_feature_flag("remote-flag", &ctx(&person), FlagOptions::new()),
         None
     );
-    client.flush(Duration::from_secs(5));
+    client.flush(SETTLE);
     let events = flag_called_events(&server);
     assert_eq!(
         events[0]["properties"]["$feature_flag_error"],
@@ -1253,7 +1349,7 @@ fn the_request_observer_sees_every_batch_attempt() {
         assert!(!format!("{r:?}").contains(API_KEY));
     })));
     let uuid = client.capture("Observed", "user-1", |_| Ok(())).unwrap();
-    let r = client.flush(Duration::from_secs(5));
+    let r = client.flush(SETTLE);
     assert_eq!((r.sent, r.pending), (1, 0));
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 2, "{seen:?}");
@@ -1279,7 +1375,8 @@ fn immediate_sends_block_until_delivered_or_dropped() {
             _ => Resp::status(503).header("Retry-After", "5"),
         }
     });
-    let client = StdClient::new(config(&server).flush_at(100)).unwrap();
+    // On a stopped clock: the 503's Retry-After never ends, so nothing is retried.
+    let client = StdClient::with_clock(config(&server).flush_at(100), manual_clock()).unwrap();
     // Delivered: returns once the server acknowledged it, without a flush call.
     let fate = client.capture_immediate(
         "door opened",
@@ -1292,28 +1389,30 @@ fn immediate_sends_block_until_delivered_or_dropped() {
     // Refused for good: dropped.
     let fate = client.alias_immediate("device-7", "serial-123", Duration::from_secs(5));
     assert_eq!(fate, Ok(Fate::Dropped));
-    // Retrying past the timeout: still queued.
+    // Retrying past the timeout (real time): still queued.
     let t = Instant::now();
     let fate =
         client.capture_immediate("later", "device-7", |_| Ok(()), Duration::from_millis(300));
     assert_eq!(fate, Ok(Fate::Queued));
     assert!(t.elapsed() >= Duration::from_millis(300));
-    // Validation errors come back at once; nothing is sent.
+    assert!(wait_until(SETTLE, || client.stats().retries == 1));
+    // Validation errors come back without waiting; nothing is sent.
     assert_eq!(
-        client.capture_immediate("", "device-7", |_| Ok(()), Duration::from_secs(1)),
+        client.capture_immediate("", "device-7", |_| Ok(()), FOREVER),
         Err(CaptureError::EmptyEventName)
     );
     assert_eq!(server.count(), 3);
     // Any producer, through the generic form.
-    let fate = client.immediate(Duration::from_millis(1), |c, now| {
+    let fate = client.immediate(FOREVER, |c, now| {
         c.identify(now, "", &EventOptions::new(), |_| Ok(()))
     });
     assert_eq!(fate, Err(CaptureError::EmptyDistinctId));
     assert_eq!(
-        client.identify_immediate("", |_| Ok(()), Duration::from_millis(1)),
+        client.identify_immediate("", |_| Ok(()), FOREVER),
         Err(CaptureError::EmptyDistinctId)
     );
-    client.shutdown(Duration::from_millis(200));
+    let r = client.shutdown(Duration::ZERO);
+    assert_eq!((r.sent, r.pending), (0, 1));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1423,12 +1522,16 @@ fn offline_sends_nothing_and_online_delivers_at_once() {
             Resp::ok()
         }
     });
-    let client =
-        StdClient::new(config(&server).retry(Duration::from_secs(60), Duration::from_secs(300)))
-            .unwrap();
+    // The clock stands still: the back-off can end only by coming back online.
+    let client = StdClient::with_clock(
+        config(&server).retry(Duration::from_secs(60), Duration::from_secs(300)),
+        manual_clock(),
+    )
+    .unwrap();
     client.capture("first", "device-1", |_| Ok(())).unwrap();
-    let r = client.flush(Duration::from_millis(500));
-    assert_eq!((r.sent, r.pending), (0, 1));
+    client.flush(Duration::ZERO);
+    assert!(wait_until(SETTLE, || client.stats().retries == 1));
+    assert_eq!(client.pending(), 1);
     assert_eq!(server.count(), 1);
     client.set_online(false);
     client
@@ -1437,9 +1540,9 @@ fn offline_sends_nothing_and_online_delivers_at_once() {
     let r = client.flush(Duration::from_millis(300));
     assert_eq!((r.sent, r.pending), (0, 2));
     assert_eq!(server.count(), 1, "no request while offline");
-    // Back online: both go at once, long before the back-off would have ended.
+    // Back online: both go at once, though the back-off has not ended.
     client.set_online(true);
-    let r = client.flush(Duration::from_secs(5));
+    let r = client.flush(SETTLE);
     assert_eq!((r.sent, r.pending), (2, 0));
     assert_eq!(
         event_names(&server.requests()[1].json()),
@@ -1499,7 +1602,7 @@ fn flag_reads_without_an_id_or_after_shutdown_ask_nobody() {
         "no /flags while offline"
     );
     client.set_online(true);
-    client.flush(Duration::from_secs(5));
+    client.flush(SETTLE);
     let events = flag_called_events(&server);
     let offline = events
         .iter()
@@ -1529,4 +1632,116 @@ fn flag_reads_without_an_id_or_after_shutdown_ask_nobody() {
         flags_requests(&server).is_empty(),
         "no /flags after shutdown"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// An injected clock: everything the client schedules runs on it
+// ---------------------------------------------------------------------------------------------
+
+/// The flush interval runs on the client's clock: the batch goes out when the clock passes it,
+/// not a millisecond before, and carries the clock's wall time.
+#[test]
+fn the_flush_interval_runs_on_the_injected_clock() {
+    let server = Server::start(|_| Resp::ok());
+    let clock = manual_clock();
+    let client = StdClient::with_clock(
+        config(&server).flush_interval(Duration::from_secs(10)),
+        clock.clone(),
+    )
+    .unwrap();
+    clock.advance(Duration::from_millis(500));
+    client.capture("tick", "device-1", |_| Ok(())).unwrap();
+    assert_eq!(
+        next_deadline(&client),
+        Some(CoreInstant::from_millis(10_500))
+    );
+    clock.advance(Duration::from_millis(9_999));
+    assert_eq!(
+        next_deadline(&client),
+        Some(CoreInstant::from_millis(10_500))
+    );
+    assert_eq!((client.pending(), server.count()), (1, 0));
+    clock.advance(Duration::from_millis(1));
+    assert!(wait_until(SETTLE, || client.pending() == 0));
+    let json = server.requests()[0].json();
+    assert_eq!(event_names(&json), ["tick"]);
+    assert_eq!(json["batch"][0]["timestamp"], "2027-01-15T08:00:00.500Z");
+    client.shutdown(SETTLE);
+}
+
+/// A jittered back-off fires exactly when the clock reaches it, with no real waiting.
+#[test]
+fn a_batch_back_off_fires_exactly_when_the_manual_clock_passes_it() {
+    let mut n = 0;
+    let server = Server::start(move |_| {
+        n += 1;
+        if n == 1 {
+            Resp::status(500)
+        } else {
+            Resp::ok()
+        }
+    });
+    let clock = manual_clock();
+    let client = StdClient::with_clock(
+        config(&server).retry(Duration::from_secs(4), Duration::from_secs(60)),
+        clock.clone(),
+    )
+    .unwrap();
+    let started = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&started);
+    client.on_request(Some(Box::new(move |r| {
+        seen.lock().unwrap().push((r.attempt, r.result, r.started));
+    })));
+    client.capture("e", "device-1", |_| Ok(())).unwrap();
+    client.flush(Duration::ZERO);
+    assert!(wait_until(SETTLE, || client.stats().retries == 1));
+    // 4 s less a jitter of up to a quarter.
+    let at = next_deadline(&client).unwrap().as_millis();
+    assert!((3_000..=4_000).contains(&at), "{at}");
+    clock.advance(Duration::from_millis(at - 1));
+    assert_eq!(
+        next_deadline(&client),
+        Some(CoreInstant::from_millis(at)),
+        "not due yet"
+    );
+    assert_eq!(server.count(), 1);
+    clock.advance(Duration::from_millis(1));
+    assert!(wait_until(SETTLE, || client.pending() == 0));
+    assert_eq!(
+        *started.lock().unwrap(),
+        [(0, Ok(500), at_ms(0)), (1, Ok(200), at_ms(at))]
+    );
+    client.shutdown(SETTLE);
+}
+
+/// Definitions polls run on the client's clock: the first at once, the next one interval
+/// later on that clock.
+#[test]
+fn definitions_polls_run_on_the_injected_clock() {
+    let server = Server::start(|_| Resp::ok().header("ETag", "\"v1\"").body(DEFS));
+    let clock = manual_clock();
+    let client = StdClient::with_clock(
+        config(&server)
+            .secret_key(SECRET)
+            .poll_interval(Duration::from_secs(60)),
+        clock.clone(),
+    )
+    .unwrap();
+    assert!(wait_until(SETTLE, || {
+        client.stats().definitions_loaded == 1
+    }));
+    assert_eq!(
+        next_deadline(&client),
+        Some(CoreInstant::from_millis(60_000))
+    );
+    clock.advance(Duration::from_millis(59_999));
+    assert_eq!(server.count(), 1);
+    clock.advance(Duration::from_millis(1));
+    assert!(wait_until(SETTLE, || client.stats().definitions_loaded == 2));
+    assert_eq!(server.count(), 2);
+    assert_eq!(
+        next_deadline(&client),
+        Some(CoreInstant::from_millis(120_000))
+    );
+    client.shutdown(SETTLE);
 }

@@ -1,8 +1,7 @@
 //! The `eval_jsonl` example as conformance tools use it: JSON Lines in, one line out per case,
 //! and no input line can stop it.
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -18,7 +17,7 @@ fn binary() -> Option<std::path::PathBuf> {
         Some(bin)
     } else {
         eprintln!(
-            "SKIPPED: {} not built (`cargo test` builds it; `--test eval_jsonl` alone does not)",
+            "SKIPPED: {} not built (`cargo test` builds it; `--test tools` alone does not)",
             bin.display()
         );
         None

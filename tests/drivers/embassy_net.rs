@@ -390,9 +390,11 @@ fn peer_that_never_closes_is_aborted_after_the_close_timeout() {
             conn.write_all(b"hello").await.unwrap();
             conn.flush().await.unwrap();
             let started = Instant::now();
+            // Bounded by the close timeout, not the peer's patience (which is endless: a
+            // disconnect that waited for it would never return, and `run` fails the test at its
+            // deadline). It did wait for a graceful close first, then aborted.
             conn.disconnect().await;
-            // Bounded: the close timeout plus the RST, not the peer's patience.
-            assert!(started.elapsed() < Duration::from_secs(5));
+            assert!(started.elapsed() >= Duration::from_millis(100));
             assert_eq!(conn.socket().state(), State::Closed);
             // The socket is reusable at once.
             until_listening(&listening).await;
