@@ -1,13 +1,18 @@
 #!/usr/bin/env python3
 """Fail when the modules of `src/` depend on each other in a cycle.
 
-Every `crate::`, `super::` and `self::` path and every `use` tree of a module is resolved
-(through `pub use` re-exports) to the module that defines the item. A reference from module A
-to module B becomes an edge between the two siblings under their common parent that contain
-them (`net::http` using `client::Config` is an edge `net -> client`); references between a
-module and its own ancestors or descendants are a module and its parts, not layers, and are
-not counted. Unit tests (`#[cfg(test)] mod tests { ... }`) are not counted either: a test may
-use any module. The siblings of every parent must form a directed acyclic graph.
+Every `crate::`, `super::` and `self::` path and every `use` tree of a module is resolved to
+the module that defines the item: through the names each module imports (public or not, since
+child modules see their parent's imports) and, for glob imports, through every name the source
+module defines or imports. A reference from module A to module B becomes an edge between the
+two siblings under their common parent that contain them (`net::http` using `client::Config`
+is an edge `net -> client`); references between a module and its own ancestors or descendants
+are a module and its parts, not layers, and are not counted. Unit tests (`#[cfg(test)]` items,
+and test modules in files of their own) are not counted either: a test may use any module.
+The siblings of every parent must form a directed acyclic graph.
+
+Inline `mod x { ... }` blocks are refused (they would shift what `super` means): the crate
+keeps one module per file.
 
 Usage: scripts/check_layers.py [SRC_DIR]   (default: src)
 Prints the layers it found, or each cycle with one source line per edge, and exits 1.
@@ -47,8 +52,8 @@ def strip(text):
                     j += 1
             out.append("\n" * text.count("\n", i, j))
             i = j
-        elif c == "r" and re.match(r'r#*"', text[i:i + 10]) and (i == 0 or not (text[i - 1].isalnum() or text[i - 1] == "_")):
-            m = re.match(r'r(#*)"', text[i:])
+        elif c in "bcr" and re.match(r'[bc]?r#*"', text[i:i + 12]) and (i == 0 or not (text[i - 1].isalnum() or text[i - 1] == "_")):
+            m = re.match(r'[bc]?r(#*)"', text[i:])
             end = '"' + m.group(1)
             j = text.find(end, i + len(m.group(0)))
             j = n if j < 0 else j + len(end)
@@ -73,8 +78,12 @@ def strip(text):
 def drop_unit_tests(text):
     """Remove `#[cfg(test)]` items (`mod tests { ... }` and helpers), keeping line numbers."""
     out, pos = [], 0
+    item = re.compile(
+        r"\s*(#\[[^\]]*\]\s*)*(pub(\([^)]*\))?\s+)?"
+        r"(mod|fn|use|impl|struct|enum|const|static|type|trait|macro_rules|unsafe|async|extern)\b"
+    )
     for m in re.finditer(r"#\[cfg\(test\)\]", text):
-        if m.start() < pos:
+        if m.start() < pos or not item.match(text, m.end()):
             continue
         brace = text.find("{", m.end())
         semi = text.find(";", m.end())
@@ -179,38 +188,98 @@ def main():
                 path = os.path.join(root, name)
                 files[module_path(src, path)] = path
     modules = set(files)
-    texts = {m: drop_unit_tests(strip(open(p, encoding="utf-8").read())) for m, p in files.items()}
+    raw = {m: strip(open(p, encoding="utf-8").read()) for m, p in files.items()}
 
-    # name re-exported by a module -> absolute path of the original item
-    reexports = defaultdict(dict)
+    # Test modules kept in files of their own (`#[cfg(test)] mod tests;`) are not counted.
+    test_only = set()
+    for mod, text in raw.items():
+        for m in re.finditer(r"#\[cfg\(test\)\]\s*(?:pub(?:\([^)]*\))?\s+)?mod\s+(\w+)\s*;", text):
+            test_only.add(mod + (m.group(1),))
+    def is_test(mod):
+        return any(mod[: len(t)] == t for t in test_only)
+    texts = {m: drop_unit_tests(t) for m, t in raw.items() if not is_test(m)}
+
+    # Inline `mod x { ... }` blocks would shift what `super` and `self` mean: refuse them
+    # rather than misread them (the crate keeps one module per file).
+    inline = []
+    for mod, text in texts.items():
+        for m in re.finditer(r"(?m)^\s*(?:pub(?:\([^)]*\))?\s+)?mod\s+\w+\s*\{", text):
+            inline.append(f"{files[mod]}:{text.count(chr(10), 0, m.start()) + 1}")
+    if inline:
+        print("inline modules are not supported by this check (one module per file):")
+        for where in inline:
+            print(f"  {where}")
+        return 1
+
+    # Names a module imports (`use`, public or not: its child modules see them too) ->
+    # absolute path of the item; and the modules it glob-imports.
+    imports = defaultdict(dict)
+    globs = defaultdict(list)
     uses = defaultdict(list)  # module -> [(absolute segments, line)]
     for mod, text in texts.items():
-        for is_pub, items, line in parse_use_trees(text):
+        for _is_pub, items, line in parse_use_trees(text):
             for segs, alias in items:
                 absol = absolute(segs, mod, modules)
                 if absol is None:
                     continue
+                if alias == "*":
+                    globs[mod].append(absol[:-1])
+                    absol = absol[:-1]
                 uses[mod].append((absol, line))
-                if is_pub and alias and alias not in ("self", "*"):
-                    reexports[mod][alias] = absol
+                if alias and alias not in ("self", "*"):
+                    imports[mod][alias] = absol
         for m in PATH_RE.finditer(text):
             segs = [m.group(1)] + [s for s in re.split(r"\s*::\s*", m.group(2)) if s]
             absol = absolute(segs, mod, modules)
             if absol is not None:
                 uses[mod].append((absol, text.count("\n", 0, m.start()) + 1))
 
-    def defining_module(absol, seen=()):
-        segs = [s for s in absol if s not in ("self",)]
+    # Items each module defines itself.
+    item_re = re.compile(
+        r"(?m)^\s*(?:pub(?:\([^)]*\))?\s+)?(?:const\s+|async\s+|unsafe\s+)*"
+        r"(?:struct|enum|union|fn|const|static|type|trait|mod|macro_rules!)\s+(\w+)"
+    )
+    defined = {mod: set(item_re.findall(text)) for mod, text in texts.items()}
+
+    def resolve(owner, name, seen):
+        """The module defining `name` as seen from module `owner`, or None if unknown there."""
+        if (owner, name) in seen:
+            return None
+        seen = seen | {(owner, name)}
+        if name in defined.get(owner, ()):
+            return owner
+        target = imports.get(owner, {}).get(name)
+        if target is not None:
+            return defining_module(target, seen)
+        for source in globs.get(owner, ()):
+            found = resolve(tuple(source), name, seen)
+            if found is not None:
+                return found
+        return None
+
+    def defining_module(absol, seen=frozenset()):
+        segs = [s for s in absol if s not in ("self", "*")]
         k = len(segs)
         while k and tuple(segs[:k]) not in modules:
             k -= 1
         owner = tuple(segs[:k])
         if k < len(segs):
-            name = segs[k]
-            target = reexports.get(owner, {}).get(name)
-            if target is not None and (owner, name) not in seen:
-                return defining_module(target + segs[k + 1:], seen + ((owner, name),))
+            found = resolve(owner, segs[k], seen)
+            if found is not None:
+                # A path through a found module goes on from there (`a::b::C`).
+                rest = segs[k + 1:]
+                if rest and found + (segs[k],) in modules:
+                    return defining_module(list(found) + [segs[k]] + rest, seen)
+                return found
         return owner
+
+    # A glob import may bring any name its source defines or imports: count them all.
+    for mod, sources in globs.items():
+        for source in sources:
+            src_mod = tuple(source)
+            names = set(defined.get(src_mod, ())) | set(imports.get(src_mod, {}))
+            for name in names:
+                uses[mod].append((list(source) + [name], 0))
 
     edges = defaultdict(lambda: defaultdict(list))  # parent -> (a, b) -> [witness]
     for mod, refs in uses.items():

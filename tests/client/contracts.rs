@@ -79,7 +79,7 @@ fn client(config: Config<'static>) -> Box<C> {
 
 #[test]
 fn config_is_validated() {
-    // Every rule is tested in tests/delivery.rs; the constructor applies them.
+    // Every rule is tested in tests/client/delivery.rs; the constructor applies them.
     assert_eq!(
         C::try_new(Config::new(" ", 0x5eed)).err(),
         Some(ConfigError::EmptyKey { key: KeyKind::Api })

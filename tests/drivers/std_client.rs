@@ -1221,6 +1221,58 @@ fn a_refused_flags_connection_is_not_retried() {
 }
 
 #[test]
+fn shutdown_ends_a_flags_retry_wait_and_sends_no_retry() {
+    // Accepts connections and holds them, silent, until the test is over.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = Arc::clone(&stop);
+    let hold = std::thread::spawn(move || {
+        let mut conns = Vec::new();
+        listener.set_nonblocking(true).unwrap();
+        while !stopped.load(Ordering::Relaxed) {
+            if let Ok(c) = listener.accept() {
+                conns.push(c);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    });
+    let clock = manual_clock();
+    let client = Arc::new(
+        StdClient::with_clock(
+            StdConfig::new(API_KEY, 0x5eed)
+                .host(format!("http://{addr}"))
+                .proxy_from_env(false)
+                .flags_request_timeout(Duration::from_millis(150)),
+            clock.clone(),
+        )
+        .unwrap(),
+    );
+    let attempts = Arc::new(Mutex::new(0usize));
+    let seen = Arc::clone(&attempts);
+    client.on_request(Some(Box::new(move |r| {
+        if r.kind == RecordKind::Flags {
+            *seen.lock().unwrap() += 1;
+        }
+    })));
+    let c = Arc::clone(&client);
+    let read = std::thread::spawn(move || {
+        let person = NO_PROPS;
+        c.get_feature_flag("remote-flag", &ctx(&person), FlagOptions::new())
+    });
+    // The first attempt times out; the retry waits on a clock that never moves.
+    assert!(wait_until(SETTLE, || *attempts.lock().unwrap() == 1));
+    assert!(!read.is_finished());
+    // Shutting down ends the wait, and no retry is sent after it.
+    client.shutdown(Duration::from_millis(100));
+    assert!(wait_until(SETTLE, || read.is_finished()));
+    assert_eq!(read.join().unwrap(), None);
+    assert_eq!(*attempts.lock().unwrap(), 1);
+    stop.store(true, Ordering::Relaxed);
+    hold.join().unwrap();
+}
+
+#[test]
 fn a_flags_timeout_is_retried_and_reported() {
     // Accepts connections and holds them, silent, until the test is over.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -1396,19 +1448,26 @@ fn immediate_sends_block_until_delivered_or_dropped() {
     assert_eq!(fate, Ok(Fate::Queued));
     assert!(t.elapsed() >= Duration::from_millis(300));
     assert!(wait_until(SETTLE, || client.stats().retries == 1));
-    // Validation errors come back without waiting; nothing is sent.
+    // Validation errors come back without waiting (the liveness guard fails the test long
+    // before the hour-long timeout); nothing is sent.
+    let client = Arc::new(client);
+    let c = Arc::clone(&client);
     assert_eq!(
-        client.capture_immediate("", "device-7", |_| Ok(()), FOREVER),
+        returns(move || c.capture_immediate("", "device-7", |_| Ok(()), FOREVER)),
         Err(CaptureError::EmptyEventName)
     );
     assert_eq!(server.count(), 3);
     // Any producer, through the generic form.
-    let fate = client.immediate(FOREVER, |c, now| {
-        c.identify(now, "", &EventOptions::new(), |_| Ok(()))
+    let c = Arc::clone(&client);
+    let fate = returns(move || {
+        c.immediate(FOREVER, |c, now| {
+            c.identify(now, "", &EventOptions::new(), |_| Ok(()))
+        })
     });
     assert_eq!(fate, Err(CaptureError::EmptyDistinctId));
+    let c = Arc::clone(&client);
     assert_eq!(
-        client.identify_immediate("", |_| Ok(()), FOREVER),
+        returns(move || c.identify_immediate("", |_| Ok(()), FOREVER)),
         Err(CaptureError::EmptyDistinctId)
     );
     let r = client.shutdown(Duration::ZERO);

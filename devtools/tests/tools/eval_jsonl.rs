@@ -114,7 +114,7 @@ fn answers_every_line_and_survives_bad_input() {
 }
 
 /// Every full-flag conformance case through the command line, as a conformance tool would
-/// send it, agrees with the library (the same cases `flags_conformance` checks).
+/// send it, agrees with the library (the same cases `tests/flags/conformance.rs` checks).
 #[test]
 fn local_evaluation_cases_through_the_command_line() {
     let v = common::load("local_evaluation_cases.json");

@@ -60,8 +60,9 @@ pub struct FlushResult {
 /// The timeouts a caller gives ([`flush`](Self::flush), [`shutdown`](Self::shutdown),
 /// [`immediate`](Self::immediate), [`StdConfig::drop_timeout`]) and the request timeouts of
 /// the transport ([`StdConfig::request_timeout`], [`StdConfig::flags_request_timeout`]) are
-/// **real time**, whatever the clock: they bound how long a thread blocks, so a client on a
-/// stopped `ManualClock` never blocks its caller for ever.
+/// **real time**, whatever the clock: they bound how long a thread blocks. On a stopped
+/// `ManualClock` the one wait measured on the clock alone is the delay before a `/flags`
+/// retry: that read returns once the clock is moved past the delay, or the client shuts down.
 pub struct StdClient {
     pub(super) shared: Arc<Shared>,
     pub(super) clock: Arc<dyn HostClock>,

@@ -118,6 +118,10 @@ pub trait HostClock: Clock + Send + Sync {
 /// Do not move it from inside [`StdClient::with_client`] or [`StdClient::with_flags`]: waking a
 /// client takes the lock those hold (it would deadlock).
 ///
+/// It keeps the waker of every client built on it for as long as it lives (a waker of a client
+/// that is gone does nothing): it is meant for tests, one clock per test, not for a clock
+/// shared by an unbounded number of clients.
+///
 /// [`StdClient::with_clock`]: super::StdClient::with_clock
 /// [`StdClient::with_client`]: super::StdClient::with_client
 /// [`StdClient::with_flags`]: super::StdClient::with_flags

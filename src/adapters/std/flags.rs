@@ -314,14 +314,17 @@ impl StdClient {
 
     /// Blocks the calling thread for the retry `delay` of an attempt that ended at `ended`, on
     /// the client's clock: sleeps for it on a clock that follows real time; otherwise waits
-    /// until the clock is moved to `ended + delay` or later.
+    /// until the clock is moved to `ended + delay` or later, or the client shuts down.
     fn retry_delay(&self, ended: Instant, delay: Duration) {
         if self.clock.follows_real_time() {
             std::thread::sleep(to_std(delay));
         } else {
             let g = self.shared.lock();
             let until = Some((&*self.clock, ended + delay));
-            drop(self.shared.wait_progress(g, None, until, |_| false));
+            drop(
+                self.shared
+                    .wait_progress(g, None, until, |s| s.exit || s.exited),
+            );
         }
     }
 
@@ -398,6 +401,14 @@ impl StdClient {
                         delay.as_millis()
                     );
                     self.retry_delay(ended, delay);
+                    // No `/flags` request after shutdown, not even a retry.
+                    let closed = {
+                        let g = self.shared.lock();
+                        g.exit || g.exited || g.core.is_shut_down()
+                    };
+                    if closed {
+                        return Err(error.into());
+                    }
                     attempt_no += 1;
                 }
                 None => {
