@@ -24,6 +24,17 @@ pub enum PropertyError {
     NonFiniteNumber,
     /// A sub-object or section that may be written once was written twice (for example `$set`).
     DuplicateSection,
+    /// A `Serialize` implementation reported an error of its own (the `serde` feature).
+    NotSerializable,
+    /// A map key that JSON cannot hold as a string (a float, a bool, a sequence, ...) (the
+    /// `serde` feature).
+    NonStringKey,
+    /// A value nested deeper than the limit (the `serde` feature's
+    /// `json::typed::MAX_SERDE_DEPTH`).
+    TooDeep {
+        /// The deepest nesting accepted.
+        max: usize,
+    },
 }
 
 impl fmt::Display for PropertyError {
@@ -38,6 +49,9 @@ impl fmt::Display for PropertyError {
             }
             Self::NonFiniteNumber => f.write_str("NaN or infinite number cannot be sent as JSON"),
             Self::DuplicateSection => f.write_str("section written twice in one event"),
+            Self::NotSerializable => f.write_str("the value's Serialize implementation failed"),
+            Self::NonStringKey => f.write_str("map key is not a string, char or integer"),
+            Self::TooDeep { max } => write!(f, "value nested deeper than {max} levels"),
         }
     }
 }

@@ -5,6 +5,10 @@
 //!   the exact size it needs after one pass.
 //! - [`read`](mod@read): a pull tokenizer over a byte slice, bounded in nesting depth, that never
 //!   allocates and consumes input on every step (so it always terminates).
+//! - `typed` (the `serde` feature): any `Serialize` value as a property, and JSON text (a flag
+//!   payload) read into a `Deserialize` type, through `serde-json-core`.
 
 pub mod read;
+#[cfg(feature = "serde")]
+pub mod typed;
 pub mod write;

@@ -86,7 +86,8 @@ impl<'b> Sink<'b> {
         self.byte(b'"');
     }
 
-    fn escaped(&mut self, s: &str) {
+    /// Appends `s` escaped for the inside of a JSON string (no quotes).
+    pub(crate) fn escaped(&mut self, s: &str) {
         let bytes = s.as_bytes();
         let mut start = 0;
         for (i, &b) in bytes.iter().enumerate() {
@@ -197,6 +198,12 @@ pub struct ValueWriter<'s, 'b> {
 }
 
 impl<'s, 'b> ValueWriter<'s, 'b> {
+    /// The sink, to write one value through another writer (the `serde` bridge).
+    #[cfg(feature = "serde")]
+    pub(crate) fn into_sink(self) -> &'s mut Sink<'b> {
+        self.sink
+    }
+
     /// A writer for one value into `sink`.
     pub fn new(sink: &'s mut Sink<'b>) -> Self {
         Self { sink }
