@@ -426,6 +426,43 @@ fn flush_at_triggers_a_send_without_flush() {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
+fn a_retry_after_date_counts_from_the_servers_date_without_a_wall_clock() {
+    let mut calls = 0;
+    let server = Server::start(move |_| {
+        calls += 1;
+        if calls == 1 {
+            Resp::status(503)
+                .header("Date", "Sun, 06 Nov 1994 08:49:07 GMT")
+                .header("Retry-After", "Sun, 06 Nov 1994 08:49:37 GMT")
+        } else {
+            Resp::ok()
+        }
+    });
+    // A monotonic clock only: the date can only be read against the server's own `Date`.
+    let clock = ManualClock::new();
+    let client = StdClient::with_clock(
+        config(&server).retry(Duration::from_millis(20), Duration::from_millis(50)),
+        clock.clone(),
+    )
+    .unwrap();
+    client.capture("Retry Me", "user-123", |_| Ok(())).unwrap();
+    client.flush(Duration::ZERO);
+    assert!(wait_until(SETTLE, || client.stats().retries == 1));
+    // 30 s after the attempt (the back-off alone would be at most 50 ms).
+    assert_eq!(
+        next_deadline(&client),
+        Some(CoreInstant::from_millis(30_000))
+    );
+    clock.advance(Duration::from_millis(29_999));
+    assert_eq!(server.count(), 1);
+    clock.advance(Duration::from_millis(1));
+    let r = client.flush(SETTLE);
+    assert_eq!((r.sent, r.pending), (1, 0));
+    assert_eq!(server.count(), 2);
+    client.shutdown(Duration::ZERO);
+}
+
+#[test]
 fn a_503_keeps_the_event_pending_and_retry_after_is_respected() {
     let mut calls = 0;
     let server = Server::start(move |_| {

@@ -277,7 +277,11 @@ impl UreqTransport {
                 .map(str::trim)
         };
         let status = resp.status().as_u16();
-        let retry_after = header("retry-after").and_then(parse_retry_after);
+        // An HTTP-date counts from the server's own `Date` when it sent one.
+        let date = header("date").and_then(|d| crate::net::http::parse_http_date(d.as_bytes()));
+        let retry_after = header("retry-after")
+            .and_then(parse_retry_after)
+            .map(|r| r.relative_to(date));
         let etag = header("etag").map(str::to_owned);
         let body = resp
             .body_mut()

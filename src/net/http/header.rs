@@ -26,6 +26,20 @@ impl RetryAfter {
                 .map(|now| Duration::from_millis(at.as_millis().saturating_sub(now.as_millis()))),
         }
     }
+
+    /// An HTTP-date made relative to the response's own `Date` (`date`): the server wrote both
+    /// with one clock, so their difference is the wait it asks for, also on a device without a
+    /// wall clock and whatever the device clock's skew. A date before `Date` is zero; a delay,
+    /// or a date without `Date`, is unchanged.
+    #[must_use]
+    pub fn relative_to(self, date: Option<UnixMillis>) -> Self {
+        match (self, date) {
+            (Self::At(at), Some(date)) => Self::Delay(Duration::from_millis(
+                at.as_millis().saturating_sub(date.as_millis()),
+            )),
+            (other, _) => other,
+        }
+    }
 }
 
 /// The response body's `Content-Encoding`. The body is returned as sent, not decoded.

@@ -15,7 +15,9 @@ use crate::time::UnixMillis;
 pub struct Response<'b> {
     /// The status code (100-599; never 1xx: interim responses are skipped).
     pub status: u16,
-    /// `Retry-After`, when present and valid (invalid values are ignored).
+    /// `Retry-After`, when present and valid (invalid values are ignored). An HTTP-date is
+    /// turned into a delay from the response's `Date` when it has one
+    /// ([`RetryAfter::relative_to`]).
     pub retry_after: Option<RetryAfter>,
     /// `ETag`, when present, ASCII and at most [`ETAG_MAX`](super::ETAG_MAX) bytes.
     pub etag: Option<ETag>,
@@ -317,7 +319,7 @@ impl<'r, 'b> ResponseParser<'r, 'b> {
         };
         Some(Response {
             status: meta.status,
-            retry_after: meta.retry_after,
+            retry_after: meta.retry_after.map(|r| r.relative_to(meta.date)),
             etag: meta.etag,
             date: meta.date,
             content_encoding: meta.content_encoding,

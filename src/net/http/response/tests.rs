@@ -321,6 +321,40 @@ fn retry_after_seconds_and_dates() {
     ] {
         assert_eq!(with(bad), None, "{bad:?}");
     }
+    // With the server's own `Date`, an HTTP-date becomes the wait between the two: a device
+    // without a wall clock honours it too.
+    let dated = |date: &str, v: &str| {
+        let input = format!(
+            "HTTP/1.1 503 Service Unavailable\r\nDate: {date}\r\nRetry-After: {v}\r\n\
+             Content-Length: 0\r\n\r\n"
+        );
+        parse_everywhere(input.as_bytes(), OPTS)
+            .unwrap()
+            .retry_after
+    };
+    assert_eq!(
+        dated(
+            "Sun, 06 Nov 1994 08:49:07 GMT",
+            "Sun, 06 Nov 1994 08:49:37 GMT"
+        ),
+        Some(RetryAfter::Delay(Duration::from_secs(30)))
+    );
+    assert_eq!(
+        dated(
+            "Sun, 06 Nov 1994 08:50:00 GMT",
+            "Sun, 06 Nov 1994 08:49:37 GMT"
+        ),
+        Some(RetryAfter::Delay(Duration::ZERO))
+    );
+    assert_eq!(
+        dated("Sun, 06 Nov 1994 08:49:07 GMT", "120"),
+        Some(RetryAfter::Delay(Duration::from_secs(120)))
+    );
+    assert_eq!(dated("not a date", "Sun, 06 Nov 1994 08:49:37 GMT"), at);
+    assert_eq!(
+        RetryAfter::At(SUNDAY_1994).relative_to(None),
+        RetryAfter::At(SUNDAY_1994)
+    );
     assert_eq!(
         RetryAfter::At(SUNDAY_1994).delay(Some(UnixMillis::from_secs(784_111_700))),
         Some(Duration::from_secs(77))
