@@ -12,13 +12,18 @@
 //! - **Remote `/flags` reads** ([`FlagsRetry`]): transport failures, 502 and 504 only; 300 ms,
 //!   then doubling; one retry by default.
 //!
-//! Which failures are retried at all, and when a batch is given up, is the client's
-//! ([`GiveUp`](crate::config::GiveUp)); this module only says how long to wait.
+//! - **Giving up** ([`given_up`]): what the application's [`GiveUp`] policy removes from a
+//!   batch that failed again (nothing, with the default [`GiveUp::Never`]).
+//!
+//! Which answers are retryable at all is the client's; this module says how long to wait and
+//! what a give-up policy drops.
 
+use crate::capture::SeqRange;
+use crate::config::GiveUp;
 use crate::flags::remote::FlagErrorKind;
 use crate::net::http::RetryAfter;
 use crate::rng::Rng;
-use crate::time::{Duration, UnixMillis};
+use crate::time::{Duration, Instant, UnixMillis};
 
 /// The wait before retrying a batch after `failures` failures in a row (at least 1): `base ×
 /// 2^(failures − 1)`, capped at `cap`, less a jitter drawn from `rng` of up to a quarter.
@@ -46,6 +51,40 @@ pub fn server_wait(
         None => 0,
     };
     Duration::from_millis(wait.min(cap.as_millis()))
+}
+
+/// The records of `batch` that the `policy` gives up after its `attempts`th failed attempt
+/// (counted from 1), at `now`: none, the whole batch ([`GiveUp::AfterAttempts`]), or the prefix
+/// captured longer than the age ago ([`GiveUp::OlderThan`]). `captured` yields `(seq, capture
+/// instant)` of the queued records in capture order (records outside `batch` are skipped).
+#[must_use]
+pub fn given_up(
+    policy: GiveUp,
+    attempts: u16,
+    now: Instant,
+    batch: SeqRange,
+    captured: impl IntoIterator<Item = (u64, Instant)>,
+) -> Option<SeqRange> {
+    match policy {
+        GiveUp::Never => None,
+        GiveUp::AfterAttempts(n) => (attempts >= n && !batch.is_empty()).then_some(batch),
+        GiveUp::OlderThan(age) => {
+            // Records are in capture order: the expired ones are a prefix of the batch.
+            let mut end = batch.start;
+            for (seq, at) in captured {
+                if seq >= batch.end || now.saturating_duration_since(at) < age {
+                    break;
+                }
+                if seq >= batch.start {
+                    end = seq + 1;
+                }
+            }
+            (end > batch.start).then_some(SeqRange {
+                start: batch.start,
+                end,
+            })
+        }
+    }
 }
 
 /// The next definitions poll after `errors` 401, 403 or 429 answers in a row: posthog-node's
@@ -179,6 +218,33 @@ mod tests {
         assert_eq!(server_wait(at, now, cap), Duration::from_secs(30));
         let past = Some(UnixMillis::from_millis(2_000_000));
         assert_eq!(server_wait(at, past, cap), Duration::ZERO);
+    }
+
+    #[test]
+    fn give_up_policies_pick_what_they_drop() {
+        let batch = SeqRange { start: 10, end: 14 };
+        let at = |ms| Instant::from_millis(ms);
+        // Records 8..16 queued, captured 1 s apart; the batch is 10..14.
+        let queued = || (8u64..16).map(|seq| (seq, at(seq * 1_000)));
+        let now = at(20_000);
+        assert_eq!(given_up(GiveUp::Never, 1_000, now, batch, queued()), None);
+        assert_eq!(
+            given_up(GiveUp::AfterAttempts(3), 2, now, batch, queued()),
+            None
+        );
+        assert_eq!(
+            given_up(GiveUp::AfterAttempts(3), 3, now, batch, queued()),
+            Some(batch)
+        );
+        // Older than 8 s at 20 s: captured at or before 12 s, so 10, 11 and 12 of the batch.
+        let older = GiveUp::OlderThan(Duration::from_secs(8));
+        assert_eq!(
+            given_up(older, 1, now, batch, queued()),
+            Some(SeqRange { start: 10, end: 13 })
+        );
+        // Nothing that old yet, or everything.
+        assert_eq!(given_up(older, 1, at(17_999), batch, queued()), None);
+        assert_eq!(given_up(older, 1, at(60_000), batch, queued()), Some(batch));
     }
 
     #[test]

@@ -1,9 +1,7 @@
 //! Delivery: the fate of every event, building batches, settling their answers (commit,
 //! refuse, retry with back-off or give up) and reporting each outcome once.
 
-use super::{
-    bump, BatchOutcome, Client, DeliveryError, Fate, GiveUp, InFlight, ResponseInfo, RetryAfter,
-};
+use super::{bump, BatchOutcome, Client, DeliveryError, Fate, InFlight, ResponseInfo, RetryAfter};
 use crate::capture::{DropReason, SeqRange};
 use crate::retry;
 use crate::time::{Duration, Instant, Now};
@@ -222,42 +220,22 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
             self.attempts = 0;
         }
         self.attempts = self.attempts.saturating_add(1);
-        match self.config.give_up {
-            GiveUp::Never => {}
-            GiveUp::AfterAttempts(n) => {
-                if self.attempts >= n {
-                    self.give_up(records, error);
-                    return self.schedule_retry(now, None, retry_after);
-                }
+        let expired = retry::given_up(
+            self.config.give_up,
+            self.attempts,
+            now.mono,
+            records,
+            self.queue.iter().map(|r| (r.seq, r.captured)),
+        );
+        if let Some(expired) = expired {
+            self.give_up(expired, error);
+            if expired.end >= records.end {
+                return self.schedule_retry(now, None, retry_after);
             }
-            GiveUp::OlderThan(age) => {
-                // Records are in capture order: the expired ones are a prefix of the batch.
-                let mut end = records.start;
-                for rec in self.queue.iter() {
-                    if rec.seq >= records.end
-                        || now.mono.saturating_duration_since(rec.captured) < age
-                    {
-                        break;
-                    }
-                    if rec.seq >= records.start {
-                        end = rec.seq + 1;
-                    }
-                }
-                if end > records.start {
-                    let expired = SeqRange {
-                        start: records.start,
-                        end,
-                    };
-                    self.give_up(expired, error);
-                    if end >= records.end {
-                        return self.schedule_retry(now, None, retry_after);
-                    }
-                    records = SeqRange {
-                        start: end,
-                        end: records.end,
-                    };
-                }
-            }
+            records = SeqRange {
+                start: expired.end,
+                end: records.end,
+            };
         }
         bump(&mut self.stats.retries, 1);
         self.schedule_retry(now, Some((records, error)), retry_after);
