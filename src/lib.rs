@@ -30,7 +30,7 @@
 //!
 //! Modules depend on each other one way, in these layers (each uses only those before it; CI
 //! fails on a cycle, `scripts/check_layers.py`): `error`, `rng` → `json`, `time` → `capture`,
-//! `flags` → `net` → `config`, `retry` → `client` → `adapters`.
+//! `flags` → `net` → `config` → `retry` → `client` → `adapters`.
 //!
 //! # Minimum supported Rust version
 //!
