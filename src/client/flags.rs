@@ -155,7 +155,10 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
         if is_blank(ctx.distinct_id) {
             return Err(Inconclusive::UnknownFlag);
         }
-        let value = self.flags.evaluate(key, ctx, now.wall)?;
+        let mut groups = heapless::Vec::new();
+        let value = self
+            .flags
+            .evaluate(key, &ctx.prepared(&mut groups), now.wall)?;
         if send_event {
             let flag = self.flags.flag_info(key).unwrap_or_default();
             let info = CalledInfo {
@@ -218,7 +221,10 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
         if is_blank(ctx.distinct_id) {
             return Err(Inconclusive::UnknownFlag);
         }
-        let v = self.flags.evaluate(key, ctx, now.wall)?;
+        let mut groups = heapless::Vec::new();
+        let v = self
+            .flags
+            .evaluate(key, &ctx.prepared(&mut groups), now.wall)?;
         Ok(self.flags.payload(key, &v))
     }
 
@@ -394,8 +400,10 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
         self.admit(event, ctx.distinct_id)?;
         let mut values: heapless::Vec<(&str, FlagValue<'_>), MAX_EVENT_FLAGS> =
             heapless::Vec::new();
+        let mut groups = heapless::Vec::new();
+        let prepared = ctx.prepared(&mut groups);
         for key in self.flags.keys() {
-            if let Ok(v) = self.flags.evaluate(key, ctx, now.wall) {
+            if let Ok(v) = self.flags.evaluate(key, &prepared, now.wall) {
                 if values.push((key, v)).is_err() {
                     break;
                 }

@@ -321,3 +321,57 @@ fn flags_request_takes_a_per_call_geoip_setting() {
     let body: Value = serde_json::from_slice(&buf[..n]).unwrap();
     assert_eq!(body["geoip_disable"], true, "the configured default");
 }
+
+/// A group passed without properties is prepared as PostHog's SDKs prepare it (posthog-python
+/// `_add_local_person_and_group_properties`): its `$group_key` is there, so a group flag that
+/// only rolls out, or filters on `$group_key`, is decided on the device; a filter on any other
+/// of its properties stays inconclusive. The evaluator alone (`FlagStore::evaluate`) still
+/// reads `None` as "nothing known", as posthog-python's evaluator does.
+#[test]
+fn a_group_without_properties_still_has_its_group_key() {
+    const GROUP_DEFS: &[u8] = br#"{"flags":[
+      {"id":1,"key":"fleet-rollout","active":true,"filters":{"aggregation_group_type_index":0,
+       "groups":[{"properties":[],"rollout_percentage":100}]}},
+      {"id":2,"key":"fleet-key","active":true,"filters":{"aggregation_group_type_index":0,
+       "groups":[{"properties":[{"key":"$group_key","type":"group","group_type_index":0,
+         "operator":"exact","value":["fleet-7"]}],"rollout_percentage":100}]}},
+      {"id":3,"key":"fleet-plan","active":true,"filters":{"aggregation_group_type_index":0,
+       "groups":[{"properties":[{"key":"plan","type":"group","group_type_index":0,
+         "operator":"exact","value":["pro"]}],"rollout_percentage":100}]}}
+    ],"group_type_mapping":{"0":"fleet"}}"#;
+    let mut c = Box::new(C::try_new(Config::new("phc_token", 0x5eed)).unwrap());
+    c.load_definitions(GROUP_DEFS).unwrap();
+    let groups = [GroupContext {
+        group_type: "fleet",
+        key: "fleet-7",
+        properties: None,
+    }];
+    let ctx = EvalContext {
+        distinct_id: "device-42",
+        device_id: None,
+        person: &[],
+        groups: &groups,
+    };
+    assert_eq!(
+        c.feature_flag(now(), "fleet-rollout", &ctx, false),
+        Ok(FlagValue::Bool(true))
+    );
+    assert_eq!(
+        c.feature_flag(now(), "fleet-key", &ctx, false),
+        Ok(FlagValue::Bool(true))
+    );
+    assert!(c.feature_flag(now(), "fleet-plan", &ctx, false).is_err());
+    assert_eq!(
+        c.feature_flag_payload(now(), "fleet-rollout", &ctx),
+        Ok(None)
+    );
+    // The evaluator below the SDK layer: nothing is known about the group.
+    assert!(c.flags().evaluate("fleet-rollout", &ctx, None).is_err());
+    // Flag properties on an ordinary event are evaluated the same way.
+    c.capture_with_flags(now(), "boot", &ctx, &EventOptions::new(), |_| Ok(()))
+        .unwrap();
+    let ev = events(&c);
+    assert_eq!(ev[0]["properties"]["$feature/fleet-rollout"], true);
+    assert_eq!(ev[0]["properties"]["$feature/fleet-key"], true);
+    assert!(ev[0]["properties"].get("$feature/fleet-plan").is_none());
+}

@@ -126,7 +126,9 @@ impl StdClient {
     /// [`Inconclusive`] when the local definitions cannot decide (unknown flag included).
     pub fn evaluate(&self, key: &str, ctx: &EvalContext<'_>) -> Result<StdFlagValue, Inconclusive> {
         let wall = self.clock.wall();
-        self.with_flags(|store| store.evaluate(key, ctx, wall).map(StdFlagValue::from))
+        let mut groups = heapless::Vec::new();
+        let ctx = ctx.prepared(&mut groups);
+        self.with_flags(|store| store.evaluate(key, &ctx, wall).map(StdFlagValue::from))
     }
 
     /// The value of flag `key` for `ctx`, local first and then the server, as posthog-python's
@@ -236,9 +238,11 @@ impl StdClient {
         }
         if !opts.force_remote {
             let wall = self.clock.wall();
+            let mut groups = heapless::Vec::new();
+            let prepared = ctx.prepared(&mut groups);
             let local = self.with_flags(|store| {
                 store
-                    .evaluate(key, ctx, wall)
+                    .evaluate(key, &prepared, wall)
                     .map(|v| store.payload(key, &v).map(str::to_owned))
             });
             match local {
@@ -280,11 +284,13 @@ impl StdClient {
             return BTreeMap::new();
         }
         let wall = self.clock.wall();
+        let mut groups = heapless::Vec::new();
+        let prepared = ctx.prepared(&mut groups);
         let (mut local, fallback) = self.with_flags(|store| {
             let mut values = BTreeMap::new();
             let mut inconclusive = false;
             for key in store.keys() {
-                match store.evaluate(key, ctx, wall) {
+                match store.evaluate(key, &prepared, wall) {
                     Ok(v) => {
                         values.insert(key.to_owned(), StdFlagValue::from(v));
                     }
