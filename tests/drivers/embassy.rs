@@ -352,6 +352,103 @@ fn capture_immediate_waits_for_the_answer() {
     assert_eq!(ph.pending(), 0);
 }
 
+/// `flush_until` and `shutdown_until` wait for the runner without polling, several tasks at
+/// once, and return what was delivered and what is left.
+#[test]
+fn flush_and_shutdown_wait_for_delivery_with_a_deadline() {
+    use embassy_futures::join::join3;
+    use embassy_futures::select::{select, Either};
+    use posthog_embedded::client::Fate;
+
+    let (addr, seen) = server(vec![Reply::Ok, Reply::Ok]);
+    let shared = leak(Config::new("phc_embassy", 0x5eed).flush_at(100));
+    let mut bufs: Bufs = (vec![0u8; 4096], vec![0u8; 1024], vec![0u8; 2048]);
+    let conn = Tcp {
+        addr,
+        stream: None,
+        connects: Arc::new(Mutex::new(0)),
+    };
+    let mut first = runner(shared, conn, &mut bufs);
+    let ph = Handle::new(shared, EmbassyClock);
+    for i in 0..3 {
+        ph.capture("reading", "device-1", &EventOptions::new(), |p| {
+            p.prop("i", i)?;
+            Ok(())
+        })
+        .unwrap();
+    }
+    let opts = EventOptions::new();
+    let deadline = embassy_time::Instant::now() + embassy_time::Duration::from_secs(10);
+    // Two flushes and an immediate send wait at the same time while the runner works.
+    let waits = join3(
+        ph.flush_until(deadline),
+        ph.flush_until(deadline),
+        ph.capture_immediate(
+            "door opened",
+            "device-1",
+            &opts,
+            |_| Ok(()),
+            embassy_time::Duration::from_secs(10),
+        ),
+    );
+    let (a, b, fate) = embassy_futures::block_on(async {
+        match select(waits, async {
+            loop {
+                first.step().await;
+            }
+        })
+        .await
+        {
+            Either::First(r) => r,
+            Either::Second(()) => unreachable!(),
+        }
+    });
+    assert_eq!(fate, Ok(Fate::Delivered));
+    assert_eq!(a.pending, 0);
+    assert_eq!(b.pending, 0);
+    assert_eq!(a.sent, 4);
+    assert_eq!(ph.stats().sent, 4);
+    assert!(!seen.lock().unwrap().requests.is_empty());
+
+    // Nothing queued: returns at once.
+    let none = embassy_futures::block_on(ph.flush_until(embassy_time::Instant::MAX));
+    assert_eq!((none.sent, none.pending), (0, 0));
+
+    // Shutdown against a server that is gone: returns at its deadline with the event kept.
+    ph.capture("last", "device-1", &EventOptions::new(), |_| Ok(()))
+        .unwrap();
+    drop(first);
+    let dead = TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_addr = dead.local_addr().unwrap();
+    drop(dead);
+    let mut bufs2: Bufs = (vec![0u8; 4096], vec![0u8; 1024], vec![0u8; 2048]);
+    let mut second = runner(
+        shared,
+        Tcp {
+            addr: dead_addr,
+            stream: None,
+            connects: Arc::new(Mutex::new(0)),
+        },
+        &mut bufs2,
+    );
+    let started = embassy_time::Instant::now();
+    let wait = embassy_time::Duration::from_millis(300);
+    let r = embassy_futures::block_on(async {
+        match select(ph.shutdown_until(started + wait), async {
+            loop {
+                second.step().await;
+            }
+        })
+        .await
+        {
+            Either::First(r) => r,
+            Either::Second(()) => unreachable!(),
+        }
+    });
+    assert_eq!((r.sent, r.pending), (0, 1));
+    assert!(embassy_time::Instant::now() >= started + wait);
+}
+
 #[test]
 fn flags_local_first_then_remote_over_a_second_connection() {
     use posthog_embedded::adapters::embassy::FlagRead;

@@ -8,7 +8,7 @@
 //! retries, and `scripts/firmware-e2e.sh` checks them per pass (none without an outage, some
 //! across its outage).
 
-use embassy_time::{Duration, Instant, Timer};
+use embassy_time::Instant;
 use posthog_embedded::client::{BatchOutcome, ClientStats};
 
 use crate::{Failure, PostHogHandle, DRAIN_TIMEOUT};
@@ -41,22 +41,24 @@ pub fn log_batch(outcome: &BatchOutcome) {
     }
 }
 
-/// Waits until nothing is pending: the client keeps retrying failed batches, so this lasts as
-/// long as the link is down, up to [`DRAIN_TIMEOUT`] (an outage longer than that fails the run
-/// with events still pending).
+/// Shuts the client down and waits until nothing is pending: the client keeps retrying failed
+/// batches, so this lasts as long as the link is down, up to [`DRAIN_TIMEOUT`] (an outage
+/// longer than that fails the run with events still pending). The handle wakes on each settled
+/// request; nothing polls.
 pub async fn drain(ph: &PostHogHandle) -> Result<(), Failure> {
-    let deadline = Instant::now() + DRAIN_TIMEOUT;
-    while ph.pending() > 0 {
-        if Instant::now() >= deadline {
-            error!(
-                "{} events still pending after the drain timeout ({} s)",
-                ph.pending(),
-                DRAIN_TIMEOUT.as_secs()
-            );
-            return Err("events still pending");
-        }
-        Timer::after(Duration::from_millis(50)).await;
+    let left = ph.shutdown_until(Instant::now() + DRAIN_TIMEOUT).await;
+    if left.pending > 0 {
+        error!(
+            "{} events still pending after the drain timeout ({} s)",
+            left.pending,
+            DRAIN_TIMEOUT.as_secs()
+        );
+        return Err("events still pending");
     }
+    info!(
+        "queue drained: {} events delivered during shutdown",
+        left.sent
+    );
     Ok(())
 }
 

@@ -203,9 +203,8 @@ async fn run(spawner: Spawner) -> Result<(), Failure> {
     telemetry::flag_dependent_events(&ph, &flags)?;
     telemetry::capture_readings(&ph).await?;
 
-    // A little quiet time, then the final flush.
+    // A little quiet time, then shutdown and the final flush.
     Timer::after(Duration::from_secs(1)).await;
-    ph.shutdown();
     let drained = delivery::drain(&ph).await;
     let delivered = delivery::check_delivery(ph.stats(), ph.pending());
     drained.and(delivered)

@@ -149,15 +149,14 @@ impl<
             return Ok(Fate::Unknown);
         };
         loop {
+            let generation = self.shared.settled.generation();
             let fate = self.shared.client.lock(|c| c.borrow().fate(seq));
             if fate != Fate::Queued || embassy_time::Instant::now() >= deadline {
                 return Ok(fate);
             }
-            // Re-check at least every 50 ms: several tasks may wait at once.
-            let tick = embassy_time::Instant::now() + embassy_time::Duration::from_millis(50);
             let _ = select(
-                self.shared.settled.wait(),
-                embassy_time::Timer::at(tick.min(deadline)),
+                self.shared.settled.changed_since(generation),
+                embassy_time::Timer::at(deadline),
             )
             .await;
         }
@@ -306,6 +305,43 @@ impl<
         self.shared.with(Client::flush);
     }
 
+    /// [`flush`](Self::flush), then waits until the queue is empty or `deadline` passes,
+    /// woken by each settled request (no polling; any number of tasks may wait at once).
+    /// Undelivered events stay queued.
+    pub async fn flush_until(&self, deadline: embassy_time::Instant) -> Drained {
+        let before = self.stats().sent;
+        self.flush();
+        self.drain(before, deadline).await
+    }
+
+    /// [`shutdown`](Self::shutdown), then waits as [`flush_until`](Self::flush_until) does.
+    pub async fn shutdown_until(&self, deadline: embassy_time::Instant) -> Drained {
+        let before = self.stats().sent;
+        self.shutdown();
+        self.drain(before, deadline).await
+    }
+
+    async fn drain(&self, sent_before: u32, deadline: embassy_time::Instant) -> Drained {
+        loop {
+            let generation = self.shared.settled.generation();
+            let (sent, pending) = self
+                .shared
+                .client
+                .lock(|c| (c.borrow().stats().sent, c.borrow().pending()));
+            if pending == 0 || embassy_time::Instant::now() >= deadline {
+                return Drained {
+                    sent: sent.saturating_sub(sent_before),
+                    pending,
+                };
+            }
+            let _ = select(
+                self.shared.settled.changed_since(generation),
+                embassy_time::Timer::at(deadline),
+            )
+            .await;
+        }
+    }
+
     /// Events waiting for delivery.
     #[must_use]
     pub fn pending(&self) -> usize {
@@ -319,8 +355,8 @@ impl<
     }
 
     /// Begins shutdown: later captures are refused, no `/flags` request is sent any more, and a
-    /// final flush is requested; wait for [`pending`](Self::pending) to reach zero (or your
-    /// deadline). Undelivered events stay queued.
+    /// final flush is requested ([`shutdown_until`](Self::shutdown_until) also waits for it).
+    /// Undelivered events stay queued.
     pub fn shutdown(&self) {
         self.shared.with(Client::shutdown);
     }
@@ -330,6 +366,17 @@ impl<
     pub fn set_online(&self, online: bool) {
         self.shared.with(|c| c.set_online(online));
     }
+}
+
+/// What [`Handle::flush_until`] or [`Handle::shutdown_until`] ended with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub struct Drained {
+    /// Events delivered while the call waited.
+    pub sent: u32,
+    /// Events still queued (0 unless the deadline passed first).
+    pub pending: usize,
 }
 
 /// Options of [`Handle::get_feature_flag`].

@@ -46,10 +46,12 @@ pub use crate::net::transport::Connect;
 mod clock;
 mod handle;
 mod runner;
+mod settled;
 
 pub use clock::EmbassyClock;
-pub use handle::{FlagRead, Handle};
+pub use handle::{Drained, FlagRead, Handle};
 pub use runner::{Buffers, Runner, Timeouts};
+use settled::Settled;
 
 /// The client and its wake-up signal, shared by the runner and every handle. Initialise it at
 /// run time in a `StaticCell` (see the module docs: the seed must differ per boot, and a
@@ -66,8 +68,8 @@ pub struct Shared<
 > {
     client: Mutex<M, RefCell<Client<'static, Q, F, N, B, T>>>,
     wake: Signal<M, ()>,
-    /// Signalled by the runner after each request is settled.
-    settled: Signal<M, ()>,
+    /// Notified by the runner after each request is settled; any number of tasks wait on it.
+    settled: Settled<M>,
     /// A [`Runner`] was made for this client (one at most).
     has_runner: Mutex<M, Cell<bool>>,
 }
@@ -92,7 +94,7 @@ impl<
         Ok(Self {
             client: Mutex::new(RefCell::new(Client::new(config))),
             wake: Signal::new(),
-            settled: Signal::new(),
+            settled: Settled::new(),
             has_runner: Mutex::new(Cell::new(false)),
         })
     }

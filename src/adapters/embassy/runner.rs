@@ -211,7 +211,7 @@ impl<
                 ph_debug!("connect failed");
                 self.shared
                     .with(|c| c.handle_transport_error(now, TransportError::Connect));
-                self.shared.settled.signal(());
+                self.shared.settled.notify();
             }
             Some(p) => self.send(p).await,
             None => {
@@ -260,7 +260,7 @@ impl<
                 self.shared.with(|c| c.handle_transport_error(now, e));
             }
         }
-        self.shared.settled.signal(());
+        self.shared.settled.notify();
     }
 }
 
