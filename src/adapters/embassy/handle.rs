@@ -82,6 +82,22 @@ impl<
         self.shared.with(|c| f(c, now))
     }
 
+    /// Runs a flag read `f` on the client, waking the runner only when it queued an event (a
+    /// `$feature_flag_called`): a read that queues nothing gives the runner nothing to do.
+    fn read<R>(&self, f: impl FnOnce(&mut Client<'static, Q, F, N, B, T>, Now) -> R) -> R {
+        let now = self.clock.read();
+        let (r, queued) = self.shared.client.lock(|c| {
+            let mut c = c.borrow_mut();
+            let before = c.last_seq();
+            let r = f(&mut c, now);
+            (r, c.last_seq() != before)
+        });
+        if queued {
+            self.shared.wake.signal(());
+        }
+        r
+    }
+
     /// Queues an event (see [`Client::capture`]).
     ///
     /// # Errors
@@ -125,7 +141,7 @@ impl<
         key: &str,
         ctx: &EvalContext<'_>,
     ) -> Result<bool, Inconclusive> {
-        self.with(|c, now| c.is_feature_enabled(now, key, ctx, true))
+        self.read(|c, now| c.is_feature_enabled(now, key, ctx, true))
     }
 
     /// Queues an event with `produce` (any producer of the client), sends it now and waits
@@ -221,14 +237,14 @@ impl<
             return None;
         }
         if !opts.force_remote {
-            let local = self.with(|c, now| {
+            let local = self.read(|c, now| {
                 c.feature_flag(now, key, ctx, opts.send_event)
                     .map(|v| OwnedFlagValue::from_value(&v))
             });
             match local {
                 Ok(v) => return v,
                 Err(_) if opts.only_local => {
-                    self.with(|c, now| {
+                    self.read(|c, now| {
                         c.failed_flag_called(now, key, ctx, FlagErrors::new(), opts.send_event);
                     });
                     return None;
@@ -237,7 +253,7 @@ impl<
             }
         }
         let report_failure = |kind| {
-            self.with(|c, now| {
+            self.read(|c, now| {
                 c.failed_flag_called(now, key, ctx, FlagErrors::from(kind), opts.send_event);
             });
         };
@@ -282,7 +298,7 @@ impl<
                             return None;
                         }
                         let remote = &*remote;
-                        return self.with(|c, now| {
+                        return self.read(|c, now| {
                             c.remote_flag_called(now, key, ctx, remote, opts.send_event)
                                 .and_then(|v| OwnedFlagValue::from_value(&v))
                         });
@@ -434,5 +450,64 @@ impl FlagRead {
 impl Default for FlagRead {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+
+    use super::*;
+    use crate::client::Config;
+    use crate::time::Instant;
+
+    /// A clock standing still at 1 s, no wall time.
+    #[derive(Clone, Copy)]
+    struct Still;
+
+    impl Clock for Still {
+        fn now(&self) -> Instant {
+            Instant::from_millis(1_000)
+        }
+
+        fn wall(&self) -> Option<crate::time::UnixMillis> {
+            None
+        }
+    }
+
+    type S = Shared<CriticalSectionRawMutex, 2048, 4, 32, 512, 8>;
+
+    #[test]
+    fn flag_reads_wake_the_runner_only_when_they_queue_an_event() {
+        let shared: S = Shared::new(Config::new("phc_embassy", 7)).unwrap();
+        let ph = Handle::new(&shared, Still);
+        shared.with(|c| {
+            c.load_definitions(
+                br#"{"flags":[{"id":1,"key":"beta","active":true,"filters":{"groups":[{"properties":[],"rollout_percentage":100}]}}]}"#,
+            )
+            .unwrap();
+        });
+        shared.wake.reset();
+        let ctx = EvalContext {
+            distinct_id: "device-1",
+            device_id: None,
+            person: &[],
+            groups: &[],
+        };
+        // The first read queues its `$feature_flag_called`: the runner is woken.
+        assert_eq!(ph.is_feature_enabled("beta", &ctx), Ok(true));
+        assert!(shared.wake.signaled());
+        assert_eq!(ph.pending(), 1);
+        shared.wake.reset();
+        // The same read again is de-duplicated: nothing queued, nobody woken.
+        assert_eq!(ph.is_feature_enabled("beta", &ctx), Ok(true));
+        assert!(!shared.wake.signaled());
+        assert_eq!(ph.pending(), 1);
+        // Counters and the queue are read without waking either; a capture wakes.
+        let _ = (ph.stats(), ph.pending());
+        assert!(!shared.wake.signaled());
+        ph.capture("e", "device-1", &EventOptions::new(), |_| Ok(()))
+            .unwrap();
+        assert!(shared.wake.signaled());
     }
 }
