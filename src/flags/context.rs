@@ -138,6 +138,12 @@ mod tests {
         let mut buf = heapless::Vec::new();
         let p = ctx(&complete).prepared(&mut buf);
         assert!(core::ptr::eq(p.groups, complete.as_slice()));
+        // Exactly as many groups as the buffer holds: all prepared.
+        let full = [group("x", None); MAX_PREPARED_GROUPS];
+        let mut buf = heapless::Vec::new();
+        let p = ctx(&full).prepared(&mut buf);
+        assert_eq!(p.groups.len(), MAX_PREPARED_GROUPS);
+        assert!(p.groups.iter().all(|g| g.properties.is_some()));
         // More groups than the buffer holds: as it was.
         let many = [group("x", None); MAX_PREPARED_GROUPS + 1];
         let mut buf = heapless::Vec::new();

@@ -103,13 +103,25 @@ struct Ser<'s, 'b> {
 }
 
 impl<'s, 'b> Ser<'s, 'b> {
-    fn open(self, bracket: u8, kind: Kind) -> Result<Compound<'s, 'b>, SerError> {
+    /// Opens an array or object one level deeper, after `{"variant":` when `variant` is given
+    /// (the compound's [`Kind`] then closes that outer object too).
+    fn open(
+        self,
+        variant: Option<&str>,
+        bracket: u8,
+        kind: Kind,
+    ) -> Result<Compound<'s, 'b>, SerError> {
         let depth = self.depth + 1;
         if depth > MAX_SERDE_DEPTH {
             return Err(PropertyError::TooDeep {
                 max: MAX_SERDE_DEPTH,
             }
             .into());
+        }
+        if let Some(variant) = variant {
+            self.sink.raw(b"{");
+            self.sink.string(variant);
+            self.sink.raw(b":");
         }
         self.sink.raw(&[bracket]);
         Ok(Compound {
@@ -118,13 +130,6 @@ impl<'s, 'b> Ser<'s, 'b> {
             first: true,
             kind,
         })
-    }
-
-    /// `{"variant":` before a variant's content; the caller closes the outer object.
-    fn variant_key(&mut self, variant: &str) {
-        self.sink.raw(b"{");
-        self.sink.string(variant);
-        self.sink.raw(b":");
     }
 }
 
@@ -184,6 +189,18 @@ impl Compound<'_, '_> {
 
 /// `collect_str` without an allocation: the text is escaped as it is formatted.
 struct Escaping<'s, 'b>(&'s mut Sink<'b>);
+
+/// Writes `value`'s `Display` text as a JSON string.
+fn display_string<T: fmt::Display + ?Sized>(
+    sink: &mut Sink<'_>,
+    value: &T,
+) -> Result<(), SerError> {
+    sink.raw(b"\"");
+    let mut w = Escaping(sink);
+    write!(w, "{value}").map_err(|_| PropertyError::NotSerializable)?;
+    w.0.raw(b"\"");
+    Ok(())
+}
 
 impl fmt::Write for Escaping<'_, '_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
@@ -262,7 +279,7 @@ impl<'s, 'b> ser::Serializer for Ser<'s, 'b> {
     }
 
     fn serialize_bytes(self, v: &[u8]) -> Result<(), SerError> {
-        let mut seq = self.open(b'[', Kind::Array)?;
+        let mut seq = self.open(None, b'[', Kind::Array)?;
         for b in v {
             seq.comma();
             seq.sink.u64(u64::from(*b));
@@ -311,17 +328,17 @@ impl<'s, 'b> ser::Serializer for Ser<'s, 'b> {
         variant: &'static str,
         value: &T,
     ) -> Result<(), SerError> {
-        let mut o = self.open(b'{', Kind::Object)?;
+        let mut o = self.open(None, b'{', Kind::Object)?;
         o.field(variant, value)?;
         o.close()
     }
 
     fn serialize_seq(self, _len: Option<usize>) -> Result<Compound<'s, 'b>, SerError> {
-        self.open(b'[', Kind::Array)
+        self.open(None, b'[', Kind::Array)
     }
 
     fn serialize_tuple(self, _len: usize) -> Result<Compound<'s, 'b>, SerError> {
-        self.open(b'[', Kind::Array)
+        self.open(None, b'[', Kind::Array)
     }
 
     fn serialize_tuple_struct(
@@ -329,28 +346,21 @@ impl<'s, 'b> ser::Serializer for Ser<'s, 'b> {
         _name: &'static str,
         _len: usize,
     ) -> Result<Compound<'s, 'b>, SerError> {
-        self.open(b'[', Kind::Array)
+        self.open(None, b'[', Kind::Array)
     }
 
     fn serialize_tuple_variant(
-        mut self,
+        self,
         _name: &'static str,
         _index: u32,
         variant: &'static str,
         _len: usize,
     ) -> Result<Compound<'s, 'b>, SerError> {
-        if self.depth + 1 > MAX_SERDE_DEPTH {
-            return Err(PropertyError::TooDeep {
-                max: MAX_SERDE_DEPTH,
-            }
-            .into());
-        }
-        self.variant_key(variant);
-        self.open(b'[', Kind::VariantArray)
+        self.open(Some(variant), b'[', Kind::VariantArray)
     }
 
     fn serialize_map(self, _len: Option<usize>) -> Result<Compound<'s, 'b>, SerError> {
-        self.open(b'{', Kind::Object)
+        self.open(None, b'{', Kind::Object)
     }
 
     fn serialize_struct(
@@ -358,32 +368,21 @@ impl<'s, 'b> ser::Serializer for Ser<'s, 'b> {
         _name: &'static str,
         _len: usize,
     ) -> Result<Compound<'s, 'b>, SerError> {
-        self.open(b'{', Kind::Object)
+        self.open(None, b'{', Kind::Object)
     }
 
     fn serialize_struct_variant(
-        mut self,
+        self,
         _name: &'static str,
         _index: u32,
         variant: &'static str,
         _len: usize,
     ) -> Result<Compound<'s, 'b>, SerError> {
-        if self.depth + 1 > MAX_SERDE_DEPTH {
-            return Err(PropertyError::TooDeep {
-                max: MAX_SERDE_DEPTH,
-            }
-            .into());
-        }
-        self.variant_key(variant);
-        self.open(b'{', Kind::VariantObject)
+        self.open(Some(variant), b'{', Kind::VariantObject)
     }
 
     fn collect_str<T: fmt::Display + ?Sized>(self, value: &T) -> Result<(), SerError> {
-        self.sink.raw(b"\"");
-        let mut w = Escaping(self.sink);
-        write!(w, "{value}").map_err(|_| PropertyError::NotSerializable)?;
-        w.0.raw(b"\"");
-        Ok(())
+        display_string(self.sink, value)
     }
 }
 
@@ -586,11 +585,7 @@ impl ser::Serializer for KeySer<'_, '_> {
     }
 
     fn collect_str<T: fmt::Display + ?Sized>(self, value: &T) -> Result<(), SerError> {
-        self.sink.raw(b"\"");
-        let mut w = Escaping(self.sink);
-        write!(w, "{value}").map_err(|_| PropertyError::NotSerializable)?;
-        w.0.raw(b"\"");
-        Ok(())
+        display_string(self.sink, value)
     }
 
     fn serialize_bool(self, _v: bool) -> Result<(), SerError> {
@@ -918,6 +913,29 @@ mod tests {
         assert_eq!(chain(MAX_SERDE_DEPTH).unwrap().len(), 2 * MAX_SERDE_DEPTH);
         assert_eq!(
             chain(MAX_SERDE_DEPTH + 1),
+            Err(PropertyError::TooDeep {
+                max: MAX_SERDE_DEPTH
+            })
+        );
+    }
+
+    #[test]
+    fn variants_count_towards_the_nesting_bound() {
+        use std::boxed::Box;
+        #[derive(Serialize)]
+        enum V {
+            S { inner: Option<Box<V>> },
+        }
+        fn chain(depth: usize) -> V {
+            (1..depth).fold(V::S { inner: None }, |v, _| V::S {
+                inner: Some(Box::new(v)),
+            })
+        }
+        let ok = prop(&chain(MAX_SERDE_DEPTH)).unwrap();
+        assert!(ok.starts_with(r#"{"S":{"inner":{"S":"#), "{ok}");
+        assert_eq!(ok, serde_json::to_string(&chain(MAX_SERDE_DEPTH)).unwrap());
+        assert_eq!(
+            prop(&chain(MAX_SERDE_DEPTH + 1)),
             Err(PropertyError::TooDeep {
                 max: MAX_SERDE_DEPTH
             })

@@ -449,6 +449,62 @@ fn flush_and_shutdown_wait_for_delivery_with_a_deadline() {
     assert!(embassy_time::Instant::now() >= started + wait);
 }
 
+/// A remote read waiting out its retry delay sends no retry once the client is shut down.
+#[test]
+fn no_flags_retry_after_shutdown() {
+    use embassy_futures::join::join;
+    use posthog_embedded::adapters::embassy::FlagRead;
+    use posthog_embedded::adapters::StreamTransport;
+    use posthog_embedded::client::OwnedFlagValue;
+    use posthog_embedded::flags::remote::RemoteFlags;
+    use posthog_embedded::flags::EvalContext;
+
+    let (addr, seen) = server(vec![Reply::Status502, Reply::Flags]);
+    let shared = leak(Config::new("phc_embassy", 0x5eed).flush_at(100));
+    let ph = Handle::new(shared, EmbassyClock);
+    let mut rx = vec![0u8; 1024];
+    let mut transport = StreamTransport::new(
+        Tcp {
+            addr,
+            stream: None,
+            connects: Arc::new(Mutex::new(0)),
+        },
+        "127.0.0.1",
+        &mut rx,
+    );
+    let mut remote: Box<RemoteFlags<8, 512>> = Box::new(RemoteFlags::new());
+    let mut buf = vec![0u8; 2048];
+    let ctx = EvalContext {
+        distinct_id: "device-1",
+        device_id: None,
+        person: &[],
+        groups: &[],
+    };
+    let (v, ()) = embassy_futures::block_on(join(
+        ph.get_feature_flag::<_, 8, 512, 32>(
+            "remote-only",
+            &ctx,
+            &mut transport,
+            &mut remote,
+            &mut buf,
+            FlagRead::new(),
+        ),
+        async {
+            // Once the first attempt got its 502, shut down during the 300 ms retry delay.
+            while seen.lock().unwrap().requests.is_empty() {
+                embassy_time::Timer::after_millis(5).await;
+            }
+            ph.shutdown();
+        },
+    ));
+    assert_eq!(v, None::<OwnedFlagValue<32>>);
+    assert_eq!(
+        seen.lock().unwrap().requests.len(),
+        1,
+        "no retry after shutdown"
+    );
+}
+
 #[test]
 fn flags_local_first_then_remote_over_a_second_connection() {
     use posthog_embedded::adapters::embassy::FlagRead;

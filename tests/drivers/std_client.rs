@@ -1257,34 +1257,58 @@ fn a_refused_flags_connection_is_not_retried() {
     assert_eq!(r.pending, 1, "the $feature_flag_called event is queued");
 }
 
+/// A server that accepts connections and holds them, silent, until stopped: every request to
+/// it times out.
+struct SilentServer {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    hold: JoinHandle<usize>,
+}
+
+impl SilentServer {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let hold = std::thread::spawn(move || {
+            let mut conns = Vec::new();
+            listener.set_nonblocking(true).unwrap();
+            while !stopped.load(Ordering::Relaxed) {
+                if let Ok(c) = listener.accept() {
+                    conns.push(c);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            conns.len()
+        });
+        Self { addr, stop, hold }
+    }
+
+    /// Stops it; returns how many connections it accepted.
+    fn stop(self) -> usize {
+        self.stop.store(true, Ordering::Relaxed);
+        self.hold.join().unwrap()
+    }
+}
+
+/// A client on `clock` whose `/flags` requests to `addr` time out after 150 ms (real time).
+fn flags_client(addr: SocketAddr, clock: &ManualClock) -> StdClient {
+    StdClient::with_clock(
+        StdConfig::new(API_KEY, 0x5eed)
+            .host(format!("http://{addr}"))
+            .proxy_from_env(false)
+            .flags_request_timeout(Duration::from_millis(150)),
+        clock.clone(),
+    )
+    .unwrap()
+}
+
 #[test]
 fn shutdown_ends_a_flags_retry_wait_and_sends_no_retry() {
-    // Accepts connections and holds them, silent, until the test is over.
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let stopped = Arc::clone(&stop);
-    let hold = std::thread::spawn(move || {
-        let mut conns = Vec::new();
-        listener.set_nonblocking(true).unwrap();
-        while !stopped.load(Ordering::Relaxed) {
-            if let Ok(c) = listener.accept() {
-                conns.push(c);
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    });
+    let silent = SilentServer::start();
     let clock = manual_clock();
-    let client = Arc::new(
-        StdClient::with_clock(
-            StdConfig::new(API_KEY, 0x5eed)
-                .host(format!("http://{addr}"))
-                .proxy_from_env(false)
-                .flags_request_timeout(Duration::from_millis(150)),
-            clock.clone(),
-        )
-        .unwrap(),
-    );
+    let client = Arc::new(flags_client(silent.addr, &clock));
     let attempts = Arc::new(Mutex::new(0usize));
     let seen = Arc::clone(&attempts);
     client.on_request(Some(Box::new(move |r| {
@@ -1305,39 +1329,14 @@ fn shutdown_ends_a_flags_retry_wait_and_sends_no_retry() {
     assert!(wait_until(SETTLE, || read.is_finished()));
     assert_eq!(read.join().unwrap(), None);
     assert_eq!(*attempts.lock().unwrap(), 1);
-    stop.store(true, Ordering::Relaxed);
-    hold.join().unwrap();
+    assert_eq!(silent.stop(), 1);
 }
 
 #[test]
 fn a_flags_timeout_is_retried_and_reported() {
-    // Accepts connections and holds them, silent, until the test is over.
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let stopped = Arc::clone(&stop);
-    let hold = std::thread::spawn(move || {
-        let mut conns = Vec::new();
-        listener.set_nonblocking(true).unwrap();
-        while !stopped.load(Ordering::Relaxed) {
-            if let Ok(c) = listener.accept() {
-                conns.push(c);
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        conns.len()
-    });
+    let silent = SilentServer::start();
     let clock = manual_clock();
-    let client = Arc::new(
-        StdClient::with_clock(
-            StdConfig::new(API_KEY, 0x5eed)
-                .host(format!("http://{addr}"))
-                .proxy_from_env(false)
-                .flags_request_timeout(Duration::from_millis(150)),
-            clock.clone(),
-        )
-        .unwrap(),
-    );
+    let client = Arc::new(flags_client(silent.addr, &clock));
     let attempts = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&attempts);
     client.on_request(Some(Box::new(move |r| {
@@ -1386,8 +1385,7 @@ fn a_flags_timeout_is_retried_and_reported() {
         events[0]
     );
     client.shutdown(Duration::ZERO);
-    stop.store(true, Ordering::Relaxed);
-    assert!(hold.join().unwrap() >= 2);
+    assert!(silent.stop() >= 2);
 }
 
 #[test]

@@ -307,7 +307,18 @@ impl<
                     Ok(Err(_)) | Err(_) => FlagsAttempt::Transport,
                 };
             match retry.next_delay(attempt) {
-                Some(d) => embassy_time::Timer::after_millis(d.as_millis()).await,
+                Some(d) => {
+                    embassy_time::Timer::after_millis(d.as_millis()).await;
+                    // The core's gate again: no retry after shutdown or while offline.
+                    let allowed = self
+                        .shared
+                        .client
+                        .lock(|c| c.borrow().check_remote_read(ctx));
+                    if allowed.is_err() {
+                        report_failure(FlagsRetry::error_kind(attempt));
+                        return None;
+                    }
+                }
                 None => {
                     report_failure(FlagsRetry::error_kind(attempt));
                     return None;

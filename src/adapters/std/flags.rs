@@ -407,10 +407,10 @@ impl StdClient {
                         delay.as_millis()
                     );
                     self.retry_delay(ended, delay);
-                    // No `/flags` request after shutdown, not even a retry.
+                    // The core's gate again: no retry after shutdown or while offline.
                     let closed = {
                         let g = self.shared.lock();
-                        g.exit || g.exited || g.core.is_shut_down()
+                        g.exit || g.core.check_remote_read(ctx).is_err()
                     };
                     if closed {
                         return Err(error.into());
