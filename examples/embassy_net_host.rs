@@ -47,14 +47,13 @@ use embassy_net::{Ipv4Cidr, Stack, StackResources, StaticConfigV4};
 use embassy_net_tuntap::TunTapDevice;
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use embassy_time::{Duration, Instant, Timer};
-use posthog_embedded::adapters::embassy::{
-    Buffers, EmbassyClock, Handle, Runner, Shared, Timeouts,
-};
+use posthog_embedded::adapters::embassy::{self, Buffers, Posthog, Runner, State, Timeouts};
 use posthog_embedded::adapters::embassy_net::TcpConnect;
 use posthog_embedded::capture::EventOptions;
-use posthog_embedded::client::{ClientStats, Config};
+use posthog_embedded::client::{Client, ClientStats, Config};
 use posthog_embedded::flags::{EvalContext, PropertyValue};
 use posthog_embedded::json::write::Object;
+use posthog_embedded::resources::Resources;
 use posthog_embedded::PropertyError;
 
 /// A fake project key: a local ingest server accepts any.
@@ -76,22 +75,11 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// The whole session, whatever happens (a watchdog thread enforces it 5 s later too).
 const HARD_DEADLINE: Duration = Duration::from_secs(15);
 
-// 8 KiB of events; the sample definitions need 20 flags, 75 nodes and 856 bytes of text.
-const QUEUE_BYTES: usize = 8192;
-const MAX_FLAGS: usize = 20;
-const MAX_NODES: usize = 96;
-const TEXT_BYTES: usize = 1024;
+/// The capacities, named once: 8 KiB of events; the sample definitions need 20 flags, 75
+/// nodes and 856 bytes of text; 64 `$feature_flag_called` de-duplication entries.
+type PostHogResources = Resources<8192, 20, 96, 1024, 64>;
 
-type PostHog = Shared<CriticalSectionRawMutex, QUEUE_BYTES, MAX_FLAGS, MAX_NODES, TEXT_BYTES>;
-type PostHogHandle = Handle<
-    'static,
-    CriticalSectionRawMutex,
-    EmbassyClock,
-    QUEUE_BYTES,
-    MAX_FLAGS,
-    MAX_NODES,
-    TEXT_BYTES,
->;
+type M = CriticalSectionRawMutex;
 
 /// Command line and environment.
 struct Args {
@@ -144,28 +132,19 @@ async fn net_task(mut runner: embassy_net::Runner<'static, TunTapDevice>) -> ! {
     runner.run().await
 }
 
-/// The task that talks to the server: a socket, the runner's buffers, and the runner.
+/// The task that talks to the server: a socket, and the runner over it.
 #[embassy_executor::task]
-async fn posthog_task(posthog: &'static PostHog, stack: Stack<'static>, server: SocketAddrV4) -> ! {
+async fn posthog_task(
+    mut runner: Runner<'static, M>,
+    stack: Stack<'static>,
+    server: SocketAddrV4,
+) -> ! {
     let (mut socket_rx, mut socket_tx) = ([0u8; 2048], [0u8; 4096]);
     let conn = TcpConnect::new(
         TcpSocket::new(stack, &mut socket_rx, &mut socket_tx),
         server,
     );
-    let (mut tx, mut rx, mut body) = ([0u8; 4096], [0u8; 1024], [0u8; 256]);
-    let host = server.to_string();
-    let timeouts = Timeouts::new().request(Duration::from_secs(5));
-    let bufs = Buffers {
-        tx: &mut tx,
-        rx: &mut rx,
-        body: &mut body,
-    };
-    let runner =
-        Runner::new(posthog, conn, EmbassyClock, &host, bufs).and_then(|r| r.timeouts(timeouts));
-    match runner {
-        Ok(mut runner) => runner.run().await,
-        Err(e) => panic!("PostHog runner: {e}"),
-    }
+    runner.run(conn).await
 }
 
 async fn run(spawner: Spawner) -> Result<(), Failure> {
@@ -201,28 +180,44 @@ async fn run(spawner: Spawner) -> Result<(), Failure> {
         // Small batches: the session takes two requests over one kept-alive connection.
         .max_batch_events(4)
         .flush_interval(posthog_embedded::Duration::from_secs(1));
-    let shared = Shared::new(config).map_err(|e| Failure::Setup(format!("configuration: {e}")))?;
-    let posthog: &'static PostHog = Box::leak(Box::new(shared));
-    let ph = Handle::new(posthog, EmbassyClock);
+    // Statics on firmware (`ConstStaticCell`, `StaticCell`); leaked once here, the same thing
+    // on a host.
+    let resources = Box::leak(Box::new(PostHogResources::new()));
+    let client = Client::new(config, resources)
+        .map_err(|e| Failure::Setup(format!("configuration: {e}")))?;
+    let buffers = Buffers {
+        tx: Box::leak(Box::new([0u8; 4096])),
+        rx: Box::leak(Box::new([0u8; 1024])),
+        body: Box::leak(Box::new([0u8; 256])),
+    };
+    let host: &'static str = Box::leak(args.server.to_string().into_boxed_str());
+    let state = Box::leak(Box::new(State::new()));
+    let (ph, mut runner) = embassy::new(client, state, buffers, host)
+        .map_err(|e| Failure::Setup(format!("driver: {e}")))?;
+    runner
+        .set_timeouts(Timeouts::new().request(Duration::from_secs(5)))
+        .map_err(|e| Failure::Setup(format!("timeouts: {e}")))?;
+    // No wall clock (as on a device before SNTP): events carry `offset`, and the server
+    // derives their time from when it received them (the script checks it).
     let loaded = ph
-        .with(|client, _| client.load_definitions(DEFINITIONS))
+        .load_definitions(DEFINITIONS)
         .map_err(|e| Failure::Setup(format!("flag definitions refused: {e}")))?;
     println!(
         "flag definitions: {} flags, {} nodes, {} bytes of text",
         loaded.flags, loaded.nodes, loaded.bytes
     );
     spawner.spawn(
-        posthog_task(posthog, stack, args.server).map_err(|e| Failure::Setup(format!("{e:?}")))?,
+        posthog_task(runner, stack, args.server).map_err(|e| Failure::Setup(format!("{e:?}")))?,
     );
 
     session(&ph).await?;
 
-    ph.shutdown();
-    let deadline = Instant::now() + DRAIN_TIMEOUT;
-    while ph.pending() > 0 && Instant::now() < deadline {
-        Timer::after_millis(20).await;
-    }
-    check_delivery(ph.stats(), ph.pending())
+    let drained = ph.shutdown(Instant::now() + DRAIN_TIMEOUT).await;
+    println!(
+        "drained: {} sent while waiting, {} pending",
+        drained.sent, drained.pending
+    );
+    check_delivery(ph.stats(), drained.pending)
 }
 
 /// The device's person properties, for flag evaluation.
@@ -234,7 +229,7 @@ const DEVICE_PROPERTIES: [(&str, PropertyValue<'static>); 2] = [
 /// What the device does: identify, read a flag, act on it, take readings. Events after the
 /// `$identify` carry `uptime_ms`, their capture instant, so a test can check the time the
 /// server derives from `offset`.
-async fn session(ph: &PostHogHandle) -> Result<(), Failure> {
+async fn session(ph: &Posthog<'static, M>) -> Result<(), Failure> {
     let queued = |r: Result<_, posthog_embedded::CaptureError>| {
         r.map(drop).map_err(|e| {
             eprintln!("event not queued: {e}");
@@ -267,13 +262,10 @@ async fn session(ph: &PostHogHandle) -> Result<(), Failure> {
     };
     // Evaluated locally; queues `$feature_flag_called`.
     let enabled = ph.is_feature_enabled(SAMPLING_FLAG, &ctx);
-    let payload = ph.with(|client, now| {
-        client
-            .feature_flag_payload(now, SAMPLING_FLAG, &ctx)
-            .ok()
-            .flatten()
-            .map(str::to_owned)
-    });
+    let payload = ph
+        .feature_flag_payload(SAMPLING_FLAG, &ctx, |p| p.map(str::to_owned))
+        .ok()
+        .flatten();
     println!("flag {SAMPLING_FLAG} = {enabled:?}, payload {payload:?}");
     if enabled == Ok(true) {
         capture("sampling interval changed", &|p| {

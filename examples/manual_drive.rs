@@ -14,10 +14,12 @@ use posthog_embedded::capture::EventOptions;
 use posthog_embedded::client::{
     BatchOutcome, Client, Config, RequestKind, ResponseInfo, RetryAfter, TransportError,
 };
+use posthog_embedded::resources::Resources;
 use posthog_embedded::{Duration, Instant, Now};
 
-/// 4 KiB of events, a small flag store; boxed here only to keep it off the main thread's stack.
-type Device = Client<'static, 4096, 4, 32, 512>;
+/// The device's storage, its capacities named once: 4 KiB of events, a small flag store (4
+/// flags, 32 nodes, 512 bytes of text). On firmware it is a `static`.
+type DeviceResources = Resources<4096, 4, 32, 512>;
 
 /// What the made-up server does with the next request.
 #[derive(Clone, Copy)]
@@ -32,7 +34,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .flush_at(3)
         .flush_interval(Duration::from_secs(10))
         .retry(Duration::from_secs(1), Duration::from_secs(60));
-    let mut client: Box<Device> = Box::new(Client::try_new(config)?);
+    let mut resources = DeviceResources::new();
+    let mut client = Client::new(config, &mut resources)?;
     client.set_on_batch(Some(print_outcome));
     let mut buf = [0u8; 2048];
 

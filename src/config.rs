@@ -29,18 +29,91 @@ pub enum GiveUp {
     OlderThan(Duration),
 }
 
+/// A key held by value: up to [`MAX_KEY_LEN`] bytes, so a [`Config`] owns its keys and has
+/// no lifetime. `const`: `Key::new("phc_…")` works in a `const` or `static`.
+///
+/// A longer key is kept truncated and remembered as too long; [`Config::validate`] refuses it
+/// with [`ConfigError::KeyTooLong`]. Its `Debug` output is redacted; `defmt` never sees it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Key {
+    bytes: [u8; MAX_KEY_LEN],
+    /// The length of the key given (more than [`MAX_KEY_LEN`] when it was too long).
+    len: usize,
+}
+
+impl Key {
+    /// A copy of `key`.
+    #[must_use]
+    pub const fn new(key: &str) -> Self {
+        let src = key.as_bytes();
+        let mut bytes = [0u8; MAX_KEY_LEN];
+        let n = if src.len() < MAX_KEY_LEN {
+            src.len()
+        } else {
+            MAX_KEY_LEN
+        };
+        bytes.split_at_mut(n).0.copy_from_slice(src.split_at(n).0);
+        Self {
+            bytes,
+            len: src.len(),
+        }
+    }
+
+    /// The key's bytes (at most [`MAX_KEY_LEN`]).
+    #[must_use]
+    pub const fn as_bytes(&self) -> &[u8] {
+        let n = if self.len < MAX_KEY_LEN {
+            self.len
+        } else {
+            MAX_KEY_LEN
+        };
+        self.bytes.split_at(n).0
+    }
+
+    /// The key (empty if a truncated key ended inside a character: such a key is refused by
+    /// [`Config::validate`] anyway).
+    #[must_use]
+    pub const fn as_str(&self) -> &str {
+        match core::str::from_utf8(self.as_bytes()) {
+            Ok(s) => s,
+            Err(_) => "",
+        }
+    }
+
+    /// The length of the key as given, in bytes.
+    #[must_use]
+    pub const fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the key is empty.
+    #[must_use]
+    pub const fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 /// Client settings. Everything but the API key and the seed has a default (see
-/// [`Config::new`]).
+/// [`Config::new`]). It owns its keys (no lifetime), so it can be built in a `const`.
 ///
 /// Its `Debug` output redacts both keys.
 #[derive(Clone, Copy)]
 #[non_exhaustive]
-pub struct Config<'a> {
+pub struct Config {
     /// Project API key (`phc_…`). Sent in request bodies, never logged.
-    pub api_key: &'a str,
+    pub api_key: Key,
     /// Secret key (`phx_…` / `phs_…`) for definitions polling; `None` turns polling off.
     /// Never logged.
-    pub secret_key: Option<&'a str>,
+    pub secret_key: Option<Key>,
+    /// The `distinct_id` of events and flag reads that don't name one (the common
+    /// one-device-one-id case); `None` (the default) makes such calls fail with a typed error.
+    pub distinct_id: Option<DistinctId>,
     /// Send when this many events are queued. Default 20.
     pub flush_at: usize,
     /// Send when the oldest unsent event is this old. Default 10 s.
@@ -72,11 +145,12 @@ pub struct Config<'a> {
     pub seed: u64,
 }
 
-impl fmt::Debug for Config<'_> {
+impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("api_key", &"<redacted>")
             .field("secret_key", &self.secret_key.map(|_| "<redacted>"))
+            .field("distinct_id", &self.distinct_id)
             .field("flush_at", &self.flush_at)
             .field("flush_interval", &self.flush_interval)
             .field("max_batch_events", &self.max_batch_events)
@@ -93,7 +167,7 @@ impl fmt::Debug for Config<'_> {
     }
 }
 
-impl<'a> Config<'a> {
+impl Config {
     /// Defaults with `api_key` and `seed`.
     ///
     /// `seed` must differ per boot and per device: it draws the boot id that keeps event uuids
@@ -103,10 +177,11 @@ impl<'a> Config<'a> {
     /// the chip's unique id together with a boot counter kept in flash and incremented at every
     /// boot. On a host, [`adapters::std::os_seed`](crate::adapters) gives one from the OS.
     #[must_use]
-    pub const fn new(api_key: &'a str, seed: u64) -> Self {
+    pub const fn new(api_key: &str, seed: u64) -> Self {
         Self {
-            api_key,
+            api_key: Key::new(api_key),
             secret_key: None,
+            distinct_id: None,
             flush_at: 20,
             flush_interval: Duration::from_secs(10),
             max_batch_events: 100,
@@ -124,8 +199,15 @@ impl<'a> Config<'a> {
 
     /// Sets [`secret_key`](Self::secret_key).
     #[must_use]
-    pub const fn secret_key(mut self, key: &'a str) -> Self {
-        self.secret_key = Some(key);
+    pub const fn secret_key(mut self, key: &str) -> Self {
+        self.secret_key = Some(Key::new(key));
+        self
+    }
+
+    /// Sets [`distinct_id`](Self::distinct_id), the default `distinct_id`.
+    #[must_use]
+    pub const fn distinct_id(mut self, id: &str) -> Self {
+        self.distinct_id = Some(DistinctId::new(id));
         self
     }
 
@@ -207,11 +289,11 @@ impl<'a> Config<'a> {
     /// [`ConfigError`]: a blank, over-long or malformed key, a project key (`phc_…`) given as
     /// the secret key, a zero size, interval or back-off, or a back-off cap below its base.
     pub const fn validate(&self) -> Result<(), ConfigError> {
-        if let Err(e) = check_key(self.api_key, KeyKind::Api) {
+        if let Err(e) = check_key(&self.api_key, KeyKind::Api) {
             return Err(e);
         }
         // The API key also goes, percent-encoded, into the definitions path.
-        let encoded = encoded_len(self.api_key);
+        let encoded = encoded_len(self.api_key.as_bytes());
         if encoded + DEFINITIONS_PATH_OVERHEAD > MAX_PATH {
             return Err(ConfigError::KeyTooLong {
                 key: KeyKind::Api,
@@ -219,12 +301,17 @@ impl<'a> Config<'a> {
                 max: MAX_PATH - DEFINITIONS_PATH_OVERHEAD,
             });
         }
-        if let Some(secret) = self.secret_key {
+        if let Some(secret) = &self.secret_key {
             if let Err(e) = check_key(secret, KeyKind::Secret) {
                 return Err(e);
             }
             if starts_with(secret.as_bytes(), b"phc_") {
                 return Err(ConfigError::ProjectKeyAsSecretKey);
+            }
+        }
+        if let Some(id) = &self.distinct_id {
+            if let Err(e) = id.check() {
+                return Err(e);
             }
         }
         let zero = if self.flush_at == 0 {
@@ -259,6 +346,69 @@ impl<'a> Config<'a> {
     }
 }
 
+/// Longest default `distinct_id` held by [`Config`].
+pub const MAX_DISTINCT_ID: usize = 64;
+
+/// A default `distinct_id` held by value (see [`Config::distinct_id`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct DistinctId {
+    bytes: [u8; MAX_DISTINCT_ID],
+    len: usize,
+}
+
+impl DistinctId {
+    /// A copy of `id` (checked by [`Config::validate`]: not blank, at most
+    /// [`MAX_DISTINCT_ID`] bytes).
+    #[must_use]
+    pub const fn new(id: &str) -> Self {
+        let src = id.as_bytes();
+        let mut bytes = [0u8; MAX_DISTINCT_ID];
+        let n = if src.len() < MAX_DISTINCT_ID {
+            src.len()
+        } else {
+            MAX_DISTINCT_ID
+        };
+        bytes.split_at_mut(n).0.copy_from_slice(src.split_at(n).0);
+        Self {
+            bytes,
+            len: src.len(),
+        }
+    }
+
+    /// The id (empty when it was too long: such an id is refused by [`Config::validate`]).
+    #[must_use]
+    pub const fn as_str(&self) -> &str {
+        if self.len > MAX_DISTINCT_ID {
+            return "";
+        }
+        match core::str::from_utf8(self.bytes.split_at(self.len).0) {
+            Ok(s) => s,
+            Err(_) => "",
+        }
+    }
+
+    const fn check(&self) -> Result<(), ConfigError> {
+        if self.len > MAX_DISTINCT_ID || self.as_str().trim_ascii().is_empty() {
+            Err(ConfigError::DistinctId { len: self.len })
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl fmt::Debug for DistinctId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for DistinctId {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str());
+    }
+}
+
 /// `/flags/definitions?token=` and `&send_cohorts` around the percent-encoded API key.
 const DEFINITIONS_PATH_OVERHEAD: usize = "/flags/definitions?token=&send_cohorts".len();
 
@@ -277,8 +427,8 @@ const fn starts_with(s: &[u8], prefix: &[u8]) -> bool {
 }
 
 /// Bytes of `s` percent-encoded as a query value (unreserved characters kept).
-const fn encoded_len(s: &str) -> usize {
-    let mut b = s.as_bytes();
+const fn encoded_len(s: &[u8]) -> usize {
+    let mut b = s;
     let mut n = 0;
     while let Some((c, rest)) = b.split_first() {
         n += if c.is_ascii_alphanumeric() || matches!(*c, b'-' | b'_' | b'.' | b'~') {
@@ -292,17 +442,17 @@ const fn encoded_len(s: &str) -> usize {
 }
 
 /// A key must be non-blank, at most [`MAX_KEY_LEN`] bytes of visible ASCII.
-const fn check_key(key: &str, kind: KeyKind) -> Result<(), ConfigError> {
+const fn check_key(key: &Key, kind: KeyKind) -> Result<(), ConfigError> {
+    if key.len() > MAX_KEY_LEN {
+        return Err(ConfigError::KeyTooLong {
+            key: kind,
+            len: key.len(),
+            max: MAX_KEY_LEN,
+        });
+    }
     let b = key.as_bytes();
     if b.trim_ascii().is_empty() {
         return Err(ConfigError::EmptyKey { key: kind });
-    }
-    if b.len() > MAX_KEY_LEN {
-        return Err(ConfigError::KeyTooLong {
-            key: kind,
-            len: b.len(),
-            max: MAX_KEY_LEN,
-        });
     }
     let mut rest = b;
     let mut at = 0;
@@ -430,6 +580,11 @@ pub enum ConfigError {
     AlreadyRunning,
     /// A driver was given a blank host.
     EmptyHost,
+    /// The default `distinct_id` is blank or longer than [`MAX_DISTINCT_ID`] bytes.
+    DistinctId {
+        /// Its length in bytes.
+        len: usize,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -454,6 +609,10 @@ impl fmt::Display for ConfigError {
             ),
             Self::AlreadyRunning => f.write_str("the client already has a runner"),
             Self::EmptyHost => f.write_str("host is empty"),
+            Self::DistinctId { len } => write!(
+                f,
+                "default distinct_id is blank or too long ({len} bytes, at most {MAX_DISTINCT_ID})"
+            ),
         }
     }
 }

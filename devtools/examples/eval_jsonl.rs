@@ -22,14 +22,20 @@
 
 use std::io::{BufRead, Write};
 
-use posthog_embedded::flags::store::FlagStore;
-use posthog_embedded::flags::{FlagValue, Inconclusive};
+use posthog_embedded::flags::{FlagTables, FlagValue, Inconclusive, Requirements};
 use posthog_embedded::UnixMillis;
 use posthog_embedded_devtools::context::OwnedContext;
 use serde_json::{json, Value};
 
 /// Generous host-side capacities: 512 flags, 32k nodes, 1 MiB of text.
-type Store = FlagStore<512, 32768, 1_048_576>;
+const CAPACITY: Requirements = Requirements {
+    flags: 512,
+    nodes: 32768,
+    bytes: 1_048_576,
+};
+
+/// The store, on the heap ([`FlagTables::with_capacity`] allocates it directly).
+type Store = FlagTables<'static>;
 
 fn run(line: &str, store: &mut Store) -> Result<Value, (Value, String)> {
     let case: Value =
@@ -85,17 +91,7 @@ fn value_json(v: &FlagValue<'_>) -> Value {
 }
 
 fn main() {
-    // The store is built on the stack before it is boxed: give it room.
-    let worker = std::thread::Builder::new()
-        .stack_size(64 << 20)
-        .spawn(serve);
-    if worker.map(|w| w.join().is_err()).unwrap_or(true) {
-        std::process::exit(1);
-    }
-}
-
-fn serve() {
-    let mut store = Box::new(Store::new());
+    let mut store = Store::with_capacity(CAPACITY);
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

@@ -9,8 +9,8 @@
 //! `POSTHOG_API_KEY` set (say `https://eu.i.posthog.com` and your `phc_…` key) it sends to
 //! PostHog instead.
 //!
-//! The device is the real thing, sized for a microcontroller: the same `Client` firmware uses
-//! (4 KiB of event queue, 20 flags), with a monotonic clock only (no wall clock, like most
+//! The device is the real thing, sized for a microcontroller: the same `Client` firmware uses,
+//! over the same `Resources` (4 KiB of event queue, 20 flags), with a monotonic clock only (no wall clock, like most
 //! MCUs), so events carry `offset` and the server places them in time. The loop at the end is
 //! the whole driver: ask the client what to send, send it, hand back the answer. On firmware
 //! the embassy driver runs that loop over a TCP socket or a UART modem.
@@ -21,6 +21,7 @@ use posthog_embedded::adapters::std::{StdConfig, UreqTransport};
 use posthog_embedded::capture::EventOptions;
 use posthog_embedded::client::{Client, Config, OwnedFlagValue};
 use posthog_embedded::flags::{EvalContext, PropertyValue};
+use posthog_embedded::resources::Resources;
 use posthog_embedded::{Instant, Now};
 use posthog_embedded_devtools::server::{LocalServer, ReceivedEvent, ServerConfig};
 
@@ -28,8 +29,10 @@ const DEVICE: &str = "device-8c1f-42";
 const DEFINITIONS: &[u8] = include_bytes!("../../examples/data/sample_definitions.json");
 const LOCAL_TOKEN: &str = "phc_quickstart_local";
 
-/// The device: 4 KiB of events, 20 flags, 128 filter nodes, 2 KiB of flag text.
-type Device = Client<'static, 4096, 20, 128, 2048>;
+/// The device's storage, its capacities named once: 4 KiB of events, 20 flags, 128 filter
+/// nodes, 2 KiB of flag text (and the default 256 `$feature_flag_called` entries). The client
+/// borrows it; on firmware it is a `static`.
+type DeviceResources = Resources<4096, 20, 128, 2048>;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // --- Where events go: PostHog, or a local server in this process. ---------------------
@@ -49,8 +52,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ),
         ))?),
     };
-    let (host, token): (String, &'static str) = match (&remote, &server) {
-        (Some((h, k)), _) => (h.clone(), Box::leak(k.clone().into_boxed_str())),
+    let (host, token): (String, &str) = match (&remote, &server) {
+        (Some((h, k)), _) => (h.clone(), k.as_str()),
         (None, Some(s)) => (s.url(), LOCAL_TOKEN),
         (None, None) => unreachable!("a server is started when no host is set"),
     };
@@ -64,9 +67,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => println!("  server  {host} (POSTHOG_HOST)"),
     }
     println!(
-        "  device  {DEVICE}: Client<'static, 4096, 20, 128, 2048>, {} bytes of RAM on this host \
-         (16,264 on a Cortex-M4), monotonic clock only",
-        size_of::<Device>()
+        "  device  {DEVICE}: Resources<4096, 20, 128, 2048> + Client, {} bytes of RAM on this host \
+         (16,624 on a Cortex-M4), monotonic clock only",
+        size_of::<DeviceResources>() + size_of::<Client<'_>>()
     );
 
     // --- The device boots. ----------------------------------------------------------------
@@ -74,9 +77,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let at = |ms: u64| Now::mono(Instant::from_millis(ms));
     // The seed draws the boot id of the event uuids: a real device takes it from its hardware
     // RNG (or hashes its chip id with a boot counter kept in flash).
-    let mut device: Box<Device> = Box::new(Client::try_new(
-        Config::new(token, 0x8c1f_0042).flush_at(50),
-    )?);
+    let mut resources = DeviceResources::new();
+    let mut device = Client::new(Config::new(token, 0x8c1f_0042).flush_at(50), &mut resources)?;
     let req = device.load_definitions(DEFINITIONS)?;
     println!(
         "  flags   {} loaded from examples/data/sample_definitions.json ({} nodes, {} bytes of text)\n",

@@ -7,7 +7,6 @@
 //! is the document as served when `send_cohorts` is not asked for.
 
 use std::borrow::ToOwned;
-use std::boxed::Box;
 use std::format;
 use std::string::{String, ToString};
 use std::vec::Vec;
@@ -15,7 +14,7 @@ use std::vec::Vec;
 use serde_json::{json, Map, Value};
 
 use super::context::OwnedContext;
-use posthog_embedded::adapters::std::StdFlagStore;
+use posthog_embedded::adapters::std::{StdFlagStore, STD_CAPACITIES};
 use posthog_embedded::flags::{
     EvalContext, FlagInfo, FlagValue, Inconclusive, LoadError, MatchReason, Requirements,
 };
@@ -26,7 +25,7 @@ use posthog_embedded::time::UnixMillis;
 pub struct Definitions {
     raw: Vec<u8>,
     etag: String,
-    store: Box<StdFlagStore>,
+    store: StdFlagStore,
     requirements: Requirements,
 }
 
@@ -116,27 +115,11 @@ impl core::fmt::Display for OwnedValue {
     }
 }
 
-/// The store is megabytes: build and fill it on a thread with a stack large enough for debug
-/// builds (which construct before boxing), and hand back only the `Box`.
-fn load_boxed(doc: &[u8]) -> Result<(Box<StdFlagStore>, Requirements), LoadError> {
-    let work = || {
-        let mut store = Box::new(StdFlagStore::new());
-        let req = store.load(doc)?;
-        Ok((store, req))
-    };
-    std::thread::scope(|s| {
-        match std::thread::Builder::new()
-            .name("definitions-load".into())
-            .stack_size(64 << 20)
-            .spawn_scoped(s, work)
-        {
-            Ok(handle) => handle
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            // No thread could be started: this one will do (enough stack in release builds).
-            Err(_) => work(),
-        }
-    })
+/// Compiles `doc` into a store of [`STD_CAPACITIES`]`.flags`, allocated on the heap directly.
+fn load_store(doc: &[u8]) -> Result<(StdFlagStore, Requirements), LoadError> {
+    let mut store = StdFlagStore::with_capacity(STD_CAPACITIES.flags);
+    let req = store.load(doc)?;
+    Ok((store, req))
 }
 
 impl Definitions {
@@ -146,7 +129,7 @@ impl Definitions {
     /// [`LoadError`] as [`FlagStore::load`](posthog_embedded::flags::FlagStore::load) reports it.
     pub fn load(doc: Vec<u8>) -> Result<Self, LoadError> {
         let etag = etag_of(&doc);
-        let (store, requirements) = load_boxed(&doc)?;
+        let (store, requirements) = load_store(&doc)?;
         Ok(Self {
             raw: doc,
             etag,

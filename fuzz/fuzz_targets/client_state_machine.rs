@@ -10,9 +10,10 @@ use posthog_embedded::capture::{EventOptions, OverflowPolicy};
 use posthog_embedded::client::{
     Client, Config, GiveUp, RequestKind, ResponseInfo, RetryAfter, TransportError,
 };
+use posthog_embedded::resources::Resources;
 use posthog_embedded::{Duration, Instant, Now};
 
-type C = Client<'static, 2048, 2, 16, 256>;
+type R = Resources<2048, 2, 16, 256>;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&ctl, ops)) = data.split_first() else {
@@ -33,7 +34,8 @@ fuzz_target!(|data: &[u8]| {
         } else {
             OverflowPolicy::RejectNewest
         });
-    let mut c = Box::new(C::new(config));
+    let mut resources = Box::new(R::new());
+    let mut c = Client::new(config, &mut resources).expect("a valid configuration");
     let mut buf = vec![0u8; 600 + usize::from(ctl) * 4];
     let mut t = 0u64;
     let mut n = 0u64;

@@ -3,12 +3,13 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use posthog_embedded::flags::remote::RemoteFlags;
+use posthog_embedded::flags::remote::{RemoteFlags, RemoteStorage};
 
 const BASE: &[u8] = br#"{"flags":{"a":{"key":"a","enabled":true,"variant":"v","metadata":{"payload":"{\"x\":1}"}}}}"#;
 
 fuzz_target!(|data: &[u8]| {
-    let mut flags = Box::new(RemoteFlags::<16, 2048>::new());
+    let mut storage = Box::new(RemoteStorage::<16, 2048>::new());
+    let mut flags = RemoteFlags::new(&mut storage);
     flags.parse(BASE).unwrap();
     let before: Vec<(String, String)> = flags
         .values()

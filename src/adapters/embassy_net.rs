@@ -20,26 +20,31 @@
 //! use embassy_net::tcp::TcpSocket;
 //! use embassy_net::{Ipv4Address, Stack};
 //! use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
-//! use posthog_embedded::adapters::embassy::{Buffers, EmbassyClock, Runner, Shared};
+//! use posthog_embedded::adapters::embassy::{self, Buffers, Posthog, Runner, State};
 //! use posthog_embedded::adapters::embassy_net::TcpConnect;
-//! use posthog_embedded::client::Config;
+//! use posthog_embedded::client::{Client, Config};
+//! use posthog_embedded::resources::Resources;
 //!
-//! type PostHog = Shared<CriticalSectionRawMutex, 4096, 16, 128, 2048>;
+//! type M = CriticalSectionRawMutex;
 //!
-//! /// `boot_seed`: 64 bits from the hardware RNG, different at every boot.
-//! fn posthog(boot_seed: u64) -> PostHog {
-//!     Shared::new(Config::new("phc_project_token", boot_seed)).expect("valid configuration")
+//! /// `boot_seed`: 64 bits from the hardware RNG, different at every boot. The storage comes
+//! /// from statics (`ConstStaticCell`, `StaticCell`) on firmware.
+//! fn posthog(
+//!     boot_seed: u64,
+//!     resources: &'static mut Resources<4096, 16, 128, 2048>,
+//!     state: &'static mut State<'static, M>,
+//!     buffers: Buffers<'static>,
+//! ) -> (Posthog<'static, M>, Runner<'static, M>) {
+//!     let client = Client::new(Config::new("phc_project_token", boot_seed), resources)
+//!         .expect("valid configuration");
+//!     embassy::new(client, state, buffers, "192.168.1.10:8080").expect("a host")
 //! }
 //!
-//! async fn posthog_task(stack: Stack<'static>, posthog: &'static PostHog) -> ! {
+//! async fn posthog_task(stack: Stack<'static>, mut runner: Runner<'static, M>) -> ! {
 //!     let (mut socket_rx, mut socket_tx) = ([0u8; 1024], [0u8; 1024]);
 //!     let socket = TcpSocket::new(stack, &mut socket_rx, &mut socket_tx);
 //!     let conn = TcpConnect::new(socket, (Ipv4Address::new(192, 168, 1, 10), 8080));
-//!     let (mut tx, mut rx, mut body) = ([0u8; 2048], [0u8; 1024], [0u8; 2048]);
-//!     let bufs = Buffers { tx: &mut tx, rx: &mut rx, body: &mut body };
-//!     let mut runner = Runner::new(posthog, conn, EmbassyClock, "192.168.1.10:8080", bufs)
-//!         .expect("the only runner");
-//!     runner.run().await
+//!     runner.run(conn).await
 //! }
 //! ```
 //!

@@ -18,9 +18,10 @@
 //! - `std` feature: `std::StdClient` (a background thread, HTTPS through rustls with
 //!   certificate verification, gzip), `std::UreqTransport`, and its clocks: `std::StdClock`,
 //!   `std::ManualClock` (virtual time for tests) and the `std::HostClock` trait.
-//! - `embassy` feature: `embassy::Runner` (one task moving requests over any
-//!   `embedded-io-async` stream: embassy-net TCP, a UART modem, TLS), `embassy::Handle` (a
-//!   cheap `Copy` handle for every other task) and `embassy::EmbassyClock`.
+//! - `embassy` feature: `embassy::new` splits a client into `embassy::Posthog` (a cheap `Copy`
+//!   handle for every task) and `embassy::Runner` (one task moving requests over any
+//!   `embedded-io-async` stream: embassy-net TCP, a UART modem, TLS); `embassy::EmbassyClock`
+//!   for hand-written loops.
 //! - `embassy-net` feature: `embassy_net::TcpConnect`, the runner's stream over an embassy-net
 //!   `TcpSocket` (connect, graceful close with a bounded wait, reconnect).
 

@@ -8,16 +8,8 @@ use crate::time::Clock;
 /// Returns whether a request was sent; when not, sleep until [`Client::poll_timeout`] (or a
 /// capture) before calling again. `tx_buf` holds request bodies (its size caps a batch), `body`
 /// holds response bodies (definitions).
-pub async fn send_due<
-    T,
-    K,
-    const Q: usize,
-    const F: usize,
-    const N: usize,
-    const B: usize,
-    const CT: usize,
->(
-    client: &mut Client<'_, Q, F, N, B, CT>,
+pub async fn send_due<T, K>(
+    client: &mut Client<'_>,
     transport: &mut T,
     clock: &K,
     tx_buf: &mut [u8],

@@ -2,12 +2,11 @@
 //! `/flags/definitions` with `ETag`s, and backing off on refusals.
 
 use super::{bump, Client, DeliveryError, InFlight, Method, RequestKind, ResponseInfo, Transmit};
+use crate::config::Key;
 use crate::retry;
 use crate::time::{Instant, Now};
 
-impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T: usize>
-    Client<'a, Q, F, N, B, T>
-{
+impl Client<'_> {
     /// Whether flag definitions are loaded (from the network or [`load_definitions`]).
     ///
     /// [`load_definitions`]: Self::load_definitions
@@ -49,10 +48,10 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
         &mut self,
         buf: &'b mut [u8],
     ) -> Option<Transmit<'_, 'b>> {
-        let secret = self.config.secret_key?;
+        self.config.secret_key?;
         let mut path = heapless::String::new();
         let ok = path.push_str("/flags/definitions?token=").is_ok()
-            && push_query_value(&mut path, self.config.api_key)
+            && push_query_value(&mut path, self.config.api_key.as_str())
             && path.push_str("&send_cohorts").is_ok();
         if !ok {
             self.next_poll = None;
@@ -65,7 +64,7 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
             Method::Get,
             path,
             buf.get(..0).unwrap_or_default(),
-            Some(secret),
+            self.config.secret_key.as_ref().map(Key::as_str),
             (!self.etag.is_empty()).then_some(self.etag.as_str()),
         ))
     }

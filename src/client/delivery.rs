@@ -6,9 +6,7 @@ use crate::capture::{DropReason, SeqRange};
 use crate::retry;
 use crate::time::{Duration, Instant, Now};
 
-impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T: usize>
-    Client<'a, Q, F, N, B, T>
-{
+impl Client<'_> {
     /// Sequence number of the newest queued event (the one a capture just returned).
     #[must_use]
     pub fn last_seq(&self) -> Option<u64> {

@@ -23,6 +23,7 @@ use crate::flags::remote::{FlagErrors, FlagsRequest, RemoteFlags, RequestError, 
 use crate::flags::{EvalContext, FlagValue, Inconclusive};
 use crate::json::read::Reader;
 use crate::json::write::{Object, Value, ValueWriter};
+use crate::managed::ManagedSlice;
 use crate::time::Now;
 
 /// Path of remote flag evaluation requests.
@@ -129,9 +130,7 @@ fn group_pairs<'c>(ctx: &EvalContext<'c>) -> heapless::Vec<(&'c str, &'c str), M
         .collect()
 }
 
-impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T: usize>
-    Client<'a, Q, F, N, B, T>
-{
+impl Client<'_> {
     /// Evaluates flag `key` locally for `ctx` and, when it decides and `send_event` is true,
     /// queues a `$feature_flag_called` event (once per distinct id, flag, value and groups).
     /// `now.wall` serves relative date filters.
@@ -289,7 +288,7 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
                 properties: g.properties,
             });
         }
-        let mut req = FlagsRequest::new(self.config.api_key, ctx.distinct_id);
+        let mut req = FlagsRequest::new(self.config.api_key.as_str(), ctx.distinct_id);
         req.device_id = ctx.device_id;
         req.groups = &groups;
         req.person_properties = ctx.person;
@@ -301,14 +300,14 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
     /// Queues the `$feature_flag_called` event of a single-flag read the server answered
     /// (`remote` is the parsed `/flags` response) and returns the value the read yields
     /// (`None`: the flag is missing, failed, or the project is quota limited).
-    pub fn remote_flag_called<'r, const RN: usize, const RB: usize>(
+    pub fn remote_flag_called<'a>(
         &mut self,
         now: Now,
         key: &str,
         ctx: &EvalContext<'_>,
-        remote: &'r RemoteFlags<RN, RB>,
+        remote: &'a RemoteFlags<'_>,
         send_event: bool,
-    ) -> Option<FlagValue<'r>> {
+    ) -> Option<FlagValue<'a>> {
         let flag = remote.get(key).filter(|_| !remote.quota_limited());
         let info = CalledInfo {
             locally_evaluated: false,
@@ -423,10 +422,10 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
 /// Queues one `$feature_flag_called` event, de-duplicated; the gate and the before-send filter
 /// apply as to every event.
 #[allow(clippy::too_many_arguments)]
-fn flag_called<const Q: usize, const T: usize>(
+fn flag_called(
     encoder: &mut crate::capture::Encoder,
-    queue: &mut crate::capture::Queue<[u8; Q]>,
-    tracker: &mut crate::flags::called::CalledTracker<T>,
+    queue: &mut crate::capture::Queue<ManagedSlice<'_, u8>>,
+    tracker: &mut crate::flags::called::CalledTracker<ManagedSlice<'_, u64>>,
     stats: &mut super::ClientStats,
     gated: bool,
     before_send: Option<fn(&super::EventInfo<'_>) -> super::Verdict>,

@@ -45,10 +45,14 @@ use crate::capture::{
 pub use crate::config::{Config, ConfigError, GiveUp, KeyKind, Setting, MAX_KEY_LEN};
 use crate::error::{BatchError, CaptureError, PropertyError};
 use crate::flags::called::CalledTracker;
-use crate::flags::FlagStore;
+use crate::flags::FlagTables;
 use crate::json::write::Object;
+use crate::managed::ManagedSlice;
 pub use crate::net::http::{Method, RetryAfter};
 pub use crate::net::{Header, RequestKind, ResponseInfo, Transmit, TransportError, MAX_PATH};
+#[cfg(feature = "std")]
+use crate::resources::Capacities;
+use crate::resources::Resources;
 
 use crate::rng::Rng;
 use crate::time::{Instant, Now};
@@ -71,23 +75,16 @@ enum InFlight {
     Definitions,
 }
 
-/// The client. `Q` bytes of event queue; a flag store of `F` flags, `N` nodes and `B` bytes of
-/// text; a `$feature_flag_called` de-duplication tracker of `T` entries (8 bytes each).
-/// An empty client is all zeros but for its configuration: keep it in a `StaticCell` (or a
-/// `Box` on a host) initialised at run time with the boot's seed.
-pub struct Client<
-    'a,
-    const Q: usize,
-    const F: usize,
-    const N: usize,
-    const B: usize,
-    const T: usize = 256,
-> {
-    config: Config<'a>,
-    queue: Queue<[u8; Q]>,
+/// The client. It borrows its storage (event queue, flag store, `$feature_flag_called`
+/// de-duplication) from a [`Resources`] that names the capacities once, so the client's type
+/// has none: one `Client<'r>` whatever the sizes, and its code is compiled once. On a host,
+/// [`with_capacity`](Self::with_capacity) (feature `std`) allocates the storage instead.
+pub struct Client<'r> {
+    config: Config,
+    queue: Queue<ManagedSlice<'r, u8>>,
     encoder: Encoder,
-    flags: FlagStore<F, N, B>,
-    tracker: CalledTracker<T>,
+    flags: FlagTables<'r>,
+    tracker: CalledTracker<ManagedSlice<'r, u64>>,
     rng: Rng,
     stats: ClientStats,
     in_flight: InFlight,
@@ -129,9 +126,7 @@ pub struct Client<
     on_batch: Option<fn(&BatchOutcome)>,
 }
 
-impl<const Q: usize, const F: usize, const N: usize, const B: usize, const T: usize> fmt::Debug
-    for Client<'_, Q, F, N, B, T>
-{
+impl fmt::Debug for Client<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
             .field("queued", &self.queue.len())
@@ -146,22 +141,54 @@ fn bump(c: &mut u32, n: usize) {
     *c = c.saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
 }
 
-impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T: usize>
-    Client<'a, Q, F, N, B, T>
-{
-    /// A client with `config`, unchecked: `const`, for configurations checked with
-    /// [`Config::validate`] at compile time (in a `const` block); otherwise use
-    /// [`Client::try_new`]. Build it at run time (a `StaticCell`, or on the stack of a task that
-    /// never returns) rather than in an initialised `static`: the configuration holds the key as
-    /// a pointer, so such a static is not all zeros and its whole image, queue included, would
-    /// sit in flash and be copied to RAM at boot.
-    #[must_use]
-    pub const fn new(config: Config<'a>) -> Self {
+impl<'r> Client<'r> {
+    /// A client with `config` (checked first) over `resources`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] (see [`Config::validate`]).
+    pub fn new<const Q: usize, const F: usize, const N: usize, const B: usize, const T: usize>(
+        config: Config,
+        resources: &'r mut Resources<Q, F, N, B, T>,
+    ) -> Result<Self, ConfigError> {
+        config.validate()?;
+        Ok(Self::from_parts(
+            config,
+            ManagedSlice::Borrowed(&mut resources.queue),
+            FlagTables::new(&mut resources.flags),
+            ManagedSlice::Borrowed(&mut resources.called),
+        ))
+    }
+
+    /// A client with `config` (checked first) whose storage is allocated on the heap with
+    /// `capacities`, directly (never built on the stack).
+    ///
+    /// # Errors
+    /// [`ConfigError`] (see [`Config::validate`]).
+    #[cfg(feature = "std")]
+    pub fn with_capacity(
+        config: Config,
+        capacities: Capacities,
+    ) -> Result<Client<'static>, ConfigError> {
+        config.validate()?;
+        Ok(Client::from_parts(
+            config,
+            ManagedSlice::owned(0, capacities.queue),
+            FlagTables::with_capacity(capacities.flags),
+            ManagedSlice::owned(0, capacities.called),
+        ))
+    }
+
+    fn from_parts(
+        config: Config,
+        queue: ManagedSlice<'r, u8>,
+        flags: FlagTables<'r>,
+        called: ManagedSlice<'r, u64>,
+    ) -> Self {
         Self {
-            queue: Queue::new([0; Q], config.overflow),
+            queue: Queue::new(queue, config.overflow),
             encoder: Encoder::new(config.encoder, config.seed),
-            flags: FlagStore::new(),
-            tracker: CalledTracker::new(),
+            flags,
+            tracker: CalledTracker::with_storage(called),
             rng: Rng::new(config.seed.rotate_left(17) ^ 0x6a09_e667_f3bc_c908),
             stats: ClientStats {
                 captured: 0,
@@ -216,23 +243,6 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
         }
     }
 
-    /// Checks `config` (see [`Config::validate`]).
-    ///
-    /// # Errors
-    /// As [`Config::validate`].
-    pub const fn validate(config: &Config<'_>) -> Result<(), ConfigError> {
-        config.validate()
-    }
-
-    /// A validated client.
-    ///
-    /// # Errors
-    /// As [`validate`](Self::validate).
-    pub fn try_new(config: Config<'a>) -> Result<Self, ConfigError> {
-        Self::validate(&config)?;
-        Ok(Self::new(config))
-    }
-
     /// Installs a before-send filter: it sees every event before it is queued and may drop it.
     pub fn set_before_send(&mut self, f: Option<fn(&EventInfo<'_>) -> Verdict>) {
         self.before_send = f;
@@ -245,7 +255,7 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
 
     /// The configuration.
     #[must_use]
-    pub const fn config(&self) -> &Config<'a> {
+    pub const fn config(&self) -> &Config {
         &self.config
     }
 
@@ -265,13 +275,13 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
 
     /// The event queue (read-only).
     #[must_use]
-    pub const fn queue(&self) -> &Queue<[u8; Q]> {
+    pub const fn queue(&self) -> &Queue<ManagedSlice<'r, u8>> {
         &self.queue
     }
 
     /// The flag definitions.
     #[must_use]
-    pub const fn flags(&self) -> &FlagStore<F, N, B> {
+    pub const fn flags(&self) -> &FlagTables<'r> {
         &self.flags
     }
 
@@ -542,7 +552,7 @@ impl<'a, const Q: usize, const F: usize, const N: usize, const B: usize, const T
                 max_events: self.batch_limit.max(1),
                 max_bytes: usize::MAX,
             };
-            match render_batch(&self.queue, now, self.config.api_key, &limits, buf) {
+            match render_batch(&self.queue, now, self.config.api_key.as_str(), &limits, buf) {
                 Ok(Some(batch)) => {
                     self.in_flight = InFlight::Batch {
                         records: batch.records,

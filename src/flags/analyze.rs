@@ -1,7 +1,7 @@
 //! Static analysis of loaded definitions: what a flag needs from the device, and what only the
 //! server can decide, whatever the context.
 //!
-//! [`FlagStore::analyze`] walks one flag's compiled definition (conditions, filters, cohorts
+//! [`FlagStore::analyze`](super::FlagStore::analyze) walks one flag's compiled definition (conditions, filters, cohorts
 //! with their nested groups, flag dependencies) without evaluating anything, and reports each
 //! [`Finding`] to a callback. The CLI's `check` command prints them; firmware can use the same
 //! walk to decide, at boot, which flags it can serve offline.
@@ -12,7 +12,7 @@
 //! than once (the same property in two conditions); callers that print them de-duplicate.
 
 use super::eval::MAX_NESTING;
-use super::store::{Compiled, CondAggregation, FilterKind, FlagStore, NodeKind, Operator};
+use super::store::{Compiled, CondAggregation, FilterKind, NodeKind, Operator, Tables};
 
 /// Where a property filter looks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -24,7 +24,7 @@ pub enum PropertyScope<'s> {
     Group(&'s str),
 }
 
-/// One thing [`FlagStore::analyze`] found about a flag.
+/// One thing [`FlagStore::analyze`](super::FlagStore::analyze) found about a flag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
@@ -197,18 +197,41 @@ impl Operator {
     }
 }
 
-struct Walker<'s, 'v, const F: usize, const N: usize, const B: usize> {
-    store: &'s FlagStore<F, N, B>,
+struct Walker<'s, 'v> {
+    store: Tables<'s>,
     visit: &'v mut dyn FnMut(Finding<'s>),
 }
 
-impl<const F: usize, const N: usize, const B: usize> FlagStore<F, N, B> {
-    /// Reports to `visit` everything flag `key` needs from the device and everything only the
-    /// server can decide (see [`Finding`]). Returns `false` if the flag is unknown.
-    ///
-    /// Dependencies are reported as [`Finding::DependsOn`] and not walked (analyze them by
-    /// their own key); cohorts are walked.
-    pub fn analyze<'s>(&'s self, key: &str, mut visit: impl FnMut(Finding<'s>)) -> bool {
+/// The analysis method of both store types, over [`Tables`].
+macro_rules! analyze_methods {
+    () => {
+        /// Reports to `visit` everything flag `key` needs from the device and everything only
+        /// the server can decide (see [`Finding`](crate::flags::Finding)). Returns `false` if
+        /// the flag is unknown.
+        ///
+        /// Dependencies are reported as
+        /// [`Finding::DependsOn`](crate::flags::Finding::DependsOn) and not walked (analyze
+        /// them by their own key); cohorts are walked.
+        pub fn analyze<'s>(
+            &'s self,
+            key: &str,
+            visit: impl FnMut(crate::flags::Finding<'s>),
+        ) -> bool {
+            self.tables().analyze(key, visit)
+        }
+    };
+}
+
+impl<const F: usize, const N: usize, const B: usize> super::FlagStore<F, N, B> {
+    analyze_methods!();
+}
+
+impl super::FlagTables<'_> {
+    analyze_methods!();
+}
+
+impl<'t> Tables<'t> {
+    pub(crate) fn analyze(self, key: &str, mut visit: impl FnMut(Finding<'t>)) -> bool {
         let Some(flag) = self.find(key).and_then(|i| self.flag(i)).copied() else {
             return false;
         };
@@ -291,7 +314,7 @@ impl<const F: usize, const N: usize, const B: usize> FlagStore<F, N, B> {
     }
 }
 
-impl<'s, const F: usize, const N: usize, const B: usize> Walker<'s, '_, F, N, B> {
+impl<'s> Walker<'s, '_> {
     fn filter(&mut self, node: &NodeKind, scope: PropertyScope<'s>, depth: usize, level: usize) {
         let store = self.store;
         let NodeKind::Filter { kind, .. } = *node else {

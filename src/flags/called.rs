@@ -27,7 +27,7 @@
 //! use posthog_embedded::flags::called::CalledTracker;
 //! use posthog_embedded::flags::FlagValue;
 //!
-//! let mut seen: CalledTracker<64> = CalledTracker::new();
+//! let mut seen: CalledTracker<[u64; 64]> = CalledTracker::new();
 //! let groups = [("company", "acme"), ("team", "core")];
 //! let v = FlagValue::Variant("blue");
 //! assert!(seen.first_time("user-1", "checkout", Some(&v), &groups));
@@ -174,21 +174,21 @@ pub fn called_key(
 ///
 /// A tracker of capacity 0 records nothing: every read is a first time.
 #[derive(Clone, Debug)]
-pub struct CalledTracker<const N: usize> {
-    keys: [u64; N],
+pub struct CalledTracker<S> {
+    keys: S,
     /// Physical index of the oldest key.
     head: usize,
     len: usize,
 }
 
-impl<const N: usize> Default for CalledTracker<N> {
+impl<const N: usize> Default for CalledTracker<[u64; N]> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<const N: usize> CalledTracker<N> {
-    /// An empty tracker. `const`, so it can live in a `static`.
+impl<const N: usize> CalledTracker<[u64; N]> {
+    /// An empty tracker of `N` keys, owned inline. `const`, so it can live in a `static`.
     #[must_use]
     pub const fn new() -> Self {
         Self {
@@ -197,11 +197,17 @@ impl<const N: usize> CalledTracker<N> {
             len: 0,
         }
     }
+}
 
-    /// How many keys the tracker holds at most (`N`).
+impl<S> CalledTracker<S> {
+    /// An empty tracker over `storage` (any `[u64]`: its length is the capacity).
     #[must_use]
-    pub const fn capacity(&self) -> usize {
-        N
+    pub const fn with_storage(storage: S) -> Self {
+        Self {
+            keys: storage,
+            head: 0,
+            len: 0,
+        }
     }
 
     /// How many keys it holds.
@@ -221,19 +227,28 @@ impl<const N: usize> CalledTracker<N> {
         self.head = 0;
         self.len = 0;
     }
+}
+
+impl<S: AsRef<[u64]> + AsMut<[u64]>> CalledTracker<S> {
+    /// How many keys the tracker holds at most.
+    #[must_use]
+    pub fn capacity(&self) -> usize {
+        self.keys.as_ref().len()
+    }
 
     /// Physical slot of logical position `i` (0 = oldest).
     fn slot(&self, i: usize) -> usize {
+        let n = self.capacity();
         let p = self.head + i;
-        if p >= N {
-            p - N
+        if p >= n {
+            p - n
         } else {
             p
         }
     }
 
     fn position(&self, key: CalledKey) -> Option<usize> {
-        (0..self.len).find(|&i| self.keys.get(self.slot(i)) == Some(&key.0))
+        (0..self.len).find(|&i| self.keys.as_ref().get(self.slot(i)) == Some(&key.0))
     }
 
     /// Whether `key` is recorded.
@@ -248,18 +263,20 @@ impl<const N: usize> CalledTracker<N> {
         if self.contains_key(key) {
             return false;
         }
-        if N == 0 {
+        let n = self.capacity();
+        if n == 0 {
             return true;
         }
-        if self.len < N {
+        if self.len < n {
             let s = self.slot(self.len);
-            if let Some(k) = self.keys.get_mut(s) {
+            if let Some(k) = self.keys.as_mut().get_mut(s) {
                 *k = key.0;
                 self.len += 1;
             }
         } else {
             // Full: overwrite the oldest, which makes the next one the oldest.
-            if let Some(k) = self.keys.get_mut(self.head) {
+            let head = self.head;
+            if let Some(k) = self.keys.as_mut().get_mut(head) {
                 *k = key.0;
             }
             self.head = self.slot(1);
@@ -285,9 +302,14 @@ impl<const N: usize> CalledTracker<N> {
             return false;
         };
         for i in at..self.len.saturating_sub(1) {
-            let next = self.keys.get(self.slot(i + 1)).copied().unwrap_or_default();
+            let next = self
+                .keys
+                .as_ref()
+                .get(self.slot(i + 1))
+                .copied()
+                .unwrap_or_default();
             let s = self.slot(i);
-            if let Some(k) = self.keys.get_mut(s) {
+            if let Some(k) = self.keys.as_mut().get_mut(s) {
                 *k = next;
             }
         }
@@ -410,7 +432,7 @@ mod tests {
 
     #[test]
     fn dedupes_by_id_flag_value_and_groups() {
-        let mut t: CalledTracker<16> = CalledTracker::new();
+        let mut t: CalledTracker<[u64; 16]> = CalledTracker::new();
         assert!(t.first_time("u", "f", Some(&FlagValue::Bool(true)), &[]));
         assert!(!t.first_time("u", "f", Some(&FlagValue::Bool(true)), &[]));
         // Value changes: a new event.
@@ -426,7 +448,7 @@ mod tests {
 
     #[test]
     fn groups_are_order_independent_but_content_sensitive() {
-        let mut t: CalledTracker<16> = CalledTracker::new();
+        let mut t: CalledTracker<[u64; 16]> = CalledTracker::new();
         let a = [("company", "company-123"), ("team", "team-1")];
         let b = [("team", "team-1"), ("company", "company-123")];
         assert!(t.first_time("user-123", "company-beta", Some(&V), &a));
@@ -478,7 +500,7 @@ mod tests {
 
     #[test]
     fn evicts_oldest_one_at_a_time() {
-        let mut t: CalledTracker<3> = CalledTracker::new();
+        let mut t: CalledTracker<[u64; 3]> = CalledTracker::new();
         for f in ["a", "b", "c"] {
             assert!(t.first_time("u", f, None, &[]));
         }
@@ -506,7 +528,7 @@ mod tests {
 
     #[test]
     fn forget_releases_one_key_and_keeps_order() {
-        let mut t: CalledTracker<4> = CalledTracker::new();
+        let mut t: CalledTracker<[u64; 4]> = CalledTracker::new();
         for f in ["a", "b", "c", "d", "e"] {
             t.first_time("u", f, None, &[]);
         }
@@ -525,7 +547,7 @@ mod tests {
 
     #[test]
     fn clear_empties() {
-        let mut t: CalledTracker<4> = CalledTracker::new();
+        let mut t: CalledTracker<[u64; 4]> = CalledTracker::new();
         t.first_time("u", "a", None, &[]);
         assert!(!t.is_empty());
         t.clear();
@@ -536,7 +558,7 @@ mod tests {
 
     #[test]
     fn zero_capacity_never_dedupes() {
-        let mut t: CalledTracker<0> = CalledTracker::new();
+        let mut t: CalledTracker<[u64; 0]> = CalledTracker::new();
         assert!(t.first_time("u", "a", None, &[]));
         assert!(t.first_time("u", "a", None, &[]));
         assert!(t.is_empty());
@@ -546,7 +568,7 @@ mod tests {
     #[test]
     fn memory_is_eight_bytes_per_entry() {
         assert_eq!(
-            size_of::<CalledTracker<100>>(),
+            size_of::<CalledTracker<[u64; 100]>>(),
             800 + 2 * size_of::<usize>()
         );
     }

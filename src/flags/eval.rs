@@ -1,7 +1,7 @@
 //! Local evaluation of one flag, allocation-free (posthog-python `client.py`,
 //! `_compute_flag_locally`, and `feature_flags.py`, `match_feature_flag_properties`).
 //!
-//! [`FlagStore::evaluate`] follows posthog-python 7.91.1, which tracks PostHog's server:
+//! [`FlagStore::evaluate`](super::FlagStore::evaluate) follows posthog-python 7.91.1, which tracks PostHog's server:
 //! inactive flags are `false`; experience-continuity flags are inconclusive; group flags bucket
 //! by the group key and are `false` when the caller did not pass the group; holdouts come
 //! before conditions; conditions are tried in order, every filter of a condition must match,
@@ -21,7 +21,7 @@
 use super::context::EvalContext;
 use super::hash::{hash60, holdout_hash60, RolloutThreshold, VariantRange, VARIANT_SALT};
 use super::outcome::{Evaluation, FlagValue, Inconclusive, MatchReason, Outcome, Reason};
-use super::store::{CondAggregation, Expected, FilterKind, Flag, FlagStore, Node, NodeKind};
+use super::store::{CondAggregation, Expected, FilterKind, Flag, Node, NodeKind, Tables};
 use super::value::{Properties, PropertyValue};
 use crate::time::UnixMillis;
 
@@ -54,8 +54,8 @@ impl Scope<'_> {
     }
 }
 
-struct Evaluator<'s, 'c, const F: usize, const N: usize, const B: usize> {
-    store: &'s FlagStore<F, N, B>,
+struct Evaluator<'s, 'c> {
+    store: Tables<'s>,
     ctx: &'c EvalContext<'c>,
     now: Option<UnixMillis>,
     cache: heapless::Vec<(usize, Eval<'s>), DEPENDENCY_CACHE>,
@@ -65,32 +65,71 @@ const fn unresolved(r: Reason) -> Inconclusive {
     Inconclusive::Unresolved(r)
 }
 
-impl<const F: usize, const N: usize, const B: usize> FlagStore<F, N, B> {
-    /// Evaluates flag `key` for `ctx` locally. `now` is the wall clock, needed only by relative
-    /// date filters (without it they are inconclusive, never guessed).
-    ///
-    /// # Errors
-    /// [`Inconclusive`] when local data cannot decide: ask the server, as PostHog's SDKs do.
-    pub fn evaluate<'s>(
-        &'s self,
+/// The evaluation methods of both store types, over [`Tables`].
+macro_rules! eval_methods {
+    () => {
+        /// Evaluates flag `key` for `ctx` locally. `now` is the wall clock, needed only by
+        /// relative date filters (without it they are inconclusive, never guessed).
+        ///
+        /// # Errors
+        /// [`Inconclusive`](crate::flags::Inconclusive) when local data cannot decide: ask the
+        /// server, as PostHog's SDKs do.
+        pub fn evaluate<'s>(
+            &'s self,
+            key: &str,
+            ctx: &crate::flags::EvalContext<'_>,
+            now: Option<crate::time::UnixMillis>,
+        ) -> Result<crate::flags::FlagValue<'s>, crate::flags::Inconclusive> {
+            self.tables().evaluate(key, ctx, now)
+        }
+
+        /// [`evaluate`](Self::evaluate), also telling why the flag has its value (the reason
+        /// PostHog's `/flags` reports: the condition that matched, a rollout miss, ...). Same
+        /// cost.
+        ///
+        /// # Errors
+        /// As [`evaluate`](Self::evaluate).
+        pub fn evaluate_detailed<'s>(
+            &'s self,
+            key: &str,
+            ctx: &crate::flags::EvalContext<'_>,
+            now: Option<crate::time::UnixMillis>,
+        ) -> Result<crate::flags::Evaluation<'s>, crate::flags::Inconclusive> {
+            self.tables().evaluate_detailed(key, ctx, now)
+        }
+
+        /// The payload (JSON text) configured for `value` of flag `key`, if any.
+        #[must_use]
+        pub fn payload(&self, key: &str, value: &crate::flags::FlagValue<'_>) -> Option<&str> {
+            self.tables().payload(key, value)
+        }
+    };
+}
+
+impl<const F: usize, const N: usize, const B: usize> super::FlagStore<F, N, B> {
+    eval_methods!();
+}
+
+impl super::FlagTables<'_> {
+    eval_methods!();
+}
+
+impl<'t> Tables<'t> {
+    pub(crate) fn evaluate(
+        self,
         key: &str,
         ctx: &EvalContext<'_>,
         now: Option<UnixMillis>,
-    ) -> Result<FlagValue<'s>, Inconclusive> {
+    ) -> Result<FlagValue<'t>, Inconclusive> {
         self.evaluate_detailed(key, ctx, now).map(|e| e.value)
     }
 
-    /// [`evaluate`](Self::evaluate), also telling why the flag has its value (the reason
-    /// PostHog's `/flags` reports: the condition that matched, a rollout miss, ...). Same cost.
-    ///
-    /// # Errors
-    /// As [`evaluate`](Self::evaluate).
-    pub fn evaluate_detailed<'s>(
-        &'s self,
+    pub(crate) fn evaluate_detailed(
+        self,
         key: &str,
         ctx: &EvalContext<'_>,
         now: Option<UnixMillis>,
-    ) -> Result<Evaluation<'s>, Inconclusive> {
+    ) -> Result<Evaluation<'t>, Inconclusive> {
         let idx = self.find(key).ok_or(Inconclusive::UnknownFlag)?;
         let mut ev = Evaluator {
             store: self,
@@ -102,9 +141,7 @@ impl<const F: usize, const N: usize, const B: usize> FlagStore<F, N, B> {
             .map(|(value, reason)| Evaluation { value, reason })
     }
 
-    /// The payload (JSON text) configured for `value` of flag `key`, if any.
-    #[must_use]
-    pub fn payload(&self, key: &str, value: &FlagValue<'_>) -> Option<&str> {
+    pub(crate) fn payload(self, key: &str, value: &FlagValue<'_>) -> Option<&'t str> {
         let flag = self.flag(self.find(key)?)?;
         let mut buf = [0u8; 28];
         let want = value.payload_key(&mut buf);
@@ -115,7 +152,7 @@ impl<const F: usize, const N: usize, const B: usize> FlagStore<F, N, B> {
     }
 }
 
-impl<'s, 'c, const F: usize, const N: usize, const B: usize> Evaluator<'s, 'c, F, N, B> {
+impl<'s, 'c> Evaluator<'s, 'c> {
     fn flag(&mut self, idx: usize, depth: usize) -> Eval<'s> {
         self.flag_decided(idx, depth).map(|(v, _)| v)
     }

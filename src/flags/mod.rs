@@ -40,5 +40,5 @@ pub mod value;
 pub use analyze::{Finding, PropertyScope};
 pub use context::{EvalContext, GroupContext};
 pub use outcome::{Evaluation, FlagValue, Inconclusive, MatchReason, Reason};
-pub use store::{FlagInfo, FlagStore, LoadError, Requirements};
+pub use store::{FlagInfo, FlagStorage, FlagStore, FlagTables, LoadError, Requirements};
 pub use value::{Properties, PropertyValue};

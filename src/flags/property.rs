@@ -18,7 +18,7 @@ use super::date::{parse_date, DateInstant, DateOp};
 use super::outcome::{Outcome, Reason};
 use super::regex::{Regex, RegexError, DEFAULT_CAPACITY};
 use super::store::{
-    decode_date, decode_semver, Compiled, FilterKind, FlagStore, Node, NodeKind, Operator,
+    decode_date, decode_semver, Compiled, FilterKind, Node, NodeKind, Operator, Tables,
 };
 use super::value::{self, PropertyValue};
 use crate::time::UnixMillis;
@@ -50,8 +50,8 @@ pub(crate) fn statically_unsupported(node: &Node) -> bool {
 
 /// Whether the filter value itself is unusable (an absent property then reports
 /// `unsupported_definition` instead of `missing_context`, as posthog-python does).
-fn filter_unusable<const F: usize, const N: usize, const B: usize>(
-    store: &FlagStore<F, N, B>,
+fn filter_unusable(
+    store: Tables<'_>,
     op: Operator,
     value: &Compiled,
     now: Option<UnixMillis>,
@@ -68,8 +68,8 @@ fn filter_unusable<const F: usize, const N: usize, const B: usize>(
 }
 
 /// Matches one property filter against the property's value (`None`: the key is absent).
-pub(crate) fn match_property<const F: usize, const N: usize, const B: usize>(
-    store: &FlagStore<F, N, B>,
+pub(crate) fn match_property(
+    store: Tables<'_>,
     op: Operator,
     compiled: &Compiled,
     value: Option<PropertyValue<'_>>,
@@ -213,8 +213,8 @@ pub(crate) fn match_property<const F: usize, const N: usize, const B: usize>(
 }
 
 /// `exact` (the caller negates for `is_not`).
-fn exact<const F: usize, const N: usize, const B: usize>(
-    store: &FlagStore<F, N, B>,
+fn exact(
+    store: Tables<'_>,
     compiled: &Compiled,
     value: &PropertyValue<'_>,
     scratch: &mut [u8],

@@ -9,10 +9,12 @@ use posthog_embedded::client::{
     BatchOutcome, Client, Config, ConfigError, DeliveryError, EventInfo, GiveUp, KeyKind, Method,
     RequestKind, ResponseInfo, RetryAfter, Setting, TransportError, Verdict,
 };
+use posthog_embedded::resources::Resources;
 use posthog_embedded::{CaptureError, Duration, Instant, Now, UnixMillis};
 use serde_json::Value;
 
-type C = Client<'static, 4096, 8, 128, 2048>;
+type Res = Resources<4096, 8, 128, 2048>;
+type C = Client<'static>;
 
 fn at(ms: u64) -> Now {
     Now::mono(Instant::from_millis(ms))
@@ -73,19 +75,21 @@ fn send(c: &mut C, t: u64, buf: &mut [u8]) -> Option<Vec<String>> {
     )
 }
 
-fn client(config: Config<'static>) -> Box<C> {
-    Box::new(C::try_new(config).unwrap())
+/// A client over leaked resources (a handful per test).
+fn client(config: Config) -> C {
+    Client::new(config, Box::leak(Box::new(Res::new()))).unwrap()
 }
 
 #[test]
 fn config_is_validated() {
     // Every rule is tested in tests/client/delivery.rs; the constructor applies them.
+    let mut res = Box::new(Res::new());
     assert_eq!(
-        C::try_new(Config::new(" ", 0x5eed)).err(),
+        Client::new(Config::new(" ", 0x5eed), &mut res).err(),
         Some(ConfigError::EmptyKey { key: KeyKind::Api })
     );
     assert_eq!(
-        C::try_new(Config::new("k", 0x5eed).flush_at(0)).err(),
+        Client::new(Config::new("k", 0x5eed).flush_at(0), &mut res).err(),
         Some(ConfigError::Zero {
             setting: Setting::FlushAt
         })
@@ -261,9 +265,12 @@ fn events_captured_in_flight_survive_an_evicting_commit() {
     // only what was sent, by identity, so the newer three stay queued. Here with a queue that
     // holds about three events.
     let mut buf = vec![0u8; 4096];
-    let mut c = Box::new(Client::<'static, 700, 1, 1, 1>::new(
+    let mut res = Box::new(Resources::<700, 1, 1, 1>::new());
+    let mut c = Client::new(
         Config::new("test-token", 0x5eed).overflow(OverflowPolicy::DropOldest),
-    ));
+        &mut res,
+    )
+    .unwrap();
     for i in 1..=3 {
         c.capture(
             at(0),

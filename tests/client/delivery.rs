@@ -9,14 +9,17 @@ use posthog_embedded::client::{
     BatchOutcome, Client, Config, ConfigError, GiveUp, RequestKind, ResponseInfo, RetryAfter,
     TransportError, MAX_KEY_LEN,
 };
+use posthog_embedded::config::MAX_DISTINCT_ID;
 use posthog_embedded::flags::remote::RequestError;
 use posthog_embedded::flags::{EvalContext, Inconclusive, PropertyValue};
+use posthog_embedded::resources::Resources;
 use posthog_embedded::{Duration, Instant, Now};
 use serde_json::Value;
 
 use crate::config_cases;
 
-type C = Client<'static, 4096, 8, 128, 2048>;
+type Res = Resources<4096, 8, 128, 2048>;
+type C = Client<'static>;
 
 const MIN: u64 = 60_000;
 
@@ -32,8 +35,9 @@ fn answer(status: u16, retry_after: Option<RetryAfter>) -> ResponseInfo<'static>
     }
 }
 
-fn client(config: Config<'static>) -> Box<C> {
-    Box::new(C::try_new(config).unwrap())
+/// A client over leaked resources (a handful per test).
+fn client(config: Config) -> C {
+    Client::new(config, Box::leak(Box::new(Res::new()))).unwrap()
 }
 
 fn capture(c: &mut C, t: u64, n: u64) {
@@ -341,19 +345,22 @@ fn give_up_policies_are_opt_in_counted_and_reported() {
 #[test]
 fn every_rejected_configuration_is_a_typed_error_without_the_key() {
     let cases = config_cases::rejected();
+    let mut res = Box::new(Res::new());
     for (config, want) in cases {
         assert_eq!(config.validate(), Err(want), "{config:?}");
-        assert_eq!(C::try_new(config).err(), Some(want));
+        assert_eq!(Client::new(config, &mut res).err(), Some(want));
         let text = want.to_string();
         for key in ["phc_ok", "phc_project", "phx_a", "kkkk", "phc ok"] {
             assert!(!text.contains(key), "{text}");
         }
     }
-    // The longest key allowed, and a cap equal to its base, are fine.
-    let max: &'static str = Box::leak("k".repeat(MAX_KEY_LEN).into_boxed_str());
+    // The longest key and distinct id allowed, and a cap equal to its base, are fine.
+    let max = "k".repeat(MAX_KEY_LEN);
+    let max_id = "d".repeat(MAX_DISTINCT_ID);
     assert_eq!(
-        Config::new(max, 1)
-            .secret_key(max)
+        Config::new(&max, 1)
+            .secret_key(&max)
+            .distinct_id(&max_id)
             .retry(Duration::from_secs(5), Duration::from_secs(5))
             .validate(),
         Ok(())
@@ -419,11 +426,14 @@ fn flag_reads_without_a_distinct_id_or_after_shutdown_ask_nobody() {
 fn uuids_are_unique_across_a_thousand_boots_on_identical_timelines() {
     let timeline: Vec<u64> = (0..40u64).map(|i| 1_000 + (i / 4) * 250).collect();
     let boot = |seed: u64| -> Vec<String> {
-        let mut c = Box::new(Client::<'static, 16384, 1, 1, 16>::new(
+        let mut res = Box::new(Resources::<16384, 1, 1, 16>::new());
+        let mut c = Client::new(
             Config::new("phc_test", seed)
                 .flush_at(1000)
                 .overflow(OverflowPolicy::RejectNewest),
-        ));
+            &mut res,
+        )
+        .unwrap();
         timeline
             .iter()
             .map(|&t| {
@@ -463,12 +473,11 @@ fn record(o: &BatchOutcome) {
 #[test]
 fn evictions_and_clears_are_reported_once() {
     let mut buf = vec![0u8; 4096];
-    let mut c = Box::new(Client::<'static, 1024, 1, 1, 16>::new(
-        Config::new("phc_test", 11).flush_at(1000),
-    ));
+    let mut res = Box::new(Resources::<1024, 1, 1, 16>::new());
+    let mut c = Client::new(Config::new("phc_test", 11).flush_at(1000), &mut res).unwrap();
     c.set_on_batch(Some(record));
     let big = "x".repeat(150);
-    let cap = |c: &mut Client<'static, 1024, 1, 1, 16>, n: u64| {
+    let cap = |c: &mut Client<'_>, n: u64| {
         c.capture(at(n), "e", "d", &EventOptions::new(), |p| {
             p.prop("n", n)?.prop("pad", big.as_str())?;
             Ok(())

@@ -7,12 +7,14 @@
 
 use posthog_embedded::capture::EventOptions;
 use posthog_embedded::client::{Client, Config, FlagsAttempt, FlagsRetry};
-use posthog_embedded::flags::remote::{FlagErrorKind, FlagErrors, RemoteFlags};
+use posthog_embedded::flags::remote::{FlagErrorKind, FlagErrors, RemoteFlags, RemoteStorage};
 use posthog_embedded::flags::{EvalContext, FlagValue, GroupContext, Inconclusive, PropertyValue};
+use posthog_embedded::resources::Resources;
 use posthog_embedded::{Duration, Instant, Now};
 use serde_json::{json, Value};
 
-type C = Client<'static, 8192, 8, 128, 4096, 16>;
+type Res = Resources<8192, 8, 128, 4096, 16>;
+type C = Client<'static>;
 
 const DEFS: &[u8] = br#"{"flags":[
   {"id":11,"key":"beta-ui","version":3,"active":true,"has_experiment":false,
@@ -28,14 +30,19 @@ fn now() -> Now {
     Now::mono(Instant::from_millis(1000))
 }
 
-fn client() -> Box<C> {
-    let mut c = Box::new(C::try_new(Config::new("phc_token", 0x5eed)).unwrap());
+/// A client over leaked resources (one per test), with `DEFS` loaded.
+fn client() -> C {
+    let mut c = Client::new(
+        Config::new("phc_token", 0x5eed),
+        Box::leak(Box::new(Res::new())),
+    )
+    .unwrap();
     c.load_definitions(DEFS).unwrap();
     c
 }
 
 /// The queued events, as JSON.
-fn events(c: &C) -> Vec<Value> {
+fn events(c: &Client<'_>) -> Vec<Value> {
     c.queue()
         .iter()
         .map(|r| {
@@ -235,7 +242,8 @@ fn remote_answers_and_failures_are_reported() {
         person: &person,
         groups: &[],
     };
-    let mut remote: Box<RemoteFlags<8, 1024>> = Box::new(RemoteFlags::new());
+    let mut storage = Box::new(RemoteStorage::<8, 1024>::new());
+    let mut remote = RemoteFlags::new(&mut storage);
     remote
         .parse(
             br#"{"flags":{"static-cohort":{"key":"static-cohort","enabled":true,"variant":"b",
@@ -339,7 +347,8 @@ fn a_group_without_properties_still_has_its_group_key() {
        "groups":[{"properties":[{"key":"plan","type":"group","group_type_index":0,
          "operator":"exact","value":["pro"]}],"rollout_percentage":100}]}}
     ],"group_type_mapping":{"0":"fleet"}}"#;
-    let mut c = Box::new(C::try_new(Config::new("phc_token", 0x5eed)).unwrap());
+    let mut res = Box::new(Res::new());
+    let mut c = Client::new(Config::new("phc_token", 0x5eed), &mut res).unwrap();
     c.load_definitions(GROUP_DEFS).unwrap();
     let groups = [GroupContext {
         group_type: "fleet",

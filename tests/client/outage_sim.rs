@@ -32,9 +32,11 @@ use posthog_embedded::client::{
     BatchOutcome, Client, Config, DeliveryError, RequestKind, ResponseInfo, RetryAfter,
     TransportError,
 };
+use posthog_embedded::resources::Resources;
 use posthog_embedded::{CaptureError, Duration, Instant, Now, UnixMillis};
 
-type Sim = Client<'static, 4096, 1, 1, 16>;
+/// The storage of one scenario's client.
+type SimResources = Resources<4096, 1, 1, 16>;
 
 const SEC: u64 = 1000;
 const MIN: u64 = 60 * SEC;
@@ -178,7 +180,8 @@ fn run_scenario(seed: u64, totals: &mut Totals) {
         .retry_after_cap(Duration::from_millis(retry_after_cap))
         .overflow(policy);
     let backoff_bound = cap.max(retry_after_cap);
-    let mut c = Box::new(Sim::try_new(config).unwrap());
+    let mut res = Box::new(SimResources::new());
+    let mut c = Client::new(config, &mut res).unwrap();
     c.set_on_batch(Some(record_outcome));
     OUTCOMES.with(|v| v.borrow_mut().clear());
     let has_wall = rng.below(4) == 0;
@@ -248,7 +251,7 @@ fn run_scenario(seed: u64, totals: &mut Totals) {
     let mut storm_i = 0u64;
     let drain_limit = t_end + 2 * backoff_bound + 2 * HOUR;
 
-    let capture = |c: &mut Sim,
+    let capture = |c: &mut Client<'_>,
                    t: u64,
                    n: &mut u64,
                    captured: &mut BTreeMap<u64, Captured>,

@@ -16,10 +16,12 @@ use posthog_embedded::capture::{EventOptions, OverflowPolicy};
 use posthog_embedded::client::{
     Client, Config, GiveUp, RequestKind, ResponseInfo, RetryAfter, TransportError,
 };
+use posthog_embedded::resources::Resources;
 use posthog_embedded::{CaptureError, Duration, Instant, Now};
 use serde_json::Value;
 
-type Sim = Client<'static, 4096, 4, 64, 1024>;
+/// The storage of one scenario's client.
+type SimResources = Resources<4096, 4, 64, 1024>;
 
 /// SplitMix64, as in the crate, for reproducible scenarios.
 struct Rng(u64);
@@ -103,7 +105,8 @@ fn run_scenario(seed: u64, out: &mut Outcome) {
             Duration::from_secs(30),
         )
         .overflow(policy);
-    let mut client = Box::new(Sim::try_new(config).unwrap());
+    let mut res = Box::new(SimResources::new());
+    let mut client = Client::new(config, &mut res).unwrap();
     let limit_413 = 1 + rng.below(40) as usize;
     let mut buf = vec![0u8; 2048 + rng.below(4096) as usize];
     let mut t = 0u64;

@@ -6,6 +6,7 @@ use posthog_embedded::capture::EventOptions;
 use posthog_embedded::client::{Client, Config, Header, RequestKind, Transmit, TransportError};
 use posthog_embedded::net::http::RetryAfter;
 use posthog_embedded::net::transport::{Reply, Transport};
+use posthog_embedded::resources::Resources;
 use posthog_embedded::{Clock, Duration, Instant};
 
 /// A scripted HTTP client that records what it was asked to send.
@@ -65,9 +66,12 @@ impl Clock for FakeClock {
 
 #[test]
 fn a_custom_http_client_drives_the_client() {
-    let mut client: Box<Client<'static, 4096, 4, 32, 512>> = Box::new(Client::new(
+    let mut res = Box::new(Resources::<4096, 4, 32, 512>::new());
+    let mut client = Client::new(
         Config::new("phc_t", 0x5eed).secret_key("phx_s").flush_at(1),
-    ));
+        &mut res,
+    )
+    .unwrap();
     let clock = FakeClock(std::cell::Cell::new(0));
     let mut http = Scripted {
         replies: vec![
@@ -85,11 +89,9 @@ fn a_custom_http_client_drives_the_client() {
         sent: vec![],
     };
     let (mut tx, mut body) = (vec![0u8; 2048], vec![0u8; 1024]);
-    let run =
-        |client: &mut Client<'static, 4096, 4, 32, 512>,
-         http: &mut Scripted,
-         tx: &mut [u8],
-         body: &mut [u8]| { block_on(send_due(client, http, &clock, tx, body)) };
+    let run = |client: &mut Client<'_>, http: &mut Scripted, tx: &mut [u8], body: &mut [u8]| {
+        block_on(send_due(client, http, &clock, tx, body))
+    };
     // The first cycle polls definitions (a secret key is set).
     assert!(run(&mut client, &mut http, &mut tx, &mut body));
     assert!(client.is_local_evaluation_ready());
@@ -159,8 +161,8 @@ impl Transport for Dialling<'_> {
 /// without sending it, and the client retries.
 #[test]
 fn send_due_connects_before_rendering() {
-    let mut client: Box<Client<'static, 4096, 4, 32, 512>> =
-        Box::new(Client::new(Config::new("phc_t", 0x5eed).flush_at(1)));
+    let mut res = Box::new(Resources::<4096, 4, 32, 512>::new());
+    let mut client = Client::new(Config::new("phc_t", 0x5eed).flush_at(1), &mut res).unwrap();
     let clock = FakeClock(std::cell::Cell::new(1_000));
     let mut net = Dialling {
         clock: &clock,

@@ -10,9 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
-use posthog_embedded::adapters::embassy::{Buffers, Connect, EmbassyClock, Handle, Runner, Shared};
+use posthog_embedded::adapters::embassy::{self, Buffers, Connect, Link, Posthog, Runner, State};
 use posthog_embedded::capture::EventOptions;
-use posthog_embedded::client::Config;
+use posthog_embedded::client::{Client, Config};
+use posthog_embedded::resources::Resources;
 use posthog_embedded::Duration;
 
 use crate::config_cases;
@@ -186,43 +187,31 @@ fn server(script: Vec<Reply>) -> (std::net::SocketAddr, Arc<Mutex<Seen>>) {
     (addr, seen)
 }
 
-type S = Shared<CriticalSectionRawMutex, 4096, 4, 64, 1024>;
+type M = CriticalSectionRawMutex;
 
-/// The buffers of a test runner: request bodies, heads, kept response bodies.
-type Bufs = (Vec<u8>, Vec<u8>, Vec<u8>);
-
-/// A runner over `conn` to the test server.
-fn runner<'b, C: Connect>(
-    shared: &'static S,
-    conn: C,
-    bufs: &'b mut Bufs,
-) -> Runner<'static, 'b, CriticalSectionRawMutex, C, EmbassyClock, 4096, 4, 64, 1024> {
-    Runner::new(
-        shared,
-        conn,
-        EmbassyClock,
-        "127.0.0.1",
-        Buffers {
-            tx: &mut bufs.0,
-            rx: &mut bufs.1,
-            body: &mut bufs.2,
-        },
-    )
-    .expect("the client's only runner")
+/// A client with `config` split into its handle and runner, everything leaked (`'static`, as
+/// in a firmware's statics): 4 KiB of requests, 1 KiB of heads, `body` bytes of kept bodies.
+fn start(config: Config, body: usize) -> (Posthog<'static, M>, Runner<'static, M>) {
+    let resources = Box::leak(Box::new(Resources::<4096, 4, 64, 1024>::new()));
+    let client = Client::new(config, resources).expect("valid configuration");
+    let state = Box::leak(Box::new(State::new()));
+    let buffers = Buffers {
+        tx: Box::leak(vec![0u8; 4096].into_boxed_slice()),
+        rx: Box::leak(vec![0u8; 1024].into_boxed_slice()),
+        body: Box::leak(vec![0u8; body].into_boxed_slice()),
+    };
+    embassy::new(client, state, buffers, "127.0.0.1").expect("a host")
 }
 
-/// Drives the runner until `done` or a bound on steps, each step bounded by 100 ms.
-fn drive<C: Connect>(
-    runner: &mut Runner<'_, '_, CriticalSectionRawMutex, C, EmbassyClock, 4096, 4, 64, 1024>,
-    done: impl Fn() -> bool,
-) {
-    drive_steps(runner, embassy_time::Duration::from_millis(100), done);
+/// Drives the link until `done` or a bound on steps, each step bounded by 100 ms.
+fn drive<C: Connect>(link: &mut Link<'_, '_, M, C>, done: impl Fn() -> bool) {
+    drive_steps(link, embassy_time::Duration::from_millis(100), done);
 }
 
 /// [`drive`] with each step bounded by `step` (longer than any connect, which a step that is
 /// cut short would restart).
 fn drive_steps<C: Connect>(
-    runner: &mut Runner<'_, '_, CriticalSectionRawMutex, C, EmbassyClock, 4096, 4, 64, 1024>,
+    link: &mut Link<'_, '_, M, C>,
     step: embassy_time::Duration,
     done: impl Fn() -> bool,
 ) {
@@ -230,35 +219,29 @@ fn drive_steps<C: Connect>(
         if done() {
             return;
         }
-        embassy_futures::block_on(embassy_time::with_timeout(step, runner.step())).ok();
+        embassy_futures::block_on(embassy_time::with_timeout(step, link.step())).ok();
     }
     panic!("runner did not finish");
-}
-
-fn leak(config: Config<'static>) -> &'static S {
-    Box::leak(Box::new(S::new(config).expect("valid configuration")))
 }
 
 #[test]
 fn delivers_over_keep_alive_and_reconnects_when_told_or_dropped() {
     let (addr, seen) = server(vec![Reply::Ok, Reply::OkClose, Reply::Ok, Reply::Drop]);
-    let shared = leak(Config::new("phc_embassy", 0x5eed).flush_at(100));
+    let (ph, mut runner) = start(Config::new("phc_embassy", 0x5eed).flush_at(100), 2048);
     let connects = Arc::new(Mutex::new(0));
-    let mut bufs: Bufs = (vec![0u8; 4096], vec![0u8; 1024], vec![0u8; 2048]);
     let conn = Tcp {
         addr,
         stream: None,
         connects: connects.clone(),
     };
-    let mut runner = runner(shared, conn, &mut bufs);
-    let ph = Handle::new(shared, EmbassyClock);
+    let mut runner = runner.link(conn);
     for round in 0..5 {
         ph.capture("reading", "device-1", &EventOptions::new(), |p| {
             p.prop("round", round)?;
             Ok(())
         })
         .unwrap();
-        ph.flush();
+        ph.request_flush();
         drive(&mut runner, || ph.pending() == 0);
     }
     let seen = seen.lock().unwrap();
@@ -280,21 +263,20 @@ fn delivers_over_keep_alive_and_reconnects_when_told_or_dropped() {
 #[test]
 fn retries_after_503_and_polls_definitions_with_the_secret() {
     let (addr, seen) = server(vec![Reply::Definitions, Reply::Status503, Reply::Ok]);
-    let shared = leak(
+    let (ph, mut runner) = start(
         Config::new("phc_embassy", 0x5eed)
             .secret_key("phx_embassy_secret")
             .flush_at(1)
             .retry(Duration::from_millis(50), Duration::from_millis(100)),
+        4096,
     );
     let connects = Arc::new(Mutex::new(0));
-    let mut bufs: Bufs = (vec![0u8; 4096], vec![0u8; 1024], vec![0u8; 4096]);
     let conn = Tcp {
         addr,
         stream: None,
         connects,
     };
-    let mut runner = runner(shared, conn, &mut bufs);
-    let ph = Handle::new(shared, EmbassyClock);
+    let mut runner = runner.link(conn);
     drive(&mut runner, || {
         ph.with(|c, _| c.is_local_evaluation_ready())
     });
@@ -317,16 +299,14 @@ fn retries_after_503_and_polls_definitions_with_the_secret() {
 fn capture_immediate_waits_for_the_answer() {
     use posthog_embedded::client::Fate;
     let (addr, _seen) = server(vec![Reply::Ok]);
-    let shared = leak(Config::new("phc_embassy", 0x5eed).flush_at(100));
+    let (ph, mut runner) = start(Config::new("phc_embassy", 0x5eed).flush_at(100), 2048);
     let connects = Arc::new(Mutex::new(0));
-    let mut bufs: Bufs = (vec![0u8; 4096], vec![0u8; 1024], vec![0u8; 2048]);
     let conn = Tcp {
         addr,
         stream: None,
         connects,
     };
-    let mut runner = runner(shared, conn, &mut bufs);
-    let ph = Handle::new(shared, EmbassyClock);
+    let mut runner = runner.link(conn);
     let opts = EventOptions::new();
     let fate = embassy_futures::block_on(async {
         let send = ph.capture_immediate(
@@ -352,7 +332,7 @@ fn capture_immediate_waits_for_the_answer() {
     assert_eq!(ph.pending(), 0);
 }
 
-/// `flush_until` and `shutdown_until` wait for the runner without polling, several tasks at
+/// `flush` and `shutdown` wait for the runner without polling, several tasks at
 /// once, and return what was delivered and what is left.
 #[test]
 fn flush_and_shutdown_wait_for_delivery_with_a_deadline() {
@@ -361,15 +341,13 @@ fn flush_and_shutdown_wait_for_delivery_with_a_deadline() {
     use posthog_embedded::client::Fate;
 
     let (addr, seen) = server(vec![Reply::Ok, Reply::Ok]);
-    let shared = leak(Config::new("phc_embassy", 0x5eed).flush_at(100));
-    let mut bufs: Bufs = (vec![0u8; 4096], vec![0u8; 1024], vec![0u8; 2048]);
+    let (ph, mut runner) = start(Config::new("phc_embassy", 0x5eed).flush_at(100), 2048);
     let conn = Tcp {
         addr,
         stream: None,
         connects: Arc::new(Mutex::new(0)),
     };
-    let mut first = runner(shared, conn, &mut bufs);
-    let ph = Handle::new(shared, EmbassyClock);
+    let mut first = runner.link(conn);
     for i in 0..3 {
         ph.capture("reading", "device-1", &EventOptions::new(), |p| {
             p.prop("i", i)?;
@@ -381,8 +359,8 @@ fn flush_and_shutdown_wait_for_delivery_with_a_deadline() {
     let deadline = embassy_time::Instant::now() + embassy_time::Duration::from_secs(10);
     // Two flushes and an immediate send wait at the same time while the runner works.
     let waits = join3(
-        ph.flush_until(deadline),
-        ph.flush_until(deadline),
+        ph.flush(deadline),
+        ph.flush(deadline),
         ph.capture_immediate(
             "door opened",
             "device-1",
@@ -411,7 +389,7 @@ fn flush_and_shutdown_wait_for_delivery_with_a_deadline() {
     assert!(!seen.lock().unwrap().requests.is_empty());
 
     // Nothing queued: returns at once.
-    let none = embassy_futures::block_on(ph.flush_until(embassy_time::Instant::MAX));
+    let none = embassy_futures::block_on(ph.flush(embassy_time::Instant::MAX));
     assert_eq!((none.sent, none.pending), (0, 0));
 
     // Shutdown against a server that is gone: returns at its deadline with the event kept.
@@ -421,20 +399,16 @@ fn flush_and_shutdown_wait_for_delivery_with_a_deadline() {
     let dead = TcpListener::bind("127.0.0.1:0").unwrap();
     let dead_addr = dead.local_addr().unwrap();
     drop(dead);
-    let mut bufs2: Bufs = (vec![0u8; 4096], vec![0u8; 1024], vec![0u8; 2048]);
-    let mut second = runner(
-        shared,
-        Tcp {
-            addr: dead_addr,
-            stream: None,
-            connects: Arc::new(Mutex::new(0)),
-        },
-        &mut bufs2,
-    );
+    // The same runner over a new connection (a network switch).
+    let mut second = runner.link(Tcp {
+        addr: dead_addr,
+        stream: None,
+        connects: Arc::new(Mutex::new(0)),
+    });
     let started = embassy_time::Instant::now();
     let wait = embassy_time::Duration::from_millis(300);
     let r = embassy_futures::block_on(async {
-        match select(ph.shutdown_until(started + wait), async {
+        match select(ph.shutdown(started + wait), async {
             loop {
                 second.step().await;
             }
@@ -456,12 +430,11 @@ fn no_flags_retry_after_shutdown() {
     use posthog_embedded::adapters::embassy::FlagRead;
     use posthog_embedded::adapters::StreamTransport;
     use posthog_embedded::client::OwnedFlagValue;
-    use posthog_embedded::flags::remote::RemoteFlags;
+    use posthog_embedded::flags::remote::{RemoteFlags, RemoteStorage};
     use posthog_embedded::flags::EvalContext;
 
     let (addr, seen) = server(vec![Reply::Status502, Reply::Flags]);
-    let shared = leak(Config::new("phc_embassy", 0x5eed).flush_at(100));
-    let ph = Handle::new(shared, EmbassyClock);
+    let (ph, _runner) = start(Config::new("phc_embassy", 0x5eed).flush_at(100), 2048);
     let mut rx = vec![0u8; 1024];
     let mut transport = StreamTransport::new(
         Tcp {
@@ -472,7 +445,8 @@ fn no_flags_retry_after_shutdown() {
         "127.0.0.1",
         &mut rx,
     );
-    let mut remote: Box<RemoteFlags<8, 512>> = Box::new(RemoteFlags::new());
+    let mut storage = Box::new(RemoteStorage::<8, 512>::new());
+    let mut remote = RemoteFlags::new(&mut storage);
     let mut buf = vec![0u8; 2048];
     let ctx = EvalContext {
         distinct_id: "device-1",
@@ -481,7 +455,7 @@ fn no_flags_retry_after_shutdown() {
         groups: &[],
     };
     let (v, ()) = embassy_futures::block_on(join(
-        ph.get_feature_flag::<_, 8, 512, 32>(
+        ph.get_feature_flag::<_, 32>(
             "remote-only",
             &ctx,
             &mut transport,
@@ -494,7 +468,7 @@ fn no_flags_retry_after_shutdown() {
             while seen.lock().unwrap().requests.is_empty() {
                 embassy_time::Timer::after_millis(5).await;
             }
-            ph.shutdown();
+            ph.begin_shutdown();
         },
     ));
     assert_eq!(v, None::<OwnedFlagValue<32>>);
@@ -510,19 +484,18 @@ fn flags_local_first_then_remote_over_a_second_connection() {
     use posthog_embedded::adapters::embassy::FlagRead;
     use posthog_embedded::adapters::StreamTransport;
     use posthog_embedded::client::OwnedFlagValue;
-    use posthog_embedded::flags::remote::RemoteFlags;
+    use posthog_embedded::flags::remote::{RemoteFlags, RemoteStorage};
     use posthog_embedded::flags::{EvalContext, PropertyValue};
 
     let (addr, seen) = server(vec![Reply::Status502, Reply::Flags]);
-    let shared = leak(Config::new("phc_embassy", 0x5eed).flush_at(100));
-    shared.with(|c| {
+    let (ph, _runner) = start(Config::new("phc_embassy", 0x5eed).flush_at(100), 2048);
+    ph.with(|c, _| {
         c.load_definitions(
             br#"{"flags":[{"id":1,"key":"local","active":true,"filters":{"groups":[{"properties":[],"rollout_percentage":100}]}},
                 {"id":5,"key":"remote-only","active":true,"ensure_experience_continuity":true,"filters":{"groups":[]}}]}"#,
         )
         .unwrap();
     });
-    let ph = Handle::new(shared, EmbassyClock);
     let connects = Arc::new(Mutex::new(0));
     let mut rx = vec![0u8; 1024];
     let mut transport = StreamTransport::new(
@@ -534,7 +507,8 @@ fn flags_local_first_then_remote_over_a_second_connection() {
         "127.0.0.1",
         &mut rx,
     );
-    let mut remote: Box<RemoteFlags<8, 512>> = Box::new(RemoteFlags::new());
+    let mut storage = Box::new(RemoteStorage::<8, 512>::new());
+    let mut remote = RemoteFlags::new(&mut storage);
     let mut buf = vec![0u8; 2048];
     let person = [("plan", PropertyValue::Str("pro"))];
     let ctx = EvalContext {
@@ -645,8 +619,7 @@ impl Connect for SlowConnect {
 #[test]
 fn connection_time_is_counted_in_the_offset() {
     let (addr, seen) = server(vec![Reply::Ok]);
-    let shared = leak(Config::new("phc_embassy", 0x5eed).flush_at(100));
-    let mut bufs: Bufs = (vec![0u8; 4096], vec![0u8; 1024], vec![0u8; 2048]);
+    let (ph, mut runner) = start(Config::new("phc_embassy", 0x5eed).flush_at(100), 2048);
     let conn = SlowConnect {
         inner: Tcp {
             addr,
@@ -655,11 +628,10 @@ fn connection_time_is_counted_in_the_offset() {
         },
         delay: embassy_time::Duration::from_millis(400),
     };
-    let mut runner = runner(shared, conn, &mut bufs);
-    let ph = Handle::new(shared, EmbassyClock);
+    let mut runner = runner.link(conn);
     ph.capture("boot", "device-1", &EventOptions::new(), |_| Ok(()))
         .unwrap();
-    ph.flush();
+    ph.request_flush();
     drive_steps(&mut runner, embassy_time::Duration::from_secs(3), || {
         ph.pending() == 0
     });
@@ -672,69 +644,46 @@ fn connection_time_is_counted_in_the_offset() {
     );
 }
 
-/// Every constructor of the embassy driver checks its settings: `Shared::new` the client's
-/// configuration, `Runner::new` a blank host and a second runner, `Runner::timeouts` a zero
-/// timeout. The errors name the setting, never the key.
+/// Every constructor of the embassy path checks its settings: `Client::new` the client's
+/// configuration, `embassy::new` a blank host, `Runner::set_timeouts` a zero timeout. The
+/// errors name the setting, never the key. (A second runner cannot exist: `embassy::new`
+/// returns the only one.)
 #[test]
-fn constructors_reject_bad_configuration_and_a_second_runner() {
+fn constructors_reject_bad_configuration() {
     use posthog_embedded::adapters::embassy::Timeouts;
     use posthog_embedded::client::{ConfigError, Setting};
 
-    // Every rule of the core, through this constructor.
+    // Every rule of the core, through the constructor the embassy path uses.
     let rejected = config_cases::rejected();
     for (config, want) in rejected {
-        assert_eq!(S::new(config).err(), Some(want));
+        let mut resources = Box::new(Resources::<1024, 1, 4, 64, 4>::new());
+        assert_eq!(Client::new(config, &mut resources).err(), Some(want));
         assert!(!want.to_string().contains("phc_ok"));
     }
 
-    let shared = leak(Config::new("phc_embassy", 1));
-    let (addr, _seen) = server(vec![]);
-    let tcp = || Tcp {
-        addr,
-        stream: None,
-        connects: Arc::new(Mutex::new(0)),
-    };
+    let mut resources = Box::new(Resources::<1024, 1, 4, 64, 4>::new());
+    let client = Client::new(Config::new("phc_embassy", 1), &mut resources).unwrap();
+    let mut state = State::<M>::new();
     let mut bufs: Bufs = (vec![0; 1024], vec![0; 1024], vec![0; 256]);
     assert_eq!(
-        Runner::new(shared, tcp(), EmbassyClock, " ", buffers(&mut bufs)).err(),
+        embassy::new(client, &mut state, buffers(&mut bufs), " ").err(),
         Some(ConfigError::EmptyHost)
     );
-    let first = Runner::new(shared, tcp(), EmbassyClock, "127.0.0.1", buffers(&mut bufs))
-        .expect("the first runner");
+    let (_ph, mut runner) = start(Config::new("phc_embassy", 1), 256);
     assert_eq!(
-        first
-            .timeouts(Timeouts::new().request(embassy_time::Duration::from_ticks(0)))
-            .err(),
-        Some(ConfigError::Zero {
+        runner.set_timeouts(Timeouts::new().request(embassy_time::Duration::from_ticks(0))),
+        Err(ConfigError::Zero {
             setting: Setting::RequestTimeout
         })
     );
-    // The refused runner was dropped: its place is free again.
-    let second = Runner::new(shared, tcp(), EmbassyClock, "127.0.0.1", buffers(&mut bufs))
-        .expect("a runner again");
-    let mut again: Bufs = (vec![0; 1024], vec![0; 1024], vec![0; 256]);
-    let third = Runner::new(
-        shared,
-        tcp(),
-        EmbassyClock,
-        "127.0.0.1",
-        buffers(&mut again),
-    );
     assert_eq!(
-        third.err(),
-        Some(ConfigError::AlreadyRunning),
-        "one client, one runner at a time"
+        runner.set_timeouts(Timeouts::new().request(embassy_time::Duration::from_secs(2))),
+        Ok(())
     );
-    drop(second);
-    let fourth = Runner::new(
-        shared,
-        tcp(),
-        EmbassyClock,
-        "127.0.0.1",
-        buffers(&mut again),
-    );
-    assert!(fourth.is_ok());
 }
+
+/// The buffers of a test runner: request bodies, heads, kept response bodies.
+type Bufs = (Vec<u8>, Vec<u8>, Vec<u8>);
 
 fn buffers(b: &mut Bufs) -> Buffers<'_> {
     Buffers {
@@ -751,19 +700,18 @@ fn flag_reads_without_an_id_or_after_shutdown_send_nothing() {
     use posthog_embedded::adapters::embassy::FlagRead;
     use posthog_embedded::adapters::StreamTransport;
     use posthog_embedded::client::OwnedFlagValue;
-    use posthog_embedded::flags::remote::RemoteFlags;
+    use posthog_embedded::flags::remote::{RemoteFlags, RemoteStorage};
     use posthog_embedded::flags::{EvalContext, PropertyValue};
 
     let (addr, seen) = server(vec![Reply::Flags, Reply::Flags]);
-    let shared = leak(Config::new("phc_embassy", 0x5eed).flush_at(100));
-    shared.with(|c| {
+    let (ph, _runner) = start(Config::new("phc_embassy", 0x5eed).flush_at(100), 2048);
+    ph.with(|c, _| {
         c.load_definitions(
             br#"{"flags":[{"id":1,"key":"local","active":true,"filters":{"groups":[{"properties":[],"rollout_percentage":100}]}},
                 {"id":5,"key":"remote-only","active":true,"ensure_experience_continuity":true,"filters":{"groups":[]}}]}"#,
         )
         .unwrap();
     });
-    let ph = Handle::new(shared, EmbassyClock);
     let mut rx = vec![0u8; 1024];
     let mut transport = StreamTransport::new(
         Tcp {
@@ -774,7 +722,8 @@ fn flag_reads_without_an_id_or_after_shutdown_send_nothing() {
         "127.0.0.1",
         &mut rx,
     );
-    let mut remote: Box<RemoteFlags<8, 512>> = Box::new(RemoteFlags::new());
+    let mut storage = Box::new(RemoteStorage::<8, 512>::new());
+    let mut remote = RemoteFlags::new(&mut storage);
     let mut buf = vec![0u8; 2048];
     let person: [(&str, PropertyValue<'_>); 0] = [];
     let mut read = |id: &str, key: &str, opts: FlagRead| -> Option<OwnedFlagValue<32>> {
@@ -817,7 +766,7 @@ fn flag_reads_without_an_id_or_after_shutdown_send_nothing() {
     );
     assert_eq!(ph.pending(), 2, "both reads reported");
     ph.set_online(true);
-    ph.shutdown();
+    ph.begin_shutdown();
     // Local values still answer; nothing goes to /flags.
     assert_eq!(
         read("device-1", "local", FlagRead::new()),
@@ -839,19 +788,13 @@ fn flag_reads_without_an_id_or_after_shutdown_send_nothing() {
 #[test]
 fn offline_opens_no_connection_and_online_sends_at_once() {
     let (addr, seen) = server(vec![Reply::Ok]);
-    let shared = leak(Config::new("phc_embassy", 0x5eed).flush_at(1));
+    let (ph, mut runner) = start(Config::new("phc_embassy", 0x5eed).flush_at(1), 256);
     let connects = Arc::new(Mutex::new(0));
-    let mut bufs: Bufs = (vec![0; 4096], vec![0; 1024], vec![0; 256]);
-    let mut runner = runner(
-        shared,
-        Tcp {
-            addr,
-            stream: None,
-            connects: Arc::clone(&connects),
-        },
-        &mut bufs,
-    );
-    let ph = Handle::new(shared, EmbassyClock);
+    let mut runner = runner.link(Tcp {
+        addr,
+        stream: None,
+        connects: Arc::clone(&connects),
+    });
     ph.set_online(false);
     ph.capture("offline", "device-1", &EventOptions::new(), |_| Ok(()))
         .unwrap();

@@ -22,9 +22,11 @@ use embassy_net::{Config, Ipv4Address, Ipv4Cidr, Stack, StackResources, StaticCo
 use embassy_sync::blocking_mutex::raw::NoopRawMutex;
 use embassy_time::{Duration, Instant, Timer};
 use embedded_io_async::{Read as _, Write as _};
-use posthog_embedded::adapters::embassy::{Buffers, Connect, EmbassyClock, Handle, Runner, Shared};
+use posthog_embedded::adapters::embassy::{self, Buffers, Connect};
 use posthog_embedded::adapters::embassy_net::TcpConnect;
 use posthog_embedded::capture::EventOptions;
+use posthog_embedded::client::Client;
+use posthog_embedded::resources::Resources;
 
 const CLIENT_IP: Ipv4Address = Ipv4Address::new(10, 0, 0, 2);
 const SERVER_IP: Ipv4Address = Ipv4Address::new(10, 0, 0, 1);
@@ -525,19 +527,24 @@ fn runner_delivers_batches_over_tcp_connect() {
     let events = RefCell::new(Vec::new());
     let conns = Cell::new(0);
     let listening = Cell::new(false);
-    let shared: Shared<NoopRawMutex, 4096, 4, 64, 1024> =
-        Shared::new(posthog_embedded::client::Config::new("phc_test", 0x5eed)).unwrap();
+    let mut resources = Box::new(Resources::<4096, 4, 64, 1024>::new());
+    let core = Client::new(
+        posthog_embedded::client::Config::new("phc_test", 0x5eed),
+        &mut resources,
+    )
+    .unwrap();
+    let mut state = embassy::State::<NoopRawMutex>::new();
+    let (mut txb, mut rxb, mut body) = ([0u8; 2048], [0u8; 1024], [0u8; 256]);
+    let bufs = Buffers {
+        tx: &mut txb,
+        rx: &mut rxb,
+        body: &mut body,
+    };
+    let (ph, mut runner) = embassy::new(core, &mut state, bufs, "10.0.0.1:8080").unwrap();
     run(async |client, server| {
         let (mut rx, mut tx) = ([0u8; 1024], [0u8; 2048]);
         let conn = TcpConnect::new(TcpSocket::new(client, &mut rx, &mut tx), (SERVER_IP, PORT));
-        let (mut txb, mut rxb, mut body) = ([0u8; 2048], [0u8; 1024], [0u8; 256]);
-        let bufs = Buffers {
-            tx: &mut txb,
-            rx: &mut rxb,
-            body: &mut body,
-        };
-        let mut runner = Runner::new(&shared, conn, EmbassyClock, "10.0.0.1:8080", bufs).unwrap();
-        let ph = Handle::new(&shared, EmbassyClock);
+        let mut runner = runner.link(conn);
         serve(ingest_server(server, &listening, &events, &conns), async {
             // Two batches: the server closes after the first, so the second reconnects.
             for batch in 0..2u32 {
@@ -549,7 +556,7 @@ fn runner_delivers_batches_over_tcp_connect() {
                     })
                     .unwrap();
                 }
-                ph.flush();
+                ph.request_flush();
                 while ph.pending() > 0 {
                     runner.step().await;
                 }
@@ -557,7 +564,7 @@ fn runner_delivers_batches_over_tcp_connect() {
             // A third batch over the kept-alive second connection.
             ph.capture("done", "device-1", &EventOptions::new(), |_| Ok(()))
                 .unwrap();
-            ph.flush();
+            ph.request_flush();
             while ph.pending() > 0 {
                 runner.step().await;
             }

@@ -23,6 +23,7 @@ use posthog_embedded::client::{
     Client, Config, ConfigError, DeliveryError, RetryAfter, TransportError,
 };
 use posthog_embedded::flags::{EvalContext, PropertyValue};
+use posthog_embedded::resources::Resources;
 use posthog_embedded::{CaptureError, Instant as CoreInstant, Now, UnixMillis};
 
 const API_KEY: &str = "phc_std_driver_test";
@@ -754,7 +755,8 @@ fn bad_settings_are_typed_errors_without_secrets() {
 
 /// One batch request rendered by a small core client.
 fn batch_transmit() -> OwnedTransmit {
-    let mut core = Client::<'static, 4096, 4, 16, 256>::new(Config::new(API_KEY, 0x5eed));
+    let mut resources = Box::new(Resources::<4096, 4, 16, 256, 8>::new());
+    let mut core = Client::new(Config::new(API_KEY, 0x5eed), &mut resources).unwrap();
     let now = Now::with_wall(
         CoreInstant::from_millis(5),
         UnixMillis::from_secs(1_800_000_000),

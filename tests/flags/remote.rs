@@ -4,12 +4,14 @@
 use crate::common;
 
 use posthog_embedded::flags::called::write_flag_properties;
-use posthog_embedded::flags::remote::{FlagsRequest, RemoteError, RemoteFlags, RequestGroup};
+use posthog_embedded::flags::remote::{
+    FlagsRequest, RemoteError, RemoteFlags, RemoteStorage, RequestGroup,
+};
 use posthog_embedded::flags::{FlagValue, PropertyValue};
 use posthog_embedded::json::write::{Object, Sink};
 use serde_json::{json, Map, Value};
 
-type Remote = RemoteFlags<32, 4096>;
+type Storage = RemoteStorage<32, 4096>;
 
 /// Every response case: (fixture, response value).
 fn responses() -> Vec<(String, Value)> {
@@ -55,7 +57,8 @@ fn parses_every_recorded_response() {
     let cases = responses();
     for (fixture, response) in &cases {
         let body = serde_json::to_vec(response).unwrap();
-        let mut r = Remote::new();
+        let mut storage = Storage::new();
+        let mut r = RemoteFlags::new(&mut storage);
         r.parse(&body).unwrap_or_else(|e| panic!("{fixture}: {e}"));
 
         let (map, shape_v2) = match response.get("flags") {
@@ -124,8 +127,10 @@ fn parses_every_recorded_response() {
 fn pretty_and_compact_bodies_parse_alike() {
     let cases = responses();
     for (fixture, response) in &cases {
-        let mut a = Remote::new();
-        let mut b = Remote::new();
+        let mut a_storage = Storage::new();
+        let mut a = RemoteFlags::new(&mut a_storage);
+        let mut b_storage = Storage::new();
+        let mut b = RemoteFlags::new(&mut b_storage);
         a.parse(&serde_json::to_vec(response).unwrap()).unwrap();
         b.parse(&serde_json::to_vec_pretty(response).unwrap())
             .unwrap();
@@ -146,7 +151,8 @@ fn pretty_and_compact_bodies_parse_alike() {
 fn every_prefix_fails_and_keeps_the_previous_answer() {
     let cases = responses();
     // A previous answer to protect.
-    let mut r = Remote::new();
+    let mut storage = Storage::new();
+    let mut r = RemoteFlags::new(&mut storage);
     r.parse(br#"{"flags":{"keep":{"enabled":true,"variant":"me"}},"requestId":"prev"}"#)
         .unwrap();
     for (fixture, response) in &cases {
@@ -172,10 +178,11 @@ fn over_capacity_is_an_error_naming_the_limit() {
     let cases = responses();
     for (fixture, response) in &cases {
         let body = serde_json::to_vec(response).unwrap();
-        let need = Remote::requirements(&body).unwrap();
+        let need = RemoteFlags::requirements(&body).unwrap();
         assert!(need.flags >= 9, "{fixture}");
 
-        let mut few: RemoteFlags<4, 4096> = RemoteFlags::new();
+        let mut few_storage = RemoteStorage::<4, 4096>::new();
+        let mut few = RemoteFlags::new(&mut few_storage);
         few.parse(br#"{"featureFlags":{"x":true}}"#).unwrap();
         assert_eq!(
             few.parse(&body),
@@ -187,7 +194,8 @@ fn over_capacity_is_an_error_naming_the_limit() {
         );
         assert_eq!(few.get("x").unwrap().value, FlagValue::Bool(true));
 
-        let mut small: RemoteFlags<32, 64> = RemoteFlags::new();
+        let mut small_storage = RemoteStorage::<32, 64>::new();
+        let mut small = RemoteFlags::new(&mut small_storage);
         assert_eq!(
             small.parse(&body),
             Err(RemoteError::TextFull {
@@ -206,7 +214,8 @@ fn quota_limited_recorded_response_has_no_flags() {
     for (fixture, response) in &cases {
         let mut limited = response.clone();
         limited["quotaLimited"] = json!(["feature_flags"]);
-        let mut r = Remote::new();
+        let mut storage = Storage::new();
+        let mut r = RemoteFlags::new(&mut storage);
         r.parse(&serde_json::to_vec(&limited).unwrap()).unwrap();
         assert!(r.quota_limited(), "{fixture}");
         assert!(r.is_empty());
@@ -221,7 +230,8 @@ fn flag_properties_from_a_recorded_response() {
         .iter()
         .find(|(f, _)| f.ends_with("test-flags-v4.json"))
         .expect("v4 fixture");
-    let mut r = Remote::new();
+    let mut storage = Storage::new();
+    let mut r = RemoteFlags::new(&mut storage);
     r.parse(&serde_json::to_vec(response).unwrap()).unwrap();
     let mut buf = vec![0u8; 4096];
     let mut sink = Sink::new(&mut buf, 200);

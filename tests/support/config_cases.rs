@@ -2,12 +2,14 @@
 //! each constructor (core, embassy).
 
 use posthog_embedded::client::{Config, ConfigError, GiveUp, KeyKind, Setting, MAX_KEY_LEN};
+use posthog_embedded::config::MAX_DISTINCT_ID;
 use posthog_embedded::Duration;
 
 /// `(configuration, the error every constructor must give)`, one per rule.
-pub(crate) fn rejected() -> Vec<(Config<'static>, ConfigError)> {
+pub(crate) fn rejected() -> Vec<(Config, ConfigError)> {
     let long = "k".repeat(MAX_KEY_LEN + 1);
-    let long: &'static str = Box::leak(long.into_boxed_str());
+    let long = long.as_str();
+    let long_id = "d".repeat(MAX_DISTINCT_ID + 1);
     let secs = Duration::from_secs;
     vec![
         (
@@ -56,6 +58,20 @@ pub(crate) fn rejected() -> Vec<(Config<'static>, ConfigError)> {
             ConfigError::KeyCharacter {
                 key: KeyKind::Secret,
                 at: 5,
+            },
+        ),
+        (
+            Config::new("phc_ok", 1).distinct_id(" \t"),
+            ConfigError::DistinctId { len: 2 },
+        ),
+        (
+            Config::new("phc_ok", 1).distinct_id(""),
+            ConfigError::DistinctId { len: 0 },
+        ),
+        (
+            Config::new("phc_ok", 1).distinct_id(&long_id),
+            ConfigError::DistinctId {
+                len: MAX_DISTINCT_ID + 1,
             },
         ),
         (

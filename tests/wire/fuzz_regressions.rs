@@ -7,7 +7,7 @@ use crate::common;
 
 use std::path::PathBuf;
 
-use posthog_embedded::flags::remote::RemoteFlags;
+use posthog_embedded::flags::remote::{RemoteFlags, RemoteStorage};
 use posthog_embedded::flags::{EvalContext, FlagStore, PropertyValue};
 
 type Store = FlagStore<64, 2048, 32768>;
@@ -124,9 +124,10 @@ fn every_flags_response_truncated_or_corrupted_fails_cleanly() {
     let mut checked = 0;
     for case in v["cases"].as_array().unwrap() {
         let body = serde_json::to_vec(&case["response"]).unwrap();
-        let mut flags: Box<RemoteFlags<64, 8192>> = Box::new(RemoteFlags::new());
+        let mut storage = Box::new(RemoteStorage::<64, 8192>::new());
+        let mut flags = RemoteFlags::new(&mut storage);
         flags.parse(&body).unwrap();
-        let snapshot = |f: &RemoteFlags<64, 8192>| -> Vec<(String, String)> {
+        let snapshot = |f: &RemoteFlags<'_>| -> Vec<(String, String)> {
             f.values()
                 .map(|(k, v)| (k.to_owned(), v.to_string()))
                 .collect()

@@ -46,7 +46,7 @@ pub fn log_batch(outcome: &BatchOutcome) {
 /// longer than that fails the run with events still pending). The handle wakes on each settled
 /// request; nothing polls.
 pub async fn drain(ph: &PostHogHandle) -> Result<(), Failure> {
-    let left = ph.shutdown_until(Instant::now() + DRAIN_TIMEOUT).await;
+    let left = ph.shutdown(Instant::now() + DRAIN_TIMEOUT).await;
     if left.pending > 0 {
         error!(
             "{} events still pending after the drain timeout ({} s)",

@@ -1,6 +1,5 @@
 //! The flags this device reads at boot, evaluated locally from the definitions in flash.
 
-use posthog_embedded::client::OwnedFlagValue;
 use posthog_embedded::flags::{EvalContext, PropertyValue};
 use posthog_embedded::json::read::{Reader, Token};
 
@@ -42,18 +41,14 @@ pub fn read_flags(ph: &PostHogHandle) -> BootFlags {
     };
     let mut flags = BootFlags::default();
     for key in BOOT_FLAGS {
-        // Evaluate and copy under the client's lock; print after releasing it.
-        let (value, payload) = ph.with(|client, now| {
-            let value = client
-                .feature_flag(now, key, &ctx, true)
-                .map(|v| OwnedFlagValue::<24>::from_value(&v));
-            let payload = client
-                .feature_flag_payload(now, key, &ctx)
-                .ok()
-                .flatten()
-                .and_then(|p| heapless::String::<64>::try_from(p).ok());
-            (value, payload)
-        });
+        // Evaluated and copied under the client's lock; printed after releasing it.
+        let value = ph.feature_flag::<24>(key, &ctx);
+        let payload = ph
+            .feature_flag_payload(key, &ctx, |p| {
+                p.and_then(|p| heapless::String::<64>::try_from(p).ok())
+            })
+            .ok()
+            .flatten();
         let value = match value {
             Ok(Some(v)) => v,
             Ok(None) => {

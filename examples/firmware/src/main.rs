@@ -27,10 +27,9 @@ use embassy_executor::Spawner;
 use embassy_futures::select::{select, Either};
 use embassy_sync::blocking_mutex::raw::NoopRawMutex;
 use embassy_time::{Duration, Timer};
-use posthog_embedded::adapters::embassy::{
-    Buffers, EmbassyClock, Handle, Runner, Shared, Timeouts,
-};
-use posthog_embedded::client::Config;
+use posthog_embedded::adapters::embassy::{self, Buffers, Posthog, Runner, State, Timeouts};
+use posthog_embedded::client::{Client, Config};
+use posthog_embedded::resources::Resources;
 use static_cell::{ConstStaticCell, StaticCell};
 
 use crate::hw::{Timer0, Uart0};
@@ -70,55 +69,23 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(300);
 /// still ends with the firmware's own verdict.
 const HARD_DEADLINE: Duration = Duration::from_secs(330);
 
-// Client capacities: 4 KiB of events; the sample definitions need 20 flags, 75 nodes and 856
-// bytes of text; 32 `$feature_flag_called` de-duplication entries.
-const QUEUE_BYTES: usize = 4096;
-const MAX_FLAGS: usize = 20;
-const MAX_NODES: usize = 96;
-const TEXT_BYTES: usize = 1024;
-const CALLED_TRACKER: usize = 32;
+/// The client's storage, capacities named once: 4 KiB of events; the sample definitions need
+/// 20 flags, 75 nodes and 856 bytes of text; 32 `$feature_flag_called` de-duplication entries.
+type PostHogResources = Resources<4096, 20, 96, 1024, 32>;
 
 /// One executor, and no interrupt handler touches the client: a no-op lock, so loading the
 /// definitions, evaluating flags and rendering batches never mask interrupts. (Use
 /// `CriticalSectionRawMutex` when interrupt handlers capture events.)
 type Mutex = NoopRawMutex;
-type PostHog = Shared<Mutex, QUEUE_BYTES, MAX_FLAGS, MAX_NODES, TEXT_BYTES, CALLED_TRACKER>;
-type PostHogHandle = Handle<
-    'static,
-    Mutex,
-    EmbassyClock,
-    QUEUE_BYTES,
-    MAX_FLAGS,
-    MAX_NODES,
-    TEXT_BYTES,
-    CALLED_TRACKER,
->;
-type PostHogRunner = Runner<
-    'static,
-    'static,
-    Mutex,
-    UartLink,
-    EmbassyClock,
-    QUEUE_BYTES,
-    MAX_FLAGS,
-    MAX_NODES,
-    TEXT_BYTES,
-    CALLED_TRACKER,
->;
+type PostHogHandle = Posthog<'static, Mutex>;
 
+/// All zeros and `const`: in `.bss`, nothing copied from flash at boot.
+static RESOURCES: ConstStaticCell<PostHogResources> = ConstStaticCell::new(Resources::new());
+static STATE: StaticCell<State<'static, Mutex>> = StaticCell::new();
 /// The runner's buffers: request bodies (a batch is at most this large), heads, kept bodies.
-struct NetBuffers {
-    tx: [u8; 4096],
-    rx: [u8; 1024],
-    body: [u8; 256],
-}
-
-static POSTHOG: StaticCell<PostHog> = StaticCell::new();
-static NET_BUFFERS: ConstStaticCell<NetBuffers> = ConstStaticCell::new(NetBuffers {
-    tx: [0; 4096],
-    rx: [0; 1024],
-    body: [0; 256],
-});
+static TX: ConstStaticCell<[u8; 4096]> = ConstStaticCell::new([0; 4096]);
+static RX: ConstStaticCell<[u8; 1024]> = ConstStaticCell::new([0; 1024]);
+static BODY: ConstStaticCell<[u8; 256]> = ConstStaticCell::new([0; 256]);
 
 /// Why the run failed (printed before exiting with a failure status).
 type Failure = &'static str;
@@ -137,8 +104,8 @@ async fn main(spawner: Spawner) {
 }
 
 #[embassy_executor::task]
-async fn posthog_task(mut runner: PostHogRunner) -> ! {
-    runner.run().await
+async fn posthog_task(mut runner: Runner<'static, Mutex>, link: UartLink) -> ! {
+    runner.run(link).await
 }
 
 async fn run(spawner: Spawner) -> Result<(), Failure> {
@@ -155,48 +122,43 @@ async fn run(spawner: Spawner) -> Result<(), Failure> {
         // connection or on a fresh one each when the server closes them.
         .max_batch_events(4)
         .flush_interval(posthog_embedded::Duration::from_millis(FLUSH_INTERVAL_MS));
-    let shared = Shared::new(config).map_err(|e| {
+    let resources = RESOURCES.try_take().ok_or("client storage already taken")?;
+    let client = Client::new(config, resources).map_err(|e| {
         error!("invalid PostHog configuration: {}", e);
         "invalid PostHog configuration"
     })?;
-    let posthog: &'static PostHog = POSTHOG
-        .try_init(shared)
+    let state = STATE
+        .try_init(State::new())
         .ok_or("client already initialised")?;
-    let ph = Handle::new(posthog, EmbassyClock);
-    ph.with(|client, _| client.set_on_batch(Some(delivery::log_batch)));
-
-    let loaded = ph
-        .with(|client, _| client.load_definitions(DEFINITIONS))
+    let buffers = Buffers {
+        tx: TX.try_take().ok_or("network buffers already taken")?,
+        rx: RX.try_take().ok_or("network buffers already taken")?,
+        body: BODY.try_take().ok_or("network buffers already taken")?,
+    };
+    let (ph, mut runner) = embassy::new(client, state, buffers, HOST).map_err(|e| {
+        error!("PostHog driver refused: {}", e);
+        "PostHog driver refused"
+    })?;
+    runner
+        .set_timeouts(Timeouts::new().request(Duration::from_secs(5)))
         .map_err(|e| {
-            error!("flag definitions refused: {}", e);
-            "flag definitions refused"
+            error!("PostHog timeouts refused: {}", e);
+            "PostHog timeouts refused"
         })?;
+    ph.set_on_batch(Some(delivery::log_batch));
+
+    let loaded = ph.load_definitions(DEFINITIONS).map_err(|e| {
+        error!("flag definitions refused: {}", e);
+        "flag definitions refused"
+    })?;
     info!(
         "flag definitions from flash: {} flags, {} nodes, {} bytes of text",
         loaded.flags, loaded.nodes, loaded.bytes
     );
 
-    let bufs = NET_BUFFERS
-        .try_take()
-        .ok_or("network buffers already taken")?;
-    let timeouts = Timeouts::new().request(Duration::from_secs(5));
-    let runner = Runner::new(
-        posthog,
-        UartLink::new(uart),
-        EmbassyClock,
-        HOST,
-        Buffers {
-            tx: &mut bufs.tx,
-            rx: &mut bufs.rx,
-            body: &mut bufs.body,
-        },
-    )
-    .and_then(|runner| runner.timeouts(timeouts))
-    .map_err(|e| {
-        error!("PostHog runner refused: {}", e);
-        "PostHog runner refused"
-    })?;
-    spawner.spawn(posthog_task(runner).map_err(|_| "PostHog task already running")?);
+    spawner.spawn(
+        posthog_task(runner, UartLink::new(uart)).map_err(|_| "PostHog task already running")?,
+    );
 
     telemetry::identify(&ph)?;
     let flags = device_flags::read_flags(&ph);

@@ -87,10 +87,11 @@ pub fn evaluate<'s>(store: &'s Store, key: &str) -> Result<FlagValue<'s>, Inconc
 }
 
 // RAM figures the README and the quick start quote, checked on the target itself at compile
-// time: a client with a 4 KiB queue, 20 flags, 128 nodes, 2 KiB of flag text and the default
-// 256-entry `$feature_flag_called` tracker; and the 4 KiB queue alone.
+// time: the storage of a client with a 4 KiB queue, 20 flags, 128 nodes, 2 KiB of flag text and
+// the default 256-entry `$feature_flag_called` tracker; the client borrowing it; and the 4 KiB
+// queue alone.
 const _: () = assert!(
-    core::mem::size_of::<posthog_embedded::client::Client<'static, 4096, 20, 128, 2048>>()
-        == 16_264
+    core::mem::size_of::<posthog_embedded::resources::Resources<4096, 20, 128, 2048>>() == 15_248
 );
+const _: () = assert!(core::mem::size_of::<posthog_embedded::client::Client<'static>>() == 1_392);
 const _: () = assert!(core::mem::size_of::<Queue<[u8; 4096]>>() == 4_160);

@@ -7,85 +7,61 @@ use embassy_sync::blocking_mutex::raw::RawMutex;
 use super::Shared;
 use crate::capture::{EventOptions, Person, Uuid};
 use crate::client::{
-    Client, ClientStats, Fate, FlagsAttempt, FlagsRetry, OwnedFlagValue, RequestKind, Transmit,
-    FLAGS_PATH,
+    BatchOutcome, Client, ClientStats, EventInfo, Fate, FlagsAttempt, FlagsRetry, OwnedFlagValue,
+    RequestKind, Transmit, Verdict, FLAGS_PATH,
 };
 use crate::error::{CaptureError, PropertyError};
 use crate::flags::remote::{FlagErrorKind, FlagErrors, RemoteFlags, RequestError};
-use crate::flags::{EvalContext, Inconclusive};
+use crate::flags::{EvalContext, Inconclusive, LoadError, Requirements};
 use crate::json::write::Object;
 use crate::net::http::Method;
 use crate::net::transport::Transport;
-use crate::time::{Clock, Now};
+use crate::time::{Now, UnixMillis};
 
-/// A cheap, `Copy` handle for capturing events and reading flags from any task.
-pub struct Handle<
-    's,
-    M: RawMutex,
-    K: Clock,
-    const Q: usize,
-    const F: usize,
-    const N: usize,
-    const B: usize,
-    const T: usize = 256,
-> {
-    shared: &'s Shared<M, Q, F, N, B, T>,
-    clock: K,
+/// The handle every task uses (from [`new`](super::new)): `Copy`, so pass it by value to as
+/// many tasks as you like. It covers the whole client; [`with`](Self::with) is the escape
+/// hatch for anything else. Reads that change nothing (counters, payloads, a de-duplicated
+/// flag read) don't wake the runner.
+pub struct Posthog<'d, M: RawMutex> {
+    shared: &'d Shared<'d, M>,
 }
 
-impl<
-        M: RawMutex,
-        K: Clock + Copy,
-        const Q: usize,
-        const F: usize,
-        const N: usize,
-        const B: usize,
-        const T: usize,
-    > Clone for Handle<'_, M, K, Q, F, N, B, T>
-{
+impl<M: RawMutex> Clone for Posthog<'_, M> {
     fn clone(&self) -> Self {
         *self
     }
 }
 
-impl<
-        M: RawMutex,
-        K: Clock + Copy,
-        const Q: usize,
-        const F: usize,
-        const N: usize,
-        const B: usize,
-        const T: usize,
-    > Copy for Handle<'_, M, K, Q, F, N, B, T>
-{
-}
+impl<M: RawMutex> Copy for Posthog<'_, M> {}
 
-impl<
-        's,
-        M: RawMutex,
-        K: Clock,
-        const Q: usize,
-        const F: usize,
-        const N: usize,
-        const B: usize,
-        const T: usize,
-    > Handle<'s, M, K, Q, F, N, B, T>
-{
-    /// A handle reading time from `clock`.
-    pub const fn new(shared: &'s Shared<M, Q, F, N, B, T>, clock: K) -> Self {
-        Self { shared, clock }
+impl<'d, M: RawMutex> Posthog<'d, M> {
+    pub(super) const fn new(shared: &'d Shared<'d, M>) -> Self {
+        Self { shared }
     }
 
-    /// Runs `f` on the client with the current time (see [`Shared::with`]).
-    pub fn with<R>(&self, f: impl FnOnce(&mut Client<'static, Q, F, N, B, T>, Now) -> R) -> R {
-        let now = self.clock.read();
+    /// Runs `f` on the client with the current time, then wakes the runner (an escape hatch:
+    /// the handle's own methods cover the client's API).
+    pub fn with<R>(&self, f: impl FnOnce(&mut Client<'d>, Now) -> R) -> R {
+        let now = self.shared.now();
         self.shared.with(|c| f(c, now))
+    }
+
+    /// The wall clock is now `now` (Unix time, from SNTP, GNSS, a cellular network or an RTC):
+    /// from here on events carry a `timestamp` and relative date filters are evaluated. Call it
+    /// again to correct it; the monotonic clock is unaffected.
+    pub fn set_wall_clock(&self, now: UnixMillis) {
+        let mono = embassy_time::Instant::now().as_millis();
+        let offset = i64::try_from(now.as_millis())
+            .ok()
+            .zip(i64::try_from(mono).ok())
+            .map(|(w, m)| w - m);
+        self.shared.wall_offset.lock(|o| o.set(offset));
     }
 
     /// Runs a flag read `f` on the client, waking the runner only when it queued an event (a
     /// `$feature_flag_called`): a read that queues nothing gives the runner nothing to do.
-    fn read<R>(&self, f: impl FnOnce(&mut Client<'static, Q, F, N, B, T>, Now) -> R) -> R {
-        let now = self.clock.read();
+    fn read<R>(&self, f: impl FnOnce(&mut Client<'d>, Now) -> R) -> R {
+        let now = self.shared.now();
         let (r, queued) = self.shared.client.lock(|c| {
             let mut c = c.borrow_mut();
             let before = c.last_seq();
@@ -131,6 +107,144 @@ impl<
         self.with(|c, now| c.identify(now, distinct_id, opts, person))
     }
 
+    /// Queues a `$set` event (see [`Client::set`]); `Ok(None)` when nothing was set.
+    ///
+    /// # Errors
+    /// As [`Client::set`].
+    pub fn set<P>(
+        &self,
+        distinct_id: &str,
+        opts: &EventOptions<'_>,
+        person: P,
+    ) -> Result<Option<Uuid>, CaptureError>
+    where
+        P: FnMut(&mut Person<'_, '_, '_>) -> Result<(), PropertyError>,
+    {
+        self.with(|c, now| c.set(now, distinct_id, opts, person))
+    }
+
+    /// Queues `$create_alias` (see [`Client::alias`]).
+    ///
+    /// # Errors
+    /// As [`Client::alias`].
+    pub fn alias(
+        &self,
+        previous_id: &str,
+        alias: &str,
+        opts: &EventOptions<'_>,
+    ) -> Result<Uuid, CaptureError> {
+        self.with(|c, now| c.alias(now, previous_id, alias, opts))
+    }
+
+    /// Queues `$groupidentify` (see [`Client::group_identify`]).
+    ///
+    /// # Errors
+    /// As [`Client::group_identify`].
+    pub fn group_identify<P>(
+        &self,
+        group_type: &str,
+        group_key: &str,
+        distinct_id: Option<&str>,
+        opts: &EventOptions<'_>,
+        props: P,
+    ) -> Result<Uuid, CaptureError>
+    where
+        P: FnMut(&mut Object<'_, '_>) -> Result<(), PropertyError>,
+    {
+        self.with(|c, now| c.group_identify(now, group_type, group_key, distinct_id, opts, props))
+    }
+
+    /// Loads flag definitions from bytes (a snapshot in flash); on error the definitions in
+    /// use are kept (see [`Client::load_definitions`]).
+    ///
+    /// # Errors
+    /// [`LoadError`].
+    pub fn load_definitions(&self, doc: &[u8]) -> Result<Requirements, LoadError> {
+        // Changes no request the runner could send: no wake-up.
+        self.shared
+            .client
+            .lock(|c| c.borrow_mut().load_definitions(doc))
+    }
+
+    /// Asks for a definitions poll now (see [`Client::reload`]).
+    pub fn reload_definitions(&self) {
+        self.shared.with(Client::reload);
+    }
+
+    /// Whether flag definitions are loaded (local evaluation can answer).
+    #[must_use]
+    pub fn is_local_evaluation_ready(&self) -> bool {
+        self.shared.peek(Client::is_local_evaluation_ready)
+    }
+
+    /// Stops capturing (see [`Client::opt_out`]).
+    pub fn opt_out(&self) {
+        self.shared.with(Client::opt_out);
+    }
+
+    /// Opts out and discards every queued event (see [`Client::opt_out_and_clear`]).
+    pub fn opt_out_and_clear(&self) {
+        self.shared.with(Client::opt_out_and_clear);
+    }
+
+    /// Resumes capturing.
+    pub fn opt_in(&self) {
+        self.shared.with(Client::opt_in);
+    }
+
+    /// Whether capturing is off (opted out or shut down).
+    #[must_use]
+    pub fn is_opted_out(&self) -> bool {
+        self.shared.peek(Client::is_opted_out)
+    }
+
+    /// Installs a before-send filter (see [`Client::set_before_send`]).
+    pub fn set_before_send(&self, f: Option<fn(&EventInfo<'_>) -> Verdict>) {
+        self.shared
+            .client
+            .lock(|c| c.borrow_mut().set_before_send(f));
+    }
+
+    /// Installs a callback told how every batch ended (see [`Client::set_on_batch`]).
+    pub fn set_on_batch(&self, f: Option<fn(&BatchOutcome)>) {
+        self.shared.client.lock(|c| c.borrow_mut().set_on_batch(f));
+    }
+
+    /// Evaluates flag `key` locally and queues its `$feature_flag_called` event (see
+    /// [`Client::feature_flag`]); `None` when it has no value (a variant key longer than `V`
+    /// bytes has none either). For a read that may ask the server, see
+    /// [`get_feature_flag`](Self::get_feature_flag).
+    ///
+    /// # Errors
+    /// [`Inconclusive`] when only the server can decide.
+    pub fn feature_flag<const V: usize>(
+        &self,
+        key: &str,
+        ctx: &EvalContext<'_>,
+    ) -> Result<Option<OwnedFlagValue<V>>, Inconclusive> {
+        self.read(|c, now| {
+            c.feature_flag(now, key, ctx, true)
+                .map(|v| OwnedFlagValue::from_value(&v))
+        })
+    }
+
+    /// Runs `f` on the payload (JSON text) of flag `key` for `ctx`, evaluated locally; no
+    /// event, no wake-up (see [`Client::feature_flag_payload`]). With the `serde` feature,
+    /// `json::typed::from_json` reads it into a struct.
+    ///
+    /// # Errors
+    /// [`Inconclusive`] when only the server can decide.
+    pub fn feature_flag_payload<R>(
+        &self,
+        key: &str,
+        ctx: &EvalContext<'_>,
+        f: impl FnOnce(Option<&str>) -> R,
+    ) -> Result<R, Inconclusive> {
+        let now = self.shared.now();
+        self.shared
+            .peek(|c| c.feature_flag_payload(now, key, ctx).map(f))
+    }
+
     /// Evaluates flag `key` locally (see [`Client::feature_flag`]) and returns whether it is
     /// on, queuing its `$feature_flag_called` event.
     ///
@@ -153,7 +267,7 @@ impl<
     pub async fn immediate<R>(
         &self,
         timeout: embassy_time::Duration,
-        produce: impl FnOnce(&mut Client<'static, Q, F, N, B, T>, Now) -> Result<R, CaptureError>,
+        produce: impl FnOnce(&mut Client<'d>, Now) -> Result<R, CaptureError>,
     ) -> Result<Fate, CaptureError> {
         let deadline = embassy_time::Instant::now() + timeout;
         let seq = self.with(|c, now| {
@@ -166,7 +280,7 @@ impl<
         };
         loop {
             let generation = self.shared.settled.generation();
-            let fate = self.shared.client.lock(|c| c.borrow().fate(seq));
+            let fate = self.shared.peek(|c| c.fate(seq));
             if fate != Fate::Queued || embassy_time::Instant::now() >= deadline {
                 return Ok(fate);
             }
@@ -208,30 +322,22 @@ impl<
     /// key is longer than `V` bytes).
     ///
     /// An empty or whitespace distinct id gives `None` at once, with no request and no event;
-    /// after [`shutdown`](Self::shutdown) no request is sent (a local value still answers);
+    /// after [`begin_shutdown`](Self::begin_shutdown) no request is sent (a local value still answers);
     /// while offline ([`set_online`](Self::set_online)) no request is sent either, and the read
     /// is reported with `$feature_flag_error: connection_error`.
     ///
     /// The client's lock is never held while the request is awaited. A refused or failed
     /// connection counts as a transport failure and is retried (as posthog-go does).
-    pub async fn get_feature_flag<
-        Tr: Transport,
-        const RN: usize,
-        const RB: usize,
-        const V: usize,
-    >(
+    pub async fn get_feature_flag<Tr: Transport, const V: usize>(
         &self,
         key: &str,
         ctx: &EvalContext<'_>,
         transport: &mut Tr,
-        remote: &mut RemoteFlags<RN, RB>,
+        remote: &mut RemoteFlags<'_>,
         buf: &mut [u8],
         opts: FlagRead,
     ) -> Option<OwnedFlagValue<V>> {
-        let allowed = self
-            .shared
-            .client
-            .lock(|c| c.borrow().check_remote_read(ctx));
+        let allowed = self.shared.peek(|c| c.check_remote_read(ctx));
         if let Err(RequestError::NoDistinctId) = allowed {
             // No distinct id: unknown, nobody asked, no event.
             return None;
@@ -269,8 +375,7 @@ impl<
         }
         let built = self
             .shared
-            .client
-            .lock(|c| c.borrow().flags_request(ctx, Some(&[key]), buf));
+            .peek(|c| c.flags_request(ctx, Some(&[key]), buf));
         let Ok(n) = built else {
             report_failure(FlagErrorKind::UnknownError);
             return None;
@@ -310,10 +415,7 @@ impl<
                 Some(d) => {
                     embassy_time::Timer::after_millis(d.as_millis()).await;
                     // The core's gate again: no retry after shutdown or while offline.
-                    let allowed = self
-                        .shared
-                        .client
-                        .lock(|c| c.borrow().check_remote_read(ctx));
+                    let allowed = self.shared.peek(|c| c.check_remote_read(ctx));
                     if allowed.is_err() {
                         report_failure(FlagsRetry::error_kind(attempt));
                         return None;
@@ -327,34 +429,33 @@ impl<
         }
     }
 
-    /// Asks for every queued event to be sent now.
-    pub fn flush(&self) {
+    /// Asks for every queued event to be sent now, without waiting (see
+    /// [`flush`](Self::flush) to wait).
+    pub fn request_flush(&self) {
         self.shared.with(Client::flush);
     }
 
-    /// [`flush`](Self::flush), then waits until the queue is empty or `deadline` passes,
-    /// woken by each settled request (no polling; any number of tasks may wait at once).
-    /// Undelivered events stay queued.
-    pub async fn flush_until(&self, deadline: embassy_time::Instant) -> Drained {
+    /// Asks for every queued event to be sent now, then waits until the queue is empty or
+    /// `deadline` passes, woken by each settled request (no polling; any number of tasks may
+    /// wait at once). Returns what was delivered meanwhile and what is still queued;
+    /// undelivered events stay queued.
+    pub async fn flush(&self, deadline: embassy_time::Instant) -> Drained {
         let before = self.stats().sent;
-        self.flush();
+        self.request_flush();
         self.drain(before, deadline).await
     }
 
-    /// [`shutdown`](Self::shutdown), then waits as [`flush_until`](Self::flush_until) does.
-    pub async fn shutdown_until(&self, deadline: embassy_time::Instant) -> Drained {
+    /// [`begin_shutdown`](Self::begin_shutdown), then waits as [`flush`](Self::flush) does.
+    pub async fn shutdown(&self, deadline: embassy_time::Instant) -> Drained {
         let before = self.stats().sent;
-        self.shutdown();
+        self.begin_shutdown();
         self.drain(before, deadline).await
     }
 
     async fn drain(&self, sent_before: u32, deadline: embassy_time::Instant) -> Drained {
         loop {
             let generation = self.shared.settled.generation();
-            let (sent, pending) = self
-                .shared
-                .client
-                .lock(|c| (c.borrow().stats().sent, c.borrow().pending()));
+            let (sent, pending) = self.shared.peek(|c| (c.stats().sent, c.pending()));
             if pending == 0 || embassy_time::Instant::now() >= deadline {
                 return Drained {
                     sent: sent.saturating_sub(sent_before),
@@ -372,19 +473,19 @@ impl<
     /// Events waiting for delivery.
     #[must_use]
     pub fn pending(&self) -> usize {
-        self.shared.client.lock(|c| c.borrow().pending())
+        self.shared.peek(Client::pending)
     }
 
     /// The client's counters.
     #[must_use]
     pub fn stats(&self) -> ClientStats {
-        self.shared.client.lock(|c| c.borrow().stats())
+        self.shared.peek(Client::stats)
     }
 
-    /// Begins shutdown: later captures are refused, no `/flags` request is sent any more, and a
-    /// final flush is requested ([`shutdown_until`](Self::shutdown_until) also waits for it).
-    /// Undelivered events stay queued.
-    pub fn shutdown(&self) {
+    /// Begins shutdown without waiting: later captures are refused, no `/flags` request is
+    /// sent any more, and a final flush is requested ([`shutdown`](Self::shutdown) also waits
+    /// for it). Undelivered events stay queued.
+    pub fn begin_shutdown(&self) {
         self.shared.with(Client::shutdown);
     }
 
@@ -395,7 +496,7 @@ impl<
     }
 }
 
-/// What [`Handle::flush_until`] or [`Handle::shutdown_until`] ended with.
+/// What [`Posthog::flush`] or [`Posthog::shutdown`] ended with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
@@ -406,7 +507,7 @@ pub struct Drained {
     pub pending: usize,
 }
 
-/// Options of [`Handle::get_feature_flag`].
+/// Options of [`Posthog::get_feature_flag`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
@@ -468,36 +569,28 @@ impl Default for FlagRead {
 mod tests {
     use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 
+    use super::super::{new, Buffers, State};
     use super::*;
-    use crate::client::Config;
-    use crate::time::Instant;
-
-    /// A clock standing still at 1 s, no wall time.
-    #[derive(Clone, Copy)]
-    struct Still;
-
-    impl Clock for Still {
-        fn now(&self) -> Instant {
-            Instant::from_millis(1_000)
-        }
-
-        fn wall(&self) -> Option<crate::time::UnixMillis> {
-            None
-        }
-    }
-
-    type S = Shared<CriticalSectionRawMutex, 2048, 4, 32, 512, 8>;
+    use crate::client::{Config, ConfigError};
+    use crate::resources::Resources;
 
     #[test]
     fn flag_reads_wake_the_runner_only_when_they_queue_an_event() {
-        let shared: S = Shared::new(Config::new("phc_embassy", 7)).unwrap();
-        let ph = Handle::new(&shared, Still);
-        shared.with(|c| {
-            c.load_definitions(
-                br#"{"flags":[{"id":1,"key":"beta","active":true,"filters":{"groups":[{"properties":[],"rollout_percentage":100}]}}]}"#,
-            )
-            .unwrap();
-        });
+        let mut res = Resources::<2048, 4, 32, 512, 8>::new();
+        let client = Client::new(Config::new("phc_embassy", 7), &mut res).unwrap();
+        let mut state = State::<CriticalSectionRawMutex>::new();
+        let (mut tx, mut rx, mut body) = ([0u8; 256], [0u8; 64], [0u8; 64]);
+        let bufs = Buffers {
+            tx: &mut tx,
+            rx: &mut rx,
+            body: &mut body,
+        };
+        let (ph, _runner) = new(client, &mut state, bufs, "127.0.0.1").unwrap();
+        let shared = ph.shared;
+        ph.load_definitions(
+            br#"{"flags":[{"id":1,"key":"beta","active":true,"filters":{"groups":[{"properties":[],"rollout_percentage":100}]}}]}"#,
+        )
+        .unwrap();
         shared.wake.reset();
         let ctx = EvalContext {
             distinct_id: "device-1",
@@ -514,11 +607,76 @@ mod tests {
         assert_eq!(ph.is_feature_enabled("beta", &ctx), Ok(true));
         assert!(!shared.wake.signaled());
         assert_eq!(ph.pending(), 1);
-        // Counters and the queue are read without waking either; a capture wakes.
-        let _ = (ph.stats(), ph.pending());
+        // Counters, the queue and payloads are read without waking either; a capture wakes.
+        let _ = (ph.stats(), ph.pending(), ph.is_opted_out());
+        assert_eq!(
+            ph.feature_flag_payload("beta", &ctx, |p| p.is_none()),
+            Ok(true)
+        );
         assert!(!shared.wake.signaled());
         ph.capture("e", "device-1", &EventOptions::new(), |_| Ok(()))
             .unwrap();
         assert!(shared.wake.signaled());
+    }
+
+    #[test]
+    fn the_handle_is_copy_and_a_blank_host_is_refused() {
+        fn copy<T: Copy>(_: T) {}
+        let mut res = Resources::<512, 1, 4, 64, 4>::new();
+        let client = Client::new(Config::new("phc_embassy", 7), &mut res).unwrap();
+        let mut state = State::<CriticalSectionRawMutex>::new();
+        let (mut tx, mut rx, mut body) = ([0u8; 64], [0u8; 64], [0u8; 64]);
+        let bufs = Buffers {
+            tx: &mut tx,
+            rx: &mut rx,
+            body: &mut body,
+        };
+        assert_eq!(
+            new(client, &mut state, bufs, "  ").err(),
+            Some(ConfigError::EmptyHost)
+        );
+        let mut res = Resources::<512, 1, 4, 64, 4>::new();
+        let client = Client::new(Config::new("phc_embassy", 7), &mut res).unwrap();
+        let mut state = State::<CriticalSectionRawMutex>::new();
+        let (mut tx, mut rx, mut body) = ([0u8; 64], [0u8; 64], [0u8; 64]);
+        let bufs = Buffers {
+            tx: &mut tx,
+            rx: &mut rx,
+            body: &mut body,
+        };
+        let (ph, _runner) = new(client, &mut state, bufs, "h").unwrap();
+        copy(ph);
+        let other = ph;
+        assert_eq!(other.pending(), ph.pending());
+    }
+
+    #[test]
+    fn a_wall_clock_set_later_dates_events() {
+        let mut res = Resources::<2048, 1, 4, 64, 4>::new();
+        let config = Config::new("phc_embassy", 7).flush_at(1);
+        let client = Client::new(config, &mut res).unwrap();
+        let mut state = State::<CriticalSectionRawMutex>::new();
+        let (mut tx, mut rx, mut body) = ([0u8; 64], [0u8; 64], [0u8; 64]);
+        let bufs = Buffers {
+            tx: &mut tx,
+            rx: &mut rx,
+            body: &mut body,
+        };
+        let (ph, _runner) = new(client, &mut state, bufs, "h").unwrap();
+        // No wall clock yet: `offset` only.
+        assert_eq!(ph.with(|_, now| now.wall), None);
+        let wall = UnixMillis::from_secs(1_800_000_000);
+        ph.set_wall_clock(wall);
+        let now = ph.with(|_, now| now).wall.unwrap().as_millis();
+        // The monotonic clock moved on a little since; never backwards.
+        assert!((wall.as_millis()..wall.as_millis() + 60_000).contains(&now));
+        ph.capture("dated", "device-1", &EventOptions::new(), |_| Ok(()))
+            .unwrap();
+        let mut buf = [0u8; 1024];
+        let text = ph.with(|c, now| {
+            let tx = c.poll_transmit(now, &mut buf).expect("flush_at reached");
+            std::string::String::from_utf8(tx.body.to_vec()).unwrap()
+        });
+        assert!(text.contains(r#""timestamp":"2027-01-15T08:"#), "{text}");
     }
 }

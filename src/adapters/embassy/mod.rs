@@ -1,34 +1,49 @@
-//! The embassy driver: a [`Runner`] task that moves the client's requests over any byte stream
-//! ([`Connect`]: embassy-net `TcpSocket`, a UART modem in transparent mode, a TLS wrapper), and
-//! a cheap, `Copy` [`Handle`] that any task uses to capture events and read flags.
+//! The embassy driver, shaped like embassy-net: [`new`] splits a [`Client`] into a `Copy`
+//! handle, [`Posthog`], that any task uses to capture events and read flags, and a [`Runner`]
+//! that one task runs over a connection ([`Connect`]: an embassy-net `TcpSocket`, a UART modem
+//! in transparent mode, a TLS wrapper).
 //!
 //! ```text
-//! static SHARED: StaticCell<Shared<NoopRawMutex, 4096, 20, 128, 2048>> = StaticCell::new();
-//! let shared = SHARED.init(Shared::new(config)?);            // checks the configuration
-//! let runner = Runner::new(shared, conn, EmbassyClock, "us.i.posthog.com", bufs)?; // once only
-//! spawner.spawn(posthog_task(runner));
-//! let ph = Handle::new(shared, EmbassyClock);
-//! ph.capture("boot", "device-42", &EventOptions::new(), |p| { p.prop("fw", "1.2.0")?; Ok(()) })?;
+//! type M = CriticalSectionRawMutex;
+//! static RESOURCES: ConstStaticCell<Resources<4096, 20, 128, 2048, 64>> =
+//!     ConstStaticCell::new(Resources::new());
+//! static STATE: StaticCell<State<'static, M>> = StaticCell::new();
+//! static TX: ConstStaticCell<[u8; 4096]> = ConstStaticCell::new([0; 4096]);
+//! // .. RX (1 KiB) and BODY (as large as your definitions) the same way
+//!
+//! let client = Client::new(Config::new("phc_...", seed), RESOURCES.take())?;
+//! let (posthog, runner) = embassy::new(client, STATE.init(State::new()),
+//!     Buffers { tx: TX.take(), rx: RX.take(), body: BODY.take() }, "us.i.posthog.com")?;
+//! spawner.spawn(posthog_task(runner, connection));   // runner.run(connection).await
+//! posthog.capture("boot", "device-42", |p| { p.prop("fw", "1.2.0")?; Ok(()) })?;
+//!
+//! #[embassy_executor::task]
+//! async fn posthog_task(mut runner: Runner<'static, M>, conn: TcpConnect<'static>) -> ! {
+//!     runner.run(conn).await
+//! }
 //! ```
 //!
-//! # Placing and locking the shared state
+//! A firmware names the capacities once ([`Resources`](crate::resources::Resources)) and the
+//! mutex flavour `M` in each type: nothing else is generic.
 //!
-//! - **Initialise it at run time** (a `StaticCell`, as above) rather than in a
-//!   `static SHARED: Shared<..> = Shared::new(config)`: the [`Config`] holds the key as a
-//!   pointer, so such a static is not all zeros and the linker puts the whole of it (queue
-//!   included) in `.data`, a flash image copied to RAM at boot. Initialised at run time it costs
-//!   RAM only.
-//! - **Pick the mutex by who captures.** `NoopRawMutex` when only tasks of one executor use
-//!   the handles (the usual case): nothing masks interrupts. `CriticalSectionRawMutex` when an
-//!   interrupt handler or another executor captures too: then every client call runs in a
-//!   critical section, including a definitions load (about 6 million instructions for a 10 KB
-//!   document on a Cortex-M4, `BENCHMARKS.md`) and batch rendering, which delays interrupts for
-//!   that long.
+//! # Time
+//!
+//! The monotonic clock is `embassy_time::Instant` (whatever time driver and tick rate the
+//! application picked; this library never picks one). A wall clock that arrives later (SNTP,
+//! GNSS, cellular network time) is given once with [`Posthog::set_wall_clock`]; from then on
+//! events carry a `timestamp` and relative date filters can be evaluated.
+//!
+//! # Picking the mutex
+//!
+//! `NoopRawMutex` when only tasks of one executor use the handle (the usual case): nothing
+//! masks interrupts. `CriticalSectionRawMutex` when an interrupt handler or another executor
+//! captures too: then every client call runs in a critical section, including a definitions
+//! load (about 6 million instructions for a 10 KB document on a Cortex-M4, `BENCHMARKS.md`)
+//! and batch rendering, which delays interrupts for that long.
 //!
 //! The driver holds no policy: batching, retries, back-off and definitions polling live in
 //! [`Client`]. The runner only reads the clock, writes the request the client asks for, feeds
-//! the answer back, and sleeps until [`Client::poll_timeout`] or until a handle wakes it. It
-//! never picks an embassy time driver or tick rate; the application does.
+//! the answer back, and sleeps until [`Client::poll_timeout`] or until the handle wakes it.
 //!
 //! One request is in flight at a time over one connection, kept alive between requests and
 //! reopened when the server closes it, when a request fails, or when a reused connection turns
@@ -40,8 +55,9 @@ use embassy_sync::blocking_mutex::raw::RawMutex;
 use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::signal::Signal;
 
-use crate::client::{Client, Config, ConfigError};
+use crate::client::{Client, ConfigError};
 pub use crate::net::transport::Connect;
+use crate::time::{Instant, Now, UnixMillis};
 
 mod clock;
 mod handle;
@@ -49,60 +65,88 @@ mod runner;
 mod settled;
 
 pub use clock::EmbassyClock;
-pub use handle::{Drained, FlagRead, Handle};
-pub use runner::{Buffers, Runner, Timeouts};
+pub use handle::{Drained, FlagRead, Posthog};
+pub use runner::{Buffers, Link, Runner, Timeouts};
 use settled::Settled;
 
-/// The client and its wake-up signal, shared by the runner and every handle. Initialise it at
-/// run time in a `StaticCell` (see the module docs: the seed must differ per boot, and a
-/// `static` initialised with a configuration carries a flash image of the whole client). `M` is
-/// the mutex flavour (`CriticalSectionRawMutex` when interrupts capture events, `NoopRawMutex`
-/// on a single executor).
-pub struct Shared<
-    M: RawMutex,
-    const Q: usize,
-    const F: usize,
-    const N: usize,
-    const B: usize,
-    const T: usize = 256,
-> {
-    client: Mutex<M, RefCell<Client<'static, Q, F, N, B, T>>>,
+/// Storage for the state the handle and the runner share (the client behind its mutex, the
+/// wake-up signal, the delivery notifier, the wall-clock offset). `const fn new()`: keep it in
+/// a `static` (`StaticCell`) and give it to [`new`].
+pub struct State<'d, M: RawMutex> {
+    shared: Option<Shared<'d, M>>,
+}
+
+impl<M: RawMutex> Default for State<'_, M> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<M: RawMutex> State<'_, M> {
+    /// Empty state.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self { shared: None }
+    }
+}
+
+/// Splits `client` into the handle every task uses and the runner one task runs, sending to
+/// `host` (the `Host` header: `us.i.posthog.com`, or `192.168.1.10:8080`). The client was
+/// checked when it was built; `state` and `buffers` are the driver's storage.
+///
+/// # Errors
+/// [`ConfigError::EmptyHost`] for a blank `host`.
+pub fn new<'d, M: RawMutex>(
+    client: Client<'d>,
+    state: &'d mut State<'d, M>,
+    buffers: Buffers<'d>,
+    host: &'d str,
+) -> Result<(Posthog<'d, M>, Runner<'d, M>), ConfigError> {
+    if host.trim().is_empty() {
+        return Err(ConfigError::EmptyHost);
+    }
+    let shared: &'d Shared<'d, M> = state.shared.insert(Shared {
+        client: Mutex::new(RefCell::new(client)),
+        wake: Signal::new(),
+        settled: Settled::new(),
+        wall_offset: Mutex::new(Cell::new(None)),
+    });
+    Ok((Posthog::new(shared), Runner::new(shared, buffers, host)))
+}
+
+/// What the handle and the runner share.
+pub(crate) struct Shared<'d, M: RawMutex> {
+    client: Mutex<M, RefCell<Client<'d>>>,
     wake: Signal<M, ()>,
     /// Notified by the runner after each request is settled; any number of tasks wait on it.
     settled: Settled<M>,
-    /// A [`Runner`] was made for this client (one at most).
-    has_runner: Mutex<M, Cell<bool>>,
+    /// Wall clock minus monotonic clock, in ms, once the application set it.
+    wall_offset: Mutex<M, Cell<Option<i64>>>,
 }
 
-impl<
-        M: RawMutex,
-        const Q: usize,
-        const F: usize,
-        const N: usize,
-        const B: usize,
-        const T: usize,
-    > Shared<M, Q, F, N, B, T>
-{
-    /// Shared state for a client with `config`, checked first.
-    ///
-    /// # Errors
-    /// [`ConfigError`] (see [`Config::validate`]).
-    pub const fn new(config: Config<'static>) -> Result<Self, ConfigError> {
-        if let Err(e) = config.validate() {
-            return Err(e);
+impl<'d, M: RawMutex> Shared<'d, M> {
+    /// The current time: `embassy_time::Instant`, and the wall clock when set.
+    fn now(&self) -> Now {
+        let mono = embassy_time::Instant::now().as_millis();
+        let wall = self.wall_offset.lock(Cell::get).and_then(|off| {
+            let ms = i64::try_from(mono).ok()?.checked_add(off)?;
+            u64::try_from(ms).ok().map(UnixMillis::from_millis)
+        });
+        Now {
+            mono: Instant::from_millis(mono),
+            wall,
         }
-        Ok(Self {
-            client: Mutex::new(RefCell::new(Client::new(config))),
-            wake: Signal::new(),
-            settled: Settled::new(),
-            has_runner: Mutex::new(Cell::new(false)),
-        })
     }
 
     /// Runs `f` on the client (briefly: it holds the lock), then wakes the runner.
-    pub fn with<R>(&self, f: impl FnOnce(&mut Client<'static, Q, F, N, B, T>) -> R) -> R {
+    fn with<R>(&self, f: impl FnOnce(&mut Client<'d>) -> R) -> R {
         let r = self.client.lock(|c| f(&mut c.borrow_mut()));
         self.wake.signal(());
         r
+    }
+
+    /// Runs `f` on the client without waking the runner (reads that change nothing).
+    fn peek<R>(&self, f: impl FnOnce(&Client<'d>) -> R) -> R {
+        self.client.lock(|c| f(&c.borrow()))
     }
 }

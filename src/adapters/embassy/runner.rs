@@ -6,10 +6,9 @@ use embassy_sync::blocking_mutex::raw::RawMutex;
 
 use super::Shared;
 use crate::adapters::stream::StreamTransport;
-use crate::client::{ConfigError, Header, RequestKind, Setting, Transmit, TransportError};
+use crate::client::{Client, ConfigError, Header, RequestKind, Setting, Transmit, TransportError};
 use crate::net::http::Method;
 use crate::net::transport::{Connect, Transport};
-use crate::time::Clock;
 
 /// Timeouts of the runner's requests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,13 +43,13 @@ impl Default for Timeouts {
 }
 
 /// Caller-owned buffers of the runner.
-pub struct Buffers<'b> {
+pub struct Buffers<'d> {
     /// Request bodies (a `/batch/` is rendered here): its size caps a batch.
-    pub tx: &'b mut [u8],
+    pub tx: &'d mut [u8],
     /// Request heads, then response heads and framing: 1 KiB is plenty.
-    pub rx: &'b mut [u8],
+    pub rx: &'d mut [u8],
     /// Response bodies that are kept (flag definitions): as large as your definitions.
-    pub body: &'b mut [u8],
+    pub body: &'d mut [u8],
 }
 
 /// A request copied out of the lock, so the lock is never held while the network is awaited.
@@ -59,113 +58,94 @@ struct Pending {
     method: Method,
     path: heapless::String<{ crate::client::MAX_PATH }>,
     len: usize,
-    bearer: Option<&'static str>,
+    bearer: bool,
     etag: heapless::String<{ crate::client::MAX_ETAG }>,
 }
 
-/// The task that talks to PostHog: spawn it once and call [`run`](Self::run). A client has one
-/// runner at a time: [`Runner::new`] refuses a second while the first exists (dropping it
-/// frees the place, e.g. to rebuild it over a new connection).
-pub struct Runner<
-    's,
-    'b,
-    M: RawMutex,
-    C: Connect,
-    K: Clock,
-    const Q: usize,
-    const F: usize,
-    const N: usize,
-    const B: usize,
-    const T: usize = 256,
-> {
-    shared: &'s Shared<M, Q, F, N, B, T>,
-    transport: StreamTransport<'b, C>,
-    clock: K,
-    tx: &'b mut [u8],
-    body: &'b mut [u8],
+/// The task that talks to PostHog (from [`new`](super::new)): spawn one task that calls
+/// [`run`](Self::run) with its connection.
+pub struct Runner<'d, M: RawMutex> {
+    shared: &'d Shared<'d, M>,
+    host: &'d str,
+    tx: &'d mut [u8],
+    rx: &'d mut [u8],
+    body: &'d mut [u8],
     timeouts: Timeouts,
 }
 
-impl<
-        's,
-        'b,
-        M: RawMutex,
-        C: Connect,
-        K: Clock,
-        const Q: usize,
-        const F: usize,
-        const N: usize,
-        const B: usize,
-        const T: usize,
-    > Runner<'s, 'b, M, C, K, Q, F, N, B, T>
-{
-    /// The runner of `shared`, sending to `host` (the `Host` header: `us.i.posthog.com`, or
-    /// `192.168.1.10:8080`) over `conn`.
-    ///
-    /// # Errors
-    /// [`ConfigError::AlreadyRunning`] while another runner of `shared` exists;
-    /// [`ConfigError::EmptyHost`] for a blank `host`.
-    pub fn new(
-        shared: &'s Shared<M, Q, F, N, B, T>,
-        conn: C,
-        clock: K,
-        host: &'b str,
-        bufs: Buffers<'b>,
-    ) -> Result<Self, ConfigError> {
-        if host.trim().is_empty() {
-            return Err(ConfigError::EmptyHost);
-        }
-        if shared.has_runner.lock(|r| r.replace(true)) {
-            return Err(ConfigError::AlreadyRunning);
-        }
-        Ok(Self {
+impl<'d, M: RawMutex> Runner<'d, M> {
+    pub(super) fn new(shared: &'d Shared<'d, M>, bufs: Buffers<'d>, host: &'d str) -> Self {
+        Self {
             shared,
-            transport: StreamTransport::new(conn, host, bufs.rx),
-            clock,
+            host,
             tx: bufs.tx,
+            rx: bufs.rx,
             body: bufs.body,
-            timeouts: Timeouts::default(),
-        })
+            timeouts: Timeouts::new(),
+        }
     }
 
-    /// Sets the timeouts.
+    /// Serves the client forever over `connection`.
+    pub async fn run<C: Connect>(&mut self, connection: C) -> ! {
+        let mut link = self.link(connection);
+        loop {
+            link.step().await;
+        }
+    }
+
+    /// The runner bound to `connection`, to drive one step at a time (tests, cooperative
+    /// shutdowns, a task that switches networks: drop the link and bind a new one).
+    pub fn link<C: Connect>(&mut self, connection: C) -> Link<'_, 'd, M, C> {
+        Link {
+            shared: self.shared,
+            transport: StreamTransport::new(connection, self.host, &mut *self.rx),
+            tx: &mut *self.tx,
+            body: &mut *self.body,
+            timeouts: self.timeouts,
+        }
+    }
+
+    /// Sets the timeouts (for links bound after this call).
     ///
     /// # Errors
-    /// [`ConfigError::Zero`] for a zero request timeout (the runner is dropped, so a new one
-    /// can be made).
-    pub fn timeouts(mut self, timeouts: Timeouts) -> Result<Self, ConfigError> {
+    /// [`ConfigError::Zero`] for a zero request timeout (nothing changes).
+    pub fn set_timeouts(&mut self, timeouts: Timeouts) -> Result<(), ConfigError> {
         if timeouts.request.as_ticks() == 0 {
             return Err(ConfigError::Zero {
                 setting: Setting::RequestTimeout,
             });
         }
         self.timeouts = timeouts;
-        Ok(self)
+        Ok(())
     }
+}
 
+/// A [`Runner`] bound to one connection ([`Runner::link`]).
+pub struct Link<'a, 'd, M: RawMutex, C: Connect> {
+    shared: &'d Shared<'d, M>,
+    transport: StreamTransport<'a, C>,
+    tx: &'a mut [u8],
+    body: &'a mut [u8],
+    timeouts: Timeouts,
+}
+
+impl<M: RawMutex, C: Connect> Link<'_, '_, M, C> {
     /// Closes the connection, if open (before a deliberate power-down or network switch; the
     /// next request reconnects). Bounded by the stream's own disconnect.
     pub async fn disconnect(&mut self) {
         self.transport.reset().await;
     }
 
-    /// Serves the client forever.
-    pub async fn run(&mut self) -> ! {
-        loop {
-            self.step().await;
-        }
-    }
-
     /// Sends what is due, or sleeps until something may be due; returns after one of the two.
-    /// (`run` is `loop { step().await }`; tests and cooperative shutdowns drive it directly.)
+    /// ([`Runner::run`] is `loop { step().await }`; tests and cooperative shutdowns drive it
+    /// directly.)
     pub async fn step(&mut self) {
         // Connect before the request is rendered (`Transport::prepare`): the events' `offset`
         // is computed when it is, so the time spent connecting must not fall between the two.
-        let now = self.clock.read();
+        let now = self.shared.now();
         let due = self
             .shared
-            .client
-            .lock(|c| c.borrow().poll_timeout())
+            .peek(Client::poll_timeout)
             .is_some_and(|at| at <= now.mono);
         let mut connect_failed = false;
         if due {
@@ -176,11 +156,10 @@ impl<
                 connect_failed = true;
             }
         }
-        let now = self.clock.read();
+        let now = self.shared.now();
         let tx_buf = &mut *self.tx;
         let pending = self.shared.client.lock(|c| {
             let mut c = c.borrow_mut();
-            let secret = c.config().secret_key;
             let tx = c.poll_transmit(now, tx_buf)?;
             let mut etag = heapless::String::new();
             let mut auth = false;
@@ -198,7 +177,7 @@ impl<
                 method: tx.method,
                 path: tx.path.clone(),
                 len: tx.body.len(),
-                bearer: if auth { secret } else { None },
+                bearer: auth,
                 etag,
             };
             Some(pending)
@@ -207,7 +186,7 @@ impl<
             Some(_) if connect_failed => {
                 // The request due could not even connect: settle it as such (the client
                 // retries it with back-off) without waiting for a second connect attempt.
-                let now = self.clock.read();
+                let now = self.shared.now();
                 ph_debug!("connect failed");
                 self.shared
                     .with(|c| c.handle_transport_error(now, TransportError::Connect));
@@ -215,7 +194,7 @@ impl<
             }
             Some(p) => self.send(p).await,
             None => {
-                let deadline = self.shared.client.lock(|c| c.borrow().poll_timeout());
+                let deadline = self.shared.peek(Client::poll_timeout);
                 let wake = self.shared.wake.wait();
                 match deadline {
                     Some(at) => {
@@ -230,12 +209,22 @@ impl<
     }
 
     async fn send(&mut self, p: Pending) {
+        // The secret key, copied out of the lock for the request's `Authorization` header
+        // (the lock is not held while the request is awaited).
+        let mut secret = heapless::String::<{ crate::client::MAX_KEY_LEN }>::new();
+        if p.bearer {
+            self.shared.peek(|c| {
+                if let Some(k) = &c.config().secret_key {
+                    let _ = secret.push_str(k.as_str());
+                }
+            });
+        }
         let tx = Transmit::from_parts(
             p.kind,
             p.method,
             p.path,
             self.tx.get(..p.len).unwrap_or_default(),
-            p.bearer,
+            p.bearer.then_some(secret.as_str()),
             (!p.etag.is_empty()).then_some(p.etag.as_str()),
         );
         let outcome =
@@ -248,7 +237,8 @@ impl<
                 Err(TransportError::Timeout)
             }
         };
-        let now = self.clock.read();
+        drop(tx);
+        let now = self.shared.now();
         match outcome {
             Ok(reply) => {
                 let body = self.body.get(..reply.body_len).unwrap_or_default();
@@ -261,22 +251,5 @@ impl<
             }
         }
         self.shared.settled.notify();
-    }
-}
-
-impl<
-        M: RawMutex,
-        C: Connect,
-        K: Clock,
-        const Q: usize,
-        const F: usize,
-        const N: usize,
-        const B: usize,
-        const T: usize,
-    > Drop for Runner<'_, '_, M, C, K, Q, F, N, B, T>
-{
-    /// Frees the client's runner place.
-    fn drop(&mut self) {
-        self.shared.has_runner.lock(|r| r.set(false));
     }
 }

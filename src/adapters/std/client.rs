@@ -16,10 +16,13 @@ use crate::json::write::Object;
 use crate::time::Now;
 
 use super::clock::{HostClock, StdClock};
-use super::config::{StdConfig, StdCore, StdError, StdFlagStore, StdRemoteFlags};
+use super::config::{
+    StdConfig, StdCore, StdError, StdFlagStore, StdRemoteFlags, STD_REMOTE_CAPACITY,
+};
 use super::observer::RequestObserver;
 use super::transport::UreqTransport;
 use super::worker::{clock_waker, run, Shared, State, MIN_IDLE_WAIT};
+use crate::flags::remote::RemoteFlags;
 
 /// What [`StdClient::flush`] and [`StdClient::shutdown`] achieved.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -72,7 +75,7 @@ pub struct StdClient {
     pub(super) transport: Arc<UreqTransport>,
     /// The last parsed `/flags` answer, reused by every remote read (locked only to parse and
     /// report, never across a request).
-    pub(super) remote: Mutex<Box<StdRemoteFlags>>,
+    pub(super) remote: Mutex<StdRemoteFlags>,
     pub(super) flags_timeout: StdDuration,
     pub(super) flags_max_retries: u8,
 }
@@ -91,9 +94,8 @@ impl StdClient {
     /// Validates `config`, builds the core client and starts the background thread, on a
     /// [`StdClock`] (real time; see [`with_clock`](Self::with_clock)).
     ///
-    /// The core is about 3 MiB. Built on the caller's stack it could overflow it (debug builds
-    /// construct before boxing), so it is built on a short-lived thread with a stack large
-    /// enough, and only the `Box` comes back.
+    /// The core's storage ([`StdConfig::capacities`], about 3 MiB by default) is allocated on
+    /// the heap directly.
     ///
     /// # Errors
     /// [`StdError`]: invalid settings or host, or a thread that could not be started.
@@ -128,26 +130,12 @@ impl StdClient {
         config: StdConfig,
         clock: impl HostClock + 'static,
     ) -> Result<Self, StdError> {
-        // Checked before anything is interned or started.
+        // Checked before anything is allocated or started.
         config.validate()?;
         let transport = UreqTransport::new(&config)?;
         let core_config = config.core_config();
-        // Unoptimised builds may hold several temporaries of each value in one frame.
-        let stack = (size_of::<StdCore>() + size_of::<StdRemoteFlags>())
-            .saturating_mul(4)
-            .saturating_add(1 << 20);
-        let (core, remote) = std::thread::Builder::new()
-            .name("posthog-init".into())
-            .stack_size(stack)
-            .spawn(move || {
-                (
-                    Box::new(StdCore::new(core_config)),
-                    Box::new(StdRemoteFlags::new()),
-                )
-            })
-            .map_err(|_| StdError::Spawn)?
-            .join()
-            .map_err(|_| StdError::Spawn)?;
+        let core = Box::new(StdCore::with_capacity(core_config, config.capacities)?);
+        let remote = RemoteFlags::with_capacity(STD_REMOTE_CAPACITY);
         let shared = Arc::new(Shared::new(core));
         let clock: Arc<dyn HostClock> = Arc::new(clock);
         clock.on_change(clock_waker(&shared));

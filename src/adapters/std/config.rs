@@ -7,15 +7,16 @@ use core::hash::{BuildHasher, Hasher};
 use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration as StdDuration;
 use std::borrow::ToOwned;
-use std::boxed::Box;
+
 use std::string::String;
-use std::sync::{Mutex, PoisonError};
+
 use std::vec::Vec;
 
 use crate::capture::{EncoderConfig, OverflowPolicy};
 use crate::client::{Client, Config, ConfigError, GiveUp, Setting};
-use crate::flags::remote::RemoteFlags;
-use crate::flags::FlagStore;
+use crate::flags::remote::{RemoteFlags, RemoteRequirements};
+use crate::flags::{FlagTables, Requirements};
+use crate::resources::Capacities;
 use crate::time::Duration;
 
 /// The default host: PostHog Cloud US ingestion.
@@ -29,17 +30,31 @@ pub const MAX_FLAGS: usize = 512;
 pub const MAX_NODES: usize = 16_384;
 /// Bytes of flag-definition text the [`StdCore`] flag store holds (1 MiB).
 pub const FLAG_TEXT_BYTES: usize = 1 << 20;
-/// Size of the worker's request-body buffer: the whole queue plus room for the envelope, so any
-/// queued event fits in a request.
+/// Size of the worker's request-body buffer with the default capacities: the whole queue plus
+/// room for the envelope, so any queued event fits in a request.
 pub const BODY_BYTES: usize = QUEUE_BYTES + 4096;
 
-/// The core client [`StdClient`](super::StdClient) drives: 1 MiB of queue; 512 flags, 16 384
-/// nodes and 1 MiB of text in the flag store. About 3 MiB; always boxed (see
-/// [`StdClient::new`](super::StdClient::new)).
-pub type StdCore = Client<'static, QUEUE_BYTES, MAX_FLAGS, MAX_NODES, FLAG_TEXT_BYTES>;
+/// Capacities of the core a [`StdClient`](super::StdClient) drives, by default
+/// ([`StdConfig::capacities`]): 1 MiB of queue; 512 flags, 16 384 nodes and 1 MiB of text in
+/// the flag store; 4096 `$feature_flag_called` de-duplication entries. About 3 MiB, allocated on
+/// the heap directly.
+pub const STD_CAPACITIES: Capacities = Capacities {
+    queue: QUEUE_BYTES,
+    flags: Requirements {
+        flags: MAX_FLAGS,
+        nodes: MAX_NODES,
+        bytes: FLAG_TEXT_BYTES,
+    },
+    called: 4096,
+};
 
-/// The flag store of [`StdCore`].
-pub type StdFlagStore = FlagStore<MAX_FLAGS, MAX_NODES, FLAG_TEXT_BYTES>;
+/// The core client [`StdClient`](super::StdClient) drives: its storage is on the heap
+/// ([`Client::with_capacity`]).
+pub type StdCore = Client<'static>;
+
+/// A flag store on the heap, sized at run time ([`FlagTables::with_capacity`]); with
+/// [`STD_CAPACITIES`]`.flags` it is the store of [`StdCore`].
+pub type StdFlagStore = FlagTables<'static>;
 
 /// Flags a `/flags` answer may hold in a [`StdClient`](super::StdClient) ([`StdRemoteFlags`]).
 pub const MAX_REMOTE_FLAGS: usize = 4096;
@@ -48,8 +63,14 @@ pub const MAX_REMOTE_FLAGS: usize = 4096;
 pub const REMOTE_TEXT_BYTES: usize = 1 << 20;
 
 /// The parsed `/flags` answer of a [`StdClient`](super::StdClient): 4096 flags and 1 MiB of
-/// text, about 1.3 MiB, allocated once per client (boxed, never on the stack).
-pub type StdRemoteFlags = RemoteFlags<MAX_REMOTE_FLAGS, REMOTE_TEXT_BYTES>;
+/// text ([`STD_REMOTE_CAPACITY`]), about 1.3 MiB, allocated on the heap once per client.
+pub type StdRemoteFlags = RemoteFlags<'static>;
+
+/// The capacities of a [`StdClient`](super::StdClient)'s `/flags` answer.
+pub const STD_REMOTE_CAPACITY: RemoteRequirements = RemoteRequirements {
+    flags: MAX_REMOTE_FLAGS,
+    bytes: REMOTE_TEXT_BYTES,
+};
 
 /// Settings of a [`StdClient`](super::StdClient) (and of a
 /// [`UreqTransport`](super::UreqTransport)). Start from [`StdConfig::new`]; the client knobs
@@ -87,6 +108,10 @@ pub struct StdConfig {
     pub encoder: EncoderConfig,
     /// Start opted out.
     pub opted_out: bool,
+    /// The core's storage (queue, flag store, de-duplication), allocated on the heap when the
+    /// client starts. Default [`STD_CAPACITIES`]. The request-body buffer is the queue's size
+    /// plus 4 KiB, so any queued event fits in a request.
+    pub capacities: Capacities,
     /// Gzip `/batch/` bodies (`Content-Encoding: gzip`). Default off.
     pub gzip: bool,
     /// Timeout of one whole request (connect, send, receive). Default 10 s.
@@ -181,6 +206,7 @@ impl StdConfig {
             overflow: core.overflow,
             encoder: core.encoder,
             opted_out: core.opted_out,
+            capacities: STD_CAPACITIES,
             gzip: false,
             request_timeout: StdDuration::from_secs(10),
             root_certificates: Vec::new(),
@@ -278,6 +304,13 @@ impl StdConfig {
         self
     }
 
+    /// Sets [`capacities`](Self::capacities).
+    #[must_use]
+    pub const fn capacities(mut self, c: Capacities) -> Self {
+        self.capacities = c;
+        self
+    }
+
     /// Sets [`gzip`](Self::gzip).
     #[must_use]
     pub const fn gzip(mut self, on: bool) -> Self {
@@ -368,9 +401,9 @@ impl StdConfig {
         }
     }
 
-    /// The core configuration, with `'static` keys (interned; see the module docs).
-    pub(super) fn core_config(&self) -> Config<'static> {
-        let mut c = Config::new(intern(&self.api_key), self.seed)
+    /// The core configuration.
+    pub(super) fn core_config(&self) -> Config {
+        let mut c = Config::new(&self.api_key, self.seed)
             .flush_at(self.flush_at)
             .flush_interval(to_core(self.flush_interval))
             .max_batch_events(self.max_batch_events)
@@ -382,22 +415,10 @@ impl StdConfig {
             .encoder(self.encoder)
             .opted_out(self.opted_out);
         if let Some(s) = &self.secret_key {
-            c = c.secret_key(intern(s));
+            c = c.secret_key(s);
         }
         c
     }
-}
-
-/// A `'static` copy of `s`, leaked once per distinct string per process.
-fn intern(s: &str) -> &'static str {
-    static INTERNED: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
-    let mut all = INTERNED.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(k) = all.iter().find(|k| **k == s) {
-        return k;
-    }
-    let k: &'static str = Box::leak(Box::<str>::from(s));
-    all.push(k);
-    k
 }
 
 /// A seed for [`StdConfig::new`] that differs per process and per call: SipHash with the
@@ -529,13 +550,6 @@ mod tests {
             !s.contains("phc_public_token") && !s.contains("phx_very_secret"),
             "{s}"
         );
-    }
-
-    #[test]
-    fn keys_are_interned_once() {
-        let a = intern("phc_interned");
-        let b = intern(&String::from("phc_interned"));
-        assert!(core::ptr::eq(a, b));
     }
 
     #[test]

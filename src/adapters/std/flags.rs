@@ -3,7 +3,7 @@
 //! clock); and their owned values ([`StdFlagValue`]) and options ([`FlagOptions`]).
 
 use std::borrow::ToOwned;
-use std::boxed::Box;
+
 use std::collections::BTreeMap;
 use std::string::String;
 use std::sync::{MutexGuard, PoisonError};
@@ -199,7 +199,7 @@ impl StdClient {
         }
         match self.remote_flags(ctx, Some(&[key]), opts.disable_geoip) {
             Ok(remote) => self.produce(|c, now| {
-                c.remote_flag_called(now, key, ctx, &**remote, opts.send_event)
+                c.remote_flag_called(now, key, ctx, &remote, opts.send_event)
                     .map(StdFlagValue::from)
             }),
             Err(errors) => {
@@ -362,7 +362,7 @@ impl StdClient {
         ctx: &EvalContext<'_>,
         keys: Option<&[&str]>,
         geoip: Option<bool>,
-    ) -> Result<MutexGuard<'_, Box<StdRemoteFlags>>, FlagErrors> {
+    ) -> Result<MutexGuard<'_, StdRemoteFlags>, FlagErrors> {
         let Ok(body) = self.flags_body(ctx, keys, geoip) else {
             // Not representable as JSON: not sent, not retried.
             return Err(FlagErrorKind::UnknownError.into());

@@ -64,12 +64,12 @@
 //! full request URIs, which carry the project token for definitions polls, only at `trace` level
 //! of the `log` facade.)
 //!
-//! # Keys and `'static`
+//! # Memory
 //!
-//! The core [`Client`] borrows its keys for `'a`; the background thread needs `'static`. The
-//! driver therefore leaks the key strings, **once per distinct key per process** (they are
-//! interned: creating many clients with the same keys leaks nothing more). A key is a few dozen
-//! bytes.
+//! The core's storage ([`StdConfig::capacities`]) and the `/flags` answer
+//! ([`STD_REMOTE_CAPACITY`]) are allocated on the heap when the client starts, directly (no
+//! stack copy, no helper thread), and freed when it is dropped. The keys are copied into the
+//! core [`Config`](crate::client::Config): nothing is leaked.
 //!
 //! [`Client`]: crate::client::Client
 //! [`poll_transmit`]: crate::client::Client::poll_transmit
@@ -95,7 +95,7 @@ pub use clock::{HostClock, ManualClock, StdClock};
 pub use config::{
     normalize_host, os_seed, StdConfig, StdCore, StdError, StdFlagStore, StdRemoteFlags,
     BODY_BYTES, DEFAULT_HOST, FLAG_TEXT_BYTES, MAX_FLAGS, MAX_NODES, MAX_REMOTE_FLAGS, QUEUE_BYTES,
-    REMOTE_TEXT_BYTES,
+    REMOTE_TEXT_BYTES, STD_CAPACITIES, STD_REMOTE_CAPACITY,
 };
 pub use flags::{FlagOptions, StdFlagValue};
 pub use observer::{RecordKind, RequestObserver, RequestRecord};

@@ -129,10 +129,13 @@ pub fn parse_retry_after(value: &str) -> Option<RetryAfter> {
 /// ```no_run
 /// use posthog_embedded::adapters::std::{StdClock, StdConfig, UreqTransport};
 /// use posthog_embedded::client::{Client, Config};
+/// use posthog_embedded::resources::Resources;
 /// use posthog_embedded::Clock;
 ///
 /// let transport = UreqTransport::new(&StdConfig::new("phc_project_token", 0x5eed))?;
-/// let mut client = Client::<'static, 8192, 16, 256, 4096>::new(Config::new("phc_project_token", 0x5eed));
+/// let mut resources = Box::new(Resources::<8192, 16, 256, 4096>::new());
+/// let config = Config::new("phc_project_token", 0x5eed);
+/// let mut client = Client::new(config, &mut resources).expect("valid configuration");
 /// let clock = StdClock::new();
 /// let mut buf = vec![0u8; 1 << 16];
 /// while let Some(tx) = client.poll_transmit(clock.read(), &mut buf) {
@@ -392,7 +395,8 @@ mod tests {
     fn secrets_stay_out_of_the_transmit_debug() {
         let c = StdConfig::new("phc_public_token", 0x5eed).secret_key("phx_very_secret");
         // A small core: the test thread's stack is too small for a `StdCore`.
-        let mut core = Client::<'static, 1024, 4, 16, 256>::new(c.core_config());
+        let mut res = crate::resources::Resources::<1024, 4, 16, 256, 8>::new();
+        let mut core = Client::new(c.core_config(), &mut res).unwrap();
         let mut buf = [0u8; 64];
         let tx = core
             .poll_transmit(Now::mono(Instant::ZERO), &mut buf)

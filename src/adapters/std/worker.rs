@@ -12,7 +12,7 @@ use crate::client::RequestKind;
 use crate::time::Instant;
 
 use super::clock::HostClock;
-use super::config::{to_std, StdCore, BODY_BYTES};
+use super::config::{to_std, StdCore};
 use super::observer::{RecordKind, RequestObserver, RequestRecord, Stopwatch};
 use super::transport::{OwnedTransmit, UreqTransport};
 
@@ -173,7 +173,9 @@ impl Drop for ExitGuard<'_> {
 /// next deadline on `clock` (see the module docs of [`super`]).
 pub(super) fn run(shared: &Shared, transport: &UreqTransport, clock: &dyn HostClock) {
     let _guard = ExitGuard(shared);
-    let mut buf = std::vec![0u8; BODY_BYTES];
+    // The whole queue plus room for the envelope, so any queued event fits in a request.
+    let body_bytes = shared.lock().core.queue().capacity().saturating_add(4096);
+    let mut buf = std::vec![0u8; body_bytes];
     // The first event of the last batch that failed, and how many attempts it has had.
     let mut failed_batch: Option<(u64, u32)> = None;
     let mut g = shared.lock();

@@ -10,7 +10,7 @@
 //!   exactly as PostHog's SDKs render it.
 //!
 //! ```
-//! use posthog_embedded::flags::remote::{FlagsRequest, RemoteFlags};
+//! use posthog_embedded::flags::remote::{FlagsRequest, RemoteFlags, RemoteStorage};
 //! use posthog_embedded::flags::{FlagValue, PropertyValue};
 //!
 //! let person = [("plan", PropertyValue::Str("pro"))];
@@ -21,7 +21,8 @@
 //! let len = req.write(&mut buf)?;
 //! assert!(buf[..len].starts_with(br#"{"token":"phc_token","distinct_id":"user-1""#));
 //!
-//! let mut flags: RemoteFlags<8, 256> = RemoteFlags::new();
+//! let mut storage = RemoteStorage::<8, 256>::new();
+//! let mut flags = RemoteFlags::new(&mut storage);
 //! flags.parse(br#"{"flags":{"beta":{"enabled":true,"variant":"blue",
 //!     "metadata":{"id":7,"version":2,"payload":"{\"color\":1}"}}},"requestId":"r-1"}"#)?;
 //! let beta = flags.get("beta").unwrap();
@@ -37,4 +38,4 @@ mod response;
 
 pub use error::{FlagErrorKind, FlagErrors};
 pub use request::{write_property_value, FlagsRequest, RequestError, RequestGroup};
-pub use response::{RemoteError, RemoteFlag, RemoteFlags, RemoteRequirements};
+pub use response::{RemoteError, RemoteFlag, RemoteFlags, RemoteRequirements, RemoteStorage};

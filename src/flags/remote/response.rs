@@ -7,6 +7,7 @@ use super::error::{FlagErrorKind, FlagErrors};
 use crate::flags::outcome::FlagValue;
 use crate::flags::value::PropertyValue;
 use crate::json::read::{raw_value, Members, ReadError, Reader, Str, Token};
+use crate::managed::{ManagedSlice, SliceVec};
 
 /// A span of text in [`RemoteFlags`]' byte arena; `start == u32::MAX` means "none".
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +48,20 @@ struct Entry {
     bits: u8,
 }
 
+impl Entry {
+    /// An unused slot (all zeros, so empty storage lands in `.bss`).
+    const EMPTY: Self = Self {
+        key: Span { start: 0, len: 0 },
+        variant: Span { start: 0, len: 0 },
+        payload: Span { start: 0, len: 0 },
+        code: Span { start: 0, len: 0 },
+        description: Span { start: 0, len: 0 },
+        id: [0; 2],
+        version: [0; 2],
+        bits: 0,
+    };
+}
+
 const fn split(v: i64) -> [u32; 2] {
     let u = v as u64;
     [(u >> 32) as u32, u as u32]
@@ -67,10 +82,11 @@ pub struct RemoteRequirements {
 }
 
 impl RemoteRequirements {
-    /// RAM a [`RemoteFlags`] with these capacities takes, in bytes (an upper bound).
+    /// RAM a [`RemoteStorage`] with these capacities takes, plus the [`RemoteFlags`] over it,
+    /// in bytes (an upper bound).
     #[must_use]
     pub const fn remote_flags_bytes(&self) -> usize {
-        self.flags * size_of::<Entry>() + self.bytes + 64
+        self.flags * size_of::<Entry>() + self.bytes + 128
     }
 }
 
@@ -147,11 +163,11 @@ impl<'a> RemoteFlag<'a> {
 /// Parsing runs twice over the same bytes: a dry run validates everything and measures it,
 /// and only if it succeeds and fits does the second pass replace the contents. So a malformed,
 /// truncated or too-large body leaves the previous answer untouched.
-#[derive(Clone, Debug)]
-pub struct RemoteFlags<const N: usize, const B: usize> {
+#[derive(Debug)]
+pub struct RemoteFlags<'r> {
     /// Sorted by key, no duplicates.
-    flags: heapless::Vec<Entry, N>,
-    bytes: heapless::Vec<u8, B>,
+    flags: SliceVec<'r, Entry>,
+    bytes: SliceVec<'r, u8>,
     request_id: Span,
     evaluated_at: Option<u64>,
     errors_while_computing: bool,
@@ -160,19 +176,54 @@ pub struct RemoteFlags<const N: usize, const B: usize> {
     loaded: bool,
 }
 
-impl<const N: usize, const B: usize> Default for RemoteFlags<N, B> {
+/// Zeroed storage for a [`RemoteFlags`]: `N` flags (60 bytes each) and `B` bytes of text.
+/// `const` and all zeros, so a `static` one lands in `.bss`.
+#[derive(Clone, Debug)]
+pub struct RemoteStorage<const N: usize, const B: usize> {
+    flags: [Entry; N],
+    bytes: [u8; B],
+}
+
+impl<const N: usize, const B: usize> Default for RemoteStorage<N, B> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<const N: usize, const B: usize> RemoteFlags<N, B> {
-    /// An empty answer (nothing loaded). `const`, so it can live in a `static`.
+impl<const N: usize, const B: usize> RemoteStorage<N, B> {
+    /// Empty storage.
     #[must_use]
     pub const fn new() -> Self {
         Self {
-            flags: heapless::Vec::new(),
-            bytes: heapless::Vec::new(),
+            flags: [Entry::EMPTY; N],
+            bytes: [0; B],
+        }
+    }
+}
+
+impl<'r> RemoteFlags<'r> {
+    /// An empty answer (nothing loaded) over `storage`.
+    pub fn new<const N: usize, const B: usize>(storage: &'r mut RemoteStorage<N, B>) -> Self {
+        Self::from_parts(
+            ManagedSlice::Borrowed(&mut storage.flags),
+            ManagedSlice::Borrowed(&mut storage.bytes),
+        )
+    }
+
+    /// An empty answer on the heap with `capacity`, allocated directly (never on the stack).
+    #[cfg(feature = "std")]
+    #[must_use]
+    pub fn with_capacity(capacity: RemoteRequirements) -> RemoteFlags<'static> {
+        RemoteFlags::from_parts(
+            ManagedSlice::owned(Entry::EMPTY, capacity.flags),
+            ManagedSlice::owned(0, capacity.bytes),
+        )
+    }
+
+    fn from_parts(flags: ManagedSlice<'r, Entry>, bytes: ManagedSlice<'r, u8>) -> Self {
+        Self {
+            flags: SliceVec::new(flags),
+            bytes: SliceVec::new(bytes),
             request_id: Span::NONE,
             evaluated_at: None,
             errors_while_computing: false,
@@ -182,10 +233,13 @@ impl<const N: usize, const B: usize> RemoteFlags<N, B> {
         }
     }
 
-    /// The capacities of this type.
+    /// The capacities of this answer's storage.
     #[must_use]
-    pub const fn capacity() -> RemoteRequirements {
-        RemoteRequirements { flags: N, bytes: B }
+    pub fn capacity(&self) -> RemoteRequirements {
+        RemoteRequirements {
+            flags: self.flags.capacity(),
+            bytes: self.bytes.capacity(),
+        }
     }
 
     /// What the current answer uses.
@@ -203,7 +257,7 @@ impl<const N: usize, const B: usize> RemoteFlags<N, B> {
     /// # Errors
     /// The same parse errors as [`parse`](Self::parse), never a capacity error.
     pub fn requirements(body: &[u8]) -> Result<RemoteRequirements, RemoteError> {
-        let mut b = Builder::<N, B> {
+        let mut b = Builder {
             out: None,
             need: RemoteRequirements::default(),
         };
@@ -221,16 +275,17 @@ impl<const N: usize, const B: usize> RemoteFlags<N, B> {
     ///   or `B` bytes of text; the error names the size needed.
     pub fn parse(&mut self, body: &[u8]) -> Result<(), RemoteError> {
         let need = Self::requirements(body)?;
-        if need.flags > N {
+        let cap = self.capacity();
+        if need.flags > cap.flags {
             return Err(RemoteError::TooManyFlags {
                 needed: need.flags,
-                capacity: N,
+                capacity: cap.flags,
             });
         }
-        if need.bytes > B {
+        if need.bytes > cap.bytes {
             return Err(RemoteError::TextFull {
                 needed: need.bytes,
-                capacity: B,
+                capacity: cap.bytes,
             });
         }
         self.clear();
@@ -424,12 +479,12 @@ fn span_bytes(bytes: &[u8], s: Span) -> &[u8] {
 }
 
 /// Writes into a [`RemoteFlags`], or (dry run) only measures.
-struct Builder<'s, const N: usize, const B: usize> {
-    out: Option<&'s mut RemoteFlags<N, B>>,
+struct Builder<'s, 'r> {
+    out: Option<&'s mut RemoteFlags<'r>>,
     need: RemoteRequirements,
 }
 
-impl<const N: usize, const B: usize> Builder<'_, N, B> {
+impl Builder<'_, '_> {
     fn committing(&self) -> bool {
         self.out.is_some()
     }
@@ -516,10 +571,7 @@ struct Top<'a> {
     minimal: bool,
 }
 
-fn parse_body<const N: usize, const B: usize>(
-    doc: &[u8],
-    b: &mut Builder<'_, N, B>,
-) -> Result<(), RemoteError> {
+fn parse_body(doc: &[u8], b: &mut Builder<'_, '_>) -> Result<(), RemoteError> {
     let mut r = Reader::new(doc);
     if r.next()? != Some(Token::ObjectStart) {
         return Err(RemoteError::Shape { offset: 0 });
@@ -608,10 +660,7 @@ const fn new_entry(key: Span) -> Entry {
     }
 }
 
-fn parse_v2_flags<const N: usize, const B: usize>(
-    raw: &str,
-    b: &mut Builder<'_, N, B>,
-) -> Result<(), RemoteError> {
+fn parse_v2_flags(raw: &str, b: &mut Builder<'_, '_>) -> Result<(), RemoteError> {
     let Some(mut m) = Members::of(raw)? else {
         return Ok(());
     };
@@ -658,11 +707,7 @@ fn set_bit(bits: &mut u8, bit: u8, on: bool) {
     }
 }
 
-fn parse_metadata<const N: usize, const B: usize>(
-    raw: &str,
-    e: &mut Entry,
-    b: &mut Builder<'_, N, B>,
-) -> Result<(), RemoteError> {
+fn parse_metadata(raw: &str, e: &mut Entry, b: &mut Builder<'_, '_>) -> Result<(), RemoteError> {
     let Some(mut m) = Members::of(raw)? else {
         return Ok(());
     };
@@ -686,10 +731,10 @@ fn parse_metadata<const N: usize, const B: usize>(
     Ok(())
 }
 
-fn parse_legacy_flags<const N: usize, const B: usize>(
+fn parse_legacy_flags(
     raw: &str,
     payloads: Option<&str>,
-    b: &mut Builder<'_, N, B>,
+    b: &mut Builder<'_, '_>,
 ) -> Result<(), RemoteError> {
     let Some(mut m) = Members::of(raw)? else {
         return Ok(());
@@ -841,7 +886,8 @@ mod tests {
 
     #[test]
     fn parses_v2() {
-        let mut r: RemoteFlags<8, 512> = RemoteFlags::new();
+        let mut r_st = RemoteStorage::<8, 512>::new();
+        let mut r = RemoteFlags::new(&mut r_st);
         assert!(!r.is_loaded());
         r.parse(V2.as_bytes()).unwrap();
         assert!(r.is_loaded());
@@ -896,7 +942,7 @@ mod tests {
         let vals: Vec<(&str, FlagValue<'_>)> = r.values().collect();
         assert_eq!(vals[0], ("alpha", FlagValue::Variant("blue")));
         // The duplicate "dup" collapsed; its text stays in the arena.
-        let need = RemoteFlags::<8, 512>::requirements(V2.as_bytes()).unwrap();
+        let need = RemoteFlags::requirements(V2.as_bytes()).unwrap();
         assert_eq!(need.flags, r.usage().flags + 1);
         assert_eq!(need.bytes, r.usage().bytes);
     }
@@ -906,7 +952,8 @@ mod tests {
         let doc = br#"{"featureFlagPayloads": {"b": "{\"foo\": 1}", "ghost": "[1]", "a": null, "c": {"raw": true}},
             "featureFlags": {"a": true, "b": "variant-2", "c": false, "n": null},
             "errorsWhileComputingFlags": false}"#;
-        let mut r: RemoteFlags<8, 256> = RemoteFlags::new();
+        let mut r_st = RemoteStorage::<8, 256>::new();
+        let mut r = RemoteFlags::new(&mut r_st);
         r.parse(doc).unwrap();
         let b = r.get("b").unwrap();
         assert_eq!(b.value, FlagValue::Variant("variant-2"));
@@ -924,14 +971,15 @@ mod tests {
         assert!(r.get("ghost").is_none());
         assert_eq!(r.len(), 4);
         // The dry run counts the ghost payload: an upper bound.
-        let need = RemoteFlags::<8, 256>::requirements(doc).unwrap();
+        let need = RemoteFlags::requirements(doc).unwrap();
         assert_eq!(need.bytes, r.usage().bytes + 3);
         assert!(r.request_id().is_none());
     }
 
     #[test]
     fn v2_wins_over_legacy() {
-        let mut r: RemoteFlags<4, 64> = RemoteFlags::new();
+        let mut r_st = RemoteStorage::<4, 64>::new();
+        let mut r = RemoteFlags::new(&mut r_st);
         r.parse(br#"{"featureFlags": {"a": true}, "flags": {"b": {"enabled": true}}}"#)
             .unwrap();
         assert!(r.get("a").is_none());
@@ -940,7 +988,8 @@ mod tests {
 
     #[test]
     fn quota_limited_means_no_flags() {
-        let mut r: RemoteFlags<4, 64> = RemoteFlags::new();
+        let mut r_st = RemoteStorage::<4, 64>::new();
+        let mut r = RemoteFlags::new(&mut r_st);
         r.parse(br#"{"flags": {"a": {"enabled": true}}, "quotaLimited": ["recordings", "feature_flags"], "requestId": "r"}"#)
             .unwrap();
         assert!(r.quota_limited());
@@ -959,7 +1008,8 @@ mod tests {
 
     #[test]
     fn errors_for_a_key() {
-        let mut r: RemoteFlags<4, 64> = RemoteFlags::new();
+        let mut r_st = RemoteStorage::<4, 64>::new();
+        let mut r = RemoteFlags::new(&mut r_st);
         r.parse(
             br#"{"flags": {"ok": {"enabled": true}, "bad": {"enabled": false, "failed": true}}}"#,
         )
@@ -981,7 +1031,8 @@ mod tests {
 
     #[test]
     fn empty_and_odd_documents() {
-        let mut r: RemoteFlags<4, 64> = RemoteFlags::new();
+        let mut r_st = RemoteStorage::<4, 64>::new();
+        let mut r = RemoteFlags::new(&mut r_st);
         for doc in [
             &b"{}"[..],
             br#"{"flags": null}"#,
@@ -1005,7 +1056,8 @@ mod tests {
 
     #[test]
     fn capacity_errors_keep_the_previous_answer() {
-        let mut r: RemoteFlags<2, 16> = RemoteFlags::new();
+        let mut r_st = RemoteStorage::<2, 16>::new();
+        let mut r = RemoteFlags::new(&mut r_st);
         r.parse(br#"{"flags": {"a": {"enabled": true}}, "requestId": "r1"}"#)
             .unwrap();
         assert_eq!(
@@ -1035,14 +1087,16 @@ mod tests {
         .to_string()
         .contains("17 bytes"));
         // A zero-capacity store accepts only empty answers.
-        let mut z: RemoteFlags<0, 0> = RemoteFlags::new();
+        let mut z_st = RemoteStorage::<0, 0>::new();
+        let mut z = RemoteFlags::new(&mut z_st);
         z.parse(b"{\"flags\":{}}").unwrap();
         assert!(z.parse(br#"{"flags":{"a":{}}}"#).is_err());
     }
 
     #[test]
     fn every_prefix_fails_cleanly() {
-        let mut r: RemoteFlags<8, 512> = RemoteFlags::new();
+        let mut r_st = RemoteStorage::<8, 512>::new();
+        let mut r = RemoteFlags::new(&mut r_st);
         r.parse(V2.as_bytes()).unwrap();
         let before: Vec<String> = r.iter().map(|f| std::format!("{f:?}")).collect();
         let trimmed = V2.trim_end();
@@ -1057,14 +1111,15 @@ mod tests {
 
     #[test]
     fn clear_forgets() {
-        let mut r: RemoteFlags<8, 512> = RemoteFlags::new();
+        let mut r_st = RemoteStorage::<8, 512>::new();
+        let mut r = RemoteFlags::new(&mut r_st);
         r.parse(V2.as_bytes()).unwrap();
         r.clear();
         assert!(!r.is_loaded() && r.is_empty() && r.request_id().is_none());
         assert!(!r.errors_while_computing() && !r.minimal_flag_called_events());
         assert_eq!(r.usage(), RemoteRequirements::default());
         assert_eq!(
-            RemoteFlags::<8, 512>::capacity(),
+            r.capacity(),
             RemoteRequirements {
                 flags: 8,
                 bytes: 512
@@ -1079,6 +1134,9 @@ mod tests {
             flags: 10,
             bytes: 100,
         };
-        assert!(size_of::<RemoteFlags<10, 100>>() <= req.remote_flags_bytes());
+        assert!(
+            size_of::<RemoteStorage<10, 100>>() + size_of::<RemoteFlags<'_>>()
+                <= req.remote_flags_bytes()
+        );
     }
 }

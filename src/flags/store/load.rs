@@ -6,8 +6,8 @@ use core::fmt;
 use super::packed::{encode_date, encode_semver};
 use super::sizing::Requirements;
 use super::{
-    Compiled, CondAggregation, Expected, FilterKind, Flag, FlagStore, Head, Limit, LoadError, Node,
-    NodeKind, Operator, Settings, Text, MAX_GROUP_DEPTH, NONE,
+    Compiled, CondAggregation, Expected, FilterKind, Flag, Head, Limit, LoadError, Node, NodeKind,
+    Operator, Settings, TablesMut, Text, MAX_GROUP_DEPTH, NONE,
 };
 use crate::flags::date::DateFilter;
 use crate::flags::hash::{RolloutThreshold, VariantBounds};
@@ -16,19 +16,19 @@ use crate::flags::value::{self, PropertyValue};
 use crate::json::read::{raw_value, Elements, Members, Reader, Str, Token};
 
 /// Writes into the store, or (dry run) only measures.
-pub(super) struct Builder<'s, const F: usize, const N: usize, const B: usize> {
-    pub(super) store: Option<&'s mut FlagStore<F, N, B>>,
+pub(super) struct Builder<'s> {
+    pub(super) store: Option<TablesMut<'s>>,
     pub(super) need: Requirements,
 }
 
-impl<const F: usize, const N: usize, const B: usize> Builder<'_, F, N, B> {
+impl Builder<'_> {
     fn text(&mut self, s: &str) -> Text {
         let t = Text {
             start: self.need.bytes as u32,
             len: s.len() as u32,
         };
         self.need.bytes += s.len();
-        if let Some(st) = self.store.as_deref_mut() {
+        if let Some(st) = self.store.as_mut() {
             // Capacity was checked by the dry run.
             let _ = st.bytes.extend_from_slice(s.as_bytes());
         }
@@ -42,7 +42,7 @@ impl<const F: usize, const N: usize, const B: usize> Builder<'_, F, N, B> {
             len: bytes.len() as u32,
         };
         self.need.bytes += bytes.len();
-        if let Some(st) = self.store.as_deref_mut() {
+        if let Some(st) = self.store.as_mut() {
             let _ = st.bytes.extend_from_slice(bytes);
         }
         t
@@ -56,7 +56,7 @@ impl<const F: usize, const N: usize, const B: usize> Builder<'_, F, N, B> {
         let start = self.need.bytes;
         let len = s.decoded_len();
         self.need.bytes += len;
-        if let Some(st) = self.store.as_deref_mut() {
+        if let Some(st) = self.store.as_mut() {
             let mut tmp = [0u8; 4];
             for c in s.chars() {
                 let _ = st
@@ -79,7 +79,7 @@ impl<const F: usize, const N: usize, const B: usize> Builder<'_, F, N, B> {
         value::write_py_str(&v, &mut counter).ok()?;
         let len = counter.0;
         self.need.bytes += len;
-        if let Some(st) = self.store.as_deref_mut() {
+        if let Some(st) = self.store.as_mut() {
             let mut app = Appender(&mut st.bytes);
             let _ = value::write_py_str(&v, &mut app);
         }
@@ -92,7 +92,7 @@ impl<const F: usize, const N: usize, const B: usize> Builder<'_, F, N, B> {
     fn node(&mut self, kind: NodeKind) -> u32 {
         let i = self.need.nodes as u32;
         self.need.nodes += 1;
-        if let Some(st) = self.store.as_deref_mut() {
+        if let Some(st) = self.store.as_mut() {
             let _ = st.nodes.push(Node { next: NONE, kind });
         }
         i
@@ -102,7 +102,7 @@ impl<const F: usize, const N: usize, const B: usize> Builder<'_, F, N, B> {
     fn link(&mut self, head: &mut u32, prev: &mut u32, i: u32) {
         if *head == NONE {
             *head = i;
-        } else if let Some(st) = self.store.as_deref_mut() {
+        } else if let Some(st) = self.store.as_mut() {
             if let Some(n) = st.nodes.get_mut(*prev as usize) {
                 n.next = i;
             }
@@ -112,7 +112,7 @@ impl<const F: usize, const N: usize, const B: usize> Builder<'_, F, N, B> {
 
     fn flag(&mut self, f: Flag) {
         self.need.flags += 1;
-        if let Some(st) = self.store.as_deref_mut() {
+        if let Some(st) = self.store.as_mut() {
             let _ = st.flags.push(f);
         }
     }
@@ -129,9 +129,9 @@ impl fmt::Write for Counter {
 }
 
 /// Appends to the arena (capacity checked by the dry run).
-struct Appender<'v, const B: usize>(&'v mut heapless::Vec<u8, B>);
+struct Appender<'v, 's>(&'v mut super::Arena<'s, u8>);
 
-impl<const B: usize> fmt::Write for Appender<'_, B> {
+impl fmt::Write for Appender<'_, '_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         self.0
             .extend_from_slice(s.as_bytes())
@@ -173,10 +173,7 @@ fn is_null(raw: &str) -> bool {
 }
 
 /// Stores the decoded content of a raw JSON string value (`None` if not a string).
-fn store_str<const F: usize, const N: usize, const B: usize>(
-    raw: &str,
-    b: &mut Builder<'_, F, N, B>,
-) -> Option<Text> {
+fn store_str(raw: &str, b: &mut Builder<'_>) -> Option<Text> {
     let mut r = Reader::new(raw.as_bytes());
     match r.next() {
         Ok(Some(Token::Str(s))) => Some(b.json_str(s)),
@@ -185,10 +182,7 @@ fn store_str<const F: usize, const N: usize, const B: usize>(
 }
 
 /// Like [`store_str`], but `None` for the empty string too.
-fn store_nonempty_str<const F: usize, const N: usize, const B: usize>(
-    raw: &str,
-    b: &mut Builder<'_, F, N, B>,
-) -> Option<Text> {
+fn store_nonempty_str(raw: &str, b: &mut Builder<'_>) -> Option<Text> {
     if raw == "\"\"" {
         return None;
     }
@@ -213,10 +207,7 @@ fn is_object(raw: &str) -> bool {
     raw.starts_with('{')
 }
 
-pub(super) fn parse_document<const F: usize, const N: usize, const B: usize>(
-    doc: &[u8],
-    b: &mut Builder<'_, F, N, B>,
-) -> Result<(), LoadError> {
+pub(super) fn parse_document(doc: &[u8], b: &mut Builder<'_>) -> Result<(), LoadError> {
     let mut r = Reader::new(doc);
     if r.next()? != Some(Token::ObjectStart) {
         return shape(&r);
@@ -250,16 +241,13 @@ pub(super) fn parse_document<const F: usize, const N: usize, const B: usize>(
     if r.next()?.is_some() || !saw_flags {
         return shape(&r);
     }
-    if let Some(st) = b.store.as_deref_mut() {
-        st.settings = settings;
+    if let Some(st) = b.store.as_mut() {
+        *st.settings = settings;
     }
     Ok(())
 }
 
-fn parse_group_types<const F: usize, const N: usize, const B: usize>(
-    raw: &str,
-    b: &mut Builder<'_, F, N, B>,
-) -> Result<u32, LoadError> {
+fn parse_group_types(raw: &str, b: &mut Builder<'_>) -> Result<u32, LoadError> {
     let (mut head, mut prev) = (NONE, NONE);
     // null or anything else: no mapping.
     let Some(mut m) = Members::of(raw)? else {
@@ -275,10 +263,7 @@ fn parse_group_types<const F: usize, const N: usize, const B: usize>(
     Ok(head)
 }
 
-fn parse_cohorts<const F: usize, const N: usize, const B: usize>(
-    raw: &str,
-    b: &mut Builder<'_, F, N, B>,
-) -> Result<u32, LoadError> {
+fn parse_cohorts(raw: &str, b: &mut Builder<'_>) -> Result<u32, LoadError> {
     let (mut head, mut prev) = (NONE, NONE);
     let Some(mut m) = Members::of(raw)? else {
         return Ok(NONE);
@@ -293,17 +278,13 @@ fn parse_cohorts<const F: usize, const N: usize, const B: usize>(
 }
 
 /// Parses a cohort property group (or `{}`), recursively up to [`MAX_GROUP_DEPTH`].
-fn parse_group<const F: usize, const N: usize, const B: usize>(
-    raw: &str,
-    b: &mut Builder<'_, F, N, B>,
-    depth: usize,
-) -> Result<u32, LoadError> {
+fn parse_group(raw: &str, b: &mut Builder<'_>, depth: usize) -> Result<u32, LoadError> {
     if depth >= MAX_GROUP_DEPTH {
         return Err(LoadError::TooDeep {
             max: MAX_GROUP_DEPTH,
         });
     }
-    let group = |b: &mut Builder<'_, F, N, B>, and, children, malformed| {
+    let group = |b: &mut Builder<'_>, and, children, malformed| {
         b.node(NodeKind::Group {
             and,
             children,
@@ -367,11 +348,8 @@ fn is_group_entry(raw: &str) -> Result<bool, LoadError> {
 }
 
 /// Parses one filter object into a node.
-fn parse_filter<const F: usize, const N: usize, const B: usize>(
-    raw: &str,
-    b: &mut Builder<'_, F, N, B>,
-) -> Result<u32, LoadError> {
-    let broken = |b: &mut Builder<'_, F, N, B>, negation| {
+fn parse_filter(raw: &str, b: &mut Builder<'_>) -> Result<u32, LoadError> {
+    let broken = |b: &mut Builder<'_>, negation| {
         b.node(NodeKind::Filter {
             kind: FilterKind::Broken,
             negation,
@@ -452,12 +430,12 @@ fn parse_filter<const F: usize, const N: usize, const B: usize>(
     Ok(b.node(NodeKind::Filter { kind, negation }))
 }
 
-fn parse_flag_filter<const F: usize, const N: usize, const B: usize>(
+fn parse_flag_filter(
     key: Option<&str>,
     value: Option<&str>,
     op: Option<&str>,
     chain: Option<&str>,
-    b: &mut Builder<'_, F, N, B>,
+    b: &mut Builder<'_>,
 ) -> Result<FilterKind, LoadError> {
     let key_text = key.and_then(|k| store_nonempty_str(k, b));
     let op_ok = op.and_then(|o| with_str(o, |s| s == "flag_evaluates_to")) == Some(true);
@@ -495,17 +473,13 @@ fn parse_flag_filter<const F: usize, const N: usize, const B: usize>(
 }
 
 /// Compiles a property filter's value for its operator.
-fn compile_value<const F: usize, const N: usize, const B: usize>(
-    op: Operator,
-    raw: &str,
-    b: &mut Builder<'_, F, N, B>,
-) -> Result<Compiled, LoadError> {
+fn compile_value(op: Operator, raw: &str, b: &mut Builder<'_>) -> Result<Compiled, LoadError> {
     Ok(match op {
         Operator::Exact | Operator::IsNot => {
             let bool_like = value::is_boolean_like_json(raw).then(|| value::truthy_json(raw));
             let (mut head, mut prev) = (NONE, NONE);
             let mut ok = true;
-            let mut push = |b: &mut Builder<'_, F, N, B>, item: &str| match b.py_string(item) {
+            let mut push = |b: &mut Builder<'_>, item: &str| match b.py_string(item) {
                 Some(text) => {
                     let i = b.node(NodeKind::Item { text });
                     b.link(&mut head, &mut prev, i);
@@ -542,7 +516,7 @@ fn compile_value<const F: usize, const N: usize, const B: usize>(
         Operator::Regex | Operator::NotRegex => match b.py_string(raw) {
             Some(t) => {
                 // Classified in the committing pass only: the dry run has no text to read.
-                let pattern_ok = match b.store.as_deref() {
+                let pattern_ok = match b.store.as_ref() {
                     Some(st) => crate::flags::regex::Regex::<
                         { crate::flags::regex::DEFAULT_CAPACITY },
                     >::new(st.text(t))
@@ -593,10 +567,7 @@ fn compile_value<const F: usize, const N: usize, const B: usize>(
     })
 }
 
-fn parse_flag<const F: usize, const N: usize, const B: usize>(
-    raw: &str,
-    b: &mut Builder<'_, F, N, B>,
-) -> Result<(), LoadError> {
+fn parse_flag(raw: &str, b: &mut Builder<'_>) -> Result<(), LoadError> {
     let mut flag = Flag {
         key: Text::default(),
         id: None,
@@ -652,11 +623,11 @@ fn parse_flag<const F: usize, const N: usize, const B: usize>(
     Ok(())
 }
 
-fn parse_filters<'a, const F: usize, const N: usize, const B: usize>(
+fn parse_filters<'a>(
     raw: &'a str,
     flag: &mut Flag,
     bucketing: &mut Option<&'a str>,
-    b: &mut Builder<'_, F, N, B>,
+    b: &mut Builder<'_>,
 ) -> Result<(), LoadError> {
     let Some(mut m) = Members::of(raw)? else {
         flag.broken |= !is_null(raw);
@@ -716,10 +687,7 @@ fn parse_holdout(raw: &str) -> Result<Option<(i64, RolloutThreshold)>, LoadError
     })
 }
 
-fn parse_payloads<const F: usize, const N: usize, const B: usize>(
-    raw: &str,
-    b: &mut Builder<'_, F, N, B>,
-) -> Result<u32, LoadError> {
+fn parse_payloads(raw: &str, b: &mut Builder<'_>) -> Result<u32, LoadError> {
     let Some(mut m) = Members::of(raw)? else {
         return Ok(NONE);
     };
@@ -738,11 +706,7 @@ fn parse_payloads<const F: usize, const N: usize, const B: usize>(
     Ok(head)
 }
 
-fn parse_variants<const F: usize, const N: usize, const B: usize>(
-    raw: &str,
-    flag: &mut Flag,
-    b: &mut Builder<'_, F, N, B>,
-) -> Result<u32, LoadError> {
+fn parse_variants(raw: &str, flag: &mut Flag, b: &mut Builder<'_>) -> Result<u32, LoadError> {
     let Some(mut m) = Members::of(raw)? else {
         return Ok(NONE);
     };
@@ -786,11 +750,7 @@ fn parse_variants<const F: usize, const N: usize, const B: usize>(
     Ok(head)
 }
 
-fn parse_conditions<const F: usize, const N: usize, const B: usize>(
-    raw: &str,
-    flag: &mut Flag,
-    b: &mut Builder<'_, F, N, B>,
-) -> Result<u32, LoadError> {
+fn parse_conditions(raw: &str, flag: &mut Flag, b: &mut Builder<'_>) -> Result<u32, LoadError> {
     let Some(mut entries) = Elements::of(raw)? else {
         flag.broken |= !is_null(raw);
         return Ok(NONE);
@@ -807,10 +767,7 @@ fn parse_conditions<const F: usize, const N: usize, const B: usize>(
     Ok(head)
 }
 
-fn parse_condition<const F: usize, const N: usize, const B: usize>(
-    raw: &str,
-    b: &mut Builder<'_, F, N, B>,
-) -> Result<u32, LoadError> {
+fn parse_condition(raw: &str, b: &mut Builder<'_>) -> Result<u32, LoadError> {
     let mut filters = NONE;
     let mut rollout = Limit::NONE;
     let mut variant = None;

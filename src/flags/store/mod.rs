@@ -30,6 +30,7 @@ use core::fmt;
 use super::hash::RolloutThreshold;
 use super::semver::SemverOp;
 use crate::json::read::ReadError;
+use crate::managed::ManagedSlice;
 
 mod load;
 mod packed;
@@ -209,6 +210,20 @@ pub(crate) struct Node {
     pub(crate) kind: NodeKind,
 }
 
+impl Node {
+    /// An unused slot.
+    pub(crate) const EMPTY: Self = Self {
+        next: 0,
+        kind: NodeKind::Condition {
+            filters: 0,
+            rollout: Limit([0, 0]),
+            variant: None,
+            aggregation: CondAggregation::Inherit,
+            broken: false,
+        },
+    };
+}
+
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum NodeKind {
     Condition {
@@ -276,6 +291,28 @@ pub(crate) struct Flag {
     pub(crate) payloads: u32,
     /// Something in the definition could not be understood: inconclusive.
     pub(crate) broken: bool,
+}
+
+impl Flag {
+    /// An unused slot.
+    pub(crate) const EMPTY: Self = Self {
+        key: Text { start: 0, len: 0 },
+        id: None,
+        version: None,
+        active: false,
+        continuity: false,
+        has_experiment: None,
+        aggregation: None,
+        aggregation_invalid: false,
+        device_bucketing: false,
+        feature_enrollment: false,
+        early_exit: false,
+        holdout: None,
+        conditions: 0,
+        variants: 0,
+        payloads: 0,
+        broken: false,
+    };
 }
 
 /// Why a definitions document was refused. The store is unchanged.
@@ -372,15 +409,20 @@ pub(crate) struct Settings {
     pub(crate) cohorts: Head,
 }
 
-/// Compiled flag definitions with fixed capacities: `F` flags, `N` nodes, `B` bytes of text.
+/// Compiled flag definitions with fixed capacities: `F` flags, `N` nodes, `B` bytes of text,
+/// owned inline. For standalone use (an evaluator without a client, tests, tools); a
+/// [`Client`](crate::client::Client) keeps its definitions in a [`FlagTables`] over the
+/// storage of its [`Resources`](crate::resources::Resources). Both have the same methods, and
+/// the loader and evaluator behind them are compiled once, whatever the capacities.
 /// See the [module docs](self).
 #[derive(Clone, Debug)]
 pub struct FlagStore<const F: usize, const N: usize, const B: usize> {
-    pub(crate) flags: heapless::Vec<Flag, F>,
-    pub(crate) nodes: heapless::Vec<Node, N>,
-    pub(crate) bytes: heapless::Vec<u8, B>,
-    pub(crate) settings: Settings,
-    loaded: bool,
+    // `heapless::Vec`s, empty until the first load: an empty store is all zeros whatever the
+    // layout of `Flag` and `Node`, so a `static` one lands in `.bss`.
+    flags: heapless::Vec<Flag, F>,
+    nodes: heapless::Vec<Node, N>,
+    bytes: [u8; B],
+    meta: Meta,
 }
 
 impl<const F: usize, const N: usize, const B: usize> Default for FlagStore<F, N, B> {
@@ -390,20 +432,14 @@ impl<const F: usize, const N: usize, const B: usize> Default for FlagStore<F, N,
 }
 
 impl<const F: usize, const N: usize, const B: usize> FlagStore<F, N, B> {
-    /// An empty store. `const`, so it can live in a `static`.
+    /// An empty store: all zeros, so a `static` one lands in `.bss`.
     #[must_use]
     pub const fn new() -> Self {
         Self {
             flags: heapless::Vec::new(),
             nodes: heapless::Vec::new(),
-            bytes: heapless::Vec::new(),
-            settings: Settings {
-                property_matching_v2: false,
-                minimal_flag_called_events: false,
-                group_types: Head::NONE,
-                cohorts: Head::NONE,
-            },
-            loaded: false,
+            bytes: [0; B],
+            meta: Meta::EMPTY,
         }
     }
 
@@ -417,27 +453,103 @@ impl<const F: usize, const N: usize, const B: usize> FlagStore<F, N, B> {
         }
     }
 
-    /// Whether definitions have been loaded (an empty `flags` list counts).
-    #[must_use]
-    pub const fn is_loaded(&self) -> bool {
-        self.loaded
+    /// Measures what `doc` needs without changing anything.
+    ///
+    /// # Errors
+    /// The same parse errors as [`load`](Self::load) (never [`LoadError::Capacity`]).
+    pub fn requirements(doc: &[u8]) -> Result<Requirements, LoadError> {
+        requirements(doc)
     }
 
-    /// Number of flags.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.flags.len()
+    pub(crate) fn tables(&self) -> Tables<'_> {
+        Tables::new(&self.flags, &self.nodes, &self.bytes, &self.meta)
     }
 
-    /// Whether there are no flags.
+    fn tables_mut(&mut self) -> TablesMut<'_> {
+        TablesMut::new(
+            full(&mut self.flags, Flag::EMPTY),
+            full(&mut self.nodes, Node::EMPTY),
+            &mut self.bytes,
+            &mut self.meta,
+        )
+    }
+}
+
+/// All of `v`'s capacity as a slice, filling unused slots with `empty` first (once).
+fn full<T: Copy, const C: usize>(v: &mut heapless::Vec<T, C>, empty: T) -> &mut [T] {
+    // Cannot fail: never more than the capacity.
+    let _ = v.resize(C, empty);
+    v.as_mut_slice()
+}
+
+/// A flag store over storage it does not own inline: slices of a
+/// [`Resources`](crate::resources::Resources) (or of a [`FlagStorage`]), or, with the `std`
+/// feature, heap storage sized at run time ([`FlagTables::with_capacity`]). The same methods as
+/// [`FlagStore`].
+#[derive(Debug)]
+pub struct FlagTables<'r> {
+    flags: ManagedSlice<'r, Flag>,
+    nodes: ManagedSlice<'r, Node>,
+    bytes: ManagedSlice<'r, u8>,
+    meta: Meta,
+}
+
+/// Zeroed storage for a [`FlagTables`]: `F` flags, `N` nodes and `B` bytes of text. `const`,
+/// all zeros, so a `static` one lands in `.bss` (the slots are filled when a
+/// [`FlagTables`] takes them).
+#[derive(Clone, Debug)]
+pub struct FlagStorage<const F: usize, const N: usize, const B: usize> {
+    flags: heapless::Vec<Flag, F>,
+    nodes: heapless::Vec<Node, N>,
+    bytes: [u8; B],
+}
+
+impl<const F: usize, const N: usize, const B: usize> Default for FlagStorage<F, N, B> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const F: usize, const N: usize, const B: usize> FlagStorage<F, N, B> {
+    /// Empty storage.
     #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.flags.is_empty()
+    pub const fn new() -> Self {
+        Self {
+            flags: heapless::Vec::new(),
+            nodes: heapless::Vec::new(),
+            bytes: [0; B],
+        }
+    }
+}
+
+impl<'r> FlagTables<'r> {
+    /// An empty store over `storage`.
+    pub fn new<const F: usize, const N: usize, const B: usize>(
+        storage: &'r mut FlagStorage<F, N, B>,
+    ) -> Self {
+        Self {
+            flags: ManagedSlice::Borrowed(full(&mut storage.flags, Flag::EMPTY)),
+            nodes: ManagedSlice::Borrowed(full(&mut storage.nodes, Node::EMPTY)),
+            bytes: ManagedSlice::Borrowed(&mut storage.bytes),
+            meta: Meta::EMPTY,
+        }
     }
 
-    /// What the store currently uses.
+    /// An empty store on the heap with `capacity`, allocated directly (no stack copy).
+    #[cfg(feature = "std")]
     #[must_use]
-    pub fn usage(&self) -> Requirements {
+    pub fn with_capacity(capacity: Requirements) -> FlagTables<'static> {
+        FlagTables {
+            flags: ManagedSlice::owned(Flag::EMPTY, capacity.flags),
+            nodes: ManagedSlice::owned(Node::EMPTY, capacity.nodes),
+            bytes: ManagedSlice::owned(0, capacity.bytes),
+            meta: Meta::EMPTY,
+        }
+    }
+
+    /// The capacities of this store.
+    #[must_use]
+    pub fn capacity(&self) -> Requirements {
         Requirements {
             flags: self.flags.len(),
             nodes: self.nodes.len(),
@@ -445,56 +557,257 @@ impl<const F: usize, const N: usize, const B: usize> FlagStore<F, N, B> {
         }
     }
 
-    /// Whether the server asked for minimal `$feature_flag_called` events.
-    #[must_use]
-    pub const fn minimal_flag_called_events(&self) -> bool {
-        self.settings.minimal_flag_called_events
-    }
-
-    /// Removes all definitions (as after a 401 or 402 from the definitions endpoint).
-    pub fn clear(&mut self) {
-        self.flags.clear();
-        self.nodes.clear();
-        self.bytes.clear();
-        self.settings = Settings {
-            property_matching_v2: false,
-            minimal_flag_called_events: false,
-            group_types: Head::NONE,
-            cohorts: Head::NONE,
-        };
-        self.loaded = false;
-    }
-
     /// Measures what `doc` needs without changing anything.
     ///
     /// # Errors
     /// The same parse errors as [`load`](Self::load) (never [`LoadError::Capacity`]).
     pub fn requirements(doc: &[u8]) -> Result<Requirements, LoadError> {
-        let mut b: Builder<'_, F, N, B> = Builder {
-            store: None,
-            need: Requirements::default(),
-        };
-        parse_document(doc, &mut b)?;
-        Ok(b.need)
+        requirements(doc)
     }
 
-    /// Replaces the definitions with those in `doc` (a `/flags/definitions` or
-    /// `/api/feature_flag/local_evaluation` response body, or a snapshot in flash).
-    ///
-    /// On error nothing changes. Returns what loading the document needs (what
-    /// [`requirements`](Self::requirements) says; a flag key defined twice takes a slot while
-    /// loading, then the later definition replaces the earlier, as in PostHog's SDKs).
-    ///
-    /// # Errors
-    /// [`LoadError`]: malformed JSON, a document that is not definitions, cohort groups nested
-    /// too deep, or a document larger than the store.
-    pub fn load(&mut self, doc: &[u8]) -> Result<Requirements, LoadError> {
-        let needed = Self::requirements(doc)?;
-        if !needed.fits(&Self::capacity()) {
-            return Err(LoadError::Capacity {
-                needed,
-                available: Self::capacity(),
-            });
+    pub(crate) fn tables(&self) -> Tables<'_> {
+        Tables::new(&self.flags, &self.nodes, &self.bytes, &self.meta)
+    }
+
+    fn tables_mut(&mut self) -> TablesMut<'_> {
+        TablesMut::new(
+            &mut self.flags,
+            &mut self.nodes,
+            &mut self.bytes,
+            &mut self.meta,
+        )
+    }
+}
+
+/// The methods both store types share, written once over [`Tables`] / [`TablesMut`].
+macro_rules! store_methods {
+    () => {
+        /// Whether definitions have been loaded (an empty `flags` list counts).
+        #[must_use]
+        pub const fn is_loaded(&self) -> bool {
+            self.meta.loaded
+        }
+
+        /// Number of flags.
+        #[must_use]
+        pub const fn len(&self) -> usize {
+            self.meta.flags
+        }
+
+        /// Whether there are no flags.
+        #[must_use]
+        pub const fn is_empty(&self) -> bool {
+            self.meta.flags == 0
+        }
+
+        /// What the store currently uses.
+        #[must_use]
+        pub const fn usage(&self) -> Requirements {
+            Requirements {
+                flags: self.meta.flags,
+                nodes: self.meta.nodes,
+                bytes: self.meta.bytes,
+            }
+        }
+
+        /// Whether the server asked for minimal `$feature_flag_called` events.
+        #[must_use]
+        pub const fn minimal_flag_called_events(&self) -> bool {
+            self.meta.settings.minimal_flag_called_events
+        }
+
+        /// Removes all definitions (as after a 401 or 402 from the definitions endpoint).
+        pub fn clear(&mut self) {
+            self.meta = Meta::EMPTY;
+        }
+
+        /// Replaces the definitions with those in `doc` (a `/flags/definitions` or
+        /// `/api/feature_flag/local_evaluation` response body, or a snapshot in flash).
+        ///
+        /// On error nothing changes. Returns what loading the document needs (what
+        /// [`requirements`](Self::requirements) says; a flag key defined twice takes a slot
+        /// while loading, then the later definition replaces the earlier, as in PostHog's
+        /// SDKs).
+        ///
+        /// # Errors
+        /// [`LoadError`]: malformed JSON, a document that is not definitions, cohort groups
+        /// nested too deep, or a document larger than the store.
+        pub fn load(&mut self, doc: &[u8]) -> Result<Requirements, LoadError> {
+            self.tables_mut().load(doc)
+        }
+
+        /// What the definition of flag `key` says about itself (for `$feature_flag_called`).
+        #[must_use]
+        pub fn flag_info(&self, key: &str) -> Option<FlagInfo> {
+            self.tables().flag_info(key)
+        }
+
+        /// Every flag key, in sorted order.
+        pub fn keys(&self) -> impl Iterator<Item = &str> + '_ {
+            self.tables().keys()
+        }
+    };
+}
+
+impl<const F: usize, const N: usize, const B: usize> FlagStore<F, N, B> {
+    store_methods!();
+}
+
+impl FlagTables<'_> {
+    store_methods!();
+}
+
+/// Measures what `doc` needs.
+fn requirements(doc: &[u8]) -> Result<Requirements, LoadError> {
+    let mut b = Builder {
+        store: None,
+        need: Requirements::default(),
+    };
+    parse_document(doc, &mut b)?;
+    Ok(b.need)
+}
+
+/// Lengths and document settings of a store; all zeros when empty.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Meta {
+    flags: usize,
+    nodes: usize,
+    bytes: usize,
+    settings: Settings,
+    loaded: bool,
+}
+
+impl Meta {
+    const EMPTY: Self = Self {
+        flags: 0,
+        nodes: 0,
+        bytes: 0,
+        settings: Settings {
+            property_matching_v2: false,
+            minimal_flag_called_events: false,
+            group_types: Head::NONE,
+            cohorts: Head::NONE,
+        },
+        loaded: false,
+    };
+}
+
+/// A growable prefix of a slice: what the loader appends to.
+pub(crate) struct Arena<'s, T> {
+    buf: &'s mut [T],
+    len: &'s mut usize,
+}
+
+impl<T: Copy> Arena<'_, T> {
+    pub(crate) fn push(&mut self, v: T) -> Result<(), T> {
+        match self.buf.get_mut(*self.len) {
+            Some(slot) => {
+                *slot = v;
+                *self.len += 1;
+                Ok(())
+            }
+            None => Err(v),
+        }
+    }
+
+    pub(crate) fn extend_from_slice(&mut self, s: &[T]) -> Result<(), ()> {
+        let end = self.len.checked_add(s.len()).ok_or(())?;
+        let dst = self.buf.get_mut(*self.len..end).ok_or(())?;
+        dst.copy_from_slice(s);
+        *self.len = end;
+        Ok(())
+    }
+
+    pub(crate) fn get_mut(&mut self, i: usize) -> Option<&mut T> {
+        if i < *self.len {
+            self.buf.get_mut(i)
+        } else {
+            None
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [T] {
+        let n = *self.len;
+        self.buf.get_mut(..n).unwrap_or_default()
+    }
+
+    fn truncate(&mut self, n: usize) {
+        *self.len = (*self.len).min(n);
+    }
+}
+
+/// A store being written: what [`load`](FlagStore::load) fills.
+pub(crate) struct TablesMut<'s> {
+    pub(crate) flags: Arena<'s, Flag>,
+    pub(crate) nodes: Arena<'s, Node>,
+    pub(crate) bytes: Arena<'s, u8>,
+    pub(crate) settings: &'s mut Settings,
+    loaded: &'s mut bool,
+}
+
+impl<'s> TablesMut<'s> {
+    fn new(
+        flags: &'s mut [Flag],
+        nodes: &'s mut [Node],
+        bytes: &'s mut [u8],
+        meta: &'s mut Meta,
+    ) -> Self {
+        let Meta {
+            flags: nf,
+            nodes: nn,
+            bytes: nb,
+            settings,
+            loaded,
+        } = meta;
+        Self {
+            flags: Arena {
+                buf: flags,
+                len: nf,
+            },
+            nodes: Arena {
+                buf: nodes,
+                len: nn,
+            },
+            bytes: Arena {
+                buf: bytes,
+                len: nb,
+            },
+            settings,
+            loaded,
+        }
+    }
+
+    fn capacity(&self) -> Requirements {
+        Requirements {
+            flags: self.flags.buf.len(),
+            nodes: self.nodes.buf.len(),
+            bytes: self.bytes.buf.len(),
+        }
+    }
+
+    fn clear(&mut self) {
+        *self.flags.len = 0;
+        *self.nodes.len = 0;
+        *self.bytes.len = 0;
+        *self.settings = Meta::EMPTY.settings;
+        *self.loaded = false;
+    }
+
+    /// The text of `t` among the bytes written so far.
+    pub(crate) fn text(&self, t: Text) -> &str {
+        self.bytes
+            .buf
+            .get(..*self.bytes.len)
+            .and_then(|b| b.get(t.start as usize..(t.start as usize + t.len as usize)))
+            .and_then(|b| core::str::from_utf8(b).ok())
+            .unwrap_or_default()
+    }
+
+    fn load(mut self, doc: &[u8]) -> Result<Requirements, LoadError> {
+        let needed = requirements(doc)?;
+        let available = self.capacity();
+        if !needed.fits(&available) {
+            return Err(LoadError::Capacity { needed, available });
         }
         self.clear();
         let mut b = Builder {
@@ -502,21 +815,25 @@ impl<const F: usize, const N: usize, const B: usize> FlagStore<F, N, B> {
             need: Requirements::default(),
         };
         // Cannot fail: the same bytes parsed successfully above and everything fits.
-        if let Err(e) = parse_document(doc, &mut b) {
-            self.clear();
+        let parsed = parse_document(doc, &mut b);
+        let Some(mut st) = b.store else {
+            return Err(LoadError::Shape { offset: 0 });
+        };
+        if let Err(e) = parsed {
+            st.clear();
             return Err(e);
         }
-        self.loaded = true;
+        *st.loaded = true;
         // Sorted by key for binary search; a later duplicate key wins, as in PostHog's SDKs
         // (their flags-by-key maps keep the last), so keep the last of equal keys.
-        let bytes = &self.bytes;
+        let bytes: &[u8] = st.bytes.buf.get(..*st.bytes.len).unwrap_or_default();
         let text = |t: &Text| -> &[u8] {
             bytes
                 .get(t.start as usize..(t.start + t.len) as usize)
                 .unwrap_or_default()
         };
         // Stable sort keeps document order among equal keys.
-        let flags = &mut self.flags;
+        let flags = st.flags.as_mut_slice();
         insertion_sort_by_key(flags, |a, b| text(&a.key).cmp(text(&b.key)));
         let mut w = 0usize;
         for r in 0..flags.len() {
@@ -531,38 +848,55 @@ impl<const F: usize, const N: usize, const B: usize> FlagStore<F, N, B> {
             }
             w += 1;
         }
-        flags.truncate(w);
+        st.flags.truncate(w);
         Ok(needed)
+    }
+}
+
+/// A loaded store, read-only: what the evaluator and the analyzer walk.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tables<'s> {
+    pub(crate) flags: &'s [Flag],
+    pub(crate) nodes: &'s [Node],
+    pub(crate) bytes: &'s [u8],
+    pub(crate) settings: Settings,
+}
+
+impl<'s> Tables<'s> {
+    fn new(flags: &'s [Flag], nodes: &'s [Node], bytes: &'s [u8], meta: &Meta) -> Self {
+        Self {
+            flags: flags.get(..meta.flags).unwrap_or_default(),
+            nodes: nodes.get(..meta.nodes).unwrap_or_default(),
+            bytes: bytes.get(..meta.bytes).unwrap_or_default(),
+            settings: meta.settings,
+        }
     }
 
     /// The raw bytes of `t` (an encoded compiled value).
-    pub(crate) fn blob(&self, t: Text) -> &[u8] {
+    pub(crate) fn blob(&self, t: Text) -> &'s [u8] {
         self.bytes
             .get(t.start as usize..(t.start as usize + t.len as usize))
             .unwrap_or_default()
     }
 
     /// The text of `t`.
-    pub(crate) fn text(&self, t: Text) -> &str {
-        self.bytes
-            .get(t.start as usize..(t.start as usize + t.len as usize))
-            .and_then(|b| core::str::from_utf8(b).ok())
-            .unwrap_or_default()
+    pub(crate) fn text(&self, t: Text) -> &'s str {
+        core::str::from_utf8(self.blob(t)).unwrap_or_default()
     }
 
-    pub(crate) fn node(&self, i: u32) -> Option<&Node> {
+    pub(crate) fn node(&self, i: u32) -> Option<&'s Node> {
         self.nodes.get(i as usize)
     }
 
     /// Iterates a linked list of nodes starting at `head`.
-    pub(crate) fn list(&self, head: u32) -> impl Iterator<Item = &Node> + '_ {
+    pub(crate) fn list(&self, head: u32) -> impl Iterator<Item = &'s Node> + 's {
         self.entries(head).map(|(_, n)| n)
     }
 
     /// Iterates a linked list of nodes starting at `head`, with their indices.
-    pub(crate) fn entries(&self, head: u32) -> NodeIter<'_, F, N, B> {
+    pub(crate) fn entries(&self, head: u32) -> NodeIter<'s> {
         NodeIter {
-            store: self,
+            nodes: self.nodes,
             at: head,
             left: self.nodes.len(),
         }
@@ -575,12 +909,12 @@ impl<const F: usize, const N: usize, const B: usize> FlagStore<F, N, B> {
             .ok()
     }
 
-    pub(crate) fn flag(&self, i: usize) -> Option<&Flag> {
+    pub(crate) fn flag(&self, i: usize) -> Option<&'s Flag> {
         self.flags.get(i)
     }
 
     /// Group type name for index `i` (from `group_type_mapping`).
-    pub(crate) fn group_type_name(&self, i: u32) -> Option<&str> {
+    pub(crate) fn group_type_name(&self, i: u32) -> Option<&'s str> {
         let mut digits = [0u8; 20];
         let want = crate::json::write::fmt_u64(u64::from(i), &mut digits);
         self.list(self.settings.group_types.get())
@@ -601,9 +935,7 @@ impl<const F: usize, const N: usize, const B: usize> FlagStore<F, N, B> {
             })
     }
 
-    /// What the definition of flag `key` says about itself (for `$feature_flag_called`).
-    #[must_use]
-    pub fn flag_info(&self, key: &str) -> Option<FlagInfo> {
+    fn flag_info(&self, key: &str) -> Option<FlagInfo> {
         let f = self.flag(self.find(key)?)?;
         Some(FlagInfo {
             id: f.id,
@@ -612,9 +944,8 @@ impl<const F: usize, const N: usize, const B: usize> FlagStore<F, N, B> {
         })
     }
 
-    /// Every flag key, in sorted order.
-    pub fn keys(&self) -> impl Iterator<Item = &str> + '_ {
-        self.flags.iter().map(|f| self.text(f.key))
+    fn keys(self) -> impl Iterator<Item = &'s str> + 's {
+        self.flags.iter().map(move |f| self.text(f.key))
     }
 }
 
@@ -635,13 +966,13 @@ fn insertion_sort_by_key<T: Copy>(v: &mut [T], mut cmp: impl FnMut(&T, &T) -> co
 }
 
 /// Iterator over a linked node list; bounded by the node count even on a corrupt link.
-pub(crate) struct NodeIter<'s, const F: usize, const N: usize, const B: usize> {
-    store: &'s FlagStore<F, N, B>,
+pub(crate) struct NodeIter<'s> {
+    nodes: &'s [Node],
     at: u32,
     left: usize,
 }
 
-impl<'s, const F: usize, const N: usize, const B: usize> Iterator for NodeIter<'s, F, N, B> {
+impl<'s> Iterator for NodeIter<'s> {
     type Item = (u32, &'s Node);
     fn next(&mut self) -> Option<(u32, &'s Node)> {
         if self.at == NONE || self.left == 0 {
@@ -649,7 +980,7 @@ impl<'s, const F: usize, const N: usize, const B: usize> Iterator for NodeIter<'
         }
         self.left -= 1;
         let i = self.at;
-        let n = self.store.node(i)?;
+        let n = self.nodes.get(i as usize)?;
         self.at = n.next;
         Some((i, n))
     }

@@ -85,9 +85,9 @@ const fn round_up(n: usize, align: usize) -> usize {
     n.div_ceil(align).saturating_mul(align)
 }
 
-/// `size_of::<super::FlagStore<F, N, B>>()` from its parts: three `heapless::Vec`s (a length word,
-/// then the items), the settings and the `loaded` flag, padded to the largest alignment.
-/// Saturates at `usize::MAX` for capacities no target could hold.
+/// `size_of::<super::FlagStore<F, N, B>>()` from its parts: two `heapless::Vec`s (a length
+/// word, then the items), the text bytes, and the lengths, settings and `loaded` flag, padded to
+/// the largest alignment. Saturates at `usize::MAX` for capacities no target could hold.
 const fn store_size(r: &Requirements, l: Layout) -> usize {
     let flags = round_up(
         round_up(l.word, l.flag_align).saturating_add(r.flags.saturating_mul(l.flag)),
@@ -97,7 +97,7 @@ const fn store_size(r: &Requirements, l: Layout) -> usize {
         round_up(l.word, l.node_align).saturating_add(r.nodes.saturating_mul(l.node)),
         l.node_align,
     );
-    let bytes = round_up(l.word.saturating_add(r.bytes), l.word);
+    let meta = round_up(3 * l.word + l.settings + 1, l.word);
     let align = if l.flag_align > l.word {
         l.flag_align
     } else {
@@ -106,9 +106,8 @@ const fn store_size(r: &Requirements, l: Layout) -> usize {
     round_up(
         flags
             .saturating_add(nodes)
-            .saturating_add(bytes)
-            .saturating_add(l.settings)
-            .saturating_add(1),
+            .saturating_add(r.bytes)
+            .saturating_add(meta),
         align,
     )
 }

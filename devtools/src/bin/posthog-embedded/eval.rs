@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use clap::Args;
-use posthog_embedded::adapters::std::StdFlagStore;
+use posthog_embedded::adapters::std::{StdFlagStore, STD_CAPACITIES};
 use posthog_embedded::flags::{Finding, Inconclusive, PropertyScope, Reason, Requirements};
 use posthog_embedded::UnixMillis;
 use posthog_embedded_devtools::context::{parse_property_arg, OwnedContext};
@@ -436,7 +436,7 @@ pub(crate) fn run_check(a: &CheckArgs) -> Outcome {
         match &defs {
             None => println!(
                 "\n(the definitions are larger than this tool's store, {}: per-flag analysis skipped)",
-                store_type(&StdFlagStore::capacity())
+                store_type(&STD_CAPACITIES.flags)
             ),
             Some(_) => {
                 println!("\nDecided on the device ({}), given:", local.len());
