@@ -260,14 +260,14 @@ async fn session(ph: &Posthog<'static, M>) -> Result<(), Failure> {
         person: &DEVICE_PROPERTIES,
         groups: &[],
     };
-    // Evaluated locally; queues `$feature_flag_called`.
-    let enabled = ph.is_feature_enabled(SAMPLING_FLAG, &ctx);
+    // Evaluated locally; queues `$feature_flag_called`. Off when it cannot be decided.
+    let enabled = ph.is_feature_enabled(SAMPLING_FLAG, &ctx, false);
     let payload = ph
-        .feature_flag_payload(SAMPLING_FLAG, &ctx, |p| p.map(str::to_owned))
+        .feature_flag_payload(SAMPLING_FLAG, &ctx, None, |p| p.map(str::to_owned))
         .ok()
         .flatten();
     println!("flag {SAMPLING_FLAG} = {enabled:?}, payload {payload:?}");
-    if enabled == Ok(true) {
+    if enabled {
         capture("sampling interval changed", &|p| {
             p.prop("flag", SAMPLING_FLAG)?
                 .prop("interval_ms", 5_000u32)?;

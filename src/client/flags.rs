@@ -117,7 +117,7 @@ struct CalledInfo<'a> {
 }
 
 /// An empty or whitespace distinct id: the flag is unknown, nobody is asked, no event is sent.
-fn is_blank(s: &str) -> bool {
+pub(super) fn is_blank(s: &str) -> bool {
     s.trim().is_empty()
 }
 

@@ -60,9 +60,11 @@ use crate::time::{Instant, Now};
 mod definitions;
 mod delivery;
 mod flags;
+mod reads;
 mod stats;
 pub use crate::retry::{FlagsAttempt, FlagsRetry};
 pub use flags::{OwnedFlagValue, FLAGS_PATH, MAX_EVENT_FLAGS, MAX_EVENT_GROUPS};
+pub use reads::{valid_payload, FlagResult, LocalFlags};
 pub use stats::{BatchOutcome, ClientStats, DeliveryError, EventInfo, Fate, Verdict, FATE_HISTORY};
 
 /// Longest `ETag` kept for definitions polling; a longer one is not sent back.

@@ -812,3 +812,95 @@ fn offline_opens_no_connection_and_online_sends_at_once() {
     assert_eq!(*connects.lock().unwrap(), 1);
     assert_eq!(seen.lock().unwrap().requests.len(), 1);
 }
+
+/// PostHog's `get_feature_flag_result` through the handle (local, then remote), the caller's
+/// default of `is_feature_enabled`, and the local bulk read.
+#[test]
+fn flag_results_defaults_and_bulk_reads_through_the_handle() {
+    use posthog_embedded::adapters::embassy::FlagRead;
+    use posthog_embedded::adapters::StreamTransport;
+    use posthog_embedded::flags::remote::{RemoteFlags, RemoteStorage};
+    use posthog_embedded::flags::{EvalContext, FlagValue};
+
+    let (addr, seen) = server(vec![Reply::Flags]);
+    let (ph, _runner) = start(Config::new("phc_embassy", 0x5eed).flush_at(100), 2048);
+    ph.load_definitions(
+        br#"{"flags":[{"id":1,"key":"local","active":true,"filters":{"groups":[{"properties":[],"rollout_percentage":100}],"payloads":{"true":"{\"n\":1}"}}},
+            {"id":2,"key":"off","active":false,"filters":{"groups":[]}},
+            {"id":5,"key":"remote-only","active":true,"ensure_experience_continuity":true,"filters":{"groups":[]}}]}"#,
+    )
+    .unwrap();
+    let mut rx = vec![0u8; 1024];
+    let tcp = Tcp {
+        addr,
+        stream: None,
+        connects: Arc::new(Mutex::new(0)),
+    };
+    let mut transport = StreamTransport::new(tcp, "127.0.0.1", &mut rx);
+    let mut storage = Box::new(RemoteStorage::<8, 512>::new());
+    let mut remote = RemoteFlags::new(&mut storage);
+    let mut buf = vec![0u8; 2048];
+    let ctx = EvalContext {
+        distinct_id: "device-1",
+        device_id: None,
+        person: &[],
+        groups: &[],
+    };
+    let mut read = |key: &str| {
+        embassy_futures::block_on(ph.get_feature_flag_result(
+            key,
+            &ctx,
+            &mut transport,
+            &mut remote,
+            &mut buf,
+            FlagRead::new(),
+            |r| {
+                r.map(|r| {
+                    (
+                        r.key.to_owned(),
+                        r.enabled,
+                        r.variant().map(str::to_owned),
+                        r.payload.map(str::to_owned),
+                    )
+                })
+            },
+        ))
+    };
+    assert_eq!(
+        read("local"),
+        Some(("local".into(), true, None, Some(r#"{"n":1}"#.into())))
+    );
+    assert_eq!(read("off"), Some(("off".into(), false, None, None)));
+    assert!(
+        seen.lock().unwrap().requests.is_empty(),
+        "local answers ask nobody"
+    );
+    assert_eq!(
+        read("remote-only"),
+        Some(("remote-only".into(), true, Some("blue".into()), None))
+    );
+    assert_eq!(seen.lock().unwrap().requests.len(), 1);
+    assert_eq!(ph.pending(), 3, "each read queued its $feature_flag_called");
+
+    // The default applies only to a flag without a value.
+    assert!(!ph.is_feature_enabled("off", &ctx, true));
+    assert!(ph.is_feature_enabled("missing", &ctx, true));
+    assert!(!ph.is_feature_enabled("missing", &ctx, false));
+    // Payload of a given value, without evaluating.
+    assert_eq!(
+        ph.feature_flag_payload("local", &ctx, Some(FlagValue::Bool(true)), |p| p
+            .map(str::to_owned)),
+        Ok(Some(r#"{"n":1}"#.to_owned()))
+    );
+
+    // Local bulk read: no events, and `incomplete` because remote-only needs the server.
+    let before = ph.pending();
+    let mut keys = Vec::new();
+    let found = ph.all_flags(&ctx, None, |r| keys.push(r.key.to_owned()));
+    assert_eq!(keys, ["local", "off"]);
+    assert_eq!(found.decided, 2);
+    assert!(found.incomplete);
+    let found = ph.all_flags(&ctx, Some(&["local"]), |_| {});
+    assert!(!found.incomplete);
+    assert_eq!(ph.pending(), before, "bulk reads send no event");
+}

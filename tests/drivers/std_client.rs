@@ -22,7 +22,7 @@ use posthog_embedded::capture::EventOptions;
 use posthog_embedded::client::{
     Client, Config, ConfigError, DeliveryError, RetryAfter, TransportError,
 };
-use posthog_embedded::flags::{EvalContext, PropertyValue};
+use posthog_embedded::flags::{EvalContext, FlagValue, PropertyValue};
 use posthog_embedded::resources::Resources;
 use posthog_embedded::{CaptureError, Instant as CoreInstant, Now, UnixMillis};
 
@@ -1112,7 +1112,7 @@ fn only_local_never_asks_the_server() {
         client.get_feature_flag_payload("remote-flag", &ctx(&person), local),
         None
     );
-    let all = client.get_all_flags(&ctx(&person), true);
+    let all = client.get_all_flags(&ctx(&person), None, true);
     assert_eq!(
         all.keys().collect::<Vec<_>>(),
         ["beta-ui"],
@@ -1189,7 +1189,7 @@ fn get_all_flags_merges_like_posthog_python() {
     let client = StdClient::new(config(&server)).unwrap();
     let person = NO_PROPS;
     // No local flags at all: one request, the server's answer.
-    let all = client.get_all_flags(&ctx(&person), false);
+    let all = client.get_all_flags(&ctx(&person), None, false);
     assert_eq!(
         all.len(),
         2,
@@ -1201,7 +1201,7 @@ fn get_all_flags_merges_like_posthog_python() {
     // needs-plan is inconclusive locally: one request; beta-ui failed remotely keeps its local
     // value; the remote answer replaces the rest.
     client.load_definitions(FLAGS_DEFS).unwrap();
-    let all = client.get_all_flags(&ctx(&person), false);
+    let all = client.get_all_flags(&ctx(&person), None, false);
     assert_eq!(all.len(), 3, "{all:?}");
     assert_eq!(all["beta-ui"], StdFlagValue::Bool(true));
     assert_eq!(all["needs-plan"], StdFlagValue::Variant("gold".into()));
@@ -1212,7 +1212,7 @@ fn get_all_flags_merges_like_posthog_python() {
 
     // Everything decided locally: no request.
     let person = PLAN_PRO;
-    let all = client.get_all_flags(&ctx(&person), false);
+    let all = client.get_all_flags(&ctx(&person), None, false);
     assert_eq!(all.len(), 2);
     assert_eq!(all["needs-plan"], StdFlagValue::Bool(true));
     assert_eq!(flags_requests(&server).len(), 2);
@@ -1672,7 +1672,7 @@ fn flag_reads_without_an_id_or_after_shutdown_ask_nobody() {
                 None
             );
         }
-        assert!(client.get_all_flags(&c, false).is_empty());
+        assert!(client.get_all_flags(&c, None, false).is_empty());
     }
     assert_eq!(client.pending(), 0, "no $feature_flag_called");
     assert_eq!(client.stats().invalid, 0);
@@ -1692,7 +1692,9 @@ fn flag_reads_without_an_id_or_after_shutdown_ask_nobody() {
         client.get_feature_flag_payload("remote-flag", &c, FlagOptions::new()),
         None
     );
-    assert!(client.get_all_flags(&c, false).contains_key("beta-ui"));
+    assert!(client
+        .get_all_flags(&c, None, false)
+        .contains_key("beta-ui"));
     assert!(
         flags_requests(&server).is_empty(),
         "no /flags while offline"
@@ -1723,7 +1725,9 @@ fn flag_reads_without_an_id_or_after_shutdown_ask_nobody() {
         client.get_feature_flag_payload("remote-flag", &c, FlagOptions::new()),
         None
     );
-    assert!(client.get_all_flags(&c, false).contains_key("beta-ui"));
+    assert!(client
+        .get_all_flags(&c, None, false)
+        .contains_key("beta-ui"));
     assert!(
         flags_requests(&server).is_empty(),
         "no /flags after shutdown"
@@ -1840,4 +1844,140 @@ fn definitions_polls_run_on_the_injected_clock() {
         Some(CoreInstant::from_millis(120_000))
     );
     client.shutdown(SETTLE);
+}
+
+/// PostHog's `get_feature_flag_result`: local results with their payloads, remote results
+/// with the server's, `None` for an unknown flag; the exposure event as for the value read.
+#[test]
+fn feature_flag_results_local_and_remote() {
+    const DEFS: &[u8] = br#"{"flags":[
+      {"id":1,"key":"checkout","active":true,"filters":{"groups":[{"properties":[],"rollout_percentage":100}],
+        "multivariate":{"variants":[{"key":"blue","rollout_percentage":100}]},"payloads":{"blue":"{\"copy\":\"new\"}"}}},
+      {"id":2,"key":"beta-ui","active":false,"filters":{"groups":[]}}
+    ]}"#;
+    let server = flags_server(|_| Resp::ok().body(REMOTE_ANSWER));
+    let client = StdClient::new(config(&server)).unwrap();
+    client.load_definitions(DEFS).unwrap();
+    let person = NO_PROPS;
+    let c = ctx(&person);
+    let r = client
+        .get_feature_flag_result("checkout", &c, FlagOptions::new())
+        .unwrap();
+    assert_eq!(
+        (r.key.as_str(), r.enabled, r.variant()),
+        ("checkout", true, Some("blue"))
+    );
+    assert_eq!(r.payload.as_deref(), Some(r#"{"copy":"new"}"#));
+    let r = client
+        .get_feature_flag_result("beta-ui", &c, FlagOptions::new())
+        .unwrap();
+    assert_eq!(
+        (r.enabled, r.variant(), r.payload.as_deref()),
+        (false, None, None)
+    );
+    let r = client
+        .get_feature_flag_result("remote-flag", &c, FlagOptions::new())
+        .unwrap();
+    assert_eq!((r.enabled, r.variant()), (true, Some("blue")));
+    assert_eq!(r.payload.as_deref(), Some(r#"{"a":1}"#));
+    assert_eq!(
+        client.get_feature_flag_result("unknown", &c, FlagOptions::new().only_local(true)),
+        None
+    );
+    // The caller default applies only without a value.
+    assert!(!client.is_feature_enabled_or("beta-ui", &c, true, FlagOptions::new()));
+    assert!(client.is_feature_enabled_or("unknown", &c, true, FlagOptions::new().only_local(true)));
+    assert!(!client.is_feature_enabled_or(
+        "unknown",
+        &c,
+        false,
+        FlagOptions::new().only_local(true)
+    ));
+    // Payload of a given value, without evaluating; of a value the flag does not have: none.
+    assert_eq!(
+        client.get_feature_flag_payload_matching(
+            "checkout",
+            &c,
+            FlagValue::Variant("blue"),
+            FlagOptions::new()
+        ),
+        Some(r#"{"copy":"new"}"#.to_owned())
+    );
+    assert_eq!(
+        client.get_feature_flag_payload_matching(
+            "checkout",
+            &c,
+            FlagValue::Variant("red"),
+            FlagOptions::new()
+        ),
+        None
+    );
+    client.flush(SETTLE);
+    let called: Vec<String> = flag_called_events(&server)
+        .iter()
+        .map(|e| {
+            e["properties"]["$feature_flag"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(called, ["checkout", "beta-ui", "remote-flag", "unknown"]);
+    client.shutdown(Duration::from_secs(2));
+}
+
+/// PostHog's bulk getters: `keys` scopes the evaluation and the request; values and payloads
+/// come from one evaluation; nothing known gives two empty maps; no events.
+#[test]
+fn get_all_flags_and_payloads_with_keys() {
+    const DEFS: &[u8] = br#"{"flags":[
+      {"id":1,"key":"beta-ui","active":true,"filters":{"groups":[{"properties":[],"rollout_percentage":100}],"payloads":{"true":"{\"color\":\"green\"}"}}},
+      {"id":2,"key":"checkout","active":true,"filters":{"groups":[{"properties":[],"rollout_percentage":100}],
+        "multivariate":{"variants":[{"key":"blue","rollout_percentage":100}]},"payloads":{"blue":"{\"copy\":\"new\"}"}}},
+      {"id":3,"key":"search","active":true,"filters":{"groups":[{"properties":[],"rollout_percentage":100}]}}
+    ]}"#;
+    let server = flags_server(|_| {
+        Resp::ok().body(br#"{"flags":{"remote-only":{"key":"remote-only","enabled":true,"metadata":{"payload":"not json {"}}}}"#)
+    });
+    let client = StdClient::new(config(&server)).unwrap();
+    let person = NO_PROPS;
+    let c = ctx(&person);
+    // Nothing known locally and only local: both empty.
+    let (values, payloads) = client.get_all_flags_and_payloads(&c, None, true);
+    assert!(values.is_empty() && payloads.is_empty());
+    client.load_definitions(DEFS).unwrap();
+    let (values, payloads) =
+        client.get_all_flags_and_payloads(&c, Some(&["beta-ui", "checkout"]), false);
+    assert_eq!(values.len(), 2, "{values:?}");
+    assert_eq!(values["beta-ui"], StdFlagValue::Bool(true));
+    assert_eq!(values["checkout"], StdFlagValue::Variant("blue".into()));
+    assert_eq!(payloads["beta-ui"], r#"{"color":"green"}"#);
+    assert_eq!(payloads["checkout"], r#"{"copy":"new"}"#);
+    assert!(
+        flags_requests(&server).is_empty(),
+        "decided locally: no request"
+    );
+    // A requested key without a definition: one request scoped to the requested keys; an
+    // invalid payload is no payload.
+    let (values, payloads) =
+        client.get_all_flags_and_payloads(&c, Some(&["beta-ui", "remote-only"]), false);
+    assert_eq!(
+        values.len(),
+        1,
+        "the server's answer replaces local values: {values:?}"
+    );
+    assert_eq!(values["remote-only"], StdFlagValue::Bool(true));
+    assert!(payloads.is_empty());
+    let reqs = flags_requests(&server);
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(
+        reqs[0].json()["flag_keys_to_evaluate"],
+        serde_json::json!(["beta-ui", "remote-only"])
+    );
+    client.flush(SETTLE);
+    assert!(
+        flag_called_events(&server).is_empty(),
+        "bulk reads send no event"
+    );
+    client.shutdown(Duration::from_secs(2));
 }

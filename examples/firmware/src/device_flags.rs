@@ -44,7 +44,7 @@ pub fn read_flags(ph: &PostHogHandle) -> BootFlags {
         // Evaluated and copied under the client's lock; printed after releasing it.
         let value = ph.feature_flag::<24>(key, &ctx);
         let payload = ph
-            .feature_flag_payload(key, &ctx, |p| {
+            .feature_flag_payload(key, &ctx, None, |p| {
                 p.and_then(|p| heapless::String::<64>::try_from(p).ok())
             })
             .ok()

@@ -7,12 +7,12 @@ use embassy_sync::blocking_mutex::raw::RawMutex;
 use super::Shared;
 use crate::capture::{EventOptions, Person, Uuid};
 use crate::client::{
-    BatchOutcome, Client, ClientStats, EventInfo, Fate, FlagsAttempt, FlagsRetry, OwnedFlagValue,
-    RequestKind, Transmit, Verdict, FLAGS_PATH,
+    BatchOutcome, Client, ClientStats, EventInfo, Fate, FlagResult, FlagsAttempt, FlagsRetry,
+    LocalFlags, OwnedFlagValue, RequestKind, Transmit, Verdict, FLAGS_PATH,
 };
 use crate::error::{CaptureError, PropertyError};
 use crate::flags::remote::{FlagErrorKind, FlagErrors, RemoteFlags, RequestError};
-use crate::flags::{EvalContext, Inconclusive, LoadError, Requirements};
+use crate::flags::{EvalContext, FlagValue, Inconclusive, LoadError, Requirements};
 use crate::json::write::Object;
 use crate::net::http::Method;
 use crate::net::transport::Transport;
@@ -228,8 +228,9 @@ impl<'d, M: RawMutex> Posthog<'d, M> {
         })
     }
 
-    /// Runs `f` on the payload (JSON text) of flag `key` for `ctx`, evaluated locally; no
-    /// event, no wake-up (see [`Client::feature_flag_payload`]). With the `serde` feature,
+    /// Runs `f` on the payload (JSON text) of flag `key`: of `match_value` when given, else of
+    /// the value it takes for `ctx` locally; no event, no wake-up (see
+    /// [`Client::feature_flag_payload_for`]; an empty or invalid payload is none). With the `serde` feature,
     /// `json::typed::from_json` reads it into a struct.
     ///
     /// # Errors
@@ -238,24 +239,21 @@ impl<'d, M: RawMutex> Posthog<'d, M> {
         &self,
         key: &str,
         ctx: &EvalContext<'_>,
+        match_value: Option<FlagValue<'_>>,
         f: impl FnOnce(Option<&str>) -> R,
     ) -> Result<R, Inconclusive> {
         let now = self.shared.now();
-        self.shared
-            .peek(|c| c.feature_flag_payload(now, key, ctx).map(f))
+        self.shared.peek(|c| {
+            c.feature_flag_payload_for(now, key, ctx, match_value)
+                .map(f)
+        })
     }
 
-    /// Evaluates flag `key` locally (see [`Client::feature_flag`]) and returns whether it is
-    /// on, queuing its `$feature_flag_called` event.
-    ///
-    /// # Errors
-    /// [`Inconclusive`] when only the server can decide.
-    pub fn is_feature_enabled(
-        &self,
-        key: &str,
-        ctx: &EvalContext<'_>,
-    ) -> Result<bool, Inconclusive> {
-        self.read(|c, now| c.is_feature_enabled(now, key, ctx, true))
+    /// Whether flag `key` is on for `ctx`, evaluated locally, queuing its
+    /// `$feature_flag_called` event; `default` when it has no local value (see
+    /// [`Client::is_feature_enabled_or`]). A value, `false` included, beats the default.
+    pub fn is_feature_enabled(&self, key: &str, ctx: &EvalContext<'_>, default: bool) -> bool {
+        self.read(|c, now| c.is_feature_enabled_or(now, key, ctx, default, true))
     }
 
     /// Queues an event with `produce` (any producer of the client), sends it now and waits
@@ -337,25 +335,68 @@ impl<'d, M: RawMutex> Posthog<'d, M> {
         buf: &mut [u8],
         opts: FlagRead,
     ) -> Option<OwnedFlagValue<V>> {
+        self.get_feature_flag_result(key, ctx, transport, remote, buf, opts, |r| {
+            r.and_then(|r| OwnedFlagValue::from_value(&r.value))
+        })
+        .await
+    }
+
+    /// [`get_feature_flag`](Self::get_feature_flag) with the payload of the value: PostHog's
+    /// `get_feature_flag_result`. Same resolution, event and requests; `f` gets the result
+    /// (`None`: no value) while the client is locked, and its answer is returned.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn get_feature_flag_result<Tr: Transport, R>(
+        &self,
+        key: &str,
+        ctx: &EvalContext<'_>,
+        transport: &mut Tr,
+        remote: &mut RemoteFlags<'_>,
+        buf: &mut [u8],
+        opts: FlagRead,
+        f: impl FnOnce(Option<FlagResult<'_>>) -> R,
+    ) -> R {
+        match self.resolve(key, ctx, transport, remote, buf, opts).await {
+            Source::Local => {
+                let now = self.shared.now();
+                self.shared.client.lock(|c| {
+                    f(c.borrow_mut()
+                        .feature_flag_result(now, key, ctx, false)
+                        .ok())
+                })
+            }
+            Source::Remote => f(remote
+                .get(key)
+                .map(|flag| FlagResult::new(flag.key, flag.value, flag.payload))),
+            Source::Nothing => f(None),
+        }
+    }
+
+    /// Resolves flag `key` as PostHog's SDKs do (local first, then one `/flags` request with
+    /// retries), queuing its `$feature_flag_called` event, and says where the value is.
+    async fn resolve<Tr: Transport>(
+        &self,
+        key: &str,
+        ctx: &EvalContext<'_>,
+        transport: &mut Tr,
+        remote: &mut RemoteFlags<'_>,
+        buf: &mut [u8],
+        opts: FlagRead,
+    ) -> Source {
         let allowed = self.shared.peek(|c| c.check_remote_read(ctx));
         if let Err(RequestError::NoDistinctId) = allowed {
             // No distinct id: unknown, nobody asked, no event.
-            return None;
+            return Source::Nothing;
         }
         if !opts.force_remote {
-            let local = self.read(|c, now| {
-                c.feature_flag(now, key, ctx, opts.send_event)
-                    .map(|v| OwnedFlagValue::from_value(&v))
-            });
-            match local {
-                Ok(v) => return v,
-                Err(_) if opts.only_local => {
-                    self.read(|c, now| {
-                        c.failed_flag_called(now, key, ctx, FlagErrors::new(), opts.send_event);
-                    });
-                    return None;
-                }
-                Err(_) => {}
+            let local = self.read(|c, now| c.feature_flag(now, key, ctx, opts.send_event).is_ok());
+            if local {
+                return Source::Local;
+            }
+            if opts.only_local {
+                self.read(|c, now| {
+                    c.failed_flag_called(now, key, ctx, FlagErrors::new(), opts.send_event);
+                });
+                return Source::Nothing;
             }
         }
         let report_failure = |kind| {
@@ -368,17 +409,17 @@ impl<'d, M: RawMutex> Posthog<'d, M> {
             Err(RequestError::Offline) => {
                 // No connection attempt while the link is down.
                 report_failure(FlagErrorKind::ConnectionError);
-                return None;
+                return Source::Nothing;
             }
             // Shut down: no request, no event.
-            Err(_) => return None,
+            Err(_) => return Source::Nothing,
         }
         let built = self
             .shared
             .peek(|c| c.flags_request(ctx, Some(&[key]), buf));
         let Ok(n) = built else {
             report_failure(FlagErrorKind::UnknownError);
-            return None;
+            return Source::Nothing;
         };
         let (request, response) = buf.split_at_mut(n);
         let mut path = heapless::String::new();
@@ -400,13 +441,18 @@ impl<'d, M: RawMutex> Posthog<'d, M> {
                         let body = response.get(..reply.body_len).unwrap_or_default();
                         if remote.parse(body).is_err() {
                             report_failure(FlagErrorKind::UnknownError);
-                            return None;
+                            return Source::Nothing;
                         }
                         let remote = &*remote;
-                        return self.read(|c, now| {
+                        let found = self.read(|c, now| {
                             c.remote_flag_called(now, key, ctx, remote, opts.send_event)
-                                .and_then(|v| OwnedFlagValue::from_value(&v))
+                                .is_some()
                         });
+                        return if found {
+                            Source::Remote
+                        } else {
+                            Source::Nothing
+                        };
                     }
                     Ok(Ok(reply)) => FlagsAttempt::Status(reply.status),
                     Ok(Err(_)) | Err(_) => FlagsAttempt::Transport,
@@ -418,15 +464,28 @@ impl<'d, M: RawMutex> Posthog<'d, M> {
                     let allowed = self.shared.peek(|c| c.check_remote_read(ctx));
                     if allowed.is_err() {
                         report_failure(FlagsRetry::error_kind(attempt));
-                        return None;
+                        return Source::Nothing;
                     }
                 }
                 None => {
                     report_failure(FlagsRetry::error_kind(attempt));
-                    return None;
+                    return Source::Nothing;
                 }
             }
         }
+    }
+
+    /// Every locally decided flag for `ctx` (or only `keys`), each handed to `out` with its
+    /// payload while the client is locked; no events, no request, no wake-up (see
+    /// [`Client::all_flags`]: `incomplete` says some flag needs the server).
+    pub fn all_flags(
+        &self,
+        ctx: &EvalContext<'_>,
+        keys: Option<&[&str]>,
+        out: impl FnMut(FlagResult<'_>),
+    ) -> LocalFlags {
+        let now = self.shared.now();
+        self.shared.peek(|c| c.all_flags(now, ctx, keys, out))
     }
 
     /// Asks for every queued event to be sent now, without waiting (see
@@ -494,6 +553,16 @@ impl<'d, M: RawMutex> Posthog<'d, M> {
     pub fn set_online(&self, online: bool) {
         self.shared.with(|c| c.set_online(online));
     }
+}
+
+/// Where a resolved flag's value is.
+enum Source {
+    /// Decided by the local definitions.
+    Local,
+    /// In the `/flags` answer.
+    Remote,
+    /// Nowhere: no value.
+    Nothing,
 }
 
 /// What [`Posthog::flush`] or [`Posthog::shutdown`] ended with.
@@ -599,18 +668,18 @@ mod tests {
             groups: &[],
         };
         // The first read queues its `$feature_flag_called`: the runner is woken.
-        assert_eq!(ph.is_feature_enabled("beta", &ctx), Ok(true));
+        assert!(ph.is_feature_enabled("beta", &ctx, false));
         assert!(shared.wake.signaled());
         assert_eq!(ph.pending(), 1);
         shared.wake.reset();
         // The same read again is de-duplicated: nothing queued, nobody woken.
-        assert_eq!(ph.is_feature_enabled("beta", &ctx), Ok(true));
+        assert!(ph.is_feature_enabled("beta", &ctx, false));
         assert!(!shared.wake.signaled());
         assert_eq!(ph.pending(), 1);
         // Counters, the queue and payloads are read without waking either; a capture wakes.
         let _ = (ph.stats(), ph.pending(), ph.is_opted_out());
         assert_eq!(
-            ph.feature_flag_payload("beta", &ctx, |p| p.is_none()),
+            ph.feature_flag_payload("beta", &ctx, None, |p| p.is_none()),
             Ok(true)
         );
         assert!(!shared.wake.signaled());

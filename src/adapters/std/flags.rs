@@ -9,7 +9,7 @@ use std::string::String;
 use std::sync::{MutexGuard, PoisonError};
 use std::vec::Vec;
 
-use crate::client::{FlagsAttempt, FlagsRetry, TransportError};
+use crate::client::{valid_payload, FlagResult, FlagsAttempt, FlagsRetry, TransportError};
 use crate::flags::remote::{FlagErrorKind, FlagErrors, RequestError};
 use crate::flags::{EvalContext, FlagValue, Inconclusive};
 use crate::time::{Duration, Instant};
@@ -46,6 +46,43 @@ impl From<FlagValue<'_>> for StdFlagValue {
             FlagValue::Bool(b) => Self::Bool(b),
             FlagValue::Variant(s) => Self::Variant(s.to_owned()),
             FlagValue::Holdout(id) => Self::Holdout(id),
+        }
+    }
+}
+
+/// A flag's value with its payload, owned: what PostHog's `get_feature_flag_result` returns
+/// (see [`FlagResult`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct StdFlagResult {
+    /// The flag key.
+    pub key: String,
+    /// Whether the flag is on (anything but `false`).
+    pub enabled: bool,
+    /// The value.
+    pub value: StdFlagValue,
+    /// The payload's JSON text, when the value has a valid one.
+    pub payload: Option<String>,
+}
+
+impl StdFlagResult {
+    /// The variant of a multivariate flag (`None` for a boolean flag or a holdout).
+    #[must_use]
+    pub fn variant(&self) -> Option<&str> {
+        match &self.value {
+            StdFlagValue::Variant(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+impl From<FlagResult<'_>> for StdFlagResult {
+    fn from(r: FlagResult<'_>) -> Self {
+        Self {
+            key: r.key.to_owned(),
+            enabled: r.enabled,
+            value: r.value.into(),
+            payload: r.payload.map(str::to_owned),
         }
     }
 }
@@ -166,14 +203,29 @@ impl StdClient {
         ctx: &EvalContext<'_>,
         opts: FlagOptions,
     ) -> Option<StdFlagValue> {
+        self.get_feature_flag_result(key, ctx, opts)
+            .map(|r| r.value)
+    }
+
+    /// [`get_feature_flag`](Self::get_feature_flag) with the payload of the value (the
+    /// configured one locally, the server's remotely; kept only when it is valid JSON): PostHog's
+    /// `get_feature_flag_result`. Same resolution, event and blocking. `None` when the flag has
+    /// no value (never a partly filled result).
+    #[must_use]
+    pub fn get_feature_flag_result(
+        &self,
+        key: &str,
+        ctx: &EvalContext<'_>,
+        opts: FlagOptions,
+    ) -> Option<StdFlagResult> {
         let allowed = self.shared.lock().core.check_remote_read(ctx);
         if let Err(RequestError::NoDistinctId) = allowed {
             return None;
         }
         if !opts.force_remote {
             let local = self.produce(|c, now| {
-                c.feature_flag(now, key, ctx, opts.send_event)
-                    .map(StdFlagValue::from)
+                c.feature_flag_result(now, key, ctx, opts.send_event)
+                    .map(StdFlagResult::from)
             });
             match local {
                 Ok(v) => return Some(v),
@@ -199,8 +251,8 @@ impl StdClient {
         }
         match self.remote_flags(ctx, Some(&[key]), opts.disable_geoip) {
             Ok(remote) => self.produce(|c, now| {
-                c.remote_flag_called(now, key, ctx, &remote, opts.send_event)
-                    .map(StdFlagValue::from)
+                c.remote_flag_result(now, key, ctx, &remote, opts.send_event)
+                    .map(StdFlagResult::from)
             }),
             Err(errors) => {
                 self.produce(|c, now| c.failed_flag_called(now, key, ctx, errors, opts.send_event));
@@ -222,9 +274,26 @@ impl StdClient {
             .map(|v| v.is_enabled())
     }
 
+    /// Whether flag `key` is on for `ctx`, or `default` when it has no value (unknown, not
+    /// loaded and the server failed, blank distinct id): PostHog's `is_feature_enabled` with a
+    /// caller default. A value, `false` included, always beats the default. Same resolution
+    /// and event as [`get_feature_flag`](Self::get_feature_flag).
+    #[must_use]
+    pub fn is_feature_enabled_or(
+        &self,
+        key: &str,
+        ctx: &EvalContext<'_>,
+        default: bool,
+        opts: FlagOptions,
+    ) -> bool {
+        self.is_feature_enabled(key, ctx, opts).unwrap_or(default)
+    }
+
     /// The payload (JSON text, as stored) of the value flag `key` takes for `ctx`, resolved like
     /// [`get_feature_flag`](Self::get_feature_flag) but never sending an event
-    /// ([`FlagOptions::send_event`] is ignored). `None`: no value, or the value has no payload.
+    /// ([`FlagOptions::send_event`] is ignored). `None`: no value, or the value has no payload,
+    /// or one that is empty or not valid JSON (as posthog-python's single-flag getter reads a
+    /// payload it cannot parse).
     #[must_use]
     pub fn get_feature_flag_payload(
         &self,
@@ -241,9 +310,12 @@ impl StdClient {
             let mut groups = heapless::Vec::new();
             let prepared = ctx.prepared(&mut groups);
             let local = self.with_flags(|store| {
-                store
-                    .evaluate(key, &prepared, wall)
-                    .map(|v| store.payload(key, &v).map(str::to_owned))
+                store.evaluate(key, &prepared, wall).map(|v| {
+                    store
+                        .payload(key, &v)
+                        .and_then(valid_payload)
+                        .map(str::to_owned)
+                })
             });
             match local {
                 Ok(p) => return p,
@@ -255,8 +327,40 @@ impl StdClient {
         let remote = self
             .remote_flags(ctx, Some(&[key]), opts.disable_geoip)
             .ok()?;
-        let flag = remote.get(key).filter(|f| !f.failed)?;
-        flag.payload.map(str::to_owned)
+        let flag = remote
+            .get(key)
+            .filter(|f| !f.failed && !remote.quota_limited())?;
+        flag.payload.and_then(valid_payload).map(str::to_owned)
+    }
+
+    /// The payload PostHog configured for value `match_value` of flag `key` (PostHog's
+    /// `get_feature_flag_payload(key, match_value=...)`): read from the local definitions
+    /// without evaluating when they define the flag; otherwise resolved like
+    /// [`get_feature_flag_payload`](Self::get_feature_flag_payload) and returned only when the
+    /// flag takes `match_value`. No event.
+    #[must_use]
+    pub fn get_feature_flag_payload_matching(
+        &self,
+        key: &str,
+        ctx: &EvalContext<'_>,
+        match_value: FlagValue<'_>,
+        opts: FlagOptions,
+    ) -> Option<String> {
+        let local = self.with_flags(|store| {
+            store.flag_info(key).map(|_| {
+                store
+                    .payload(key, &match_value)
+                    .and_then(valid_payload)
+                    .map(str::to_owned)
+            })
+        });
+        if let Some(found) = local {
+            return found;
+        }
+        let result = self.get_feature_flag_result(key, ctx, opts.send_event(false))?;
+        (StdFlagValue::from(match_value) == result.value)
+            .then_some(result.payload)
+            .flatten()
     }
 
     /// Every flag's value for `ctx`, without `$feature_flag_called` events, as posthog-python's
@@ -270,6 +374,9 @@ impl StdClient {
     ///    gives an empty map. When the request fails, the local values are returned;
     /// 3. with `only_local`, inconclusive flags are left out.
     ///
+    /// `keys` limits both the evaluation and the request to those flags (a requested key with
+    /// no local definition makes the request).
+    ///
     /// An empty or whitespace distinct id gives an empty map; after
     /// [`shutdown`](Self::shutdown) or while offline only local values are returned (no
     /// request).
@@ -277,45 +384,54 @@ impl StdClient {
     pub fn get_all_flags(
         &self,
         ctx: &EvalContext<'_>,
+        keys: Option<&[&str]>,
         only_local: bool,
     ) -> BTreeMap<String, StdFlagValue> {
+        self.get_all_flags_and_payloads(ctx, keys, only_local).0
+    }
+
+    /// [`get_all_flags`](Self::get_all_flags) with the payloads (valid JSON only) of the
+    /// values, from the same evaluation and at most the same one request: PostHog's
+    /// `get_all_flags_and_payloads`. Nothing known: both maps empty.
+    #[must_use]
+    pub fn get_all_flags_and_payloads(
+        &self,
+        ctx: &EvalContext<'_>,
+        keys: Option<&[&str]>,
+        only_local: bool,
+    ) -> (BTreeMap<String, StdFlagValue>, BTreeMap<String, String>) {
+        let mut values = BTreeMap::new();
+        let mut payloads = BTreeMap::new();
+        let mut put = |r: FlagResult<'_>| {
+            if let Some(p) = r.payload {
+                payloads.insert(r.key.to_owned(), p.to_owned());
+            }
+            values.insert(r.key.to_owned(), StdFlagValue::from(r.value));
+        };
         let allowed = self.shared.lock().core.check_remote_read(ctx);
         if let Err(RequestError::NoDistinctId) = allowed {
-            return BTreeMap::new();
+            return (values, payloads);
         }
-        let wall = self.clock.wall();
-        let mut groups = heapless::Vec::new();
-        let prepared = ctx.prepared(&mut groups);
-        let (mut local, fallback) = self.with_flags(|store| {
-            let mut values = BTreeMap::new();
-            let mut inconclusive = false;
-            for key in store.keys() {
-                match store.evaluate(key, &prepared, wall) {
-                    Ok(v) => {
-                        values.insert(key.to_owned(), StdFlagValue::from(v));
-                    }
-                    Err(_) => inconclusive = true,
-                }
-            }
-            (values, inconclusive || store.is_empty())
-        });
-        if !fallback || only_local || allowed.is_err() {
-            return local;
-        }
-        let Ok(remote) = self.remote_flags(ctx, None, None) else {
-            return local;
+        let found = {
+            let g = self.shared.lock();
+            g.core.all_flags(self.clock.read(), ctx, keys, &mut put)
         };
-        let mut all = BTreeMap::new();
-        for flag in remote.iter() {
-            if flag.failed {
-                if let Some(v) = local.remove(flag.key) {
-                    all.insert(flag.key.to_owned(), v);
-                }
-            } else {
-                all.insert(flag.key.to_owned(), StdFlagValue::from(flag.value));
-            }
+        if !found.incomplete || only_local || allowed.is_err() {
+            return (values, payloads);
         }
-        all
+        let Ok(remote) = self.remote_flags(ctx, keys, None) else {
+            return (values, payloads);
+        };
+        let (mut values, mut payloads) = (BTreeMap::new(), BTreeMap::new());
+        let g = self.shared.lock();
+        g.core
+            .merge_all_flags(self.clock.read(), ctx, keys, &remote, |r| {
+                if let Some(p) = r.payload {
+                    payloads.insert(r.key.to_owned(), p.to_owned());
+                }
+                values.insert(r.key.to_owned(), StdFlagValue::from(r.value));
+            });
+        (values, payloads)
     }
 
     /// Blocks the calling thread for the retry `delay` of an attempt that ended at `ended`, on
