@@ -91,6 +91,9 @@ pub enum CaptureError {
     Disabled,
     /// A before-send filter dropped the event (counted).
     Filtered,
+    /// A before-send hook failed (or an edit it asked for did not fit the record): the event
+    /// was dropped, fail closed (counted in `ClientStats::hook_failed`).
+    HookFailed,
     /// The queue is full and the overflow policy is
     /// [`RejectNewest`](crate::capture::OverflowPolicy::RejectNewest).
     QueueFull {
@@ -113,6 +116,7 @@ impl fmt::Display for CaptureError {
             Self::InvalidTimestamp => f.write_str("timestamp is after year 9999"),
             Self::Disabled => f.write_str("capture is off (opted out or shut down)"),
             Self::Filtered => f.write_str("dropped by the before-send filter"),
+            Self::HookFailed => f.write_str("dropped: a before-send hook failed"),
             Self::Property(e) => write!(f, "invalid property: {e}"),
             Self::TooLarge { needed, max } => write!(
                 f,

@@ -192,6 +192,10 @@ pub struct Queue<S> {
     head_seq: u64,
     policy: OverflowPolicy,
     stats: QueueStats,
+    /// Where the newest record starts, and whether writing it wrapped the ring: what
+    /// [`edit_last`](Self::edit_last) and [`unpush_last`](Self::unpush_last) need. Cleared when
+    /// the newest record is removed.
+    last: Option<(usize, bool)>,
 }
 
 fn bump(c: &mut u32, n: usize) {
@@ -221,6 +225,7 @@ impl<S> Queue<S> {
                 discarded_rejected: 0,
                 discarded_gave_up: 0,
             },
+            last: None,
         }
     }
 
@@ -417,7 +422,69 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> Queue<S> {
         }
         self.tail = off + RECORD_HEADER_LEN + json_len;
         self.count += 1;
+        self.last = Some((off, wraps));
         bump(&mut self.stats.enqueued, 1);
+    }
+
+    /// Lets `edit` change the JSON of the record just pushed, in place: it gets the record's
+    /// bytes followed by the free space after them, and the record's length, and returns the
+    /// new length (at most the slice's), or `None` to leave the record as it was. For
+    /// before-send hooks. Returns whether the record was changed.
+    pub(crate) fn edit_last(
+        &mut self,
+        edit: impl FnOnce(&mut [u8], usize) -> Option<usize>,
+    ) -> bool {
+        let Some((off, _)) = self.last else {
+            return false;
+        };
+        let start = off + RECORD_HEADER_LEN;
+        let len = self.tail.saturating_sub(start);
+        // Free space after the newest record: up to the oldest one when wrapped, else the end.
+        let end = if self.wrapped {
+            self.head
+        } else {
+            self.capacity()
+        };
+        let Some(area) = self.storage.as_mut().get_mut(start..end.max(start + len)) else {
+            return false;
+        };
+        let Some(new_len) = edit(area, len).filter(|n| *n <= area.len()) else {
+            return false;
+        };
+        let Some(h) = self.storage.as_mut().get_mut(off..off + 4) else {
+            return false;
+        };
+        let Ok(word) = <[u8; 4]>::try_from(&*h) else {
+            return false;
+        };
+        let word = (u32::from_le_bytes(word) & !LEN_MASK) | (new_len as u32 & LEN_MASK);
+        h.copy_from_slice(&word.to_le_bytes());
+        self.tail = start + new_len;
+        true
+    }
+
+    /// Removes the record just pushed, as if it had never been (a before-send hook dropped it
+    /// after encoding). Returns whether there was one.
+    pub(crate) fn unpush_last(&mut self) -> bool {
+        let Some((off, wraps)) = self.last.take() else {
+            return false;
+        };
+        if wraps {
+            self.tail = self.wrap;
+            self.wrap = 0;
+            self.wrapped = false;
+        } else {
+            self.tail = off;
+        }
+        self.count = self.count.saturating_sub(1);
+        self.stats.enqueued = self.stats.enqueued.saturating_sub(1);
+        if self.count == 0 {
+            self.head = 0;
+            self.tail = 0;
+            self.wrap = 0;
+            self.wrapped = false;
+        }
+        true
     }
 
     /// Reads the record at byte offset `at`: `(record, offset of the next one)`.
@@ -449,6 +516,9 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> Queue<S> {
         let size = RECORD_HEADER_LEN + rec.json.len();
         self.count -= 1;
         self.head_seq += 1;
+        if self.count == 0 {
+            self.last = None;
+        }
         if self.count == 0 {
             self.head = 0;
             self.tail = 0;

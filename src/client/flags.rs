@@ -179,6 +179,7 @@ impl Client<'_> {
                 &mut self.stats,
                 self.opted_out || self.shut_down,
                 self.before_send,
+                &self.hooks,
                 now,
                 key,
                 ctx,
@@ -369,6 +370,7 @@ impl Client<'_> {
             &mut self.stats,
             self.opted_out || self.shut_down,
             self.before_send,
+            &self.hooks,
             now,
             key,
             ctx,
@@ -429,6 +431,7 @@ fn flag_called(
     stats: &mut super::ClientStats,
     gated: bool,
     before_send: Option<fn(&super::EventInfo<'_>) -> super::Verdict>,
+    hooks: &super::hooks::Hooks<'_>,
     now: Now,
     key: &str,
     ctx: &EvalContext<'_>,
@@ -445,15 +448,14 @@ fn flag_called(
     if !tracker.first_time(ctx.distinct_id, key, value.as_ref(), &groups) {
         return Ok(None);
     }
-    if let Some(f) = before_send {
-        if f(&super::EventInfo {
-            event: EVENT,
-            distinct_id: ctx.distinct_id,
-        }) == super::Verdict::Drop
-        {
-            super::bump(&mut stats.filtered, 1);
-            return Err(CaptureError::Filtered);
-        }
+    let event = super::EventInfo {
+        event: EVENT,
+        distinct_id: ctx.distinct_id,
+    };
+    if let Err(e) = super::admit_hooks(before_send, hooks, &event, stats) {
+        // Not sent: the next read may send it.
+        tracker.forget(ctx.distinct_id, key, value.as_ref(), &groups);
+        return Err(e);
     }
     // Minimal events only when the server asked and the flag surely runs no experiment.
     let minimal = minimal_gate && info.has_experiment == Some(false);
@@ -494,6 +496,7 @@ fn flag_called(
         }
         Ok(())
     });
+    let r = r.and_then(|u| super::edit_last(queue, hooks, &event, stats).map(|()| u));
     if r.is_err() {
         // Not queued: let a later read try again.
         tracker.forget(ctx.distinct_id, key, value.as_ref(), &groups);

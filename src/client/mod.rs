@@ -60,10 +60,12 @@ use crate::time::{Instant, Now};
 mod definitions;
 mod delivery;
 mod flags;
+mod hooks;
 mod reads;
 mod stats;
 pub use crate::retry::{FlagsAttempt, FlagsRetry};
 pub use flags::{OwnedFlagValue, FLAGS_PATH, MAX_EVENT_FLAGS, MAX_EVENT_GROUPS};
+pub use hooks::{BeforeSend, HookFailed, HooksFull, PropertyVerdict, MAX_HOOKS, MAX_HOOK_KEY};
 pub use reads::{valid_payload, FlagResult, LocalFlags};
 pub use stats::{BatchOutcome, ClientStats, DeliveryError, EventInfo, Fate, Verdict, FATE_HISTORY};
 
@@ -125,6 +127,8 @@ pub struct Client<'r> {
     poll_failed: bool,
     etag: heapless::String<MAX_ETAG>,
     before_send: Option<fn(&EventInfo<'_>) -> Verdict>,
+    /// The before-send hook chain (see [`BeforeSend`]).
+    hooks: hooks::Hooks<'r>,
     on_batch: Option<fn(&BatchOutcome)>,
 }
 
@@ -198,6 +202,7 @@ impl<'r> Client<'r> {
                 evicted_then_delivered: 0,
                 gated: 0,
                 filtered: 0,
+                hook_failed: 0,
                 invalid: 0,
                 retries: 0,
                 requests: 0,
@@ -240,14 +245,31 @@ impl<'r> Client<'r> {
             poll_failed: false,
             etag: heapless::String::new(),
             before_send: None,
+            hooks: hooks::Hooks::new(),
             on_batch: None,
             config,
         }
     }
 
     /// Installs a before-send filter: it sees every event before it is queued and may drop it.
+    /// It runs before the [`BeforeSend`] chain.
     pub fn set_before_send(&mut self, f: Option<fn(&EventInfo<'_>) -> Verdict>) {
         self.before_send = f;
+    }
+
+    /// Adds `hook` at the end of the before-send chain: it runs after the hooks added before
+    /// it, on every event (`$feature_flag_called` included), and can drop the event or remove
+    /// and redact its properties (see [`BeforeSend`]).
+    ///
+    /// # Errors
+    /// [`HooksFull`] when [`MAX_HOOKS`] are installed already.
+    pub fn add_before_send(&mut self, hook: &'r (dyn BeforeSend + Sync)) -> Result<(), HooksFull> {
+        self.hooks.push(hook)
+    }
+
+    /// Removes every [`BeforeSend`] hook.
+    pub fn clear_before_send(&mut self) {
+        self.hooks.clear();
     }
 
     /// Installs a callback told how every batch ended.
@@ -392,13 +414,21 @@ impl<'r> Client<'r> {
             bump(&mut self.stats.gated, 1);
             return Err(CaptureError::Disabled);
         }
-        if let Some(f) = self.before_send {
-            if f(&EventInfo { event, distinct_id }) == Verdict::Drop {
-                bump(&mut self.stats.filtered, 1);
-                return Err(CaptureError::Filtered);
-            }
-        }
-        Ok(())
+        let info = EventInfo { event, distinct_id };
+        admit_hooks(self.before_send, &self.hooks, &info, &mut self.stats)
+    }
+
+    /// Runs the property step of the hook chain on the event just queued (when `r` is `Ok`);
+    /// a failure removes it again.
+    fn edit<R>(
+        &mut self,
+        event: &str,
+        distinct_id: &str,
+        r: Result<R, CaptureError>,
+    ) -> Result<R, CaptureError> {
+        let r = r?;
+        let info = EventInfo { event, distinct_id };
+        edit_last(&mut self.queue, &self.hooks, &info, &mut self.stats).map(|()| r)
     }
 
     fn account<R>(&mut self, r: Result<R, CaptureError>) -> Result<R, CaptureError> {
@@ -426,6 +456,7 @@ impl<'r> Client<'r> {
         let r = self
             .encoder
             .capture(&mut self.queue, now, event, distinct_id, opts, props);
+        let r = self.edit(event, distinct_id, r);
         self.account(r)
     }
 
@@ -447,6 +478,7 @@ impl<'r> Client<'r> {
         let r = self
             .encoder
             .identify(&mut self.queue, now, distinct_id, opts, person);
+        let r = self.edit("$identify", distinct_id, r);
         self.account(r)
     }
 
@@ -470,7 +502,10 @@ impl<'r> Client<'r> {
             .set(&mut self.queue, now, distinct_id, opts, person);
         match r {
             Ok(None) => Ok(None),
-            other => self.account(other),
+            other => {
+                let r = self.edit("$set", distinct_id, other);
+                self.account(r)
+            }
         }
     }
 
@@ -489,6 +524,7 @@ impl<'r> Client<'r> {
         let r = self
             .encoder
             .alias(&mut self.queue, now, previous_id, alias, opts);
+        let r = self.edit("$create_alias", previous_id, r);
         self.account(r)
     }
 
@@ -519,6 +555,7 @@ impl<'r> Client<'r> {
             opts,
             props,
         );
+        let r = self.edit("$groupidentify", distinct_id.unwrap_or(group_key), r);
         self.account(r)
     }
 
@@ -664,6 +701,62 @@ impl<'r> Client<'r> {
     }
 }
 
+/// The gate's second half, shared by every producer: the before-send filter, then the event
+/// step of the hook chain.
+fn admit_hooks(
+    filter: Option<fn(&EventInfo<'_>) -> Verdict>,
+    hooks: &hooks::Hooks<'_>,
+    info: &EventInfo<'_>,
+    stats: &mut ClientStats,
+) -> Result<(), CaptureError> {
+    if filter.is_some_and(|f| f(info) == Verdict::Drop) {
+        bump(&mut stats.filtered, 1);
+        return Err(CaptureError::Filtered);
+    }
+    match hooks::run_event(hooks, info) {
+        Ok(true) => Ok(()),
+        Ok(false) => {
+            bump(&mut stats.filtered, 1);
+            Err(CaptureError::Filtered)
+        }
+        Err(HookFailed) => {
+            ph_warn!("event dropped: a before-send hook failed");
+            bump(&mut stats.hook_failed, 1);
+            Err(CaptureError::HookFailed)
+        }
+    }
+}
+
+/// The property step of the hook chain over the record just pushed; on failure the record is
+/// removed again and counted.
+fn edit_last(
+    queue: &mut Queue<ManagedSlice<'_, u8>>,
+    hooks: &hooks::Hooks<'_>,
+    info: &EventInfo<'_>,
+    stats: &mut ClientStats,
+) -> Result<(), CaptureError> {
+    if hooks.is_empty() {
+        return Ok(());
+    }
+    let mut failed = false;
+    queue.edit_last(
+        |area, len| match hooks::run_properties(hooks, info, area, len) {
+            Ok(n) => Some(n),
+            Err(HookFailed) => {
+                failed = true;
+                None
+            }
+        },
+    );
+    if failed {
+        queue.unpush_last();
+        ph_warn!("event dropped: a before-send hook failed");
+        bump(&mut stats.hook_failed, 1);
+        return Err(CaptureError::HookFailed);
+    }
+    Ok(())
+}
+
 /// Counts the outcome of an event producer.
 fn account<R>(stats: &mut ClientStats, r: Result<R, CaptureError>) -> Result<R, CaptureError> {
     match &r {
@@ -672,7 +765,8 @@ fn account<R>(stats: &mut ClientStats, r: Result<R, CaptureError>) -> Result<R, 
             CaptureError::TooLarge { .. }
             | CaptureError::QueueFull { .. }
             | CaptureError::Disabled
-            | CaptureError::Filtered,
+            | CaptureError::Filtered
+            | CaptureError::HookFailed,
         ) => {}
         Err(e) => {
             ph_debug!("event rejected: {}", e);

@@ -129,8 +129,10 @@ pub struct ClientStats {
     pub evicted_then_delivered: u32,
     /// Events refused at the gate (opted out or shut down).
     pub gated: u32,
-    /// Events dropped by the before-send filter.
+    /// Events dropped by the before-send filter or a [`BeforeSend`](super::BeforeSend) hook.
     pub filtered: u32,
+    /// Events dropped because a [`BeforeSend`](super::BeforeSend) hook failed (fail closed).
+    pub hook_failed: u32,
     /// Events refused by validation (empty names or ids, bad properties).
     pub invalid: u32,
     /// Retries scheduled.

@@ -522,3 +522,195 @@ fn fate_tells_what_became_of_an_event() {
     );
     assert_eq!(c.fate(a), Fate::Delivered);
 }
+
+/// Before-send hooks (contract "Before Send Hook"): a chain run in order on every event, after
+/// the gate and validation, that can drop events and remove or redact properties; a failing
+/// hook drops the event (fail closed), stops the chain and is counted.
+mod before_send_hooks {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    use posthog_embedded::client::{BeforeSend, EventInfo, HookFailed, PropertyVerdict, Verdict};
+    use posthog_embedded::flags::EvalContext;
+
+    use super::*;
+
+    /// Redacts `email` and removes `debug_*` properties.
+    struct Scrub;
+    impl BeforeSend for Scrub {
+        fn property(
+            &self,
+            _: &EventInfo<'_>,
+            key: &str,
+            _: &str,
+        ) -> Result<PropertyVerdict, HookFailed> {
+            Ok(if key == "email" {
+                PropertyVerdict::Redact
+            } else if key.starts_with("debug_") {
+                PropertyVerdict::Remove
+            } else {
+                PropertyVerdict::Keep
+            })
+        }
+    }
+
+    /// Drops events named `Secret Event`.
+    struct DropSecrets;
+    impl BeforeSend for DropSecrets {
+        fn event(&self, e: &EventInfo<'_>) -> Result<Verdict, HookFailed> {
+            Ok(if e.event == "Secret Event" {
+                Verdict::Drop
+            } else {
+                Verdict::Keep
+            })
+        }
+    }
+
+    /// Fails on every property of `Safe Event` (after a hook that transformed it).
+    struct FailOnSafe;
+    impl BeforeSend for FailOnSafe {
+        fn property(
+            &self,
+            e: &EventInfo<'_>,
+            _: &str,
+            _: &str,
+        ) -> Result<PropertyVerdict, HookFailed> {
+            if e.event == "Safe Event" {
+                Err(HookFailed)
+            } else {
+                Ok(PropertyVerdict::Keep)
+            }
+        }
+    }
+
+    /// Records that it ran on `Safe Event`.
+    static THIRD_RAN: AtomicBool = AtomicBool::new(false);
+    struct Third;
+    impl BeforeSend for Third {
+        fn property(
+            &self,
+            e: &EventInfo<'_>,
+            _: &str,
+            _: &str,
+        ) -> Result<PropertyVerdict, HookFailed> {
+            if e.event == "Safe Event" {
+                THIRD_RAN.store(true, Ordering::SeqCst);
+            }
+            Ok(PropertyVerdict::Keep)
+        }
+    }
+
+    /// Counts every event it sees.
+    static SEEN: AtomicUsize = AtomicUsize::new(0);
+    struct Count;
+    impl BeforeSend for Count {
+        fn event(&self, _: &EventInfo<'_>) -> Result<Verdict, HookFailed> {
+            SEEN.fetch_add(1, Ordering::SeqCst);
+            Ok(Verdict::Keep)
+        }
+    }
+
+    static SCRUB: Scrub = Scrub;
+    static DROP_SECRETS: DropSecrets = DropSecrets;
+    static FAIL_ON_SAFE: FailOnSafe = FailOnSafe;
+    static THIRD: Third = Third;
+    static COUNT: Count = Count;
+
+    fn batch(c: &mut C) -> Vec<Value> {
+        c.flush();
+        let mut buf = vec![0u8; 8192];
+        let tx = c.poll_transmit(at(1), &mut buf).expect("a batch");
+        let body: Value = serde_json::from_slice(tx.body).unwrap();
+        c.handle_response(at(1), &ok(), b"");
+        body["batch"].as_array().unwrap().clone()
+    }
+
+    #[test]
+    fn hooks_edit_drop_and_fail_closed() {
+        let mut c = client(Config::new("test-token", 0x5eed));
+        c.add_before_send(&SCRUB).unwrap();
+        c.add_before_send(&DROP_SECRETS).unwrap();
+        c.add_before_send(&FAIL_ON_SAFE).unwrap();
+        c.add_before_send(&THIRD).unwrap();
+        assert!(c.add_before_send(&COUNT).is_err(), "at most MAX_HOOKS");
+
+        // Edited: `email` redacted, `debug_trace` removed, the rest (SDK's own keys) kept.
+        c.capture(
+            at(0),
+            "Checkout Started",
+            "user-123",
+            &EventOptions::new(),
+            |p| {
+                p.prop("debug_trace", "abc")?
+                    .prop("email", "a@b.c")?
+                    .prop("plan", "pro")?
+                    .prop("debug_more", 1)?;
+                Ok(())
+            },
+        )
+        .unwrap();
+        // Dropped by a hook: nothing queued, counted as filtered.
+        assert_eq!(
+            capture(&mut c, 0, "Secret Event"),
+            Err(CaptureError::Filtered)
+        );
+        // A hook fails after another transformed the event: the capture returns normally
+        // (a typed, counted drop), nothing is queued, the third hook never ran.
+        assert_eq!(
+            c.capture(at(0), "Safe Event", "user-123", &EventOptions::new(), |p| {
+                p.prop("email", "x@y.z")?;
+                Ok(())
+            }),
+            Err(CaptureError::HookFailed)
+        );
+        assert!(!THIRD_RAN.load(Ordering::SeqCst));
+        let s = c.stats();
+        assert_eq!((s.captured, s.filtered, s.hook_failed), (1, 1, 1));
+        assert_eq!(c.pending(), 1);
+        let events = batch(&mut c);
+        assert_eq!(events.len(), 1);
+        let props = events[0]["properties"].as_object().unwrap();
+        assert_eq!(props["email"], Value::Null);
+        assert_eq!(props["plan"], "pro");
+        assert!(!props.contains_key("debug_trace") && !props.contains_key("debug_more"));
+        assert_eq!(props["$lib"], "posthog-embedded");
+    }
+
+    #[test]
+    fn hooks_see_flag_events_but_not_gated_ones() {
+        let mut c = client(Config::new("test-token", 0x5eed));
+        c.load_definitions(
+            br#"{"flags":[{"id":1,"key":"beta","active":true,"filters":{"groups":[{"properties":[],"rollout_percentage":100}]}}]}"#,
+        )
+        .unwrap();
+        c.add_before_send(&SCRUB).unwrap();
+        c.add_before_send(&COUNT).unwrap();
+        let before = SEEN.load(Ordering::SeqCst);
+        let person = [(
+            "email",
+            posthog_embedded::flags::PropertyValue::Str("a@b.c"),
+        )];
+        let ctx = EvalContext {
+            distinct_id: "user-123",
+            device_id: Some("debug_device"),
+            person: &person,
+            groups: &[],
+        };
+        assert_eq!(
+            c.feature_flag(at(0), "beta", &ctx, true)
+                .map(|v| v.is_enabled()),
+            Ok(true)
+        );
+        assert_eq!(SEEN.load(Ordering::SeqCst), before + 1);
+        let events = batch(&mut c);
+        assert_eq!(events[0]["event"], "$feature_flag_called");
+        assert_eq!(events[0]["properties"]["$feature_flag"], "beta");
+        // Opted out: the gate runs first; hooks never see the event.
+        c.opt_out();
+        assert_eq!(capture(&mut c, 0, "e"), Err(CaptureError::Disabled));
+        assert_eq!(SEEN.load(Ordering::SeqCst), before + 1);
+        c.clear_before_send();
+        c.opt_in();
+        capture(&mut c, 0, "e").unwrap();
+        assert_eq!(SEEN.load(Ordering::SeqCst), before + 1);
+    }
+}

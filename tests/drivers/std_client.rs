@@ -1981,3 +1981,42 @@ fn get_all_flags_and_payloads_with_keys() {
     );
     client.shutdown(Duration::from_secs(2));
 }
+
+/// A before-send hook through the std client: the delivered event carries the redaction.
+#[test]
+fn before_send_hooks_redact_what_is_delivered() {
+    use posthog_embedded::client::{BeforeSend, EventInfo, HookFailed, PropertyVerdict};
+
+    struct RedactEmail;
+    impl BeforeSend for RedactEmail {
+        fn property(
+            &self,
+            _: &EventInfo<'_>,
+            key: &str,
+            _: &str,
+        ) -> Result<PropertyVerdict, HookFailed> {
+            Ok(if key == "email" {
+                PropertyVerdict::Redact
+            } else {
+                PropertyVerdict::Keep
+            })
+        }
+    }
+    static HOOK: RedactEmail = RedactEmail;
+
+    let server = flags_server(|_| Resp::ok());
+    let client = StdClient::new(config(&server)).unwrap();
+    client.add_before_send(&HOOK).unwrap();
+    client
+        .capture("signed up", "user-1", |p| {
+            p.prop("email", "a@b.c")?.prop("plan", "pro")?;
+            Ok(())
+        })
+        .unwrap();
+    client.flush(SETTLE);
+    let events = delivered_events(&server);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["properties"]["email"], serde_json::Value::Null);
+    assert_eq!(events[0]["properties"]["plan"], "pro");
+    client.shutdown(Duration::from_secs(2));
+}

@@ -7,8 +7,8 @@ use embassy_sync::blocking_mutex::raw::RawMutex;
 use super::Shared;
 use crate::capture::{EventOptions, Person, Uuid};
 use crate::client::{
-    BatchOutcome, Client, ClientStats, EventInfo, Fate, FlagResult, FlagsAttempt, FlagsRetry,
-    LocalFlags, OwnedFlagValue, RequestKind, Transmit, Verdict, FLAGS_PATH,
+    BatchOutcome, BeforeSend, Client, ClientStats, EventInfo, Fate, FlagResult, FlagsAttempt,
+    FlagsRetry, HooksFull, LocalFlags, OwnedFlagValue, RequestKind, Transmit, Verdict, FLAGS_PATH,
 };
 use crate::error::{CaptureError, PropertyError};
 use crate::flags::remote::{FlagErrorKind, FlagErrors, RemoteFlags, RequestError};
@@ -203,6 +203,16 @@ impl<'d, M: RawMutex> Posthog<'d, M> {
         self.shared
             .client
             .lock(|c| c.borrow_mut().set_before_send(f));
+    }
+
+    /// Adds `hook` at the end of the before-send chain (see [`Client::add_before_send`]).
+    ///
+    /// # Errors
+    /// [`HooksFull`] when the chain is full.
+    pub fn add_before_send(&self, hook: &'d (dyn BeforeSend + Sync)) -> Result<(), HooksFull> {
+        self.shared
+            .client
+            .lock(|c| c.borrow_mut().add_before_send(hook))
     }
 
     /// Installs a callback told how every batch ended (see [`Client::set_on_batch`]).

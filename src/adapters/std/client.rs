@@ -526,6 +526,19 @@ impl StdClient {
     pub fn with_client<R>(&self, f: impl FnOnce(&mut StdCore) -> R) -> R {
         self.produce(|c, _| f(c))
     }
+
+    /// Adds `hook` at the end of the before-send chain (see
+    /// [`BeforeSend`](crate::client::BeforeSend)): it can drop events and remove or redact
+    /// their properties; a failing hook drops the event.
+    ///
+    /// # Errors
+    /// [`HooksFull`](crate::client::HooksFull) when the chain is full.
+    pub fn add_before_send(
+        &self,
+        hook: &'static (dyn crate::client::BeforeSend + Sync),
+    ) -> Result<(), crate::client::HooksFull> {
+        self.shared.lock().core.add_before_send(hook)
+    }
 }
 
 impl Drop for StdClient {
