@@ -192,10 +192,12 @@ pub struct Queue<S> {
     head_seq: u64,
     policy: OverflowPolicy,
     stats: QueueStats,
-    /// Where the newest record starts, and whether writing it wrapped the ring: what
+    /// Where the newest record starts, plus one (0: none, so an empty queue stays all zeros
+    /// and lands in `.bss`), and whether writing it wrapped the ring: what
     /// [`edit_last`](Self::edit_last) and [`unpush_last`](Self::unpush_last) need. Cleared when
     /// the newest record is removed.
-    last: Option<(usize, bool)>,
+    last: usize,
+    last_wraps: bool,
 }
 
 fn bump(c: &mut u32, n: usize) {
@@ -225,7 +227,8 @@ impl<S> Queue<S> {
                 discarded_rejected: 0,
                 discarded_gave_up: 0,
             },
-            last: None,
+            last: 0,
+            last_wraps: false,
         }
     }
 
@@ -422,7 +425,8 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> Queue<S> {
         }
         self.tail = off + RECORD_HEADER_LEN + json_len;
         self.count += 1;
-        self.last = Some((off, wraps));
+        self.last = off + 1;
+        self.last_wraps = wraps;
         bump(&mut self.stats.enqueued, 1);
     }
 
@@ -434,7 +438,7 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> Queue<S> {
         &mut self,
         edit: impl FnOnce(&mut [u8], usize) -> Option<usize>,
     ) -> bool {
-        let Some((off, _)) = self.last else {
+        let Some(off) = self.last.checked_sub(1) else {
             return false;
         };
         let start = off + RECORD_HEADER_LEN;
@@ -466,9 +470,11 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> Queue<S> {
     /// Removes the record just pushed, as if it had never been (a before-send hook dropped it
     /// after encoding). Returns whether there was one.
     pub(crate) fn unpush_last(&mut self) -> bool {
-        let Some((off, wraps)) = self.last.take() else {
+        let Some(off) = self.last.checked_sub(1) else {
             return false;
         };
+        let wraps = self.last_wraps;
+        self.last = 0;
         if wraps {
             self.tail = self.wrap;
             self.wrap = 0;
@@ -517,7 +523,7 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> Queue<S> {
         self.count -= 1;
         self.head_seq += 1;
         if self.count == 0 {
-            self.last = None;
+            self.last = 0;
         }
         if self.count == 0 {
             self.head = 0;
