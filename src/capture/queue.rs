@@ -857,4 +857,59 @@ mod tests {
             }
         }
     }
+
+    fn jsons(q: &Queue<[u8; 100]>) -> Vec<Vec<u8>> {
+        q.iter().map(|r| r.json.to_vec()).collect()
+    }
+
+    #[test]
+    fn the_newest_record_can_be_edited_in_place_or_taken_back() {
+        let mut q = Queue::new([0; 100], OverflowPolicy::DropOldest);
+        assert!(!q.edit_last(|_, n| Some(n)), "nothing pushed yet");
+        push(&mut q, b"aaaa").unwrap();
+        push(&mut q, b"bbbbbb").unwrap();
+        // Shrink, then grow into the free space after it.
+        assert!(q.edit_last(|a, n| {
+            assert_eq!(&a[..n], b"bbbbbb");
+            Some(2)
+        }));
+        assert_eq!(jsons(&q), [b"aaaa".to_vec(), b"bb".to_vec()]);
+        assert!(q.edit_last(|a, _| {
+            a[..5].copy_from_slice(b"ccccc");
+            Some(5)
+        }));
+        assert_eq!(jsons(&q), [b"aaaa".to_vec(), b"ccccc".to_vec()]);
+        // More than the space there: refused, unchanged.
+        assert!(!q.edit_last(|a, _| Some(a.len() + 1)));
+        assert_eq!(q.len(), 2);
+        // Taken back: as if never pushed; the next push takes its place.
+        let enqueued = q.stats().enqueued;
+        assert!(q.unpush_last());
+        assert!(!q.unpush_last(), "only the newest, once");
+        assert_eq!(jsons(&q), [b"aaaa".to_vec()]);
+        assert_eq!(q.stats().enqueued, enqueued - 1);
+        push(&mut q, b"dd").unwrap();
+        assert_eq!(jsons(&q), [b"aaaa".to_vec(), b"dd".to_vec()]);
+    }
+
+    #[test]
+    fn taking_back_a_record_that_wrapped_restores_the_ring() {
+        let mut q = Queue::new([0; 100], OverflowPolicy::RejectNewest);
+        let big = [b'x'; 30];
+        for _ in 0..2 {
+            push(&mut q, &big).unwrap();
+        }
+        // Free the front, then push a record that only fits at the start (wraps).
+        q.commit(SeqRange { start: 0, end: 1 });
+        push(&mut q, &[b'w'; 20]).unwrap();
+        assert_eq!(jsons(&q).len(), 2);
+        assert!(q.unpush_last());
+        assert_eq!(jsons(&q), [big.to_vec()]);
+        // The ring is consistent: the same record fits again, and draining empties it.
+        push(&mut q, &[b'v'; 20]).unwrap();
+        assert_eq!(jsons(&q), [big.to_vec(), [b'v'; 20].to_vec()]);
+        q.commit(SeqRange { start: 0, end: 10 });
+        assert!(q.is_empty());
+        assert!(!q.unpush_last(), "a drained queue has no newest record");
+    }
 }
