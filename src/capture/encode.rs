@@ -489,6 +489,11 @@ impl Encoder {
             let mut o = Object::resume(&mut sink, true, reserved);
             body(&mut o)?;
             let first = o.is_empty();
+            // A latching write (`Object::set`) that failed fails the event, whatever the
+            // closure returned.
+            if let Some(e) = sink.latched() {
+                return Err(E::from(CaptureError::Property(e)));
+            }
             let mut o = Object::resume(&mut sink, first, &[]);
             let sdk = (|| -> Result<(), PropertyError> {
                 o.prop("$lib", crate::LIB_NAME)?

@@ -42,7 +42,9 @@ use crate::capture::{
     render_batch, BatchLimits, DropReason, Encoder, EventOptions, Person, Queue, QueueStats,
     SeqRange, Uuid, BATCH_PATH,
 };
-pub use crate::config::{Config, ConfigError, GiveUp, KeyKind, Setting, MAX_KEY_LEN};
+pub use crate::config::{
+    Config, ConfigError, DistinctId, GiveUp, Key, KeyKind, Setting, MAX_DISTINCT_ID, MAX_KEY_LEN,
+};
 use crate::error::{BatchError, CaptureError, PropertyError};
 use crate::flags::called::CalledTracker;
 use crate::flags::FlagTables;
@@ -408,6 +410,23 @@ impl<'r> Client<'r> {
         self.shut_down
     }
 
+    /// The distinct id `id` names: the given one, or the configured default (`default`, a
+    /// copy of [`Config::distinct_id`] so the client stays free to borrow mutably).
+    fn resolve<'a>(
+        &mut self,
+        id: Id<'a>,
+        default: Option<&'a DistinctId>,
+    ) -> Result<&'a str, CaptureError> {
+        match (id, default) {
+            (Id::Of(s), _) => Ok(s),
+            (Id::Default, Some(d)) => Ok(d.as_str()),
+            (Id::Default, None) => {
+                bump(&mut self.stats.invalid, 1);
+                Err(CaptureError::EmptyDistinctId)
+            }
+        }
+    }
+
     /// The gate and the before-send filter, shared by every event producer.
     fn admit(&mut self, event: &str, distinct_id: &str) -> Result<(), CaptureError> {
         if self.opted_out || self.shut_down {
@@ -436,22 +455,26 @@ impl<'r> Client<'r> {
         account(&mut self.stats, r)
     }
 
-    /// Queues a custom event (see [`Encoder::capture`]). Returns its uuid.
+    /// Queues a custom event (see [`Encoder::capture`]) for `distinct_id`: a `&str`, or
+    /// [`Id::Default`] for the configured [`Config::distinct_id`]. Returns its uuid.
     ///
     /// # Errors
-    /// [`CaptureError`]: validation, the gate ([`CaptureError::Disabled`]), the filter
-    /// ([`CaptureError::Filtered`]) or the queue. Every refusal is counted.
-    pub fn capture<P>(
+    /// [`CaptureError`]: validation (a blank id, or [`Id::Default`] with no default
+    /// configured: [`CaptureError::EmptyDistinctId`]), the gate ([`CaptureError::Disabled`]),
+    /// the filter ([`CaptureError::Filtered`]) or the queue. Every refusal is counted.
+    pub fn capture<'i, P>(
         &mut self,
         now: Now,
         event: &str,
-        distinct_id: &str,
+        distinct_id: impl Into<Id<'i>>,
         opts: &EventOptions<'_>,
         props: P,
     ) -> Result<Uuid, CaptureError>
     where
         P: FnMut(&mut Object<'_, '_>) -> Result<(), PropertyError>,
     {
+        let default = self.config.distinct_id;
+        let distinct_id = self.resolve(distinct_id.into(), default.as_ref())?;
         self.admit(event, distinct_id)?;
         let r = self
             .encoder
@@ -464,16 +487,18 @@ impl<'r> Client<'r> {
     ///
     /// # Errors
     /// As [`capture`](Self::capture).
-    pub fn identify<P>(
+    pub fn identify<'i, P>(
         &mut self,
         now: Now,
-        distinct_id: &str,
+        distinct_id: impl Into<Id<'i>>,
         opts: &EventOptions<'_>,
         person: P,
     ) -> Result<Uuid, CaptureError>
     where
         P: FnMut(&mut Person<'_, '_, '_>) -> Result<(), PropertyError>,
     {
+        let default = self.config.distinct_id;
+        let distinct_id = self.resolve(distinct_id.into(), default.as_ref())?;
         self.admit("$identify", distinct_id)?;
         let r = self
             .encoder
@@ -486,16 +511,18 @@ impl<'r> Client<'r> {
     ///
     /// # Errors
     /// As [`capture`](Self::capture).
-    pub fn set<P>(
+    pub fn set<'i, P>(
         &mut self,
         now: Now,
-        distinct_id: &str,
+        distinct_id: impl Into<Id<'i>>,
         opts: &EventOptions<'_>,
         person: P,
     ) -> Result<Option<Uuid>, CaptureError>
     where
         P: FnMut(&mut Person<'_, '_, '_>) -> Result<(), PropertyError>,
     {
+        let default = self.config.distinct_id;
+        let distinct_id = self.resolve(distinct_id.into(), default.as_ref())?;
         self.admit("$set", distinct_id)?;
         let r = self
             .encoder
@@ -698,6 +725,45 @@ impl<'r> Client<'r> {
                 self.schedule_poll(now.mono + self.config.poll_interval);
             }
         }
+    }
+}
+
+/// Whose event: an explicit distinct id, or the configured default ([`Config::distinct_id`],
+/// the one-device-one-id case). A `&str` converts into `Id::Of`.
+///
+/// ```
+/// use posthog_embedded::capture::EventOptions;
+/// use posthog_embedded::client::{Client, Config, Id};
+/// use posthog_embedded::resources::Resources;
+/// use posthog_embedded::{Instant, Now};
+///
+/// let mut res = Resources::<2048, 1, 4, 64, 8>::new();
+/// let config = Config::new("phc_token", 7).distinct_id("device-42");
+/// let mut client = Client::new(config, &mut res)?;
+/// let now = Now::mono(Instant::from_millis(1));
+/// client.capture(now, "boot", Id::Default, &EventOptions::new(), |p| p.set("fw", "1.2").done())?;
+/// client.capture(now, "paired", "user-7", &EventOptions::new(), |_| Ok(()))?; // an override
+/// # Ok::<(), Box<dyn core::error::Error>>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Id<'a> {
+    /// The configured default distinct id.
+    Default,
+    /// This distinct id.
+    Of(&'a str),
+}
+
+impl<'a> From<&'a str> for Id<'a> {
+    fn from(s: &'a str) -> Self {
+        Self::Of(s)
+    }
+}
+
+#[cfg(feature = "std")]
+impl<'a> From<&'a std::string::String> for Id<'a> {
+    fn from(s: &'a std::string::String) -> Self {
+        Self::Of(s)
     }
 }
 

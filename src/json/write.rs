@@ -25,6 +25,8 @@ pub struct Sink<'b> {
     muted: bool,
     /// Longest property key accepted, in bytes.
     max_key_len: usize,
+    /// The first error of a latching write ([`Object::set`], [`Array::add`]).
+    latched: Option<PropertyError>,
 }
 
 impl<'b> Sink<'b> {
@@ -35,6 +37,21 @@ impl<'b> Sink<'b> {
             len: 0,
             muted: false,
             max_key_len,
+            latched: None,
+        }
+    }
+
+    /// The first error a latching write ([`Object::set`], [`Array::add`]) met, if any. The
+    /// capture path checks it after the caller's closure, so a latched error fails the event
+    /// even when the closure returned `Ok(())`.
+    #[must_use]
+    pub fn latched(&self) -> Option<PropertyError> {
+        self.latched
+    }
+
+    fn latch(&mut self, r: Result<(), PropertyError>) {
+        if let (Err(e), None) = (r, self.latched) {
+            self.latched = Some(e);
         }
     }
 
@@ -376,6 +393,38 @@ impl<'s, 'b> Object<'s, 'b> {
         self.member(key, |w| value.write_json(w))
     }
 
+    /// Writes `"key": value` and returns the object for the next property, without a `?` on
+    /// every line: the first error (an empty or over-long key, a non-finite float) is latched,
+    /// later writes are skipped, and the event fails with that error when the closure ends
+    /// (whatever it returns). End the closure with [`done`](Self::done) or `Ok(())`.
+    ///
+    /// ```
+    /// # use posthog_embedded::json::write::{Object, Sink};
+    /// # let mut buf = [0u8; 64];
+    /// # let mut sink = Sink::new(&mut buf, 200);
+    /// # let mut p = Object::open(&mut sink, &[]);
+    /// p.set("door", "front").set("battery", 87u32).set("temp", 21.5f32);
+    /// assert!(p.done().is_ok());
+    /// p.set("bad", f64::NAN).set("after", 1u8);
+    /// assert!(p.done().is_err());
+    /// ```
+    pub fn set<V: Value>(&mut self, key: &str, value: V) -> &mut Self {
+        if self.sink.latched.is_none() {
+            let r = self.prop(key, value).map(drop);
+            self.sink.latch(r);
+        }
+        self
+    }
+
+    /// The first error a [`set`](Self::set) met in this event, or `Ok(())`: the closure's
+    /// natural last expression (`|p| p.set("a", 1).set("b", 2).done()`).
+    ///
+    /// # Errors
+    /// The latched [`PropertyError`].
+    pub fn done(&mut self) -> Result<(), PropertyError> {
+        self.sink.latched.map_or(Ok(()), Err)
+    }
+
     /// Writes a property whose key is the concatenation of `parts` (`["$feature/", key]`),
     /// without a buffer.
     ///
@@ -457,6 +506,15 @@ impl<'s, 'b> Array<'s, 'b> {
     /// A value error (non-finite float).
     pub fn push<V: Value>(&mut self, value: V) -> Result<&mut Self, PropertyError> {
         self.element(|w| value.write_json(w))
+    }
+
+    /// Appends one value, latching the first error as [`Object::set`] does.
+    pub fn add<V: Value>(&mut self, value: V) -> &mut Self {
+        if self.sink.latched.is_none() {
+            let r = self.push(value).map(drop);
+            self.sink.latch(r);
+        }
+        self
     }
 
     /// Appends an object written by `f`.

@@ -714,3 +714,88 @@ mod before_send_hooks {
         assert_eq!(SEEN.load(Ordering::SeqCst), before + 1);
     }
 }
+
+/// Properties without a `?` on every line: `set` latches the first error, which fails the
+/// event (counted as invalid) whatever the closure returns; nested objects latch too.
+#[test]
+fn latching_property_writer() {
+    use posthog_embedded::PropertyError;
+    let mut c = client(Config::new("test-token", 0x5eed).flush_at(100));
+    c.capture(at(0), "reading", "device-1", &EventOptions::new(), |p| {
+        p.set("door", "front")
+            .set("battery", 87u32)
+            .object("loc", |o| o.set("lat", 48.1f64).set("lon", 11.5f64).done())?
+            .set("tags", ["a", "b"]);
+        Ok(())
+    })
+    .unwrap();
+    let bad = |p: &mut posthog_embedded::json::write::Object<'_, '_>| {
+        p.set("ok", 1u8).set("t", f64::NAN).set("never", 2u8);
+        Ok(())
+    };
+    assert_eq!(
+        c.capture(at(0), "bad", "device-1", &EventOptions::new(), bad),
+        Err(CaptureError::Property(PropertyError::NonFiniteNumber))
+    );
+    // In a nested object, with the closure ending in `Ok(())` rather than `done()`.
+    assert_eq!(
+        c.capture(at(0), "bad", "device-1", &EventOptions::new(), |p| {
+            p.object("inner", |o| {
+                o.set("", 1u8);
+                Ok(())
+            })?;
+            Ok(())
+        }),
+        Err(CaptureError::Property(PropertyError::EmptyKey))
+    );
+    assert_eq!((c.pending(), c.stats().invalid), (1, 2));
+    c.flush();
+    let mut buf = vec![0u8; 4096];
+    let tx = c.poll_transmit(at(1), &mut buf).unwrap();
+    let body: Value = serde_json::from_slice(tx.body).unwrap();
+    let props = &body["batch"][0]["properties"];
+    assert_eq!(props["door"], "front");
+    assert_eq!(props["battery"], 87);
+    assert_eq!(props["loc"]["lon"], 11.5);
+    assert_eq!(props["tags"], serde_json::json!(["a", "b"]));
+}
+
+/// A default distinct id for the one-device-one-id case (`Id::Default`), with a per-call
+/// override; without one configured, `Id::Default` is refused and counted.
+#[test]
+fn default_distinct_id_and_per_call_override() {
+    use posthog_embedded::client::Id;
+    let mut c = client(Config::new("test-token", 0x5eed).distinct_id("device-42"));
+    c.capture(at(0), "boot", Id::Default, &EventOptions::new(), |_| Ok(()))
+        .unwrap();
+    c.identify(at(0), Id::Default, &EventOptions::new(), |p| {
+        p.set(|o| o.set("fw", "1.2").done())?;
+        Ok(())
+    })
+    .unwrap();
+    c.capture(at(0), "paired", "user-7", &EventOptions::new(), |_| Ok(()))
+        .unwrap();
+    c.flush();
+    let mut buf = vec![0u8; 4096];
+    let tx = c.poll_transmit(at(1), &mut buf).unwrap();
+    let body: Value = serde_json::from_slice(tx.body).unwrap();
+    let ids: Vec<&str> = body["batch"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["distinct_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["device-42", "device-42", "user-7"]);
+
+    let mut c = client(Config::new("test-token", 0x5eed));
+    assert_eq!(
+        c.capture(at(0), "boot", Id::Default, &EventOptions::new(), |_| Ok(())),
+        Err(CaptureError::EmptyDistinctId)
+    );
+    assert_eq!((c.pending(), c.stats().invalid), (0, 1));
+    let mut res = Box::new(Res::new());
+    assert_eq!(
+        Client::new(Config::new("k", 1).distinct_id("  "), &mut res).err(),
+        Some(ConfigError::DistinctId { len: 2 })
+    );
+}

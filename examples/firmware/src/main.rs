@@ -117,6 +117,8 @@ async fn run(spawner: Spawner) -> Result<(), Failure> {
     // The seed must differ at every boot: it draws the boot id that keeps event uuids unique
     // across reboots (a real device reads its hardware RNG here).
     let config = Config::new(API_KEY, hw::boot_entropy() ^ 0x6d70_7332_0000_0042)
+        // One device, one id: events name `Id::Default`.
+        .distinct_id(DEVICE_ID)
         .flush_at(50)
         // Small batches: the first flush takes two requests back to back, on one kept-alive
         // connection or on a fresh one each when the server closes them.

@@ -2,22 +2,22 @@
 
 use embassy_time::{Instant, Timer};
 use posthog_embedded::capture::EventOptions;
+use posthog_embedded::client::Id;
 use posthog_embedded::json::write::Object;
 use posthog_embedded::{CaptureError, PropertyError};
 
 use crate::device_flags::BootFlags;
-use crate::{
-    Failure, PostHogHandle, BOARD, DEVICE_ID, FIRMWARE_VERSION, READINGS, READING_PERIOD, REGION,
-};
+use crate::{Failure, PostHogHandle, BOARD, FIRMWARE_VERSION, READINGS, READING_PERIOD, REGION};
 
 /// Queues `$identify` with the device's properties in `$set`.
 pub fn identify(ph: &PostHogHandle) -> Result<(), Failure> {
-    ph.identify(DEVICE_ID, &EventOptions::new(), |person| {
+    // The configured default distinct id (this device).
+    ph.identify(Id::Default, &EventOptions::new(), |person| {
         person.set(|p| {
-            p.prop("firmware_version", FIRMWARE_VERSION)?
-                .prop("board", BOARD)?
-                .prop("region", REGION)?;
-            Ok(())
+            p.set("firmware_version", FIRMWARE_VERSION)
+                .set("board", BOARD)
+                .set("region", REGION)
+                .done()
         })?;
         Ok(())
     })
@@ -38,15 +38,14 @@ pub fn flag_dependent_events(ph: &PostHogHandle, flags: &BootFlags) -> Result<()
     };
     if let Some(interval_ms) = flags.sampling_interval_ms {
         queued(capture_timed(ph, "sampling interval changed", |p| {
-            p.prop("flag", "new-sampling-rate")?
-                .prop("interval_ms", interval_ms)?;
-            Ok(())
+            p.set("flag", "new-sampling-rate")
+                .set("interval_ms", interval_ms)
+                .done()
         }))?;
     }
     if flags.ota_updates {
         queued(capture_timed(ph, "ota check scheduled", |p| {
-            p.prop("flag", "ota-updates")?;
-            Ok(())
+            p.set("flag", "ota-updates").done()
         }))?;
     }
     Ok(())
@@ -60,11 +59,11 @@ pub async fn capture_readings(ph: &PostHogHandle) -> Result<(), Failure> {
         Timer::at(next).await;
         let (temperature, battery) = simulated_sensors(i);
         let uptime_ms = capture_timed(ph, "sensor reading", |p| {
-            p.prop("sample", i)?
-                .prop("temperature_c", temperature)?
-                .prop("battery_mv", battery)?
-                .prop("sensor", "bme280")?;
-            Ok(())
+            p.set("sample", i)
+                .set("temperature_c", temperature)
+                .set("battery_mv", battery)
+                .set("sensor", "bme280")
+                .done()
         })
         .map_err(|e| {
             error!("reading not queued: {}", e);
@@ -84,7 +83,7 @@ fn capture_timed(
 ) -> Result<u64, CaptureError> {
     ph.with(|client, now| {
         let uptime_ms = now.mono.as_millis();
-        client.capture(now, event, DEVICE_ID, &EventOptions::new(), |p| {
+        client.capture(now, event, Id::Default, &EventOptions::new(), |p| {
             p.prop("uptime_ms", uptime_ms)?;
             props(p)
         })?;

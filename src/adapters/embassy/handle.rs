@@ -6,6 +6,7 @@ use embassy_sync::blocking_mutex::raw::RawMutex;
 
 use super::Shared;
 use crate::capture::{EventOptions, Person, Uuid};
+use crate::client::Id;
 use crate::client::{
     BatchOutcome, BeforeSend, Client, ClientStats, EventInfo, Fate, FlagResult, FlagsAttempt,
     FlagsRetry, HooksFull, LocalFlags, OwnedFlagValue, RequestKind, Transmit, Verdict, FLAGS_PATH,
@@ -78,10 +79,10 @@ impl<'d, M: RawMutex> Posthog<'d, M> {
     ///
     /// # Errors
     /// As [`Client::capture`].
-    pub fn capture<P>(
+    pub fn capture<'i, P>(
         &self,
         event: &str,
-        distinct_id: &str,
+        distinct_id: impl Into<Id<'i>>,
         opts: &EventOptions<'_>,
         props: P,
     ) -> Result<Uuid, CaptureError>
@@ -95,9 +96,9 @@ impl<'d, M: RawMutex> Posthog<'d, M> {
     ///
     /// # Errors
     /// As [`Client::identify`].
-    pub fn identify<P>(
+    pub fn identify<'i, P>(
         &self,
-        distinct_id: &str,
+        distinct_id: impl Into<Id<'i>>,
         opts: &EventOptions<'_>,
         person: P,
     ) -> Result<Uuid, CaptureError>
@@ -111,9 +112,9 @@ impl<'d, M: RawMutex> Posthog<'d, M> {
     ///
     /// # Errors
     /// As [`Client::set`].
-    pub fn set<P>(
+    pub fn set<'i, P>(
         &self,
-        distinct_id: &str,
+        distinct_id: impl Into<Id<'i>>,
         opts: &EventOptions<'_>,
         person: P,
     ) -> Result<Option<Uuid>, CaptureError>
@@ -304,10 +305,10 @@ impl<'d, M: RawMutex> Posthog<'d, M> {
     ///
     /// # Errors
     /// As [`Client::capture`].
-    pub async fn capture_immediate<P>(
+    pub async fn capture_immediate<'i, P>(
         &self,
         event: &str,
-        distinct_id: &str,
+        distinct_id: impl Into<Id<'i>>,
         opts: &EventOptions<'_>,
         props: P,
         timeout: embassy_time::Duration,

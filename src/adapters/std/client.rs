@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
 use crate::capture::{EventOptions, Person, Uuid};
+use crate::client::Id;
 use crate::client::{ClientStats, Fate};
 use crate::error::{CaptureError, PropertyError};
 use crate::flags::{LoadError, Requirements};
@@ -205,7 +206,12 @@ impl StdClient {
     /// # Errors
     /// [`CaptureError`] (see [`Client::capture`](crate::client::Client::capture)); after
     /// [`shutdown`](Self::shutdown), [`CaptureError::Disabled`].
-    pub fn capture<P>(&self, event: &str, distinct_id: &str, props: P) -> Result<Uuid, CaptureError>
+    pub fn capture<'i, P>(
+        &self,
+        event: &str,
+        distinct_id: impl Into<Id<'i>>,
+        props: P,
+    ) -> Result<Uuid, CaptureError>
     where
         P: FnMut(&mut Object<'_, '_>) -> Result<(), PropertyError>,
     {
@@ -216,10 +222,10 @@ impl StdClient {
     ///
     /// # Errors
     /// As [`capture`](Self::capture).
-    pub fn capture_with<P>(
+    pub fn capture_with<'i, P>(
         &self,
         event: &str,
-        distinct_id: &str,
+        distinct_id: impl Into<Id<'i>>,
         opts: &EventOptions<'_>,
         props: P,
     ) -> Result<Uuid, CaptureError>
@@ -233,7 +239,11 @@ impl StdClient {
     ///
     /// # Errors
     /// As [`capture`](Self::capture).
-    pub fn identify<P>(&self, distinct_id: &str, person: P) -> Result<Uuid, CaptureError>
+    pub fn identify<'i, P>(
+        &self,
+        distinct_id: impl Into<Id<'i>>,
+        person: P,
+    ) -> Result<Uuid, CaptureError>
     where
         P: FnMut(&mut Person<'_, '_, '_>) -> Result<(), PropertyError>,
     {
@@ -278,7 +288,11 @@ impl StdClient {
     ///
     /// # Errors
     /// As [`capture`](Self::capture).
-    pub fn set<P>(&self, distinct_id: &str, person: P) -> Result<Option<Uuid>, CaptureError>
+    pub fn set<'i, P>(
+        &self,
+        distinct_id: impl Into<Id<'i>>,
+        person: P,
+    ) -> Result<Option<Uuid>, CaptureError>
     where
         P: FnMut(&mut Person<'_, '_, '_>) -> Result<(), PropertyError>,
     {
@@ -346,10 +360,10 @@ impl StdClient {
     ///
     /// # Errors
     /// As [`capture`](Self::capture).
-    pub fn capture_immediate<P>(
+    pub fn capture_immediate<'i, P>(
         &self,
         event: &str,
-        distinct_id: &str,
+        distinct_id: impl Into<Id<'i>>,
         props: P,
         timeout: StdDuration,
     ) -> Result<Fate, CaptureError>
@@ -365,9 +379,9 @@ impl StdClient {
     ///
     /// # Errors
     /// As [`identify`](Self::identify).
-    pub fn identify_immediate<P>(
+    pub fn identify_immediate<'i, P>(
         &self,
-        distinct_id: &str,
+        distinct_id: impl Into<Id<'i>>,
         person: P,
         timeout: StdDuration,
     ) -> Result<Fate, CaptureError>

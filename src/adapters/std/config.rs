@@ -85,6 +85,9 @@ pub struct StdConfig {
     pub api_key: String,
     /// Secret key for definitions polling; `None` turns polling off. Never logged.
     pub secret_key: Option<String>,
+    /// The default distinct id, used by calls given
+    /// [`Id::Default`](crate::client::Id::Default) (see [`Config::distinct_id`]). Default none.
+    pub distinct_id: Option<String>,
     /// Send when this many events are queued.
     pub flush_at: usize,
     /// Send when the oldest unsent event is this old.
@@ -151,6 +154,7 @@ impl fmt::Debug for StdConfig {
                 "secret_key",
                 &self.secret_key.as_ref().map(|_| "<redacted>"),
             )
+            .field("distinct_id", &self.distinct_id)
             .field("flush_at", &self.flush_at)
             .field("flush_interval", &self.flush_interval)
             .field("max_batch_events", &self.max_batch_events)
@@ -195,6 +199,7 @@ impl StdConfig {
             host: DEFAULT_HOST.to_owned(),
             api_key: api_key.into(),
             secret_key: None,
+            distinct_id: None,
             flush_at: core.flush_at,
             flush_interval: to_std(core.flush_interval),
             max_batch_events: core.max_batch_events,
@@ -223,6 +228,13 @@ impl StdConfig {
     #[must_use]
     pub fn host(mut self, host: impl Into<String>) -> Self {
         self.host = host.into();
+        self
+    }
+
+    /// Sets [`distinct_id`](Self::distinct_id).
+    #[must_use]
+    pub fn distinct_id(mut self, id: impl Into<String>) -> Self {
+        self.distinct_id = Some(id.into());
         self
     }
 
@@ -385,6 +397,9 @@ impl StdConfig {
         if let Some(s) = &self.secret_key {
             core = core.secret_key(s);
         }
+        if let Some(d) = &self.distinct_id {
+            core = core.distinct_id(d);
+        }
         core.validate()?;
         let zero = if self.request_timeout.is_zero() {
             Some(Setting::RequestTimeout)
@@ -416,6 +431,9 @@ impl StdConfig {
             .opted_out(self.opted_out);
         if let Some(s) = &self.secret_key {
             c = c.secret_key(s);
+        }
+        if let Some(d) = &self.distinct_id {
+            c = c.distinct_id(d);
         }
         c
     }
