@@ -111,6 +111,12 @@ impl<'a, T: Copy> SliceVec<'a, T> {
         self.len = 0;
     }
 
+    /// The unused part of the buffer (all of it when empty).
+    pub(crate) fn spare(&mut self) -> &mut [T] {
+        let n = self.len;
+        self.buf.get_mut(n..).unwrap_or_default()
+    }
+
     pub(crate) fn truncate(&mut self, n: usize) {
         self.len = self.len.min(n);
     }

@@ -3,17 +3,17 @@
 //! remote `/flags` fallback (request body, retry policy, reporting the remote answer).
 //!
 //! The single-flag read of PostHog's SDKs (posthog-python `_get_feature_flag_result_with_context`,
-//! posthog-node `_getFeatureFlagResult`) splits into a local step the core takes on its own and a
-//! remote step the driver performs:
+//! posthog-node `_getFeatureFlagResult`):
 //!
 //! 1. [`Client::feature_flag`]: local evaluation. A value is final (`locally_evaluated: true`)
 //!    and its `$feature_flag_called` event is queued (once per distinct id, flag, value and
 //!    groups). [`Inconclusive`] means "ask the server" unless the caller wants local-only.
-//! 2. The driver writes the body with [`Client::flags_request`], sends `POST /flags/?v=2`, retries
-//!    per [`FlagsRetry`] (transport errors, 502 and 504 only; 300 ms then doubling), parses the
-//!    answer into a [`RemoteFlags`] and calls [`Client::remote_flag_called`] (or, when the request
-//!    failed, [`Client::failed_flag_called`]), which queues the `$feature_flag_called` event with
-//!    its `$feature_flag_error`.
+//! 2. The server is asked through the client's own `/flags` query, sent by `poll_transmit`
+//!    (see [`Client::begin_flag_read`] and the `query` module); its answer is reported with
+//!    [`Client::remote_flag_called`] (or, when the request failed,
+//!    [`Client::failed_flag_called`]), which queues the `$feature_flag_called` event with its
+//!    `$feature_flag_error`. A hand-written driver can also build the body itself
+//!    ([`Client::flags_request`]) and send it over any transport, retrying per [`FlagsRetry`].
 
 use super::Client;
 use crate::capture::{EventOptions, Uuid};
@@ -281,21 +281,14 @@ impl Client<'_> {
         buf: &mut [u8],
     ) -> Result<usize, RequestError> {
         self.check_remote_read(ctx)?;
-        let mut groups: heapless::Vec<RequestGroup<'_>, MAX_EVENT_GROUPS> = heapless::Vec::new();
-        for g in ctx.groups.iter().take(MAX_EVENT_GROUPS) {
-            let _ = groups.push(RequestGroup {
-                group_type: g.group_type,
-                key: g.key,
-                properties: g.properties,
-            });
-        }
-        let mut req = FlagsRequest::new(self.config.api_key.as_str(), ctx.distinct_id);
-        req.device_id = ctx.device_id;
-        req.groups = &groups;
-        req.person_properties = ctx.person;
-        req.geoip_disable = geoip_disable.unwrap_or(self.config.encoder.disable_geoip);
-        req.flag_keys = flag_keys;
-        req.write(buf)
+        write_flags_request(
+            self.config.api_key.as_str(),
+            self.config.encoder.disable_geoip,
+            ctx,
+            flag_keys,
+            geoip_disable,
+            buf,
+        )
     }
 
     /// Queues the `$feature_flag_called` event of a single-flag read the server answered
@@ -419,6 +412,32 @@ impl Client<'_> {
             });
         super::account(&mut self.stats, r)
     }
+}
+
+/// Writes the `/flags` request body for `ctx` into `buf`; returns its length.
+pub(super) fn write_flags_request(
+    api_key: &str,
+    default_geoip: bool,
+    ctx: &EvalContext<'_>,
+    flag_keys: Option<&[&str]>,
+    geoip_disable: Option<bool>,
+    buf: &mut [u8],
+) -> Result<usize, RequestError> {
+    let mut groups: heapless::Vec<RequestGroup<'_>, MAX_EVENT_GROUPS> = heapless::Vec::new();
+    for g in ctx.groups.iter().take(MAX_EVENT_GROUPS) {
+        let _ = groups.push(RequestGroup {
+            group_type: g.group_type,
+            key: g.key,
+            properties: g.properties,
+        });
+    }
+    let mut req = FlagsRequest::new(api_key, ctx.distinct_id);
+    req.device_id = ctx.device_id;
+    req.groups = &groups;
+    req.person_properties = ctx.person;
+    req.geoip_disable = geoip_disable.unwrap_or(default_geoip);
+    req.flag_keys = flag_keys;
+    req.write(buf)
 }
 
 /// Queues one `$feature_flag_called` event, de-duplicated; the gate and the before-send filter

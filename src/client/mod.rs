@@ -63,11 +63,13 @@ mod definitions;
 mod delivery;
 mod flags;
 mod hooks;
+mod query;
 mod reads;
 mod stats;
 pub use crate::retry::{FlagsAttempt, FlagsRetry};
 pub use flags::{OwnedFlagValue, FLAGS_PATH, MAX_EVENT_FLAGS, MAX_EVENT_GROUPS};
 pub use hooks::{BeforeSend, HookFailed, HooksFull, PropertyVerdict, MAX_HOOKS, MAX_HOOK_KEY};
+pub use query::{QueryError, QueryStatus, QueryTicket, ReadOptions, ReadStep};
 pub use reads::{valid_payload, FlagResult, LocalFlags};
 pub use stats::{BatchOutcome, ClientStats, DeliveryError, EventInfo, Fate, Verdict, FATE_HISTORY};
 
@@ -79,6 +81,7 @@ enum InFlight {
     Idle,
     Batch { records: SeqRange },
     Definitions,
+    Flags,
 }
 
 /// The client. It borrows its storage (event queue, flag store, `$feature_flag_called`
@@ -131,6 +134,15 @@ pub struct Client<'r> {
     before_send: Option<fn(&EventInfo<'_>) -> Verdict>,
     /// The before-send hook chain (see [`BeforeSend`]).
     hooks: hooks::Hooks<'r>,
+    /// `/flags` query storage (request body, then the answer), when attached.
+    remote: Option<crate::flags::remote::RemoteFlags<'r>>,
+    /// The open `/flags` query.
+    query: query::Query,
+    next_ticket: u32,
+    /// The query in flight was closed by its reader: its answer is discarded.
+    abandoned: bool,
+    /// The `/flags` answer parser, installed with the query storage.
+    parse_answer: Option<query::ParseAnswer>,
     on_batch: Option<fn(&BatchOutcome)>,
 }
 
@@ -248,6 +260,11 @@ impl<'r> Client<'r> {
             etag: heapless::String::new(),
             before_send: None,
             hooks: hooks::Hooks::new(),
+            remote: None,
+            query: query::Query::Idle,
+            next_ticket: 0,
+            abandoned: false,
+            parse_answer: None,
             on_batch: None,
             config,
         }
@@ -371,6 +388,7 @@ impl<'r> Client<'r> {
             self.shut_down = true;
             self.next_poll = None;
             self.tracker.clear();
+            self.query_shutdown();
             self.flush();
         }
     }
@@ -394,6 +412,9 @@ impl<'r> Client<'r> {
             if self.poll_failed && self.next_poll.is_some() {
                 self.next_poll = Some(Instant::ZERO);
             }
+        }
+        if !online {
+            self.query_offline();
         }
         self.online = online;
     }
@@ -599,6 +620,13 @@ impl<'r> Client<'r> {
         if !self.online {
             return None;
         }
+        // A `/flags` query goes first: a reader is waiting for it.
+        if self.query_due().is_some_and(|t| now.mono >= t) {
+            if let Some(tx) = self.query_transmit(now, buf) {
+                return Some(tx);
+            }
+            return None;
+        }
         let batch_ready = self.not_before.is_none_or(|t| now.mono >= t) && self.batch_due(now.mono);
         let poll_due = self.next_poll.is_some_and(|t| now.mono >= t);
         // A due poll goes first unless the last request was a poll too: neither can starve
@@ -691,10 +719,10 @@ impl<'r> Client<'r> {
                 self.not_before.map_or(due, |nb| nb.max(due))
             })
         };
-        match (batch, self.next_poll) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [batch, self.next_poll, self.query_due()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Settles the request in flight with the server's answer. `body` is the response body
@@ -707,6 +735,7 @@ impl<'r> Client<'r> {
                 self.finish_clear();
             }
             InFlight::Definitions => self.definitions_response(now, resp, body),
+            InFlight::Flags => self.query_response(now, resp, body),
         }
     }
 
@@ -724,6 +753,7 @@ impl<'r> Client<'r> {
                 self.poll_failed = true;
                 self.schedule_poll(now.mono + self.config.poll_interval);
             }
+            InFlight::Flags => self.query_transport_error(now, error),
         }
     }
 }

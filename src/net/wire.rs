@@ -148,6 +148,10 @@ pub enum TransportError {
     BadResponse,
     /// TLS failed.
     Tls,
+    /// The server refused the connection (nothing listens there). A `/flags` request is not
+    /// retried after it, as in posthog-python and posthog-node; batches treat it as
+    /// [`Connect`](Self::Connect).
+    Refused,
 }
 
 impl fmt::Display for TransportError {
@@ -158,6 +162,7 @@ impl fmt::Display for TransportError {
             Self::Io => "connection broken",
             Self::BadResponse => "malformed or oversize response",
             Self::Tls => "TLS failure",
+            Self::Refused => "connection refused",
         })
     }
 }

@@ -384,3 +384,242 @@ fn a_group_without_properties_still_has_its_group_key() {
     assert_eq!(ev[0]["properties"]["$feature/fleet-key"], true);
     assert!(ev[0]["properties"].get("$feature/fleet-plan").is_none());
 }
+
+/// The sans-IO `/flags` query: sent by `poll_transmit` ahead of a due batch, retried after
+/// 300 ms on a 502 (the delay through `poll_timeout`, batches going meanwhile), answered
+/// through `handle_response`, then read with its `$feature_flag_called` event. One query at a
+/// time.
+mod query {
+    use posthog_embedded::client::{
+        Client, Config, QueryError, QueryStatus, ReadOptions, ReadStep, RequestKind, ResponseInfo,
+        TransportError,
+    };
+    use posthog_embedded::flags::remote::{RemoteFlags, RemoteStorage};
+    use posthog_embedded::flags::EvalContext;
+    use posthog_embedded::resources::Resources;
+    use posthog_embedded::{Instant, Now};
+    use serde_json::Value;
+
+    use super::events;
+
+    fn at(ms: u64) -> Now {
+        Now::mono(Instant::from_millis(ms))
+    }
+
+    fn status(s: u16) -> ResponseInfo<'static> {
+        ResponseInfo {
+            status: s,
+            retry_after: None,
+            etag: None,
+        }
+    }
+
+    const CTX: EvalContext<'static> = EvalContext {
+        distinct_id: "device-1",
+        device_id: None,
+        person: &[],
+        groups: &[],
+    };
+
+    const ANSWER: &[u8] = br#"{"flags":{"remote-only":{"key":"remote-only","enabled":true,"variant":"blue","metadata":{"id":5,"payload":"{\"n\":1}"}}},"requestId":"r-1"}"#;
+
+    fn client() -> Client<'static> {
+        let mut c = Client::new(
+            Config::new("phc_token", 7).flush_at(1),
+            Box::leak(Box::new(Resources::<8192, 4, 32, 1024, 16>::new())),
+        )
+        .unwrap();
+        c.attach_remote(RemoteFlags::new(Box::leak(Box::new(RemoteStorage::<
+            8,
+            1024,
+        >::new()))));
+        c
+    }
+
+    #[test]
+    fn a_query_goes_first_retries_and_answers_with_its_event() {
+        let mut c = client();
+        c.capture(at(0), "e", "device-1", &Default::default(), |_| Ok(()))
+            .unwrap();
+        let ReadStep::Remote(t) = c.begin_flag_read(at(0), "remote-only", &CTX, ReadOptions::new())
+        else {
+            panic!("the server must be asked");
+        };
+        // A second query waits for this one.
+        assert_eq!(
+            c.start_flags_query(&CTX, None, ReadOptions::new()),
+            Err(QueryError::Busy)
+        );
+        let mut buf = vec![0u8; 4096];
+        let tx = c.poll_transmit(at(0), &mut buf).unwrap();
+        assert_eq!(tx.kind, RequestKind::Flags, "ahead of the due batch");
+        assert_eq!(tx.path.as_str(), "/flags/?v=2");
+        assert!(tx.headers().all(|(k, _)| k != "Authorization"));
+        let body: Value = serde_json::from_slice(tx.body).unwrap();
+        assert_eq!(
+            body["flag_keys_to_evaluate"],
+            serde_json::json!(["remote-only"])
+        );
+        assert_eq!(body["distinct_id"], "device-1");
+        assert!(c.poll_transmit(at(0), &mut buf).is_none(), "one in flight");
+        c.handle_response(at(10), &status(502), b"");
+        assert_eq!(c.flags_query(t), QueryStatus::Pending);
+        assert_eq!(
+            c.poll_timeout(),
+            Some(Instant::from_millis(0)),
+            "the batch is due"
+        );
+        // The batch goes while the query waits out its 300 ms.
+        let tx = c.poll_transmit(at(10), &mut buf).unwrap();
+        assert!(matches!(tx.kind, RequestKind::Batch { .. }));
+        c.handle_response(at(20), &status(200), b"");
+        assert_eq!(c.poll_timeout(), Some(Instant::from_millis(310)));
+        assert!(c.poll_transmit(at(309), &mut buf).is_none());
+        let tx = c.poll_transmit(at(310), &mut buf).unwrap();
+        assert_eq!(tx.kind, RequestKind::Flags);
+        c.handle_response(at(320), &status(200), ANSWER);
+        assert_eq!(c.flags_query(t), QueryStatus::Answered);
+        let r = c
+            .finish_flag_read(at(320), t, "remote-only", &CTX, true)
+            .unwrap();
+        assert_eq!(
+            (r.key, r.variant(), r.payload),
+            ("remote-only", Some("blue"), Some(r#"{"n":1}"#))
+        );
+        assert_eq!(c.flags_query(t), QueryStatus::Unknown, "closed");
+        let ev = events(&c);
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0]["event"], "$feature_flag_called");
+        assert_eq!(ev[0]["properties"]["$feature_flag_response"], "blue");
+        assert_eq!(ev[0]["properties"]["$feature_flag_request_id"], "r-1");
+        assert_eq!(ev[0]["properties"]["locally_evaluated"], false);
+    }
+
+    #[test]
+    fn failures_are_reported_on_the_event() {
+        /// How an attempt fails, the error reported, and the attempts made.
+        type Case<'a> = (&'a dyn Fn(&mut Client<'static>), &'a str, usize);
+        let cases: [Case<'_>; 4] = [
+            // A refused connection is not retried.
+            (
+                &|c| c.handle_transport_error(at(1), TransportError::Refused),
+                "connection_error",
+                1,
+            ),
+            // A 500 is not retried.
+            (
+                &|c| c.handle_response(at(1), &status(500), b""),
+                "api_error_500",
+                1,
+            ),
+            // A timeout is retried once, then reported.
+            (
+                &|c| c.handle_transport_error(at(1), TransportError::Timeout),
+                "timeout",
+                2,
+            ),
+            // An unusable answer.
+            (
+                &|c| c.handle_response(at(1), &status(200), b"{nope"),
+                "unknown_error",
+                1,
+            ),
+        ];
+        for (fail, error, attempts) in cases {
+            let mut c = client();
+            let ReadStep::Remote(t) =
+                c.begin_flag_read(at(0), "remote-only", &CTX, ReadOptions::new())
+            else {
+                panic!("asked");
+            };
+            let mut buf = vec![0u8; 4096];
+            let mut sent = 0;
+            let mut ms = 0;
+            while c.flags_query(t) == QueryStatus::Pending {
+                ms = c.poll_timeout().unwrap().as_millis().max(ms);
+                let tx = c.poll_transmit(at(ms), &mut buf).unwrap();
+                assert_eq!(tx.kind, RequestKind::Flags);
+                sent += 1;
+                fail(&mut c);
+            }
+            assert_eq!(sent, attempts, "{error}");
+            assert!(c
+                .finish_flag_read(at(ms), t, "remote-only", &CTX, true)
+                .is_none());
+            let ev = events(&c);
+            assert_eq!(ev[0]["properties"]["$feature_flag_error"], error);
+            assert_eq!(ev[0]["properties"]["$feature_flag_response"], Value::Null);
+        }
+    }
+
+    #[test]
+    fn offline_and_shutdown_end_an_open_query() {
+        // Offline while waiting: ends with connection_error, nothing sent.
+        let mut c = client();
+        let ReadStep::Remote(t) = c.begin_flag_read(at(0), "remote-only", &CTX, ReadOptions::new())
+        else {
+            panic!("asked");
+        };
+        c.set_online(false);
+        let mut buf = vec![0u8; 4096];
+        assert!(c.poll_transmit(at(0), &mut buf).is_none());
+        assert!(c
+            .finish_flag_read(at(0), t, "remote-only", &CTX, true)
+            .is_none());
+        assert_eq!(
+            events(&c)[0]["properties"]["$feature_flag_error"],
+            "connection_error"
+        );
+        // Offline from the start: no query, the read is reported at once.
+        assert_eq!(
+            c.begin_flag_read(at(0), "other", &CTX, ReadOptions::new()),
+            ReadStep::Nothing
+        );
+        assert_eq!(events(&c).len(), 2);
+        c.set_online(true);
+        // Shutdown during the retry delay: no retry, no event.
+        let mut c = client();
+        let ReadStep::Remote(t) = c.begin_flag_read(at(0), "remote-only", &CTX, ReadOptions::new())
+        else {
+            panic!("asked");
+        };
+        let _ = c.poll_transmit(at(0), &mut buf).unwrap();
+        c.handle_response(at(1), &status(502), b"");
+        c.shutdown();
+        assert!(
+            c.poll_transmit(at(400), &mut buf).is_none(),
+            "no retry after shutdown"
+        );
+        assert!(c
+            .finish_flag_read(at(400), t, "remote-only", &CTX, true)
+            .is_none());
+        assert!(events(&c).is_empty());
+        // Without storage, an inconclusive read has no value (reported as unknown_error).
+        let mut c = Client::new(
+            Config::new("phc_token", 7),
+            Box::leak(Box::new(Resources::<4096, 1, 4, 64, 4>::new())),
+        )
+        .unwrap();
+        assert_eq!(
+            c.begin_flag_read(at(0), "remote-only", &CTX, ReadOptions::new()),
+            ReadStep::Nothing
+        );
+        assert_eq!(
+            events(&c)[0]["properties"]["$feature_flag_error"],
+            "unknown_error"
+        );
+    }
+
+    #[test]
+    fn an_abandoned_query_in_flight_discards_its_answer() {
+        let mut c = client();
+        let t = c.start_flags_query(&CTX, None, ReadOptions::new()).unwrap();
+        let mut buf = vec![0u8; 4096];
+        let _ = c.poll_transmit(at(0), &mut buf).unwrap();
+        c.close_flags_query(t);
+        assert!(c.is_query_open(), "until its answer arrives");
+        c.handle_response(at(1), &status(200), ANSWER);
+        assert!(!c.is_query_open());
+        assert!(c.start_flags_query(&CTX, None, ReadOptions::new()).is_ok());
+    }
+}

@@ -13,6 +13,7 @@ use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use posthog_embedded::adapters::embassy::{self, Buffers, Connect, Link, Posthog, Runner, State};
 use posthog_embedded::capture::EventOptions;
 use posthog_embedded::client::{Client, Config};
+use posthog_embedded::flags::remote::{RemoteFlags, RemoteStorage};
 use posthog_embedded::resources::Resources;
 use posthog_embedded::Duration;
 
@@ -193,7 +194,10 @@ type M = CriticalSectionRawMutex;
 /// in a firmware's statics): 4 KiB of requests, 1 KiB of heads, `body` bytes of kept bodies.
 fn start(config: Config, body: usize) -> (Posthog<'static, M>, Runner<'static, M>) {
     let resources = Box::leak(Box::new(Resources::<4096, 4, 64, 1024>::new()));
-    let client = Client::new(config, resources).expect("valid configuration");
+    let mut client = Client::new(config, resources).expect("valid configuration");
+    // Storage for `/flags` queries (request body, then the answer).
+    let remote = Box::leak(Box::new(RemoteStorage::<8, 2048>::new()));
+    client.attach_remote(RemoteFlags::new(remote));
     let state = Box::leak(Box::new(State::new()));
     let buffers = Buffers {
         tx: Box::leak(vec![0u8; 4096].into_boxed_slice()),
@@ -201,6 +205,37 @@ fn start(config: Config, body: usize) -> (Posthog<'static, M>, Runner<'static, M
         body: Box::leak(vec![0u8; body].into_boxed_slice()),
     };
     embassy::new(client, state, buffers, "127.0.0.1").expect("a host")
+}
+
+/// Runs `fut` to completion while the runner serves the client over `conn` (as the runner task
+/// would on a device).
+fn with_runner<T>(
+    runner: &mut Runner<'static, M>,
+    conn: Tcp,
+    fut: impl core::future::Future<Output = T>,
+) -> T {
+    use embassy_futures::select::{select, Either};
+    let mut link = runner.link(conn);
+    embassy_futures::block_on(async {
+        match select(fut, async {
+            loop {
+                link.step().await;
+            }
+        })
+        .await
+        {
+            Either::First(t) => t,
+            Either::Second(never) => never,
+        }
+    })
+}
+
+fn tcp(addr: std::net::SocketAddr) -> Tcp {
+    Tcp {
+        addr,
+        stream: None,
+        connects: Arc::new(Mutex::new(0)),
+    }
 }
 
 /// Drives the link until `done` or a bound on steps, each step bounded by 100 ms.
@@ -428,49 +463,31 @@ fn flush_and_shutdown_wait_for_delivery_with_a_deadline() {
 fn no_flags_retry_after_shutdown() {
     use embassy_futures::join::join;
     use posthog_embedded::adapters::embassy::FlagRead;
-    use posthog_embedded::adapters::StreamTransport;
     use posthog_embedded::client::OwnedFlagValue;
-    use posthog_embedded::flags::remote::{RemoteFlags, RemoteStorage};
     use posthog_embedded::flags::EvalContext;
 
     let (addr, seen) = server(vec![Reply::Status502, Reply::Flags]);
-    let (ph, _runner) = start(Config::new("phc_embassy", 0x5eed).flush_at(100), 2048);
-    let mut rx = vec![0u8; 1024];
-    let mut transport = StreamTransport::new(
-        Tcp {
-            addr,
-            stream: None,
-            connects: Arc::new(Mutex::new(0)),
-        },
-        "127.0.0.1",
-        &mut rx,
-    );
-    let mut storage = Box::new(RemoteStorage::<8, 512>::new());
-    let mut remote = RemoteFlags::new(&mut storage);
-    let mut buf = vec![0u8; 2048];
+    let (ph, mut runner) = start(Config::new("phc_embassy", 0x5eed).flush_at(100), 2048);
     let ctx = EvalContext {
         distinct_id: "device-1",
         device_id: None,
         person: &[],
         groups: &[],
     };
-    let (v, ()) = embassy_futures::block_on(join(
-        ph.get_feature_flag::<_, 32>(
-            "remote-only",
-            &ctx,
-            &mut transport,
-            &mut remote,
-            &mut buf,
-            FlagRead::new(),
+    let (v, ()) = with_runner(
+        &mut runner,
+        tcp(addr),
+        join(
+            ph.get_feature_flag::<32>("remote-only", &ctx, FlagRead::new()),
+            async {
+                // Once the first attempt got its 502, shut down during the 300 ms retry delay.
+                while seen.lock().unwrap().requests.is_empty() {
+                    embassy_time::Timer::after_millis(5).await;
+                }
+                ph.begin_shutdown();
+            },
         ),
-        async {
-            // Once the first attempt got its 502, shut down during the 300 ms retry delay.
-            while seen.lock().unwrap().requests.is_empty() {
-                embassy_time::Timer::after_millis(5).await;
-            }
-            ph.begin_shutdown();
-        },
-    ));
+    );
     assert_eq!(v, None::<OwnedFlagValue<32>>);
     assert_eq!(
         seen.lock().unwrap().requests.len(),
@@ -480,36 +497,24 @@ fn no_flags_retry_after_shutdown() {
 }
 
 #[test]
-fn flags_local_first_then_remote_over_a_second_connection() {
+fn flags_local_first_then_remote_over_the_runners_connection() {
     use posthog_embedded::adapters::embassy::FlagRead;
-    use posthog_embedded::adapters::StreamTransport;
     use posthog_embedded::client::OwnedFlagValue;
-    use posthog_embedded::flags::remote::{RemoteFlags, RemoteStorage};
     use posthog_embedded::flags::{EvalContext, PropertyValue};
 
     let (addr, seen) = server(vec![Reply::Status502, Reply::Flags]);
-    let (ph, _runner) = start(Config::new("phc_embassy", 0x5eed).flush_at(100), 2048);
-    ph.with(|c, _| {
-        c.load_definitions(
-            br#"{"flags":[{"id":1,"key":"local","active":true,"filters":{"groups":[{"properties":[],"rollout_percentage":100}]}},
-                {"id":5,"key":"remote-only","active":true,"ensure_experience_continuity":true,"filters":{"groups":[]}}]}"#,
-        )
-        .unwrap();
-    });
+    let (ph, mut runner) = start(Config::new("phc_embassy", 0x5eed).flush_at(100), 2048);
+    ph.load_definitions(
+        br#"{"flags":[{"id":1,"key":"local","active":true,"filters":{"groups":[{"properties":[],"rollout_percentage":100}]}},
+            {"id":5,"key":"remote-only","active":true,"ensure_experience_continuity":true,"filters":{"groups":[]}}]}"#,
+    )
+    .unwrap();
     let connects = Arc::new(Mutex::new(0));
-    let mut rx = vec![0u8; 1024];
-    let mut transport = StreamTransport::new(
-        Tcp {
-            addr,
-            stream: None,
-            connects,
-        },
-        "127.0.0.1",
-        &mut rx,
-    );
-    let mut storage = Box::new(RemoteStorage::<8, 512>::new());
-    let mut remote = RemoteFlags::new(&mut storage);
-    let mut buf = vec![0u8; 2048];
+    let conn = Tcp {
+        addr,
+        stream: None,
+        connects: Arc::clone(&connects),
+    };
     let person = [("plan", PropertyValue::Str("pro"))];
     let ctx = EvalContext {
         distinct_id: "device-1",
@@ -518,39 +523,34 @@ fn flags_local_first_then_remote_over_a_second_connection() {
         groups: &[],
     };
 
-    let local: Option<OwnedFlagValue<32>> = embassy_futures::block_on(ph.get_feature_flag(
-        "local",
-        &ctx,
-        &mut transport,
-        &mut remote,
-        &mut buf,
-        FlagRead::new(),
-    ));
+    let (local, remote, only_local) = with_runner(&mut runner, conn, async {
+        let local: Option<OwnedFlagValue<32>> =
+            ph.get_feature_flag("local", &ctx, FlagRead::new()).await;
+        assert!(
+            seen.lock().unwrap().requests.is_empty(),
+            "a local answer asks nobody"
+        );
+        let t = std::time::Instant::now();
+        let remote: Option<OwnedFlagValue<32>> = ph
+            .get_feature_flag("remote-only", &ctx, FlagRead::new())
+            .await;
+        assert!(
+            t.elapsed() >= std::time::Duration::from_millis(300),
+            "502 retried after 300 ms"
+        );
+        let only_local: Option<OwnedFlagValue<32>> = ph
+            .get_feature_flag("remote-only", &ctx, FlagRead::new().only_local(true))
+            .await;
+        (local, remote, only_local)
+    });
     assert_eq!(local, Some(OwnedFlagValue::Bool(true)));
-    assert!(
-        seen.lock().unwrap().requests.is_empty(),
-        "a local answer asks nobody"
-    );
-
-    let t = std::time::Instant::now();
-    let v: Option<OwnedFlagValue<32>> = embassy_futures::block_on(ph.get_feature_flag(
-        "remote-only",
-        &ctx,
-        &mut transport,
-        &mut remote,
-        &mut buf,
-        FlagRead::new(),
-    ));
     assert_eq!(
-        v.as_ref().map(OwnedFlagValue::as_value),
+        remote.as_ref().map(OwnedFlagValue::as_value),
         Some(posthog_embedded::flags::FlagValue::Variant("blue"))
     );
-    assert!(
-        t.elapsed() >= std::time::Duration::from_millis(300),
-        "502 retried after 300 ms"
-    );
+    assert_eq!(only_local, None);
     let seen = seen.lock().unwrap();
-    assert_eq!(seen.requests.len(), 2);
+    assert_eq!(seen.requests.len(), 2, "only_local asks nobody");
     let (line, _, body) = &seen.requests[1];
     assert_eq!(line, "POST /flags/?v=2 HTTP/1.1");
     let body: serde_json::Value = serde_json::from_str(body).unwrap();
@@ -562,18 +562,10 @@ fn flags_local_first_then_remote_over_a_second_connection() {
         body["person_properties"],
         serde_json::json!({"plan": "pro"})
     );
-    // Both reads queued their $feature_flag_called event.
-    assert_eq!(ph.pending(), 2);
-    let only_local: Option<OwnedFlagValue<32>> = embassy_futures::block_on(ph.get_feature_flag(
-        "remote-only",
-        &ctx,
-        &mut transport,
-        &mut remote,
-        &mut buf,
-        FlagRead::new().only_local(true),
-    ));
-    assert_eq!(only_local, None);
-    assert_eq!(seen.requests.len(), 2, "only_local asks nobody");
+    // Over the runner's one kept-alive connection: no second connection.
+    assert_eq!(*connects.lock().unwrap(), 1);
+    // Every read queued its $feature_flag_called event.
+    assert_eq!(ph.pending(), 3);
 }
 
 /// A stream that takes `delay` to connect (a TLS handshake, a modem dialling).
@@ -698,9 +690,7 @@ fn buffers(b: &mut Bufs) -> Buffers<'_> {
 #[test]
 fn flag_reads_without_an_id_or_after_shutdown_send_nothing() {
     use posthog_embedded::adapters::embassy::FlagRead;
-    use posthog_embedded::adapters::StreamTransport;
     use posthog_embedded::client::OwnedFlagValue;
-    use posthog_embedded::flags::remote::{RemoteFlags, RemoteStorage};
     use posthog_embedded::flags::{EvalContext, PropertyValue};
 
     let (addr, seen) = server(vec![Reply::Flags, Reply::Flags]);
@@ -712,35 +702,17 @@ fn flag_reads_without_an_id_or_after_shutdown_send_nothing() {
         )
         .unwrap();
     });
-    let mut rx = vec![0u8; 1024];
-    let mut transport = StreamTransport::new(
-        Tcp {
-            addr,
-            stream: None,
-            connects: Arc::new(Mutex::new(0)),
-        },
-        "127.0.0.1",
-        &mut rx,
-    );
-    let mut storage = Box::new(RemoteStorage::<8, 512>::new());
-    let mut remote = RemoteFlags::new(&mut storage);
-    let mut buf = vec![0u8; 2048];
+    // The runner is not even running: none of these reads may wait for it.
+    let _ = addr;
     let person: [(&str, PropertyValue<'_>); 0] = [];
-    let mut read = |id: &str, key: &str, opts: FlagRead| -> Option<OwnedFlagValue<32>> {
+    let read = |id: &str, key: &str, opts: FlagRead| -> Option<OwnedFlagValue<32>> {
         let ctx = EvalContext {
             distinct_id: id,
             device_id: None,
             person: &person,
             groups: &[],
         };
-        embassy_futures::block_on(ph.get_feature_flag(
-            key,
-            &ctx,
-            &mut transport,
-            &mut remote,
-            &mut buf,
-            opts,
-        ))
+        embassy_futures::block_on(ph.get_feature_flag(key, &ctx, opts))
     };
     for id in ["", " ", "\t"] {
         for key in ["local", "remote-only"] {
@@ -818,28 +790,16 @@ fn offline_opens_no_connection_and_online_sends_at_once() {
 #[test]
 fn flag_results_defaults_and_bulk_reads_through_the_handle() {
     use posthog_embedded::adapters::embassy::FlagRead;
-    use posthog_embedded::adapters::StreamTransport;
-    use posthog_embedded::flags::remote::{RemoteFlags, RemoteStorage};
     use posthog_embedded::flags::{EvalContext, FlagValue};
 
     let (addr, seen) = server(vec![Reply::Flags]);
-    let (ph, _runner) = start(Config::new("phc_embassy", 0x5eed).flush_at(100), 2048);
+    let (ph, mut runner) = start(Config::new("phc_embassy", 0x5eed).flush_at(100), 2048);
     ph.load_definitions(
         br#"{"flags":[{"id":1,"key":"local","active":true,"filters":{"groups":[{"properties":[],"rollout_percentage":100}],"payloads":{"true":"{\"n\":1}"}}},
             {"id":2,"key":"off","active":false,"filters":{"groups":[]}},
             {"id":5,"key":"remote-only","active":true,"ensure_experience_continuity":true,"filters":{"groups":[]}}]}"#,
     )
     .unwrap();
-    let mut rx = vec![0u8; 1024];
-    let tcp = Tcp {
-        addr,
-        stream: None,
-        connects: Arc::new(Mutex::new(0)),
-    };
-    let mut transport = StreamTransport::new(tcp, "127.0.0.1", &mut rx);
-    let mut storage = Box::new(RemoteStorage::<8, 512>::new());
-    let mut remote = RemoteFlags::new(&mut storage);
-    let mut buf = vec![0u8; 2048];
     let ctx = EvalContext {
         distinct_id: "device-1",
         device_id: None,
@@ -847,14 +807,10 @@ fn flag_results_defaults_and_bulk_reads_through_the_handle() {
         groups: &[],
     };
     let mut read = |key: &str| {
-        embassy_futures::block_on(ph.get_feature_flag_result(
-            key,
-            &ctx,
-            &mut transport,
-            &mut remote,
-            &mut buf,
-            FlagRead::new(),
-            |r| {
+        with_runner(
+            &mut runner,
+            tcp(addr),
+            ph.get_feature_flag_result(key, &ctx, FlagRead::new(), |r| {
                 r.map(|r| {
                     (
                         r.key.to_owned(),
@@ -863,8 +819,8 @@ fn flag_results_defaults_and_bulk_reads_through_the_handle() {
                         r.payload.map(str::to_owned),
                     )
                 })
-            },
-        ))
+            }),
+        )
     };
     assert_eq!(
         read("local"),

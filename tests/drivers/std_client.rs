@@ -1253,7 +1253,7 @@ fn a_refused_flags_connection_is_not_retried() {
     assert_eq!(v, None);
     assert_eq!(
         *attempts.lock().unwrap(),
-        [(RecordKind::Flags, 0, Err(TransportError::Connect))]
+        [(RecordKind::Flags, 0, Err(TransportError::Refused))]
     );
     let r = client.shutdown(Duration::ZERO);
     assert_eq!(r.pending, 1, "the $feature_flag_called event is queued");

@@ -8,15 +8,13 @@ use super::Shared;
 use crate::capture::{EventOptions, Person, Uuid};
 use crate::client::Id;
 use crate::client::{
-    BatchOutcome, BeforeSend, Client, ClientStats, EventInfo, Fate, FlagResult, FlagsAttempt,
-    FlagsRetry, HooksFull, LocalFlags, OwnedFlagValue, RequestKind, Transmit, Verdict, FLAGS_PATH,
+    BatchOutcome, BeforeSend, Client, ClientStats, EventInfo, Fate, FlagResult, HooksFull,
+    LocalFlags, OwnedFlagValue, QueryStatus, ReadOptions, ReadStep, Verdict,
 };
 use crate::error::{CaptureError, PropertyError};
-use crate::flags::remote::{FlagErrorKind, FlagErrors, RemoteFlags, RequestError};
+use crate::flags::remote::{FlagErrorKind, FlagErrors};
 use crate::flags::{EvalContext, FlagValue, Inconclusive, LoadError, Requirements};
 use crate::json::write::Object;
-use crate::net::http::Method;
-use crate::net::transport::Transport;
 use crate::time::{Now, UnixMillis};
 
 /// The handle every task uses (from [`new`](super::new)): `Copy`, so pass it by value to as
@@ -324,29 +322,30 @@ impl<'d, M: RawMutex> Posthog<'d, M> {
 
     /// Reads flag `key` for `ctx` as PostHog's SDKs do: locally first (queuing its
     /// `$feature_flag_called` event); when only the server can decide (and `opts` allows it),
-    /// one `POST /flags/?v=2` through `transport` (a second connection, or any [`Transport`]),
-    /// retried per [`FlagsRetry`] on transport errors, 502 and 504, parsed into `remote`; its
-    /// answer (or error) is reported on the event. `buf` holds the request body and then the
-    /// response body. `None`: no value (the flag is unknown, the request failed, or a variant
-    /// key is longer than `V` bytes).
+    /// the client's `/flags` query (see
+    /// [`Client::start_flags_query`](crate::client::Client::start_flags_query)), which the
+    /// runner sends over its own connection ahead of any batch, retried per
+    /// [`FlagsRetry`](crate::client::FlagsRetry) on transport errors, 502 and 504; its answer
+    /// (or error) is reported on the event. `None`: no value (the flag is unknown, the request
+    /// failed, or a variant key is longer than `V` bytes).
+    ///
+    /// Remote reads need query storage attached to the client before [`new`](super::new)
+    /// ([`Client::attach_remote`]); without it an inconclusive flag has no value (reported
+    /// with `unknown_error`). One query is open at a time: a second remote read waits for
+    /// the first. `opts.timeout` bounds the whole wait: past it the query is given up and the
+    /// read has no value (reported with `timeout`).
     ///
     /// An empty or whitespace distinct id gives `None` at once, with no request and no event;
-    /// after [`begin_shutdown`](Self::begin_shutdown) no request is sent (a local value still answers);
-    /// while offline ([`set_online`](Self::set_online)) no request is sent either, and the read
-    /// is reported with `$feature_flag_error: connection_error`.
-    ///
-    /// The client's lock is never held while the request is awaited. A refused or failed
-    /// connection counts as a transport failure and is retried (as posthog-go does).
-    pub async fn get_feature_flag<Tr: Transport, const V: usize>(
+    /// after [`begin_shutdown`](Self::begin_shutdown) no request is sent (a local value still
+    /// answers); while offline ([`set_online`](Self::set_online)) no request is sent either,
+    /// and the read is reported with `$feature_flag_error: connection_error`.
+    pub async fn get_feature_flag<const V: usize>(
         &self,
         key: &str,
         ctx: &EvalContext<'_>,
-        transport: &mut Tr,
-        remote: &mut RemoteFlags<'_>,
-        buf: &mut [u8],
         opts: FlagRead,
     ) -> Option<OwnedFlagValue<V>> {
-        self.get_feature_flag_result(key, ctx, transport, remote, buf, opts, |r| {
+        self.get_feature_flag_result(key, ctx, opts, |r| {
             r.and_then(|r| OwnedFlagValue::from_value(&r.value))
         })
         .await
@@ -355,135 +354,73 @@ impl<'d, M: RawMutex> Posthog<'d, M> {
     /// [`get_feature_flag`](Self::get_feature_flag) with the payload of the value: PostHog's
     /// `get_feature_flag_result`. Same resolution, event and requests; `f` gets the result
     /// (`None`: no value) while the client is locked, and its answer is returned.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn get_feature_flag_result<Tr: Transport, R>(
+    pub async fn get_feature_flag_result<R>(
         &self,
         key: &str,
         ctx: &EvalContext<'_>,
-        transport: &mut Tr,
-        remote: &mut RemoteFlags<'_>,
-        buf: &mut [u8],
         opts: FlagRead,
         f: impl FnOnce(Option<FlagResult<'_>>) -> R,
     ) -> R {
-        match self.resolve(key, ctx, transport, remote, buf, opts).await {
-            Source::Local => {
-                let now = self.shared.now();
-                self.shared.client.lock(|c| {
-                    f(c.borrow_mut()
-                        .feature_flag_result(now, key, ctx, false)
-                        .ok())
-                })
-            }
-            Source::Remote => f(remote
-                .get(key)
-                .map(|flag| FlagResult::new(flag.key, flag.value, flag.payload))),
-            Source::Nothing => f(None),
-        }
-    }
-
-    /// Resolves flag `key` as PostHog's SDKs do (local first, then one `/flags` request with
-    /// retries), queuing its `$feature_flag_called` event, and says where the value is.
-    async fn resolve<Tr: Transport>(
-        &self,
-        key: &str,
-        ctx: &EvalContext<'_>,
-        transport: &mut Tr,
-        remote: &mut RemoteFlags<'_>,
-        buf: &mut [u8],
-        opts: FlagRead,
-    ) -> Source {
-        let allowed = self.shared.peek(|c| c.check_remote_read(ctx));
-        if let Err(RequestError::NoDistinctId) = allowed {
-            // No distinct id: unknown, nobody asked, no event.
-            return Source::Nothing;
-        }
-        if !opts.force_remote {
-            let local = self.read(|c, now| c.feature_flag(now, key, ctx, opts.send_event).is_ok());
-            if local {
-                return Source::Local;
-            }
-            if opts.only_local {
-                self.read(|c, now| {
-                    c.failed_flag_called(now, key, ctx, FlagErrors::new(), opts.send_event);
-                });
-                return Source::Nothing;
-            }
-        }
-        let report_failure = |kind| {
-            self.read(|c, now| {
-                c.failed_flag_called(now, key, ctx, FlagErrors::from(kind), opts.send_event);
-            });
+        let deadline = embassy_time::Instant::now() + opts.timeout;
+        let read = ReadOptions {
+            only_local: opts.only_local,
+            force_remote: opts.force_remote,
+            send_event: opts.send_event,
+            max_retries: opts.max_retries,
+            disable_geoip: None,
         };
-        match allowed {
-            Ok(()) => {}
-            Err(RequestError::Offline) => {
-                // No connection attempt while the link is down.
-                report_failure(FlagErrorKind::ConnectionError);
-                return Source::Nothing;
+        let ticket = loop {
+            let generation = self.shared.settled.generation();
+            match self.read(|c, now| c.begin_flag_read(now, key, ctx, read)) {
+                ReadStep::Local => {
+                    let now = self.shared.now();
+                    return self.shared.client.lock(|c| {
+                        f(c.borrow_mut()
+                            .feature_flag_result(now, key, ctx, false)
+                            .ok())
+                    });
+                }
+                ReadStep::Remote(t) => break t,
+                ReadStep::Busy if embassy_time::Instant::now() < deadline => {
+                    // Another read's query is open: wait until it is closed.
+                    let _ = select(
+                        self.shared.settled.changed_since(generation),
+                        embassy_time::Timer::at(deadline),
+                    )
+                    .await;
+                }
+                _ => return f(None),
             }
-            // Shut down: no request, no event.
-            Err(_) => return Source::Nothing,
-        }
-        let built = self
-            .shared
-            .peek(|c| c.flags_request(ctx, Some(&[key]), buf));
-        let Ok(n) = built else {
-            report_failure(FlagErrorKind::UnknownError);
-            return Source::Nothing;
         };
-        let (request, response) = buf.split_at_mut(n);
-        let mut path = heapless::String::new();
-        let _ = path.push_str(FLAGS_PATH);
-        let mut retry = FlagsRetry::new(opts.max_retries);
+        self.shared.wake.signal(());
         loop {
-            let tx = Transmit::from_parts(
-                RequestKind::Flags,
-                Method::Post,
-                path.clone(),
-                request,
-                None,
-                None,
-            );
-            let attempt =
-                match embassy_time::with_timeout(opts.timeout, transport.send(&tx, response)).await
-                {
-                    Ok(Ok(reply)) if (200..300).contains(&reply.status) => {
-                        let body = response.get(..reply.body_len).unwrap_or_default();
-                        if remote.parse(body).is_err() {
-                            report_failure(FlagErrorKind::UnknownError);
-                            return Source::Nothing;
-                        }
-                        let remote = &*remote;
-                        let found = self.read(|c, now| {
-                            c.remote_flag_called(now, key, ctx, remote, opts.send_event)
-                                .is_some()
-                        });
-                        return if found {
-                            Source::Remote
-                        } else {
-                            Source::Nothing
-                        };
-                    }
-                    Ok(Ok(reply)) => FlagsAttempt::Status(reply.status),
-                    Ok(Err(_)) | Err(_) => FlagsAttempt::Transport,
-                };
-            match retry.next_delay(attempt) {
-                Some(d) => {
-                    embassy_time::Timer::after_millis(d.as_millis()).await;
-                    // The core's gate again: no retry after shutdown or while offline.
-                    let allowed = self.shared.peek(|c| c.check_remote_read(ctx));
-                    if allowed.is_err() {
-                        report_failure(FlagsRetry::error_kind(attempt));
-                        return Source::Nothing;
-                    }
-                }
-                None => {
-                    report_failure(FlagsRetry::error_kind(attempt));
-                    return Source::Nothing;
-                }
+            let generation = self.shared.settled.generation();
+            let pending = self.shared.peek(|c| c.flags_query(ticket)) == QueryStatus::Pending;
+            if !pending || embassy_time::Instant::now() >= deadline {
+                break;
             }
+            let _ = select(
+                self.shared.settled.changed_since(generation),
+                embassy_time::Timer::at(deadline),
+            )
+            .await;
         }
+        let now = self.shared.now();
+        let r = self.shared.client.lock(|c| {
+            let mut c = c.borrow_mut();
+            if c.flags_query(ticket) == QueryStatus::Pending {
+                // The deadline passed: give the query up and report the read as timed out.
+                c.close_flags_query(ticket);
+                let errors = FlagErrors::from(FlagErrorKind::Timeout);
+                c.failed_flag_called(now, key, ctx, errors, opts.send_event);
+                return f(None);
+            }
+            f(c.finish_flag_read(now, ticket, key, ctx, opts.send_event))
+        });
+        // The query is closed: a read waiting for it may go; the event may need sending.
+        self.shared.settled.notify();
+        self.shared.wake.signal(());
+        r
     }
 
     /// Every locally decided flag for `ctx` (or only `keys`), each handed to `out` with its
@@ -557,23 +494,17 @@ impl<'d, M: RawMutex> Posthog<'d, M> {
     /// for it). Undelivered events stay queued.
     pub fn begin_shutdown(&self) {
         self.shared.with(Client::shutdown);
+        // A flag read waiting for a query that shutdown just ended returns now.
+        self.shared.settled.notify();
     }
 
     /// Tells the client whether the link is up (see [`Client::set_online`]): while it is down
     /// the runner opens no connection; when it comes back, queued events go out at once.
     pub fn set_online(&self, online: bool) {
         self.shared.with(|c| c.set_online(online));
+        // A flag read waiting for a query that going offline just ended returns now.
+        self.shared.settled.notify();
     }
-}
-
-/// Where a resolved flag's value is.
-enum Source {
-    /// Decided by the local definitions.
-    Local,
-    /// In the `/flags` answer.
-    Remote,
-    /// Nowhere: no value.
-    Nothing,
 }
 
 /// What [`Posthog::flush`] or [`Posthog::shutdown`] ended with.
@@ -600,7 +531,9 @@ pub struct FlagRead {
     pub send_event: bool,
     /// Retries of the `/flags` request (transport errors, 502, 504). Default 1.
     pub max_retries: u8,
-    /// Timeout of one `/flags` attempt. Default 3 s.
+    /// How long the whole read may wait for the server (queued behind a request in flight,
+    /// the attempts, the retry delay). Default 10 s. Each attempt is bounded by the runner's
+    /// [`Timeouts::flags`](super::Timeouts::flags).
     pub timeout: embassy_time::Duration,
 }
 
@@ -613,7 +546,7 @@ impl FlagRead {
             force_remote: false,
             send_event: true,
             max_retries: 1,
-            timeout: embassy_time::Duration::from_secs(3),
+            timeout: embassy_time::Duration::from_secs(10),
         }
     }
 

@@ -17,14 +17,18 @@ use crate::net::transport::{Connect, Transport};
 pub struct Timeouts {
     /// One request, from opening the connection (when needed) to the last byte of the answer.
     pub request: embassy_time::Duration,
+    /// One `/flags` attempt (a flag read waits for it). Default 3 s, as in posthog-python,
+    /// posthog-node and posthog-go.
+    pub flags: embassy_time::Duration,
 }
 
 impl Timeouts {
-    /// The defaults: 10 s per request.
+    /// The defaults: 10 s per request, 3 s per `/flags` attempt.
     #[must_use]
     pub const fn new() -> Self {
         Self {
             request: embassy_time::Duration::from_secs(10),
+            flags: embassy_time::Duration::from_secs(3),
         }
     }
 
@@ -32,6 +36,13 @@ impl Timeouts {
     #[must_use]
     pub const fn request(mut self, d: embassy_time::Duration) -> Self {
         self.request = d;
+        self
+    }
+
+    /// Sets [`flags`](Self::flags).
+    #[must_use]
+    pub const fn flags(mut self, d: embassy_time::Duration) -> Self {
+        self.flags = d;
         self
     }
 }
@@ -113,6 +124,11 @@ impl<'d, M: RawMutex> Runner<'d, M> {
         if timeouts.request.as_ticks() == 0 {
             return Err(ConfigError::Zero {
                 setting: Setting::RequestTimeout,
+            });
+        }
+        if timeouts.flags.as_ticks() == 0 {
+            return Err(ConfigError::Zero {
+                setting: Setting::FlagsRequestTimeout,
             });
         }
         self.timeouts = timeouts;
@@ -227,9 +243,12 @@ impl<M: RawMutex, C: Connect> Link<'_, '_, M, C> {
             p.bearer.then_some(secret.as_str()),
             (!p.etag.is_empty()).then_some(p.etag.as_str()),
         );
+        let timeout = match tx.kind {
+            RequestKind::Flags => self.timeouts.flags,
+            _ => self.timeouts.request,
+        };
         let outcome =
-            embassy_time::with_timeout(self.timeouts.request, self.transport.send(&tx, self.body))
-                .await;
+            embassy_time::with_timeout(timeout, self.transport.send(&tx, self.body)).await;
         let outcome = match outcome {
             Ok(r) => r,
             Err(_) => {

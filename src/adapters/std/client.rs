@@ -17,9 +17,7 @@ use crate::json::write::Object;
 use crate::time::Now;
 
 use super::clock::{HostClock, StdClock};
-use super::config::{
-    StdConfig, StdCore, StdError, StdFlagStore, StdRemoteFlags, STD_REMOTE_CAPACITY,
-};
+use super::config::{StdConfig, StdCore, StdError, StdFlagStore, STD_REMOTE_CAPACITY};
 use super::observer::RequestObserver;
 use super::transport::UreqTransport;
 use super::worker::{clock_waker, run, Shared, State, MIN_IDLE_WAIT};
@@ -72,12 +70,6 @@ pub struct StdClient {
     pub(super) clock: Arc<dyn HostClock>,
     worker: Mutex<Option<JoinHandle<()>>>,
     drop_timeout: StdDuration,
-    /// Shared with the worker; `/flags` requests are sent from the caller's thread.
-    pub(super) transport: Arc<UreqTransport>,
-    /// The last parsed `/flags` answer, reused by every remote read (locked only to parse and
-    /// report, never across a request).
-    pub(super) remote: Mutex<StdRemoteFlags>,
-    pub(super) flags_timeout: StdDuration,
     pub(super) flags_max_retries: u8,
 }
 
@@ -135,29 +127,23 @@ impl StdClient {
         config.validate()?;
         let transport = UreqTransport::new(&config)?;
         let core_config = config.core_config();
-        let core = Box::new(StdCore::with_capacity(core_config, config.capacities)?);
-        let remote = RemoteFlags::with_capacity(STD_REMOTE_CAPACITY);
+        let mut core = Box::new(StdCore::with_capacity(core_config, config.capacities)?);
+        // The `/flags` query's storage: request bodies, then answers.
+        core.attach_remote(RemoteFlags::with_capacity(STD_REMOTE_CAPACITY));
         let shared = Arc::new(Shared::new(core));
         let clock: Arc<dyn HostClock> = Arc::new(clock);
         clock.on_change(clock_waker(&shared));
-        let transport = Arc::new(transport);
-        let (worker_shared, worker_transport, worker_clock) = (
-            Arc::clone(&shared),
-            Arc::clone(&transport),
-            Arc::clone(&clock),
-        );
+        let (worker_shared, worker_clock) = (Arc::clone(&shared), Arc::clone(&clock));
+        let flags_timeout = config.flags_request_timeout;
         let worker = std::thread::Builder::new()
             .name("posthog".into())
-            .spawn(move || run(&worker_shared, &worker_transport, &*worker_clock))
+            .spawn(move || run(&worker_shared, &transport, &*worker_clock, flags_timeout))
             .map_err(|_| StdError::Spawn)?;
         Ok(Self {
             shared,
             clock,
             worker: Mutex::new(Some(worker)),
             drop_timeout: config.drop_timeout,
-            transport,
-            remote: Mutex::new(remote),
-            flags_timeout: config.flags_request_timeout,
             flags_max_retries: config.flags_max_retries,
         })
     }
@@ -414,6 +400,8 @@ impl StdClient {
     /// of waiting out the back-off.
     pub fn set_online(&self, online: bool) {
         self.produce(|c, _| c.set_online(online));
+        // A flag read waiting for a query that going offline just ended returns now.
+        self.shared.progress.notify_all();
     }
 
     /// Sends every queued event, ignoring `flush_at` and the interval, and blocks until the
@@ -454,6 +442,8 @@ impl StdClient {
         };
         g.core.shutdown();
         self.shared.wake.notify_one();
+        // A flag read waiting for a query that shutdown just ended returns now.
+        self.shared.progress.notify_all();
         g = self.wait_drained(g, deadline);
         g.exit = true;
         self.shared.wake.notify_one();

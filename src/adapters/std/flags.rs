@@ -1,25 +1,19 @@
-//! Flag reads of a [`StdClient`]: local evaluation first, then the remote `/flags` fallback
-//! (sent from the caller's thread, retried per [`FlagsRetry`] with the delays on the client's
-//! clock); and their owned values ([`StdFlagValue`]) and options ([`FlagOptions`]).
+//! Flag reads of a [`StdClient`]: local evaluation first, then the core's `/flags` query
+//! (see [`Client::start_flags_query`](crate::client::Client::start_flags_query)), which the
+//! background thread sends ahead of any batch and retries per
+//! [`FlagsRetry`](crate::client::FlagsRetry) with the delays on the client's clock; and their
+//! owned values ([`StdFlagValue`]) and options ([`FlagOptions`]).
 
 use std::borrow::ToOwned;
 
 use std::collections::BTreeMap;
 use std::string::String;
-use std::sync::{MutexGuard, PoisonError};
-use std::vec::Vec;
 
-use crate::client::{valid_payload, FlagResult, FlagsAttempt, FlagsRetry, TransportError};
-use crate::flags::remote::{FlagErrorKind, FlagErrors, RequestError};
+use crate::client::{valid_payload, FlagResult, QueryError, QueryStatus, ReadOptions, ReadStep};
+use crate::flags::remote::RequestError;
 use crate::flags::{EvalContext, FlagValue, Inconclusive};
-use crate::time::{Duration, Instant};
 
 use super::client::StdClient;
-use super::config::{to_std, StdRemoteFlags};
-use super::observer::{RecordKind, RequestRecord, Stopwatch};
-
-/// First size tried for a `/flags` request body; a larger body gets a buffer of its exact size.
-const FLAGS_BODY_BYTES: usize = 4096;
 
 /// A flag's value, owned (see [`FlagValue`]).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -176,7 +170,7 @@ impl StdClient {
     /// 2. when it cannot decide (unknown flag, inconclusive, needs the server), `None` with
     ///    [`FlagOptions::only_local`]; otherwise one `POST /flags/?v=2` scoped to `key` (no
     ///    `Authorization`; [`StdConfig::flags_request_timeout`] per attempt; retried per
-    ///    [`FlagsRetry`] up to [`StdConfig::flags_max_retries`]). A flag missing from the
+    ///    [`FlagsRetry`](crate::client::FlagsRetry) up to [`StdConfig::flags_max_retries`]). A flag missing from the
     ///    answer, marked failed, or a failed request gives `None`.
     ///
     /// [`StdConfig::flags_request_timeout`]: super::StdConfig::flags_request_timeout
@@ -190,12 +184,13 @@ impl StdClient {
     /// sent (a local value is still returned); while offline ([`set_online`](Self::set_online))
     /// no request is sent and the read is reported with `connection_error`.
     ///
-    /// Blocks the calling thread during the remote request (at most about
-    /// `(flags_max_retries + 1) × flags_request_timeout` plus the retry delays), but never holds
-    /// the client's lock meanwhile: captures and the background thread go on. The request
-    /// timeout is real time; the retry delays are on the client's clock (with a
-    /// [`ManualClock`](super::ManualClock), a retry waits until the clock is moved past its
-    /// delay, counted from the end of the failed attempt).
+    /// Blocks the calling thread while the background thread asks the server (behind a request
+    /// already in flight, and another reader's query; then at most about
+    /// `(flags_max_retries + 1) × flags_request_timeout` plus the retry delays), without
+    /// holding the client's lock: captures go on. The request timeout is real time; the retry
+    /// delays are on the client's clock (with a [`ManualClock`](super::ManualClock), a retry
+    /// waits until the clock is moved past its delay, counted from the end of the failed
+    /// attempt). A refused connection is not retried.
     #[must_use]
     pub fn get_feature_flag(
         &self,
@@ -218,45 +213,61 @@ impl StdClient {
         ctx: &EvalContext<'_>,
         opts: FlagOptions,
     ) -> Option<StdFlagResult> {
-        let allowed = self.shared.lock().core.check_remote_read(ctx);
-        if let Err(RequestError::NoDistinctId) = allowed {
-            return None;
-        }
-        if !opts.force_remote {
-            let local = self.produce(|c, now| {
-                c.feature_flag_result(now, key, ctx, opts.send_event)
-                    .map(StdFlagResult::from)
-            });
-            match local {
-                Ok(v) => return Some(v),
-                Err(_) if opts.only_local => {
-                    self.produce(|c, now| {
-                        c.failed_flag_called(now, key, ctx, FlagErrors::new(), opts.send_event);
+        let read = ReadOptions {
+            only_local: opts.only_local,
+            force_remote: opts.force_remote,
+            send_event: opts.send_event,
+            max_retries: self.flags_max_retries,
+            disable_geoip: opts.disable_geoip,
+        };
+        let mut g = self.shared.lock();
+        loop {
+            let now = self.clock.read();
+            match g.core.begin_flag_read(now, key, ctx, read) {
+                ReadStep::Local => {
+                    let r = g
+                        .core
+                        .feature_flag_result(now, key, ctx, false)
+                        .ok()
+                        .map(StdFlagResult::from);
+                    drop(g);
+                    self.shared.wake.notify_one();
+                    return r;
+                }
+                ReadStep::Remote(ticket) => {
+                    // The worker sends it ahead of any batch; wait for the answer (or the
+                    // retries' end), woken after every settled request.
+                    self.shared.wake.notify_one();
+                    g = self.shared.wait_progress(g, None, None, |s| {
+                        s.core.flags_query(ticket) != QueryStatus::Pending || s.exit || s.exited
                     });
+                    let now = self.clock.read();
+                    let r = g
+                        .core
+                        .finish_flag_read(now, ticket, key, ctx, opts.send_event)
+                        .map(StdFlagResult::from);
+                    // Not answered (the client stopped): give the query up.
+                    g.core.close_flags_query(ticket);
+                    drop(g);
+                    self.shared.wake.notify_one();
+                    // Readers waiting for the query to close.
+                    self.shared.progress.notify_all();
+                    return r;
+                }
+                ReadStep::Busy => {
+                    g = self.shared.wait_progress(g, None, None, |s| {
+                        !s.core.is_query_open() || s.exit || s.exited
+                    });
+                    if g.exit || g.exited {
+                        return None;
+                    }
+                }
+                // Anything else: no value (its event, if any, is queued).
+                _ => {
+                    drop(g);
+                    self.shared.wake.notify_one();
                     return None;
                 }
-                Err(_) => {}
-            }
-        }
-        match allowed {
-            Ok(()) => {}
-            Err(RequestError::Offline) => {
-                // No connection attempt while the network is down.
-                let errors = FlagErrors::from(FlagErrorKind::ConnectionError);
-                self.produce(|c, now| c.failed_flag_called(now, key, ctx, errors, opts.send_event));
-                return None;
-            }
-            // Shut down: no request, no event.
-            Err(_) => return None,
-        }
-        match self.remote_flags(ctx, Some(&[key]), opts.disable_geoip) {
-            Ok(remote) => self.produce(|c, now| {
-                c.remote_flag_result(now, key, ctx, &remote, opts.send_event)
-                    .map(StdFlagResult::from)
-            }),
-            Err(errors) => {
-                self.produce(|c, now| c.failed_flag_called(now, key, ctx, errors, opts.send_event));
-                None
             }
         }
     }
@@ -301,36 +312,8 @@ impl StdClient {
         ctx: &EvalContext<'_>,
         opts: FlagOptions,
     ) -> Option<String> {
-        let allowed = self.shared.lock().core.check_remote_read(ctx);
-        if let Err(RequestError::NoDistinctId) = allowed {
-            return None;
-        }
-        if !opts.force_remote {
-            let wall = self.clock.wall();
-            let mut groups = heapless::Vec::new();
-            let prepared = ctx.prepared(&mut groups);
-            let local = self.with_flags(|store| {
-                store.evaluate(key, &prepared, wall).map(|v| {
-                    store
-                        .payload(key, &v)
-                        .and_then(valid_payload)
-                        .map(str::to_owned)
-                })
-            });
-            match local {
-                Ok(p) => return p,
-                Err(_) if opts.only_local => return None,
-                Err(_) => {}
-            }
-        }
-        allowed.ok()?;
-        let remote = self
-            .remote_flags(ctx, Some(&[key]), opts.disable_geoip)
-            .ok()?;
-        let flag = remote
-            .get(key)
-            .filter(|f| !f.failed && !remote.quota_limited())?;
-        flag.payload.and_then(valid_payload).map(str::to_owned)
+        self.get_feature_flag_result(key, ctx, opts.send_event(false))?
+            .payload
     }
 
     /// The payload PostHog configured for value `match_value` of flag `key` (PostHog's
@@ -419,133 +402,44 @@ impl StdClient {
         if !found.incomplete || only_local || allowed.is_err() {
             return (values, payloads);
         }
-        let Ok(remote) = self.remote_flags(ctx, keys, None) else {
-            return (values, payloads);
+        let read = ReadOptions {
+            max_retries: self.flags_max_retries,
+            ..ReadOptions::new()
         };
-        let (mut values, mut payloads) = (BTreeMap::new(), BTreeMap::new());
-        let g = self.shared.lock();
-        g.core
-            .merge_all_flags(self.clock.read(), ctx, keys, &remote, |r| {
-                if let Some(p) = r.payload {
-                    payloads.insert(r.key.to_owned(), p.to_owned());
-                }
-                values.insert(r.key.to_owned(), StdFlagValue::from(r.value));
-            });
-        (values, payloads)
-    }
-
-    /// Blocks the calling thread for the retry `delay` of an attempt that ended at `ended`, on
-    /// the client's clock: sleeps for it on a clock that follows real time; otherwise waits
-    /// until the clock is moved to `ended + delay` or later, or the client shuts down.
-    fn retry_delay(&self, ended: Instant, delay: Duration) {
-        if self.clock.follows_real_time() {
-            std::thread::sleep(to_std(delay));
-        } else {
-            let g = self.shared.lock();
-            let until = Some((&*self.clock, ended + delay));
-            drop(
-                self.shared
-                    .wait_progress(g, None, until, |s| s.exit || s.exited),
-            );
-        }
-    }
-
-    /// The `/flags` request body for `ctx` (and `keys`), built under the client's lock.
-    fn flags_body(
-        &self,
-        ctx: &EvalContext<'_>,
-        keys: Option<&[&str]>,
-        geoip: Option<bool>,
-    ) -> Result<Vec<u8>, RequestError> {
-        let g = self.shared.lock();
-        let mut buf = std::vec![0u8; FLAGS_BODY_BYTES];
-        let len = match g.core.flags_request_with(ctx, keys, geoip, &mut buf) {
-            Err(RequestError::BufferTooSmall { needed, .. }) => {
-                buf.resize(needed, 0);
-                g.core.flags_request_with(ctx, keys, geoip, &mut buf)?
-            }
-            other => other?,
-        };
-        drop(g);
-        buf.truncate(len);
-        Ok(buf)
-    }
-
-    /// Asks the server (`POST /flags/?v=2`) with the retry policy and returns the parsed answer,
-    /// or the `$feature_flag_error` of the failure. No lock is held during the request.
-    fn remote_flags(
-        &self,
-        ctx: &EvalContext<'_>,
-        keys: Option<&[&str]>,
-        geoip: Option<bool>,
-    ) -> Result<MutexGuard<'_, StdRemoteFlags>, FlagErrors> {
-        let Ok(body) = self.flags_body(ctx, keys, geoip) else {
-            // Not representable as JSON: not sent, not retried.
-            return Err(FlagErrorKind::UnknownError.into());
-        };
-        let mut retry = FlagsRetry::new(self.flags_max_retries);
-        let mut attempt_no = 0u32;
-        let resp = loop {
-            let watch = Stopwatch::start(&*self.clock);
-            let result = self.transport.send_flags(&body, self.flags_timeout);
-            let (ended, elapsed) = watch.lap(&*self.clock);
-            self.shared.observe(&RequestRecord {
-                kind: RecordKind::Flags,
-                body: &body,
-                attempt: attempt_no,
-                result: result.as_ref().map(|r| r.status).map_err(|f| f.error),
-                started: watch.started,
-                elapsed,
-            });
-            let (attempt, error) = match result {
-                Ok(resp) if (200..300).contains(&resp.status) => break resp,
-                Ok(resp) => (
-                    FlagsAttempt::Status(resp.status),
-                    FlagErrorKind::ApiError(resp.status),
-                ),
-                Err(f) => (
-                    if f.refused {
-                        FlagsAttempt::Refused
-                    } else {
-                        FlagsAttempt::Transport
-                    },
-                    match f.error {
-                        TransportError::Timeout => FlagErrorKind::Timeout,
-                        TransportError::BadResponse => FlagErrorKind::UnknownError,
-                        _ => FlagErrorKind::ConnectionError,
-                    },
-                ),
-            };
-            match retry.next_delay(attempt) {
-                Some(delay) => {
-                    ph_debug!(
-                        "/flags attempt failed: retrying in {} ms",
-                        delay.as_millis()
-                    );
-                    self.retry_delay(ended, delay);
-                    // The core's gate again: no retry after shutdown or while offline.
-                    let closed = {
-                        let g = self.shared.lock();
-                        g.exit || g.core.check_remote_read(ctx).is_err()
-                    };
-                    if closed {
-                        return Err(error.into());
+        let mut g = self.shared.lock();
+        let ticket = loop {
+            match g.core.start_flags_query(ctx, keys, read) {
+                Ok(t) => break t,
+                Err(QueryError::Busy) => {
+                    g = self.shared.wait_progress(g, None, None, |s| {
+                        !s.core.is_query_open() || s.exit || s.exited
+                    });
+                    if g.exit || g.exited {
+                        return (values, payloads);
                     }
-                    attempt_no += 1;
                 }
-                None => {
-                    ph_warn!("/flags request failed: {}", FlagErrors::from(error));
-                    return Err(error.into());
-                }
+                Err(_) => return (values, payloads),
             }
         };
-        let mut remote = self.remote.lock().unwrap_or_else(PoisonError::into_inner);
-        match remote.parse(&resp.body) {
-            Ok(()) => Ok(remote),
-            Err(e) => {
-                ph_warn!("/flags answer unusable: {}", e);
-                Err(FlagErrorKind::UnknownError.into())
-            }
+        self.shared.wake.notify_one();
+        g = self.shared.wait_progress(g, None, None, |s| {
+            s.core.flags_query(ticket) != QueryStatus::Pending || s.exit || s.exited
+        });
+        if g.core.flags_query(ticket) == QueryStatus::Answered {
+            let (mut merged, mut merged_payloads) = (BTreeMap::new(), BTreeMap::new());
+            g.core
+                .merge_query_answer(self.clock.read(), ticket, ctx, keys, |r| {
+                    if let Some(p) = r.payload {
+                        merged_payloads.insert(r.key.to_owned(), p.to_owned());
+                    }
+                    merged.insert(r.key.to_owned(), StdFlagValue::from(r.value));
+                });
+            values = merged;
+            payloads = merged_payloads;
         }
+        g.core.close_flags_query(ticket);
+        drop(g);
+        self.shared.progress.notify_all();
+        (values, payloads)
     }
 }

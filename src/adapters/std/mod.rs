@@ -31,10 +31,12 @@
 //! Captures never wait for the network: they hold the lock only while the event is encoded.
 //!
 //! Flag reads ([`get_feature_flag`](StdClient::get_feature_flag) and friends) evaluate locally
-//! under the lock. When they need the server, they copy the `/flags` request body out, **unlock**,
-//! send it from the caller's thread (retrying per [`FlagsRetry`]), parse the answer into the
-//! client's boxed [`StdRemoteFlags`] (its own lock), and lock the core again only to report the
-//! read ([`Client::remote_flag_called`] / [`Client::failed_flag_called`]).
+//! under the lock. When they need the server, they open the core's `/flags` query
+//! ([`Client::begin_flag_read`]) and wait on `progress`; the background thread sends it ahead of
+//! any batch (with [`StdConfig::flags_request_timeout`] per attempt, retried per
+//! [`FlagsRetry`] on the client's clock) and the core parses the answer into its
+//! [`StdRemoteFlags`]; the reader then reports the read ([`Client::finish_flag_read`]). One
+//! query is open at a time: concurrent remote reads take turns.
 //!
 //! An observer installed with [`on_request`](StdClient::on_request) is told about every HTTP
 //! attempt, on the thread that made it, with no lock of the client held.
@@ -76,8 +78,8 @@
 //! [`handle_response`]: crate::client::Client::handle_response
 //! [`handle_transport_error`]: crate::client::Client::handle_transport_error
 //! [`poll_timeout`]: crate::client::Client::poll_timeout
-//! [`Client::remote_flag_called`]: crate::client::Client::remote_flag_called
-//! [`Client::failed_flag_called`]: crate::client::Client::failed_flag_called
+//! [`Client::begin_flag_read`]: crate::client::Client::begin_flag_read
+//! [`Client::finish_flag_read`]: crate::client::Client::finish_flag_read
 //! [`Config`]: crate::client::Config
 //! [`FlagsRetry`]: crate::client::FlagsRetry
 //! [`TransportError`]: crate::client::TransportError

@@ -8,7 +8,7 @@ use std::boxed::Box;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::Wake;
 
-use crate::client::RequestKind;
+use crate::client::{RequestKind, TransportError};
 use crate::time::Instant;
 
 use super::clock::HostClock;
@@ -171,13 +171,20 @@ impl Drop for ExitGuard<'_> {
 
 /// The background thread: sends what the core says is due, settles it, and sleeps until the
 /// next deadline on `clock` (see the module docs of [`super`]).
-pub(super) fn run(shared: &Shared, transport: &UreqTransport, clock: &dyn HostClock) {
+pub(super) fn run(
+    shared: &Shared,
+    transport: &UreqTransport,
+    clock: &dyn HostClock,
+    flags_timeout: StdDuration,
+) {
     let _guard = ExitGuard(shared);
     // The whole queue plus room for the envelope, so any queued event fits in a request.
     let body_bytes = shared.lock().core.queue().capacity().saturating_add(4096);
     let mut buf = std::vec![0u8; body_bytes];
     // The first event of the last batch that failed, and how many attempts it has had.
     let mut failed_batch: Option<(u64, u32)> = None;
+    // Attempts of the open `/flags` query so far.
+    let mut flags_attempts = 0u32;
     let mut g = shared.lock();
     loop {
         if g.exit {
@@ -200,10 +207,20 @@ pub(super) fn run(shared: &Shared, transport: &UreqTransport, clock: &dyn HostCl
                     },
                 ),
                 RequestKind::Definitions => (RecordKind::Definitions, 0),
-                RequestKind::Flags => (RecordKind::Flags, 0),
+                RequestKind::Flags => (RecordKind::Flags, flags_attempts),
             };
             let watch = Stopwatch::start(clock);
-            let result = transport.send(&req);
+            let result = match req.kind {
+                // Its own timeout; a refused connection is told apart (not retried).
+                RequestKind::Flags => transport.send_flags(&req.body, flags_timeout).map_err(|f| {
+                    if f.refused {
+                        TransportError::Refused
+                    } else {
+                        f.error
+                    }
+                }),
+                _ => transport.send(&req),
+            };
             let (_, elapsed) = watch.lap(clock);
             shared.observe(&RequestRecord {
                 kind,
@@ -224,6 +241,13 @@ pub(super) fn run(shared: &Shared, transport: &UreqTransport, clock: &dyn HostCl
             match &result {
                 Ok(resp) => g.core.handle_response(now, &resp.info(), &resp.body),
                 Err(e) => g.core.handle_transport_error(now, *e),
+            }
+            if kind == RecordKind::Flags {
+                flags_attempts = if g.core.is_query_pending() {
+                    flags_attempts.saturating_add(1)
+                } else {
+                    0
+                };
             }
             shared.progress.notify_all();
             continue;

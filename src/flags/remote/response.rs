@@ -339,6 +339,13 @@ impl<'r> RemoteFlags<'r> {
         flags.truncate(w);
     }
 
+    /// Forgets the answer and lends the whole text storage as scratch space (the client writes
+    /// a `/flags` request body there while its query is open; the answer replaces it).
+    pub(crate) fn scratch(&mut self) -> &mut [u8] {
+        self.clear();
+        self.bytes.spare()
+    }
+
     /// Forgets the answer.
     pub fn clear(&mut self) {
         self.flags.clear();
