@@ -105,15 +105,15 @@ impl<const V: usize> OwnedFlagValue<V> {
 
 /// What a `$feature_flag_called` event says about where its value came from.
 #[derive(Clone, Copy, Debug, Default)]
-struct CalledInfo<'a> {
-    locally_evaluated: bool,
-    payload: Option<&'a str>,
-    id: Option<i64>,
-    version: Option<i64>,
-    reason: Option<&'a str>,
-    request_id: Option<&'a str>,
-    has_experiment: Option<bool>,
-    error: FlagErrors,
+pub(super) struct CalledInfo<'a> {
+    pub(super) locally_evaluated: bool,
+    pub(super) payload: Option<&'a str>,
+    pub(super) id: Option<i64>,
+    pub(super) version: Option<i64>,
+    pub(super) reason: Option<&'a str>,
+    pub(super) request_id: Option<&'a str>,
+    pub(super) has_experiment: Option<bool>,
+    pub(super) error: FlagErrors,
 }
 
 /// An empty or whitespace distinct id: the flag is unknown, nobody is asked, no event is sent.
@@ -347,7 +347,7 @@ impl Client<'_> {
         }
     }
 
-    fn queue_flag_called(
+    pub(super) fn queue_flag_called(
         &mut self,
         now: Now,
         key: &str,
@@ -410,7 +410,9 @@ impl Client<'_> {
                 write_flag_properties(o, values.iter().copied())?;
                 props(o)
             });
-        super::account(&mut self.stats, r)
+        drop(values);
+        let r = self.edit(event, ctx.distinct_id, r);
+        self.account(r)
     }
 }
 

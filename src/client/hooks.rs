@@ -72,7 +72,27 @@ pub enum PropertyVerdict {
     Redact,
 }
 
-/// A before-send hook. Both methods have a default that keeps everything; implement the ones
+/// Before-send hooks that can change an event, within no-alloc limits: a chain of
+/// [`BeforeSend`] hooks, run in the order they were added on every event the client produces
+/// (`$feature_flag_called` included), after the gate and after validation.
+///
+/// 1. [`BeforeSend::event`] sees the event name and distinct id before the event is encoded and
+///    keeps it, drops it, or fails.
+/// 2. [`BeforeSend::property`] then sees each top-level property of the encoded event (its key
+///    and its JSON text) and keeps it, removes it or redacts it (its value becomes `null`). Each
+///    hook sees the previous hooks' output. The edits are made in the record in place.
+///
+/// A hook that drops the event stops the chain: nothing is queued (counted in
+/// [`ClientStats::filtered`](super::ClientStats::filtered)). A hook that fails stops the chain
+/// and **drops the event** (fail closed: the failed hook may have been the one removing
+/// personal data), counted in [`ClientStats::hook_failed`](super::ClientStats::hook_failed) with
+/// a warning. An edit that does not fit the record's space, or a key longer than
+/// [`MAX_HOOK_KEY`] bytes that a hook cannot be shown, is a failure too; nothing is ever
+/// truncated. A dropped event may already have made room for itself under
+/// [`OverflowPolicy::DropOldest`](crate::capture::OverflowPolicy::DropOldest) (those
+/// evictions are counted as usual).
+///
+/// Both methods have a default that keeps everything; implement the ones
 /// you need. `Sync`, so a client with hooks can be shared between threads or tasks.
 ///
 /// ```

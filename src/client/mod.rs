@@ -65,12 +65,16 @@ mod flags;
 mod hooks;
 mod query;
 mod reads;
+mod snapshot;
 mod stats;
 pub use crate::retry::{FlagsAttempt, FlagsRetry};
 pub use flags::{OwnedFlagValue, FLAGS_PATH, MAX_EVENT_FLAGS, MAX_EVENT_GROUPS};
 pub use hooks::{BeforeSend, HookFailed, HooksFull, PropertyVerdict, MAX_HOOKS, MAX_HOOK_KEY};
 pub use query::{QueryError, QueryStatus, QueryTicket, ReadOptions, ReadStep};
 pub use reads::{valid_payload, FlagResult, LocalFlags};
+pub use snapshot::{
+    FlagSnapshot, SnapEntry, SnapshotError, SnapshotFlag, SnapshotStep, SnapshotStorage,
+};
 pub use stats::{BatchOutcome, ClientStats, DeliveryError, EventInfo, Fate, Verdict, FATE_HISTORY};
 
 /// Longest `ETag` kept for definitions polling; a longer one is not sent back.

@@ -623,3 +623,303 @@ mod query {
         assert!(c.start_flags_query(&CTX, None, ReadOptions::new()).is_ok());
     }
 }
+
+/// PostHog's `evaluate_flags` snapshot (contract "Evaluate Flags"), on the sans-IO core.
+mod snapshot {
+    use posthog_embedded::client::{
+        Client, Config, FlagSnapshot, ReadOptions, RequestKind, ResponseInfo, SnapshotError,
+        SnapshotStep, SnapshotStorage,
+    };
+    use posthog_embedded::flags::remote::{RemoteFlags, RemoteStorage};
+    use posthog_embedded::flags::{EvalContext, FlagValue};
+    use posthog_embedded::resources::Resources;
+    use posthog_embedded::{Instant, Now};
+    use serde_json::Value;
+
+    use super::events;
+
+    const NOW: Now = Now::mono(Instant::from_millis(5));
+
+    const CTX: EvalContext<'static> = EvalContext {
+        distinct_id: "user-123",
+        device_id: None,
+        person: &[],
+        groups: &[],
+    };
+
+    const REMOTE: &[u8] = br#"{"flags":{
+        "beta-ui":{"key":"beta-ui","enabled":true,"metadata":{"id":1}},
+        "checkout":{"key":"checkout","enabled":true,"variant":"blue","metadata":{"id":2,"payload":"{\"copy\":\"new\"}"}},
+        "disabled":{"key":"disabled","enabled":false},
+        "search":{"key":"search","enabled":true}},"requestId":"req-9"}"#;
+
+    const LOCAL: &[u8] = br#"{"flags":[
+        {"id":1,"key":"beta-ui","active":true,"filters":{"groups":[{"properties":[],"rollout_percentage":100}]}},
+        {"id":3,"key":"search","active":true,"filters":{"groups":[{"properties":[],"rollout_percentage":100}]}},
+        {"id":4,"key":"needs-server","active":true,"filters":{"groups":[{"properties":[{"key":"plan","value":"pro","type":"person"}],"rollout_percentage":100}]}}]}"#;
+
+    fn client() -> Client<'static> {
+        let mut c = Client::new(
+            Config::new("phc_token", 1).flush_at(100),
+            Box::leak(Box::new(Resources::<16384, 8, 64, 2048, 32>::new())),
+        )
+        .unwrap();
+        c.attach_remote(RemoteFlags::new(Box::leak(Box::new(RemoteStorage::<
+            16,
+            2048,
+        >::new()))));
+        c
+    }
+
+    fn storage() -> &'static mut SnapshotStorage<16, 1024> {
+        Box::leak(Box::new(SnapshotStorage::new()))
+    }
+
+    /// Evaluates, answering the query (if any) with `answer` (`None`: a 500). Returns the
+    /// `/flags` bodies sent.
+    fn evaluate(
+        c: &mut Client<'static>,
+        keys: Option<&[&str]>,
+        opts: ReadOptions,
+        answer: Option<&[u8]>,
+        snap: &mut FlagSnapshot<'_>,
+    ) -> Vec<Value> {
+        let mut sent = Vec::new();
+        if let SnapshotStep::Remote(t) = c.evaluate_flags(NOW, &CTX, keys, opts, snap).unwrap() {
+            let mut buf = vec![0u8; 8192];
+            let tx = c.poll_transmit(NOW, &mut buf).unwrap();
+            assert_eq!(tx.kind, RequestKind::Flags);
+            sent.push(serde_json::from_slice(tx.body).unwrap());
+            let status = if answer.is_some() { 200 } else { 500 };
+            let info = ResponseInfo {
+                status,
+                retry_after: None,
+                etag: None,
+            };
+            c.handle_response(NOW, &info, answer.unwrap_or_default());
+            c.complete_snapshot(t, keys, snap).unwrap();
+        }
+        sent
+    }
+
+    fn called(c: &Client<'_>) -> Vec<(String, Value)> {
+        events(c)
+            .into_iter()
+            .filter(|e| e["event"] == "$feature_flag_called")
+            .map(|e| {
+                (
+                    e["properties"]["$feature_flag"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned(),
+                    e["properties"]["$feature_flag_response"].clone(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn one_request_lazy_deduplicated_exposure_and_silent_reads() {
+        let mut c = client();
+        let mut snap = FlagSnapshot::new(storage());
+        let sent = evaluate(&mut c, None, ReadOptions::new(), Some(REMOTE), &mut snap);
+        assert_eq!(sent.len(), 1, "no definitions: one request");
+        assert!(called(&c).is_empty(), "no exposure at evaluation");
+        assert!(c.snapshot_enabled(NOW, &mut snap, "beta-ui", false));
+        assert_eq!(
+            c.snapshot_flag(NOW, &mut snap, "checkout"),
+            Some(FlagValue::Variant("blue"))
+        );
+        assert!(c.snapshot_enabled(NOW, &mut snap, "beta-ui", false));
+        assert!(
+            !c.snapshot_enabled(NOW, &mut snap, "disabled", true),
+            "a value beats the default"
+        );
+        assert_eq!(
+            c.snapshot_flag(NOW, &mut snap, "disabled"),
+            Some(FlagValue::Bool(false))
+        );
+        // Missing: false (or the default), `None`, reported as flag_missing.
+        assert!(!c.snapshot_enabled(NOW, &mut snap, "missing", false));
+        assert_eq!(c.snapshot_flag(NOW, &mut snap, "missing"), None);
+        let ev = called(&c);
+        assert_eq!(
+            ev.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            ["beta-ui", "checkout", "disabled", "missing"],
+            "one exposure per flag, de-duplicated"
+        );
+        let missing = events(&c)
+            .into_iter()
+            .find(|e| e["properties"]["$feature_flag"] == "missing")
+            .unwrap();
+        assert_eq!(missing["properties"]["$feature_flag_error"], "flag_missing");
+        let checkout = events(&c)
+            .into_iter()
+            .find(|e| e["properties"]["$feature_flag"] == "checkout")
+            .unwrap();
+        assert_eq!(checkout["properties"]["$feature_flag_request_id"], "req-9");
+        assert_eq!(checkout["properties"]["locally_evaluated"], false);
+        // Payload and key reads are silent and are no access.
+        let before = events(&c).len();
+        assert_eq!(snap.payload("checkout"), Some(r#"{"copy":"new"}"#));
+        let mut keys: Vec<&str> = snap.keys().collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["beta-ui", "checkout", "disabled", "search"]);
+        assert_eq!(events(&c).len(), before);
+        // Reading never asks again.
+        let mut buf = vec![0u8; 4096];
+        assert!(c.poll_transmit(NOW, &mut buf).is_none());
+    }
+
+    #[test]
+    fn filters_and_capture_without_requests() {
+        let mut c = client();
+        let mut snap = FlagSnapshot::new(storage());
+        evaluate(&mut c, None, ReadOptions::new(), Some(REMOTE), &mut snap);
+        let mut accessed = FlagSnapshot::new(storage());
+        snap.only_accessed(&mut accessed).unwrap();
+        assert!(accessed.is_empty(), "before any read: empty, never all");
+        let _ = snap.payload("checkout");
+        snap.only_accessed(&mut accessed).unwrap();
+        assert!(accessed.is_empty(), "payload reads do not count");
+        c.snapshot_enabled(NOW, &mut snap, "beta-ui", false);
+        c.snapshot_flag(NOW, &mut snap, "search");
+        snap.only_accessed(&mut accessed).unwrap();
+        let mut k: Vec<&str> = accessed.keys().collect();
+        k.sort_unstable();
+        assert_eq!(k, ["beta-ui", "search"]);
+        let mut only = FlagSnapshot::new(storage());
+        snap.only(&["beta-ui", "missing"], &mut only).unwrap();
+        assert_eq!(only.keys().collect::<Vec<_>>(), ["beta-ui"]);
+        // Accesses on a filtered snapshot do not mark the parent.
+        snap.only(&["checkout"], &mut only).unwrap();
+        c.snapshot_flag(NOW, &mut only, "checkout");
+        snap.only_accessed(&mut accessed).unwrap();
+        assert!(
+            accessed.get("checkout").is_none(),
+            "the parent is not marked"
+        );
+        // Capture with the snapshot: $feature/* and $active_feature_flags, no request.
+        c.capture_with_snapshot(
+            NOW,
+            "checkout done",
+            "user-123",
+            &Default::default(),
+            &snap,
+            |_| Ok(()),
+        )
+        .unwrap();
+        let e = events(&c)
+            .into_iter()
+            .find(|e| e["event"] == "checkout done")
+            .unwrap();
+        let p = &e["properties"];
+        assert_eq!(p["$feature/beta-ui"], true);
+        assert_eq!(p["$feature/checkout"], "blue");
+        assert_eq!(p["$feature/disabled"], false);
+        let active = p["$active_feature_flags"].as_array().unwrap();
+        assert!(
+            active.contains(&Value::from("checkout")) && !active.contains(&Value::from("disabled"))
+        );
+        let mut buf = vec![0u8; 16384];
+        let tx = c.poll_transmit(NOW, &mut buf);
+        assert!(tx.is_none(), "flush_at not reached, and no /flags");
+        // Too small a target: a typed error naming the need.
+        let mut tiny_storage = SnapshotStorage::<1, 8>::new();
+        let mut tiny = FlagSnapshot::new(&mut tiny_storage);
+        assert!(matches!(
+            snap.only(&["beta-ui", "checkout"], &mut tiny),
+            Err(SnapshotError::Full { flags: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn keys_scope_the_request_and_local_values_win() {
+        let mut c = client();
+        c.load_definitions(LOCAL).unwrap();
+        // Everything requested is local: no request, and other local flags are left out.
+        let mut snap = FlagSnapshot::new(storage());
+        let sent = evaluate(
+            &mut c,
+            Some(&["beta-ui", "search"]),
+            ReadOptions::new(),
+            Some(REMOTE),
+            &mut snap,
+        );
+        assert!(sent.is_empty());
+        let mut k: Vec<&str> = snap.keys().collect();
+        k.sort_unstable();
+        assert_eq!(k, ["beta-ui", "search"]);
+        // `checkout` has no local definition: one request with the original keys; beta-ui
+        // keeps its local value although the server says otherwise.
+        const DISAGREE: &[u8] = br#"{"flags":{"beta-ui":{"key":"beta-ui","enabled":false},"checkout":{"key":"checkout","enabled":true,"variant":"blue"}}}"#;
+        let sent = evaluate(
+            &mut c,
+            Some(&["beta-ui", "checkout"]),
+            ReadOptions::new(),
+            Some(DISAGREE),
+            &mut snap,
+        );
+        assert_eq!(sent.len(), 1);
+        assert_eq!(
+            sent[0]["flag_keys_to_evaluate"],
+            serde_json::json!(["beta-ui", "checkout"])
+        );
+        let b = snap.get("beta-ui").unwrap();
+        assert_eq!(
+            (b.value, b.locally_evaluated),
+            (FlagValue::Bool(true), true)
+        );
+        assert_eq!(
+            snap.get("checkout").unwrap().value,
+            FlagValue::Variant("blue")
+        );
+        assert!(snap.get("search").is_none(), "not requested");
+        // Local only: the unresolvable flag is absent, nobody asked.
+        let mut ro = ReadOptions::new();
+        ro.only_local = true;
+        let sent = evaluate(
+            &mut c,
+            Some(&["beta-ui", "checkout"]),
+            ro,
+            Some(REMOTE),
+            &mut snap,
+        );
+        assert!(sent.is_empty());
+        assert!(snap.get("beta-ui").is_some() && snap.get("checkout").is_none());
+        // The server fails: local values kept, the error recorded; reading does not retry.
+        let sent = evaluate(
+            &mut c,
+            Some(&["beta-ui", "checkout"]),
+            ReadOptions::new(),
+            None,
+            &mut snap,
+        );
+        assert_eq!(sent.len(), 1);
+        assert!(snap.get("beta-ui").is_some() && snap.get("checkout").is_none());
+        assert!(!snap.error().is_empty());
+        let mut buf = vec![0u8; 4096];
+        c.snapshot_flag(NOW, &mut snap, "checkout");
+        assert!(c
+            .poll_transmit(Now::mono(Instant::from_millis(10_000)), &mut buf)
+            .is_none());
+    }
+
+    #[test]
+    fn no_distinct_id_means_an_empty_silent_snapshot() {
+        let mut c = client();
+        let mut snap = FlagSnapshot::new(storage());
+        let blank = EvalContext {
+            distinct_id: " ",
+            ..CTX
+        };
+        assert_eq!(
+            c.evaluate_flags(NOW, &blank, None, ReadOptions::new(), &mut snap),
+            Ok(SnapshotStep::Done),
+            "no request"
+        );
+        assert!(snap.is_empty());
+        assert!(!c.snapshot_enabled(NOW, &mut snap, "beta-ui", false));
+        assert!(events(&c).is_empty(), "no exposure");
+    }
+}

@@ -860,3 +860,50 @@ fn flag_results_defaults_and_bulk_reads_through_the_handle() {
     assert!(!found.incomplete);
     assert_eq!(ph.pending(), before, "bulk reads send no event");
 }
+
+/// PostHog's `evaluate_flags` through the handle: one request over the runner's connection,
+/// local values kept, exposure only on reads, capture with the snapshot.
+#[test]
+fn evaluate_flags_snapshot_through_the_handle() {
+    use posthog_embedded::adapters::embassy::FlagRead;
+    use posthog_embedded::client::{FlagSnapshot, OwnedFlagValue, SnapshotStorage};
+    use posthog_embedded::flags::EvalContext;
+
+    let (addr, seen) = server(vec![Reply::Flags]);
+    let (ph, mut runner) = start(Config::new("phc_embassy", 0x5eed).flush_at(100), 2048);
+    ph.load_definitions(
+        br#"{"flags":[{"id":1,"key":"local","active":true,"filters":{"groups":[{"properties":[],"rollout_percentage":100}]}},
+            {"id":5,"key":"remote-only","active":true,"ensure_experience_continuity":true,"filters":{"groups":[]}}]}"#,
+    )
+    .unwrap();
+    let ctx = EvalContext {
+        distinct_id: "device-1",
+        device_id: None,
+        person: &[],
+        groups: &[],
+    };
+    let mut storage = SnapshotStorage::<8, 512>::new();
+    let mut snap = FlagSnapshot::new(&mut storage);
+    with_runner(
+        &mut runner,
+        tcp(addr),
+        ph.evaluate_flags(&ctx, None, FlagRead::new(), &mut snap),
+    )
+    .unwrap();
+    assert_eq!(seen.lock().unwrap().requests.len(), 1);
+    assert_eq!(ph.pending(), 0, "no exposure at evaluation");
+    let mut keys: Vec<&str> = snap.keys().collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["local", "remote-only"]);
+    assert!(snap.get("local").unwrap().locally_evaluated);
+    assert!(ph.snapshot_enabled(&mut snap, "local", false));
+    assert_eq!(
+        ph.snapshot_flag::<16>(&mut snap, "remote-only"),
+        Some(OwnedFlagValue::Variant("blue".try_into().unwrap()))
+    );
+    assert!(ph.snapshot_enabled(&mut snap, "local", false));
+    assert_eq!(ph.pending(), 2, "one exposure per flag");
+    ph.capture_with_snapshot("e", "device-1", &EventOptions::new(), &snap, |_| Ok(()))
+        .unwrap();
+    assert_eq!(seen.lock().unwrap().requests.len(), 1, "no second request");
+}

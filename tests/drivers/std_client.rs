@@ -2020,3 +2020,64 @@ fn before_send_hooks_redact_what_is_delivered() {
     assert_eq!(events[0]["properties"]["plan"], "pro");
     client.shutdown(Duration::from_secs(2));
 }
+
+/// PostHog's `evaluate_flags` on the std client: one request for the snapshot, lazy
+/// de-duplicated exposure, silent payloads, filters and capture without requests.
+#[test]
+fn evaluate_flags_snapshot_over_the_worker() {
+    let server = flags_server(|_| {
+        Resp::ok().body(
+            br#"{"flags":{"beta-ui":{"key":"beta-ui","enabled":true},"checkout":{"key":"checkout","enabled":true,"variant":"blue","metadata":{"payload":"{\"copy\":\"new\"}"}}},"requestId":"r-7"}"#,
+        )
+    });
+    let client = StdClient::new(config(&server)).unwrap();
+    let person = NO_PROPS;
+    let c = ctx(&person);
+    let mut snap = client.evaluate_flags(&c, None, false);
+    assert_eq!(flags_requests(&server).len(), 1);
+    assert!(snap.is_enabled("beta-ui"));
+    assert_eq!(
+        snap.get_flag("checkout"),
+        Some(StdFlagValue::Variant("blue".into()))
+    );
+    assert!(snap.is_enabled("beta-ui"));
+    assert_eq!(
+        snap.get_flag_payload("checkout").as_deref(),
+        Some(r#"{"copy":"new"}"#)
+    );
+    assert!(!snap.is_enabled("missing"));
+    let accessed = snap.only_accessed();
+    let mut keys = accessed.keys();
+    keys.sort();
+    assert_eq!(keys, ["beta-ui", "checkout"]);
+    assert_eq!(snap.only(&["beta-ui", "nope"]).keys(), ["beta-ui"]);
+    client
+        .capture_with_snapshot("bought", "user-1", &snap, |_| Ok(()))
+        .unwrap();
+    assert_eq!(
+        flags_requests(&server).len(),
+        1,
+        "reads and capture ask nobody"
+    );
+    client.flush(SETTLE);
+    let called: Vec<String> = flag_called_events(&server)
+        .iter()
+        .map(|e| {
+            e["properties"]["$feature_flag"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(called, ["beta-ui", "checkout", "missing"]);
+    let bought = delivered_events(&server)
+        .into_iter()
+        .find(|e| e["event"] == "bought")
+        .unwrap();
+    assert_eq!(bought["properties"]["$feature/checkout"], "blue");
+    assert_eq!(
+        bought["properties"]["$active_feature_flags"],
+        serde_json::json!(["beta-ui", "checkout"])
+    );
+    client.shutdown(Duration::from_secs(2));
+}

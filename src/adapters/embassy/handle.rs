@@ -8,8 +8,9 @@ use super::Shared;
 use crate::capture::{EventOptions, Person, Uuid};
 use crate::client::Id;
 use crate::client::{
-    BatchOutcome, BeforeSend, Client, ClientStats, EventInfo, Fate, FlagResult, HooksFull,
-    LocalFlags, OwnedFlagValue, QueryStatus, ReadOptions, ReadStep, Verdict,
+    BatchOutcome, BeforeSend, Client, ClientStats, EventInfo, Fate, FlagResult, FlagSnapshot,
+    HooksFull, LocalFlags, OwnedFlagValue, QueryStatus, ReadOptions, ReadStep, SnapshotError,
+    SnapshotStep, Verdict,
 };
 use crate::error::{CaptureError, PropertyError};
 use crate::flags::remote::{FlagErrorKind, FlagErrors};
@@ -421,6 +422,117 @@ impl<'d, M: RawMutex> Posthog<'d, M> {
         self.shared.settled.notify();
         self.shared.wake.signal(());
         r
+    }
+
+    /// PostHog's `evaluate_flags`: evaluates the flags for `ctx` (every flag, or only `keys`)
+    /// once into `snapshot` (your storage: [`FlagSnapshot::new`]); local values first and, when
+    /// the set is incomplete and `opts` allows it, one `/flags` request over the runner's
+    /// connection whose values never replace local ones. No event is sent until a value is
+    /// read ([`snapshot_flag`](Self::snapshot_flag), [`snapshot_enabled`](Self::snapshot_enabled));
+    /// payload and key reads on the snapshot are silent. A failed or timed-out request keeps
+    /// the local values ([`FlagSnapshot::error`]).
+    ///
+    /// # Errors
+    /// [`SnapshotError::Full`] when `snapshot` is too small (it names what is needed).
+    pub async fn evaluate_flags(
+        &self,
+        ctx: &EvalContext<'_>,
+        keys: Option<&[&str]>,
+        opts: FlagRead,
+        snapshot: &mut FlagSnapshot<'_>,
+    ) -> Result<(), SnapshotError> {
+        let deadline = embassy_time::Instant::now() + opts.timeout;
+        let read = ReadOptions {
+            only_local: opts.only_local,
+            force_remote: opts.force_remote,
+            send_event: false,
+            max_retries: opts.max_retries,
+            disable_geoip: None,
+        };
+        let ticket = loop {
+            let generation = self.shared.settled.generation();
+            let now = self.shared.now();
+            let step = self.shared.client.lock(|c| {
+                c.borrow_mut()
+                    .evaluate_flags(now, ctx, keys, read, snapshot)
+            })?;
+            match step {
+                SnapshotStep::Remote(t) => break t,
+                SnapshotStep::Busy if embassy_time::Instant::now() < deadline => {
+                    let _ = select(
+                        self.shared.settled.changed_since(generation),
+                        embassy_time::Timer::at(deadline),
+                    )
+                    .await;
+                }
+                _ => return Ok(()),
+            }
+        };
+        self.shared.wake.signal(());
+        loop {
+            let generation = self.shared.settled.generation();
+            let pending = self.shared.peek(|c| c.flags_query(ticket)) == QueryStatus::Pending;
+            if !pending || embassy_time::Instant::now() >= deadline {
+                break;
+            }
+            let _ = select(
+                self.shared.settled.changed_since(generation),
+                embassy_time::Timer::at(deadline),
+            )
+            .await;
+        }
+        let r = self.shared.client.lock(|c| {
+            let mut c = c.borrow_mut();
+            let r = c.complete_snapshot(ticket, keys, snapshot);
+            c.close_flags_query(ticket);
+            r
+        });
+        self.shared.settled.notify();
+        r
+    }
+
+    /// Reads flag `key` from `snapshot` (an access: its `$feature_flag_called` the first
+    /// time; a missing key reports `flag_missing`); `None` when it has no value (or a variant
+    /// key is longer than `V` bytes).
+    pub fn snapshot_flag<const V: usize>(
+        &self,
+        snapshot: &mut FlagSnapshot<'_>,
+        key: &str,
+    ) -> Option<OwnedFlagValue<V>> {
+        self.read(|c, now| {
+            c.snapshot_flag(now, snapshot, key)
+                .and_then(|v| OwnedFlagValue::from_value(&v))
+        })
+    }
+
+    /// Whether flag `key` is on in `snapshot` (an access, as
+    /// [`snapshot_flag`](Self::snapshot_flag)); `default` for a key it lacks.
+    pub fn snapshot_enabled(
+        &self,
+        snapshot: &mut FlagSnapshot<'_>,
+        key: &str,
+        default: bool,
+    ) -> bool {
+        self.read(|c, now| c.snapshot_enabled(now, snapshot, key, default))
+    }
+
+    /// [`capture`](Self::capture) with the flags of `snapshot` attached (`$feature/<key>`,
+    /// `$active_feature_flags`): no evaluation, no request.
+    ///
+    /// # Errors
+    /// As [`Client::capture`].
+    pub fn capture_with_snapshot<'i, P>(
+        &self,
+        event: &str,
+        distinct_id: impl Into<Id<'i>>,
+        opts: &EventOptions<'_>,
+        snapshot: &FlagSnapshot<'_>,
+        props: P,
+    ) -> Result<Uuid, CaptureError>
+    where
+        P: FnMut(&mut Object<'_, '_>) -> Result<(), PropertyError>,
+    {
+        self.with(|c, now| c.capture_with_snapshot(now, event, distinct_id, opts, snapshot, props))
     }
 
     /// Every locally decided flag for `ctx` (or only `keys`), each handed to `out` with its

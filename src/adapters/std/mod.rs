@@ -89,6 +89,7 @@ mod clock;
 mod config;
 mod flags;
 mod observer;
+mod snapshot;
 mod transport;
 mod worker;
 
@@ -101,4 +102,5 @@ pub use config::{
 };
 pub use flags::{FlagOptions, StdFlagValue};
 pub use observer::{RecordKind, RequestObserver, RequestRecord};
+pub use snapshot::StdFlagSnapshot;
 pub use transport::{parse_retry_after, OwnedTransmit, Response, UreqTransport};
