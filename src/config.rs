@@ -8,7 +8,7 @@ use crate::net::MAX_PATH;
 use crate::time::Duration;
 
 /// Longest API key or secret key accepted (PostHog's keys are about 50 characters).
-pub const MAX_KEY_LEN: usize = 128;
+pub const MAX_KEY_LEN: usize = crate::net::MAX_BEARER;
 
 /// When the client stops retrying a batch that keeps failing with a retryable error (no
 /// response, 408, 429, 5xx). The default, [`GiveUp::Never`], keeps events queued for as long as

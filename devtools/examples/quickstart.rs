@@ -214,7 +214,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if let Some(tx) = device.poll_transmit(now(), &mut body) {
             let path = tx.path.to_string();
             let len = tx.body.len();
-            let result = transport.send_transmit(&tx);
+            let result = transport.send(&tx);
             match result {
                 Ok(resp) => {
                     statuses.push(format!("POST {path} ({len} bytes) -> {}", resp.status));

@@ -60,11 +60,7 @@ impl<'b, C: Connect> StreamTransport<'b, C> {
         &mut self.conn
     }
 
-    async fn exchange(
-        &mut self,
-        tx: &Transmit<'_, '_>,
-        body: &mut [u8],
-    ) -> Result<Reply, HttpError> {
+    async fn exchange(&mut self, tx: &Transmit<'_>, body: &mut [u8]) -> Result<Reply, HttpError> {
         self.ensure_connected().await?;
         let mut names: heapless::Vec<(&str, &str), 4> = heapless::Vec::new();
         let mut bearer = None;
@@ -119,11 +115,7 @@ impl<C: Connect> Transport for StreamTransport<'_, C> {
         }
     }
 
-    async fn send(
-        &mut self,
-        tx: &Transmit<'_, '_>,
-        body: &mut [u8],
-    ) -> Result<Reply, TransportError> {
+    async fn send(&mut self, tx: &Transmit<'_>, body: &mut [u8]) -> Result<Reply, TransportError> {
         let reused = self.connected;
         let mut r = self.exchange(tx, body).await;
         if reused && matches!(r, Err(HttpError::ConnectionClosed { received: 0 })) {

@@ -44,10 +44,7 @@ impl Client<'_> {
         }
     }
 
-    pub(super) fn definitions_request<'b>(
-        &mut self,
-        buf: &'b mut [u8],
-    ) -> Option<Transmit<'_, 'b>> {
+    pub(super) fn definitions_request<'b>(&mut self, buf: &'b mut [u8]) -> Option<Transmit<'b>> {
         self.config.secret_key?;
         let mut path = heapless::String::new();
         let ok = path.push_str("/flags/definitions?token=").is_ok()

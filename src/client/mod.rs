@@ -51,7 +51,9 @@ use crate::flags::FlagTables;
 use crate::json::write::Object;
 use crate::managed::ManagedSlice;
 pub use crate::net::http::{Method, RetryAfter};
-pub use crate::net::{Header, RequestKind, ResponseInfo, Transmit, TransportError, MAX_PATH};
+pub use crate::net::{
+    Header, RequestKind, ResponseInfo, Transmit, TransportError, MAX_ETAG, MAX_PATH,
+};
 #[cfg(feature = "std")]
 use crate::resources::Capacities;
 use crate::resources::Resources;
@@ -76,9 +78,6 @@ pub use snapshot::{
     FlagSnapshot, SnapEntry, SnapshotError, SnapshotFlag, SnapshotStep, SnapshotStorage,
 };
 pub use stats::{BatchOutcome, ClientStats, DeliveryError, EventInfo, Fate, Verdict, FATE_HISTORY};
-
-/// Longest `ETag` kept for definitions polling; a longer one is not sent back.
-pub const MAX_ETAG: usize = 128;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum InFlight {
@@ -616,7 +615,7 @@ impl<'r> Client<'r> {
     /// `Some`, call [`handle_response`](Self::handle_response) or
     /// [`handle_transport_error`](Self::handle_transport_error) before polling again.
     #[must_use]
-    pub fn poll_transmit<'b>(&mut self, now: Now, buf: &'b mut [u8]) -> Option<Transmit<'_, 'b>> {
+    pub fn poll_transmit<'b>(&mut self, now: Now, buf: &'b mut [u8]) -> Option<Transmit<'b>> {
         if self.in_flight != InFlight::Idle {
             return None;
         }

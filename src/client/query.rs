@@ -353,7 +353,7 @@ impl<'r> Client<'r> {
         &mut self,
         now: Now,
         buf: &'b mut [u8],
-    ) -> Option<Transmit<'_, 'b>> {
+    ) -> Option<Transmit<'b>> {
         let Query::Pending {
             ticket,
             len,

@@ -16,4 +16,6 @@ pub mod http;
 pub mod transport;
 pub mod wire;
 
-pub use wire::{Header, RequestKind, ResponseInfo, Transmit, TransportError, MAX_PATH};
+pub use wire::{
+    Header, RequestKind, ResponseInfo, Transmit, TransportError, MAX_BEARER, MAX_ETAG, MAX_PATH,
+};

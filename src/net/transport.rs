@@ -63,11 +63,7 @@ pub trait Transport {
     ///
     /// # Errors
     /// [`TransportError`] when no complete response arrived.
-    async fn send(
-        &mut self,
-        tx: &Transmit<'_, '_>,
-        body: &mut [u8],
-    ) -> Result<Reply, TransportError>;
+    async fn send(&mut self, tx: &Transmit<'_>, body: &mut [u8]) -> Result<Reply, TransportError>;
 }
 
 /// A byte stream the provided HTTP/1.1 client can (re)open.

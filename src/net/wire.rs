@@ -27,8 +27,15 @@ pub enum RequestKind {
     Flags,
 }
 
-/// One request to send. Borrow it only until the request is written out.
-pub struct Transmit<'c, 'b> {
+/// Longest secret (the `Authorization` bearer of a definitions poll) a [`Transmit`] carries.
+pub const MAX_BEARER: usize = 128;
+
+/// Longest `ETag` kept for definitions polling; a longer one is not sent back.
+pub const MAX_ETAG: usize = 128;
+
+/// One request to send. Its head is owned, so a driver can take it out of the client's lock
+/// and send it after releasing the lock; only the body borrows the driver's buffer.
+pub struct Transmit<'b> {
     /// What it is for.
     pub kind: RequestKind,
     /// The method.
@@ -37,50 +44,52 @@ pub struct Transmit<'c, 'b> {
     pub path: heapless::String<MAX_PATH>,
     /// The body (empty for `GET`).
     pub body: &'b [u8],
-    authorization: Option<&'c str>,
-    if_none_match: Option<&'c str>,
+    authorization: Option<heapless::String<MAX_BEARER>>,
+    if_none_match: Option<heapless::String<MAX_ETAG>>,
 }
 
-impl<'c, 'b> Transmit<'c, 'b> {
-    /// Rebuilds a request from its parts, for drivers that copy a request out of a lock before
-    /// sending it (the embassy runner does). `authorization` is the secret key of a definitions
-    /// poll; `if_none_match` its `ETag`.
+impl<'b> Transmit<'b> {
+    /// A request from its parts (for hand-written drivers and tests). `authorization` is the
+    /// secret key of a definitions poll; `if_none_match` its `ETag`. A value longer than
+    /// [`MAX_BEARER`] / [`MAX_ETAG`] bytes is left out.
     #[must_use]
     pub fn from_parts(
         kind: RequestKind,
         method: Method,
         path: heapless::String<MAX_PATH>,
         body: &'b [u8],
-        authorization: Option<&'c str>,
-        if_none_match: Option<&'c str>,
+        authorization: Option<&str>,
+        if_none_match: Option<&str>,
     ) -> Self {
         Self {
             kind,
             method,
             path,
             body,
-            authorization,
-            if_none_match,
+            authorization: authorization.and_then(|s| heapless::String::try_from(s).ok()),
+            if_none_match: if_none_match.and_then(|s| heapless::String::try_from(s).ok()),
         }
     }
 
     /// Every header to send besides `Host`, `Content-Length` and `Connection` (the HTTP layer's).
     /// The `Authorization` value carries the secret key: never log it.
-    pub fn headers(&self) -> impl Iterator<Item = (&'static str, Header<'c>)> + '_ {
+    pub fn headers(&self) -> impl Iterator<Item = (&'static str, Header<'_>)> + '_ {
         let json = (self.method == Method::Post)
             .then_some(("Content-Type", Header::Plain("application/json")));
         let ua = Some(("User-Agent", Header::Plain(crate::USER_AGENT)));
         let auth = self
             .authorization
+            .as_deref()
             .map(|s| ("Authorization", Header::Bearer(s)));
         let etag = self
             .if_none_match
+            .as_deref()
             .map(|e| ("If-None-Match", Header::Plain(e)));
         json.into_iter().chain(ua).chain(auth).chain(etag)
     }
 }
 
-impl fmt::Debug for Transmit<'_, '_> {
+impl fmt::Debug for Transmit<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Transmit")
             .field("kind", &self.kind)

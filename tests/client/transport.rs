@@ -16,11 +16,7 @@ struct Scripted {
 }
 
 impl Transport for Scripted {
-    async fn send(
-        &mut self,
-        tx: &Transmit<'_, '_>,
-        body: &mut [u8],
-    ) -> Result<Reply, TransportError> {
+    async fn send(&mut self, tx: &Transmit<'_>, body: &mut [u8]) -> Result<Reply, TransportError> {
         let headers = tx
             .headers()
             .map(|(k, v)| match v {
@@ -143,11 +139,7 @@ impl Transport for Dialling<'_> {
         }
     }
 
-    async fn send(
-        &mut self,
-        tx: &Transmit<'_, '_>,
-        _body: &mut [u8],
-    ) -> Result<Reply, TransportError> {
+    async fn send(&mut self, tx: &Transmit<'_>, _body: &mut [u8]) -> Result<Reply, TransportError> {
         self.bodies.push(serde_json::from_slice(tx.body).unwrap());
         Ok(Reply {
             status: 200,

@@ -16,7 +16,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use posthog_embedded::adapters::std::{
-    ManualClock, OwnedTransmit, StdClient, StdConfig, StdError, StdFlagValue, UreqTransport,
+    ManualClock, Response, StdClient, StdConfig, StdError, StdFlagValue, UreqTransport,
 };
 use posthog_embedded::capture::EventOptions;
 use posthog_embedded::client::{
@@ -753,8 +753,8 @@ fn bad_settings_are_typed_errors_without_secrets() {
     assert!(!e.to_string().contains(API_KEY));
 }
 
-/// One batch request rendered by a small core client.
-fn batch_transmit() -> OwnedTransmit {
+/// One batch request rendered by a small core client, sent through `t`.
+fn send_batch(t: &UreqTransport) -> Result<Response, TransportError> {
     let mut resources = Box::new(Resources::<4096, 4, 16, 256, 8>::new());
     let mut core = Client::new(Config::new(API_KEY, 0x5eed), &mut resources).unwrap();
     let now = Now::with_wall(
@@ -766,7 +766,7 @@ fn batch_transmit() -> OwnedTransmit {
     core.flush();
     let mut buf = [0u8; 2048];
     let tx = core.poll_transmit(now, &mut buf).unwrap();
-    OwnedTransmit::from_transmit(&tx)
+    t.send(&tx)
 }
 
 #[test]
@@ -778,7 +778,7 @@ fn transport_reads_status_retry_after_and_etag() {
             .body(b"slow down")
     });
     let t = UreqTransport::new(&config(&server)).unwrap();
-    let resp = t.send(&batch_transmit()).unwrap();
+    let resp = send_batch(&t).unwrap();
     assert_eq!(resp.status, 429);
     assert_eq!(
         resp.retry_after,
@@ -793,7 +793,7 @@ fn transport_reads_status_retry_after_and_etag() {
 fn transport_does_not_follow_redirects() {
     let server = Server::start(|_| Resp::status(301).header("Location", "http://127.0.0.1:9/"));
     let t = UreqTransport::new(&config(&server)).unwrap();
-    assert_eq!(t.send(&batch_transmit()).unwrap().status, 301);
+    assert_eq!(send_batch(&t).unwrap().status, 301);
     assert_eq!(server.count(), 1);
 }
 
@@ -801,9 +801,9 @@ fn transport_does_not_follow_redirects() {
 fn transport_caps_the_response_body() {
     let server = Server::start(|_| Resp::ok().body(&[b' '; 5000]));
     let t = UreqTransport::new(&config(&server).max_response_bytes(4096)).unwrap();
-    assert_eq!(t.send(&batch_transmit()), Err(TransportError::BadResponse));
+    assert_eq!(send_batch(&t), Err(TransportError::BadResponse));
     let t = UreqTransport::new(&config(&server).max_response_bytes(5000)).unwrap();
-    assert_eq!(t.send(&batch_transmit()).unwrap().body.len(), 5000);
+    assert_eq!(send_batch(&t).unwrap().body.len(), 5000);
 }
 
 #[test]
@@ -823,7 +823,7 @@ fn transport_times_out() {
         .proxy_from_env(false)
         .request_timeout(Duration::from_millis(200));
     let t = UreqTransport::new(&cfg).unwrap();
-    assert_eq!(t.send(&batch_transmit()), Err(TransportError::Timeout));
+    assert_eq!(send_batch(&t), Err(TransportError::Timeout));
     release.send(()).unwrap();
     hold.join().unwrap();
 }

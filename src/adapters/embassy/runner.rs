@@ -6,8 +6,7 @@ use embassy_sync::blocking_mutex::raw::RawMutex;
 
 use super::Shared;
 use crate::adapters::stream::StreamTransport;
-use crate::client::{Client, ConfigError, Header, RequestKind, Setting, Transmit, TransportError};
-use crate::net::http::Method;
+use crate::client::{Client, ConfigError, RequestKind, Setting, TransportError};
 use crate::net::transport::{Connect, Transport};
 
 /// Timeouts of the runner's requests.
@@ -61,16 +60,6 @@ pub struct Buffers<'d> {
     pub rx: &'d mut [u8],
     /// Response bodies that are kept (flag definitions): as large as your definitions.
     pub body: &'d mut [u8],
-}
-
-/// A request copied out of the lock, so the lock is never held while the network is awaited.
-struct Pending {
-    kind: RequestKind,
-    method: Method,
-    path: heapless::String<{ crate::client::MAX_PATH }>,
-    len: usize,
-    bearer: bool,
-    etag: heapless::String<{ crate::client::MAX_ETAG }>,
 }
 
 /// The task that talks to PostHog (from [`new`](super::new)): spawn one task that calls
@@ -174,31 +163,12 @@ impl<M: RawMutex, C: Connect> Link<'_, '_, M, C> {
         }
         let now = self.shared.now();
         let tx_buf = &mut *self.tx;
-        let pending = self.shared.client.lock(|c| {
-            let mut c = c.borrow_mut();
-            let tx = c.poll_transmit(now, tx_buf)?;
-            let mut etag = heapless::String::new();
-            let mut auth = false;
-            for (name, value) in tx.headers() {
-                match (name, value) {
-                    ("If-None-Match", Header::Plain(v)) => {
-                        let _ = etag.push_str(v);
-                    }
-                    ("Authorization", _) => auth = true,
-                    _ => {}
-                }
-            }
-            let pending = Pending {
-                kind: tx.kind,
-                method: tx.method,
-                path: tx.path.clone(),
-                len: tx.body.len(),
-                bearer: auth,
-                etag,
-            };
-            Some(pending)
-        });
-        match pending {
+        // The head is owned: the request leaves the lock, and only its body borrows `tx`.
+        let tx = self
+            .shared
+            .client
+            .lock(|c| c.borrow_mut().poll_transmit(now, tx_buf));
+        match tx {
             Some(_) if connect_failed => {
                 // The request due could not even connect: settle it as such (the client
                 // retries it with back-off) without waiting for a second connect attempt.
@@ -208,7 +178,35 @@ impl<M: RawMutex, C: Connect> Link<'_, '_, M, C> {
                     .with(|c| c.handle_transport_error(now, TransportError::Connect));
                 self.shared.settled.notify();
             }
-            Some(p) => self.send(p).await,
+            Some(tx) => {
+                let timeout = match tx.kind {
+                    RequestKind::Flags => self.timeouts.flags,
+                    _ => self.timeouts.request,
+                };
+                let outcome =
+                    embassy_time::with_timeout(timeout, self.transport.send(&tx, self.body)).await;
+                drop(tx);
+                let outcome = match outcome {
+                    Ok(r) => r,
+                    Err(_) => {
+                        self.transport.reset().await;
+                        Err(TransportError::Timeout)
+                    }
+                };
+                let now = self.shared.now();
+                match outcome {
+                    Ok(reply) => {
+                        let body = self.body.get(..reply.body_len).unwrap_or_default();
+                        self.shared
+                            .with(|c| c.handle_response(now, &reply.info(), body));
+                    }
+                    Err(e) => {
+                        ph_debug!("request failed: {}", e);
+                        self.shared.with(|c| c.handle_transport_error(now, e));
+                    }
+                }
+                self.shared.settled.notify();
+            }
             None => {
                 let deadline = self.shared.peek(Client::poll_timeout);
                 let wake = self.shared.wake.wait();
@@ -222,53 +220,5 @@ impl<M: RawMutex, C: Connect> Link<'_, '_, M, C> {
                 }
             }
         }
-    }
-
-    async fn send(&mut self, p: Pending) {
-        // The secret key, copied out of the lock for the request's `Authorization` header
-        // (the lock is not held while the request is awaited).
-        let mut secret = heapless::String::<{ crate::client::MAX_KEY_LEN }>::new();
-        if p.bearer {
-            self.shared.peek(|c| {
-                if let Some(k) = &c.config().secret_key {
-                    let _ = secret.push_str(k.as_str());
-                }
-            });
-        }
-        let tx = Transmit::from_parts(
-            p.kind,
-            p.method,
-            p.path,
-            self.tx.get(..p.len).unwrap_or_default(),
-            p.bearer.then_some(secret.as_str()),
-            (!p.etag.is_empty()).then_some(p.etag.as_str()),
-        );
-        let timeout = match tx.kind {
-            RequestKind::Flags => self.timeouts.flags,
-            _ => self.timeouts.request,
-        };
-        let outcome =
-            embassy_time::with_timeout(timeout, self.transport.send(&tx, self.body)).await;
-        let outcome = match outcome {
-            Ok(r) => r,
-            Err(_) => {
-                self.transport.reset().await;
-                Err(TransportError::Timeout)
-            }
-        };
-        drop(tx);
-        let now = self.shared.now();
-        match outcome {
-            Ok(reply) => {
-                let body = self.body.get(..reply.body_len).unwrap_or_default();
-                self.shared
-                    .with(|c| c.handle_response(now, &reply.info(), body));
-            }
-            Err(e) => {
-                ph_debug!("request failed: {}", e);
-                self.shared.with(|c| c.handle_transport_error(now, e));
-            }
-        }
-        self.shared.settled.notify();
     }
 }

@@ -9,7 +9,7 @@
 //! - `config`: [`StdConfig`] and its validation, [`StdError`], [`normalize_host`],
 //!   [`os_seed`], the sizes of the core ([`StdCore`] and friends);
 //! - `clock`: [`StdClock`], [`ManualClock`] and [`HostClock`], what the client needs of a clock;
-//! - `transport`: [`UreqTransport`], [`OwnedTransmit`], [`Response`], [`parse_retry_after`];
+//! - `transport`: [`UreqTransport`], [`Response`], [`parse_retry_after`];
 //! - `client`: [`StdClient`] (construction, captures, flush, shutdown) and [`FlushResult`];
 //! - `flags`: the client's flag reads, [`StdFlagValue`], [`FlagOptions`];
 //! - `observer`: [`RequestRecord`], [`RecordKind`], [`RequestObserver`];
@@ -23,7 +23,8 @@
 //! background thread loops:
 //!
 //! 1. lock; [`poll_transmit`] with a fresh clock reading;
-//! 2. if a request is due: copy it out ([`OwnedTransmit`]), **unlock**, send it, lock again,
+//! 2. if a request is due: take it out (its head is owned; its body is the worker's buffer),
+//!    **unlock**, send it, lock again,
 //!    settle it with [`handle_response`] or [`handle_transport_error`], wake the waiters;
 //! 3. otherwise wait on `wake` until [`poll_timeout`] (or forever when it is `None`); every
 //!    capture, flush, reload and shutdown notifies `wake`.
@@ -61,7 +62,7 @@
 //!
 //! The API key and the secret key live in the core [`Config`] and in the request headers the
 //! worker copies out. No `Debug`, `Display` or log line of this module prints them:
-//! [`StdConfig`]'s and [`OwnedTransmit`]'s `Debug` redact them, [`StdError`] never carries them,
+//! [`StdConfig`]'s and [`Transmit`](crate::client::Transmit)'s `Debug` redact them, [`StdError`] never carries them,
 //! and `ureq` errors are mapped to [`TransportError`] without their text. (`ureq` itself logs
 //! full request URIs, which carry the project token for definitions polls, only at `trace` level
 //! of the `log` facade.)
@@ -103,4 +104,4 @@ pub use config::{
 pub use flags::{FlagOptions, StdFlagValue};
 pub use observer::{RecordKind, RequestObserver, RequestRecord};
 pub use snapshot::StdFlagSnapshot;
-pub use transport::{parse_retry_after, OwnedTransmit, Response, UreqTransport};
+pub use transport::{parse_retry_after, Response, UreqTransport};

@@ -1,6 +1,6 @@
 //! HTTP for the std driver: [`UreqTransport`] (HTTPS through `ureq` and rustls, gzip request
 //! bodies, `ureq` errors mapped to [`TransportError`] without their text), the request and
-//! response it moves ([`OwnedTransmit`], [`Response`]) and [`parse_retry_after`].
+//! response it reads ([`Response`]) and [`parse_retry_after`].
 
 use core::fmt;
 use core::time::Duration as StdDuration;
@@ -16,64 +16,6 @@ use crate::client::{
 use crate::time::{Duration, UnixMillis};
 
 use super::config::{normalize_host, StdConfig, StdError};
-
-/// A [`Transmit`] copied out of the core, so the client's lock can be released while it is
-/// sent. Its `Debug` omits header values (the `Authorization` header carries the secret key).
-#[derive(Clone)]
-pub struct OwnedTransmit {
-    /// What it is for.
-    pub kind: RequestKind,
-    /// The method.
-    pub method: Method,
-    /// Path and query, to append to the host.
-    pub path: String,
-    /// The body (uncompressed; empty for `GET`).
-    pub body: Vec<u8>,
-    headers: Vec<(&'static str, String)>,
-}
-
-impl OwnedTransmit {
-    /// Copies `tx`. `Header::Bearer` values become `Bearer <secret>`.
-    #[must_use]
-    pub fn from_transmit(tx: &Transmit<'_, '_>) -> Self {
-        let headers = tx
-            .headers()
-            .map(|(name, value)| {
-                let mut v = String::new();
-                let _ = value.write(|s| {
-                    v.push_str(s);
-                    Ok::<(), core::convert::Infallible>(())
-                });
-                (name, v)
-            })
-            .collect();
-        Self {
-            kind: tx.kind,
-            method: tx.method,
-            path: tx.path.as_str().to_owned(),
-            body: tx.body.to_vec(),
-            headers,
-        }
-    }
-
-    /// The headers to send (see [`Transmit::headers`]). The `Authorization` value carries the
-    /// secret key: never log it.
-    pub fn headers(&self) -> impl Iterator<Item = (&'static str, &str)> + '_ {
-        self.headers.iter().map(|(n, v)| (*n, v.as_str()))
-    }
-}
-
-impl fmt::Debug for OwnedTransmit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<&str> = self.headers.iter().map(|(n, _)| *n).collect();
-        f.debug_struct("OwnedTransmit")
-            .field("kind", &self.kind)
-            .field("method", &self.method)
-            .field("headers", &names)
-            .field("body_len", &self.body.len())
-            .finish_non_exhaustive()
-    }
-}
 
 /// A response, owned. [`info`](Self::info) gives what
 /// [`Client::handle_response`](crate::client::Client::handle_response) takes.
@@ -139,7 +81,7 @@ pub fn parse_retry_after(value: &str) -> Option<RetryAfter> {
 /// let clock = StdClock::new();
 /// let mut buf = vec![0u8; 1 << 16];
 /// while let Some(tx) = client.poll_transmit(clock.read(), &mut buf) {
-///     match transport.send_transmit(&tx) {
+///     match transport.send(&tx) {
 ///         Ok(resp) => client.handle_response(clock.read(), &resp.info(), &resp.body),
 ///         Err(e) => client.handle_transport_error(clock.read(), e),
 ///     }
@@ -212,15 +154,11 @@ impl UreqTransport {
     ///
     /// # Errors
     /// [`TransportError`] when no complete response arrived (or it was larger than the cap).
-    pub fn send_transmit(&self, tx: &Transmit<'_, '_>) -> Result<Response, TransportError> {
-        self.send(&OwnedTransmit::from_transmit(tx))
-    }
-
     /// Sends `req` and reads the whole response.
     ///
     /// # Errors
     /// [`TransportError`] when no complete response arrived (or it was larger than the cap).
-    pub fn send(&self, req: &OwnedTransmit) -> Result<Response, TransportError> {
+    pub fn send(&self, req: &Transmit<'_>) -> Result<Response, TransportError> {
         let url = format!("{}{}", self.host, req.path);
         let result = match req.method {
             Method::Head => with_headers(self.agent.head(&url), req).call(),
@@ -228,10 +166,10 @@ impl UreqTransport {
             Method::Post => {
                 let b = with_headers(self.agent.post(&url), req);
                 if self.gzip && matches!(req.kind, RequestKind::Batch { .. }) {
-                    let body = gzip(&req.body).map_err(|_| TransportError::Io)?;
+                    let body = gzip(req.body).map_err(|_| TransportError::Io)?;
                     b.header("Content-Encoding", "gzip").send(&body[..])
                 } else {
-                    b.send(&req.body[..])
+                    b.send(req.body)
                 }
             }
         };
@@ -309,9 +247,14 @@ pub(super) struct FlagsFailure {
     pub(super) refused: bool,
 }
 
-fn with_headers<B>(mut b: ureq::RequestBuilder<B>, req: &OwnedTransmit) -> ureq::RequestBuilder<B> {
+fn with_headers<B>(mut b: ureq::RequestBuilder<B>, req: &Transmit<'_>) -> ureq::RequestBuilder<B> {
     for (name, value) in req.headers() {
-        b = b.header(name, value);
+        let mut v = String::new();
+        let _ = value.write(|s| {
+            v.push_str(s);
+            Ok::<(), core::convert::Infallible>(())
+        });
+        b = b.header(name, v);
     }
     b
 }
@@ -401,11 +344,15 @@ mod tests {
         let tx = core
             .poll_transmit(Now::mono(Instant::ZERO), &mut buf)
             .unwrap();
-        let owned = OwnedTransmit::from_transmit(&tx);
-        assert!(owned
-            .headers()
-            .any(|(n, v)| n == "Authorization" && v == "Bearer phx_very_secret"));
-        let s = format!("{owned:?}");
+        assert!(tx.headers().any(|(n, v)| {
+            let mut text = String::new();
+            let _ = v.write(|p| {
+                text.push_str(p);
+                Ok::<(), ()>(())
+            });
+            n == "Authorization" && text == "Bearer phx_very_secret"
+        }));
+        let s = format!("{tx:?} {:?}", tx.headers().collect::<Vec<_>>());
         assert!(
             !s.contains("phx_very_secret") && !s.contains("phc_public_token"),
             "{s}"

@@ -14,7 +14,7 @@ use crate::time::Instant;
 use super::clock::HostClock;
 use super::config::{to_std, StdCore};
 use super::observer::{RecordKind, RequestObserver, RequestRecord, Stopwatch};
-use super::transport::{OwnedTransmit, UreqTransport};
+use super::transport::UreqTransport;
 
 /// Shortest idle wait when the core says work is due but produced none (a request that cannot
 /// be built): keeps the worker from spinning.
@@ -191,10 +191,8 @@ pub(super) fn run(
             return;
         }
         let now = clock.read();
-        let req = g
-            .core
-            .poll_transmit(now, &mut buf)
-            .map(|tx| OwnedTransmit::from_transmit(&tx));
+        // The head is owned: the request leaves the lock, only its body borrows `buf`.
+        let req = g.core.poll_transmit(now, &mut buf);
         if let Some(req) = req {
             g.in_request = true;
             drop(g);
@@ -212,7 +210,7 @@ pub(super) fn run(
             let watch = Stopwatch::start(clock);
             let result = match req.kind {
                 // Its own timeout; a refused connection is told apart (not retried).
-                RequestKind::Flags => transport.send_flags(&req.body, flags_timeout).map_err(|f| {
+                RequestKind::Flags => transport.send_flags(req.body, flags_timeout).map_err(|f| {
                     if f.refused {
                         TransportError::Refused
                     } else {
@@ -224,7 +222,7 @@ pub(super) fn run(
             let (_, elapsed) = watch.lap(clock);
             shared.observe(&RequestRecord {
                 kind,
-                body: &req.body,
+                body: req.body,
                 attempt,
                 result: result.as_ref().map(|r| r.status).map_err(|e| *e),
                 started: watch.started,

@@ -220,7 +220,7 @@ pub(crate) fn run_fetch(a: &FetchArgs) -> Outcome {
         old_etag.as_deref().filter(|e| !e.is_empty()),
     );
     let resp = transport
-        .send_transmit(&tx)
+        .send(&tx)
         .map_err(|e| Failure::Negative(format!("{host}: {e}")))?;
     match resp.status {
         304 => {
