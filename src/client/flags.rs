@@ -113,6 +113,8 @@ pub(super) struct CalledInfo<'a> {
     pub(super) reason: Option<&'a str>,
     pub(super) request_id: Option<&'a str>,
     pub(super) has_experiment: Option<bool>,
+    /// `evaluatedAt` of the answer (Unix ms), for `$feature_flag_evaluated_at`.
+    pub(super) evaluated_at: Option<u64>,
     pub(super) error: FlagErrors,
 }
 
@@ -168,6 +170,7 @@ impl Client<'_> {
                 reason: Some("Evaluated locally"),
                 request_id: None,
                 has_experiment: flag.has_experiment,
+                evaluated_at: None,
                 error: FlagErrors::new(),
             };
             let minimal = self.flags.minimal_flag_called_events();
@@ -311,6 +314,7 @@ impl Client<'_> {
             reason: flag.and_then(|f| f.reason()),
             request_id: remote.request_id(),
             has_experiment: flag.and_then(|f| f.has_experiment),
+            evaluated_at: remote.evaluated_at(),
             error: remote.errors_for(key),
         };
         let value = flag.filter(|f| !f.failed).map(|f| f.value);
@@ -505,6 +509,9 @@ fn flag_called(
         }
         if let Some(r) = info.request_id {
             o.prop("$feature_flag_request_id", r)?;
+        }
+        if let Some(t) = info.evaluated_at {
+            o.prop("$feature_flag_evaluated_at", t)?;
         }
         if let Some(h) = info.has_experiment {
             o.prop("$feature_flag_has_experiment", h)?;

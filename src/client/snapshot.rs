@@ -192,6 +192,8 @@ pub struct FlagSnapshot<'s> {
     device_id: Span,
     groups: heapless::Vec<(Span, Span), MAX_EVENT_GROUPS>,
     request_id: Span,
+    /// `evaluatedAt` of the server's answer (Unix ms).
+    evaluated_at: Option<u64>,
     /// No distinct id or a disabled client: reads send nothing.
     silent: bool,
     /// A filtered copy: reads of keys it lacks report nothing.
@@ -240,6 +242,7 @@ impl<'s> FlagSnapshot<'s> {
             device_id: Span::NONE,
             groups: heapless::Vec::new(),
             request_id: Span::NONE,
+            evaluated_at: None,
             silent: true,
             filtered: false,
             error: FlagErrors::new(),
@@ -255,6 +258,7 @@ impl<'s> FlagSnapshot<'s> {
         self.device_id = Span::NONE;
         self.groups.clear();
         self.request_id = Span::NONE;
+        self.evaluated_at = None;
         self.silent = true;
         self.filtered = false;
         self.error = FlagErrors::new();
@@ -417,6 +421,7 @@ impl<'s> FlagSnapshot<'s> {
             let _ = into.groups.push(pair);
         }
         into.request_id = into.store(self.text(self.request_id));
+        into.evaluated_at = self.evaluated_at;
         for e in self.entries.iter().filter(|e| keep(self, e)) {
             let copy = SnapEntry {
                 key: into.store(self.text(e.key)),
@@ -576,6 +581,7 @@ impl Client<'_> {
                         });
                     }
                     snapshot.request_id = snapshot.store(remote.request_id());
+                    snapshot.evaluated_at = remote.evaluated_at();
                     if remote.quota_limited() {
                         snapshot.error = FlagErrorKind::QuotaLimited.into();
                     }
@@ -645,6 +651,7 @@ impl Client<'_> {
                             snap.text(snap.request_id)
                         },
                         has_experiment: e.has_experiment,
+                        evaluated_at: if e.local { None } else { snap.evaluated_at },
                         error: snap.error,
                     };
                     let value = flag.map(|f| f.value);

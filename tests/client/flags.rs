@@ -421,7 +421,7 @@ mod query {
         groups: &[],
     };
 
-    const ANSWER: &[u8] = br#"{"flags":{"remote-only":{"key":"remote-only","enabled":true,"variant":"blue","metadata":{"id":5,"payload":"{\"n\":1}"}}},"requestId":"r-1"}"#;
+    const ANSWER: &[u8] = br#"{"flags":{"remote-only":{"key":"remote-only","enabled":true,"variant":"blue","metadata":{"id":5,"payload":"{\"n\":1}"}}},"requestId":"r-1","evaluatedAt":1730000000000}"#;
 
     fn client() -> Client<'static> {
         let mut c = Client::new(
@@ -492,6 +492,10 @@ mod query {
         assert_eq!(ev[0]["event"], "$feature_flag_called");
         assert_eq!(ev[0]["properties"]["$feature_flag_response"], "blue");
         assert_eq!(ev[0]["properties"]["$feature_flag_request_id"], "r-1");
+        assert_eq!(
+            ev[0]["properties"]["$feature_flag_evaluated_at"],
+            1_730_000_000_000u64
+        );
         assert_eq!(ev[0]["properties"]["locally_evaluated"], false);
     }
 
