@@ -261,7 +261,7 @@ async fn session(ph: &Posthog<'static, M>) -> Result<(), Failure> {
         groups: &[],
     };
     // Evaluated locally; queues `$feature_flag_called`. Off when it cannot be decided.
-    let enabled = ph.is_feature_enabled(SAMPLING_FLAG, &ctx, false);
+    let enabled = ph.is_feature_enabled_locally(SAMPLING_FLAG, &ctx, false);
     let payload = ph
         .feature_flag_payload(SAMPLING_FLAG, &ctx, None, |p| p.map(str::to_owned))
         .ok()

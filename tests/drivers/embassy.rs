@@ -839,9 +839,9 @@ fn flag_results_defaults_and_bulk_reads_through_the_handle() {
     assert_eq!(ph.pending(), 3, "each read queued its $feature_flag_called");
 
     // The default applies only to a flag without a value.
-    assert!(!ph.is_feature_enabled("off", &ctx, true));
-    assert!(ph.is_feature_enabled("missing", &ctx, true));
-    assert!(!ph.is_feature_enabled("missing", &ctx, false));
+    assert!(!ph.is_feature_enabled_locally("off", &ctx, true));
+    assert!(ph.is_feature_enabled_locally("missing", &ctx, true));
+    assert!(!ph.is_feature_enabled_locally("missing", &ctx, false));
     // Payload of a given value, without evaluating.
     assert_eq!(
         ph.feature_flag_payload("local", &ctx, Some(FlagValue::Bool(true)), |p| p
@@ -906,4 +906,58 @@ fn evaluate_flags_snapshot_through_the_handle() {
     ph.capture_with_snapshot("e", "device-1", &EventOptions::new(), &snap, |_| Ok(()))
         .unwrap();
     assert_eq!(seen.lock().unwrap().requests.len(), 1, "no second request");
+}
+
+/// The handle's full-resolution reads: `is_feature_enabled` with its default, payloads without
+/// events, and the bulk read merging one `/flags` answer, all over the runner's connection.
+#[test]
+fn remote_enabled_payload_and_bulk_reads_through_the_handle() {
+    use posthog_embedded::adapters::embassy::FlagRead;
+    use posthog_embedded::flags::EvalContext;
+
+    let (addr, seen) = server(vec![Reply::Flags, Reply::Flags, Reply::Flags]);
+    let (ph, mut runner) = start(Config::new("phc_embassy", 0x5eed).flush_at(100), 2048);
+    ph.load_definitions(
+        br#"{"flags":[{"id":1,"key":"local","active":true,"filters":{"groups":[{"properties":[],"rollout_percentage":100}]}},
+            {"id":5,"key":"remote-only","active":true,"ensure_experience_continuity":true,"filters":{"groups":[]}}]}"#,
+    )
+    .unwrap();
+    let ctx = EvalContext {
+        distinct_id: "device-1",
+        device_id: None,
+        person: &[],
+        groups: &[],
+    };
+    let (all, enabled, missing, payload) = with_runner(&mut runner, tcp(addr), async {
+        let mut all = Vec::new();
+        let n = ph
+            .get_all_flags(&ctx, None, FlagRead::new(), |r| {
+                all.push((r.key.to_owned(), r.variant().map(str::to_owned)));
+            })
+            .await;
+        assert_eq!(n, all.len());
+        let enabled = ph
+            .is_feature_enabled("remote-only", &ctx, false, FlagRead::new())
+            .await;
+        let missing = ph
+            .is_feature_enabled("nowhere", &ctx, true, FlagRead::new())
+            .await;
+        let payload = ph
+            .get_feature_flag_payload("local", &ctx, FlagRead::new(), |p| p.map(str::to_owned))
+            .await;
+        (all, enabled, missing, payload)
+    });
+    // The server's answer replaces the local values (posthog-python's merge).
+    assert_eq!(all, [("remote-only".to_owned(), Some("blue".to_owned()))]);
+    assert!(enabled);
+    assert!(missing, "no value anywhere: the default");
+    assert_eq!(payload, None);
+    assert_eq!(
+        seen.lock().unwrap().requests.len(),
+        3,
+        "bulk, enabled, missing"
+    );
+    // Events: remote-only and nowhere were read with tracking; the bulk read and the payload
+    // read send none.
+    assert_eq!(ph.pending(), 2);
 }

@@ -9,8 +9,8 @@ use crate::capture::{EventOptions, Person, Uuid};
 use crate::client::Id;
 use crate::client::{
     BatchOutcome, BeforeSend, Client, ClientStats, EventInfo, Fate, FlagResult, FlagSnapshot,
-    HooksFull, LocalFlags, OwnedFlagValue, QueryStatus, ReadOptions, ReadStep, SnapshotError,
-    SnapshotStep, Verdict,
+    HooksFull, LocalFlags, OwnedFlagValue, QueryError, QueryStatus, ReadOptions, ReadStep,
+    SnapshotError, SnapshotStep, Verdict,
 };
 use crate::error::{CaptureError, PropertyError};
 use crate::flags::remote::{FlagErrorKind, FlagErrors};
@@ -262,7 +262,12 @@ impl<'d, M: RawMutex> Posthog<'d, M> {
     /// Whether flag `key` is on for `ctx`, evaluated locally, queuing its
     /// `$feature_flag_called` event; `default` when it has no local value (see
     /// [`Client::is_feature_enabled_or`]). A value, `false` included, beats the default.
-    pub fn is_feature_enabled(&self, key: &str, ctx: &EvalContext<'_>, default: bool) -> bool {
+    pub fn is_feature_enabled_locally(
+        &self,
+        key: &str,
+        ctx: &EvalContext<'_>,
+        default: bool,
+    ) -> bool {
         self.read(|c, now| c.is_feature_enabled_or(now, key, ctx, default, true))
     }
 
@@ -535,6 +540,110 @@ impl<'d, M: RawMutex> Posthog<'d, M> {
         self.with(|c, now| c.capture_with_snapshot(now, event, distinct_id, opts, snapshot, props))
     }
 
+    /// Whether flag `key` is on for `ctx`, resolved as
+    /// [`get_feature_flag`](Self::get_feature_flag) resolves it (local, then the server; its
+    /// event), or `default` when it has no value. A value, `false` included, beats the default.
+    pub async fn is_feature_enabled(
+        &self,
+        key: &str,
+        ctx: &EvalContext<'_>,
+        default: bool,
+        opts: FlagRead,
+    ) -> bool {
+        self.get_feature_flag_result(key, ctx, opts, |r| r.map_or(default, |r| r.enabled))
+            .await
+    }
+
+    /// The payload of flag `key`, resolved as [`get_feature_flag`](Self::get_feature_flag)
+    /// resolves the value but never sending an event; `f` gets it (`None`: no value, or no
+    /// valid payload) while the client is locked. For a given value's payload without any
+    /// evaluation, see [`feature_flag_payload`](Self::feature_flag_payload).
+    pub async fn get_feature_flag_payload<R>(
+        &self,
+        key: &str,
+        ctx: &EvalContext<'_>,
+        opts: FlagRead,
+        f: impl FnOnce(Option<&str>) -> R,
+    ) -> R {
+        self.get_feature_flag_result(key, ctx, opts.send_event(false), |r| {
+            f(r.and_then(|r| r.payload))
+        })
+        .await
+    }
+
+    /// PostHog's `get_all_flags_and_payloads`: every flag for `ctx` (or only `keys`), each
+    /// handed to `out` with its payload while the client is locked, without events. Local
+    /// values first; when some flag needs the server (or no definitions are loaded) and
+    /// `opts.only_local` is false, one `/flags` request over the runner's connection whose
+    /// answer is merged as posthog-python merges it ([`Client::merge_all_flags`]); if it fails,
+    /// the local values. Returns how many flags `out` got.
+    pub async fn get_all_flags(
+        &self,
+        ctx: &EvalContext<'_>,
+        keys: Option<&[&str]>,
+        opts: FlagRead,
+        mut out: impl FnMut(FlagResult<'_>),
+    ) -> usize {
+        let deadline = embassy_time::Instant::now() + opts.timeout;
+        let read = ReadOptions {
+            max_retries: opts.max_retries,
+            ..ReadOptions::new()
+        };
+        let ticket = loop {
+            let generation = self.shared.settled.generation();
+            let now = self.shared.now();
+            let incomplete = self
+                .shared
+                .peek(|c| c.all_flags(now, ctx, keys, |_| {}).incomplete);
+            if !incomplete || opts.only_local {
+                return self
+                    .shared
+                    .peek(|c| c.all_flags(now, ctx, keys, &mut out).decided);
+            }
+            match self.read(|c, _| c.start_flags_query(ctx, keys, read)) {
+                Ok(t) => break t,
+                Err(QueryError::Busy) if embassy_time::Instant::now() < deadline => {
+                    let _ = select(
+                        self.shared.settled.changed_since(generation),
+                        embassy_time::Timer::at(deadline),
+                    )
+                    .await;
+                }
+                Err(_) => {
+                    return self
+                        .shared
+                        .peek(|c| c.all_flags(now, ctx, keys, &mut out).decided);
+                }
+            }
+        };
+        self.shared.wake.signal(());
+        loop {
+            let generation = self.shared.settled.generation();
+            let pending = self.shared.peek(|c| c.flags_query(ticket)) == QueryStatus::Pending;
+            if !pending || embassy_time::Instant::now() >= deadline {
+                break;
+            }
+            let _ = select(
+                self.shared.settled.changed_since(generation),
+                embassy_time::Timer::at(deadline),
+            )
+            .await;
+        }
+        let now = self.shared.now();
+        let n = self.shared.client.lock(|c| {
+            let mut c = c.borrow_mut();
+            let n = if c.flags_query(ticket) == QueryStatus::Answered {
+                c.merge_query_answer(now, ticket, ctx, keys, &mut out)
+            } else {
+                c.all_flags(now, ctx, keys, &mut out).decided
+            };
+            c.close_flags_query(ticket);
+            n
+        });
+        self.shared.settled.notify();
+        n
+    }
+
     /// Every locally decided flag for `ctx` (or only `keys`), each handed to `out` with its
     /// payload while the client is locked; no events, no request, no wake-up (see
     /// [`Client::all_flags`]: `incomplete` says some flag needs the server).
@@ -724,12 +833,12 @@ mod tests {
             groups: &[],
         };
         // The first read queues its `$feature_flag_called`: the runner is woken.
-        assert!(ph.is_feature_enabled("beta", &ctx, false));
+        assert!(ph.is_feature_enabled_locally("beta", &ctx, false));
         assert!(shared.wake.signaled());
         assert_eq!(ph.pending(), 1);
         shared.wake.reset();
         // The same read again is de-duplicated: nothing queued, nobody woken.
-        assert!(ph.is_feature_enabled("beta", &ctx, false));
+        assert!(ph.is_feature_enabled_locally("beta", &ctx, false));
         assert!(!shared.wake.signaled());
         assert_eq!(ph.pending(), 1);
         // Counters, the queue and payloads are read without waking either; a capture wakes.
