@@ -103,11 +103,76 @@ impl Duration {
     }
 }
 
+/// Whole milliseconds, rounded up (a nonzero span never becomes zero), saturating.
+impl From<core::time::Duration> for Duration {
+    fn from(d: core::time::Duration) -> Self {
+        Self(u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX))
+    }
+}
+
+impl From<Duration> for core::time::Duration {
+    fn from(d: Duration) -> Self {
+        Self::from_millis(d.0)
+    }
+}
+
+/// Whole milliseconds, rounded up, so settings can be written in `embassy_time` units.
+#[cfg(feature = "embassy")]
+impl From<embassy_time::Duration> for Duration {
+    fn from(d: embassy_time::Duration) -> Self {
+        Self(d.as_micros().div_ceil(1000))
+    }
+}
+
+#[cfg(feature = "embassy")]
+impl From<Duration> for embassy_time::Duration {
+    fn from(d: Duration) -> Self {
+        Self::from_millis(d.0)
+    }
+}
+
 impl Add for Duration {
     type Output = Self;
     /// Saturating addition.
     fn add(self, rhs: Self) -> Self {
         Self(self.0.saturating_add(rhs.0))
+    }
+}
+
+#[cfg(test)]
+mod conversions {
+    use super::Duration;
+
+    #[test]
+    fn durations_convert_in_whole_milliseconds_rounded_up() {
+        assert_eq!(
+            Duration::from(core::time::Duration::from_micros(1)),
+            Duration::from_millis(1)
+        );
+        assert_eq!(
+            Duration::from(core::time::Duration::from_millis(7)),
+            Duration::from_millis(7)
+        );
+        assert_eq!(Duration::from(core::time::Duration::ZERO), Duration::ZERO);
+        assert_eq!(
+            Duration::from(core::time::Duration::MAX).as_millis(),
+            u64::MAX
+        );
+        assert_eq!(
+            core::time::Duration::from(Duration::from_millis(7)),
+            core::time::Duration::from_millis(7)
+        );
+        #[cfg(feature = "embassy")]
+        {
+            assert_eq!(
+                Duration::from(embassy_time::Duration::from_micros(1500)),
+                Duration::from_millis(2)
+            );
+            assert_eq!(
+                embassy_time::Duration::from(Duration::from_secs(3)),
+                embassy_time::Duration::from_secs(3)
+            );
+        }
     }
 }
 
