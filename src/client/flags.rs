@@ -524,7 +524,8 @@ fn flag_called(
         }
         Ok(())
     });
-    let r = r.and_then(|u| super::edit_last(queue, hooks, &event, stats).map(|()| u));
+    let max_key_len = encoder.config().max_key_len;
+    let r = r.and_then(|u| super::edit_last(queue, hooks, &event, stats, max_key_len).map(|()| u));
     if r.is_err() {
         // Not queued: let a later read try again.
         tracker.forget(ctx.distinct_id, key, value.as_ref(), &groups);

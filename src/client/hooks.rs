@@ -22,6 +22,7 @@ use core::fmt;
 
 use super::stats::{EventInfo, Verdict};
 use crate::json::read::{Reader, Token};
+use crate::json::write::{Object, Sink};
 
 /// At most this many hooks are installed at once.
 pub const MAX_HOOKS: usize = 4;
@@ -124,6 +125,18 @@ pub trait BeforeSend {
     fn event(&self, event: &EventInfo<'_>) -> Result<Verdict, HookFailed> {
         let _ = event;
         Ok(Verdict::Keep)
+    }
+
+    /// After [`property`](Self::property) has seen every property: add properties of your own
+    /// (`props.set("privacy", "filtered")`), written at the end of the event. A property the
+    /// event already has is written again and the last one wins, as on PostHog's ingestion. An
+    /// addition that does not fit the record's space fails the event (it is never truncated).
+    ///
+    /// # Errors
+    /// [`HookFailed`]: the event is dropped and counted.
+    fn add(&self, event: &EventInfo<'_>, props: &mut Object<'_, '_>) -> Result<(), HookFailed> {
+        let _ = (event, props);
+        Ok(())
     }
 
     /// For each top-level property of the encoded event: `key` decoded, `value` as JSON text.
@@ -253,10 +266,26 @@ fn nth_property(
 }
 
 /// Runs the chain's property step over an encoded event (`area[..len]`, free space after it)
-/// and returns its new length. Removals and redactions keep the event; a failure (an edit that
-/// does not fit included) drops it.
+/// and returns its new length: each hook in turn sees every property (the previous hooks'
+/// output) and may remove or redact it, then may add its own. A failure (an edit that does not
+/// fit included) drops the event.
 pub(crate) fn run_properties(
     hooks: &Hooks<'_>,
+    info: &EventInfo<'_>,
+    area: &mut [u8],
+    mut len: usize,
+    max_key_len: usize,
+) -> Result<usize, HookFailed> {
+    for h in hooks.iter() {
+        len = edit_properties(h, info, area, len)?;
+        len = add_properties(h, info, area, len, max_key_len)?;
+    }
+    Ok(len)
+}
+
+/// One hook's pass over the properties: keep, remove or redact each.
+fn edit_properties(
+    h: &(dyn BeforeSend + Sync),
     info: &EventInfo<'_>,
     area: &mut [u8],
     mut len: usize,
@@ -272,17 +301,7 @@ pub(crate) fn run_properties(
             .get(m.value..m.end)
             .and_then(|v| core::str::from_utf8(v).ok())
             .ok_or(HookFailed)?;
-        let mut verdict = PropertyVerdict::Keep;
-        for h in hooks.iter() {
-            match h.property(info, &key, value)? {
-                PropertyVerdict::Keep => {}
-                v => {
-                    verdict = v;
-                    break;
-                }
-            }
-        }
-        match verdict {
+        match h.property(info, &key, value)? {
             PropertyVerdict::Keep => n += 1,
             PropertyVerdict::Remove => {
                 // The member and one separator: the `,` before it, or the one after a first.
@@ -312,6 +331,75 @@ pub(crate) fn run_properties(
             }
         }
     }
+}
+
+/// The offset of the `}` that closes the event's `properties`.
+fn properties_end(json: &[u8]) -> Result<usize, HookFailed> {
+    let mut r = Reader::new(json);
+    if r.next().map_err(|_| HookFailed)? != Some(Token::ObjectStart) {
+        return Err(HookFailed);
+    }
+    loop {
+        match r.next().map_err(|_| HookFailed)? {
+            Some(Token::Key(k)) if k.eq_str("properties") => break,
+            Some(Token::Key(_)) => r.skip_value().map_err(|_| HookFailed)?,
+            _ => return Err(HookFailed),
+        }
+    }
+    if r.next().map_err(|_| HookFailed)? != Some(Token::ObjectStart) {
+        return Err(HookFailed);
+    }
+    loop {
+        let at = r.offset();
+        match r.next().map_err(|_| HookFailed)? {
+            Some(Token::Key(_)) => r.skip_value().map_err(|_| HookFailed)?,
+            Some(Token::ObjectEnd) => {
+                // The encoder writes no whitespace: the brace is at `at`, or after a `,`-free
+                // gap of none.
+                return json
+                    .get(at..)
+                    .and_then(|rest| rest.iter().position(|b| *b == b'}'))
+                    .map(|p| at + p)
+                    .ok_or(HookFailed);
+            }
+            _ => return Err(HookFailed),
+        }
+    }
+}
+
+/// One hook's additions, written at the end of the properties into the free space after the
+/// record (what follows the properties is moved along).
+fn add_properties(
+    h: &(dyn BeforeSend + Sync),
+    info: &EventInfo<'_>,
+    area: &mut [u8],
+    len: usize,
+    max_key_len: usize,
+) -> Result<usize, HookFailed> {
+    let at = properties_end(area.get(..len).ok_or(HookFailed)?)?;
+    let first = area.get(at.wrapping_sub(1)) == Some(&b'{');
+    let tail = len - at;
+    // Written straight after the members, in the space the tail would move into; the tail is
+    // saved first (it is a brace or two).
+    let mut saved = [0u8; 4];
+    let saved = saved.get_mut(..tail).ok_or(HookFailed)?;
+    saved.copy_from_slice(area.get(at..len).ok_or(HookFailed)?);
+    let room_end = area.len().checked_sub(tail).ok_or(HookFailed)?;
+    let region = area.get_mut(at..room_end.max(at)).ok_or(HookFailed)?;
+    let mut sink = Sink::new(region, max_key_len);
+    let mut o = Object::resume(&mut sink, first, &[]);
+    let added = h.add(info, &mut o);
+    let (n, ok) = (sink.needed(), sink.latched().is_none() && sink.fits());
+    // Whatever happened, the tail goes back after what was written.
+    let end = if ok && added.is_ok() { at + n } else { at };
+    area.get_mut(end..end + tail)
+        .ok_or(HookFailed)?
+        .copy_from_slice(saved);
+    added?;
+    if !ok {
+        return Err(HookFailed);
+    }
+    Ok(end + tail)
 }
 
 #[cfg(test)]
@@ -351,7 +439,7 @@ mod tests {
         for h in hooks {
             chain.push(*h).ok().unwrap();
         }
-        let len = run_properties(&chain, &INFO, &mut area, json.len())?;
+        let len = run_properties(&chain, &INFO, &mut area, json.len(), 200)?;
         area.truncate(len);
         Ok(std::string::String::from_utf8(area).unwrap())
     }
@@ -417,5 +505,41 @@ mod tests {
             let mut r = Reader::new(out.as_bytes());
             while r.next().unwrap().is_some() {}
         }
+    }
+
+    struct AddTag;
+
+    impl BeforeSend for AddTag {
+        fn add(&self, _: &EventInfo<'_>, props: &mut Object<'_, '_>) -> Result<(), HookFailed> {
+            props.set("tag", "x").done().map_err(|_| HookFailed)
+        }
+    }
+
+    static ADD: AddTag = AddTag;
+
+    #[test]
+    fn additions_need_room_and_land_inside_the_properties() {
+        // The records the encoder writes end with the properties' brace.
+        let rec = r#"{"event":"e","properties":{"a":1}"#;
+        assert_eq!(
+            run(rec, 0, &[&ADD]),
+            Err(HookFailed),
+            "no room: fails, never truncates"
+        );
+        assert_eq!(
+            run(rec, 16, &[&ADD]).unwrap(),
+            r#"{"event":"e","properties":{"a":1,"tag":"x"}"#
+        );
+        let empty = r#"{"event":"e","properties":{}"#;
+        assert_eq!(
+            run(empty, 16, &[&ADD]).unwrap(),
+            r#"{"event":"e","properties":{"tag":"x"}"#
+        );
+        // A later hook sees (and may remove) what an earlier one added.
+        static RM_TAG: ByKey = ByKey("tag", PropertyVerdict::Remove);
+        assert_eq!(
+            run(rec, 16, &[&ADD, &RM_TAG]).unwrap(),
+            r#"{"event":"e","properties":{"a":1}"#
+        );
     }
 }

@@ -471,7 +471,15 @@ impl<'r> Client<'r> {
     ) -> Result<R, CaptureError> {
         let r = r?;
         let info = EventInfo { event, distinct_id };
-        edit_last(&mut self.queue, &self.hooks, &info, &mut self.stats).map(|()| r)
+        let max_key_len = self.config.encoder.max_key_len;
+        edit_last(
+            &mut self.queue,
+            &self.hooks,
+            &info,
+            &mut self.stats,
+            max_key_len,
+        )
+        .map(|()| r)
     }
 
     fn account<R>(&mut self, r: Result<R, CaptureError>) -> Result<R, CaptureError> {
@@ -833,13 +841,14 @@ fn edit_last(
     hooks: &hooks::Hooks<'_>,
     info: &EventInfo<'_>,
     stats: &mut ClientStats,
+    max_key_len: usize,
 ) -> Result<(), CaptureError> {
     if hooks.is_empty() {
         return Ok(());
     }
     let mut failed = false;
     queue.edit_last(
-        |area, len| match hooks::run_properties(hooks, info, area, len) {
+        |area, len| match hooks::run_properties(hooks, info, area, len, max_key_len) {
             Ok(n) => Some(n),
             Err(HookFailed) => {
                 failed = true;

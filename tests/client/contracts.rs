@@ -609,6 +609,52 @@ mod before_send_hooks {
         }
     }
 
+    /// Adds `privacy=filtered` to every event (after the other hooks' edits).
+    struct Tag;
+    impl BeforeSend for Tag {
+        fn add(
+            &self,
+            _: &EventInfo<'_>,
+            props: &mut posthog_embedded::json::write::Object<'_, '_>,
+        ) -> Result<(), HookFailed> {
+            props
+                .set("privacy", "filtered")
+                .done()
+                .map_err(|_| HookFailed)
+        }
+    }
+    static TAG: Tag = Tag;
+
+    #[test]
+    fn a_hook_adds_a_property() {
+        let mut c = client(Config::new("test-token", 0x5eed));
+        c.add_before_send(&SCRUB).unwrap();
+        c.add_before_send(&TAG).unwrap();
+        c.capture(
+            at(0),
+            "Checkout Started",
+            "user-123",
+            &EventOptions::new(),
+            |p| p.set("email", "a@b.c").done(),
+        )
+        .unwrap();
+        // An event with no properties of its own gets it too.
+        let mut bare = client(
+            Config::new("test-token", 0x5eed)
+                .encoder(posthog_embedded::capture::EncoderConfig::DEFAULT.disable_geoip(false)),
+        );
+        bare.add_before_send(&TAG).unwrap();
+        capture(&mut bare, 0, "bare").unwrap();
+        let events = batch(&mut c);
+        assert_eq!(events.len(), 1);
+        let props = events[0]["properties"].as_object().unwrap();
+        assert_eq!(props["privacy"], "filtered");
+        assert_eq!(props["email"], Value::Null);
+        assert_eq!(props["$lib"], "posthog-embedded");
+        let bare_events = batch(&mut bare);
+        assert_eq!(bare_events[0]["properties"]["privacy"], "filtered");
+    }
+
     static SCRUB: Scrub = Scrub;
     static DROP_SECRETS: DropSecrets = DropSecrets;
     static FAIL_ON_SAFE: FailOnSafe = FailOnSafe;
