@@ -512,6 +512,8 @@ pub enum Setting {
     FlagsRequestTimeout,
     /// A driver's largest response body.
     MaxResponseBytes,
+    /// The event queue's capacity (`Resources`' `Q`, or `Capacities::queue`).
+    QueueBytes,
 }
 
 impl Setting {
@@ -530,6 +532,7 @@ impl Setting {
             Self::RequestTimeout => "request timeout",
             Self::FlagsRequestTimeout => "flags request timeout",
             Self::MaxResponseBytes => "max_response_bytes",
+            Self::QueueBytes => "queue capacity",
         }
     }
 }

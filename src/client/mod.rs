@@ -174,6 +174,11 @@ impl<'r> Client<'r> {
         resources: &'r mut Resources<Q, F, N, B, T>,
     ) -> Result<Self, ConfigError> {
         config.validate()?;
+        if Q == 0 {
+            return Err(ConfigError::Zero {
+                setting: Setting::QueueBytes,
+            });
+        }
         Ok(Self::from_parts(
             config,
             ManagedSlice::Borrowed(&mut resources.queue),
@@ -193,6 +198,11 @@ impl<'r> Client<'r> {
         capacities: Capacities,
     ) -> Result<Client<'static>, ConfigError> {
         config.validate()?;
+        if capacities.queue == 0 {
+            return Err(ConfigError::Zero {
+                setting: Setting::QueueBytes,
+            });
+        }
         Ok(Client::from_parts(
             config,
             ManagedSlice::owned(0, capacities.queue),

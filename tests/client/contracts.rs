@@ -94,6 +94,27 @@ fn config_is_validated() {
             setting: Setting::FlushAt
         })
     );
+    // A zero-byte queue cannot hold an event: refused at construction, on the heap too.
+    let mut empty = Box::new(Resources::<0, 1, 1, 1, 1>::new());
+    assert_eq!(
+        Client::new(Config::new("k", 1), &mut empty).err(),
+        Some(ConfigError::Zero {
+            setting: Setting::QueueBytes
+        })
+    );
+    #[cfg(feature = "std")]
+    {
+        let caps = posthog_embedded::resources::Capacities {
+            queue: 0,
+            ..Resources::<1, 1, 1, 1, 1>::capacities()
+        };
+        assert_eq!(
+            Client::with_capacity(Config::new("k", 1), caps).err(),
+            Some(ConfigError::Zero {
+                setting: Setting::QueueBytes
+            })
+        );
+    }
 }
 
 #[test]
