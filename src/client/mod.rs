@@ -144,6 +144,8 @@ pub struct Client<'r> {
     next_ticket: u32,
     /// The query in flight was closed by its reader: its answer is discarded.
     abandoned: bool,
+    /// Counts query settlements (see `query_generation`).
+    query_generation: u32,
     /// The `/flags` answer parser, installed with the query storage.
     parse_answer: Option<query::ParseAnswer>,
     on_batch: Option<fn(&BatchOutcome)>,
@@ -277,6 +279,7 @@ impl<'r> Client<'r> {
             query: query::Query::Idle,
             next_ticket: 0,
             abandoned: false,
+            query_generation: 0,
             parse_answer: None,
             on_batch: None,
             config,

@@ -224,6 +224,15 @@ impl<'r> Client<'r> {
         Ok(QueryTicket(self.next_ticket))
     }
 
+    /// Changes whenever a query is answered, fails, or is closed, whatever settled it (an
+    /// answer, a transport error, the link going down, shutdown, a request too large for the
+    /// driver's buffer inside [`poll_transmit`](Self::poll_transmit)). A driver compares it
+    /// around its calls into the client and wakes its waiting readers when it moved.
+    #[must_use]
+    pub const fn query_generation(&self) -> u32 {
+        self.query_generation
+    }
+
     /// Whether a query is open (another must wait until it is closed).
     #[must_use]
     pub fn is_query_open(&self) -> bool {
@@ -256,13 +265,13 @@ impl<'r> Client<'r> {
             Query::Pending { ticket: t, .. } | Query::Done { ticket: t, .. } if t == ticket.0 => {
                 if self.in_flight == InFlight::Flags {
                     // Settled (and discarded) by the answer.
-                    self.query = Query::Done {
+                    self.set_query(Query::Done {
                         ticket: u32::MAX,
                         result: Err(FlagErrors::new()),
-                    };
+                    });
                     self.abandoned = true;
                 } else {
-                    self.query = Query::Idle;
+                    self.set_query(Query::Idle);
                 }
             }
             _ => {}
@@ -325,7 +334,7 @@ impl<'r> Client<'r> {
     ) -> Option<FlagResult<'_>> {
         match self.flags_query(ticket) {
             QueryStatus::Answered => {
-                self.query = Query::Idle;
+                self.set_query(Query::Idle);
                 let remote = self.remote.take()?;
                 let found = self
                     .remote_flag_called(now, key, ctx, &remote, send_event)
@@ -338,7 +347,7 @@ impl<'r> Client<'r> {
                 Some(FlagResult::new(flag.key, flag.value, flag.payload))
             }
             QueryStatus::Failed(errors) => {
-                self.query = Query::Idle;
+                self.set_query(Query::Idle);
                 if !self.shut_down {
                     self.failed_flag_called(now, key, ctx, errors, send_event);
                 }
@@ -346,6 +355,12 @@ impl<'r> Client<'r> {
             }
             QueryStatus::Pending | QueryStatus::Unknown => None,
         }
+    }
+
+    /// Moves the query to `q`, counting the change for [`query_generation`](Self::query_generation).
+    fn set_query(&mut self, q: Query) {
+        self.query = q;
+        self.query_generation = self.query_generation.wrapping_add(1);
     }
 
     /// The query's request, when one is due at `now` (called by `poll_transmit` first).
@@ -367,10 +382,10 @@ impl<'r> Client<'r> {
             return None;
         }
         if self.shut_down {
-            self.query = Query::Done {
+            self.set_query(Query::Done {
                 ticket,
                 result: Err(FlagErrors::new()),
-            };
+            });
             return None;
         }
         let body = self
@@ -381,10 +396,10 @@ impl<'r> Client<'r> {
         let fits = body.is_some_and(|b| b.len() <= buf.len());
         let (Some(body), true) = (body, fits) else {
             ph_warn!("/flags request larger than the request buffer: not sent");
-            self.query = Query::Done {
+            self.set_query(Query::Done {
                 ticket,
                 result: Err(FlagErrorKind::UnknownError.into()),
-            };
+            });
             return None;
         };
         let out = buf.get_mut(..len)?;
@@ -432,7 +447,7 @@ impl<'r> Client<'r> {
     /// Settles the query in flight with the server's answer.
     pub(super) fn query_response(&mut self, now: Now, resp: &ResponseInfo<'_>, body: &[u8]) {
         if core::mem::take(&mut self.abandoned) {
-            self.query = Query::Idle;
+            self.set_query(Query::Idle);
             return;
         }
         if (200..300).contains(&resp.status) {
@@ -452,7 +467,7 @@ impl<'r> Client<'r> {
                     Err(FlagErrorKind::UnknownError.into())
                 }
             };
-            self.query = Query::Done { ticket, result };
+            self.set_query(Query::Done { ticket, result });
         } else {
             self.query_attempt_failed(now, FlagsAttempt::Status(resp.status));
         }
@@ -461,7 +476,7 @@ impl<'r> Client<'r> {
     /// Settles the query in flight when no answer arrived.
     pub(super) fn query_transport_error(&mut self, now: Now, error: TransportError) {
         if core::mem::take(&mut self.abandoned) {
-            self.query = Query::Idle;
+            self.set_query(Query::Idle);
             return;
         }
         let attempt = match error {
@@ -503,10 +518,10 @@ impl<'r> Client<'r> {
             }
             _ => {
                 ph_warn!("/flags request failed");
-                self.query = Query::Done {
+                self.set_query(Query::Done {
                     ticket,
                     result: Err(kind.into()),
-                };
+                });
             }
         }
     }
@@ -516,10 +531,10 @@ impl<'r> Client<'r> {
         if let (Query::Pending { ticket, .. }, false) =
             (self.query, self.in_flight == InFlight::Flags)
         {
-            self.query = Query::Done {
+            self.set_query(Query::Done {
                 ticket,
                 result: Err(FlagErrorKind::ConnectionError.into()),
-            };
+            });
         }
     }
 
@@ -528,10 +543,10 @@ impl<'r> Client<'r> {
         if let (Query::Pending { ticket, .. }, false) =
             (self.query, self.in_flight == InFlight::Flags)
         {
-            self.query = Query::Done {
+            self.set_query(Query::Done {
                 ticket,
                 result: Err(FlagErrors::new()),
-            };
+            });
         }
     }
 }

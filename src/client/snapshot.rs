@@ -380,9 +380,11 @@ impl<'s> FlagSnapshot<'s> {
                 ph_warn!("unknown_flag_key: a filter named a flag the snapshot lacks");
             }
         }
-        self.copy_into(into, |s, e| {
-            s.text(e.key).is_some_and(|k| keys.contains(&k))
-        })
+        self.copy_into(
+            into,
+            |s, e| s.text(e.key).is_some_and(|k| keys.contains(&k)),
+            false,
+        )
     }
 
     /// Copies every flag (and the context) into `into`: to move a snapshot to larger storage.
@@ -390,7 +392,7 @@ impl<'s> FlagSnapshot<'s> {
     /// # Errors
     /// [`SnapshotError::Full`] when `into` is too small.
     pub fn copy_all(&self, into: &mut FlagSnapshot<'_>) -> Result<(), SnapshotError> {
-        self.copy_into(into, |_, _| true)?;
+        self.copy_into(into, |_, _| true, true)?;
         into.filtered = self.filtered;
         Ok(())
     }
@@ -402,13 +404,14 @@ impl<'s> FlagSnapshot<'s> {
     /// # Errors
     /// [`SnapshotError::Full`] when `into` is too small.
     pub fn only_accessed(&self, into: &mut FlagSnapshot<'_>) -> Result<(), SnapshotError> {
-        self.copy_into(into, |_, e| e.accessed)
+        self.copy_into(into, |_, e| e.accessed, false)
     }
 
     fn copy_into(
         &self,
         into: &mut FlagSnapshot<'_>,
         keep: impl Fn(&Self, &SnapEntry) -> bool,
+        keep_access: bool,
     ) -> Result<(), SnapshotError> {
         into.clear();
         into.silent = self.silent;
@@ -431,7 +434,7 @@ impl<'s> FlagSnapshot<'s> {
                 },
                 payload: into.store(self.text(e.payload)),
                 reason: into.store(self.text(e.reason)),
-                accessed: false,
+                accessed: keep_access && e.accessed,
                 ..*e
             };
             into.push(copy);
@@ -481,7 +484,9 @@ impl Client<'_> {
         snapshot: &mut FlagSnapshot<'_>,
     ) -> Result<SnapshotStep, SnapshotError> {
         snapshot.clear();
-        if is_blank(ctx.distinct_id) || self.opted_out || self.shut_down {
+        // Only a missing identity empties the snapshot: opting out gates the exposure events
+        // (as it gates every event), not the flags; after shutdown local values still answer.
+        if is_blank(ctx.distinct_id) {
             return Ok(SnapshotStep::Done);
         }
         snapshot.silent = false;
@@ -583,7 +588,10 @@ impl Client<'_> {
                     snapshot.request_id = snapshot.store(remote.request_id());
                     snapshot.evaluated_at = remote.evaluated_at();
                     if remote.quota_limited() {
-                        snapshot.error = FlagErrorKind::QuotaLimited.into();
+                        snapshot.error.insert(FlagErrorKind::QuotaLimited);
+                    }
+                    if remote.errors_while_computing() {
+                        snapshot.error.insert(FlagErrorKind::ErrorsWhileComputing);
                     }
                     for f in remote.iter() {
                         if f.failed
@@ -620,6 +628,21 @@ impl Client<'_> {
         snapshot.check()
     }
 
+    /// Gives up waiting for query `ticket` (a deadline passed): closes it and records `error`
+    /// (`timeout`, or `connection_error` when the query could not even start) in `snapshot`,
+    /// which keeps its local values.
+    pub fn abandon_snapshot(
+        &mut self,
+        ticket: Option<QueryTicket>,
+        error: FlagErrorKind,
+        snapshot: &mut FlagSnapshot<'_>,
+    ) {
+        if let Some(t) = ticket {
+            self.close_flags_query(t);
+        }
+        snapshot.error.insert(error);
+    }
+
     /// Reads flag `key` from `snapshot` as PostHog's `get_flag`: marks it accessed and, the
     /// first time (through the client's de-duplication), sends its `$feature_flag_called`
     /// with the snapshot's value and context. A key the snapshot lacks reads `None` and reports
@@ -652,7 +675,12 @@ impl Client<'_> {
                         },
                         has_experiment: e.has_experiment,
                         evaluated_at: if e.local { None } else { snap.evaluated_at },
-                        error: snap.error,
+                        // The request's trouble concerns the server's values, not local ones.
+                        error: if e.local {
+                            FlagErrors::new()
+                        } else {
+                            snap.error
+                        },
                     };
                     let value = flag.map(|f| f.value);
                     snap.with_context(|ctx, _| {

@@ -926,4 +926,47 @@ mod snapshot {
         assert!(!c.snapshot_enabled(NOW, &mut snap, "beta-ui", false));
         assert!(events(&c).is_empty(), "no exposure");
     }
+
+    #[test]
+    fn opted_out_still_evaluates_and_local_exposures_carry_no_request_error() {
+        let mut c = client();
+        c.load_definitions(LOCAL).unwrap();
+        // Opting out gates events, not flags.
+        c.opt_out();
+        let mut snap = FlagSnapshot::new(storage());
+        evaluate(
+            &mut c,
+            Some(&["beta-ui"]),
+            ReadOptions::new(),
+            None,
+            &mut snap,
+        );
+        assert!(snap.get("beta-ui").is_some());
+        assert!(c.snapshot_enabled(NOW, &mut snap, "beta-ui", false));
+        assert!(events(&c).is_empty(), "the gate drops the exposure");
+        c.opt_in();
+        // The server fails: the local flag's exposure is not blamed for it.
+        let sent = evaluate(
+            &mut c,
+            Some(&["beta-ui", "checkout"]),
+            ReadOptions::new(),
+            None,
+            &mut snap,
+        );
+        assert_eq!(sent.len(), 1);
+        assert!(!snap.error().is_empty());
+        assert!(c.snapshot_enabled(NOW, &mut snap, "beta-ui", false));
+        let ev = events(&c);
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0]["properties"]["locally_evaluated"], true);
+        assert!(ev[0]["properties"].get("$feature_flag_error").is_none());
+        // A key the server should have answered reports the failure with flag_missing.
+        assert_eq!(c.snapshot_flag(NOW, &mut snap, "checkout"), None);
+        let ev = events(&c);
+        let err = ev[1]["properties"]["$feature_flag_error"].as_str().unwrap();
+        assert!(
+            err.contains("flag_missing") && err.contains("api_error_500"),
+            "{err}"
+        );
+    }
 }

@@ -961,3 +961,36 @@ fn remote_enabled_payload_and_bulk_reads_through_the_handle() {
     // read send none.
     assert_eq!(ph.pending(), 2);
 }
+
+/// A flag read dropped while it waits for the server (a `select`, a `with_timeout` around it)
+/// closes its query: the next remote read is not kept waiting behind it.
+#[test]
+fn a_dropped_remote_read_closes_its_query() {
+    use posthog_embedded::adapters::embassy::FlagRead;
+    use posthog_embedded::client::OwnedFlagValue;
+    use posthog_embedded::flags::EvalContext;
+
+    let (addr, seen) = server(vec![Reply::Flags]);
+    let (ph, mut runner) = start(Config::new("phc_embassy", 0x5eed).flush_at(100), 2048);
+    let ctx = EvalContext {
+        distinct_id: "device-1",
+        device_id: None,
+        person: &[],
+        groups: &[],
+    };
+    // No runner yet: the read waits, and is dropped after 20 ms.
+    let gave_up = embassy_futures::block_on(embassy_time::with_timeout(
+        embassy_time::Duration::from_millis(20),
+        ph.get_feature_flag::<16>("remote-only", &ctx, FlagRead::new()),
+    ));
+    assert!(gave_up.is_err());
+    // The next read gets its answer over the runner (without the query closed, it would wait
+    // behind it until its own deadline and get nothing).
+    let v: Option<OwnedFlagValue<16>> = with_runner(
+        &mut runner,
+        tcp(addr),
+        ph.get_feature_flag("remote-only", &ctx, FlagRead::new()),
+    );
+    assert_eq!(v, Some(OwnedFlagValue::Variant("blue".try_into().unwrap())));
+    assert_eq!(seen.lock().unwrap().requests.len(), 1);
+}

@@ -9,8 +9,8 @@ use crate::capture::{EventOptions, Person, Uuid};
 use crate::client::Id;
 use crate::client::{
     BatchOutcome, BeforeSend, Client, ClientStats, EventInfo, Fate, FlagResult, FlagSnapshot,
-    HooksFull, LocalFlags, OwnedFlagValue, QueryError, QueryStatus, ReadOptions, ReadStep,
-    SnapshotError, SnapshotStep, Verdict,
+    HooksFull, LocalFlags, OwnedFlagValue, QueryError, QueryStatus, QueryTicket, ReadOptions,
+    ReadStep, SnapshotError, SnapshotStep, Verdict,
 };
 use crate::error::{CaptureError, PropertyError};
 use crate::flags::remote::{FlagErrorKind, FlagErrors};
@@ -359,13 +359,14 @@ impl<'d, M: RawMutex> Posthog<'d, M> {
 
     /// [`get_feature_flag`](Self::get_feature_flag) with the payload of the value: PostHog's
     /// `get_feature_flag_result`. Same resolution, event and requests; `f` gets the result
-    /// (`None`: no value) while the client is locked, and its answer is returned.
+    /// (`None`: no value) while the client is locked, and its answer is returned. `f` must not
+    /// call this handle (the client is borrowed while it runs).
     pub async fn get_feature_flag_result<R>(
         &self,
         key: &str,
         ctx: &EvalContext<'_>,
         opts: FlagRead,
-        f: impl FnOnce(Option<FlagResult<'_>>) -> R,
+        mut f: impl FnMut(Option<FlagResult<'_>>) -> R,
     ) -> R {
         let deadline = embassy_time::Instant::now() + opts.timeout;
         let read = ReadOptions {
@@ -377,17 +378,15 @@ impl<'d, M: RawMutex> Posthog<'d, M> {
         };
         let ticket = loop {
             let generation = self.shared.settled.generation();
-            match self.read(|c, now| c.begin_flag_read(now, key, ctx, read)) {
-                ReadStep::Local => {
-                    let now = self.shared.now();
-                    return self.shared.client.lock(|c| {
-                        f(c.borrow_mut()
-                            .feature_flag_result(now, key, ctx, false)
-                            .ok())
-                    });
-                }
-                ReadStep::Remote(t) => break t,
-                ReadStep::Busy if embassy_time::Instant::now() < deadline => {
+            // A local value is read under the same lock as its event, so the two agree.
+            let step = self.read(|c, now| match c.begin_flag_read(now, key, ctx, read) {
+                ReadStep::Local => Err(f(c.feature_flag_result(now, key, ctx, false).ok())),
+                step => Ok(step),
+            });
+            match step {
+                Err(r) => return r,
+                Ok(ReadStep::Remote(t)) => break t,
+                Ok(ReadStep::Busy) if embassy_time::Instant::now() < deadline => {
                     // Another read's query is open: wait until it is closed.
                     let _ = select(
                         self.shared.settled.changed_since(generation),
@@ -395,9 +394,10 @@ impl<'d, M: RawMutex> Posthog<'d, M> {
                     )
                     .await;
                 }
-                _ => return f(None),
+                Ok(_) => return f(None),
             }
         };
+        let guard = OpenQuery::new(self.shared, ticket);
         self.shared.wake.signal(());
         loop {
             let generation = self.shared.settled.generation();
@@ -423,6 +423,7 @@ impl<'d, M: RawMutex> Posthog<'d, M> {
             }
             f(c.finish_flag_read(now, ticket, key, ctx, opts.send_event))
         });
+        guard.disarm();
         // The query is closed: a read waiting for it may go; the event may need sending.
         self.shared.settled.notify();
         self.shared.wake.signal(());
@@ -470,9 +471,21 @@ impl<'d, M: RawMutex> Posthog<'d, M> {
                     )
                     .await;
                 }
+                SnapshotStep::Busy => {
+                    // Another read's query never closed in time: local values only.
+                    self.shared.client.lock(|c| {
+                        c.borrow_mut().abandon_snapshot(
+                            None,
+                            FlagErrorKind::ConnectionError,
+                            snapshot,
+                        );
+                    });
+                    return Ok(());
+                }
                 _ => return Ok(()),
             }
         };
+        let guard = OpenQuery::new(self.shared, ticket);
         self.shared.wake.signal(());
         loop {
             let generation = self.shared.settled.generation();
@@ -488,10 +501,16 @@ impl<'d, M: RawMutex> Posthog<'d, M> {
         }
         let r = self.shared.client.lock(|c| {
             let mut c = c.borrow_mut();
+            if c.flags_query(ticket) == QueryStatus::Pending {
+                // The deadline passed: local values only, the timeout recorded.
+                c.abandon_snapshot(Some(ticket), FlagErrorKind::Timeout, snapshot);
+                return Ok(());
+            }
             let r = c.complete_snapshot(ticket, keys, snapshot);
             c.close_flags_query(ticket);
             r
         });
+        guard.disarm();
         self.shared.settled.notify();
         r
     }
@@ -563,7 +582,7 @@ impl<'d, M: RawMutex> Posthog<'d, M> {
         key: &str,
         ctx: &EvalContext<'_>,
         opts: FlagRead,
-        f: impl FnOnce(Option<&str>) -> R,
+        mut f: impl FnMut(Option<&str>) -> R,
     ) -> R {
         self.get_feature_flag_result(key, ctx, opts.send_event(false), |r| {
             f(r.and_then(|r| r.payload))
@@ -616,6 +635,7 @@ impl<'d, M: RawMutex> Posthog<'d, M> {
                 }
             }
         };
+        let guard = OpenQuery::new(self.shared, ticket);
         self.shared.wake.signal(());
         loop {
             let generation = self.shared.settled.generation();
@@ -640,6 +660,7 @@ impl<'d, M: RawMutex> Posthog<'d, M> {
             c.close_flags_query(ticket);
             n
         });
+        guard.disarm();
         self.shared.settled.notify();
         n
     }
@@ -725,6 +746,41 @@ impl<'d, M: RawMutex> Posthog<'d, M> {
         self.shared.with(|c| c.set_online(online));
         // A flag read waiting for a query that going offline just ended returns now.
         self.shared.settled.notify();
+    }
+}
+
+/// Closes a `/flags` query when the read waiting for it is dropped before it finished (a
+/// `select`, a `with_timeout` around the read): the query must not stay open, or every later
+/// remote read would wait for it.
+struct OpenQuery<'a, 'd, M: RawMutex> {
+    shared: &'d Shared<'d, M>,
+    ticket: Option<QueryTicket>,
+    _read: core::marker::PhantomData<&'a ()>,
+}
+
+impl<'d, M: RawMutex> OpenQuery<'_, 'd, M> {
+    fn new(shared: &'d Shared<'d, M>, ticket: QueryTicket) -> Self {
+        Self {
+            shared,
+            ticket: Some(ticket),
+            _read: core::marker::PhantomData,
+        }
+    }
+
+    /// The read finished and closed the query itself.
+    fn disarm(mut self) {
+        self.ticket = None;
+    }
+}
+
+impl<M: RawMutex> Drop for OpenQuery<'_, '_, M> {
+    fn drop(&mut self) {
+        if let Some(t) = self.ticket.take() {
+            self.shared
+                .client
+                .lock(|c| c.borrow_mut().close_flags_query(t));
+            self.shared.settled.notify();
+        }
     }
 }
 

@@ -164,10 +164,18 @@ impl<M: RawMutex, C: Connect> Link<'_, '_, M, C> {
         let now = self.shared.now();
         let tx_buf = &mut *self.tx;
         // The head is owned: the request leaves the lock, and only its body borrows `tx`.
-        let tx = self
-            .shared
-            .client
-            .lock(|c| c.borrow_mut().poll_transmit(now, tx_buf));
+        let (tx, query_ended) = self.shared.client.lock(|c| {
+            let mut c = c.borrow_mut();
+            let generation = c.query_generation();
+            let tx = c.poll_transmit(now, tx_buf);
+            let ended = c.query_generation() != generation;
+            (tx, ended)
+        });
+        if tx.is_none() && query_ended {
+            // A `/flags` query ended without a request (too large for the buffer, shutdown):
+            // its reader is waiting.
+            self.shared.settled.notify();
+        }
         match tx {
             Some(_) if connect_failed => {
                 // The request due could not even connect: settle it as such (the client

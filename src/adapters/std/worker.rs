@@ -192,7 +192,13 @@ pub(super) fn run(
         }
         let now = clock.read();
         // The head is owned: the request leaves the lock, only its body borrows `buf`.
+        let generation = g.core.query_generation();
         let req = g.core.poll_transmit(now, &mut buf);
+        if req.is_none() && g.core.query_generation() != generation {
+            // A `/flags` query ended without a request (too large for the buffer, shutdown):
+            // its reader is waiting.
+            shared.progress.notify_all();
+        }
         if let Some(req) = req {
             g.in_request = true;
             drop(g);
