@@ -14,7 +14,9 @@
 //! personal data), counted in [`ClientStats::hook_failed`](super::ClientStats::hook_failed) with
 //! a warning. An edit that does not fit the record's space, or a key longer than
 //! [`MAX_HOOK_KEY`] bytes that a hook cannot be shown, is a failure too; nothing is ever
-//! truncated. A dropped event may already have made room for itself under
+//! truncated; the room an edit may grow into is the free space after the record, which on a
+//! full queue can be only a few bytes (prefer removals, which never need room). A dropped
+//! event may already have made room for itself under
 //! [`OverflowPolicy::DropOldest`](crate::capture::OverflowPolicy::DropOldest) (those
 //! evictions are counted as usual).
 
@@ -89,7 +91,9 @@ pub enum PropertyVerdict {
 /// personal data), counted in [`ClientStats::hook_failed`](super::ClientStats::hook_failed) with
 /// a warning. An edit that does not fit the record's space, or a key longer than
 /// [`MAX_HOOK_KEY`] bytes that a hook cannot be shown, is a failure too; nothing is ever
-/// truncated. A dropped event may already have made room for itself under
+/// truncated; the room an edit may grow into is the free space after the record, which on a
+/// full queue can be only a few bytes (prefer removals, which never need room). A dropped
+/// event may already have made room for itself under
 /// [`OverflowPolicy::DropOldest`](crate::capture::OverflowPolicy::DropOldest) (those
 /// evictions are counted as usual).
 ///

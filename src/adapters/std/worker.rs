@@ -183,8 +183,10 @@ pub(super) fn run(
     let mut buf = std::vec![0u8; body_bytes];
     // The first event of the last batch that failed, and how many attempts it has had.
     let mut failed_batch: Option<(u64, u32)> = None;
-    // Attempts of the open `/flags` query so far.
+    // Attempts of the open `/flags` query so far, and the query generation they belong to
+    // (a query that ended or was closed meanwhile starts the count again).
     let mut flags_attempts = 0u32;
+    let mut flags_generation = 0u32;
     let mut g = shared.lock();
     loop {
         if g.exit {
@@ -200,6 +202,10 @@ pub(super) fn run(
             shared.progress.notify_all();
         }
         if let Some(req) = req {
+            if req.kind == RequestKind::Flags && g.core.query_generation() != flags_generation {
+                flags_generation = g.core.query_generation();
+                flags_attempts = 0;
+            }
             g.in_request = true;
             drop(g);
             let (kind, attempt) = match req.kind {
