@@ -579,8 +579,6 @@ pub enum ConfigError {
         /// `retry_cap` in ms.
         cap_ms: u64,
     },
-    /// The client already has a runner (the embassy driver allows one per client).
-    AlreadyRunning,
     /// A driver was given a blank host.
     EmptyHost,
     /// The default `distinct_id` is blank or longer than [`MAX_DISTINCT_ID`] bytes.
@@ -610,7 +608,6 @@ impl fmt::Display for ConfigError {
                 f,
                 "retry cap ({cap_ms} ms) is below the retry base ({base_ms} ms)"
             ),
-            Self::AlreadyRunning => f.write_str("the client already has a runner"),
             Self::EmptyHost => f.write_str("host is empty"),
             Self::DistinctId { len } => write!(
                 f,
