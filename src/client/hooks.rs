@@ -228,20 +228,7 @@ fn nth_property(
     n: usize,
     key: &mut heapless::String<MAX_HOOK_KEY>,
 ) -> Result<Option<Member>, HookFailed> {
-    let mut r = Reader::new(json);
-    if r.next().map_err(|_| HookFailed)? != Some(Token::ObjectStart) {
-        return Err(HookFailed);
-    }
-    loop {
-        match r.next().map_err(|_| HookFailed)? {
-            Some(Token::Key(k)) if k.eq_str("properties") => break,
-            Some(Token::Key(_)) => r.skip_value().map_err(|_| HookFailed)?,
-            _ => return Ok(None),
-        }
-    }
-    if r.next().map_err(|_| HookFailed)? != Some(Token::ObjectStart) {
-        return Err(HookFailed);
-    }
+    let mut r = enter_properties(json)?;
     let mut i = 0;
     loop {
         let start = r.offset();
@@ -339,6 +326,20 @@ fn edit_properties(
 
 /// The offset of the `}` that closes the event's `properties`.
 fn properties_end(json: &[u8]) -> Result<usize, HookFailed> {
+    let mut r = enter_properties(json)?;
+    loop {
+        let at = r.offset();
+        match r.next().map_err(|_| HookFailed)? {
+            Some(Token::Key(_)) => r.skip_value().map_err(|_| HookFailed)?,
+            // The encoder writes no whitespace: the brace is at `at`.
+            Some(Token::ObjectEnd) if json.get(at) == Some(&b'}') => return Ok(at),
+            _ => return Err(HookFailed),
+        }
+    }
+}
+
+/// A reader positioned inside the event's `properties` object (every encoded event has one).
+fn enter_properties(json: &[u8]) -> Result<Reader<'_>, HookFailed> {
     let mut r = Reader::new(json);
     if r.next().map_err(|_| HookFailed)? != Some(Token::ObjectStart) {
         return Err(HookFailed);
@@ -353,22 +354,7 @@ fn properties_end(json: &[u8]) -> Result<usize, HookFailed> {
     if r.next().map_err(|_| HookFailed)? != Some(Token::ObjectStart) {
         return Err(HookFailed);
     }
-    loop {
-        let at = r.offset();
-        match r.next().map_err(|_| HookFailed)? {
-            Some(Token::Key(_)) => r.skip_value().map_err(|_| HookFailed)?,
-            Some(Token::ObjectEnd) => {
-                // The encoder writes no whitespace: the brace is at `at`, or after a `,`-free
-                // gap of none.
-                return json
-                    .get(at..)
-                    .and_then(|rest| rest.iter().position(|b| *b == b'}'))
-                    .map(|p| at + p)
-                    .ok_or(HookFailed);
-            }
-            _ => return Err(HookFailed),
-        }
-    }
+    Ok(r)
 }
 
 /// One hook's additions, written at the end of the properties into the free space after the

@@ -297,11 +297,7 @@ impl<'d, M: RawMutex> Posthog<'d, M> {
             if fate != Fate::Queued || embassy_time::Instant::now() >= deadline {
                 return Ok(fate);
             }
-            let _ = select(
-                self.shared.settled.changed_since(generation),
-                embassy_time::Timer::at(deadline),
-            )
-            .await;
+            self.settled_since(generation, deadline).await;
         }
     }
 
@@ -388,29 +384,13 @@ impl<'d, M: RawMutex> Posthog<'d, M> {
                 Ok(ReadStep::Remote(t)) => break t,
                 Ok(ReadStep::Busy) if embassy_time::Instant::now() < deadline => {
                     // Another read's query is open: wait until it is closed.
-                    let _ = select(
-                        self.shared.settled.changed_since(generation),
-                        embassy_time::Timer::at(deadline),
-                    )
-                    .await;
+                    self.settled_since(generation, deadline).await;
                 }
                 Ok(_) => return f(None),
             }
         };
         let guard = OpenQuery::new(self.shared, ticket);
-        self.shared.wake.signal(());
-        loop {
-            let generation = self.shared.settled.generation();
-            let pending = self.shared.peek(|c| c.flags_query(ticket)) == QueryStatus::Pending;
-            if !pending || embassy_time::Instant::now() >= deadline {
-                break;
-            }
-            let _ = select(
-                self.shared.settled.changed_since(generation),
-                embassy_time::Timer::at(deadline),
-            )
-            .await;
-        }
+        self.await_query(ticket, deadline).await;
         let now = self.shared.now();
         let r = self.shared.client.lock(|c| {
             let mut c = c.borrow_mut();
@@ -465,11 +445,7 @@ impl<'d, M: RawMutex> Posthog<'d, M> {
             match step {
                 SnapshotStep::Remote(t) => break t,
                 SnapshotStep::Busy if embassy_time::Instant::now() < deadline => {
-                    let _ = select(
-                        self.shared.settled.changed_since(generation),
-                        embassy_time::Timer::at(deadline),
-                    )
-                    .await;
+                    self.settled_since(generation, deadline).await;
                 }
                 SnapshotStep::Busy => {
                     // Another read's query never closed in time: local values only.
@@ -486,19 +462,7 @@ impl<'d, M: RawMutex> Posthog<'d, M> {
             }
         };
         let guard = OpenQuery::new(self.shared, ticket);
-        self.shared.wake.signal(());
-        loop {
-            let generation = self.shared.settled.generation();
-            let pending = self.shared.peek(|c| c.flags_query(ticket)) == QueryStatus::Pending;
-            if !pending || embassy_time::Instant::now() >= deadline {
-                break;
-            }
-            let _ = select(
-                self.shared.settled.changed_since(generation),
-                embassy_time::Timer::at(deadline),
-            )
-            .await;
-        }
+        self.await_query(ticket, deadline).await;
         let r = self.shared.client.lock(|c| {
             let mut c = c.borrow_mut();
             if c.flags_query(ticket) == QueryStatus::Pending {
@@ -622,11 +586,7 @@ impl<'d, M: RawMutex> Posthog<'d, M> {
             match self.read(|c, _| c.start_flags_query(ctx, keys, read)) {
                 Ok(t) => break t,
                 Err(QueryError::Busy) if embassy_time::Instant::now() < deadline => {
-                    let _ = select(
-                        self.shared.settled.changed_since(generation),
-                        embassy_time::Timer::at(deadline),
-                    )
-                    .await;
+                    self.settled_since(generation, deadline).await;
                 }
                 Err(_) => {
                     return self
@@ -636,19 +596,7 @@ impl<'d, M: RawMutex> Posthog<'d, M> {
             }
         };
         let guard = OpenQuery::new(self.shared, ticket);
-        self.shared.wake.signal(());
-        loop {
-            let generation = self.shared.settled.generation();
-            let pending = self.shared.peek(|c| c.flags_query(ticket)) == QueryStatus::Pending;
-            if !pending || embassy_time::Instant::now() >= deadline {
-                break;
-            }
-            let _ = select(
-                self.shared.settled.changed_since(generation),
-                embassy_time::Timer::at(deadline),
-            )
-            .await;
-        }
+        self.await_query(ticket, deadline).await;
         let now = self.shared.now();
         let n = self.shared.client.lock(|c| {
             let mut c = c.borrow_mut();
@@ -663,6 +611,29 @@ impl<'d, M: RawMutex> Posthog<'d, M> {
         guard.disarm();
         self.shared.settled.notify();
         n
+    }
+
+    /// Wakes the runner for query `ticket`, then waits until it is no longer pending or
+    /// `deadline` passes, woken by each settled request (no polling).
+    async fn await_query(&self, ticket: QueryTicket, deadline: embassy_time::Instant) {
+        self.shared.wake.signal(());
+        loop {
+            let generation = self.shared.settled.generation();
+            let pending = self.shared.peek(|c| c.flags_query(ticket)) == QueryStatus::Pending;
+            if !pending || embassy_time::Instant::now() >= deadline {
+                return;
+            }
+            self.settled_since(generation, deadline).await;
+        }
+    }
+
+    /// Waits until a request or query settles after `generation`, or `deadline` passes.
+    async fn settled_since(&self, generation: u32, deadline: embassy_time::Instant) {
+        let _ = select(
+            self.shared.settled.changed_since(generation),
+            embassy_time::Timer::at(deadline),
+        )
+        .await;
     }
 
     /// Every locally decided flag for `ctx` (or only `keys`), each handed to `out` with its
@@ -711,11 +682,7 @@ impl<'d, M: RawMutex> Posthog<'d, M> {
                     pending,
                 };
             }
-            let _ = select(
-                self.shared.settled.changed_since(generation),
-                embassy_time::Timer::at(deadline),
-            )
-            .await;
+            self.settled_since(generation, deadline).await;
         }
     }
 
