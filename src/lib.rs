@@ -70,6 +70,8 @@ pub mod net;
 pub mod resources;
 pub mod retry;
 pub mod rng;
+#[cfg(feature = "storage")]
+pub mod storage;
 pub mod time;
 
 pub use error::{BatchError, CaptureError, PropertyError};
