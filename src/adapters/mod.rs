@@ -25,6 +25,8 @@
 //! - `embassy-net` feature: `embassy_net::TcpConnect`, the runner's stream over an embassy-net
 //!   `TcpSocket` (connect, graceful close with a bounded wait, reconnect).
 
+#[cfg(feature = "storage")]
+pub mod persist;
 mod send;
 pub mod stream;
 

@@ -14,7 +14,7 @@
 //! commit them with [`Queue::commit`] once the server accepted the body (any 2xx), or leave them
 //! queued to retry.
 
-use super::queue::{Queue, Record, SeqRange};
+use super::queue::{Queue, Record, Restored, SeqRange};
 use crate::error::BatchError;
 use crate::json::write::{fmt_u64, Sink};
 use crate::time::timestamp::{format_iso8601, ISO_LEN};
@@ -76,15 +76,76 @@ impl Batch {
     }
 }
 
-/// Bytes the record takes in a body: its JSON, the closing (with `offset` when needed) and the
-/// separating comma when it is not the first.
-fn piece_len(rec: &Record<'_>, offset_digits: &[u8], first: bool) -> usize {
-    let close = if rec.has_timestamp {
-        1
-    } else {
-        b",\"offset\":".len() + offset_digits.len() + 1
-    };
-    usize::from(!first) + rec.json.len() + close
+/// The property marking an event whose time is a lower bound (restored from flash after a
+/// reset, from a boot that never learned the wall clock).
+pub const TIME_APPROXIMATE: &str = "$time_approximate";
+
+/// How a record is closed in a body.
+enum Close<'a> {
+    /// The JSON has its `timestamp`: `}`.
+    Plain,
+    /// `,"offset":N}`, with `,"$time_approximate":true` first inside `properties` when set.
+    Offset(&'a [u8], bool),
+    /// `,"timestamp":"…"}` (restored, exact).
+    Timestamp(&'a str),
+}
+
+impl Close<'_> {
+    fn len(&self, json: &[u8]) -> usize {
+        match self {
+            Self::Plain => 1,
+            Self::Offset(digits, approx) => {
+                let mark = if *approx && json.last() == Some(&b'}') {
+                    approx_mark().len()
+                } else {
+                    0
+                };
+                mark + b",\"offset\":".len() + digits.len() + 1
+            }
+            Self::Timestamp(ts) => b",\"timestamp\":\"\"".len() + ts.len() + 1,
+        }
+    }
+}
+
+const fn approx_mark() -> &'static [u8] {
+    b",\"$time_approximate\":true"
+}
+
+/// Bytes the record takes in a body: its JSON, the closing, and the separating comma when it is
+/// not the first.
+fn piece_len(rec: &Record<'_>, close: &Close<'_>, first: bool) -> usize {
+    usize::from(!first) + rec.json.len() + close.len(rec.json)
+}
+
+/// Writes the record's JSON and its closing.
+fn write_piece(sink: &mut Sink<'_>, rec: &Record<'_>, close: &Close<'_>) {
+    match close {
+        Close::Plain => {
+            sink.raw(rec.json);
+        }
+        Close::Offset(digits, approx) => {
+            match rec.json.split_last() {
+                Some((b'}', props)) if *approx => {
+                    // `properties` is the object's last member: mark it inside.
+                    sink.raw(props);
+                    sink.raw(approx_mark());
+                    sink.raw(b"}");
+                }
+                _ => {
+                    sink.raw(rec.json);
+                }
+            }
+            sink.raw(b",\"offset\":");
+            sink.raw(digits);
+        }
+        Close::Timestamp(ts) => {
+            sink.raw(rec.json);
+            sink.raw(b",\"timestamp\":\"");
+            sink.raw(ts.as_bytes());
+            sink.raw(b"\"");
+        }
+    }
+    sink.raw(b"}");
 }
 
 /// Renders a `/batch/` body from the oldest queued records into `out`.
@@ -138,11 +199,29 @@ where
     let mut first_seq = None;
     for rec in queue.iter().take(limits.max_events) {
         let mut digits = [0u8; 20];
-        let offset = fmt_u64(
-            now.mono.saturating_duration_since(rec.captured).as_millis(),
-            &mut digits,
-        );
-        let piece = piece_len(&rec, offset, count == 0);
+        let mut iso = [0u8; ISO_LEN];
+        let close = match rec.restored {
+            _ if rec.has_timestamp => Close::Plain,
+            Some(Restored::Wall(t)) => match format_iso8601(t, &mut iso) {
+                Some(ts) => Close::Timestamp(ts),
+                None => Close::Offset(fmt_u64(now.mono.as_millis(), &mut digits), true),
+            },
+            Some(Restored::BeforeBoot(before)) => Close::Offset(
+                fmt_u64(
+                    now.mono.as_millis().saturating_add(before.as_millis()),
+                    &mut digits,
+                ),
+                true,
+            ),
+            None => Close::Offset(
+                fmt_u64(
+                    now.mono.saturating_duration_since(rec.captured).as_millis(),
+                    &mut digits,
+                ),
+                false,
+            ),
+        };
+        let piece = piece_len(&rec, &close, count == 0);
         if used + piece + trailer > available {
             if count == 0 {
                 return Err(BatchError::RecordTooLarge {
@@ -156,12 +235,7 @@ where
         if count > 0 {
             sink.raw(b",");
         }
-        sink.raw(rec.json);
-        if !rec.has_timestamp {
-            sink.raw(b",\"offset\":");
-            sink.raw(offset);
-        }
-        sink.raw(b"}");
+        write_piece(&mut sink, &rec, &close);
         first_seq.get_or_insert(rec.seq);
         used += piece;
         count += 1;

@@ -224,6 +224,12 @@ impl Encoder {
         }
     }
 
+    /// Draws a new boot id from `seed` (before any event of this boot was encoded): for a boot
+    /// counter learned after construction, such as the one the storage layer keeps.
+    pub fn reseed(&mut self, seed: u64) {
+        self.uuids = UuidGen::new(seed);
+    }
+
     /// The settings.
     #[must_use]
     pub const fn config(&self) -> &EncoderConfig {

@@ -43,10 +43,10 @@ mod encode;
 mod queue;
 mod uuid;
 
-pub use batch::{render_batch, Batch, BatchLimits, BATCH_HEADERS, BATCH_PATH};
+pub use batch::{render_batch, Batch, BatchLimits, BATCH_HEADERS, BATCH_PATH, TIME_APPROXIMATE};
 pub use encode::{Encoder, EncoderConfig, EventOptions, Person};
 pub use queue::{
-    DropReason, OverflowPolicy, PushError, Queue, QueueStats, Record, Records, SeqRange,
+    DropReason, OverflowPolicy, PushError, Queue, QueueStats, Record, Records, Restored, SeqRange,
     RECORD_HEADER_LEN,
 };
 pub use uuid::{Uuid, UuidGen, UUID_LEN};

@@ -25,14 +25,18 @@
 //! one with an error. Every drop is counted in [`QueueStats`]. A record larger than the whole
 //! buffer is refused under both policies without evicting anything.
 
-use crate::time::Instant;
+use crate::time::{Duration, Instant, UnixMillis};
 
 /// Size of a record's frame header: `u32` length-and-flags, then `u64` capture instant (ms),
 /// both little-endian.
 pub const RECORD_HEADER_LEN: usize = 12;
 
 const TS_FLAG: u32 = 1 << 31;
-const LEN_MASK: u32 = !TS_FLAG;
+/// Restored from flash; the time field is the Unix time of capture.
+const WALL_FLAG: u32 = 1 << 30;
+/// Restored from flash; the time field is how long before this boot it was captured (at least).
+const BEFORE_BOOT_FLAG: u32 = 1 << 29;
+const LEN_MASK: u32 = BEFORE_BOOT_FLAG - 1;
 
 /// What to do with a new event when the queue is full.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -140,8 +144,24 @@ pub struct Record<'q> {
     pub captured: Instant,
     /// Whether the JSON already carries a wall-clock `timestamp` (else `offset` is rendered).
     pub has_timestamp: bool,
+    /// For an event restored from flash after a reset: when it happened, as far as is known
+    /// (its `captured` is then zero, so it is due at once).
+    pub restored: Option<Restored>,
     /// The event object without its closing `}`.
     pub json: &'q [u8],
+}
+
+/// When an event restored from flash (captured before this boot, without a wall-clock
+/// `timestamp` in its JSON) happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Restored {
+    /// Exactly then: its boot learned the wall clock. Sent with this `timestamp`.
+    Wall(UnixMillis),
+    /// At least this long before the current boot started: its boot never learned the wall
+    /// clock. Sent with `offset` (time since this boot started plus this) and the property
+    /// `$time_approximate: true`.
+    BeforeBoot(Duration),
 }
 
 /// Why [`Queue::push_with`] stored nothing.
@@ -405,6 +425,46 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> Queue<S> {
         Ok(self.head_seq + self.count as u64 - 1)
     }
 
+    /// Appends an event restored from flash after a reset: its JSON as stored, whether it
+    /// carries its own `timestamp`, and, if not, when it happened ([`Restored`]). It takes the
+    /// next sequence number. The overflow policy applies as to a capture.
+    ///
+    /// # Errors
+    /// [`PushError::TooLarge`] or [`PushError::Full`]; nothing is stored on error.
+    pub fn push_restored(
+        &mut self,
+        json: &[u8],
+        has_timestamp: bool,
+        restored: Option<Restored>,
+    ) -> Result<u64, PushError<()>> {
+        let (mut flags, time) = match restored {
+            None => (0, 0),
+            Some(Restored::Wall(t)) => (WALL_FLAG, t.as_millis()),
+            Some(Restored::BeforeBoot(d)) => (BEFORE_BOOT_FLAG, d.as_millis()),
+        };
+        if has_timestamp {
+            flags |= TS_FLAG;
+        }
+        let seq = self.push_with(Instant::ZERO, has_timestamp, |buf| {
+            if let Some(dst) = buf.get_mut(..json.len()) {
+                dst.copy_from_slice(json);
+            }
+            Ok::<usize, ()>(json.len())
+        })?;
+        // Stamp the record just pushed with the restored time.
+        self.finish_header(self.last.saturating_sub(1), json.len(), flags, time);
+        Ok(seq)
+    }
+
+    fn finish_header(&mut self, off: usize, json_len: usize, flags: u32, time: u64) {
+        let word = (json_len as u32 & LEN_MASK) | flags;
+        if let Some(h) = self.storage.as_mut().get_mut(off..off + RECORD_HEADER_LEN) {
+            let (a, b) = h.split_at_mut(4);
+            a.copy_from_slice(&word.to_le_bytes());
+            b.copy_from_slice(&time.to_le_bytes());
+        }
+    }
+
     fn finish_push(
         &mut self,
         off: usize,
@@ -413,12 +473,8 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> Queue<S> {
         captured: Instant,
         has_timestamp: bool,
     ) {
-        let word = (json_len as u32 & LEN_MASK) | if has_timestamp { TS_FLAG } else { 0 };
-        if let Some(h) = self.storage.as_mut().get_mut(off..off + RECORD_HEADER_LEN) {
-            let (a, b) = h.split_at_mut(4);
-            a.copy_from_slice(&word.to_le_bytes());
-            b.copy_from_slice(&captured.as_millis().to_le_bytes());
-        }
+        let flags = if has_timestamp { TS_FLAG } else { 0 };
+        self.finish_header(off, json_len, flags, captured.as_millis());
         if wraps {
             self.wrap = self.tail;
             self.wrapped = true;
@@ -502,11 +558,23 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> Queue<S> {
         let len = (word & LEN_MASK) as usize;
         let start = at + RECORD_HEADER_LEN;
         let json = s.get(start..start + len)?;
+        let restored = if word & WALL_FLAG != 0 {
+            Some(Restored::Wall(UnixMillis::from_millis(ms)))
+        } else if word & BEFORE_BOOT_FLAG != 0 {
+            Some(Restored::BeforeBoot(Duration::from_millis(ms)))
+        } else {
+            None
+        };
         Some((
             Record {
                 seq,
-                captured: Instant::from_millis(ms),
+                captured: if restored.is_some() {
+                    Instant::ZERO
+                } else {
+                    Instant::from_millis(ms)
+                },
                 has_timestamp: word & TS_FLAG != 0,
+                restored,
                 json,
             },
             start + len,

@@ -65,6 +65,8 @@ mod definitions;
 mod delivery;
 mod flags;
 mod hooks;
+#[cfg(feature = "storage")]
+mod persist;
 mod query;
 mod reads;
 mod snapshot;
@@ -72,6 +74,11 @@ mod stats;
 pub use crate::retry::{FlagsAttempt, FlagsRetry};
 pub use flags::{OwnedFlagValue, FLAGS_PATH, MAX_EVENT_FLAGS, MAX_EVENT_GROUPS};
 pub use hooks::{BeforeSend, HookFailed, HooksFull, PropertyVerdict, MAX_HOOKS, MAX_HOOK_KEY};
+#[cfg(feature = "storage")]
+pub use persist::{
+    LogPosition, PersistPolicy, PersistResult, PersistStats, PersistStep, RestoreError,
+    FLASH_RETRY, MAX_BREAKS,
+};
 pub use query::{QueryError, QueryStatus, QueryTicket, ReadOptions, ReadStep};
 pub use reads::{valid_payload, FlagResult, LocalFlags};
 pub use snapshot::{
@@ -149,6 +156,9 @@ pub struct Client<'r> {
     /// The `/flags` answer parser, installed with the query storage.
     parse_answer: Option<query::ParseAnswer>,
     on_batch: Option<fn(&BatchOutcome)>,
+    /// Persistence bookkeeping, when attached.
+    #[cfg(feature = "storage")]
+    persist: Option<persist::Persist>,
 }
 
 impl fmt::Debug for Client<'_> {
@@ -282,6 +292,8 @@ impl<'r> Client<'r> {
             query_generation: 0,
             parse_answer: None,
             on_batch: None,
+            #[cfg(feature = "storage")]
+            persist: None,
             config,
         }
     }
@@ -393,6 +405,11 @@ impl<'r> Client<'r> {
     pub fn flush(&mut self) {
         if !self.queue.is_empty() {
             self.flush_requested = true;
+        }
+        // A flush also writes what waits to be persisted, whatever the policy but `Manual`.
+        #[cfg(feature = "storage")]
+        if let Some(p) = self.persist.as_mut() {
+            p.flush();
         }
     }
 

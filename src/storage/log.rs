@@ -171,13 +171,6 @@ pub enum AppendError {
     },
     /// The region holds only undelivered events and the policy refuses to drop them.
     Full,
-    /// The sequence number is not above every stored one.
-    OutOfOrder {
-        /// The sequence number given.
-        seq: u64,
-        /// The lowest one accepted.
-        next: u64,
-    },
     /// The flash failed (the page being written is closed; nothing half-written is trusted).
     Flash(FlashError),
 }
@@ -189,9 +182,6 @@ impl core::fmt::Display for AppendError {
                 write!(f, "event needs {len} bytes of flash, a page holds {max}")
             }
             Self::Full => f.write_str("flash region full of undelivered events"),
-            Self::OutOfOrder { seq, next } => {
-                write!(f, "event {seq} appended out of order (next is {next})")
-            }
             Self::Flash(e) => write!(f, "flash: {e}"),
         }
     }
@@ -738,28 +728,24 @@ impl EventLog {
         }
     }
 
-    /// Appends event `seq` (captured at `instant` on this boot; `flags` is
-    /// [`FLAG_TIMESTAMP`] when its JSON carries a wall-clock time). When the region is full of
-    /// undelivered events, `policy` decides: refuse this event, or erase the oldest page's
-    /// events (counted in [`LogStats::dropped_full`]; [`tail`](Self::tail) moves past them).
+    /// Appends an event (captured at `instant` on this boot; `flags` is [`FLAG_TIMESTAMP`]
+    /// when its JSON carries a wall-clock time) and returns its sequence number: one more than
+    /// the last stored (numbers increase across boots and never repeat). When the region is
+    /// full of undelivered events, `policy` decides: refuse this event, or erase the oldest
+    /// page's events (counted in [`LogStats::dropped_full`]; [`tail`](Self::tail) moves past
+    /// them).
     ///
     /// # Errors
     /// See [`AppendError`]. On any error nothing of this event is trusted on flash.
     pub async fn append<F: NorFlash>(
         &mut self,
         flash: &mut F,
-        seq: u64,
         flags: u8,
         instant: Instant,
         json: &[u8],
         policy: OverflowPolicy,
-    ) -> Result<(), AppendError> {
-        if seq < self.next_seq {
-            return Err(AppendError::OutOfOrder {
-                seq,
-                next: self.next_seq,
-            });
-        }
+    ) -> Result<u64, AppendError> {
+        let seq = self.next_seq;
         let mut fixed = [0u8; EVENT_FIXED];
         put(&mut fixed, 0, &seq.to_le_bytes());
         put(&mut fixed, 8, &self.boot.to_le_bytes());
@@ -773,13 +759,15 @@ impl EventLog {
                 self.next_seq = seq.saturating_add(1);
                 self.stats.persisted = self.stats.persisted.saturating_add(1);
                 self.note_boot(self.boot, None, Some(instant.as_millis()));
+                Ok(seq)
             }
-            Err(AppendError::Full) => {
-                self.stats.rejected_full = self.stats.rejected_full.saturating_add(1);
+            Err(e) => {
+                if e == AppendError::Full {
+                    self.stats.rejected_full = self.stats.rejected_full.saturating_add(1);
+                }
+                Err(e)
             }
-            Err(_) => {}
         }
-        r
     }
 
     /// Records that every event below `tail` is done (delivered, or dropped by a rule the

@@ -2,6 +2,7 @@
 //! power cut at every step of seeded workloads, flash errors, full regions and bit flips.
 #![cfg(all(feature = "storage", feature = "std"))]
 
+mod client;
 mod log;
 mod power_cut;
 

@@ -178,15 +178,9 @@ fn run<const W: usize, const E: usize>(
             Op::Append(len) => {
                 let seq = log.next_seq();
                 let json = event_json(seq, len);
-                match block_on(log.append(
-                    &mut f,
-                    seq,
-                    0,
-                    Instant::from_millis(clock),
-                    &json,
-                    policy,
-                )) {
-                    Ok(()) => {
+                match block_on(log.append(&mut f, 0, Instant::from_millis(clock), &json, policy)) {
+                    Ok(got) => {
+                        assert_eq!(got, seq, "{ctx}: numbering");
                         m.acked.insert(seq, json);
                     }
                     Err(AppendError::Full | AppendError::TooLarge { .. }) => {}
@@ -238,15 +232,9 @@ fn run<const W: usize, const E: usize>(
         for i in 0..3 {
             let seq = log.next_seq();
             let json = event_json(seq, 40 + i * 30);
-            match block_on(log.append(
-                &mut f,
-                seq,
-                0,
-                Instant::from_millis(i as u64),
-                &json,
-                policy,
-            )) {
-                Ok(()) => {
+            match block_on(log.append(&mut f, 0, Instant::from_millis(i as u64), &json, policy)) {
+                Ok(got) => {
+                    assert_eq!(got, seq, "{after}: numbering");
                     m.acked.insert(seq, json);
                 }
                 Err(AppendError::Full) => {}
@@ -317,7 +305,6 @@ fn injected_flash_errors_never_lose_acknowledged_events() {
                 let json = event_json(seq, len);
                 if block_on(log.append(
                     &mut f,
-                    seq,
                     0,
                     Instant::from_millis(i as u64),
                     &json,
