@@ -19,8 +19,11 @@
 use embedded_storage_async::nor_flash::NorFlash;
 
 use crate::capture::{OverflowPolicy, Restored};
-use crate::client::{Client, LogPosition, PersistResult, PersistStep};
-use crate::storage::{AppendError, EventLog, EventTime, Mounted, ReadError, FLAG_TIMESTAMP};
+use crate::client::{Client, DefinitionsChange, LogPosition, PersistResult, PersistStep};
+use crate::storage::{
+    AppendError, DefinitionsSlot, EventLog, EventTime, Mounted, ReadError, SlotError,
+    FLAG_TIMESTAMP,
+};
 use crate::time::{Duration, Now};
 
 /// Where a freshly mounted log stands, for [`Client::attach_persistence`].
@@ -161,4 +164,70 @@ pub async fn sync<F: NorFlash>(
         }
     }
     n
+}
+
+/// Where the definitions in use at boot came from ([`restore_definitions`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum DefinitionsSource {
+    /// The copy on flash, with its `ETag` (the first poll asks `If-None-Match`).
+    Flash,
+    /// The compiled-in snapshot: flash held none, or a copy that failed to read or load.
+    Snapshot,
+    /// Neither: no definitions until the first poll answers.
+    None,
+}
+
+/// Loads the definitions kept on flash into `client`, with their `ETag`; falls back to
+/// `snapshot` (a document compiled into the firmware) when the slot is empty, unreadable or
+/// holds a document that does not load. `doc` must hold the largest document stored.
+pub async fn restore_definitions<F: NorFlash>(
+    slot: &mut DefinitionsSlot,
+    flash: &mut F,
+    client: &mut Client<'_>,
+    doc: &mut [u8],
+    snapshot: Option<&[u8]>,
+) -> DefinitionsSource {
+    let mut etag = [0u8; DefinitionsSlot::MAX_ETAG];
+    if let Ok(Some((len, etag_len))) = slot.load(flash, doc, &mut etag).await {
+        let body = doc.get(..len).unwrap_or_default();
+        let tag = etag
+            .get(..etag_len)
+            .and_then(|t| core::str::from_utf8(t).ok())
+            .unwrap_or("");
+        if client.load_definitions_with_etag(body, tag).is_ok() {
+            return DefinitionsSource::Flash;
+        }
+        ph_warn!("definitions on flash do not load: using the snapshot");
+    }
+    match snapshot.map(|s| client.load_definitions(s)) {
+        Some(Ok(_)) => DefinitionsSource::Snapshot,
+        _ => DefinitionsSource::None,
+    }
+}
+
+/// After [`Client::handle_response`] with `body`: keeps the flash copy in step with the
+/// definitions in use. New definitions loaded from `body` are stored with their `ETag`; a
+/// quota answer clears the copy. A body that failed to load is never written, so the last good
+/// copy stays. Returns what was done.
+///
+/// # Errors
+/// [`SlotError`] when writing fails (the previous copy is kept: see [`DefinitionsSlot`]).
+pub async fn persist_definitions<F: NorFlash>(
+    slot: &mut DefinitionsSlot,
+    flash: &mut F,
+    client: &mut Client<'_>,
+    body: &[u8],
+) -> Result<Option<DefinitionsChange>, SlotError> {
+    let Some(change) = client.take_definitions_change() else {
+        return Ok(None);
+    };
+    match change {
+        DefinitionsChange::Loaded => {
+            let etag = client.definitions_etag().map(str::as_bytes);
+            slot.store(flash, body, etag).await?;
+        }
+        DefinitionsChange::Cleared => slot.clear(flash).await?,
+    }
+    Ok(Some(change))
 }

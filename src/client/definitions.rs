@@ -6,6 +6,17 @@ use crate::config::Key;
 use crate::retry;
 use crate::time::{Instant, Now};
 
+/// A change of the definitions in use that a copy on flash should follow
+/// ([`Client::take_definitions_change`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum DefinitionsChange {
+    /// New definitions were loaded from the body of the last answer.
+    Loaded,
+    /// The server cleared them (402, quota limited).
+    Cleared,
+}
+
 impl Client<'_> {
     /// Whether flag definitions are loaded (from the network or [`load_definitions`]).
     ///
@@ -33,6 +44,40 @@ impl Client<'_> {
             }
         }
         r
+    }
+
+    /// Loads definitions kept from an earlier poll (on flash) together with the `ETag` they
+    /// came with, so the first poll asks `If-None-Match` and a `304` keeps them. On error the
+    /// definitions in use, and the `ETag`, are kept.
+    ///
+    /// # Errors
+    /// [`crate::flags::LoadError`].
+    pub fn load_definitions_with_etag(
+        &mut self,
+        doc: &[u8],
+        etag: &str,
+    ) -> Result<crate::flags::Requirements, crate::flags::LoadError> {
+        let r = self.load_definitions(doc)?;
+        self.etag.clear();
+        if self.etag.push_str(etag).is_err() {
+            self.etag.clear();
+        }
+        Ok(r)
+    }
+
+    /// The `ETag` of the definitions in use, if the server sent one.
+    #[must_use]
+    pub fn definitions_etag(&self) -> Option<&str> {
+        (!self.etag.is_empty()).then_some(self.etag.as_str())
+    }
+
+    /// What the last definitions answer changed that a copy kept on flash should follow, once:
+    /// new definitions were loaded from the body just passed to
+    /// [`handle_response`](Self::handle_response) (store that body with
+    /// [`definitions_etag`](Self::definitions_etag)), or the server cleared them (quota).
+    /// A body that failed to load never shows up here, so the last good copy stays.
+    pub fn take_definitions_change(&mut self) -> Option<DefinitionsChange> {
+        self.definitions_change.take()
     }
 
     /// Asks for a definitions poll at the next [`poll_transmit`](Self::poll_transmit), ignoring
@@ -80,6 +125,7 @@ impl Client<'_> {
                                 self.etag.clear();
                             }
                         }
+                        self.definitions_change = Some(DefinitionsChange::Loaded);
                     }
                     Err(e) => {
                         ph_warn!("flag definitions refused: {}", e);
@@ -103,10 +149,13 @@ impl Client<'_> {
             status => {
                 bump(&mut self.stats.definitions_failed, 1);
                 self.stats.last_error = Some(DeliveryError::Status(status));
-                if matches!(status, 401 | 402) {
-                    // posthog-python: an invalid key or an exhausted quota clears everything.
+                if status == 402 {
+                    // An exhausted quota clears the definitions and the ETag. A 401 keeps
+                    // them (as posthog-node does): a key rotated or revoked server-side must
+                    // not blank the flags of devices in the field.
                     self.flags.clear();
                     self.etag.clear();
+                    self.definitions_change = Some(DefinitionsChange::Cleared);
                 }
                 let delay = if matches!(status, 401 | 403 | 429) {
                     self.poll_errors = self.poll_errors.saturating_add(1);

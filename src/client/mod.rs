@@ -63,6 +63,7 @@ use crate::time::{Instant, Now};
 
 mod definitions;
 mod delivery;
+pub use definitions::DefinitionsChange;
 mod flags;
 mod hooks;
 #[cfg(feature = "storage")]
@@ -141,6 +142,8 @@ pub struct Client<'r> {
     /// The last definitions poll got no answer or a 5xx: coming back online retries it.
     poll_failed: bool,
     etag: heapless::String<MAX_ETAG>,
+    /// What the last definitions answer changed, for a copy on flash.
+    definitions_change: Option<DefinitionsChange>,
     before_send: Option<fn(&EventInfo<'_>) -> Verdict>,
     /// The before-send hook chain (see [`BeforeSend`]).
     hooks: hooks::Hooks<'r>,
@@ -283,6 +286,7 @@ impl<'r> Client<'r> {
             poll_errors: 0,
             poll_failed: false,
             etag: heapless::String::new(),
+            definitions_change: None,
             before_send: None,
             hooks: hooks::Hooks::new(),
             remote: None,

@@ -484,7 +484,7 @@ fn definitions_polling_with_etag_and_errors() {
         c.stats().last_error,
         Some(DeliveryError::Definitions(_))
     ));
-    // 403 and 429 keep them and back off; 401 and 402 clear them.
+    // 401, 403 and 429 keep them and back off; 402 clears them.
     let _ = c.poll_transmit(at(90_030), &mut buf).unwrap();
     c.handle_response(at(90_040), &status(429), b"");
     assert_eq!(c.flags().len(), 1);
@@ -494,6 +494,11 @@ fn definitions_polling_with_etag_and_errors() {
     );
     let _ = c.poll_transmit(at(150_040), &mut buf).unwrap();
     c.handle_response(at(150_050), &status(401), b"");
+    assert_eq!(c.flags().len(), 1);
+    assert!(c.is_local_evaluation_ready());
+    let next = c.poll_timeout().unwrap();
+    let _ = c.poll_transmit(Now::mono(next), &mut buf).unwrap();
+    c.handle_response(Now::mono(next), &status(402), b"");
     assert_eq!(c.flags().len(), 0);
     assert!(!c.is_local_evaluation_ready());
     // reload() polls at once.

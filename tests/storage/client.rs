@@ -456,3 +456,162 @@ fn the_boot_number_keeps_uuids_apart_when_the_seed_repeats() {
     }
     assert_eq!(twice.len(), 1);
 }
+
+const DEFS_V1: &[u8] = br#"{"flags":[{"id":1,"key":"beta-ui","active":true,"filters":{"groups":[{"properties":[],"rollout_percentage":100}]}}]}"#;
+const DEFS_V2: &[u8] = br#"{"flags":[{"id":1,"key":"beta-ui","active":true,"filters":{"groups":[{"properties":[],"rollout_percentage":100}]}},{"id":2,"key":"new-ota","active":true,"filters":{"groups":[{"properties":[],"rollout_percentage":100}]}}]}"#;
+const SNAPSHOT: &[u8] = br#"{"flags":[{"id":9,"key":"compiled-in","active":true,"filters":{"groups":[{"properties":[],"rollout_percentage":100}]}}]}"#;
+
+mod definitions {
+    use posthog_embedded::adapters::persist::{self, DefinitionsSource};
+    use posthog_embedded::client::{Client, Config, DefinitionsChange, ResponseInfo};
+    use posthog_embedded::resources::Resources;
+    use posthog_embedded::storage::sim::SimFlash;
+    use posthog_embedded::storage::DefinitionsSlot;
+    use posthog_embedded::{Instant, Now};
+
+    use super::{block_on, DEFS_V1, DEFS_V2, SNAPSHOT};
+
+    type Flash = SimFlash<4, 1024>;
+    const REGION: core::ops::Range<u32> = 0..4096;
+
+    /// A boot: a client whose definitions come from the slot, or the snapshot.
+    fn boot(flash: &mut Flash) -> (Client<'static>, DefinitionsSlot, DefinitionsSource) {
+        let mut slot = block_on(DefinitionsSlot::mount(flash, REGION)).unwrap();
+        let mut c = Client::new(
+            Config::new("phc_test", 1).secret_key("phx_secret"),
+            Box::leak(Box::new(Resources::<1024, 4, 16, 512>::new())),
+        )
+        .unwrap();
+        let mut doc = [0u8; 1024];
+        let src = block_on(persist::restore_definitions(
+            &mut slot,
+            flash,
+            &mut c,
+            &mut doc,
+            Some(SNAPSHOT),
+        ));
+        (c, slot, src)
+    }
+
+    fn keys(c: &Client<'_>) -> Vec<String> {
+        c.flags().keys().map(str::to_owned).collect()
+    }
+
+    /// Polls definitions and answers `status` with `body` and `etag`; persists what changed.
+    fn poll(
+        c: &mut Client<'static>,
+        slot: &mut DefinitionsSlot,
+        flash: &mut Flash,
+        status: u16,
+        body: &[u8],
+        etag: Option<&str>,
+    ) -> (Option<String>, Option<DefinitionsChange>) {
+        c.reload();
+        let mut buf = vec![0u8; 2048];
+        let now = Now::mono(Instant::from_millis(1));
+        let tx = c.poll_transmit(now, &mut buf).expect("a poll");
+        let inm = tx
+            .headers()
+            .find(|(k, _)| *k == "If-None-Match")
+            .map(|(_, v)| format!("{v:?}"));
+        c.handle_response(
+            now,
+            &ResponseInfo {
+                status,
+                retry_after: None,
+                etag,
+            },
+            body,
+        );
+        let change = block_on(persist::persist_definitions(slot, flash, c, body)).unwrap();
+        (inm, change)
+    }
+
+    #[test]
+    fn definitions_and_their_etag_survive_a_reset() {
+        let mut flash = Flash::new(4, 1);
+        // Nothing on flash: the compiled-in snapshot, and the first poll has no ETag.
+        let (mut c, mut slot, src) = boot(&mut flash);
+        assert_eq!(src, DefinitionsSource::Snapshot);
+        assert_eq!(keys(&c), ["compiled-in"]);
+        let (inm, change) = poll(&mut c, &mut slot, &mut flash, 200, DEFS_V1, Some("\"v1\""));
+        assert_eq!((inm, change), (None, Some(DefinitionsChange::Loaded)));
+
+        // After a reset: the stored copy, and the first poll asks If-None-Match; a 304 keeps
+        // them and writes nothing.
+        let (mut c, mut slot, src) = boot(&mut flash);
+        assert_eq!(src, DefinitionsSource::Flash);
+        assert_eq!(keys(&c), ["beta-ui"]);
+        let erases = flash.erase_counts().iter().sum::<u32>();
+        let (inm, change) = poll(&mut c, &mut slot, &mut flash, 304, b"", Some("\"v1\""));
+        assert_eq!(inm.as_deref(), Some("\"\\\"v1\\\"\""));
+        assert_eq!(change, None);
+        assert_eq!(flash.erase_counts().iter().sum::<u32>(), erases);
+
+        // A body that does not load is never written over the last good copy.
+        let (_, change) = poll(&mut c, &mut slot, &mut flash, 200, b"{\"flags\": [", None);
+        assert_eq!(change, None);
+        // A 401 keeps them, in RAM and on flash.
+        let (_, change) = poll(&mut c, &mut slot, &mut flash, 401, b"", None);
+        assert_eq!(change, None);
+        assert_eq!(keys(&c), ["beta-ui"]);
+        // New definitions replace the copy.
+        let (_, change) = poll(&mut c, &mut slot, &mut flash, 200, DEFS_V2, Some("\"v2\""));
+        assert_eq!(change, Some(DefinitionsChange::Loaded));
+        let (c, mut slot, src) = boot(&mut flash);
+        assert_eq!(src, DefinitionsSource::Flash);
+        assert_eq!(keys(&c), ["beta-ui", "new-ota"]);
+        assert_eq!(c.definitions_etag(), Some("\"v2\""));
+
+        // A 402 (quota) clears them, in RAM and on flash: the next boot has the snapshot.
+        let mut c = c;
+        let (_, change) = poll(&mut c, &mut slot, &mut flash, 402, b"", None);
+        assert_eq!(change, Some(DefinitionsChange::Cleared));
+        assert!(keys(&c).is_empty());
+        let (_, _, src) = boot(&mut flash);
+        assert_eq!(src, DefinitionsSource::Snapshot);
+    }
+
+    #[test]
+    fn a_corrupt_or_torn_copy_falls_back() {
+        let mut flash = Flash::new(4, 2);
+        let (mut c, mut slot, _) = boot(&mut flash);
+        poll(&mut c, &mut slot, &mut flash, 200, DEFS_V1, Some("\"v1\""));
+        // A power cut while storing v2 keeps v1.
+        flash.cut_power_after(40);
+        let r = {
+            c.reload();
+            let mut buf = vec![0u8; 2048];
+            let now = Now::mono(Instant::from_millis(1));
+            let _ = c.poll_transmit(now, &mut buf).unwrap();
+            c.handle_response(
+                now,
+                &ResponseInfo {
+                    status: 200,
+                    retry_after: None,
+                    etag: Some("\"v2\""),
+                },
+                DEFS_V2,
+            );
+            block_on(persist::persist_definitions(
+                &mut slot, &mut flash, &mut c, DEFS_V2,
+            ))
+        };
+        assert!(r.is_err());
+        flash.power_on();
+        let (c, _, src) = boot(&mut flash);
+        assert_eq!(src, DefinitionsSource::Flash);
+        assert_eq!(keys(&c), ["beta-ui"]);
+        assert_eq!(c.definitions_etag(), Some("\"v1\""));
+        // Flip a bit in the stored document: the copy is refused, the snapshot is used.
+        let at = flash
+            .contents()
+            .windows(7)
+            .position(|w| w == b"beta-ui")
+            .unwrap();
+        flash.flip_bit(at, 1);
+        let (c, _, src) = boot(&mut flash);
+        assert_eq!(src, DefinitionsSource::Snapshot);
+        assert_eq!(keys(&c), ["compiled-in"]);
+    }
+}
