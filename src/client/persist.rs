@@ -273,6 +273,13 @@ impl Client<'_> {
         }
     }
 
+    /// When a persistence step that failed may be tried again (after a flash error), if one
+    /// waits for that: a driver sleeps until then or until the client changes.
+    #[must_use]
+    pub fn persist_timeout(&self) -> Option<Instant> {
+        self.persist.as_ref().and_then(|p| p.retry_at)
+    }
+
     /// Asks for every queued event to be written to flash now, whatever the policy (for
     /// example before deep sleep). [`unpersisted`](Self::unpersisted) says when it is done.
     pub fn persist_now(&mut self) {

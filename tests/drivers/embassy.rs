@@ -21,7 +21,7 @@ use crate::config_cases;
 
 /// A blocking TCP stream as an `embedded-io-async` stream (fine on a test thread: the server
 /// always answers).
-struct Tcp {
+pub(crate) struct Tcp {
     addr: std::net::SocketAddr,
     stream: Option<TcpStream>,
     connects: Arc<Mutex<usize>>,
@@ -83,7 +83,7 @@ impl Connect for Tcp {
 }
 
 #[derive(Clone, Copy, PartialEq)]
-enum Reply {
+pub(crate) enum Reply {
     Ok,
     OkClose,
     Status503,
@@ -92,18 +92,19 @@ enum Reply {
     Definitions,
     Status502,
     Flags,
+    Status304,
 }
 
 /// Request line, headers, body.
-type Request = (String, Vec<(String, String)>, String);
+pub(crate) type Request = (String, Vec<(String, String)>, String);
 
 #[derive(Default)]
-struct Seen {
-    requests: Vec<Request>,
+pub(crate) struct Seen {
+    pub(crate) requests: Vec<Request>,
 }
 
 /// A server answering requests with `script` in order (then `Ok`), over keep-alive connections.
-fn server(script: Vec<Reply>) -> (std::net::SocketAddr, Arc<Mutex<Seen>>) {
+pub(crate) fn server(script: Vec<Reply>) -> (std::net::SocketAddr, Arc<Mutex<Seen>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let seen = Arc::new(Mutex::new(Seen::default()));
@@ -165,6 +166,10 @@ fn server(script: Vec<Reply>) -> (std::net::SocketAddr, Arc<Mutex<Seen>>) {
                         r.extend_from_slice(flags);
                         r
                     }
+                    Reply::Status304 => {
+                        b"HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\nContent-Length: 0\r\n\r\n"[..]
+                            .into()
+                    }
                     Reply::Status503 => {
                         b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"[..].into()
                     }
@@ -188,7 +193,7 @@ fn server(script: Vec<Reply>) -> (std::net::SocketAddr, Arc<Mutex<Seen>>) {
     (addr, seen)
 }
 
-type M = CriticalSectionRawMutex;
+pub(crate) type M = CriticalSectionRawMutex;
 
 /// A client with `config` split into its handle and runner, everything leaked (`'static`, as
 /// in a firmware's statics): 4 KiB of requests, 1 KiB of heads, `body` bytes of kept bodies.
@@ -230,7 +235,7 @@ fn with_runner<T>(
     })
 }
 
-fn tcp(addr: std::net::SocketAddr) -> Tcp {
+pub(crate) fn tcp(addr: std::net::SocketAddr) -> Tcp {
     Tcp {
         addr,
         stream: None,

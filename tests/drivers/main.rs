@@ -8,4 +8,6 @@ mod config_cases;
 
 mod embassy;
 mod embassy_net;
+#[cfg(all(feature = "embassy", feature = "storage", feature = "std"))]
+mod embassy_storage;
 mod std_client;

@@ -39,6 +39,47 @@ impl<'d, M: RawMutex> Posthog<'d, M> {
         Self { shared }
     }
 
+    #[cfg(feature = "storage")]
+    pub(super) const fn shared(&self) -> &'d Shared<'d, M> {
+        self.shared
+    }
+
+    /// Asks for every queued event to be written to flash now, whatever the persistence
+    /// policy (see [`Client::persist_now`]); [`persisted`](Self::persisted) waits for it.
+    #[cfg(feature = "storage")]
+    pub fn persist_now(&self) {
+        self.shared.with(Client::persist_now);
+    }
+
+    /// Queued events not yet on flash (see [`Client::unpersisted`]).
+    #[cfg(feature = "storage")]
+    #[must_use]
+    pub fn unpersisted(&self) -> usize {
+        self.shared.peek(Client::unpersisted)
+    }
+
+    /// Persistence counters (see [`Client::persist_stats`]).
+    #[cfg(feature = "storage")]
+    #[must_use]
+    pub fn persist_stats(&self) -> crate::client::PersistStats {
+        self.shared.peek(Client::persist_stats)
+    }
+
+    /// [`persist_now`](Self::persist_now), then waits until every queued event is on flash or
+    /// `deadline` passes (before deep sleep or a planned reset); returns how many are not.
+    #[cfg(feature = "storage")]
+    pub async fn persisted(&self, deadline: embassy_time::Instant) -> usize {
+        self.persist_now();
+        loop {
+            let generation = self.shared.settled.generation();
+            let left = self.unpersisted();
+            if left == 0 || embassy_time::Instant::now() >= deadline {
+                return left;
+            }
+            self.settled_since(generation, deadline).await;
+        }
+    }
+
     /// Runs `f` on the client with the current time, then wakes the runner (an escape hatch:
     /// the handle's own methods cover the client's API).
     pub fn with<R>(&self, f: impl FnOnce(&mut Client<'d>, Now) -> R) -> R {

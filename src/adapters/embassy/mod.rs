@@ -63,11 +63,15 @@ mod clock;
 mod handle;
 mod runner;
 mod settled;
+#[cfg(feature = "storage")]
+mod storage;
 
 pub use clock::EmbassyClock;
 pub use handle::{Drained, FlagRead, Posthog};
 pub use runner::{Buffers, Link, Runner, Timeouts};
 use settled::Settled;
+#[cfg(feature = "storage")]
+pub use storage::{storage, AlreadyAttached, StorageBuffers, StorageRunner};
 
 /// Storage for the state the handle and the runner share (the client behind its mutex, the
 /// wake-up signal, the delivery notifier, the wall-clock offset). `const fn new()`: keep it in
@@ -110,6 +114,10 @@ pub fn new<'d, M: RawMutex>(
         wake: Signal::new(),
         settled: Settled::new(),
         wall_offset: Mutex::new(Cell::new(None)),
+        #[cfg(feature = "storage")]
+        persist_wake: Signal::new(),
+        #[cfg(feature = "storage")]
+        mailbox: Mutex::new(RefCell::new(storage::Mailbox::new())),
     });
     Ok((Posthog::new(shared), Runner::new(shared, buffers, host)))
 }
@@ -122,6 +130,12 @@ pub(crate) struct Shared<'d, M: RawMutex> {
     settled: Settled<M>,
     /// Wall clock minus monotonic clock, in ms, once the application set it.
     wall_offset: Mutex<M, Cell<Option<i64>>>,
+    /// Wakes the storage runner (like `wake`, for the flash).
+    #[cfg(feature = "storage")]
+    persist_wake: Signal<M, ()>,
+    /// New definitions on their way from the network runner to the storage runner.
+    #[cfg(feature = "storage")]
+    mailbox: Mutex<M, RefCell<storage::Mailbox<'d>>>,
 }
 
 impl<'d, M: RawMutex> Shared<'d, M> {
@@ -142,6 +156,8 @@ impl<'d, M: RawMutex> Shared<'d, M> {
     fn with<R>(&self, f: impl FnOnce(&mut Client<'d>) -> R) -> R {
         let r = self.client.lock(|c| f(&mut c.borrow_mut()));
         self.wake.signal(());
+        #[cfg(feature = "storage")]
+        self.persist_wake.signal(());
         r
     }
 

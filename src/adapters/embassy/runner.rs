@@ -207,6 +207,8 @@ impl<M: RawMutex, C: Connect> Link<'_, '_, M, C> {
                         let body = self.body.get(..reply.body_len).unwrap_or_default();
                         self.shared
                             .with(|c| c.handle_response(now, &reply.info(), body));
+                        #[cfg(feature = "storage")]
+                        self.shared.offer_definitions(body);
                     }
                     Err(e) => {
                         ph_debug!("request failed: {}", e);

@@ -1,0 +1,250 @@
+//! Persistence for the embassy driver (feature `storage`): a [`StorageRunner`] task owns the
+//! flash, writes queued events to the [`EventLog`] as the client's
+//! [`PersistPolicy`](crate::client::PersistPolicy) says, records deliveries, and keeps the
+//! [`DefinitionsSlot`] in step with the definitions the network runner receives.
+//!
+//! ```text
+//! // At boot, before splitting the client: mount, attach, restore.
+//! let (mut log, mounted) = EventLog::mount(&mut flash, EVENTS).await?;
+//! let mut slot = DefinitionsSlot::mount(&mut flash, DEFINITIONS).await?;
+//! client.attach_persistence(PersistPolicy::EveryEvent, persist::position(&mounted));
+//! persist::restore(&mut log, &mut flash, &mut client, event_buf).await?;
+//! persist::restore_definitions(&mut slot, &mut flash, &mut client, defs_buf, Some(SNAPSHOT)).await;
+//! let (posthog, runner) = embassy::new(client, state, buffers, host)?;
+//! let storage = embassy::storage(posthog, flash, log, Some(slot),
+//!     StorageBuffers { event: EVENT_BUF.take(), definitions: DEFS_BUF.take() })?;
+//! spawner.spawn(storage_task(storage));   // storage.run().await
+//! ```
+//!
+//! The storage runner is a task of its own so that writing never waits for the network: with
+//! [`EveryEvent`](crate::client::PersistPolicy::EveryEvent) an event reaches flash one step
+//! after `capture` returns, even while a request hangs. The network runner hands new
+//! definitions over by copying their body into the `definitions` buffer (a body that does not
+//! fit is not kept, and a warning says so).
+
+use core::fmt;
+
+use embassy_futures::select::select;
+use embassy_sync::blocking_mutex::raw::RawMutex;
+use embedded_storage_async::nor_flash::NorFlash;
+
+use super::{Posthog, Shared};
+use crate::adapters::persist;
+use crate::client::{DefinitionsChange, PersistStats, MAX_ETAG};
+use crate::storage::{DefinitionsSlot, EventLog, LogStats};
+
+/// The storage runner's buffers.
+pub struct StorageBuffers<'d> {
+    /// Stages one event on its way to flash: as large as the largest event (a larger one is
+    /// kept in RAM only, counted).
+    pub event: &'d mut [u8],
+    /// Receives new definitions from the network runner: as large as the largest document
+    /// (empty when no [`DefinitionsSlot`] is kept).
+    pub definitions: &'d mut [u8],
+}
+
+/// [`storage`] was called twice for one client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct AlreadyAttached;
+
+impl fmt::Display for AlreadyAttached {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a storage runner is already attached to this client")
+    }
+}
+
+impl core::error::Error for AlreadyAttached {}
+
+/// New definitions waiting to be written.
+struct Pending {
+    change: DefinitionsChange,
+    len: usize,
+    etag: heapless::String<MAX_ETAG>,
+}
+
+/// Where the network runner leaves new definitions for the storage runner.
+pub(super) struct Mailbox<'d> {
+    /// A storage runner exists.
+    attached: bool,
+    /// It keeps definitions (it has a slot).
+    keeps: bool,
+    /// The buffer, when the storage runner is not writing from it.
+    buf: Option<&'d mut [u8]>,
+    pending: Option<Pending>,
+}
+
+impl Mailbox<'_> {
+    pub(super) const fn new() -> Self {
+        Self {
+            attached: false,
+            keeps: false,
+            buf: None,
+            pending: None,
+        }
+    }
+}
+
+impl<'d, M: RawMutex> Shared<'d, M> {
+    /// After an answer: hands what the definitions change to the storage runner, if any.
+    pub(super) fn offer_definitions(&self, body: &[u8]) {
+        let change = self.client.lock(|c| {
+            let mut c = c.borrow_mut();
+            let change = c.take_definitions_change()?;
+            let mut etag = heapless::String::new();
+            let _ = etag.push_str(c.definitions_etag().unwrap_or(""));
+            Some((change, etag))
+        });
+        let Some((change, etag)) = change else {
+            return;
+        };
+        let kept = self.mailbox.lock(|m| {
+            let mut m = m.borrow_mut();
+            if !m.keeps {
+                return true;
+            }
+            let len = match change {
+                DefinitionsChange::Loaded => body.len(),
+                DefinitionsChange::Cleared => 0,
+            };
+            let Some(dst) = m.buf.as_deref_mut().and_then(|b| b.get_mut(..len)) else {
+                return false;
+            };
+            dst.copy_from_slice(body.get(..len).unwrap_or_default());
+            m.pending = Some(Pending { change, len, etag });
+            true
+        });
+        if !kept {
+            ph_warn!(
+                "new definitions ({} bytes) not kept on flash: the buffer is too small or busy",
+                body.len()
+            );
+        }
+        self.persist_wake.signal(());
+    }
+}
+
+/// Attaches persistence to the client behind `posthog`: returns the task that owns `flash`,
+/// the mounted `log` and, to keep definitions, the mounted `slot`. Restore at boot first (see
+/// the [module docs](self)).
+///
+/// # Errors
+/// [`AlreadyAttached`] when the client has a storage runner already.
+pub fn storage<'d, M: RawMutex, F: NorFlash>(
+    posthog: Posthog<'d, M>,
+    flash: F,
+    log: EventLog,
+    slot: Option<DefinitionsSlot>,
+    buffers: StorageBuffers<'d>,
+) -> Result<StorageRunner<'d, M, F>, AlreadyAttached> {
+    let shared = posthog.shared();
+    let StorageBuffers { event, definitions } = buffers;
+    shared.mailbox.lock(|m| {
+        let mut m = m.borrow_mut();
+        if m.attached {
+            return Err(AlreadyAttached);
+        }
+        m.attached = true;
+        m.keeps = slot.is_some();
+        m.buf = Some(definitions);
+        Ok(())
+    })?;
+    Ok(StorageRunner {
+        shared,
+        flash,
+        log,
+        slot,
+        event,
+    })
+}
+
+/// The task that writes to flash (from [`storage`]): spawn one task that calls
+/// [`run`](Self::run).
+pub struct StorageRunner<'d, M: RawMutex, F: NorFlash> {
+    shared: &'d Shared<'d, M>,
+    flash: F,
+    log: EventLog,
+    slot: Option<DefinitionsSlot>,
+    event: &'d mut [u8],
+}
+
+impl<M: RawMutex, F: NorFlash> StorageRunner<'_, M, F> {
+    /// Serves the client forever.
+    pub async fn run(&mut self) -> ! {
+        loop {
+            self.step().await;
+        }
+    }
+
+    /// Carries out one step (new definitions, or one event, tail or anchor write), or sleeps
+    /// until there may be one. ([`run`](Self::run) is `loop { step().await }`.)
+    pub async fn step(&mut self) {
+        if self.write_definitions().await {
+            return;
+        }
+        let now = self.shared.now();
+        let event = &mut *self.event;
+        let step = self
+            .shared
+            .client
+            .lock(|c| c.borrow_mut().next_persist_step(now, event));
+        if let Some(step) = step {
+            let r = persist::apply(&mut self.log, &mut self.flash, &step, self.event).await;
+            let now = self.shared.now();
+            self.shared
+                .client
+                .lock(|c| c.borrow_mut().finish_persist_step(now, &step, r));
+            self.shared.settled.notify();
+            return;
+        }
+        let retry = self.shared.peek(|c| c.persist_timeout());
+        let wake = self.shared.persist_wake.wait();
+        match retry {
+            Some(at) => {
+                let at = embassy_time::Instant::from_millis(at.as_millis());
+                let _ = select(embassy_time::Timer::at(at), wake).await;
+            }
+            None => wake.await,
+        }
+    }
+
+    /// Writes definitions the network runner left, if any; whether it did.
+    async fn write_definitions(&mut self) -> bool {
+        let taken = self.shared.mailbox.lock(|m| {
+            let mut m = m.borrow_mut();
+            let pending = m.pending.take()?;
+            let buf = m.buf.take()?;
+            Some((pending, buf))
+        });
+        let Some((pending, buf)) = taken else {
+            return false;
+        };
+        if let Some(slot) = self.slot.as_mut() {
+            let r = match pending.change {
+                DefinitionsChange::Loaded => {
+                    let doc = buf.get(..pending.len).unwrap_or_default();
+                    let etag = (!pending.etag.is_empty()).then_some(pending.etag.as_bytes());
+                    slot.store(&mut self.flash, doc, etag).await
+                }
+                DefinitionsChange::Cleared => slot.clear(&mut self.flash).await,
+            };
+            if let Err(e) = r {
+                ph_warn!("definitions not kept on flash: {}", e);
+            }
+        }
+        self.shared.mailbox.lock(|m| m.borrow_mut().buf = Some(buf));
+        true
+    }
+
+    /// The event log's counters.
+    #[must_use]
+    pub fn log_stats(&self) -> LogStats {
+        *self.log.stats()
+    }
+
+    /// The client's persistence counters.
+    #[must_use]
+    pub fn persist_stats(&self) -> PersistStats {
+        self.shared.peek(|c| c.persist_stats())
+    }
+}
