@@ -11,7 +11,10 @@ time the server derived, received_at - offset for a device without a wall clock)
 - the $identify event's $set holds the device properties (--set KEY=VALUE);
 - the $feature_flag_called events' values (--flag KEY=JSON);
 - no event has a "timestamp" (the device has no wall clock) and each has an integer "offset";
-  the first event waited at least --min-first-offset-ms before it was sent;
+  the first event waited at least --min-first-offset-ms before it was sent; with --wall-clock
+  (the device learned the wall clock before a reset, and its events were restored from flash
+  afterwards) instead: every event carries a "timestamp" (its own, or the one its boot's clock
+  anchor gives it), none an "offset", none is marked "$time_approximate";
 - each event's server-derived time is its true capture time within --tolerance-s: the true time
   is --start (the wall clock when QEMU started) + the event's uptime_ms property; an event
   without uptime_ms must lie between --start and the true time of the next event that has one;
@@ -75,6 +78,8 @@ def main():
     ap.add_argument("--flag", action="append", default=[], metavar="KEY=JSON",
                     help="a $feature_flag_called value expected for flag KEY")
     ap.add_argument("--tolerance-s", type=float, default=1.0)
+    ap.add_argument("--wall-clock", action="store_true",
+                    help="events carry timestamps (restored after a reset, see above)")
     ap.add_argument("--min-first-offset-ms", type=int, default=1500)
     ap.add_argument("--outage-end", type=float, metavar="UNIX_SECONDS",
                     help="wall clock when an outage ended: every event must have been captured "
@@ -142,17 +147,27 @@ def main():
         got = called.get(key, [])
         r.check(got == [value], f"flag {key} = {json.dumps(value)}", f"got {got}")
 
-    # No wall clock: offset, never timestamp.
-    with_ts = [e.get("event") for e in events if "timestamp" in e]
-    r.check(not with_ts, "no event carries a timestamp", str(with_ts[:3]) if with_ts else "")
-    offsets = [e.get("offset") for e in events]
-    bad = [o for o in offsets if not isinstance(o, int) or isinstance(o, bool) or o < 0]
-    r.check(not bad and bool(offsets), "every event has an integer offset",
-            str(bad[:3]) if bad else "")
-    if offsets and not bad:
-        r.check(offsets[0] >= args.min_first_offset_ms,
-                f"first event sent at least {args.min_first_offset_ms} ms after capture",
-                f"offset {offsets[0]} ms")
+    if args.wall_clock:
+        # Restored after a reset from a boot that knew the wall clock: exact timestamps.
+        without = [e.get("event") for e in events if "timestamp" not in e or "offset" in e]
+        r.check(not without, "every event carries a timestamp and no offset",
+                str(without[:3]) if without else "")
+        approx = [e.get("event") for e, p in zip(events, props) if "$time_approximate" in p]
+        r.check(not approx, "no event is marked $time_approximate",
+                str(approx[:3]) if approx else "")
+    else:
+        # No wall clock: offset, never timestamp.
+        with_ts = [e.get("event") for e in events if "timestamp" in e]
+        r.check(not with_ts, "no event carries a timestamp",
+                str(with_ts[:3]) if with_ts else "")
+        offsets = [e.get("offset") for e in events]
+        bad = [o for o in offsets if not isinstance(o, int) or isinstance(o, bool) or o < 0]
+        r.check(not bad and bool(offsets), "every event has an integer offset",
+                str(bad[:3]) if bad else "")
+        if offsets and not bad:
+            r.check(offsets[0] >= args.min_first_offset_ms,
+                    f"first event sent at least {args.min_first_offset_ms} ms after capture",
+                    f"offset {offsets[0]} ms")
 
     # Server-derived time against the true capture time.
     derived = []

@@ -23,6 +23,16 @@
 #               and still at its capture time within 1 s. Prints the events captured and
 #               delivered, how long the QEMU run took and how many connections the proxy
 #               dropped. QEMU gets PH_E2E_OUTAGE_QEMU_TIMEOUT s (default 360) for this pass.
+#   reset       the firmware built with `--features e2e-reset`, its queue and definitions on an
+#               emulated flash chip (SRAM outside the ELF, kept across a system reset), in one
+#               QEMU run of three boots: boot 1 captures with the link down (learning the wall
+#               clock half-way), waits until every event is on flash and resets itself
+#               (SYSRESETREQ); boot 2 restores and delivers them and keeps the server's
+#               definitions on flash, then resets; boot 3 restores nothing and loads the
+#               definitions from flash, whose ETag gets a 304. Checks: every event delivered
+#               exactly once (unique uuids, expected counts), each at its true capture time
+#               (timestamps from the boot's clock anchor), the boots' output lines, and the
+#               server's definitions answers (a 200, then a 304).
 #
 # With PH_E2E_PORT=PORT, QEMU is bridged to a server already listening on that port instead,
 # and only the firmware's exit status is checked (one pass).
@@ -45,7 +55,7 @@ QEMU_TIMEOUT="${PH_E2E_QEMU_TIMEOUT:-90}"
 OUTAGE_SECONDS="${PH_E2E_OUTAGE_SECONDS:-90}"
 OUTAGE_QEMU_TIMEOUT="${PH_E2E_OUTAGE_QEMU_TIMEOUT:-360}"
 ONLY="${PH_E2E_ONLY:-}"
-PASSES=(keep-alive close defmt defmt-refused outage)
+PASSES=(keep-alive close defmt defmt-refused outage reset)
 SERVER_PROFILE="${PH_SERVER_PROFILE:-release}"
 
 # What the firmware does (examples/firmware/src): keep in sync. Event names start with `$`.
@@ -266,6 +276,9 @@ if [ -n "${PH_E2E_PORT:-}" ]; then
   show_output "$WORK/external.out"
 else
   build_firmware plain
+  if selected reset; then
+    build_firmware reset --features e2e-reset
+  fi
   if selected defmt || selected defmt-refused; then
     need defmt-print "cargo install defmt-print --locked"
     build_firmware defmt --features defmt
@@ -337,6 +350,39 @@ else
     echo "    outage figures: outage ${OUTAGE_SECONDS} s, events captured ${captured:-?}" \
       "(firmware), events delivered $delivered (server), retries ${retries:-?}," \
       "QEMU run ${TOOK} s, connections dropped at the proxy $dropped_conns"
+  fi
+
+  # reset: three boots over the emulated flash chip in one QEMU run (see the header).
+  if selected reset; then
+    echo "--- pass reset: capture with the link down, reset, restore and deliver, reset, definitions from flash"
+    start_server reset --definitions "$ROOT/examples/data/sample_definitions.json"
+    run_qemu reset "$WORK/reset.elf" "$PORT"
+    stop_server
+    show_output "$WORK/reset.out"
+    # The wall clock comes from the host in whole seconds: up to 1 s early.
+    check_events reset --wall-clock --tolerance-s 1.5
+    stored="$(sed -n 's/.*reset pass: \([0-9]*\) events on flash.*/\1/p' "$WORK/reset.out" | head -n 1)"
+    restored="$(sed -n 's/.*boot 2: \([0-9]*\) events restored.*/\1/p' "$WORK/reset.out" | head -n 1)"
+    delivered="$(grep -c . "$WORK/reset.jsonl" || true)"
+    if [ -n "$stored" ] && [ "$stored" = "$restored" ] && [ "$restored" = "$delivered" ]; then
+      pass "[reset] $stored events on flash before the reset, $restored restored after it, $delivered delivered"
+    else
+      fail "[reset] stored ${stored:-?}, restored ${restored:-?}, delivered $delivered"
+    fi
+    if grep -q 'boot 3: 0 events restored from flash .*definitions from flash' "$WORK/reset.out"; then
+      pass "[reset] boot 3 restored no event again, and its definitions from flash"
+    else
+      fail "[reset] boot 3 did not start with an empty queue and definitions from flash"
+    fi
+    defs_200="$(grep -c 'GET /flags/definitions.* 200 ' "$WORK/reset.server.log" || true)"
+    defs_304="$(grep -c 'GET /flags/definitions.* 304 ' "$WORK/reset.server.log" || true)"
+    if [ "$defs_200" = 1 ] && [ "$defs_304" = 1 ]; then
+      pass "[reset] definitions: one 200 (boot 2), then one 304 for the ETag kept on flash (boot 3)"
+    else
+      fail "[reset] definitions answers: $defs_200 x 200, $defs_304 x 304 (expected one of each)"
+    fi
+    echo "    reset figures: events stored ${stored:-?}, restored ${restored:-?}," \
+      "delivered $delivered, QEMU run ${TOOK} s"
   fi
 fi
 

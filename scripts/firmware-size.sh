@@ -29,15 +29,24 @@ if command -v rustup >/dev/null 2>&1; then
 fi
 
 cd "$FW"
+OUT="$(mktemp -d "${TMPDIR:-/tmp}/firmware-size.XXXXXX")"
+trap 'rm -rf "$OUT"' EXIT
 echo "building (release) ..." >&2
-cargo build --release --quiet --target "$M4" \
-  --bin size_baseline --bin size_capture --bin size_flags --bin posthog-firmware --bin bench
+# Without the firmware's `persist` feature (on by default) first: the size binaries never use
+# persistence, and the firmware without it shows what the storage layer costs.
+cargo build --release --quiet --target "$M4" --no-default-features \
+  --bin size_baseline --bin size_capture --bin size_flags --bin posthog-firmware
+for b in size_baseline size_capture size_flags; do
+  cp "target/$M4/release/$b" "$OUT/$b.elf"
+done
+cp "target/$M4/release/posthog-firmware" "$OUT/no-persist.elf"
+cargo build --release --quiet --target "$M4" --bin posthog-firmware --bin bench
 cargo build --release --quiet --target "$M0" --bin posthog-firmware
 
 # text data bss of an ELF.
 sizes() { arm-none-eabi-size "$1" | awk 'NR == 2 { print $1, $2, $3 }'; }
 
-read -r bt bd bb < <(sizes "target/$M4/release/size_baseline")
+read -r bt bd bb < <(sizes "$OUT/size_baseline.elf")
 base_flash=$((bt + bd))
 base_ram=$((bd + bb))
 
@@ -57,14 +66,21 @@ echo "are the difference from the empty cortex-m-rt program."
 echo
 echo "| Binary | Flash | Static RAM | Flash over baseline | RAM over baseline |"
 echo "|---|---:|---:|---:|---:|"
-row "baseline: empty cortex-m-rt program (\`size_baseline\`)" "target/$M4/release/size_baseline"
+row "baseline: empty cortex-m-rt program (\`size_baseline\`)" "$OUT/size_baseline.elf"
 row "(a) capture: Encoder + 4 KiB Queue + render_batch (\`size_capture\`)" \
-  "target/$M4/release/size_capture"
+  "$OUT/size_capture.elf"
 row "(b) capture + local flags: FlagStore load + evaluate (\`size_flags\`)" \
-  "target/$M4/release/size_flags"
-row "(c) full client: embassy, HTTP over UART (\`posthog-firmware\`)" \
+  "$OUT/size_flags.elf"
+row "(c) full client: embassy, HTTP over UART, queue and definitions on flash (\`posthog-firmware\`)" \
   "target/$M4/release/posthog-firmware"
+row "(c) without persistence (\`--no-default-features\`)" "$OUT/no-persist.elf"
 row "(c) on Cortex-M0+ (\`thumbv6m-none-eabi\`)" "target/$M0/release/posthog-firmware"
+echo
+read -r pt pd pb < <(sizes "target/$M4/release/posthog-firmware")
+read -r nt nd nb < <(sizes "$OUT/no-persist.elf")
+echo "Persistence (the event log, the definitions slot, the storage task and the client's"
+echo "bookkeeping; the 1 KiB event staging buffer included): $(((pt + pd) - (nt + nd))) bytes of"
+echo "flash, $(((pd + pb) - (nd + nb))) bytes of static RAM."
 echo
 
 echo "running bench under QEMU -icount shift=0 ..." >&2
@@ -74,7 +90,8 @@ out="$(timeout 120 qemu-system-arm -icount shift=0 -cpu cortex-m4 -machine mps2-
 field() { awk -v k="$1" -v n="$2" '$1 == "bench" && $2 == k { print $n }' <<<"$out"; }
 val() { field "$1" 3; }
 for k in calibration_long calibration_short capture render_batch render_batch_bytes flags_load \
-  eval_rollout eval_semver eval_multivariate; do
+  eval_rollout eval_semver eval_multivariate persist_event persist_event_bytes restore_full \
+  restore_full_events; do
   [ -n "$(val "$k")" ] || die "bench printed no $k: $out"
 done
 calibration() { # NAME: "E instructions measured as M (+D, +P %)"
@@ -98,3 +115,5 @@ echo "| \`FlagStore::load\`: the 20-flag sample definitions (10 KB) | $(val flag
 echo "| evaluate \`ota-updates\` (30% rollout) | $(val eval_rollout) |"
 echo "| evaluate \`new-sampling-rate\` (semver_gte filter) | $(val eval_semver) |"
 echo "| evaluate \`display-theme\` (multivariate, 3 variants) | $(val eval_multivariate) |"
+echo "| \`EventLog::append\`: one such event ($(val persist_event_bytes) bytes of JSON) to flash, erases and a tail record every 10 events included | $(val persist_event) |"
+echo "| restore a full 40 KiB log at boot: mount, then read all $(val restore_full_events) events back | $(val restore_full) |"

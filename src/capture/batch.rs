@@ -14,7 +14,9 @@
 //! commit them with [`Queue::commit`] once the server accepted the body (any 2xx), or leave them
 //! queued to retry.
 
-use super::queue::{Queue, Record, Restored, SeqRange};
+#[cfg(feature = "storage")]
+use super::queue::Restored;
+use super::queue::{Queue, Record, SeqRange};
 use crate::error::BatchError;
 use crate::json::write::{fmt_u64, Sink};
 use crate::time::timestamp::{format_iso8601, ISO_LEN};
@@ -87,6 +89,7 @@ enum Close<'a> {
     /// `,"offset":N}`, with `,"$time_approximate":true` first inside `properties` when set.
     Offset(&'a [u8], bool),
     /// `,"timestamp":"…"}` (restored, exact).
+    #[cfg(feature = "storage")]
     Timestamp(&'a str),
 }
 
@@ -102,6 +105,7 @@ impl Close<'_> {
                 };
                 mark + b",\"offset\":".len() + digits.len() + 1
             }
+            #[cfg(feature = "storage")]
             Self::Timestamp(ts) => b",\"timestamp\":\"\"".len() + ts.len() + 1,
         }
     }
@@ -138,6 +142,7 @@ fn write_piece(sink: &mut Sink<'_>, rec: &Record<'_>, close: &Close<'_>) {
             sink.raw(b",\"offset\":");
             sink.raw(digits);
         }
+        #[cfg(feature = "storage")]
         Close::Timestamp(ts) => {
             sink.raw(rec.json);
             sink.raw(b",\"timestamp\":\"");
@@ -199,13 +204,17 @@ where
     let mut first_seq = None;
     for rec in queue.iter().take(limits.max_events) {
         let mut digits = [0u8; 20];
+        #[cfg(feature = "storage")]
         let mut iso = [0u8; ISO_LEN];
         let close = match rec.restored {
             _ if rec.has_timestamp => Close::Plain,
+            // Restored records exist only with persistence (feature `storage`).
+            #[cfg(feature = "storage")]
             Some(Restored::Wall(t)) => match format_iso8601(t, &mut iso) {
                 Some(ts) => Close::Timestamp(ts),
                 None => Close::Offset(fmt_u64(now.mono.as_millis(), &mut digits), true),
             },
+            #[cfg(feature = "storage")]
             Some(Restored::BeforeBoot(before)) => Close::Offset(
                 fmt_u64(
                     now.mono.as_millis().saturating_add(before.as_millis()),
@@ -213,7 +222,7 @@ where
                 ),
                 true,
             ),
-            None => Close::Offset(
+            _ => Close::Offset(
                 fmt_u64(
                     now.mono.saturating_duration_since(rec.captured).as_millis(),
                     &mut digits,

@@ -33,10 +33,13 @@ pub const RECORD_HEADER_LEN: usize = 12;
 
 const TS_FLAG: u32 = 1 << 31;
 /// Restored from flash; the time field is the Unix time of capture.
+#[cfg(feature = "storage")]
 const WALL_FLAG: u32 = 1 << 30;
 /// Restored from flash; the time field is how long before this boot it was captured (at least).
+#[cfg(feature = "storage")]
 const BEFORE_BOOT_FLAG: u32 = 1 << 29;
-const LEN_MASK: u32 = BEFORE_BOOT_FLAG - 1;
+/// The low 29 bits: the JSON length (bits 29 and 30 mark restored records).
+const LEN_MASK: u32 = (1 << 29) - 1;
 
 /// What to do with a new event when the queue is full.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -425,12 +428,13 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> Queue<S> {
         Ok(self.head_seq + self.count as u64 - 1)
     }
 
-    /// Appends an event restored from flash after a reset: its JSON as stored, whether it
+    /// Appends an event restored from flash after a reset (feature `storage`): its JSON as stored, whether it
     /// carries its own `timestamp`, and, if not, when it happened ([`Restored`]). It takes the
     /// next sequence number. The overflow policy applies as to a capture.
     ///
     /// # Errors
     /// [`PushError::TooLarge`] or [`PushError::Full`]; nothing is stored on error.
+    #[cfg(feature = "storage")]
     pub fn push_restored(
         &mut self,
         json: &[u8],
@@ -558,6 +562,9 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> Queue<S> {
         let len = (word & LEN_MASK) as usize;
         let start = at + RECORD_HEADER_LEN;
         let json = s.get(start..start + len)?;
+        // Only `push_restored` (feature `storage`) sets these flags: without it, no record is
+        // restored and the renderer's restored paths are not linked.
+        #[cfg(feature = "storage")]
         let restored = if word & WALL_FLAG != 0 {
             Some(Restored::Wall(UnixMillis::from_millis(ms)))
         } else if word & BEFORE_BOOT_FLAG != 0 {
@@ -565,6 +572,8 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> Queue<S> {
         } else {
             None
         };
+        #[cfg(not(feature = "storage"))]
+        let restored = None;
         Some((
             Record {
                 seq,

@@ -138,6 +138,7 @@ impl Client<'_> {
                 self.schedule_poll(now.mono + interval);
             }
             304 => {
+                bump(&mut self.stats.definitions_unchanged, 1);
                 if let Some(e) = resp.etag {
                     self.etag.clear();
                     let _ = self.etag.push_str(e);

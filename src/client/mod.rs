@@ -250,6 +250,7 @@ impl<'r> Client<'r> {
                 requests: 0,
                 definitions_loaded: 0,
                 definitions_failed: 0,
+                definitions_unchanged: 0,
                 queue: QueueStats {
                     enqueued: 0,
                     committed: 0,

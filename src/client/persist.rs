@@ -273,6 +273,19 @@ impl Client<'_> {
         }
     }
 
+    /// Whether flash is up to date: every queued event written (as far as the policy asks, or
+    /// after [`persist_now`](Self::persist_now)), every delivery recorded, the clock anchor
+    /// recorded. True when persistence is not attached.
+    #[must_use]
+    pub fn is_persisted(&self) -> bool {
+        let Some(p) = self.persist.as_ref() else {
+            return true;
+        };
+        let tail_done = self.desired_tail().is_none_or(|t| t <= p.tail_recorded);
+        let anchor_done = !matches!(p.anchor, Anchor::Pending(_));
+        self.unpersisted() == 0 && tail_done && anchor_done
+    }
+
     /// When a persistence step that failed may be tried again (after a flash error), if one
     /// waits for that: a driver sleeps until then or until the client changes.
     #[must_use]

@@ -143,6 +143,8 @@ pub struct ClientStats {
     pub definitions_loaded: u32,
     /// Definitions refreshes that failed (old definitions kept).
     pub definitions_failed: u32,
+    /// Definitions polls answered `304 Not Modified` (the definitions in use are current).
+    pub definitions_unchanged: u32,
     /// The queue's own counters (evictions, rejections, discards by reason).
     pub queue: QueueStats,
     /// The last delivery problem.

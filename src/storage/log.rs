@@ -562,7 +562,7 @@ impl EventLog {
                     max_boot = max_boot.max(h.boot);
                 }
                 let end = log
-                    .scan(flash, page, geo.data_start(), |log, _, item| {
+                    .scan(flash, page, geo.data_start(), &mut |log, _, item| {
                         match item {
                             Found::Event {
                                 seq, boot, instant, ..
@@ -597,7 +597,7 @@ impl EventLog {
             let mut page = oldest;
             loop {
                 let _ = log
-                    .scan(flash, page, geo.data_start(), |_, _, item| {
+                    .scan(flash, page, geo.data_start(), &mut |_, _, item| {
                         if let Found::Event { seq, .. } = item {
                             if seq >= tail {
                                 restored = restored.saturating_add(1);
@@ -848,7 +848,7 @@ impl EventLog {
         loop {
             let mut hit: Option<(StoredEvent, u32, u32)> = None;
             let end = self
-                .scan(flash, cur.page, cur.off, |_, at, item| {
+                .scan(flash, cur.page, cur.off, &mut |_, at, item| {
                     if let Found::Event {
                         seq,
                         boot,
@@ -984,15 +984,20 @@ impl EventLog {
                 let mut live = 0u32;
                 let mut max_seq = None;
                 let _ = self
-                    .scan(flash, self.oldest, self.geo.data_start(), |_, _, item| {
-                        if let Found::Event { seq, .. } = item {
-                            if seq >= tail {
-                                live += 1;
-                                max_seq = Some(seq);
+                    .scan(
+                        flash,
+                        self.oldest,
+                        self.geo.data_start(),
+                        &mut |_, _, item| {
+                            if let Found::Event { seq, .. } = item {
+                                if seq >= tail {
+                                    live += 1;
+                                    max_seq = Some(seq);
+                                }
                             }
-                        }
-                        false
-                    })
+                            false
+                        },
+                    )
                     .await
                     .map_err(|e| match e {
                         MountError::Flash(f) => AppendError::Flash(f),
@@ -1140,7 +1145,7 @@ impl EventLog {
         flash: &mut F,
         page: u32,
         from: u32,
-        mut visit: impl FnMut(&mut Self, u32, Found) -> bool,
+        visit: &mut dyn FnMut(&mut Self, u32, Found) -> bool,
     ) -> Result<PageEnd, MountError> {
         let geo = self.geo;
         let base = geo.addr(page);

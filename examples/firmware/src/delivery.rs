@@ -45,6 +45,7 @@ pub fn log_batch(outcome: &BatchOutcome) {
 /// batches, so this lasts as long as the link is down, up to [`DRAIN_TIMEOUT`] (an outage
 /// longer than that fails the run with events still pending). The handle wakes on each settled
 /// request; nothing polls.
+#[cfg_attr(feature = "e2e-reset", allow(dead_code))]
 pub async fn drain(ph: &PostHogHandle) -> Result<(), Failure> {
     let left = ph.shutdown(Instant::now() + DRAIN_TIMEOUT).await;
     if left.pending > 0 {
@@ -65,6 +66,7 @@ pub async fn drain(ph: &PostHogHandle) -> Result<(), Failure> {
 /// The verdict: success when every captured event was acknowledged by a 2xx, none was dropped,
 /// none is pending and none was refused before queuing. Retries are not a failure (across an
 /// outage they are expected); the summary line reports them, with the last delivery error.
+#[cfg_attr(feature = "e2e-reset", allow(dead_code))]
 pub fn check_delivery(stats: ClientStats, pending: usize) -> Result<(), Failure> {
     info!(
         "captured {}, sent {}, requests {}, retries {}, dropped {}, pending {}",
@@ -97,5 +99,29 @@ pub fn check_delivery(stats: ClientStats, pending: usize) -> Result<(), Failure>
     match problem {
         Some(p) => Err(p),
         None => Ok(()),
+    }
+}
+
+/// The reset pass's verdict after the reboot: every restored event was acknowledged by a 2xx,
+/// none dropped, none pending.
+#[cfg(feature = "e2e-reset")]
+pub fn check_restored(stats: ClientStats, pending: usize, restored: u32) -> Result<(), Failure> {
+    info!(
+        "restored {}, sent {}, requests {}, retries {}, dropped {}, pending {}",
+        restored,
+        stats.sent,
+        stats.requests,
+        stats.retries,
+        stats.queue.dropped(),
+        pending
+    );
+    if pending != 0 {
+        Err("restored events still pending")
+    } else if stats.queue.dropped() != 0 {
+        Err("restored events dropped")
+    } else if stats.sent != restored {
+        Err("not every restored event was acknowledged")
+    } else {
+        Ok(())
     }
 }

@@ -1,5 +1,5 @@
-//! The board: UART0, TIMER0 and the host clock through semihosting. This module holds the
-//! firmware's only `unsafe` code.
+//! The board: UART0, TIMER0, the host clock through semihosting, and a NOR flash chip emulated
+//! in SRAM. This module holds the firmware's only `unsafe` code.
 //!
 //! Both peripherals are Arm CMSDK APB blocks with 32-bit registers:
 //!
@@ -13,10 +13,19 @@
 //! | TIMER0 `VALUE` | `0x4000_0004` | current count, decrementing at the core clock |
 //! | TIMER0 `RELOAD` | `0x4000_0008` | value loaded when the count reaches zero |
 //!
+//! The flash chip is the top 64 KiB of SRAM (`0x203F_0000..0x2040_0000`), which `memory.x`
+//! keeps out of the linker's RAM: no Rust object lives there and no ELF segment covers it, so
+//! QEMU leaves it alone at a system reset (it reloads only the ELF's segments) and it keeps its
+//! contents across [`system_reset`], as a real flash would. At QEMU's start it reads all zeros
+//! (an unformatted chip, to the storage layer).
+//!
 //! # Safety
 //!
 //! Every register access below is a volatile, aligned 32-bit access to one of these registers,
 //! which are device memory mapped for the whole life of the program and alias no Rust object.
+//! The flash accesses are volatile, aligned 32-bit accesses inside the flash window, which is
+//! ordinary SRAM that no Rust object aliases (see above); [`Flash0::take`] hands out its only
+//! owner.
 //! A read of UART0 `DATA` pops the received byte and a write sends one; no other access has a
 //! side effect beyond the one its name says. [`Uart0::take`] and [`Timer0::take`] hand out the
 //! only owner of each peripheral, so no two owners ever interleave their accesses.
@@ -164,4 +173,73 @@ pub fn boot_entropy() -> u64 {
         )
     };
     ((time as u64) << 32) ^ clock as u64
+}
+
+#[cfg(feature = "persist")]
+/// Start of the emulated flash chip (see the module docs).
+const FLASH0: usize = 0x203F_0000;
+#[cfg(feature = "persist")]
+/// Its size: 16 erase pages of 4 KiB.
+pub const FLASH0_SIZE: usize = 64 * 1024;
+
+#[cfg(feature = "persist")]
+static FLASH0_TAKEN: Mutex<Cell<bool>> = Mutex::new(Cell::new(false));
+
+#[cfg(feature = "persist")]
+/// Owner of the emulated flash chip: word reads, word programs (which, as on NOR flash, can only
+/// clear bits) and erases to all ones. The `NorFlash` implementation is in `flash.rs`.
+pub struct Flash0 {
+    _private: (),
+}
+
+#[cfg(feature = "persist")]
+impl Flash0 {
+    /// The chip; `None` if it was already taken.
+    pub fn take() -> Option<Self> {
+        take_once(&FLASH0_TAKEN).then_some(Self { _private: () })
+    }
+
+    /// The word at byte offset `at` (a multiple of 4 below [`FLASH0_SIZE`]; others read 0).
+    pub fn read_word(&self, at: usize) -> u32 {
+        if !at.is_multiple_of(4) || at >= FLASH0_SIZE {
+            return 0;
+        }
+        // SAFETY: see the module docs; an aligned word inside the flash window.
+        unsafe { read(FLASH0 + at) }
+    }
+
+    /// Programs the word at `at`: bits can only go from 1 to 0, as on NOR flash.
+    pub fn program_word(&mut self, at: usize, value: u32) {
+        if !at.is_multiple_of(4) || at >= FLASH0_SIZE {
+            return;
+        }
+        // SAFETY: see the module docs; an aligned word inside the flash window, and we are its
+        // only owner.
+        unsafe { write(FLASH0 + at, read(FLASH0 + at) & value) }
+    }
+
+    /// Erases the word at `at` to all ones.
+    pub fn erase_word(&mut self, at: usize) {
+        if !at.is_multiple_of(4) || at >= FLASH0_SIZE {
+            return;
+        }
+        // SAFETY: as for `program_word`.
+        unsafe { write(FLASH0 + at, u32::MAX) }
+    }
+}
+
+#[cfg(feature = "e2e-reset")]
+/// Resets the whole system (`SCB.AIRCR.SYSRESETREQ`): a warm reset, as a watchdog or a firmware
+/// update would cause. SRAM keeps its contents; the firmware starts again from its reset vector.
+pub fn system_reset() -> ! {
+    cortex_m::peripheral::SCB::sys_reset()
+}
+
+#[cfg(feature = "e2e-reset")]
+/// The host's wall clock through semihosting (`SYS_TIME`): whole seconds since 1970, as a
+/// device would get its time from SNTP, GNSS or its cellular network.
+pub fn host_unix_seconds() -> u64 {
+    // SAFETY: SYS_TIME takes no parameter block and only returns a number.
+    let t = unsafe { cortex_m_semihosting::syscall!(TIME) };
+    t as u64
 }

@@ -17,7 +17,13 @@
 mod log;
 mod delivery;
 mod device_flags;
+#[cfg(feature = "persist")]
+mod flash;
 mod hw;
+#[cfg(feature = "persist")]
+mod persist;
+#[cfg(feature = "e2e-reset")]
+mod reset;
 mod telemetry;
 mod time_driver;
 mod uart;
@@ -63,6 +69,7 @@ const FLUSH_INTERVAL_MS: u64 = 2_000;
 /// (about 165 s into the run). One more attempt lost after the outage (e.g. written while QEMU
 /// reconnects after the server closed an idle connection) costs one more step of up to 128 s,
 /// so 300 s covers that too. A real device would not exit: its events stay queued.
+#[cfg_attr(feature = "e2e-reset", allow(dead_code))]
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(300);
 /// The whole run, whatever happens: the drain above plus the ~5 s of captures before it and
 /// some margin, and below the script's 360 s QEMU timeout for its outage pass, so a stuck run
@@ -71,7 +78,11 @@ const HARD_DEADLINE: Duration = Duration::from_secs(330);
 
 /// The client's storage, capacities named once: 4 KiB of events; the sample definitions need
 /// 20 flags, 75 nodes and 856 bytes of text; 32 `$feature_flag_called` de-duplication entries.
+#[cfg(not(feature = "e2e-reset"))]
 type PostHogResources = Resources<4096, 20, 96, 1024, 32>;
+/// The reset pass holds a whole boot's events while the link is down: 16 KiB of queue.
+#[cfg(feature = "e2e-reset")]
+type PostHogResources = Resources<16384, 20, 96, 1024, 32>;
 
 /// One executor, and no interrupt handler touches the client: a no-op lock, so loading the
 /// definitions, evaluating flags and rendering batches never mask interrupts. (Use
@@ -85,7 +96,13 @@ static STATE: StaticCell<State<'static, Mutex>> = StaticCell::new();
 /// The runner's buffers: request bodies (a batch is at most this large), heads, kept bodies.
 static TX: ConstStaticCell<[u8; 4096]> = ConstStaticCell::new([0; 4096]);
 static RX: ConstStaticCell<[u8; 1024]> = ConstStaticCell::new([0; 1024]);
-static BODY: ConstStaticCell<[u8; 256]> = ConstStaticCell::new([0; 256]);
+static BODY: ConstStaticCell<[u8; BODY_LEN]> = ConstStaticCell::new([0; BODY_LEN]);
+/// Kept response bodies: nothing but tiny answers, except in the reset pass, which polls the
+/// server's definitions (10 KB).
+#[cfg(not(feature = "e2e-reset"))]
+const BODY_LEN: usize = 256;
+#[cfg(feature = "e2e-reset")]
+const BODY_LEN: usize = 12 * 1024;
 
 /// Why the run failed (printed before exiting with a failure status).
 type Failure = &'static str;
@@ -124,11 +141,31 @@ async fn run(spawner: Spawner) -> Result<(), Failure> {
         // connection or on a fresh one each when the server closes them.
         .max_batch_events(4)
         .flush_interval(posthog_embedded::Duration::from_millis(FLUSH_INTERVAL_MS));
+    // The reset pass polls definitions (any secret key will do for the local server), to keep
+    // them on flash.
+    #[cfg(feature = "e2e-reset")]
+    let config = config.secret_key("phx_firmware_e2e_secret");
     let resources = RESOURCES.try_take().ok_or("client storage already taken")?;
-    let client = Client::new(config, resources).map_err(|e| {
+    #[allow(unused_mut)]
+    let mut client = Client::new(config, resources).map_err(|e| {
         error!("invalid PostHog configuration: {}", e);
         "invalid PostHog configuration"
     })?;
+    // With persistence: the events a reset interrupted come back first, and the definitions
+    // come from flash (the compiled-in snapshot when flash has none).
+    #[cfg(feature = "persist")]
+    let booted = persist::boot(&mut client, DEFINITIONS).await?;
+    #[cfg(not(feature = "persist"))]
+    {
+        let loaded = client.load_definitions(DEFINITIONS).map_err(|e| {
+            error!("flag definitions refused: {}", e);
+            "flag definitions refused"
+        })?;
+        info!(
+            "flag definitions from flash: {} flags, {} nodes, {} bytes of text",
+            loaded.flags, loaded.nodes, loaded.bytes
+        );
+    }
     let state = STATE
         .try_init(State::new())
         .ok_or("client already initialised")?;
@@ -149,19 +186,27 @@ async fn run(spawner: Spawner) -> Result<(), Failure> {
         })?;
     ph.set_on_batch(Some(delivery::log_batch));
 
-    let loaded = ph.load_definitions(DEFINITIONS).map_err(|e| {
-        error!("flag definitions refused: {}", e);
-        "flag definitions refused"
-    })?;
-    info!(
-        "flag definitions from flash: {} flags, {} nodes, {} bytes of text",
-        loaded.flags, loaded.nodes, loaded.bytes
-    );
+    #[cfg(feature = "e2e-reset")]
+    {
+        let boot = persist::BootInfo::of(&booted);
+        persist::spawn(spawner, ph, booted)?;
+        reset::run(spawner, ph, runner, UartLink::new(uart), &boot).await
+    }
+    #[cfg(not(feature = "e2e-reset"))]
+    {
+        #[cfg(feature = "persist")]
+        persist::spawn(spawner, ph, booted)?;
+        spawner.spawn(
+            posthog_task(runner, UartLink::new(uart))
+                .map_err(|_| "PostHog task already running")?,
+        );
+        workflow(ph).await
+    }
+}
 
-    spawner.spawn(
-        posthog_task(runner, UartLink::new(uart)).map_err(|_| "PostHog task already running")?,
-    );
-
+/// The firmware's work: who it is, its flags, its readings, then shutdown and the verdict.
+#[cfg(not(feature = "e2e-reset"))]
+async fn workflow(ph: PostHogHandle) -> Result<(), Failure> {
     telemetry::identify(&ph)?;
     let flags = device_flags::read_flags(&ph);
     telemetry::flag_dependent_events(&ph, &flags)?;

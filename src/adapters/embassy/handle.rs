@@ -44,37 +44,20 @@ impl<'d, M: RawMutex> Posthog<'d, M> {
         self.shared
     }
 
-    /// Asks for every queued event to be written to flash now, whatever the persistence
-    /// policy (see [`Client::persist_now`]); [`persisted`](Self::persisted) waits for it.
-    #[cfg(feature = "storage")]
-    pub fn persist_now(&self) {
-        self.shared.with(Client::persist_now);
-    }
-
-    /// Queued events not yet on flash (see [`Client::unpersisted`]).
-    #[cfg(feature = "storage")]
-    #[must_use]
-    pub fn unpersisted(&self) -> usize {
-        self.shared.peek(Client::unpersisted)
-    }
-
-    /// Persistence counters (see [`Client::persist_stats`]).
-    #[cfg(feature = "storage")]
-    #[must_use]
-    pub fn persist_stats(&self) -> crate::client::PersistStats {
-        self.shared.peek(Client::persist_stats)
-    }
-
-    /// [`persist_now`](Self::persist_now), then waits until every queued event is on flash or
-    /// `deadline` passes (before deep sleep or a planned reset); returns how many are not.
-    #[cfg(feature = "storage")]
-    pub async fn persisted(&self, deadline: embassy_time::Instant) -> usize {
-        self.persist_now();
+    /// Waits until `done` holds for the client or `deadline` passes, checking after every
+    /// settled request and persistence step (no polling); returns whether it holds.
+    pub async fn wait_until(
+        &self,
+        deadline: embassy_time::Instant,
+        done: impl Fn(&Client<'d>) -> bool,
+    ) -> bool {
         loop {
             let generation = self.shared.settled.generation();
-            let left = self.unpersisted();
-            if left == 0 || embassy_time::Instant::now() >= deadline {
-                return left;
+            if self.shared.peek(&done) {
+                return true;
+            }
+            if embassy_time::Instant::now() >= deadline {
+                return false;
             }
             self.settled_since(generation, deadline).await;
         }
@@ -669,7 +652,7 @@ impl<'d, M: RawMutex> Posthog<'d, M> {
     }
 
     /// Waits until a request or query settles after `generation`, or `deadline` passes.
-    async fn settled_since(&self, generation: u32, deadline: embassy_time::Instant) {
+    pub(super) async fn settled_since(&self, generation: u32, deadline: embassy_time::Instant) {
         let _ = select(
             self.shared.settled.changed_since(generation),
             embassy_time::Timer::at(deadline),

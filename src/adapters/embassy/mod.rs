@@ -71,7 +71,7 @@ pub use handle::{Drained, FlagRead, Posthog};
 pub use runner::{Buffers, Link, Runner, Timeouts};
 use settled::Settled;
 #[cfg(feature = "storage")]
-pub use storage::{storage, AlreadyAttached, StorageBuffers, StorageRunner};
+pub use storage::{storage, AlreadyAttached, DefinitionsStats, StorageBuffers, StorageRunner};
 
 /// Storage for the state the handle and the runner share (the client behind its mutex, the
 /// wake-up signal, the delivery notifier, the wall-clock offset). `const fn new()`: keep it in

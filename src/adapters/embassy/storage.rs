@@ -1,26 +1,5 @@
-//! Persistence for the embassy driver (feature `storage`): a [`StorageRunner`] task owns the
-//! flash, writes queued events to the [`EventLog`] as the client's
-//! [`PersistPolicy`](crate::client::PersistPolicy) says, records deliveries, and keeps the
-//! [`DefinitionsSlot`] in step with the definitions the network runner receives.
-//!
-//! ```text
-//! // At boot, before splitting the client: mount, attach, restore.
-//! let (mut log, mounted) = EventLog::mount(&mut flash, EVENTS).await?;
-//! let mut slot = DefinitionsSlot::mount(&mut flash, DEFINITIONS).await?;
-//! client.attach_persistence(PersistPolicy::EveryEvent, persist::position(&mounted));
-//! persist::restore(&mut log, &mut flash, &mut client, event_buf).await?;
-//! persist::restore_definitions(&mut slot, &mut flash, &mut client, defs_buf, Some(SNAPSHOT)).await;
-//! let (posthog, runner) = embassy::new(client, state, buffers, host)?;
-//! let storage = embassy::storage(posthog, flash, log, Some(slot),
-//!     StorageBuffers { event: EVENT_BUF.take(), definitions: DEFS_BUF.take() })?;
-//! spawner.spawn(storage_task(storage));   // storage.run().await
-//! ```
-//!
-//! The storage runner is a task of its own so that writing never waits for the network: with
-//! [`EveryEvent`](crate::client::PersistPolicy::EveryEvent) an event reaches flash one step
-//! after `capture` returns, even while a request hangs. The network runner hands new
-//! definitions over by copying their body into the `definitions` buffer (a body that does not
-//! fit is not kept, and a warning says so).
+//! Persistence for the embassy driver (feature `storage`): the storage task, and the mailbox
+//! through which the network runner hands it new definitions. See [`StorageRunner`].
 
 use core::fmt;
 
@@ -30,7 +9,7 @@ use embedded_storage_async::nor_flash::NorFlash;
 
 use super::{Posthog, Shared};
 use crate::adapters::persist;
-use crate::client::{DefinitionsChange, PersistStats, MAX_ETAG};
+use crate::client::{Client, DefinitionsChange, PersistStats, MAX_ETAG};
 use crate::storage::{DefinitionsSlot, EventLog, LogStats};
 
 /// The storage runner's buffers.
@@ -56,6 +35,18 @@ impl fmt::Display for AlreadyAttached {
 
 impl core::error::Error for AlreadyAttached {}
 
+/// What the storage runner did with definitions. All saturate.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub struct DefinitionsStats {
+    /// New definitions (or a quota clear) written to the slot.
+    pub written: u32,
+    /// Writes that failed (the previous copy is kept), or definitions that did not fit the
+    /// buffer and were not kept.
+    pub failed: u32,
+}
+
 /// New definitions waiting to be written.
 struct Pending {
     change: DefinitionsChange,
@@ -72,6 +63,7 @@ pub(super) struct Mailbox<'d> {
     /// The buffer, when the storage runner is not writing from it.
     buf: Option<&'d mut [u8]>,
     pending: Option<Pending>,
+    stats: DefinitionsStats,
 }
 
 impl Mailbox<'_> {
@@ -81,11 +73,28 @@ impl Mailbox<'_> {
             keeps: false,
             buf: None,
             pending: None,
+            stats: DefinitionsStats {
+                written: 0,
+                failed: 0,
+            },
         }
     }
 }
 
 impl<'d, M: RawMutex> Shared<'d, M> {
+    /// What the storage runner did with definitions.
+    pub(super) fn definitions_stats(&self) -> DefinitionsStats {
+        self.mailbox.lock(|m| m.borrow().stats)
+    }
+
+    /// Whether no new definitions wait to be written.
+    pub(super) fn definitions_written(&self) -> bool {
+        self.mailbox.lock(|m| {
+            let m = m.borrow();
+            m.pending.is_none() && (m.buf.is_some() || !m.attached)
+        })
+    }
+
     /// After an answer: hands what the definitions change to the storage runner, if any.
     pub(super) fn offer_definitions(&self, body: &[u8]) {
         let change = self.client.lock(|c| {
@@ -108,6 +117,7 @@ impl<'d, M: RawMutex> Shared<'d, M> {
                 DefinitionsChange::Cleared => 0,
             };
             let Some(dst) = m.buf.as_deref_mut().and_then(|b| b.get_mut(..len)) else {
+                m.stats.failed = m.stats.failed.saturating_add(1);
                 return false;
             };
             dst.copy_from_slice(body.get(..len).unwrap_or_default());
@@ -124,9 +134,52 @@ impl<'d, M: RawMutex> Shared<'d, M> {
     }
 }
 
+/// The handle's persistence calls.
+impl<'d, M: RawMutex> Posthog<'d, M> {
+    /// Asks for every queued event to be written to flash now, whatever the persistence
+    /// policy (see [`Client::persist_now`]); [`persisted`](Self::persisted) waits for it.
+    pub fn persist_now(&self) {
+        self.shared().with(Client::persist_now);
+    }
+
+    /// Queued events not yet on flash (see [`Client::unpersisted`]).
+    #[must_use]
+    pub fn unpersisted(&self) -> usize {
+        self.shared().peek(Client::unpersisted)
+    }
+
+    /// What the storage runner did with new definitions (written to flash, or not kept).
+    #[must_use]
+    pub fn definitions_stats(&self) -> DefinitionsStats {
+        self.shared().definitions_stats()
+    }
+
+    /// Persistence counters (see [`Client::persist_stats`]).
+    #[must_use]
+    pub fn persist_stats(&self) -> PersistStats {
+        self.shared().peek(Client::persist_stats)
+    }
+
+    /// [`persist_now`](Self::persist_now), then waits until flash is up to date (every queued
+    /// event, every delivery, new definitions: see [`Client::is_persisted`]) or `deadline`
+    /// passes (before deep sleep or a planned reset); returns how many events are not on flash.
+    pub async fn persisted(&self, deadline: embassy_time::Instant) -> usize {
+        self.persist_now();
+        loop {
+            let generation = self.shared().settled.generation();
+            let (left, done) = self.shared().peek(|c| (c.unpersisted(), c.is_persisted()));
+            let idle = self.shared().definitions_written();
+            if (done && idle) || embassy_time::Instant::now() >= deadline {
+                return left;
+            }
+            self.settled_since(generation, deadline).await;
+        }
+    }
+}
+
 /// Attaches persistence to the client behind `posthog`: returns the task that owns `flash`,
 /// the mounted `log` and, to keep definitions, the mounted `slot`. Restore at boot first (see
-/// the [module docs](self)).
+/// [`StorageRunner`]).
 ///
 /// # Errors
 /// [`AlreadyAttached`] when the client has a storage runner already.
@@ -160,6 +213,30 @@ pub fn storage<'d, M: RawMutex, F: NorFlash>(
 
 /// The task that writes to flash (from [`storage`]): spawn one task that calls
 /// [`run`](Self::run).
+///
+/// Persistence for the embassy driver (feature `storage`): this task owns the
+/// flash, writes queued events to the [`EventLog`] as the client's
+/// [`PersistPolicy`](crate::client::PersistPolicy) says, records deliveries, and keeps the
+/// [`DefinitionsSlot`] in step with the definitions the network runner receives.
+///
+/// ```text
+/// // At boot, before splitting the client: mount, attach, restore.
+/// let (mut log, mounted) = EventLog::mount(&mut flash, EVENTS).await?;
+/// let mut slot = DefinitionsSlot::mount(&mut flash, DEFINITIONS).await?;
+/// client.attach_persistence(PersistPolicy::EveryEvent, persist::position(&mounted));
+/// persist::restore(&mut log, &mut flash, &mut client, event_buf).await?;
+/// persist::restore_definitions(&mut slot, &mut flash, &mut client, defs_buf, Some(SNAPSHOT)).await;
+/// let (posthog, runner) = embassy::new(client, state, buffers, host)?;
+/// let storage = embassy::storage(posthog, flash, log, Some(slot),
+///     StorageBuffers { event: EVENT_BUF.take(), definitions: DEFS_BUF.take() })?;
+/// spawner.spawn(storage_task(storage));   // storage.run().await
+/// ```
+///
+/// The storage runner is a task of its own so that writing never waits for the network: with
+/// [`EveryEvent`](crate::client::PersistPolicy::EveryEvent) an event reaches flash one step
+/// after `capture` returns, even while a request hangs. The network runner hands new
+/// definitions over by copying their body into the `definitions` buffer (a body that does not
+/// fit is not kept, and a warning says so).
 pub struct StorageRunner<'d, M: RawMutex, F: NorFlash> {
     shared: &'d Shared<'d, M>,
     flash: F,
@@ -228,11 +305,21 @@ impl<M: RawMutex, F: NorFlash> StorageRunner<'_, M, F> {
                 }
                 DefinitionsChange::Cleared => slot.clear(&mut self.flash).await,
             };
+            let ok = r.is_ok();
             if let Err(e) = r {
                 ph_warn!("definitions not kept on flash: {}", e);
             }
+            self.shared.mailbox.lock(|m| {
+                let s = &mut m.borrow_mut().stats;
+                if ok {
+                    s.written = s.written.saturating_add(1);
+                } else {
+                    s.failed = s.failed.saturating_add(1);
+                }
+            });
         }
         self.shared.mailbox.lock(|m| m.borrow_mut().buf = Some(buf));
+        self.shared.settled.notify();
         true
     }
 

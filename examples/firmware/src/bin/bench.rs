@@ -42,6 +42,10 @@ static QUEUE: ConstStaticCell<Queue<[u8; workload::QUEUE_BYTES]>> = ConstStaticC
 static BODY: ConstStaticCell<[u8; workload::BODY_BYTES]> =
     ConstStaticCell::new([0; workload::BODY_BYTES]);
 static FLAGS: ConstStaticCell<workload::Store> = ConstStaticCell::new(workload::Store::new());
+/// A 40 KiB event log (10 pages of 4 KiB), as the firmware's, on a flash in RAM.
+#[cfg(feature = "persist")]
+static LOG_FLASH: ConstStaticCell<[u8; persist_bench::LOG_BYTES]> =
+    ConstStaticCell::new([0; persist_bench::LOG_BYTES]);
 
 /// SysTick counts spent in one call of `op`.
 #[inline(always)]
@@ -148,8 +152,178 @@ fn main() -> ! {
         report(name, eval);
     }
 
+    #[cfg(feature = "persist")]
+    {
+        let Some(mem) = LOG_FLASH.try_take() else {
+            fail("flash already taken")
+        };
+        persist_bench::run(mem, queue, &mut encoder, overhead);
+    }
+
     debug::exit(debug::EXIT_SUCCESS);
     halt()
+}
+
+/// Persistence: appending one event to the log (erases, tail records and all, averaged), and
+/// restoring a full log at boot.
+#[cfg(feature = "persist")]
+mod persist_bench {
+    use embassy_futures::block_on;
+    use embedded_storage_async::nor_flash::{
+        ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
+    };
+    use posthog_embedded::capture::{Encoder, OverflowPolicy, Queue};
+    use posthog_embedded::storage::EventLog;
+    use posthog_embedded::Instant;
+
+    use super::{fail, instructions, now, report, time, workload, INSTRUCTIONS_PER_COUNT};
+
+    pub const LOG_BYTES: usize = 40 * 1024;
+
+    /// NOR flash semantics over RAM: 4-byte writes that clear bits, 4 KiB erases.
+    struct RamFlash<'a>(&'a mut [u8]);
+
+    #[derive(Debug)]
+    struct Error;
+
+    impl NorFlashError for Error {
+        fn kind(&self) -> NorFlashErrorKind {
+            NorFlashErrorKind::OutOfBounds
+        }
+    }
+
+    impl ErrorType for RamFlash<'_> {
+        type Error = Error;
+    }
+
+    impl ReadNorFlash for RamFlash<'_> {
+        const READ_SIZE: usize = 1;
+
+        async fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Error> {
+            let at = offset as usize;
+            let src = self.0.get(at..at + bytes.len()).ok_or(Error)?;
+            bytes.copy_from_slice(src);
+            Ok(())
+        }
+
+        fn capacity(&self) -> usize {
+            self.0.len()
+        }
+    }
+
+    impl NorFlash for RamFlash<'_> {
+        const WRITE_SIZE: usize = 4;
+        const ERASE_SIZE: usize = 4096;
+
+        async fn erase(&mut self, from: u32, to: u32) -> Result<(), Error> {
+            self.0
+                .get_mut(from as usize..to as usize)
+                .ok_or(Error)?
+                .fill(0xFF);
+            Ok(())
+        }
+
+        async fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), Error> {
+            let at = offset as usize;
+            let dst = self.0.get_mut(at..at + bytes.len()).ok_or(Error)?;
+            for (d, s) in dst.iter_mut().zip(bytes) {
+                *d &= *s;
+            }
+            Ok(())
+        }
+    }
+
+    const APPENDS: u32 = 500;
+
+    pub fn run<S: AsRef<[u8]> + AsMut<[u8]>>(
+        mem: &mut [u8],
+        queue: &mut Queue<S>,
+        encoder: &mut Encoder,
+        overhead: u64,
+    ) {
+        let mut flash = RamFlash(mem);
+        let region = 0..LOG_BYTES as u32;
+        let Ok((mut log, _)) = block_on(EventLog::mount(&mut flash, region.clone())) else {
+            fail("log does not mount")
+        };
+        // One event's JSON, as the firmware persists it.
+        queue.commit(queue.seqs());
+        if workload::capture_reading(encoder, queue, now(0), 0).is_err() {
+            fail("capture failed");
+        }
+        let mut json = [0u8; 512];
+        let len = match queue.front() {
+            Some(r) if r.json.len() <= json.len() => {
+                json[..r.json.len()].copy_from_slice(r.json);
+                r.json.len()
+            }
+            _ => fail("no event"),
+        };
+        let event = &json[..len];
+        report("persist_event_bytes", len as u64);
+
+        // Appends, with a delivered batch (a tail record) every 10 events, untimed: the log
+        // wraps around its pages many times, so erases are in the average.
+        let mut appends = 0;
+        for i in 0..APPENDS {
+            appends += time(|| {
+                block_on(log.append(
+                    &mut flash,
+                    0,
+                    Instant::from_millis(u64::from(i)),
+                    event,
+                    OverflowPolicy::RejectNewest,
+                ))
+                .is_ok()
+            });
+            if i % 10 == 9 {
+                let tail = log.next_seq();
+                let _ = block_on(log.set_tail(&mut flash, tail));
+            }
+        }
+        if log.stats().persisted != APPENDS || log.stats().erases < 10 {
+            fail("appends failed or the log did not wrap");
+        }
+        let per = appends.saturating_sub(overhead * u64::from(APPENDS) / 1000)
+            * INSTRUCTIONS_PER_COUNT
+            / u64::from(APPENDS);
+        report("persist_event", per);
+
+        // A full log: fill it (nothing delivered), then mount and read every event back, as
+        // a boot restores them.
+        let mut stored = 0u64;
+        while block_on(log.append(
+            &mut flash,
+            0,
+            Instant::from_millis(stored),
+            event,
+            OverflowPolicy::RejectNewest,
+        ))
+        .is_ok()
+        {
+            stored += 1;
+        }
+        let mut restored = 0u64;
+        let restore = instructions(1, overhead, || {
+            let Ok((mut log, m)) = block_on(EventLog::mount(&mut flash, region.clone())) else {
+                return 0;
+            };
+            let mut buf = [0u8; 512];
+            let mut from = 0;
+            let mut n = 0u64;
+            while let Ok(Some(ev)) = block_on(log.read(&mut flash, from, &mut buf)) {
+                from = ev.seq + 1;
+                n += 1;
+            }
+            restored = n;
+            u64::from(m.restored)
+        });
+        if restored == 0 {
+            fail("nothing restored");
+        }
+        report("restore_full_events", restored);
+        report("restore_full", restore);
+    }
 }
 
 /// Capture instants 100 ms apart.
