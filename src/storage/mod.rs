@@ -51,7 +51,7 @@ use core::fmt;
 
 pub use log::{
     AppendError, BootInfo, EventLog, EventTime, LogStats, MountError, Mounted, ReadError,
-    StoredEvent, EVENT_OVERHEAD, FLAG_TIMESTAMP, MAX_BOOTS, MAX_WRITE_SIZE,
+    StoredEvent, BOOT_RESERVE, EVENT_OVERHEAD, FLAG_TIMESTAMP, MAX_BOOTS, MAX_WRITE_SIZE,
 };
 pub use slot::{DefinitionsSlot, SlotError, StoredDefinitions};
 

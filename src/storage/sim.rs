@@ -50,6 +50,7 @@ pub struct SimFlash<const W: usize = 4, const E: usize = 4096> {
     steps: u64,
     cut_at: Option<u64>,
     fail_at: Option<u64>,
+    fail_late_at: Option<u64>,
     off: bool,
     rng: u64,
 }
@@ -65,6 +66,7 @@ impl<const W: usize, const E: usize> SimFlash<W, E> {
             steps: 0,
             cut_at: None,
             fail_at: None,
+            fail_late_at: None,
             off: false,
             rng: seed | 1,
         }
@@ -86,11 +88,19 @@ impl<const W: usize, const E: usize> SimFlash<W, E> {
         self.fail_at = Some(self.steps + n);
     }
 
+    /// Makes the write call that contains the step after `n` more steps report an error
+    /// although every word of it was programmed (a controller that flags a verify error
+    /// spuriously, or a timeout after the program completed).
+    pub fn fail_late_after(&mut self, n: u64) {
+        self.fail_late_at = Some(self.steps + n);
+    }
+
     /// Turns the power back on (clearing any pending cut or failure), as at a reset.
     pub fn power_on(&mut self) {
         self.off = false;
         self.cut_at = None;
         self.fail_at = None;
+        self.fail_late_at = None;
     }
 
     /// Whether the power is off.
@@ -215,6 +225,7 @@ impl<const W: usize, const E: usize> NorFlash for SimFlash<W, E> {
 
     async fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), SimError> {
         let (from, to) = self.check(offset, bytes.len(), W)?;
+        let mut late = false;
         for (i, chunk) in bytes.chunks(W).enumerate() {
             let at = from + i * W;
             let word = at / W;
@@ -222,6 +233,10 @@ impl<const W: usize, const E: usize> NorFlash for SimFlash<W, E> {
                 !self.written[word],
                 "SimFlash: word at {at:#x} written twice without an erase"
             );
+            if self.fail_late_at == Some(self.steps) {
+                self.fail_late_at = None;
+                late = true;
+            }
             match self.step() {
                 Ok(()) => {}
                 Err(SimError::PowerCut) if self.off && self.cut_at.is_some() => {
@@ -235,6 +250,9 @@ impl<const W: usize, const E: usize> NorFlash for SimFlash<W, E> {
                 self.mem[at + j] &= b;
             }
             self.written[word] = true;
+        }
+        if late {
+            return Err(SimError::Injected);
         }
         Ok(())
     }

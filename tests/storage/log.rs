@@ -3,7 +3,8 @@
 use posthog_embedded::capture::OverflowPolicy;
 use posthog_embedded::storage::sim::SimFlash;
 use posthog_embedded::storage::{
-    AppendError, EventLog, EventTime, GeometryError, MountError, ReadError, FLAG_TIMESTAMP,
+    AppendError, EventLog, EventTime, GeometryError, MountError, ReadError, BOOT_RESERVE,
+    FLAG_TIMESTAMP,
 };
 use posthog_embedded::time::{Instant, UnixMillis};
 
@@ -362,7 +363,7 @@ fn geometry_is_checked() {
         }),
         Err(AppendError::TooLarge {
             len: 2036,
-            max: 996
+            max: 1024 - 28 - BOOT_RESERVE * 16
         })
     );
 }
@@ -391,4 +392,108 @@ fn a_32_byte_write_unit_works_the_same() {
         assert_eq!(*j, json(*seq, 90 + *seq as usize * 7));
     }
     assert_eq!(all.last().map(|e| e.0), Some(29));
+}
+
+/// The pages whose header starts with the log's magic, in address order.
+fn headed_pages(f: &Flash, pages: usize) -> Vec<usize> {
+    (0..pages)
+        .filter(|p| f.contents()[p * 1024..p * 1024 + 4] == *b"PHEL")
+        .collect()
+}
+
+#[test]
+fn a_damaged_page_header_inside_the_ring_or_at_its_head_is_stepped_over() {
+    for damaged in ["middle", "head"] {
+        let mut f = Flash::new(6, 12);
+        let (mut log, _) = mount(&mut f, 6);
+        for seq in 0..8 {
+            append(&mut log, &mut f, seq, 300).unwrap();
+        }
+        let used = headed_pages(&f, 6);
+        assert_eq!(used, [0, 1, 2, 3], "two events of 300 bytes a page");
+        let page = match damaged {
+            "middle" => 1,
+            _ => 3,
+        };
+        // A bit flip in the page header's sequence number: it no longer verifies.
+        f.flip_bit(page * 1024 + 9, 2);
+        let (mut log, m) = mount(&mut f, 6);
+        assert_eq!((m.restored, m.next_seq), (8, 8), "{damaged}");
+        assert_eq!(log.stats().corrupt, 1, "{damaged}");
+        let seqs: Vec<u64> = read_all(&mut log, &mut f).iter().map(|e| e.0).collect();
+        assert_eq!(seqs, (0..8).collect::<Vec<_>>(), "{damaged}");
+        // The log goes on after the damaged page (no word written twice) and wraps past it.
+        for seq in 8..10 {
+            append(&mut log, &mut f, seq, 300).unwrap();
+        }
+        let (mut log, m) = mount(&mut f, 6);
+        assert_eq!(m.restored, 10, "{damaged}");
+        for seq in 10..40 {
+            block_on(log.set_tail(&mut f, seq)).unwrap();
+            append(&mut log, &mut f, seq, 300).unwrap();
+        }
+        let (mut log, m) = mount(&mut f, 6);
+        assert_eq!((m.restored, m.tail), (1, 39), "{damaged}");
+        assert_eq!(read_all(&mut log, &mut f)[0].0, 39);
+    }
+}
+
+#[test]
+fn a_tail_that_failed_to_reach_flash_is_written_when_asked_again() {
+    let mut f = Flash::new(4, 13);
+    let (mut log, _) = mount(&mut f, 4);
+    for seq in 0..4 {
+        append(&mut log, &mut f, seq, 60).unwrap();
+    }
+    f.fail_after(0);
+    assert!(matches!(
+        block_on(log.set_tail(&mut f, 3)),
+        Err(AppendError::Flash(_))
+    ));
+    // Asking again writes it (it is not on flash yet).
+    block_on(log.set_tail(&mut f, 3)).unwrap();
+    let (_, m) = mount(&mut f, 4);
+    assert_eq!((m.tail, m.restored), (3, 1));
+}
+
+#[test]
+fn an_event_written_but_reported_failed_is_restored_once() {
+    let mut f = Flash::new(4, 14);
+    let (mut log, _) = mount(&mut f, 4);
+    append(&mut log, &mut f, 0, 100).unwrap();
+    // The whole item is programmed (136 bytes: 34 words), then its last write reports an
+    // error: the caller writes the event again with the same number.
+    f.fail_late_after(33);
+    assert!(matches!(
+        append(&mut log, &mut f, 1, 100),
+        Err(AppendError::Flash(_))
+    ));
+    append(&mut log, &mut f, 1, 100).unwrap();
+    append(&mut log, &mut f, 2, 100).unwrap();
+    let (mut log, m) = mount(&mut f, 4);
+    assert_eq!((m.restored, m.next_seq), (3, 3));
+    let seqs: Vec<u64> = read_all(&mut log, &mut f).iter().map(|e| e.0).collect();
+    assert_eq!(seqs, [0, 1, 2]);
+}
+
+#[test]
+fn a_region_full_of_undelivered_events_still_records_every_boot() {
+    let mut f = Flash::new(3, 15);
+    let (mut log, _) = mount(&mut f, 3);
+    let mut seq = 0;
+    while append(&mut log, &mut f, seq, 200).is_ok() {
+        seq += 1;
+    }
+    // Every mount records its boot number (uuids of later boots differ), full or not, for at
+    // least BOOT_RESERVE boots in a row.
+    for boot in 2..2 + BOOT_RESERVE as u32 {
+        let (mut log, m) = mount(&mut f, 3);
+        assert!(m.boot_recorded, "boot {boot}");
+        assert_eq!((m.boot, m.restored as u64), (boot, seq));
+        assert_eq!(
+            append(&mut log, &mut f, seq, 200),
+            Err(AppendError::Full),
+            "boot {boot}"
+        );
+    }
 }
