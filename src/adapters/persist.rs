@@ -83,13 +83,18 @@ pub async fn restore<F: NorFlash>(
             Ok(None) => return Ok(done),
             Err(ReadError::BufferTooSmall { seq, .. }) => {
                 client.note_restore_dropped();
-                done.dropped += 1;
-                from = seq + 1;
+                done.dropped = done.dropped.saturating_add(1);
+                match seq.checked_add(1) {
+                    Some(next) => from = next,
+                    None => return Ok(done),
+                }
                 continue;
             }
             Err(e) => return Err(e),
         };
-        from = ev.seq + 1;
+        // The last number there is ends the walk (reading from it again would repeat it).
+        let last = ev.seq == u64::MAX;
+        from = ev.seq.saturating_add(1);
         let (has_ts, time) = if ev.flags & FLAG_TIMESTAMP != 0 {
             (true, None)
         } else {
@@ -98,12 +103,15 @@ pub async fn restore<F: NorFlash>(
         let json = buf.get(..ev.len).unwrap_or_default();
         match client.restore(ev.seq, json, has_ts, time) {
             Ok(_) => {
-                done.restored += 1;
+                done.restored = done.restored.saturating_add(1);
                 if matches!(time, Some(Restored::BeforeBoot(_))) {
-                    done.approximate += 1;
+                    done.approximate = done.approximate.saturating_add(1);
                 }
             }
-            Err(_) => done.dropped += 1,
+            Err(_) => done.dropped = done.dropped.saturating_add(1),
+        }
+        if last {
+            return Ok(done);
         }
     }
 }

@@ -172,6 +172,9 @@ pub(super) struct Persist {
     log_next: u64,
     /// The tail as recorded on flash.
     tail_recorded: u64,
+    /// A tail the log refused for want of room (0: none): asked again only once a higher one
+    /// is due.
+    tail_refused: u64,
     anchor: Anchor,
     /// `persist_now` was called: write everything queued.
     wanted: bool,
@@ -235,6 +238,7 @@ impl Client<'_> {
             breaks: heapless::Deque::new(),
             log_next: at.next.max(at.tail),
             tail_recorded: at.tail,
+            tail_refused: 0,
             anchor: Anchor::Unknown,
             wanted: false,
             full: false,
@@ -335,7 +339,7 @@ impl Client<'_> {
         match self.queue.push_restored(json, has_timestamp, restored) {
             Ok(seq) => {
                 p.next = seq + 1;
-                p.log_next = p.log_next.max(log_seq + 1);
+                p.log_next = p.log_next.max(log_seq.saturating_add(1));
                 p.stats.restored = p.stats.restored.saturating_add(1);
                 Ok(seq)
             }
@@ -369,13 +373,14 @@ impl Client<'_> {
         let Some(p) = self.persist.as_mut() else {
             return;
         };
+        // Break points the queue has passed go first, so the one below can be recorded.
+        while p.breaks.len() > 1 && p.breaks.get(1).is_some_and(|b| b.0 <= seqs.start) {
+            let _ = p.breaks.pop_front();
+        }
         if p.next < seqs.start {
             p.next = seqs.start;
             let n = p.log_next;
             let _ = p.map(seqs.start, n);
-        }
-        while p.breaks.len() > 1 && p.breaks.get(1).is_some_and(|b| b.0 <= seqs.start) {
-            let _ = p.breaks.pop_front();
         }
     }
 
@@ -429,14 +434,16 @@ impl Client<'_> {
                 p.anchor = Anchor::Pending(a);
             }
         }
-        if let Anchor::Pending(a) = p.anchor {
-            return Some(PersistStep::Anchor(a));
-        }
-        if let Some(t) = tail.filter(|t| *t > p.tail_recorded) {
+        // The tail first: it is what frees room when the region is full.
+        let floor = p.tail_recorded.max(p.tail_refused);
+        if let Some(t) = tail.filter(|t| *t > floor) {
             return Some(PersistStep::SetTail(t));
         }
         if p.full {
             return None;
+        }
+        if let Anchor::Pending(a) = p.anchor {
+            return Some(PersistStep::Anchor(a));
         }
         let p = self.persist.as_ref()?;
         if !self.wants_write(p) {
@@ -449,9 +456,15 @@ impl Client<'_> {
             p.wanted = true;
         }
         loop {
-            let next = self.persist.as_ref()?.next;
+            let p = self.persist.as_ref()?;
+            let next = p.next;
             let rec = self.queue.iter().find(|r| r.seq >= next)?;
             let (seq, len) = (rec.seq, rec.json.len());
+            // Only write what can be tracked: continuing the current numbering, or with a
+            // break point free for a new one. Otherwise wait for the queue to move on.
+            if p.log_of(seq) != Some(p.log_next) && p.breaks.is_full() {
+                return None;
+            }
             match buf.get_mut(..len) {
                 Some(dst) => {
                     dst.copy_from_slice(rec.json);
@@ -465,8 +478,7 @@ impl Client<'_> {
                 None => {
                     // Larger than the driver's staging buffer: RAM only.
                     ph_warn!("event #{} ({} bytes) too large to persist", seq, len);
-                    self.skip_unstorable(seq);
-                    if self.persist.as_ref()?.full {
+                    if !self.skip_unstorable(seq) {
                         return None;
                     }
                 }
@@ -474,16 +486,18 @@ impl Client<'_> {
         }
     }
 
-    fn skip_unstorable(&mut self, seq: u64) {
-        if let Some(p) = self.persist.as_mut() {
-            p.stats.too_large_for_flash = p.stats.too_large_for_flash.saturating_add(1);
-            if p.map(seq + 1, p.log_next) {
-                p.next = seq + 1;
-            } else {
-                // No break point free: wait for the queue to move on.
-                p.full = true;
-            }
+    /// Leaves queued event `seq` in RAM only (too large for flash), counted. False when no
+    /// break point is free to record that: it is skipped once the queue has moved on.
+    fn skip_unstorable(&mut self, seq: u64) -> bool {
+        let Some(p) = self.persist.as_mut() else {
+            return false;
+        };
+        if !p.map(seq + 1, p.log_next) {
+            return false;
         }
+        p.next = seq + 1;
+        p.stats.too_large_for_flash = p.stats.too_large_for_flash.saturating_add(1);
+        true
     }
 
     /// Reports how the step from [`next_persist_step`](Self::next_persist_step) ended.
@@ -495,33 +509,42 @@ impl Client<'_> {
             (PersistStep::Anchor(_), PersistResult::Done(_)) => p.anchor = Anchor::Recorded,
             (PersistStep::SetTail(t), PersistResult::Done(_)) => {
                 p.tail_recorded = p.tail_recorded.max(*t);
+                p.tail_refused = 0;
                 p.stats.tail_writes = p.stats.tail_writes.saturating_add(1);
                 // Room may have been freed.
                 p.full = false;
+            }
+            (PersistStep::SetTail(t), PersistResult::Full) => {
+                // No room even for the tail until deliveries clear the oldest page.
+                p.tail_refused = *t;
+                p.stats.full = p.stats.full.saturating_add(1);
+                p.full = true;
             }
             (&PersistStep::Append { seq, .. }, PersistResult::Done(Some(log_seq))) => {
                 if seq == p.next {
                     if p.map(seq, log_seq) {
                         p.next = seq + 1;
-                        p.log_next = log_seq + 1;
+                        p.log_next = log_seq.saturating_add(1);
                         p.stats.persisted = p.stats.persisted.saturating_add(1);
                     } else {
-                        // Stored, but untrackable: mark it done at once rather than risk a
-                        // tail that passes an undelivered event. It stays queued in RAM.
+                        // Stored under a number that cannot be tracked (the log's numbering
+                        // jumped while every break point was in use): write nothing more until
+                        // a tail is recorded, rather than risk a tail that passes an
+                        // undelivered event. It stays queued in RAM.
                         p.full = true;
                     }
                 }
             }
             (&PersistStep::Append { seq, .. }, PersistResult::TooLarge) => {
                 if seq == p.next {
-                    self.skip_unstorable(seq);
+                    let _ = self.skip_unstorable(seq);
                 }
             }
-            (PersistStep::Append { .. }, PersistResult::Full) => {
+            (PersistStep::Append { .. } | PersistStep::Anchor(_), PersistResult::Full) => {
                 p.stats.full = p.stats.full.saturating_add(1);
                 p.full = true;
             }
-            (_, PersistResult::Flash | PersistResult::Full | PersistResult::TooLarge) => {
+            (_, PersistResult::Flash | PersistResult::TooLarge) => {
                 p.stats.flash_errors = p.stats.flash_errors.saturating_add(1);
                 p.retry_at = Some(now.mono + FLASH_RETRY);
             }

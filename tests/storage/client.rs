@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use posthog_embedded::adapters::persist;
 use posthog_embedded::capture::{EventOptions, OverflowPolicy};
-use posthog_embedded::client::{Client, Config, PersistPolicy, RequestKind, ResponseInfo};
+use posthog_embedded::client::{
+    Client, Config, PersistPolicy, PersistResult, PersistStep, RequestKind, ResponseInfo,
+};
 use posthog_embedded::resources::Resources;
 use posthog_embedded::storage::sim::SimFlash;
 use posthog_embedded::storage::EventLog;
@@ -614,4 +616,128 @@ mod definitions {
         assert_eq!(src, DefinitionsSource::Snapshot);
         assert_eq!(keys(&c), ["compiled-in"]);
     }
+}
+
+/// Captures event `n` with a `pad` property of `pad` bytes.
+fn capture_padded(c: &mut Client<'_>, now: Now, n: u64, pad: usize) {
+    let s = "p".repeat(pad);
+    c.capture(now, "reading", "device-1", &EventOptions::new(), |p| {
+        p.prop("n", n)?;
+        p.prop("pad", s.as_str())?;
+        Ok(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn a_full_region_records_the_tail_first_and_then_the_clock_anchor() {
+    // A region smaller than the queue, so it fills before the queue does.
+    let mut flash = Flash::new(2, 20);
+    let (mut log, mounted) = block_on(EventLog::mount(&mut flash, 0..2048)).unwrap();
+    let mut config = Config::new("phc_test", 1);
+    config.max_batch_events = 3;
+    let mut client = Client::new(
+        config,
+        Box::leak(Box::new(Resources::<4096, 4, 16, 256>::new())),
+    )
+    .unwrap();
+    client.attach_persistence(PersistPolicy::EveryEvent, persist::position(&mounted));
+    client.set_online(false);
+    let mut buf = [0u8; 1024];
+    let mut n = 0;
+    while client.persist_stats().full == 0 {
+        capture_padded(&mut client, mono(n), n, 200);
+        block_on(persist::sync(
+            &mut log,
+            &mut flash,
+            &mut client,
+            mono(n),
+            &mut buf,
+        ));
+        n += 1;
+    }
+    assert!(!client.is_persisted());
+    // The wall clock arrives and a batch is delivered: the tail goes first, since only it
+    // frees room; the anchor follows.
+    client.set_online(true);
+    client.flush();
+    let mut body = vec![0u8; 8192];
+    let now = both(1_000, WALL0);
+    assert!(client.poll_transmit(now, &mut body).is_some());
+    client.handle_response(now, &ok(), &[]);
+    let step = client.next_persist_step(now, &mut buf).unwrap();
+    let tail = match step {
+        PersistStep::SetTail(t) => t,
+        other => panic!("expected the tail first, got {other:?}"),
+    };
+    // Had the log refused it for want of room, it is not asked again (no busy loop) and
+    // flash is not up to date.
+    client.finish_persist_step(now, &step, PersistResult::Full);
+    assert!(!client.is_persisted());
+    assert_eq!(client.next_persist_step(now, &mut buf), None);
+    // A later delivery asks for a higher tail; this time the log takes it.
+    assert!(client.poll_transmit(now, &mut body).is_some());
+    client.handle_response(now, &ok(), &[]);
+    let step = client.next_persist_step(now, &mut buf).unwrap();
+    assert!(
+        matches!(step, PersistStep::SetTail(t) if t > tail),
+        "{step:?}"
+    );
+    let r = block_on(persist::apply(&mut log, &mut flash, &step, &buf));
+    assert_eq!(r, PersistResult::Done(None));
+    client.finish_persist_step(now, &step, r);
+    assert_eq!(
+        client.next_persist_step(now, &mut buf),
+        Some(PersistStep::Anchor(i64::try_from(WALL0).unwrap() - 1_000))
+    );
+    block_on(persist::sync(
+        &mut log,
+        &mut flash,
+        &mut client,
+        now,
+        &mut buf,
+    ));
+    assert!(client.is_persisted());
+    assert_eq!(client.persist_stats().flash_errors, 0);
+    // Everything was delivered: nothing comes back.
+    let (_, m) = block_on(EventLog::mount(&mut flash, 0..2048)).unwrap();
+    assert_eq!(m.restored, 0);
+}
+
+#[test]
+fn more_unstorable_events_than_break_points_only_delay_persistence() {
+    let mut d = Device::new(21);
+    let mut b = d.boot(PersistPolicy::EveryEvent);
+    b.client.set_online(false);
+    // Ten events larger than the staging buffer (RAM only), then one that fits.
+    let mut small = [0u8; 240];
+    for n in 0..10 {
+        capture_padded(&mut b.client, mono(n), n, 120);
+    }
+    capture_padded(&mut b.client, mono(10), 10, 10);
+    block_on(persist::sync(
+        &mut b.log,
+        &mut d.flash,
+        &mut b.client,
+        mono(11),
+        &mut small,
+    ));
+    let s = b.client.persist_stats();
+    assert!(s.too_large_for_flash >= 7, "{s:?}");
+    assert_eq!(b.client.persist_stats().persisted, 0, "waits for the queue");
+    // Once they are delivered, persisting goes on.
+    b.client.set_online(true);
+    assert_eq!(b.deliver(&mut d.flash, mono(100)).len(), 11);
+    capture_padded(&mut b.client, mono(200), 11, 10);
+    block_on(persist::sync(
+        &mut b.log,
+        &mut d.flash,
+        &mut b.client,
+        mono(201),
+        &mut small,
+    ));
+    assert_eq!(b.client.unpersisted(), 0);
+    assert!(b.client.is_persisted());
+    let b2 = d.boot(PersistPolicy::EveryEvent);
+    assert_eq!(b2.restored, 1);
 }
