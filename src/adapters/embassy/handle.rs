@@ -80,6 +80,9 @@ impl<'d, M: RawMutex> Posthog<'d, M> {
             .zip(i64::try_from(mono).ok())
             .map(|(w, m)| w - m);
         self.shared.wall_offset.lock(|o| o.set(offset));
+        // The storage runner records the clock anchor once the wall clock is known.
+        #[cfg(feature = "storage")]
+        self.shared.persist_wake.signal(());
     }
 
     /// Runs a flag read `f` on the client, waking the runner only when it queued an event (a

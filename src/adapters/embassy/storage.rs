@@ -114,7 +114,15 @@ impl<'d, M: RawMutex> Shared<'d, M> {
             }
             let len = match change {
                 DefinitionsChange::Loaded => body.len(),
-                DefinitionsChange::Cleared => 0,
+                DefinitionsChange::Cleared => {
+                    // Needs no buffer: recorded even while the runner writes from it.
+                    m.pending = Some(Pending {
+                        change,
+                        len: 0,
+                        etag,
+                    });
+                    return true;
+                }
             };
             let Some(dst) = m.buf.as_deref_mut().and_then(|b| b.get_mut(..len)) else {
                 m.stats.failed = m.stats.failed.saturating_add(1);
@@ -289,9 +297,10 @@ impl<M: RawMutex, F: NorFlash> StorageRunner<'_, M, F> {
     async fn write_definitions(&mut self) -> bool {
         let taken = self.shared.mailbox.lock(|m| {
             let mut m = m.borrow_mut();
-            let pending = m.pending.take()?;
-            let buf = m.buf.take()?;
-            Some((pending, buf))
+            if m.pending.is_none() || m.buf.is_none() {
+                return None;
+            }
+            Some((m.pending.take()?, m.buf.take()?))
         });
         let Some((pending, buf)) = taken else {
             return false;
