@@ -51,6 +51,8 @@ pub struct SimFlash<const W: usize = 4, const E: usize = 4096> {
     cut_at: Option<u64>,
     fail_at: Option<u64>,
     fail_late_at: Option<u64>,
+    /// Reads touching this range fail, this many more times.
+    read_fail: Option<(core::ops::Range<usize>, u32)>,
     off: bool,
     rng: u64,
 }
@@ -67,6 +69,7 @@ impl<const W: usize, const E: usize> SimFlash<W, E> {
             cut_at: None,
             fail_at: None,
             fail_late_at: None,
+            read_fail: None,
             off: false,
             rng: seed | 1,
         }
@@ -93,6 +96,12 @@ impl<const W: usize, const E: usize> SimFlash<W, E> {
     /// spuriously, or a timeout after the program completed).
     pub fn fail_late_after(&mut self, n: u64) {
         self.fail_late_at = Some(self.steps + n);
+    }
+
+    /// Makes the next `times` reads that touch `range` fail (`u32::MAX`: every read), until
+    /// the page holding it is erased, as an ECC error on a torn word does. Reads are not steps.
+    pub fn fail_reads(&mut self, range: core::ops::Range<usize>, times: u32) {
+        self.read_fail = Some((range, times));
     }
 
     /// Turns the power back on (clearing any pending cut or failure), as at a reset.
@@ -180,6 +189,14 @@ impl<const W: usize, const E: usize> ReadNorFlash for SimFlash<W, E> {
             return Err(SimError::PowerCut);
         }
         let (from, to) = self.check(offset, bytes.len(), W)?;
+        if let Some((range, times)) = self.read_fail.as_mut() {
+            if *times > 0 && from < range.end && range.start < to {
+                if *times != u32::MAX {
+                    *times -= 1;
+                }
+                return Err(SimError::Injected);
+            }
+        }
         bytes.copy_from_slice(&self.mem[from..to]);
         Ok(())
     }
@@ -215,6 +232,13 @@ impl<const W: usize, const E: usize> NorFlash for SimFlash<W, E> {
                     return Err(SimError::PowerCut);
                 }
                 Err(e) => return Err(e),
+            }
+            if self
+                .read_fail
+                .as_ref()
+                .is_some_and(|(r, _)| r.start < page + E && page < r.end)
+            {
+                self.read_fail = None;
             }
             self.mem[page..page + E].fill(0xFF);
             self.written[page / W..(page + E) / W].fill(false);

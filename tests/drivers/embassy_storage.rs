@@ -185,3 +185,48 @@ fn the_storage_runner_keeps_events_and_definitions_across_reboots() {
         );
     }
 }
+
+#[test]
+fn the_wall_clock_wakes_the_storage_runner_to_record_its_anchor() {
+    let mut flash = Flash::new(12, 2);
+    {
+        let (ph, _runner, mut storage, _, _) = boot(&mut flash, PersistPolicy::EveryEvent);
+        ph.set_online(false);
+        // Let it settle: nothing to write, so it sleeps.
+        for _ in 0..3 {
+            let _ = embassy_futures::block_on(embassy_time::with_timeout(
+                embassy_time::Duration::from_millis(20),
+                storage.step(),
+            ));
+        }
+        // A sleeping runner wakes when the wall clock arrives (it has an anchor to record).
+        let woke = embassy_futures::block_on(embassy_time::with_timeout(
+            embassy_time::Duration::from_secs(30),
+            embassy_futures::join::join(storage.step(), async {
+                embassy_time::Timer::after_millis(10).await;
+                ph.set_wall_clock(posthog_embedded::time::UnixMillis::from_millis(
+                    1_760_000_000_000,
+                ));
+            }),
+        ));
+        assert!(
+            woke.is_ok(),
+            "set_wall_clock did not wake the storage runner"
+        );
+        // Its next step writes the anchor.
+        assert!(embassy_futures::block_on(embassy_time::with_timeout(
+            embassy_time::Duration::from_secs(30),
+            storage.step(),
+        ))
+        .is_ok());
+        assert!(ph.with(|c, _| c.is_persisted()));
+    }
+    // The anchor is on flash: the next boot knows this boot's wall clock.
+    let (log, mounted) = embassy_futures::block_on(EventLog::mount(&mut flash, EVENTS)).unwrap();
+    let earlier = log
+        .boots()
+        .iter()
+        .find(|b| b.boot == mounted.boot - 1)
+        .copied();
+    assert!(earlier.is_some_and(|b| b.anchor.is_some()), "{earlier:?}");
+}
