@@ -536,13 +536,23 @@ impl Client<'_> {
                 }
             }
             (&PersistStep::Append { seq, .. }, PersistResult::TooLarge) => {
-                if seq == p.next {
-                    let _ = self.skip_unstorable(seq);
+                if seq == p.next && !self.skip_unstorable(seq) {
+                    // No break point free to skip it: ask again later, not at once.
+                    if let Some(p) = self.persist.as_mut() {
+                        p.retry_at = Some(now.mono + FLASH_RETRY);
+                    }
                 }
             }
             (PersistStep::Append { .. } | PersistStep::Anchor(_), PersistResult::Full) => {
                 p.stats.full = p.stats.full.saturating_add(1);
                 p.full = true;
+            }
+            (PersistStep::Append { .. }, PersistResult::Flash) => {
+                // The log never gives a number to two events: the one this write was given is
+                // spent (the item may be on flash, whole or torn), and the retry gets the next.
+                p.log_next = p.log_next.saturating_add(1);
+                p.stats.flash_errors = p.stats.flash_errors.saturating_add(1);
+                p.retry_at = Some(now.mono + FLASH_RETRY);
             }
             (_, PersistResult::Flash | PersistResult::TooLarge) => {
                 p.stats.flash_errors = p.stats.flash_errors.saturating_add(1);

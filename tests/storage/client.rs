@@ -741,3 +741,90 @@ fn more_unstorable_events_than_break_points_only_delay_persistence() {
     let b2 = d.boot(PersistPolicy::EveryEvent);
     assert_eq!(b2.restored, 1);
 }
+
+#[test]
+fn an_event_too_large_for_flash_with_every_break_point_in_use_waits_without_spinning() {
+    let mut flash = Flash::new(8, 22);
+    let (mut log, mounted) = block_on(EventLog::mount(&mut flash, 0..8192)).unwrap();
+    let mut client = Client::new(
+        Config::new("phc_test", 1),
+        Box::leak(Box::new(Resources::<16384, 4, 16, 256>::new())),
+    )
+    .unwrap();
+    client.attach_persistence(PersistPolicy::EveryEvent, persist::position(&mounted));
+    client.set_online(false);
+    // Events that fit the staging buffer but not a flash page: each one skipped takes a break
+    // point, until none is free.
+    for n in 0..10 {
+        capture_padded(&mut client, mono(n), n, 800);
+    }
+    let mut buf = [0u8; 2048];
+    assert!(log.max_json() < 1000);
+    for _ in 0..20 {
+        block_on(persist::sync(
+            &mut log,
+            &mut flash,
+            &mut client,
+            mono(20),
+            &mut buf,
+        ));
+    }
+    let skipped = client.persist_stats().too_large_for_flash;
+    assert!((1..10).contains(&skipped), "{skipped}");
+    // The next one waits (no step at once: a runner would spin), and is tried again later.
+    assert_eq!(client.next_persist_step(mono(20), &mut buf), None);
+    let at = client.persist_timeout().expect("a retry time");
+    assert!(matches!(
+        client.next_persist_step(Now::mono(at), &mut buf),
+        Some(PersistStep::Append { .. })
+    ));
+}
+
+#[test]
+fn a_write_reported_failed_after_it_landed_neither_hides_nor_repeats_an_event() {
+    let mut flash = Flash::new(8, 23);
+    let (mut log, mounted) = block_on(EventLog::mount(&mut flash, 0..8192)).unwrap();
+    let mut client = Client::new(
+        Config::new("phc_test", 1),
+        Box::leak(Box::new(Resources::<4096, 4, 16, 256>::new())),
+    )
+    .unwrap();
+    client.attach_persistence(PersistPolicy::EveryEvent, persist::position(&mounted));
+    client.set_online(false);
+    capture_padded(&mut client, mono(1), 0, 10);
+    // Event A is programmed whole, then the flash reports an error.
+    let mut buf = [0u8; 1024];
+    let step = client.next_persist_step(mono(2), &mut buf).unwrap();
+    let PersistStep::Append { len, .. } = step else {
+        panic!("{step:?}")
+    };
+    flash.fail_late_after(((12 + 24 + len) as u64).div_ceil(4) - 1);
+    let r = block_on(persist::apply(&mut log, &mut flash, &step, &buf));
+    assert_eq!(r, PersistResult::Flash);
+    client.finish_persist_step(mono(2), &step, r);
+    // A is delivered from RAM before the retry; then B is captured and written.
+    client.set_online(true);
+    client.flush();
+    let mut body = vec![0u8; 8192];
+    assert!(client.poll_transmit(mono(3), &mut body).is_some());
+    client.handle_response(mono(3), &ok(), &[]);
+    capture_padded(&mut client, mono(4), 1, 10);
+    block_on(persist::sync(
+        &mut log,
+        &mut flash,
+        &mut client,
+        mono(5_000),
+        &mut buf,
+    ));
+    assert!(client.is_persisted());
+    // After a reset exactly B comes back: A's copy is done, and B has a number of its own.
+    let mut d = Device {
+        flash,
+        boots: 1,
+        queue: 4096,
+    };
+    let mut b = d.boot(PersistPolicy::EveryEvent);
+    assert_eq!(b.restored, 1);
+    let sent = b.deliver(&mut d.flash, mono(10));
+    assert_eq!(sent.iter().map(n_of).collect::<Vec<_>>(), [1]);
+}

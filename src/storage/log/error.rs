@@ -77,12 +77,16 @@ impl core::error::Error for ReadError {}
 pub enum MountError {
     /// The region or the flash's sizes do not fit the log.
     Geometry(GeometryError),
+    /// Not one page header of the region could be read: the flash is not working. (Reads that
+    /// fail in some places are damage, skipped and counted.)
+    Flash,
 }
 
 impl core::fmt::Display for MountError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::Geometry(g) => write!(f, "event log: {g}"),
+            Self::Flash => f.write_str("event log: no page of the region can be read"),
         }
     }
 }

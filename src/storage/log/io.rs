@@ -265,12 +265,18 @@ impl EventLog {
         flash: &mut F,
         page: u32,
     ) -> Option<PageHeader> {
-        // A header that cannot be read is not in the ring, as one that does not verify.
+        self.try_page_header(flash, page).await.ok().flatten()
+    }
+
+    /// The page's header: `Ok(None)` when it does not verify, an error when it cannot be read.
+    pub(super) async fn try_page_header<F: NorFlash>(
+        &self,
+        flash: &mut F,
+        page: u32,
+    ) -> Result<Option<PageHeader>, FlashError> {
         let mut b = [0u8; PAGE_HEADER];
-        self.read_bytes(flash, self.geo.addr(page), &mut b)
-            .await
-            .ok()?;
-        parse_page_header(&b)
+        self.read_bytes(flash, self.geo.addr(page), &mut b).await?;
+        Ok(parse_page_header(&b))
     }
 
     /// Walks the items of `page` from `from`, calling `visit(self, next_offset, item)` for each

@@ -223,12 +223,13 @@ impl EventLog {
     /// and returns the log with what it found. A region that holds no log (new, or foreign
     /// data) is an empty log whose pages are erased as they are first used; recording the boot
     /// erases at most one page. Damage (bit flips, torn writes, reads that fail) is skipped and
-    /// counted in [`LogStats::corrupt`], never an error: a page header that no longer verifies
-    /// inside the ring, or on the page after the head, is stepped over.
+    /// counted in [`LogStats::corrupt`], never an error: a page whose header no longer
+    /// verifies keeps its place in the ring and its events.
     ///
     /// # Errors
     /// [`MountError::Geometry`] when `range` or the flash's sizes do not fit (see
-    /// [`GeometryError`](crate::storage::GeometryError)).
+    /// [`GeometryError`](crate::storage::GeometryError)); [`MountError::Flash`] when not one
+    /// page header can be read (the flash is not working: mount again later).
     pub async fn mount<F: NorFlash>(
         flash: &mut F,
         range: core::ops::Range<u32>,
@@ -249,12 +250,22 @@ impl EventLog {
         // The head is the verified page with the highest sequence number; the ring runs
         // backwards from it through consecutive sequence numbers.
         let mut best: Option<(u32, PageHeader)> = None;
+        let mut unreadable = 0u32;
         for p in 0..geo.pages {
-            if let Some(h) = log.read_page_header(flash, p).await {
-                if best.is_none_or(|(_, b)| h.seq > b.seq) {
-                    best = Some((p, h));
+            match log.try_page_header(flash, p).await {
+                Ok(Some(h)) => {
+                    if best.is_none_or(|(_, b)| h.seq > b.seq) {
+                        best = Some((p, h));
+                    }
                 }
+                Ok(None) => {}
+                Err(_) => unreadable += 1,
             }
+        }
+        // Not one header reads: the flash is not working (not yet ready, a bus fault). Taking
+        // that for an empty log would erase the real one.
+        if unreadable == geo.pages {
+            return Err(MountError::Flash);
         }
         let mut max_boot = 0u32;
         if let Some((mut head_page, head_hdr)) = best {
@@ -270,19 +281,29 @@ impl EventLog {
                         len += 1;
                     }
                     // A page whose header no longer verifies (a bit flip) between two pages
-                    // of the ring is still part of it: step over it, counted as damaged. A
-                    // page being erased or opened when the power went is never between two.
-                    None if seq > 1 && len + 2 <= geo.pages => {
+                    // of the ring is still part of it: step over it, counted as damaged.
+                    None => {
                         let prev2 = (prev + geo.pages - 1) % geo.pages;
-                        match log.read_page_header(flash, prev2).await {
-                            Some(h) if h.seq == seq - 2 => {
-                                oldest = prev2;
-                                seq = h.seq;
-                                len += 2;
-                                log.stats.corrupt = log.stats.corrupt.saturating_add(1);
-                            }
-                            _ => break,
+                        let h2 = if seq > 1 && len + 2 <= geo.pages {
+                            log.read_page_header(flash, prev2).await
+                        } else {
+                            None
+                        };
+                        if let Some(h) = h2.filter(|h| h.seq == seq - 2) {
+                            oldest = prev2;
+                            seq = h.seq;
+                            len += 2;
+                            log.stats.corrupt = log.stats.corrupt.saturating_add(1);
+                            continue;
                         }
+                        // Otherwise it is taken as the oldest page: a page that lost its
+                        // header keeps its events, and one that was never used, or was being
+                        // erased or opened when the power went, holds no undelivered event
+                        // (a page is reused only once its events are done) and is erased
+                        // before use.
+                        oldest = prev;
+                        len += 1;
+                        break;
                     }
                     _ => break,
                 }
@@ -307,7 +328,8 @@ impl EventLog {
             // while a page is erased or opened, it holds nothing newer.)
             let next = geo.next(head_page);
             if len < geo.pages && log.read_page_header(flash, next).await.is_none() {
-                let (seq_before, boot_before, tail_before) = (log.next_seq, max_boot, log.tail);
+                let (seq_before, boot_before, tail_before) =
+                    (log.next_seq.max(log.tail), max_boot, log.tail);
                 let mut newer = false;
                 let _ = log
                     .scan(flash, next, geo.data_start(), &mut |_, _, item| {
@@ -518,7 +540,10 @@ impl EventLog {
     /// them).
     ///
     /// # Errors
-    /// See [`AppendError`]. On any error nothing of this event is trusted on flash.
+    /// See [`AppendError`]. After [`AppendError::Flash`] the event may be on flash or not (the
+    /// error may have come after it was programmed), so its number is never given again: an
+    /// event written again gets the next one, and if both copies survive, both are restored,
+    /// with the same uuid (PostHog keeps one).
     pub async fn append<F: NorFlash>(
         &mut self,
         flash: &mut F,
@@ -544,8 +569,14 @@ impl EventLog {
                 Ok(seq)
             }
             Err(e) => {
-                if e == AppendError::Full {
-                    self.stats.rejected_full = self.stats.rejected_full.saturating_add(1);
+                match e {
+                    AppendError::Full => {
+                        self.stats.rejected_full = self.stats.rejected_full.saturating_add(1);
+                    }
+                    // The item may be on flash (whole, if the error came after it was
+                    // programmed): its number is spent, so no other event ever shares it.
+                    AppendError::Flash(_) => self.next_seq = seq.saturating_add(1),
+                    AppendError::TooLarge { .. } => {}
                 }
                 Err(e)
             }
