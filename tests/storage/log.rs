@@ -580,3 +580,30 @@ fn a_flash_that_reads_nothing_fails_the_mount_instead_of_looking_empty() {
     let (_, m) = mount(&mut f, 4);
     assert_eq!((m.restored, m.boot), (1, 2));
 }
+
+#[test]
+fn several_lost_headers_side_by_side_keep_their_pages_in_the_ring() {
+    let mut f = Flash::new(6, 19);
+    let (mut log, _) = mount(&mut f, 6);
+    for seq in 0..10 {
+        append(&mut log, &mut f, seq, 300).unwrap();
+    }
+    assert_eq!(headed_pages(&f, 6), [0, 1, 2, 3, 4]);
+    // Pages 1, 2 and 3 lose their headers; page 0 (sequence 0) is still four pages back from
+    // the head (sequence 4), so all of them are in the ring.
+    for p in 1..4 {
+        f.flip_bit(p * 1024 + 9, 2);
+    }
+    let (mut log, m) = mount(&mut f, 6);
+    assert_eq!((m.restored, log.stats().corrupt), (10, 3));
+    let seqs: Vec<u64> = read_all(&mut log, &mut f).iter().map(|e| e.0).collect();
+    assert_eq!(seqs, (0..10).collect::<Vec<_>>());
+    // The ring goes on and wraps over them.
+    for seq in 10..30 {
+        block_on(log.set_tail(&mut f, seq)).unwrap();
+        append(&mut log, &mut f, seq, 300).unwrap();
+    }
+    let (mut log, m) = mount(&mut f, 6);
+    assert_eq!((m.restored, m.tail), (1, 29));
+    assert_eq!(read_all(&mut log, &mut f)[0].0, 29);
+}

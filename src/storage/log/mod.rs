@@ -280,20 +280,26 @@ impl EventLog {
                         seq = h.seq;
                         len += 1;
                     }
-                    // A page whose header no longer verifies (a bit flip) between two pages
-                    // of the ring is still part of it: step over it, counted as damaged.
+                    // Pages whose headers no longer verify (bit flips) between two pages of
+                    // the ring are still part of it: the next verified header back, `k` pages
+                    // on, has sequence number `seq - k` (pages are opened in ring order with
+                    // consecutive numbers). Step over them, each counted as damaged.
                     None => {
-                        let prev2 = (prev + geo.pages - 1) % geo.pages;
-                        let h2 = if seq > 1 && len + 2 <= geo.pages {
-                            log.read_page_header(flash, prev2).await
-                        } else {
-                            None
-                        };
-                        if let Some(h) = h2.filter(|h| h.seq == seq - 2) {
-                            oldest = prev2;
-                            seq = h.seq;
-                            len += 2;
-                            log.stats.corrupt = log.stats.corrupt.saturating_add(1);
+                        let mut k = 2u32;
+                        let mut found = None;
+                        while len + k <= geo.pages && u64::from(k) <= u64::from(seq) {
+                            let back = (oldest + geo.pages - k) % geo.pages;
+                            if let Some(h) = log.read_page_header(flash, back).await {
+                                found = (h.seq == seq - k).then_some((back, h.seq));
+                                break;
+                            }
+                            k += 1;
+                        }
+                        if let Some((back, s)) = found {
+                            oldest = back;
+                            seq = s;
+                            len += k;
+                            log.stats.corrupt = log.stats.corrupt.saturating_add(k - 1);
                             continue;
                         }
                         // Otherwise it is taken as the oldest page: a page that lost its
