@@ -43,6 +43,7 @@
 
 mod crc;
 pub mod log;
+mod region;
 #[cfg(any(test, feature = "std"))]
 pub mod sim;
 pub mod slot;
@@ -51,8 +52,9 @@ use core::fmt;
 
 pub use log::{
     AppendError, BootInfo, EventLog, EventTime, LogStats, MountError, Mounted, ReadError,
-    StoredEvent, BOOT_RESERVE, EVENT_OVERHEAD, FLAG_TIMESTAMP, MAX_BOOTS, MAX_WRITE_SIZE,
+    StoredEvent, BOOT_RESERVE, EVENT_OVERHEAD, FLAG_TIMESTAMP, MAX_BOOTS,
 };
+pub use region::MAX_WRITE_SIZE;
 pub use slot::{DefinitionsSlot, SlotError, StoredDefinitions};
 
 /// A flash operation failed (a Copy summary of the driver's error kind).

@@ -1,10 +1,11 @@
-//! The log's on-flash format: constants, the region's geometry, page and item headers, and
-//! the little-endian helpers that read and write them.
+//! The log's on-flash format: constants, the region's geometry, and page and item headers.
 
-use embedded_storage_async::nor_flash::{NorFlash, NorFlashError};
+use embedded_storage_async::nor_flash::NorFlash;
 
 use super::super::crc::{crc32, Crc32};
-use super::super::{FlashError, GeometryError};
+use super::super::region::Region;
+pub(super) use super::super::region::{le_u32, le_u64, put, round_up, STAGE};
+use super::super::GeometryError;
 
 pub(super) const PAGE_MAGIC: [u8; 4] = *b"PHEL";
 pub(super) const FORMAT: u8 = 1;
@@ -12,12 +13,6 @@ pub(super) const PAGE_HEADER: usize = 28;
 pub(super) const ITEM_HEADER: usize = 12;
 pub(super) const ITEM_MARK: u8 = 0x5A;
 pub(super) const EVENT_FIXED: usize = 24;
-/// Attempts at a read before it is taken as failed.
-pub(super) const READ_TRIES: u32 = 3;
-/// The longest single write the log makes (its staging buffer).
-pub(super) const STAGE: usize = 2 * MAX_WRITE_SIZE;
-/// Largest write unit supported (the STM32H7's flash word is 32 bytes).
-pub const MAX_WRITE_SIZE: usize = 32;
 /// Boot items every page keeps room for: a mount records its boot number even when the region
 /// is full of undelivered events, for this many boots in a row.
 pub const BOOT_RESERVE: usize = 4;
@@ -48,44 +43,12 @@ impl Geometry {
         flash: &F,
         range: core::ops::Range<u32>,
     ) -> Result<Self, GeometryError> {
-        let unit = F::WRITE_SIZE.max(F::READ_SIZE).max(4);
-        if unit > MAX_WRITE_SIZE
-            || !unit.is_power_of_two()
-            || !unit.is_multiple_of(F::WRITE_SIZE)
-            || !unit.is_multiple_of(F::READ_SIZE)
-            || !F::ERASE_SIZE.is_multiple_of(unit)
-        {
-            return Err(GeometryError::WriteSize {
-                write: F::WRITE_SIZE,
-                read: F::READ_SIZE,
-                max: MAX_WRITE_SIZE,
-            });
-        }
-        let page = F::ERASE_SIZE;
-        let len = range.end.saturating_sub(range.start) as usize;
-        if !(range.start as usize).is_multiple_of(page) || !len.is_multiple_of(page) {
-            return Err(GeometryError::Unaligned { erase: page });
-        }
-        if range.end as usize > flash.capacity() {
-            return Err(GeometryError::OutOfBounds {
-                end: range.end,
-                capacity: flash.capacity(),
-            });
-        }
-        if len / page < 2 {
-            return Err(GeometryError::TooSmall {
-                pages: len / page,
-                min: 2,
-            });
-        }
-        if page < 256 {
-            return Err(GeometryError::PageSize { page });
-        }
+        let r = Region::new(flash, &range, 2)?;
         Ok(Self {
             start: range.start,
-            page: page as u32,
-            pages: (len / page) as u32,
-            unit: unit as u32,
+            page: r.page,
+            pages: r.pages,
+            unit: r.unit,
         })
     }
 
@@ -110,37 +73,6 @@ impl Geometry {
     pub(super) const fn next(&self, page: u32) -> u32 {
         (page + 1) % self.pages
     }
-}
-
-pub(super) const fn round_up(n: usize, unit: usize) -> usize {
-    n.div_ceil(unit) * unit
-}
-
-pub(super) fn le_u32(b: &[u8], at: usize) -> u32 {
-    let mut a = [0u8; 4];
-    if let Some(s) = b.get(at..at + 4) {
-        a.copy_from_slice(s);
-    }
-    u32::from_le_bytes(a)
-}
-
-pub(super) fn le_u64(b: &[u8], at: usize) -> u64 {
-    let mut a = [0u8; 8];
-    if let Some(s) = b.get(at..at + 8) {
-        a.copy_from_slice(s);
-    }
-    u64::from_le_bytes(a)
-}
-
-/// Copies `bytes` into `buf` at `at` (nothing past its end).
-pub(super) fn put(buf: &mut [u8], at: usize, bytes: &[u8]) {
-    if let Some(dst) = buf.get_mut(at..at + bytes.len()) {
-        dst.copy_from_slice(bytes);
-    }
-}
-
-pub(super) fn flash_err<E: NorFlashError>(e: E) -> FlashError {
-    FlashError::from_kind(e.kind())
 }
 
 /// A decoded item header.

@@ -7,6 +7,7 @@ use super::format::*;
 use super::{AppendError, EventLog, Found, Head, PageEnd};
 use crate::capture::OverflowPolicy;
 use crate::storage::crc::Crc32;
+use crate::storage::region::{self, flash_err};
 use crate::storage::FlashError;
 
 impl EventLog {
@@ -150,87 +151,24 @@ impl EventLog {
         Ok(())
     }
 
-    /// Writes the concatenation of `parts` at `at` (unit-aligned), padded with zeros to a whole
-    /// number of units, in unit-sized writes through a small staging buffer.
+    /// Writes the concatenation of `parts` at `at` (unit-aligned), padded to whole units.
     pub(super) async fn write_parts<F: NorFlash>(
         &self,
         flash: &mut F,
         at: u32,
         parts: &[&[u8]],
     ) -> Result<(), FlashError> {
-        let unit = self.geo.unit as usize;
-        let mut stage = [0u8; STAGE];
-        let mut n = 0usize;
-        let mut addr = at;
-        for part in parts {
-            let mut rest: &[u8] = part;
-            while !rest.is_empty() {
-                let take = rest.len().min(stage.len() - n);
-                let (now, later) = rest.split_at(take);
-                if let Some(dst) = stage.get_mut(n..n + take) {
-                    dst.copy_from_slice(now);
-                }
-                n += take;
-                rest = later;
-                let whole = n - n % unit;
-                if whole > 0 && n == stage.len() {
-                    flash
-                        .write(addr, stage.get(..whole).unwrap_or_default())
-                        .await
-                        .map_err(flash_err)?;
-                    addr += whole as u32;
-                    stage.copy_within(whole..n, 0);
-                    n -= whole;
-                }
-            }
-        }
-        if n > 0 {
-            let whole = round_up(n, unit);
-            if let Some(pad) = stage.get_mut(n..whole) {
-                pad.fill(0);
-            }
-            flash
-                .write(addr, stage.get(..whole).unwrap_or_default())
-                .await
-                .map_err(flash_err)?;
-        }
-        Ok(())
+        region::write_parts(flash, self.geo.unit as usize, at, parts).await
     }
 
-    /// Reads `out.len()` bytes at `addr` (any alignment) through a staging buffer, in reads
-    /// aligned to the unit.
+    /// Reads `out.len()` bytes at `addr` (any alignment), each read retried a few times.
     pub(super) async fn read_bytes<F: NorFlash>(
         &self,
         flash: &mut F,
         addr: u32,
         out: &mut [u8],
     ) -> Result<(), FlashError> {
-        let mut stage = [0u8; 2 * MAX_WRITE_SIZE];
-        let unit = self.geo.unit as usize;
-        let mut done = 0usize;
-        while done < out.len() {
-            let pos = addr as usize + done;
-            let skip = pos % unit;
-            let want = (out.len() - done).min(stage.len() - skip);
-            let chunk = round_up(skip + want, unit);
-            let buf = stage.get_mut(..chunk).unwrap_or_default();
-            // A read can fail transiently (a bus error, an ECC retry): try a few times.
-            let mut tries = 0;
-            loop {
-                match flash.read((pos - skip) as u32, buf).await {
-                    Ok(()) => break,
-                    Err(e) if tries + 1 >= READ_TRIES => return Err(flash_err(e)),
-                    Err(_) => tries += 1,
-                }
-            }
-            if let (Some(dst), Some(src)) =
-                (out.get_mut(done..done + want), buf.get(skip..skip + want))
-            {
-                dst.copy_from_slice(src);
-            }
-            done += want;
-        }
-        Ok(())
+        region::read_bytes(flash, self.geo.unit as usize, addr, out).await
     }
 
     /// Whether every event of the oldest page is below the tail, as the events after it show:
@@ -359,7 +297,7 @@ impl EventLog {
         base: u32,
         off: u32,
     ) -> Result<bool, FlashError> {
-        let mut stage = [0u8; 2 * MAX_WRITE_SIZE];
+        let mut stage = [0u8; STAGE];
         let mut at = off;
         while at < self.geo.page {
             let n = ((self.geo.page - at) as usize).min(stage.len());
@@ -383,7 +321,7 @@ impl EventLog {
     ) -> Result<Option<Found>, FlashError> {
         let mut crc = Crc32::new();
         let mut fixed = [0u8; EVENT_FIXED];
-        let mut stage = [0u8; 2 * MAX_WRITE_SIZE];
+        let mut stage = [0u8; STAGE];
         let mut done = 0usize;
         while done < h.len {
             let n = (h.len - done).min(stage.len());

@@ -58,7 +58,7 @@ mod io;
 
 pub use error::{AppendError, MountError, ReadError};
 use format::*;
-pub use format::{BOOT_RESERVE, EVENT_OVERHEAD, FLAG_TIMESTAMP, MAX_BOOTS, MAX_WRITE_SIZE};
+pub use format::{BOOT_RESERVE, EVENT_OVERHEAD, FLAG_TIMESTAMP, MAX_BOOTS};
 
 /// Counters of the log. All saturate.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

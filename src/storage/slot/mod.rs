@@ -46,10 +46,11 @@
 //! staging buffer of a few dozen bytes on the stack: its RAM does not depend on the size of the
 //! region or of the document.
 
-use embedded_storage_async::nor_flash::{NorFlash, NorFlashError};
+use embedded_storage_async::nor_flash::NorFlash;
 
 use super::crc::{crc32, Crc32};
-use super::{FlashError, GeometryError, MAX_WRITE_SIZE};
+use super::region::{flash_err, le_u16, le_u32, read_bytes, round_up, write_parts, Region, STAGE};
+use super::{FlashError, GeometryError};
 
 const MAGIC: [u8; 4] = *b"PHDF";
 const FORMAT: u8 = 1;
@@ -59,9 +60,6 @@ const FLAG_CLEARED: u8 = 1;
 const HEADER: usize = 24;
 /// Header bytes covered by the header CRC.
 const HEADER_CHECKED: usize = 20;
-/// Staging buffer of every read and write.
-const STAGE: usize = 2 * MAX_WRITE_SIZE;
-
 /// What the slot holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -156,41 +154,11 @@ struct Geometry {
 
 impl Geometry {
     fn new<F: NorFlash>(flash: &F, range: core::ops::Range<u32>) -> Result<Self, GeometryError> {
-        let unit = F::WRITE_SIZE.max(F::READ_SIZE).max(4);
-        if unit > MAX_WRITE_SIZE
-            || !unit.is_multiple_of(F::WRITE_SIZE)
-            || !unit.is_multiple_of(F::READ_SIZE)
-            || !F::ERASE_SIZE.is_multiple_of(unit)
-        {
-            return Err(GeometryError::WriteSize {
-                write: F::WRITE_SIZE,
-                read: F::READ_SIZE,
-                max: MAX_WRITE_SIZE,
-            });
-        }
-        let page = F::ERASE_SIZE;
-        let len = range.end.saturating_sub(range.start) as usize;
-        if !(range.start as usize).is_multiple_of(page) || !len.is_multiple_of(page) {
-            return Err(GeometryError::Unaligned { erase: page });
-        }
-        if range.end as usize > flash.capacity() {
-            return Err(GeometryError::OutOfBounds {
-                end: range.end,
-                capacity: flash.capacity(),
-            });
-        }
-        // An erase size of 0 (no flash) counts no pages rather than dividing by zero.
-        let pages = len.checked_div(page).unwrap_or(0);
-        if pages < 2 {
-            return Err(GeometryError::TooSmall { pages, min: 2 });
-        }
-        if page < 256 {
-            return Err(GeometryError::PageSize { page });
-        }
+        let r = Region::new(flash, &range, 2)?;
         Ok(Self {
             start: range.start,
-            half: (pages / 2 * page) as u32,
-            unit: unit as u32,
+            half: r.pages / 2 * r.page,
+            unit: r.unit,
         })
     }
 
@@ -210,33 +178,9 @@ impl Geometry {
     }
 }
 
-const fn round_up(n: usize, unit: usize) -> usize {
-    n.div_ceil(unit) * unit
-}
-
 /// Whether generation `a` is newer than `b`, as serial numbers (wrapping around).
 const fn newer(a: u32, b: u32) -> bool {
     (a.wrapping_sub(b) as i32) > 0
-}
-
-fn le_u16(b: &[u8], at: usize) -> u16 {
-    let mut a = [0u8; 2];
-    if let Some(s) = b.get(at..at + 2) {
-        a.copy_from_slice(s);
-    }
-    u16::from_le_bytes(a)
-}
-
-fn le_u32(b: &[u8], at: usize) -> u32 {
-    let mut a = [0u8; 4];
-    if let Some(s) = b.get(at..at + 4) {
-        a.copy_from_slice(s);
-    }
-    u32::from_le_bytes(a)
-}
-
-fn flash_err<E: NorFlashError>(e: E) -> FlashError {
-    FlashError::from_kind(e.kind())
 }
 
 /// A decoded copy header.
@@ -316,86 +260,6 @@ fn encode_header(h: &Header) -> [u8; HEADER] {
     }
     crc.copy_from_slice(&crc32(checked).to_le_bytes());
     b
-}
-
-/// Largest multiple of `unit` that fits the staging buffer (at least one unit).
-const fn stage_cap(unit: usize) -> usize {
-    STAGE - STAGE % unit
-}
-
-/// Writes the concatenation of `parts` at `at` (unit-aligned), padded with zeros to whole
-/// units, in unit-aligned writes through a small staging buffer.
-async fn write_parts<F: NorFlash>(
-    flash: &mut F,
-    unit: usize,
-    at: u32,
-    parts: &[&[u8]],
-) -> Result<(), FlashError> {
-    let cap = stage_cap(unit);
-    let mut stage = [0u8; STAGE];
-    let mut n = 0usize;
-    let mut addr = at;
-    for part in parts {
-        let mut rest: &[u8] = part;
-        while !rest.is_empty() {
-            let take = rest.len().min(cap - n);
-            let (now, later) = rest.split_at(take);
-            if let Some(dst) = stage.get_mut(n..n + take) {
-                dst.copy_from_slice(now);
-            }
-            n += take;
-            rest = later;
-            if n == cap {
-                flash
-                    .write(addr, stage.get(..cap).unwrap_or_default())
-                    .await
-                    .map_err(flash_err)?;
-                addr += cap as u32;
-                n = 0;
-            }
-        }
-    }
-    if n > 0 {
-        let whole = round_up(n, unit);
-        if let Some(pad) = stage.get_mut(n..whole) {
-            pad.fill(0);
-        }
-        flash
-            .write(addr, stage.get(..whole).unwrap_or_default())
-            .await
-            .map_err(flash_err)?;
-    }
-    Ok(())
-}
-
-/// Reads `out.len()` bytes at `addr` (any alignment) in unit-aligned reads through a small
-/// staging buffer.
-async fn read_bytes<F: NorFlash>(
-    flash: &mut F,
-    unit: usize,
-    addr: u32,
-    out: &mut [u8],
-) -> Result<(), FlashError> {
-    let cap = stage_cap(unit);
-    let mut stage = [0u8; STAGE];
-    let mut done = 0usize;
-    while done < out.len() {
-        let pos = addr as usize + done;
-        let skip = pos % unit;
-        let want = (out.len() - done).min(cap - skip);
-        let chunk = round_up(skip + want, unit);
-        let buf = stage.get_mut(..chunk).unwrap_or_default();
-        flash
-            .read((pos - skip) as u32, buf)
-            .await
-            .map_err(flash_err)?;
-        if let (Some(dst), Some(src)) = (out.get_mut(done..done + want), buf.get(skip..skip + want))
-        {
-            dst.copy_from_slice(src);
-        }
-        done += want;
-    }
-    Ok(())
 }
 
 /// The CRC-32 of `len` bytes at `addr`, read a staging buffer at a time.
