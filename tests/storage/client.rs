@@ -618,6 +618,21 @@ mod definitions {
     }
 }
 
+/// Mounts `pages` pages of `flash` and attaches a fresh offline client with `config` and a
+/// `Q`-byte queue, persisting every event.
+fn offline_client<const Q: usize>(
+    flash: &mut Flash,
+    pages: u32,
+    config: Config,
+) -> (EventLog, Client<'static>) {
+    let (log, mounted) = block_on(EventLog::mount(flash, 0..pages * 1024)).unwrap();
+    let resources = Box::leak(Box::new(Resources::<Q, 4, 16, 256>::new()));
+    let mut client = Client::new(config, resources).unwrap();
+    client.attach_persistence(PersistPolicy::EveryEvent, persist::position(&mounted));
+    client.set_online(false);
+    (log, client)
+}
+
 /// Captures event `n` with a `pad` property of `pad` bytes.
 fn capture_padded(c: &mut Client<'_>, now: Now, n: u64, pad: usize) {
     let s = "p".repeat(pad);
@@ -633,16 +648,9 @@ fn capture_padded(c: &mut Client<'_>, now: Now, n: u64, pad: usize) {
 fn a_full_region_records_the_tail_first_and_then_the_clock_anchor() {
     // A region smaller than the queue, so it fills before the queue does.
     let mut flash = Flash::new(2, 20);
-    let (mut log, mounted) = block_on(EventLog::mount(&mut flash, 0..2048)).unwrap();
     let mut config = Config::new("phc_test", 1);
     config.max_batch_events = 3;
-    let mut client = Client::new(
-        config,
-        Box::leak(Box::new(Resources::<4096, 4, 16, 256>::new())),
-    )
-    .unwrap();
-    client.attach_persistence(PersistPolicy::EveryEvent, persist::position(&mounted));
-    client.set_online(false);
+    let (mut log, mut client) = offline_client::<4096>(&mut flash, 2, config);
     let mut buf = [0u8; 1024];
     let mut n = 0;
     while client.persist_stats().full == 0 {
@@ -745,14 +753,7 @@ fn more_unstorable_events_than_break_points_only_delay_persistence() {
 #[test]
 fn an_event_too_large_for_flash_with_every_break_point_in_use_waits_without_spinning() {
     let mut flash = Flash::new(8, 22);
-    let (mut log, mounted) = block_on(EventLog::mount(&mut flash, 0..8192)).unwrap();
-    let mut client = Client::new(
-        Config::new("phc_test", 1),
-        Box::leak(Box::new(Resources::<16384, 4, 16, 256>::new())),
-    )
-    .unwrap();
-    client.attach_persistence(PersistPolicy::EveryEvent, persist::position(&mounted));
-    client.set_online(false);
+    let (mut log, mut client) = offline_client::<16384>(&mut flash, 8, Config::new("phc_test", 1));
     // Events that fit the staging buffer but not a flash page: each one skipped takes a break
     // point, until none is free.
     for n in 0..10 {
@@ -783,14 +784,7 @@ fn an_event_too_large_for_flash_with_every_break_point_in_use_waits_without_spin
 #[test]
 fn a_write_reported_failed_after_it_landed_neither_hides_nor_repeats_an_event() {
     let mut flash = Flash::new(8, 23);
-    let (mut log, mounted) = block_on(EventLog::mount(&mut flash, 0..8192)).unwrap();
-    let mut client = Client::new(
-        Config::new("phc_test", 1),
-        Box::leak(Box::new(Resources::<4096, 4, 16, 256>::new())),
-    )
-    .unwrap();
-    client.attach_persistence(PersistPolicy::EveryEvent, persist::position(&mounted));
-    client.set_online(false);
+    let (mut log, mut client) = offline_client::<4096>(&mut flash, 8, Config::new("phc_test", 1));
     capture_padded(&mut client, mono(1), 0, 10);
     // Event A is programmed whole, then the flash reports an error.
     let mut buf = [0u8; 1024];

@@ -346,6 +346,22 @@ fn geometry_is_checked() {
         err(block_on(EventLog::mount(&mut tiny, 0..512))),
         MountError::Geometry(GeometryError::PageSize { page: 128 })
     );
+    // A flash type with no erase size counts no pages (no division by zero).
+    let mut none = SimFlash::<4, 0>::new(1, 1);
+    assert_eq!(
+        err(block_on(EventLog::mount(&mut none, 0..0))),
+        MountError::Geometry(GeometryError::TooSmall { pages: 0, min: 2 })
+    );
+    let mut odd = SimFlash::<12, 1200>::new(4, 1);
+    assert_eq!(
+        err(block_on(EventLog::mount(&mut odd, 0..4800))),
+        MountError::Geometry(GeometryError::WriteSize {
+            write: 12,
+            read: 12,
+            max: 32
+        }),
+        "a unit that is not a power of two"
+    );
     let (log, _) = mount(&mut f, 4);
     assert_eq!(
         block_on({
@@ -507,6 +523,29 @@ fn a_region_full_of_undelivered_events_still_records_every_boot() {
             "boot {boot}"
         );
     }
+    // Past the reserve (and whatever room the head page had left), a mount says its number is
+    // not recorded, and the next boot gets the same number; nothing stored is lost.
+    let mut boot = 2 + BOOT_RESERVE as u32;
+    let unrecorded = loop {
+        let (_, m) = mount(&mut f, 3);
+        assert_eq!((m.boot, m.restored as u64), (boot, seq));
+        if !m.boot_recorded {
+            break m.boot;
+        }
+        boot += 1;
+        assert!(boot < 2 + 1024 / 16, "more boot items than a page holds");
+    };
+    let (_, m) = mount(&mut f, 3);
+    assert_eq!((m.boot, m.boot_recorded), (unrecorded, false));
+    assert_eq!(m.restored as u64, seq);
+    // A delivery frees room (the page it opens records the boot too), and boots count up
+    // again.
+    let (mut log, _) = mount(&mut f, 3);
+    block_on(log.set_tail(&mut f, seq)).unwrap();
+    let (_, m) = mount(&mut f, 3);
+    assert_eq!((m.boot, m.boot_recorded), (unrecorded + 1, true));
+    let (_, m) = mount(&mut f, 3);
+    assert_eq!(m.boot, unrecorded + 2);
 }
 
 #[test]
