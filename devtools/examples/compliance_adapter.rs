@@ -33,11 +33,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, UNIX_EPOCH};
 
 use posthog_embedded::adapters::std::{
-    os_seed, FlagOptions, RecordKind, RequestRecord, StdClient, StdConfig, StdFlagValue,
+    os_seed, FlagOptions, RecordKind, RequestRecord, StdClient, StdConfig,
 };
 use posthog_embedded::capture::EventOptions;
 use posthog_embedded::client::GiveUp;
-use posthog_embedded::flags::{EvalContext, GroupContext, Properties, PropertyValue};
+use posthog_embedded::flags::{EvalContext, FlagValue, GroupContext, Properties, PropertyValue};
 use posthog_embedded::{PropertyError, UnixMillis};
 use posthog_embedded_devtools::json::Json;
 use serde_json::{json, Map, Value};
@@ -440,9 +440,9 @@ fn get_feature_flag(req: &Map<String, Value>) -> Handled {
     client.flush(FLAG_EVENT_FLUSH_TIMEOUT);
     let value = match value {
         None => Value::Null,
-        Some(StdFlagValue::Bool(b)) => Value::Bool(b),
-        Some(StdFlagValue::Variant(v)) => Value::String(v),
-        Some(StdFlagValue::Holdout(id)) => Value::String(format!("holdout-{id}")),
+        Some(FlagValue::Bool(b)) => Value::Bool(b),
+        Some(FlagValue::Variant(v)) => Value::String(v.to_string()),
+        Some(FlagValue::Holdout(id)) => Value::String(format!("holdout-{id}")),
     };
     Ok(Reply::ok(json!({"value": value})))
 }

@@ -83,7 +83,7 @@ fn run(line: &str, store: &mut Store) -> Result<Value, (Value, String)> {
     })
 }
 
-fn value_json(v: &FlagValue<'_>) -> Value {
+fn value_json(v: &FlagValue) -> Value {
     match v {
         FlagValue::Bool(b) => Value::from(*b),
         other => Value::from(other.to_string()),

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant as StdInstant};
 
 use posthog_embedded::adapters::std::{StdConfig, UreqTransport};
 use posthog_embedded::capture::EventOptions;
-use posthog_embedded::client::{Client, Config, OwnedFlagValue};
+use posthog_embedded::client::{Client, Config};
 use posthog_embedded::flags::{EvalContext, PropertyValue};
 use posthog_embedded::resources::Resources;
 use posthog_embedded::{Instant, Now};
@@ -136,20 +136,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "lab-devices",
         "watchdog-tuning",
     ] {
-        // The value borrows the client; keep an owned copy (variants up to 32 bytes).
-        let value = device
-            .feature_flag(at(1_000), key, &ctx, true)
-            .map(|v| OwnedFlagValue::<32>::from_value(&v));
-        let line = match value {
-            Ok(Some(v)) => {
-                let v = v.as_value();
+        // A `FlagValue` is `Copy` and owns its variant: it does not borrow the client.
+        let line = match device.feature_flag(at(1_000), key, &ctx, true) {
+            Ok(v) => {
                 let payload = device.flags().payload(key, &v).unwrap_or("-");
                 if key == "new-sampling-rate" && v.is_enabled() {
                     sampling_ms = 5_000;
                 }
                 format!("{:<8} payload {payload}", v.to_string())
             }
-            Ok(None) => "a variant longer than 32 bytes".to_owned(),
             Err(e) => format!("{e}: the device would ask the server (/flags)"),
         };
         println!("  {key:<18} {line}");

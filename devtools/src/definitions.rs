@@ -83,7 +83,7 @@ pub enum OwnedValue {
 }
 
 impl OwnedValue {
-    fn from_value(v: &FlagValue<'_>) -> Self {
+    fn from_value(v: &FlagValue) -> Self {
         match v {
             FlagValue::Bool(b) => Self::Bool(*b),
             other => Self::Variant(other.to_string()),

@@ -73,7 +73,7 @@ mod reads;
 mod snapshot;
 mod stats;
 pub use crate::retry::{FlagsAttempt, FlagsRetry};
-pub use flags::{OwnedFlagValue, FLAGS_PATH, MAX_EVENT_FLAGS, MAX_EVENT_GROUPS};
+pub use flags::{FLAGS_PATH, MAX_EVENT_FLAGS, MAX_EVENT_GROUPS};
 pub use hooks::{BeforeSend, HookFailed, HooksFull, PropertyVerdict, MAX_HOOKS, MAX_HOOK_KEY};
 #[cfg(feature = "storage")]
 pub use persist::{

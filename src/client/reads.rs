@@ -27,7 +27,7 @@ pub struct FlagResult<'a> {
     /// Whether the flag is on (anything but `false`).
     pub enabled: bool,
     /// The value.
-    pub value: FlagValue<'a>,
+    pub value: FlagValue,
     /// The payload's JSON text, when the value has a valid one.
     pub payload: Option<&'a str>,
 }
@@ -35,7 +35,7 @@ pub struct FlagResult<'a> {
 impl<'a> FlagResult<'a> {
     /// A result for `value` of flag `key` with `payload` (kept only when it is valid JSON).
     #[must_use]
-    pub fn new(key: &'a str, value: FlagValue<'a>, payload: Option<&'a str>) -> Self {
+    pub fn new(key: &'a str, value: FlagValue, payload: Option<&'a str>) -> Self {
         Self {
             key,
             enabled: value.is_enabled(),
@@ -46,11 +46,8 @@ impl<'a> FlagResult<'a> {
 
     /// The variant of a multivariate flag (`None` for a boolean flag or a holdout).
     #[must_use]
-    pub const fn variant(&self) -> Option<&'a str> {
-        match self.value {
-            FlagValue::Variant(v) => Some(v),
-            _ => None,
-        }
+    pub fn variant(&self) -> Option<&str> {
+        self.value.as_variant()
     }
 }
 
@@ -166,7 +163,7 @@ impl Client<'_> {
         now: Now,
         key: &str,
         ctx: &EvalContext<'_>,
-        match_value: Option<FlagValue<'_>>,
+        match_value: Option<FlagValue>,
     ) -> Result<Option<&str>, Inconclusive> {
         match match_value {
             Some(v) => Ok(self.flags.payload(key, &v).and_then(valid_payload)),
@@ -343,11 +340,21 @@ mod tests {
             Ok(Some(r#"{"copy":"new"}"#))
         );
         assert_eq!(
-            c.feature_flag_payload_for(NOW, "checkout", &u, Some(FlagValue::Variant("blue"))),
+            c.feature_flag_payload_for(
+                NOW,
+                "checkout",
+                &u,
+                Some(FlagValue::variant("blue").unwrap())
+            ),
             Ok(Some(r#"{"copy":"new"}"#))
         );
         assert_eq!(
-            c.feature_flag_payload_for(NOW, "checkout", &u, Some(FlagValue::Variant("red"))),
+            c.feature_flag_payload_for(
+                NOW,
+                "checkout",
+                &u,
+                Some(FlagValue::variant("red").unwrap())
+            ),
             Ok(None)
         );
         assert_eq!(

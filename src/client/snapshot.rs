@@ -157,7 +157,7 @@ pub struct SnapshotFlag<'a> {
     /// The flag key.
     pub key: &'a str,
     /// The value.
-    pub value: FlagValue<'a>,
+    pub value: FlagValue,
     /// The payload's JSON text (valid JSON only).
     pub payload: Option<&'a str>,
     /// Decided by the local definitions (else by the server).
@@ -317,7 +317,7 @@ impl<'s> FlagSnapshot<'s> {
     fn view(&self, e: &SnapEntry) -> Option<SnapshotFlag<'_>> {
         let value = match e.kind {
             Kind::Bool(b) => FlagValue::Bool(b),
-            Kind::Variant(v) => FlagValue::Variant(self.text(v)?),
+            Kind::Variant(v) => FlagValue::variant(self.text(v)?).ok()?,
             Kind::Holdout(id) => FlagValue::Holdout(id),
         };
         Some(SnapshotFlag {
@@ -506,7 +506,7 @@ impl Client<'_> {
                 let key = snapshot.store(Some(r.key));
                 let kind = match r.value {
                     FlagValue::Bool(b) => Kind::Bool(b),
-                    FlagValue::Variant(v) => Kind::Variant(snapshot.store(Some(v))),
+                    FlagValue::Variant(v) => Kind::Variant(snapshot.store(Some(&v))),
                     FlagValue::Holdout(id) => Kind::Holdout(id),
                 };
                 let payload = snapshot.store(r.payload);
@@ -604,7 +604,7 @@ impl Client<'_> {
                         let key = snapshot.store(Some(f.key));
                         let kind = match f.value {
                             FlagValue::Bool(b) => Kind::Bool(b),
-                            FlagValue::Variant(v) => Kind::Variant(snapshot.store(Some(v))),
+                            FlagValue::Variant(v) => Kind::Variant(snapshot.store(Some(&v))),
                             FlagValue::Holdout(id) => Kind::Holdout(id),
                         };
                         let payload = snapshot.store(f.payload.and_then(valid_payload));
@@ -652,7 +652,7 @@ impl Client<'_> {
         now: Now,
         snapshot: &'a mut FlagSnapshot<'_>,
         key: &str,
-    ) -> Option<FlagValue<'a>> {
+    ) -> Option<FlagValue> {
         let i = snapshot.position(key);
         if let Some(e) = i.and_then(|i| snapshot.entries.get_mut(i)) {
             e.accessed = true;

@@ -29,7 +29,7 @@
 //!
 //! let mut seen: CalledTracker<[u64; 64]> = CalledTracker::new();
 //! let groups = [("company", "acme"), ("team", "core")];
-//! let v = FlagValue::Variant("blue");
+//! let v = FlagValue::variant("blue").unwrap();
 //! assert!(seen.first_time("user-1", "checkout", Some(&v), &groups));
 //! // Same groups in another order: already sent.
 //! let swapped = [("team", "core"), ("company", "acme")];
@@ -115,7 +115,7 @@ impl Hasher {
 pub fn called_key(
     distinct_id: &str,
     flag_key: &str,
-    value: Option<&FlagValue<'_>>,
+    value: Option<&FlagValue>,
     groups: &[(&str, &str)],
 ) -> CalledKey {
     let mut h = Hasher(FNV_OFFSET);
@@ -290,7 +290,7 @@ impl<S: AsRef<[u64]> + AsMut<[u64]>> CalledTracker<S> {
         &mut self,
         distinct_id: &str,
         flag_key: &str,
-        value: Option<&FlagValue<'_>>,
+        value: Option<&FlagValue>,
         groups: &[(&str, &str)],
     ) -> bool {
         self.first_time_key(called_key(distinct_id, flag_key, value, groups))
@@ -323,7 +323,7 @@ impl<S: AsRef<[u64]> + AsMut<[u64]>> CalledTracker<S> {
         &mut self,
         distinct_id: &str,
         flag_key: &str,
-        value: Option<&FlagValue<'_>>,
+        value: Option<&FlagValue>,
         groups: &[(&str, &str)],
     ) -> bool {
         self.forget_key(called_key(distinct_id, flag_key, value, groups))
@@ -339,14 +339,14 @@ impl<S: AsRef<[u64]> + AsMut<[u64]>> CalledTracker<S> {
 /// `$feature/<key>`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct FlagResponse<'a>(pub Option<FlagValue<'a>>);
+pub struct FlagResponse(pub Option<FlagValue>);
 
-impl Value for FlagResponse<'_> {
+impl Value for FlagResponse {
     fn write_json(&self, w: ValueWriter<'_, '_>) -> Result<(), PropertyError> {
         match self.0 {
             None => w.null(),
             Some(FlagValue::Bool(b)) => w.bool(b),
-            Some(FlagValue::Variant(v)) => w.str(v),
+            Some(FlagValue::Variant(v)) => w.str(&v),
             Some(h @ FlagValue::Holdout(_)) => {
                 let mut buf = [0u8; 28];
                 w.str(h.payload_key(&mut buf))
@@ -400,7 +400,7 @@ fn feature_key<'b>(
 /// discards the whole record).
 pub fn write_flag_properties<'k, I>(o: &mut Object<'_, '_>, flags: I) -> Result<(), PropertyError>
 where
-    I: Iterator<Item = (&'k str, FlagValue<'k>)> + Clone,
+    I: Iterator<Item = (&'k str, FlagValue)> + Clone,
 {
     let mut buf = [0u8; MAX_FEATURE_KEY_LEN];
     for (key, value) in flags.clone() {
@@ -428,7 +428,10 @@ mod tests {
     use crate::json::write::Sink;
     use std::string::String;
 
-    const V: FlagValue<'static> = FlagValue::Variant("blue");
+    const V: FlagValue = match FlagValue::variant("blue") {
+        Ok(v) => v,
+        Err(_) => panic!("short"),
+    };
 
     #[test]
     fn dedupes_by_id_flag_value_and_groups() {
@@ -485,7 +488,7 @@ mod tests {
         );
         // A variant named "true" is not the boolean.
         assert_ne!(
-            called_key("u", "f", Some(&FlagValue::Variant("true")), &[]),
+            called_key("u", "f", Some(&FlagValue::variant("true").unwrap()), &[]),
             called_key("u", "f", Some(&FlagValue::Bool(true)), &[])
         );
     }
@@ -494,7 +497,12 @@ mod tests {
     fn holdout_equals_its_variant_text() {
         assert_eq!(
             called_key("u", "f", Some(&FlagValue::Holdout(7)), &[]),
-            called_key("u", "f", Some(&FlagValue::Variant("holdout-7")), &[])
+            called_key(
+                "u",
+                "f",
+                Some(&FlagValue::variant("holdout-7").unwrap()),
+                &[]
+            )
         );
     }
 
@@ -589,9 +597,9 @@ mod tests {
         let flags = [
             ("zeta", FlagValue::Bool(true)),
             ("off", FlagValue::Bool(false)),
-            ("alpha", FlagValue::Variant("blue")),
+            ("alpha", FlagValue::variant("blue").unwrap()),
             ("held", FlagValue::Holdout(3)),
-            ("alpha", FlagValue::Variant("blue")),
+            ("alpha", FlagValue::variant("blue").unwrap()),
         ];
         let s = render(|o| {
             write_flag_properties(o, flags.iter().copied())?;
@@ -643,7 +651,7 @@ mod tests {
         let s = render(|o| {
             o.prop("n", FlagResponse(None))?
                 .prop("t", FlagResponse(Some(FlagValue::Bool(true))))?
-                .prop("v", FlagResponse(Some(FlagValue::Variant("a\"b"))))?
+                .prop("v", FlagResponse(Some(FlagValue::variant("a\"b").unwrap())))?
                 .prop("h", FlagResponse(Some(FlagValue::Holdout(-2))))?;
             Ok(())
         })

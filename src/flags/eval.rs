@@ -20,7 +20,7 @@
 
 use super::context::EvalContext;
 use super::hash::{hash60, holdout_hash60, RolloutThreshold, VariantRange, VARIANT_SALT};
-use super::outcome::{Evaluation, FlagValue, Inconclusive, MatchReason, Outcome, Reason};
+use super::outcome::{Evaluation, FlagValue, Inconclusive, MatchReason, Outcome, Reason, ValueRef};
 use super::store::{CondAggregation, Expected, FilterKind, Flag, Node, NodeKind, Tables};
 use super::value::{Properties, PropertyValue};
 use crate::time::UnixMillis;
@@ -31,8 +31,8 @@ pub const MAX_NESTING: usize = 8;
 /// How many dependency results one evaluation caches.
 pub const DEPENDENCY_CACHE: usize = 16;
 
-type Eval<'s> = Result<FlagValue<'s>, Inconclusive>;
-type Decided<'s> = Result<(FlagValue<'s>, MatchReason), Inconclusive>;
+type Eval<'s> = Result<ValueRef<'s>, Inconclusive>;
+type Decided<'s> = Result<(ValueRef<'s>, MatchReason), Inconclusive>;
 
 /// Where a condition's filters look and what it buckets by.
 #[derive(Clone, Copy)]
@@ -74,12 +74,12 @@ macro_rules! eval_methods {
         /// # Errors
         /// [`Inconclusive`](crate::flags::Inconclusive) when local data cannot decide: ask the
         /// server, as PostHog's SDKs do.
-        pub fn evaluate<'s>(
-            &'s self,
+        pub fn evaluate(
+            &self,
             key: &str,
             ctx: &crate::flags::EvalContext<'_>,
             now: Option<crate::time::UnixMillis>,
-        ) -> Result<crate::flags::FlagValue<'s>, crate::flags::Inconclusive> {
+        ) -> Result<crate::flags::FlagValue, crate::flags::Inconclusive> {
             self.tables().evaluate(key, ctx, now)
         }
 
@@ -89,19 +89,19 @@ macro_rules! eval_methods {
         ///
         /// # Errors
         /// As [`evaluate`](Self::evaluate).
-        pub fn evaluate_detailed<'s>(
-            &'s self,
+        pub fn evaluate_detailed(
+            &self,
             key: &str,
             ctx: &crate::flags::EvalContext<'_>,
             now: Option<crate::time::UnixMillis>,
-        ) -> Result<crate::flags::Evaluation<'s>, crate::flags::Inconclusive> {
+        ) -> Result<crate::flags::Evaluation, crate::flags::Inconclusive> {
             self.tables().evaluate_detailed(key, ctx, now)
         }
 
         /// The payload (JSON text) configured for `value` of flag `key`, if any.
         #[must_use]
-        pub fn payload(&self, key: &str, value: &crate::flags::FlagValue<'_>) -> Option<&str> {
-            self.tables().payload(key, value)
+        pub fn payload(&self, key: &str, value: &crate::flags::FlagValue) -> Option<&str> {
+            self.tables().payload(key, value.as_ref())
         }
     };
 }
@@ -120,16 +120,17 @@ impl<'t> Tables<'t> {
         key: &str,
         ctx: &EvalContext<'_>,
         now: Option<UnixMillis>,
-    ) -> Result<FlagValue<'t>, Inconclusive> {
+    ) -> Result<FlagValue, Inconclusive> {
         self.evaluate_detailed(key, ctx, now).map(|e| e.value)
     }
 
-    pub(crate) fn evaluate_detailed(
+    /// The value and why, borrowed from the definitions.
+    pub(crate) fn evaluate_ref(
         self,
         key: &str,
         ctx: &EvalContext<'_>,
         now: Option<UnixMillis>,
-    ) -> Result<Evaluation<'t>, Inconclusive> {
+    ) -> Result<(ValueRef<'t>, MatchReason), Inconclusive> {
         let idx = self.find(key).ok_or(Inconclusive::UnknownFlag)?;
         let mut ev = Evaluator {
             store: self,
@@ -138,10 +139,24 @@ impl<'t> Tables<'t> {
             cache: heapless::Vec::new(),
         };
         ev.flag_decided(idx, 0)
-            .map(|(value, reason)| Evaluation { value, reason })
     }
 
-    pub(crate) fn payload(self, key: &str, value: &FlagValue<'_>) -> Option<&'t str> {
+    /// The value and why. A variant key longer than a [`FlagValue`] holds makes the flag
+    /// inconclusive ([`Reason::UnsupportedDefinition`]), never a cut value.
+    pub(crate) fn evaluate_detailed(
+        self,
+        key: &str,
+        ctx: &EvalContext<'_>,
+        now: Option<UnixMillis>,
+    ) -> Result<Evaluation, Inconclusive> {
+        let (value, reason) = self.evaluate_ref(key, ctx, now)?;
+        let value = value
+            .owned()
+            .map_err(|_| unresolved(Reason::UnsupportedDefinition))?;
+        Ok(Evaluation { value, reason })
+    }
+
+    pub(crate) fn payload(self, key: &str, value: ValueRef<'_>) -> Option<&'t str> {
         let flag = self.flag(self.find(key)?)?;
         let mut buf = [0u8; 28];
         let want = value.payload_key(&mut buf);
@@ -162,7 +177,7 @@ impl<'s, 'c> Evaluator<'s, 'c> {
         let store = self.store;
         let flag = *store.flag(idx).ok_or(Inconclusive::UnknownFlag)?;
         if !flag.active {
-            return Ok((FlagValue::Bool(false), MatchReason::Disabled));
+            return Ok((ValueRef::Bool(false), MatchReason::Disabled));
         }
         if flag.continuity {
             return Err(unresolved(Reason::ExperienceContinuity));
@@ -177,7 +192,7 @@ impl<'s, 'c> Evaluator<'s, 'c> {
                 };
                 let Some(group) = self.ctx.groups.iter().find(|g| g.group_type == name) else {
                     // The group was not passed: false, with no fallback.
-                    return Ok((FlagValue::Bool(false), MatchReason::NoGroup));
+                    return Ok((ValueRef::Bool(false), MatchReason::NoGroup));
                 };
                 let Some(props) = group.properties else {
                     return Err(unresolved(Reason::MissingContext));
@@ -223,12 +238,12 @@ impl<'s, 'c> Evaluator<'s, 'c> {
                 Some(PropertyValue::Str(s)) => s == "true",
                 Some(_) => false,
             };
-            return Ok((FlagValue::Bool(value), MatchReason::Enrollment));
+            return Ok((ValueRef::Bool(value), MatchReason::Enrollment));
         }
 
         if let Some((id, threshold)) = flag.holdout {
             if threshold.contains(holdout_hash60(scope.bucketing)) {
-                return Ok((FlagValue::Holdout(id), MatchReason::Holdout));
+                return Ok((ValueRef::Holdout(id), MatchReason::Holdout));
             }
         }
 
@@ -295,7 +310,7 @@ impl<'s, 'c> Evaluator<'s, 'c> {
                     if flag.early_exit {
                         return match reason {
                             Some(r) => Err(unresolved(r)),
-                            None => Ok((FlagValue::Bool(false), miss)),
+                            None => Ok((ValueRef::Bool(false), miss)),
                         };
                     }
                     out_of_rollout.get_or_insert(index);
@@ -308,10 +323,10 @@ impl<'s, 'c> Evaluator<'s, 'c> {
         match (reason, out_of_rollout) {
             (Some(r), _) => Err(unresolved(r)),
             (None, Some(condition)) => Ok((
-                FlagValue::Bool(false),
+                ValueRef::Bool(false),
                 MatchReason::OutOfRolloutBound { condition },
             )),
-            (None, None) => Ok((FlagValue::Bool(false), MatchReason::NoConditionMatch)),
+            (None, None) => Ok((ValueRef::Bool(false), MatchReason::NoConditionMatch)),
         }
     }
 
@@ -333,7 +348,7 @@ impl<'s, 'c> Evaluator<'s, 'c> {
         key: &str,
         variant: Option<super::store::Text>,
         bucketing: &str,
-    ) -> FlagValue<'s> {
+    ) -> ValueRef<'s> {
         let store = self.store;
         if let Some(v) = variant {
             let want = store.text(v);
@@ -342,7 +357,7 @@ impl<'s, 'c> Evaluator<'s, 'c> {
                 _ => None,
             });
             if let Some(k) = known {
-                return FlagValue::Variant(k);
+                return ValueRef::Variant(k);
             }
         }
         if flag.variants != u32::MAX {
@@ -354,12 +369,12 @@ impl<'s, 'c> Evaluator<'s, 'c> {
                         end: end.get().unwrap_or(0),
                     };
                     if range.contains(h) {
-                        return FlagValue::Variant(store.text(key));
+                        return ValueRef::Variant(store.text(key));
                     }
                 }
             }
         }
-        FlagValue::Bool(true)
+        ValueRef::Bool(true)
     }
 
     /// All filters of a condition (AND): a false filter rules the condition out; otherwise an
@@ -532,11 +547,11 @@ impl<'s, 'c> Evaluator<'s, 'c> {
         };
         let mut buf = [0u8; 28];
         Outcome::Match(match (actual, expected) {
-            (FlagValue::Bool(a), Expected::Bool(e)) => a == e,
-            (FlagValue::Bool(_), Expected::Variant(_)) => false,
+            (ValueRef::Bool(a), Expected::Bool(e)) => a == e,
+            (ValueRef::Bool(_), Expected::Variant(_)) => false,
             (v, Expected::Bool(e)) => e && !v.payload_key(&mut buf).is_empty(),
-            (FlagValue::Variant(a), Expected::Variant(e)) => !a.is_empty() && a == store.text(e),
-            (h @ FlagValue::Holdout(_), Expected::Variant(e)) => {
+            (ValueRef::Variant(a), Expected::Variant(e)) => !a.is_empty() && a == store.text(e),
+            (h @ ValueRef::Holdout(_), Expected::Variant(e)) => {
                 h.payload_key(&mut buf) == store.text(e)
             }
         })
@@ -550,7 +565,7 @@ impl<'s, 'c> Evaluator<'s, 'c> {
         let flag = self.store.flag(idx).copied();
         let v = match flag {
             None => Err(Inconclusive::UnknownFlag),
-            Some(f) if !f.active => Ok(FlagValue::Bool(false)),
+            Some(f) if !f.active => Ok(ValueRef::Bool(false)),
             Some(f) if f.continuity => Err(unresolved(Reason::UnresolvedDependency)),
             Some(_) => match self.flag(idx, depth + 1) {
                 Err(Inconclusive::Unresolved(_) | Inconclusive::UnknownFlag) => {

@@ -39,6 +39,9 @@ pub mod value;
 
 pub use analyze::{Finding, PropertyScope};
 pub use context::{EvalContext, GroupContext};
-pub use outcome::{Evaluation, FlagValue, Inconclusive, MatchReason, Reason};
+pub use outcome::{
+    Evaluation, FlagValue, Inconclusive, MatchReason, Reason, Variant, VariantTooLong,
+    MAX_VARIANT_LEN,
+};
 pub use store::{FlagInfo, FlagStorage, FlagStore, FlagTables, LoadError, Requirements};
 pub use value::{Properties, PropertyValue};

@@ -253,7 +253,7 @@ fn remote_answers_and_failures_are_reported() {
         )
         .unwrap();
     let v = c.remote_flag_called(now(), "static-cohort", &ctx, &remote, true);
-    assert_eq!(v, Some(FlagValue::Variant("b")));
+    assert_eq!(v, Some(FlagValue::variant("b").unwrap()));
     let missing = c.remote_flag_called(now(), "nope", &ctx, &remote, true);
     assert_eq!(missing, None);
     c.failed_flag_called(
@@ -732,7 +732,7 @@ mod snapshot {
         assert!(c.snapshot_enabled(NOW, &mut snap, "beta-ui", false));
         assert_eq!(
             c.snapshot_flag(NOW, &mut snap, "checkout"),
-            Some(FlagValue::Variant("blue"))
+            Some(FlagValue::variant("blue").unwrap())
         );
         assert!(c.snapshot_enabled(NOW, &mut snap, "beta-ui", false));
         assert!(
@@ -876,7 +876,7 @@ mod snapshot {
         );
         assert_eq!(
             snap.get("checkout").unwrap().value,
-            FlagValue::Variant("blue")
+            FlagValue::variant("blue").unwrap()
         );
         assert!(snap.get("search").is_none(), "not requested");
         // Local only: the unresolvable flag is absent, nobody asked.
@@ -969,4 +969,48 @@ mod snapshot {
             "{err}"
         );
     }
+}
+
+#[test]
+fn a_variant_too_long_for_a_flag_value_is_never_cut_locally_or_remotely() {
+    let long = "l".repeat(posthog_embedded::flags::MAX_VARIANT_LEN + 1);
+    let defs = format!(
+        r#"{{"flags":[
+        {{"id":1,"key":"long","active":true,"filters":{{"groups":[{{"properties":[],"rollout_percentage":100}}],
+          "multivariate":{{"variants":[{{"key":"{long}","rollout_percentage":100}}]}}}}}},
+        {{"id":2,"key":"on","active":true,"filters":{{"groups":[{{"properties":[],"rollout_percentage":100}}]}}}}]}}"#
+    );
+    let mut c = client();
+    c.load_definitions(defs.as_bytes()).unwrap();
+    let ctx = EvalContext {
+        distinct_id: "user-1",
+        device_id: None,
+        person: &[],
+        groups: &[],
+    };
+    // Locally: inconclusive, so left off an event's flags (never a cut variant).
+    c.capture_with_flags(now(), "tick", &ctx, &EventOptions::new(), |_| Ok(()))
+        .unwrap();
+    let p = &events(&c)[0]["properties"];
+    assert_eq!(p["$feature/on"], true);
+    assert!(p.get("$feature/long").is_none());
+    assert_eq!(p["$active_feature_flags"], json!(["on"]));
+    assert!(matches!(
+        c.feature_flag(now(), "long", &ctx, false),
+        Err(Inconclusive::Unresolved(_))
+    ));
+    // Remotely: no value, and the exposure event says the evaluation failed.
+    let mut storage = Box::new(RemoteStorage::<8, 1024>::new());
+    let mut remote = RemoteFlags::new(&mut storage);
+    let answer = format!(r#"{{"flags":{{"long":{{"enabled":true,"variant":"{long}"}}}}}}"#);
+    remote.parse(answer.as_bytes()).unwrap();
+    assert_eq!(
+        c.remote_flag_called(now(), "long", &ctx, &remote, true),
+        None
+    );
+    let ev = events(&c);
+    let p = &ev.last().unwrap()["properties"];
+    assert_eq!(p["$feature_flag"], "long");
+    assert_eq!(p["$feature_flag_response"], Value::Null);
+    assert_eq!(p["$feature_flag_error"], "evaluation_failed");
 }

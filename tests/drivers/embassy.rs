@@ -468,8 +468,7 @@ fn flush_and_shutdown_wait_for_delivery_with_a_deadline() {
 fn no_flags_retry_after_shutdown() {
     use embassy_futures::join::join;
     use posthog_embedded::adapters::embassy::FlagRead;
-    use posthog_embedded::client::OwnedFlagValue;
-    use posthog_embedded::flags::EvalContext;
+    use posthog_embedded::flags::{EvalContext, FlagValue};
 
     let (addr, seen) = server(vec![Reply::Status502, Reply::Flags]);
     let (ph, mut runner) = start(Config::new("phc_embassy", 0x5eed).flush_at(100), 2048);
@@ -483,7 +482,7 @@ fn no_flags_retry_after_shutdown() {
         &mut runner,
         tcp(addr),
         join(
-            ph.get_feature_flag::<32>("remote-only", &ctx, FlagRead::new()),
+            ph.get_feature_flag("remote-only", &ctx, FlagRead::new()),
             async {
                 // Once the first attempt got its 502, shut down during the 300 ms retry delay.
                 while seen.lock().unwrap().requests.is_empty() {
@@ -493,7 +492,7 @@ fn no_flags_retry_after_shutdown() {
             },
         ),
     );
-    assert_eq!(v, None::<OwnedFlagValue<32>>);
+    assert_eq!(v, None::<FlagValue>);
     assert_eq!(
         seen.lock().unwrap().requests.len(),
         1,
@@ -504,8 +503,7 @@ fn no_flags_retry_after_shutdown() {
 #[test]
 fn flags_local_first_then_remote_over_the_runners_connection() {
     use posthog_embedded::adapters::embassy::FlagRead;
-    use posthog_embedded::client::OwnedFlagValue;
-    use posthog_embedded::flags::{EvalContext, PropertyValue};
+    use posthog_embedded::flags::{EvalContext, FlagValue, PropertyValue};
 
     let (addr, seen) = server(vec![Reply::Status502, Reply::Flags]);
     let (ph, mut runner) = start(Config::new("phc_embassy", 0x5eed).flush_at(100), 2048);
@@ -529,30 +527,26 @@ fn flags_local_first_then_remote_over_the_runners_connection() {
     };
 
     let (local, remote, only_local) = with_runner(&mut runner, conn, async {
-        let local: Option<OwnedFlagValue<32>> =
-            ph.get_feature_flag("local", &ctx, FlagRead::new()).await;
+        let local: Option<FlagValue> = ph.get_feature_flag("local", &ctx, FlagRead::new()).await;
         assert!(
             seen.lock().unwrap().requests.is_empty(),
             "a local answer asks nobody"
         );
         let t = std::time::Instant::now();
-        let remote: Option<OwnedFlagValue<32>> = ph
+        let remote: Option<FlagValue> = ph
             .get_feature_flag("remote-only", &ctx, FlagRead::new())
             .await;
         assert!(
             t.elapsed() >= std::time::Duration::from_millis(300),
             "502 retried after 300 ms"
         );
-        let only_local: Option<OwnedFlagValue<32>> = ph
+        let only_local: Option<FlagValue> = ph
             .get_feature_flag("remote-only", &ctx, FlagRead::new().only_local(true))
             .await;
         (local, remote, only_local)
     });
-    assert_eq!(local, Some(OwnedFlagValue::Bool(true)));
-    assert_eq!(
-        remote.as_ref().map(OwnedFlagValue::as_value),
-        Some(posthog_embedded::flags::FlagValue::Variant("blue"))
-    );
+    assert_eq!(local, Some(FlagValue::Bool(true)));
+    assert_eq!(remote, Some(FlagValue::variant("blue").unwrap()));
     assert_eq!(only_local, None);
     let seen = seen.lock().unwrap();
     assert_eq!(seen.requests.len(), 2, "only_local asks nobody");
@@ -695,8 +689,7 @@ fn buffers(b: &mut Bufs) -> Buffers<'_> {
 #[test]
 fn flag_reads_without_an_id_or_after_shutdown_send_nothing() {
     use posthog_embedded::adapters::embassy::FlagRead;
-    use posthog_embedded::client::OwnedFlagValue;
-    use posthog_embedded::flags::{EvalContext, PropertyValue};
+    use posthog_embedded::flags::{EvalContext, FlagValue, PropertyValue};
 
     let (addr, seen) = server(vec![Reply::Flags, Reply::Flags]);
     let (ph, _runner) = start(Config::new("phc_embassy", 0x5eed).flush_at(100), 2048);
@@ -710,7 +703,7 @@ fn flag_reads_without_an_id_or_after_shutdown_send_nothing() {
     // The runner is not even running: none of these reads may wait for it.
     let _ = addr;
     let person: [(&str, PropertyValue<'_>); 0] = [];
-    let read = |id: &str, key: &str, opts: FlagRead| -> Option<OwnedFlagValue<32>> {
+    let read = |id: &str, key: &str, opts: FlagRead| -> Option<FlagValue> {
         let ctx = EvalContext {
             distinct_id: id,
             device_id: None,
@@ -734,7 +727,7 @@ fn flag_reads_without_an_id_or_after_shutdown_send_nothing() {
     ph.set_online(false);
     assert_eq!(
         read("device-1", "local", FlagRead::new()),
-        Some(OwnedFlagValue::Bool(true))
+        Some(FlagValue::Bool(true))
     );
     assert_eq!(read("device-1", "remote-only", FlagRead::new()), None);
     assert!(
@@ -747,7 +740,7 @@ fn flag_reads_without_an_id_or_after_shutdown_send_nothing() {
     // Local values still answer; nothing goes to /flags.
     assert_eq!(
         read("device-1", "local", FlagRead::new()),
-        Some(OwnedFlagValue::Bool(true))
+        Some(FlagValue::Bool(true))
     );
     assert_eq!(read("device-1", "remote-only", FlagRead::new()), None);
     assert_eq!(
@@ -871,8 +864,8 @@ fn flag_results_defaults_and_bulk_reads_through_the_handle() {
 #[test]
 fn evaluate_flags_snapshot_through_the_handle() {
     use posthog_embedded::adapters::embassy::FlagRead;
-    use posthog_embedded::client::{FlagSnapshot, OwnedFlagValue, SnapshotStorage};
-    use posthog_embedded::flags::EvalContext;
+    use posthog_embedded::client::{FlagSnapshot, SnapshotStorage};
+    use posthog_embedded::flags::{EvalContext, FlagValue};
 
     let (addr, seen) = server(vec![Reply::Flags]);
     let (ph, mut runner) = start(Config::new("phc_embassy", 0x5eed).flush_at(100), 2048);
@@ -903,8 +896,8 @@ fn evaluate_flags_snapshot_through_the_handle() {
     assert!(snap.get("local").unwrap().locally_evaluated);
     assert!(ph.snapshot_enabled(&mut snap, "local", false));
     assert_eq!(
-        ph.snapshot_flag::<16>(&mut snap, "remote-only"),
-        Some(OwnedFlagValue::Variant("blue".try_into().unwrap()))
+        ph.snapshot_flag(&mut snap, "remote-only"),
+        Some(FlagValue::variant("blue").unwrap())
     );
     assert!(ph.snapshot_enabled(&mut snap, "local", false));
     assert_eq!(ph.pending(), 2, "one exposure per flag");
@@ -972,8 +965,7 @@ fn remote_enabled_payload_and_bulk_reads_through_the_handle() {
 #[test]
 fn a_dropped_remote_read_closes_its_query() {
     use posthog_embedded::adapters::embassy::FlagRead;
-    use posthog_embedded::client::OwnedFlagValue;
-    use posthog_embedded::flags::EvalContext;
+    use posthog_embedded::flags::{EvalContext, FlagValue};
 
     let (addr, seen) = server(vec![Reply::Flags]);
     let (ph, mut runner) = start(Config::new("phc_embassy", 0x5eed).flush_at(100), 2048);
@@ -986,16 +978,16 @@ fn a_dropped_remote_read_closes_its_query() {
     // No runner yet: the read waits, and is dropped after 20 ms.
     let gave_up = embassy_futures::block_on(embassy_time::with_timeout(
         embassy_time::Duration::from_millis(20),
-        ph.get_feature_flag::<16>("remote-only", &ctx, FlagRead::new()),
+        ph.get_feature_flag("remote-only", &ctx, FlagRead::new()),
     ));
     assert!(gave_up.is_err());
     // The next read gets its answer over the runner (without the query closed, it would wait
     // behind it until its own deadline and get nothing).
-    let v: Option<OwnedFlagValue<16>> = with_runner(
+    let v: Option<FlagValue> = with_runner(
         &mut runner,
         tcp(addr),
         ph.get_feature_flag("remote-only", &ctx, FlagRead::new()),
     );
-    assert_eq!(v, Some(OwnedFlagValue::Variant("blue".try_into().unwrap())));
+    assert_eq!(v, Some(FlagValue::variant("blue").unwrap()));
     assert_eq!(seen.lock().unwrap().requests.len(), 1);
 }

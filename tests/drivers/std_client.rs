@@ -16,7 +16,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use posthog_embedded::adapters::std::{
-    ManualClock, Response, StdClient, StdConfig, StdError, StdFlagValue, UreqTransport,
+    ManualClock, Response, StdClient, StdConfig, StdError, UreqTransport,
 };
 use posthog_embedded::capture::EventOptions;
 use posthog_embedded::client::{
@@ -581,10 +581,7 @@ fn definitions_polling_sends_the_secret_and_round_trips_the_etag() {
         person: &person,
         groups: &[],
     };
-    assert_eq!(
-        client.evaluate("beta-ui", &ctx),
-        Ok(StdFlagValue::Bool(true))
-    );
+    assert_eq!(client.evaluate("beta-ui", &ctx), Ok(FlagValue::Bool(true)));
     assert!(client.with_flags(|s| s.len()) == 1);
 
     client.reload();
@@ -988,7 +985,7 @@ fn a_local_value_sends_no_flags_request() {
     client.load_definitions(FLAGS_DEFS).unwrap();
     let person = NO_PROPS;
     let v = client.get_feature_flag("beta-ui", &ctx(&person), FlagOptions::new());
-    assert_eq!(v, Some(StdFlagValue::Bool(true)));
+    assert_eq!(v, Some(FlagValue::Bool(true)));
     assert_eq!(
         client.is_feature_enabled("beta-ui", &ctx(&person), FlagOptions::new()),
         Some(true)
@@ -1008,7 +1005,7 @@ fn an_inconclusive_flag_asks_flags_once_with_the_right_body() {
     let client = StdClient::new(config(&server)).unwrap();
     let person = PLAN_PRO;
     let v = client.get_feature_flag("remote-flag", &ctx(&person), FlagOptions::new());
-    assert_eq!(v, Some(StdFlagValue::Variant("blue".into())));
+    assert_eq!(v, Some(FlagValue::variant("blue").unwrap()));
 
     let reqs = flags_requests(&server);
     assert_eq!(reqs.len(), 1);
@@ -1067,7 +1064,7 @@ fn a_502_is_retried_after_300_ms() {
     let client = StdClient::new(config(&server)).unwrap();
     let person = NO_PROPS;
     let v = client.get_feature_flag("remote-flag", &ctx(&person), FlagOptions::new());
-    assert_eq!(v, Some(StdFlagValue::Variant("blue".into())));
+    assert_eq!(v, Some(FlagValue::variant("blue").unwrap()));
     let reqs = flags_requests(&server);
     assert_eq!(reqs.len(), 2);
     let gap = reqs[1].at - reqs[0].at;
@@ -1144,7 +1141,7 @@ fn identical_reads_send_one_event() {
     let opts = FlagOptions::new().send_event(false);
     assert_eq!(
         client.get_feature_flag("beta-ui", &other, opts),
-        Some(StdFlagValue::Bool(true))
+        Some(FlagValue::Bool(true))
     );
     client.flush(SETTLE);
     let events = flag_called_events(&server);
@@ -1170,7 +1167,7 @@ fn force_remote_skips_local_evaluation() {
         &ctx(&person),
         FlagOptions::new().force_remote(true).only_local(true),
     );
-    assert_eq!(v, Some(StdFlagValue::Bool(false)));
+    assert_eq!(v, Some(FlagValue::Bool(false)));
     assert_eq!(flags_requests(&server).len(), 1);
     client.shutdown(Duration::from_secs(2));
 }
@@ -1195,7 +1192,7 @@ fn get_all_flags_merges_like_posthog_python() {
         2,
         "failed flags without a local value are left out: {all:?}"
     );
-    assert_eq!(all["needs-plan"], StdFlagValue::Variant("gold".into()));
+    assert_eq!(all["needs-plan"], FlagValue::variant("gold").unwrap());
     assert_eq!(flags_requests(&server).len(), 1);
 
     // needs-plan is inconclusive locally: one request; beta-ui failed remotely keeps its local
@@ -1203,9 +1200,9 @@ fn get_all_flags_merges_like_posthog_python() {
     client.load_definitions(FLAGS_DEFS).unwrap();
     let all = client.get_all_flags(&ctx(&person), None, false);
     assert_eq!(all.len(), 3, "{all:?}");
-    assert_eq!(all["beta-ui"], StdFlagValue::Bool(true));
-    assert_eq!(all["needs-plan"], StdFlagValue::Variant("gold".into()));
-    assert_eq!(all["remote-only"], StdFlagValue::Bool(true));
+    assert_eq!(all["beta-ui"], FlagValue::Bool(true));
+    assert_eq!(all["needs-plan"], FlagValue::variant("gold").unwrap());
+    assert_eq!(all["remote-only"], FlagValue::Bool(true));
     let reqs = flags_requests(&server);
     assert_eq!(reqs.len(), 2);
     assert!(reqs[1].json().get("flag_keys_to_evaluate").is_none());
@@ -1214,7 +1211,7 @@ fn get_all_flags_merges_like_posthog_python() {
     let person = PLAN_PRO;
     let all = client.get_all_flags(&ctx(&person), None, false);
     assert_eq!(all.len(), 2);
-    assert_eq!(all["needs-plan"], StdFlagValue::Bool(true));
+    assert_eq!(all["needs-plan"], FlagValue::Bool(true));
     assert_eq!(flags_requests(&server).len(), 2);
 
     // Bulk reads send no event.
@@ -1682,7 +1679,7 @@ fn flag_reads_without_an_id_or_after_shutdown_ask_nobody() {
     let c = ctx(&person);
     assert_eq!(
         client.get_feature_flag("beta-ui", &c, FlagOptions::new()),
-        Some(StdFlagValue::Bool(true))
+        Some(FlagValue::Bool(true))
     );
     assert_eq!(
         client.get_feature_flag("remote-flag", &c, FlagOptions::new()),
@@ -1714,7 +1711,7 @@ fn flag_reads_without_an_id_or_after_shutdown_ask_nobody() {
     let c = ctx(&person);
     assert_eq!(
         client.get_feature_flag("beta-ui", &c, FlagOptions::new()),
-        Some(StdFlagValue::Bool(true)),
+        Some(FlagValue::Bool(true)),
         "local values still answer"
     );
     assert_eq!(
@@ -1898,7 +1895,7 @@ fn feature_flag_results_local_and_remote() {
         client.get_feature_flag_payload_matching(
             "checkout",
             &c,
-            FlagValue::Variant("blue"),
+            FlagValue::variant("blue").unwrap(),
             FlagOptions::new()
         ),
         Some(r#"{"copy":"new"}"#.to_owned())
@@ -1907,7 +1904,7 @@ fn feature_flag_results_local_and_remote() {
         client.get_feature_flag_payload_matching(
             "checkout",
             &c,
-            FlagValue::Variant("red"),
+            FlagValue::variant("red").unwrap(),
             FlagOptions::new()
         ),
         None
@@ -1949,8 +1946,8 @@ fn get_all_flags_and_payloads_with_keys() {
     let (values, payloads) =
         client.get_all_flags_and_payloads(&c, Some(&["beta-ui", "checkout"]), false);
     assert_eq!(values.len(), 2, "{values:?}");
-    assert_eq!(values["beta-ui"], StdFlagValue::Bool(true));
-    assert_eq!(values["checkout"], StdFlagValue::Variant("blue".into()));
+    assert_eq!(values["beta-ui"], FlagValue::Bool(true));
+    assert_eq!(values["checkout"], FlagValue::variant("blue").unwrap());
     assert_eq!(payloads["beta-ui"], r#"{"color":"green"}"#);
     assert_eq!(payloads["checkout"], r#"{"copy":"new"}"#);
     assert!(
@@ -1966,7 +1963,7 @@ fn get_all_flags_and_payloads_with_keys() {
         1,
         "the server's answer replaces local values: {values:?}"
     );
-    assert_eq!(values["remote-only"], StdFlagValue::Bool(true));
+    assert_eq!(values["remote-only"], FlagValue::Bool(true));
     assert!(payloads.is_empty());
     let reqs = flags_requests(&server);
     assert_eq!(reqs.len(), 1);
@@ -2038,7 +2035,7 @@ fn evaluate_flags_snapshot_over_the_worker() {
     assert!(snap.is_enabled("beta-ui"));
     assert_eq!(
         snap.get_flag("checkout"),
-        Some(StdFlagValue::Variant("blue".into()))
+        Some(FlagValue::variant("blue").unwrap())
     );
     assert!(snap.is_enabled("beta-ui"));
     assert_eq!(

@@ -80,7 +80,7 @@ fn props<'a>(raw: &'a [(String, String)]) -> Vec<(&'a str, PropertyValue<'a>)> {
 }
 
 /// Our outcome in the vectors' encoding.
-fn outcome(r: Result<FlagValue<'_>, Inconclusive>) -> Value {
+fn outcome(r: Result<FlagValue, Inconclusive>) -> Value {
     match r {
         Ok(FlagValue::Bool(b)) => json!({ "value": b }),
         Ok(v) => json!({ "value": v.to_string() }),

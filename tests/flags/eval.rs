@@ -41,7 +41,7 @@ fn payloads_follow_the_value() {
         None
     );
     assert_eq!(
-        s.payload("display-theme", &FlagValue::Variant("night")),
+        s.payload("display-theme", &FlagValue::variant("night").unwrap()),
         Some(r#"{"brightness": 0.3}"#)
     );
     assert_eq!(s.payload("no-such-flag", &FlagValue::Bool(true)), None);
@@ -198,7 +198,7 @@ fn every_sample_flag_evaluates_for_a_device() {
     );
     assert_eq!(
         s.evaluate("sensor-fusion", &c, now),
-        Ok(FlagValue::Variant("kalman"))
+        Ok(FlagValue::variant("kalman").unwrap())
     );
     assert_eq!(
         s.evaluate("eu-data-residency", &c, now),
@@ -359,4 +359,37 @@ fn analysis_reports_needs_and_server_only_parts() {
     assert!(s.analyze("off", |f| off.push(f)));
     assert_eq!(off, [Finding::Inactive]);
     assert!(!s.analyze("missing", |_| {}));
+}
+
+#[test]
+fn a_variant_longer_than_a_flag_value_holds_is_inconclusive_never_cut() {
+    let fits = "f".repeat(posthog_embedded::flags::MAX_VARIANT_LEN);
+    let long = "l".repeat(posthog_embedded::flags::MAX_VARIANT_LEN + 1);
+    let doc = format!(
+        r#"{{"flags": [
+        {{"id": 1, "key": "fits", "active": true, "filters": {{
+            "groups": [{{"properties": [], "rollout_percentage": 100}}],
+            "multivariate": {{"variants": [{{"key": "{fits}", "rollout_percentage": 100}}]}}}}}},
+        {{"id": 2, "key": "long", "active": true, "filters": {{
+            "groups": [{{"properties": [], "rollout_percentage": 100}}],
+            "multivariate": {{"variants": [{{"key": "{long}", "rollout_percentage": 100}}]}}}}}},
+        {{"id": 3, "key": "after-long", "active": true, "filters": {{
+            "groups": [{{"properties": [
+                {{"key": "long", "type": "flag", "operator": "flag_evaluates_to",
+                 "value": "{long}", "dependency_chain": ["long"]}}],
+             "rollout_percentage": 100}}]}}}}]}}"#
+    );
+    let s = store(doc.as_bytes());
+    let c = ctx(&[], &[]);
+    let v = s.evaluate("fits", &c, None).unwrap();
+    assert_eq!(v.as_variant(), Some(fits.as_str()));
+    assert_eq!(
+        s.evaluate("long", &c, None),
+        Err(Inconclusive::Unresolved(Reason::UnsupportedDefinition))
+    );
+    // Inside evaluation the long key is still compared exactly: a flag depending on it decides.
+    assert_eq!(
+        s.evaluate("after-long", &c, None),
+        Ok(FlagValue::Bool(true))
+    );
 }

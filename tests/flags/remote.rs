@@ -44,10 +44,10 @@ fn check_payload(fixture: &str, key: &str, expected: Option<&Value>, got: Option
     }
 }
 
-fn expected_value(v: &Value) -> FlagValue<'_> {
+fn expected_value(v: &Value) -> FlagValue {
     match v {
         Value::Bool(b) => FlagValue::Bool(*b),
-        Value::String(s) => FlagValue::Variant(s),
+        Value::String(s) => FlagValue::variant(s).unwrap(),
         other => panic!("unexpected legacy value {other}"),
     }
 }
@@ -73,7 +73,7 @@ fn parses_every_recorded_response() {
             assert_eq!(got.key, key);
             if shape_v2 {
                 let want = match &detail["variant"] {
-                    Value::String(s) => FlagValue::Variant(s),
+                    Value::String(s) => FlagValue::variant(s).unwrap(),
                     _ => FlagValue::Bool(detail["enabled"].as_bool().unwrap()),
                 };
                 assert_eq!(got.value, want, "{fixture} {key}");
@@ -166,7 +166,10 @@ fn every_prefix_fails_and_keeps_the_previous_answer() {
                     "{fixture}: prefix {end} parsed"
                 );
                 assert_eq!(r.len(), 1);
-                assert_eq!(r.get("keep").unwrap().value, FlagValue::Variant("me"));
+                assert_eq!(
+                    r.get("keep").unwrap().value,
+                    FlagValue::variant("me").unwrap()
+                );
                 assert_eq!(r.request_id(), Some("prev"));
             }
         }

@@ -1,7 +1,8 @@
 //! The flags this device reads at boot, evaluated locally from the definitions in flash.
 
 use posthog_embedded::flags::{EvalContext, PropertyValue};
-use posthog_embedded::json::read::{Reader, Token};
+use posthog_embedded::json::typed::from_json;
+use serde::Deserialize;
 
 use crate::{PostHogHandle, BOARD, DEVICE_ID, FIRMWARE_VERSION, REGION};
 
@@ -20,6 +21,13 @@ pub const DEVICE_PROPERTIES: [(&str, PropertyValue<'static>); 3] = [
     ("board", PropertyValue::Str(BOARD)),
     ("region", PropertyValue::Str(REGION)),
 ];
+
+/// The payload of `new-sampling-rate`: remote configuration, read into a struct with no
+/// allocation (unknown members are ignored).
+#[derive(Deserialize)]
+struct Sampling {
+    interval_ms: u64,
+}
 
 /// What the application does with its flags.
 #[derive(Default)]
@@ -41,8 +49,9 @@ pub fn read_flags(ph: &PostHogHandle) -> BootFlags {
     };
     let mut flags = BootFlags::default();
     for key in BOOT_FLAGS {
-        // Evaluated and copied under the client's lock; printed after releasing it.
-        let value = ph.feature_flag::<24>(key, &ctx);
+        // Evaluated under the client's lock; the `Copy` value and the payload's copy are
+        // printed after releasing it.
+        let value = ph.feature_flag(key, &ctx);
         let payload = ph
             .feature_flag_payload(key, &ctx, None, |p| {
                 p.and_then(|p| heapless::String::<64>::try_from(p).ok())
@@ -50,11 +59,7 @@ pub fn read_flags(ph: &PostHogHandle) -> BootFlags {
             .ok()
             .flatten();
         let value = match value {
-            Ok(Some(v)) => v,
-            Ok(None) => {
-                info!("flag {}: variant key too long to copy", key);
-                continue;
-            }
+            Ok(v) => v,
             Err(why) => {
                 info!("flag {}: only the server can decide ({:?})", key, why);
                 continue;
@@ -66,32 +71,14 @@ pub fn read_flags(ph: &PostHogHandle) -> BootFlags {
         }
         match key {
             "new-sampling-rate" if value.is_enabled() => {
-                flags.sampling_interval_ms =
-                    payload.as_deref().and_then(|p| json_u64(p, "interval_ms"));
+                flags.sampling_interval_ms = payload
+                    .as_deref()
+                    .and_then(|p| from_json::<Sampling>(p, &mut []).ok())
+                    .map(|s| s.interval_ms);
             }
             "ota-updates" => flags.ota_updates = value.is_enabled(),
             _ => {}
         }
     }
     flags
-}
-
-/// The integer member `key` of a JSON object such as `{"interval_ms": 5000}`.
-fn json_u64(doc: &str, key: &str) -> Option<u64> {
-    let mut r = Reader::new(doc.as_bytes());
-    if r.next().ok()?? != Token::ObjectStart {
-        return None;
-    }
-    loop {
-        match r.next().ok()?? {
-            Token::Key(k) if k.eq_str(key) => {
-                return match r.next().ok()?? {
-                    Token::Number(n) => n.as_u64(),
-                    _ => None,
-                };
-            }
-            Token::Key(_) => r.skip_value().ok()?,
-            _ => return None,
-        }
-    }
 }

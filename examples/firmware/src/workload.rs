@@ -75,7 +75,7 @@ pub const SEMVER_FLAG: &str = "new-sampling-rate";
 pub const MULTIVARIATE_FLAG: &str = "display-theme";
 
 /// Evaluates `key` for this device.
-pub fn evaluate<'s>(store: &'s Store, key: &str) -> Result<FlagValue<'s>, Inconclusive> {
+pub fn evaluate(store: &Store, key: &str) -> Result<FlagValue, Inconclusive> {
     let props = black_box(&DEVICE_PROPERTIES);
     let ctx = EvalContext {
         distinct_id: black_box(DEVICE_ID),

@@ -9,8 +9,8 @@ use crate::capture::{EventOptions, Person, Uuid};
 use crate::client::Id;
 use crate::client::{
     BatchOutcome, BeforeSend, Client, ClientStats, EventInfo, Fate, FlagResult, FlagSnapshot,
-    HooksFull, LocalFlags, OwnedFlagValue, QueryError, QueryStatus, QueryTicket, ReadOptions,
-    ReadStep, SnapshotError, SnapshotStep, Verdict,
+    HooksFull, LocalFlags, QueryError, QueryStatus, QueryTicket, ReadOptions, ReadStep,
+    SnapshotError, SnapshotStep, Verdict,
 };
 use crate::error::{CaptureError, PropertyError};
 use crate::flags::remote::{FlagErrorKind, FlagErrors};
@@ -248,21 +248,17 @@ impl<'d, M: RawMutex> Posthog<'d, M> {
     }
 
     /// Evaluates flag `key` locally and queues its `$feature_flag_called` event (see
-    /// [`Client::feature_flag`]); `None` when it has no value (a variant key longer than `V`
-    /// bytes has none either). For a read that may ask the server, see
+    /// [`Client::feature_flag`]). For a read that may ask the server, see
     /// [`get_feature_flag`](Self::get_feature_flag).
     ///
     /// # Errors
     /// [`Inconclusive`] when only the server can decide.
-    pub fn feature_flag<const V: usize>(
+    pub fn feature_flag(
         &self,
         key: &str,
         ctx: &EvalContext<'_>,
-    ) -> Result<Option<OwnedFlagValue<V>>, Inconclusive> {
-        self.read(|c, now| {
-            c.feature_flag(now, key, ctx, true)
-                .map(|v| OwnedFlagValue::from_value(&v))
-        })
+    ) -> Result<FlagValue, Inconclusive> {
+        self.read(|c, now| c.feature_flag(now, key, ctx, true))
     }
 
     /// Runs `f` on the payload (JSON text) of flag `key`: of `match_value` when given, else of
@@ -276,7 +272,7 @@ impl<'d, M: RawMutex> Posthog<'d, M> {
         &self,
         key: &str,
         ctx: &EvalContext<'_>,
-        match_value: Option<FlagValue<'_>>,
+        match_value: Option<FlagValue>,
         f: impl FnOnce(Option<&str>) -> R,
     ) -> Result<R, Inconclusive> {
         let now = self.shared.now();
@@ -355,8 +351,8 @@ impl<'d, M: RawMutex> Posthog<'d, M> {
     /// [`Client::start_flags_query`](crate::client::Client::start_flags_query)), which the
     /// runner sends over its own connection ahead of any batch, retried per
     /// [`FlagsRetry`](crate::client::FlagsRetry) on transport errors, 502 and 504; its answer
-    /// (or error) is reported on the event. `None`: no value (the flag is unknown, the request
-    /// failed, or a variant key is longer than `V` bytes).
+    /// (or error) is reported on the event. `None`: no value (the flag is unknown, or the
+    /// request failed).
     ///
     /// Remote reads need query storage attached to the client before [`new`](super::new)
     /// ([`Client::attach_remote`]); without it an inconclusive flag has no value (reported
@@ -368,16 +364,14 @@ impl<'d, M: RawMutex> Posthog<'d, M> {
     /// after [`begin_shutdown`](Self::begin_shutdown) no request is sent (a local value still
     /// answers); while offline ([`set_online`](Self::set_online)) no request is sent either,
     /// and the read is reported with `$feature_flag_error: connection_error`.
-    pub async fn get_feature_flag<const V: usize>(
+    pub async fn get_feature_flag(
         &self,
         key: &str,
         ctx: &EvalContext<'_>,
         opts: FlagRead,
-    ) -> Option<OwnedFlagValue<V>> {
-        self.get_feature_flag_result(key, ctx, opts, |r| {
-            r.and_then(|r| OwnedFlagValue::from_value(&r.value))
-        })
-        .await
+    ) -> Option<FlagValue> {
+        self.get_feature_flag_result(key, ctx, opts, |r| r.map(|r| r.value))
+            .await
     }
 
     /// [`get_feature_flag`](Self::get_feature_flag) with the payload of the value: PostHog's
@@ -507,17 +501,9 @@ impl<'d, M: RawMutex> Posthog<'d, M> {
     }
 
     /// Reads flag `key` from `snapshot` (an access: its `$feature_flag_called` the first
-    /// time; a missing key reports `flag_missing`); `None` when it has no value (or a variant
-    /// key is longer than `V` bytes).
-    pub fn snapshot_flag<const V: usize>(
-        &self,
-        snapshot: &mut FlagSnapshot<'_>,
-        key: &str,
-    ) -> Option<OwnedFlagValue<V>> {
-        self.read(|c, now| {
-            c.snapshot_flag(now, snapshot, key)
-                .and_then(|v| OwnedFlagValue::from_value(&v))
-        })
+    /// time; a missing key reports `flag_missing`); `None` when it has no value.
+    pub fn snapshot_flag(&self, snapshot: &mut FlagSnapshot<'_>, key: &str) -> Option<FlagValue> {
+        self.read(|c, now| c.snapshot_flag(now, snapshot, key))
     }
 
     /// Whether flag `key` is on in `snapshot` (an access, as

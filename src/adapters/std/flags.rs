@@ -2,7 +2,7 @@
 //! (see [`Client::start_flags_query`](crate::client::Client::start_flags_query)), which the
 //! background thread sends ahead of any batch and retries per
 //! [`FlagsRetry`](crate::client::FlagsRetry) with the delays on the client's clock; and their
-//! owned values ([`StdFlagValue`]) and options ([`FlagOptions`]).
+//! owned results ([`StdFlagResult`]) and options ([`FlagOptions`]).
 
 use std::borrow::ToOwned;
 
@@ -15,35 +15,6 @@ use crate::flags::{EvalContext, FlagValue, Inconclusive};
 
 use super::client::StdClient;
 
-/// A flag's value, owned (see [`FlagValue`]).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum StdFlagValue {
-    /// A boolean flag's value (or `false` for any flag that did not match).
-    Bool(bool),
-    /// The variant of a multivariate flag.
-    Variant(String),
-    /// The user is in holdout `id`.
-    Holdout(i64),
-}
-
-impl StdFlagValue {
-    /// Whether the flag is on (anything but `false`).
-    #[must_use]
-    pub const fn is_enabled(&self) -> bool {
-        !matches!(self, Self::Bool(false))
-    }
-}
-
-impl From<FlagValue<'_>> for StdFlagValue {
-    fn from(v: FlagValue<'_>) -> Self {
-        match v {
-            FlagValue::Bool(b) => Self::Bool(b),
-            FlagValue::Variant(s) => Self::Variant(s.to_owned()),
-            FlagValue::Holdout(id) => Self::Holdout(id),
-        }
-    }
-}
-
 /// A flag's value with its payload, owned: what PostHog's `get_feature_flag_result` returns
 /// (see [`FlagResult`]).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -54,7 +25,7 @@ pub struct StdFlagResult {
     /// Whether the flag is on (anything but `false`).
     pub enabled: bool,
     /// The value.
-    pub value: StdFlagValue,
+    pub value: FlagValue,
     /// The payload's JSON text, when the value has a valid one.
     pub payload: Option<String>,
 }
@@ -63,10 +34,7 @@ impl StdFlagResult {
     /// The variant of a multivariate flag (`None` for a boolean flag or a holdout).
     #[must_use]
     pub fn variant(&self) -> Option<&str> {
-        match &self.value {
-            StdFlagValue::Variant(v) => Some(v),
-            _ => None,
-        }
+        self.value.as_variant()
     }
 }
 
@@ -75,7 +43,7 @@ impl From<FlagResult<'_>> for StdFlagResult {
         Self {
             key: r.key.to_owned(),
             enabled: r.enabled,
-            value: r.value.into(),
+            value: r.value,
             payload: r.payload.map(str::to_owned),
         }
     }
@@ -155,11 +123,11 @@ impl StdClient {
     ///
     /// # Errors
     /// [`Inconclusive`] when the local definitions cannot decide (unknown flag included).
-    pub fn evaluate(&self, key: &str, ctx: &EvalContext<'_>) -> Result<StdFlagValue, Inconclusive> {
+    pub fn evaluate(&self, key: &str, ctx: &EvalContext<'_>) -> Result<FlagValue, Inconclusive> {
         let wall = self.clock.wall();
         let mut groups = heapless::Vec::new();
         let ctx = ctx.prepared(&mut groups);
-        self.with_flags(|store| store.evaluate(key, &ctx, wall).map(StdFlagValue::from))
+        self.with_flags(|store| store.evaluate(key, &ctx, wall))
     }
 
     /// The value of flag `key` for `ctx`, local first and then the server, as posthog-python's
@@ -197,7 +165,7 @@ impl StdClient {
         key: &str,
         ctx: &EvalContext<'_>,
         opts: FlagOptions,
-    ) -> Option<StdFlagValue> {
+    ) -> Option<FlagValue> {
         self.get_feature_flag_result(key, ctx, opts)
             .map(|r| r.value)
     }
@@ -326,7 +294,7 @@ impl StdClient {
         &self,
         key: &str,
         ctx: &EvalContext<'_>,
-        match_value: FlagValue<'_>,
+        match_value: FlagValue,
         opts: FlagOptions,
     ) -> Option<String> {
         let local = self.with_flags(|store| {
@@ -341,7 +309,7 @@ impl StdClient {
             return found;
         }
         let result = self.get_feature_flag_result(key, ctx, opts.send_event(false))?;
-        (StdFlagValue::from(match_value) == result.value)
+        (match_value == result.value)
             .then_some(result.payload)
             .flatten()
     }
@@ -369,7 +337,7 @@ impl StdClient {
         ctx: &EvalContext<'_>,
         keys: Option<&[&str]>,
         only_local: bool,
-    ) -> BTreeMap<String, StdFlagValue> {
+    ) -> BTreeMap<String, FlagValue> {
         self.get_all_flags_and_payloads(ctx, keys, only_local).0
     }
 
@@ -382,14 +350,14 @@ impl StdClient {
         ctx: &EvalContext<'_>,
         keys: Option<&[&str]>,
         only_local: bool,
-    ) -> (BTreeMap<String, StdFlagValue>, BTreeMap<String, String>) {
+    ) -> (BTreeMap<String, FlagValue>, BTreeMap<String, String>) {
         let mut values = BTreeMap::new();
         let mut payloads = BTreeMap::new();
         let mut put = |r: FlagResult<'_>| {
             if let Some(p) = r.payload {
                 payloads.insert(r.key.to_owned(), p.to_owned());
             }
-            values.insert(r.key.to_owned(), StdFlagValue::from(r.value));
+            values.insert(r.key.to_owned(), r.value);
         };
         let allowed = self.shared.lock().core.check_remote_read(ctx);
         if let Err(RequestError::NoDistinctId) = allowed {
@@ -432,7 +400,7 @@ impl StdClient {
                     if let Some(p) = r.payload {
                         merged_payloads.insert(r.key.to_owned(), p.to_owned());
                     }
-                    merged.insert(r.key.to_owned(), StdFlagValue::from(r.value));
+                    merged.insert(r.key.to_owned(), r.value);
                 });
             values = merged;
             payloads = merged_payloads;

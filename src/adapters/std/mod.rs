@@ -11,7 +11,7 @@
 //! - `clock`: [`StdClock`], [`ManualClock`] and [`HostClock`], what the client needs of a clock;
 //! - `transport`: [`UreqTransport`], [`Response`], [`parse_retry_after`];
 //! - `client`: [`StdClient`] (construction, captures, flush, shutdown) and [`FlushResult`];
-//! - `flags`: the client's flag reads, [`StdFlagValue`], [`FlagOptions`];
+//! - `flags`: the client's flag reads, [`StdFlagResult`], [`FlagOptions`];
 //! - `observer`: [`RequestRecord`], [`RecordKind`], [`RequestObserver`];
 //! - `worker`: the background thread and the state it shares with the client.
 //!
@@ -101,7 +101,7 @@ pub use config::{
     BODY_BYTES, DEFAULT_HOST, FLAG_TEXT_BYTES, MAX_FLAGS, MAX_NODES, MAX_REMOTE_FLAGS, QUEUE_BYTES,
     REMOTE_TEXT_BYTES, STD_CAPACITIES, STD_REMOTE_CAPACITY,
 };
-pub use flags::{FlagOptions, StdFlagValue};
+pub use flags::{FlagOptions, StdFlagResult};
 pub use observer::{RecordKind, RequestObserver, RequestRecord};
 pub use snapshot::StdFlagSnapshot;
 pub use transport::{parse_retry_after, Response, UreqTransport};

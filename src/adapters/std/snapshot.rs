@@ -9,12 +9,11 @@ use std::vec::Vec;
 use crate::capture::{EventOptions, Uuid};
 use crate::client::{FlagSnapshot, Id, QueryStatus, ReadOptions, SnapshotError, SnapshotStep};
 use crate::error::{CaptureError, PropertyError};
-use crate::flags::EvalContext;
+use crate::flags::{EvalContext, FlagValue};
 use crate::json::write::Object;
 
 use super::client::StdClient;
 use super::clock::HostClock;
-use super::flags::StdFlagValue;
 use super::worker::Shared;
 
 /// A flag snapshot of a [`StdClient`] (from [`StdClient::evaluate_flags`]): fixed at creation;
@@ -52,12 +51,9 @@ impl StdFlagSnapshot {
 
     /// The value of flag `key` (an access: its exposure event the first time); `None` for a
     /// key the snapshot lacks (reported as `flag_missing`).
-    pub fn get_flag(&mut self, key: &str) -> Option<StdFlagValue> {
+    pub fn get_flag(&mut self, key: &str) -> Option<FlagValue> {
         let mut g = self.shared.lock();
-        let r = g
-            .core
-            .snapshot_flag(self.clock.read(), &mut self.snap, key)
-            .map(StdFlagValue::from);
+        let r = g.core.snapshot_flag(self.clock.read(), &mut self.snap, key);
         drop(g);
         self.shared.wake.notify_one();
         r

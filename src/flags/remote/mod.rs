@@ -26,7 +26,7 @@
 //! flags.parse(br#"{"flags":{"beta":{"enabled":true,"variant":"blue",
 //!     "metadata":{"id":7,"version":2,"payload":"{\"color\":1}"}}},"requestId":"r-1"}"#)?;
 //! let beta = flags.get("beta").unwrap();
-//! assert_eq!(beta.value, FlagValue::Variant("blue"));
+//! assert_eq!(beta.value, FlagValue::variant("blue").unwrap());
 //! assert_eq!(beta.payload, Some(r#"{"color":1}"#));
 //! assert_eq!(flags.request_id(), Some("r-1"));
 //! # Ok::<(), Box<dyn std::error::Error>>(())

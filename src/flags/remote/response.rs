@@ -105,7 +105,9 @@ pub struct RemoteFlag<'a> {
     pub key: &'a str,
     /// The value: the variant when the server sent a string variant, otherwise `enabled`. A
     /// holdout comes back as the variant string `holdout-<id>` (a [`FlagValue::Variant`]).
-    pub value: FlagValue<'a>,
+    /// `false` when the variant is longer than [`MAX_VARIANT_LEN`](crate::flags::MAX_VARIANT_LEN)
+    /// (then `failed` is set).
+    pub value: FlagValue,
     /// `enabled` as sent (legacy shape: the value is not `false`).
     pub enabled: bool,
     /// The variant, if the server sent a string.
@@ -124,7 +126,8 @@ pub struct RemoteFlag<'a> {
     pub reason_description: Option<&'a str>,
     /// `metadata.has_experiment`, when sent as a boolean.
     pub has_experiment: Option<bool>,
-    /// `failed: true`: the server could not evaluate this flag.
+    /// `failed: true`: the server could not evaluate this flag; also set when it sent a variant
+    /// longer than [`MAX_VARIANT_LEN`](crate::flags::MAX_VARIANT_LEN).
     pub failed: bool,
 }
 
@@ -386,9 +389,12 @@ impl<'r> RemoteFlags<'r> {
     fn view(&self, e: &Entry) -> RemoteFlag<'_> {
         let variant = self.text(e.variant);
         let enabled = e.bits & ENABLED != 0;
+        // A variant too long for a `FlagValue` reads as a flag the server failed to evaluate
+        // (`evaluation_failed`), never as a cut or made-up value.
+        let value = variant.map_or(Ok(FlagValue::Bool(enabled)), FlagValue::variant);
         RemoteFlag {
             key: self.text(e.key).unwrap_or_default(),
-            value: variant.map_or(FlagValue::Bool(enabled), FlagValue::Variant),
+            value: value.unwrap_or(FlagValue::Bool(false)),
             enabled,
             variant,
             payload: self.text(e.payload),
@@ -398,7 +404,7 @@ impl<'r> RemoteFlags<'r> {
             reason_description: self.text(e.description),
             has_experiment: (e.bits & HAS_EXPERIMENT_KNOWN != 0)
                 .then_some(e.bits & HAS_EXPERIMENT != 0),
-            failed: e.bits & FAILED != 0,
+            failed: e.bits & FAILED != 0 || value.is_err(),
         }
     }
 
@@ -419,8 +425,13 @@ impl<'r> RemoteFlags<'r> {
 
     /// Every `(key, value)`, sorted by key: the input of
     /// [`write_flag_properties`](crate::flags::called::write_flag_properties).
-    pub fn values(&self) -> impl Iterator<Item = (&str, FlagValue<'_>)> + Clone + '_ {
-        self.iter().map(|f| (f.key, f.value))
+    /// A variant too long for a [`FlagValue`] is left out.
+    pub fn values(&self) -> impl Iterator<Item = (&str, FlagValue)> + Clone + '_ {
+        self.flags.iter().filter_map(|e| {
+            let f = self.view(e);
+            let cut = e.bits & FAILED == 0 && f.failed;
+            (!cut).then_some((f.key, f.value))
+        })
     }
 
     /// Whether `quotaLimited` contained `"feature_flags"` (then every flag is absent).
@@ -913,7 +924,7 @@ mod tests {
         assert!(!z.failed);
 
         let a = r.get("alpha").unwrap();
-        assert_eq!(a.value, FlagValue::Variant("blue"));
+        assert_eq!(a.value, FlagValue::variant("blue").unwrap());
         assert_eq!(a.id, Some(9_007_199_254_740_993));
         assert_eq!(
             (a.version, a.payload, a.has_experiment),
@@ -928,7 +939,7 @@ mod tests {
         assert_eq!(off.has_experiment, None);
 
         let e = r.get("escaped").unwrap();
-        assert_eq!(e.value, FlagValue::Variant("vé"));
+        assert_eq!(e.value, FlagValue::variant("vé").unwrap());
         // The payload is a JSON string whose own JSON text keeps its escape.
         assert_eq!(e.payload, Some(r#""caf\u00e9""#));
 
@@ -936,7 +947,10 @@ mod tests {
         assert_eq!(raw.payload, Some(r#"{"x": [1, 2]}"#));
         assert_eq!(raw.version, None);
 
-        assert_eq!(r.get("dup").unwrap().value, FlagValue::Variant("second"));
+        assert_eq!(
+            r.get("dup").unwrap().value,
+            FlagValue::variant("second").unwrap()
+        );
         assert!(r.get("notobj").is_none());
         assert!(r.get("missing").is_none());
 
@@ -946,8 +960,8 @@ mod tests {
         assert_eq!(r.evaluated_at(), Some(1_737_312_368_000));
         assert!(r.minimal_flag_called_events());
 
-        let vals: Vec<(&str, FlagValue<'_>)> = r.values().collect();
-        assert_eq!(vals[0], ("alpha", FlagValue::Variant("blue")));
+        let vals: Vec<(&str, FlagValue)> = r.values().collect();
+        assert_eq!(vals[0], ("alpha", FlagValue::variant("blue").unwrap()));
         // The duplicate "dup" collapsed; its text stays in the arena.
         let need = RemoteFlags::requirements(V2.as_bytes()).unwrap();
         assert_eq!(need.flags, r.usage().flags + 1);
@@ -963,7 +977,7 @@ mod tests {
         let mut r = RemoteFlags::new(&mut r_st);
         r.parse(doc).unwrap();
         let b = r.get("b").unwrap();
-        assert_eq!(b.value, FlagValue::Variant("variant-2"));
+        assert_eq!(b.value, FlagValue::variant("variant-2").unwrap());
         assert!(b.enabled);
         assert_eq!(b.payload, Some(r#"{"foo": 1}"#));
         let a = r.get("a").unwrap();
@@ -1034,6 +1048,29 @@ mod tests {
             r.errors_for("nope").to_string(),
             "errors_while_computing_flags,flag_missing"
         );
+    }
+
+    #[test]
+    fn a_variant_too_long_for_a_flag_value_reads_as_a_failed_flag() {
+        let long = "l".repeat(crate::flags::MAX_VARIANT_LEN + 1);
+        let doc = std::format!(
+            r#"{{"flags": {{"long": {{"enabled": true, "variant": "{long}"}},
+                "ok": {{"enabled": true, "variant": "blue"}}}}}}"#
+        );
+        let mut r_st = RemoteStorage::<4, 256>::new();
+        let mut r = RemoteFlags::new(&mut r_st);
+        r.parse(doc.as_bytes()).unwrap();
+        let f = r.get("long").unwrap();
+        assert!(f.failed);
+        assert_eq!(f.value, FlagValue::Bool(false));
+        assert_eq!(
+            f.variant,
+            Some(long.as_str()),
+            "the text is still there to read"
+        );
+        assert_eq!(r.errors_for("long").to_string(), "evaluation_failed");
+        let keys: Vec<&str> = r.values().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["ok"]);
     }
 
     #[test]
