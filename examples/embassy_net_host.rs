@@ -30,11 +30,16 @@
 //! ```
 //!
 //! Options (each also read from the environment variable named in brackets):
-//! `--tap NAME` \[`PH_TAP`\] (default `tap0`), `--server IP:PORT` \[`PH_SERVER`\]
-//! (default `192.168.69.1:8080`), `--address IP/PREFIX` \[`PH_ADDRESS`\] (this device,
-//! default `192.168.69.2/24`), `--gateway IP` \[`PH_GATEWAY`\] (default `192.168.69.1`).
+//! `--tap NAME` \[`PH_TAP`\] (default `tap0`), `--server HOST:PORT` \[`PH_SERVER`\]
+//! (default `192.168.69.1:8080`; a host name is resolved at every connect through
+//! [`DnsTcpConnect`], which needs `--dns`), `--dns IP` \[`PH_DNS`\] (the DNS server),
+//! `--resolve-timeout-ms MS` \[`PH_RESOLVE_TIMEOUT_MS`\] (default 5000), `--address IP/PREFIX`
+//! \[`PH_ADDRESS`\] (this device, default `192.168.69.2/24`), `--gateway IP` \[`PH_GATEWAY`\]
+//! (default `192.168.69.1`), `--expect-retries` (success then needs at least one failed
+//! attempt, retried until every event was delivered: the DNS failure passes of the script).
 //!
 //! [`TcpConnect`]: posthog_embedded::adapters::embassy_net::TcpConnect
+//! [`DnsTcpConnect`]: posthog_embedded::adapters::embassy_net::DnsTcpConnect
 //! [`Runner`]: posthog_embedded::adapters::embassy::Runner
 
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -42,13 +47,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use embassy_executor::Spawner;
 use embassy_futures::select::{select, Either};
+use embassy_net::dns::DnsSocket;
 use embassy_net::tcp::TcpSocket;
 use embassy_net::{Ipv4Cidr, Stack, StackResources, StaticConfigV4};
 use embassy_net_tuntap::TunTapDevice;
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use embassy_time::{Duration, Instant, Timer};
 use posthog_embedded::adapters::embassy::{self, Buffers, Posthog, Runner, State, Timeouts};
-use posthog_embedded::adapters::embassy_net::TcpConnect;
+use posthog_embedded::adapters::embassy_net::{DnsTcpConnect, TcpConnect};
 use posthog_embedded::capture::EventOptions;
 use posthog_embedded::client::{Client, ClientStats, Config};
 use posthog_embedded::flags::{EvalContext, PropertyValue};
@@ -84,9 +90,30 @@ type M = CriticalSectionRawMutex;
 /// Command line and environment.
 struct Args {
     tap: String,
-    server: SocketAddrV4,
+    server: Server,
+    dns: Option<Ipv4Addr>,
+    resolve_timeout: Duration,
     address: Ipv4Cidr,
     gateway: Ipv4Addr,
+    expect_retries: bool,
+}
+
+/// Where the ingest server is.
+#[derive(Clone, Copy)]
+enum Server {
+    /// An address.
+    Ip(SocketAddrV4),
+    /// A host name, resolved at every connect.
+    Name(&'static str, u16),
+}
+
+impl std::fmt::Display for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Ip(a) => write!(f, "{a}"),
+            Self::Name(host, port) => write!(f, "{host}:{port}"),
+        }
+    }
 }
 
 /// Why a run failed (printed before exiting with a failure status).
@@ -132,19 +159,25 @@ async fn net_task(mut runner: embassy_net::Runner<'static, TunTapDevice>) -> ! {
     runner.run().await
 }
 
-/// The task that talks to the server: a socket, and the runner over it.
+/// The task that talks to the server: a socket, and the runner over it (to an address, or to
+/// a name resolved at every connect).
 #[embassy_executor::task]
 async fn posthog_task(
     mut runner: Runner<'static, M>,
     stack: Stack<'static>,
-    server: SocketAddrV4,
+    server: Server,
+    resolve_timeout: Duration,
 ) -> ! {
     let (mut socket_rx, mut socket_tx) = ([0u8; 2048], [0u8; 4096]);
-    let conn = TcpConnect::new(
-        TcpSocket::new(stack, &mut socket_rx, &mut socket_tx),
-        server,
-    );
-    runner.run(conn).await
+    let socket = TcpSocket::new(stack, &mut socket_rx, &mut socket_tx);
+    match server {
+        Server::Ip(addr) => runner.run(TcpConnect::new(socket, addr)).await,
+        Server::Name(host, port) => {
+            let conn = DnsTcpConnect::new(socket, DnsSocket::new(stack), host, port)
+                .resolve_timeout(resolve_timeout);
+            runner.run(conn).await
+        }
+    }
 }
 
 async fn run(spawner: Spawner) -> Result<(), Failure> {
@@ -162,7 +195,7 @@ async fn run(spawner: Spawner) -> Result<(), Failure> {
     let config = embassy_net::Config::ipv4_static(StaticConfigV4 {
         address: args.address,
         gateway: Some(args.gateway),
-        dns_servers: Default::default(),
+        dns_servers: args.dns.into_iter().collect(),
     });
     // Statics on firmware; leaked once here, which is the same thing on a host.
     let resources = Box::leak(Box::new(StackResources::<2>::new()));
@@ -191,6 +224,9 @@ async fn run(spawner: Spawner) -> Result<(), Failure> {
         body: Box::leak(Box::new([0u8; 256])),
     };
     let host: &'static str = Box::leak(args.server.to_string().into_boxed_str());
+    if let (Server::Name(..), None) = (args.server, args.dns) {
+        return Err(Failure::Setup("a host name needs --dns".into()));
+    }
     let state = Box::leak(Box::new(State::new()));
     let (ph, mut runner) = embassy::new(client, state, buffers, host)
         .map_err(|e| Failure::Setup(format!("driver: {e}")))?;
@@ -207,7 +243,8 @@ async fn run(spawner: Spawner) -> Result<(), Failure> {
         loaded.flags, loaded.nodes, loaded.bytes
     );
     spawner.spawn(
-        posthog_task(runner, stack, args.server).map_err(|e| Failure::Setup(format!("{e:?}")))?,
+        posthog_task(runner, stack, args.server, args.resolve_timeout)
+            .map_err(|e| Failure::Setup(format!("{e:?}")))?,
     );
 
     session(&ph).await?;
@@ -217,7 +254,7 @@ async fn run(spawner: Spawner) -> Result<(), Failure> {
         "drained: {} sent while waiting, {} pending",
         drained.sent, drained.pending
     );
-    check_delivery(ph.stats(), drained.pending)
+    check_delivery(ph.stats(), drained.pending, args.expect_retries)
 }
 
 /// The device's person properties, for flag evaluation.
@@ -287,8 +324,9 @@ async fn session(ph: &Posthog<'static, M>) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Success only when every captured event was delivered by a 2xx, with no retry and no drop.
-fn check_delivery(stats: ClientStats, pending: usize) -> Result<(), Failure> {
+/// Success only when every captured event was delivered by a 2xx with no drop, and with no
+/// retry (or, with `expect_retries`, after at least one failed attempt).
+fn check_delivery(stats: ClientStats, pending: usize, expect_retries: bool) -> Result<(), Failure> {
     println!(
         "captured {}, sent {}, requests {}, retries {}, dropped {}, pending {}",
         stats.captured,
@@ -306,8 +344,10 @@ fn check_delivery(stats: ClientStats, pending: usize) -> Result<(), Failure> {
         "events still pending after the drain timeout"
     } else if stats.queue.dropped() != 0 {
         "events dropped"
-    } else if stats.retries != 0 || stats.last_error.is_some() {
+    } else if !expect_retries && (stats.retries != 0 || stats.last_error.is_some()) {
         "a batch did not get a 2xx at its first attempt"
+    } else if expect_retries && stats.retries == 0 {
+        "no attempt failed, although the test expected one to"
     } else if stats.sent != stats.captured {
         "not every captured event was acknowledged"
     } else if stats.invalid != 0 || stats.gated != 0 || stats.filtered != 0 {
@@ -319,21 +359,32 @@ fn check_delivery(stats: ClientStats, pending: usize) -> Result<(), Failure> {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut tap = std::env::var("PH_TAP").unwrap_or_else(|_| "tap0".into());
-    let mut server = std::env::var("PH_SERVER").unwrap_or_else(|_| "192.168.69.1:8080".into());
-    let mut address = std::env::var("PH_ADDRESS").unwrap_or_else(|_| "192.168.69.2/24".into());
-    let mut gateway = std::env::var("PH_GATEWAY").unwrap_or_else(|_| "192.168.69.1".into());
+    let env = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
+    let mut tap = env("PH_TAP", "tap0");
+    let mut server = env("PH_SERVER", "192.168.69.1:8080");
+    let mut dns = env("PH_DNS", "");
+    let mut resolve_timeout = env("PH_RESOLVE_TIMEOUT_MS", "5000");
+    let mut address = env("PH_ADDRESS", "192.168.69.2/24");
+    let mut gateway = env("PH_GATEWAY", "192.168.69.1");
+    let mut expect_retries = false;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let slot = match flag.as_str() {
             "--tap" => &mut tap,
             "--server" => &mut server,
+            "--dns" => &mut dns,
+            "--resolve-timeout-ms" => &mut resolve_timeout,
             "--address" => &mut address,
             "--gateway" => &mut gateway,
+            "--expect-retries" => {
+                expect_retries = true;
+                continue;
+            }
             "-h" | "--help" => {
                 println!(
-                    "usage: embassy_net_host [--tap NAME] [--server IP:PORT] \
-                     [--address IP/PREFIX] [--gateway IP]"
+                    "usage: embassy_net_host [--tap NAME] [--server HOST:PORT] [--dns IP] \
+                     [--resolve-timeout-ms MS] [--address IP/PREFIX] [--gateway IP] \
+                     [--expect-retries]"
                 );
                 std::process::exit(0);
             }
@@ -345,9 +396,31 @@ fn parse_args() -> Result<Args, String> {
         .split_once('/')
         .ok_or(format!("--address {address:?}: expected IP/PREFIX"))?;
     let bad = |what: &str, v: &str| format!("{what} {v:?} is not valid");
+    let server = match server.parse::<SocketAddrV4>() {
+        Ok(addr) => Server::Ip(addr),
+        Err(_) => {
+            let (host, port) = server
+                .rsplit_once(':')
+                .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
+                .filter(|(h, _)| !h.is_empty())
+                .ok_or_else(|| bad("--server", &server))?;
+            Server::Name(Box::leak(host.to_owned().into_boxed_str()), port)
+        }
+    };
     Ok(Args {
         tap,
-        server: server.parse().map_err(|_| bad("--server", &server))?,
+        server,
+        dns: match dns.as_str() {
+            "" => None,
+            ip => Some(ip.parse().map_err(|_| bad("--dns", ip))?),
+        },
+        resolve_timeout: Duration::from_millis(
+            resolve_timeout
+                .parse()
+                .ok()
+                .filter(|ms| *ms > 0)
+                .ok_or_else(|| bad("--resolve-timeout-ms", &resolve_timeout))?,
+        ),
         address: Ipv4Cidr::new(
             ip.parse().map_err(|_| bad("--address", &address))?,
             prefix
@@ -357,6 +430,7 @@ fn parse_args() -> Result<Args, String> {
                 .ok_or_else(|| bad("--address", &address))?,
         ),
         gateway: gateway.parse().map_err(|_| bad("--gateway", &gateway))?,
+        expect_retries,
     })
 }
 

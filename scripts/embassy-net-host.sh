@@ -6,10 +6,18 @@
 # Everything runs in a private network namespace created for this run: a TAP device tap0 whose
 # kernel side is 192.168.69.1/24, the ingest server bound to that address, and the example
 # (192.168.69.2). No traffic leaves the namespace. On exit, whatever happens, the server is
-# stopped and the namespace (with its TAP device) deleted. Two passes:
+# stopped and the namespace (with its TAP device) deleted. Five passes:
 #
-#   keep-alive  the server keeps the connection open: both batches on one TCP connection
-#   close       the server answers `Connection: close`: TcpConnect closes and reconnects
+#   keep-alive    the server keeps the connection open: both batches on one TCP connection
+#   close         the server answers `Connection: close`: TcpConnect closes and reconnects
+#   dns           the server is named (`ingest.test`) and closes every connection:
+#                 DnsTcpConnect resolves the name through embassy-net's DNS client at every
+#                 connect, asking scripts/dns_responder.py (the test's own resolver, on the
+#                 kernel side)
+#   dns-nxdomain  the resolver's first answer is NXDOMAIN: the connect fails, the events stay
+#                 queued, and the retry resolves and delivers every one of them
+#   dns-timeout   the resolver ignores the first query: the resolve timeout (300 ms, shorter
+#                 than the DNS client's own 1 s retransmission) fails the connect; same outcome
 #
 # Needs root and /dev/net/tun; without them (or when `ip netns add` is refused) it prints
 # `SKIPPED: <reason>` and exits 0. Any failure exits 1 with the reason.
@@ -38,6 +46,7 @@ command -v python3 >/dev/null 2>&1 || die "python3 not found (it checks the rece
 KERNEL_IP=192.168.69.1
 DEVICE_IP=192.168.69.2
 PORT=8080
+SERVER_NAME=ingest.test
 EXAMPLE_TIMEOUT=30
 
 # What the example does (examples/embassy_net_host.rs): keep in sync.
@@ -61,9 +70,9 @@ case "$target_dir" in /*) ;; *) target_dir="$ROOT/$target_dir" ;; esac
 EXAMPLE="$target_dir/debug/examples/embassy_net_host"
 SERVER="${PH_SERVE_BIN:-}"
 if [ -n "$SERVER" ]; then
-  cargo build --quiet --features std,embassy-net --example embassy_net_host
+  cargo build --quiet --features std,embassy-net-dns --example embassy_net_host
 else
-  cargo build --quiet --features std,embassy-net --example embassy_net_host
+  cargo build --quiet --features std,embassy-net-dns --example embassy_net_host
   cargo build --quiet -p posthog-embedded-devtools --bin posthog-embedded
   SERVER="$target_dir/debug/posthog-embedded"
 fi
@@ -73,6 +82,14 @@ fi
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/embassy-net-host.XXXXXX")"
 NS="ph-embnet-$$-$RANDOM"
 SERVER_PID=""
+DNS_PID=""
+stop_dns() {
+  if [ -n "$DNS_PID" ]; then
+    kill "$DNS_PID" 2>/dev/null || true
+    wait "$DNS_PID" 2>/dev/null || true
+    DNS_PID=""
+  fi
+}
 stop_server() {
   if [ -n "$SERVER_PID" ]; then
     kill "$SERVER_PID" 2>/dev/null || true
@@ -84,6 +101,7 @@ stop_server() {
 cleanup() {
   local status=$?
   stop_server
+  stop_dns
   ip netns del "$NS" 2>/dev/null || true
   rm -rf "$WORK"
   exit "$status"
@@ -116,15 +134,35 @@ start_server() { # NAME [serve args...]
   die "[$name] the server did not start listening"
 }
 
+start_dns() { # NAME [dns_responder args...]
+  local name="$1"
+  shift
+  : >"$WORK/$name.dns.log"
+  ip netns exec "$NS" python3 scripts/dns_responder.py --bind "$KERNEL_IP" \
+    --name "$SERVER_NAME" --address "$KERNEL_IP" --log "$WORK/$name.dns.log" "$@" \
+    >"$WORK/$name.dns.out" 2>&1 &
+  DNS_PID=$!
+  for _ in $(seq 1 100); do
+    grep -q '^listening on ' "$WORK/$name.dns.out" && return 0
+    kill -0 "$DNS_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  sed 's/^/    dns: /' "$WORK/$name.dns.out" >&2
+  die "[$name] the DNS responder did not start"
+}
+
+# The example's target and options: an address by default; run_dns_pass sets a name.
+EXAMPLE_ARGS=(--server "$KERNEL_IP:$PORT")
+
 run_pass() { # NAME [serve args...]
   local name="$1"
   shift
-  echo "==> [$name] server on http://$KERNEL_IP:$PORT${*:+ ($*)}, example on $DEVICE_IP"
+  echo "==> [$name] server on http://$KERNEL_IP:$PORT${*:+ ($*)}, example on $DEVICE_IP (${EXAMPLE_ARGS[*]})"
   start_server "$name" "$@"
   local start status=0
   start="$(date +%s.%N)"
   timeout --kill-after=5 "$EXAMPLE_TIMEOUT" ip netns exec "$NS" "$EXAMPLE" --tap tap0 \
-    --server "$KERNEL_IP:$PORT" --address "$DEVICE_IP/24" --gateway "$KERNEL_IP" \
+    "${EXAMPLE_ARGS[@]}" --address "$DEVICE_IP/24" --gateway "$KERNEL_IP" \
     >"$WORK/$name.out" 2>&1 || status=$?
   stop_server
   sed 's/^/    /' "$WORK/$name.out"
@@ -137,8 +175,39 @@ run_pass() { # NAME [serve args...]
     "${EXPECT[@]}" || die "[$name] the server did not receive the expected session"
 }
 
+# NAME QUERIES_MIN SERVE_ARGS [dns_responder args...] -- [example args...]: the session to
+# $SERVER_NAME, resolved by the test's responder, which must have been asked at least
+# QUERIES_MIN times and must have given its address at least once. SERVE_ARGS: one word for
+# the server ("" for none).
+run_dns_pass() {
+  local name="$1" queries_min="$2" serve_args="$3"
+  shift 3
+  local dns_args=()
+  while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do
+    dns_args+=("$1")
+    shift
+  done
+  [ "$#" -gt 0 ] && shift
+  start_dns "$name" "${dns_args[@]}"
+  EXAMPLE_ARGS=(--server "$SERVER_NAME:$PORT" --dns "$KERNEL_IP" "$@")
+  # shellcheck disable=SC2086 # one optional word
+  run_pass "$name" $serve_args
+  stop_dns
+  sed 's/^/    dns: /' "$WORK/$name.dns.log"
+  local asked answered
+  asked="$(grep -c " $SERVER_NAME 1 " "$WORK/$name.dns.log" || true)"
+  answered="$(grep -c " $SERVER_NAME 1 $KERNEL_IP\$" "$WORK/$name.dns.log" || true)"
+  [ "$asked" -ge "$queries_min" ] ||
+    die "[$name] the resolver got $asked A queries for $SERVER_NAME, expected at least $queries_min"
+  [ "$answered" -ge 1 ] || die "[$name] the resolver never gave the address"
+  echo "PASS [$name] $asked A queries for $SERVER_NAME, $answered answered"
+}
+
 run_pass keep-alive
 run_pass close --close-connections
+run_dns_pass dns 2 --close-connections
+run_dns_pass dns-nxdomain 2 "" --fail-first 1 --fail-mode nxdomain -- --expect-retries
+run_dns_pass dns-timeout 2 "" --fail-first 1 --fail-mode silent -- --expect-retries --resolve-timeout-ms 300
 
 echo
-echo "PASS: embassy-net on a TAP device delivered the session (keep-alive and reconnecting)"
+echo "PASS: embassy-net on a TAP device delivered the session (keep-alive, reconnecting, by name through DNS, and through DNS failures)"

@@ -9,6 +9,9 @@
 //! [`Error`]; a failed connect is reported as [`Error::ConnectionReset`] (its
 //! [`ConnectError`](embassy_net::tcp::ConnectError) is logged at debug level).
 //!
+//! With the `embassy-net-dns` feature, `DnsTcpConnect` connects to a host name instead,
+//! resolved at every connect through an `embedded-nal-async` `Dns` resolver under a timeout.
+//!
 //! For HTTPS, put a TLS session on top of the socket and implement [`Connect`] for that instead.
 //!
 //! # Example
@@ -55,6 +58,11 @@ use embassy_net::IpEndpoint;
 use embassy_time::{with_timeout, Duration};
 
 use crate::net::transport::Connect;
+
+#[cfg(feature = "embassy-net-dns")]
+mod dns;
+#[cfg(feature = "embassy-net-dns")]
+pub use dns::{DnsConnectError, DnsTcpConnect};
 
 /// [`Connect`] over an embassy-net [`TcpSocket`] to a fixed remote endpoint.
 ///
