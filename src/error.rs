@@ -35,6 +35,12 @@ pub enum PropertyError {
         /// The deepest nesting accepted.
         max: usize,
     },
+    /// Text given as already-encoded JSON ([`RawJson`](crate::json::write::RawJson)) is not
+    /// exactly one JSON value.
+    InvalidJson {
+        /// Byte offset into the text where it stops being one JSON value.
+        offset: usize,
+    },
 }
 
 impl fmt::Display for PropertyError {
@@ -52,6 +58,9 @@ impl fmt::Display for PropertyError {
             Self::NotSerializable => f.write_str("the value's Serialize implementation failed"),
             Self::NonStringKey => f.write_str("map key is not a string, char or integer"),
             Self::TooDeep { max } => write!(f, "value nested deeper than {max} levels"),
+            Self::InvalidJson { offset } => {
+                write!(f, "raw JSON value is not one JSON value (at byte {offset})")
+            }
         }
     }
 }

@@ -83,6 +83,11 @@ pub struct EventOptions<'a> {
     pub groups: &'a [(&'a str, &'a str)],
     /// Override [`EncoderConfig::disable_geoip`] for this event.
     pub disable_geoip: Option<bool>,
+    /// The event was captured elsewhere and is relayed (a gateway forwarding a device's
+    /// events): the SDK adds none of its own properties (`$lib`, `$lib_version`,
+    /// `$geoip_disable`), so the relayed event keeps its own; `$groups` is still written
+    /// when [`groups`](Self::groups) is given.
+    pub relayed: bool,
 }
 
 impl<'a> EventOptions<'a> {
@@ -94,6 +99,7 @@ impl<'a> EventOptions<'a> {
             timestamp: None,
             groups: &[],
             disable_geoip: None,
+            relayed: false,
         }
     }
 
@@ -122,6 +128,13 @@ impl<'a> EventOptions<'a> {
     #[must_use]
     pub const fn disable_geoip(mut self, v: bool) -> Self {
         self.disable_geoip = Some(v);
+        self
+    }
+
+    /// Sets [`relayed`](Self::relayed).
+    #[must_use]
+    pub const fn relayed(mut self, v: bool) -> Self {
+        self.relayed = v;
         self
     }
 }
@@ -465,15 +478,18 @@ impl Encoder {
         };
         let mut uuid_buf = [0u8; UUID_LEN];
         let uuid_text = uuid.encode(&mut uuid_buf);
-        let geoip = opts.disable_geoip.unwrap_or(self.config.disable_geoip);
+        let geoip = opts.disable_geoip.unwrap_or(self.config.disable_geoip) && !opts.relayed;
+        let lib = !opts.relayed;
         let groups = opts.groups;
 
         // SDK-owned keys: a caller value under one of them is dropped in favour of ours.
-        let reserved: &[&str] = match (geoip, !groups.is_empty()) {
-            (true, true) => &["$lib", "$lib_version", "$geoip_disable", "$groups"],
-            (true, false) => &["$lib", "$lib_version", "$geoip_disable"],
-            (false, true) => &["$lib", "$lib_version", "$groups"],
-            (false, false) => &["$lib", "$lib_version"],
+        let reserved: &[&str] = match (lib, geoip, !groups.is_empty()) {
+            (true, true, true) => &["$lib", "$lib_version", "$geoip_disable", "$groups"],
+            (true, true, false) => &["$lib", "$lib_version", "$geoip_disable"],
+            (true, false, true) => &["$lib", "$lib_version", "$groups"],
+            (true, false, false) => &["$lib", "$lib_version"],
+            (false, _, true) => &["$groups"],
+            (false, _, false) => &[],
         };
         let max_key_len = self.config.max_key_len;
 
@@ -502,8 +518,10 @@ impl Encoder {
             }
             let mut o = Object::resume(&mut sink, first, &[]);
             let sdk = (|| -> Result<(), PropertyError> {
-                o.prop("$lib", crate::LIB_NAME)?
-                    .prop("$lib_version", crate::LIB_VERSION)?;
+                if lib {
+                    o.prop("$lib", crate::LIB_NAME)?
+                        .prop("$lib_version", crate::LIB_VERSION)?;
+                }
                 if geoip {
                     o.prop("$geoip_disable", true)?;
                 }

@@ -540,6 +540,49 @@ impl<'s, 'b> Array<'s, 'b> {
     }
 }
 
+/// Text that already is one JSON value, written as it is: a value kept from elsewhere (a
+/// relayed event's property, a stored document). It is checked (one complete value, nothing
+/// after it but whitespace, nesting within the reader's default depth) before anything is
+/// written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RawJson<'a>(pub &'a str);
+
+impl Value for RawJson<'_> {
+    fn write_json(&self, w: ValueWriter<'_, '_>) -> Result<(), PropertyError> {
+        use super::read::{Reader, Token};
+        let text = self.0;
+        let mut r = Reader::new(text.as_bytes());
+        let mut depth = 0usize;
+        let mut values = 0usize;
+        loop {
+            match r.next() {
+                Ok(Some(Token::ObjectStart | Token::ArrayStart)) => {
+                    if depth == 0 {
+                        values += 1;
+                    }
+                    depth += 1;
+                }
+                Ok(Some(Token::ObjectEnd | Token::ArrayEnd)) => depth = depth.saturating_sub(1),
+                Ok(Some(Token::Key(_))) => {}
+                Ok(Some(_)) => {
+                    if depth == 0 {
+                        values += 1;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => return Err(PropertyError::InvalidJson { offset: e.offset }),
+            }
+            if values > 1 {
+                return Err(PropertyError::InvalidJson { offset: r.offset() });
+            }
+        }
+        if values != 1 {
+            return Err(PropertyError::InvalidJson { offset: text.len() });
+        }
+        w.raw_json(text.trim())
+    }
+}
+
 impl Value for str {
     fn write_json(&self, w: ValueWriter<'_, '_>) -> Result<(), PropertyError> {
         w.str(self)

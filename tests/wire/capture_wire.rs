@@ -519,6 +519,61 @@ fn sdk_keys_win_and_geoip_is_configurable() {
 }
 
 #[test]
+fn a_relayed_event_keeps_its_own_properties_uuid_and_time_as_sent() {
+    use posthog_embedded::json::write::RawJson;
+    let mut q = Queue::new(vec![0u8; 4096], OverflowPolicy::RejectNewest);
+    // geoip off in the config: still not added to a relayed event.
+    let mut enc = Encoder::new(EncoderConfig::DEFAULT.disable_geoip(true), 6);
+    let device = json!({
+        "$lib": "posthog-embedded", "$lib_version": "0.0.9",
+        "nested": {"a": [1, 2.5, null, "é\"x"]}, "n": 18446744073709551615u64
+    });
+    let at = UnixMillis::from_millis(WALL - 40_000);
+    let opts = EventOptions::new()
+        .uuid(uuid(7))
+        .timestamp(at)
+        .relayed(true);
+    enc.capture(&mut q, mono(0), "reading", "dev-1", &opts, |p| {
+        for (k, v) in device.as_object().unwrap() {
+            p.prop(k, RawJson(&v.to_string()))?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    let (_, body) = render(&q, mono(5_000));
+    let e = &body["batch"][0];
+    assert_eq!(
+        e["properties"], device,
+        "exactly the device's properties, no SDK ones"
+    );
+    assert_eq!(e["uuid"], "00000000-0000-4000-8000-000000000007");
+    assert_eq!(e["timestamp"], "2026-01-02T03:03:25.000Z");
+    assert!(e.get("offset").is_none());
+
+    // Raw text must be exactly one JSON value; nothing is queued otherwise.
+    for (bad, offset) in [
+        ("", 0),
+        ("{", 1),
+        ("1 2", 2),
+        ("[1,]", 3),
+        ("tru", 3),
+        ("{} x", 3),
+    ] {
+        let r = enc.capture(&mut q, mono(0), "e", "d", &EventOptions::new(), |p| {
+            p.prop("k", RawJson(bad))?;
+            Ok(())
+        });
+        match r {
+            Err(CaptureError::Property(PropertyError::InvalidJson { offset: at })) => {
+                assert_eq!(at, offset, "{bad:?}");
+            }
+            other => panic!("{bad:?}: {other:?}"),
+        }
+    }
+    assert_eq!(q.len(), 1);
+}
+
+#[test]
 fn identify_set_and_group_identify_shapes() {
     let mut q = Queue::new(vec![0u8; 4096], OverflowPolicy::RejectNewest);
     let mut enc = Encoder::new(EncoderConfig::DEFAULT, 7);
