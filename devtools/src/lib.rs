@@ -18,6 +18,7 @@
 
 pub mod context;
 pub mod definitions;
+pub mod forward;
 pub mod json;
 pub mod server;
 pub mod validate;

@@ -57,6 +57,7 @@ use super::context::OwnedContext;
 use super::definitions::{
     decide_response, flags_response, without_cohorts, Definitions, DefinitionsError, FlagOutcome,
 };
+use super::forward::Forwarder;
 use super::validate::{
     check_event, distinct_id, event_time, iso, parse_capture, parse_uuid, TimeSource,
 };
@@ -190,6 +191,8 @@ pub struct ServerConfig {
     /// connection is kept open waiting for the next one (default
     /// [`DEFAULT_HEADER_READ_TIMEOUT`]; zero: no limit).
     pub header_read_timeout: Duration,
+    /// The gateway: relay every accepted event upstream (see [`crate::forward`]).
+    pub forward: Option<Arc<Forwarder>>,
 }
 
 impl core::fmt::Debug for ServerConfig {
@@ -201,6 +204,7 @@ impl core::fmt::Debug for ServerConfig {
             .field("faults", &self.faults)
             .field("log", &self.log.is_some())
             .field("header_read_timeout", &self.header_read_timeout)
+            .field("forward", &self.forward)
             .finish()
     }
 }
@@ -214,6 +218,7 @@ impl Default for ServerConfig {
             faults: Faults::none(),
             log: None,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            forward: None,
         }
     }
 }
@@ -258,6 +263,13 @@ impl ServerConfig {
     #[must_use]
     pub const fn header_read_timeout(mut self, timeout: Duration) -> Self {
         self.header_read_timeout = timeout;
+        self
+    }
+
+    /// Sets [`forward`](Self::forward).
+    #[must_use]
+    pub fn forward(mut self, f: Arc<Forwarder>) -> Self {
+        self.forward = Some(f);
         self
     }
 }
@@ -424,6 +436,7 @@ struct State {
     faults: Faults,
     log: Option<Arc<LogFn>>,
     header_read_timeout: Duration,
+    forward: Option<Arc<Forwarder>>,
 }
 
 impl State {
@@ -522,6 +535,7 @@ impl LocalServer {
             faults: config.faults,
             log: config.log,
             header_read_timeout: config.header_read_timeout,
+            forward: config.forward,
         });
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let s = Arc::clone(&state);
@@ -1126,7 +1140,15 @@ fn capture(
             write_error = Some(e);
         }
     }
-    let summary = summarize(&records, raw.len(), body.len(), gzip);
+    let mut summary = summarize(&records, raw.len(), body.len(), gzip);
+    // Spooled for the upstream (in memory, quick); duplicates are not relayed again.
+    let relay = state.forward.as_ref().map(|f| {
+        let spooled = f.forward(env.api_key.as_deref(), &records);
+        (spooled, records.iter().filter(|r| !r.duplicate).count())
+    });
+    if let Some((spooled, fresh)) = relay {
+        summary.push_str(&format!("  (relayed {spooled} of {fresh})"));
+    }
     g.total_events += n;
     for r in records {
         push_bounded(&mut g.events, r, KEPT_EVENTS);

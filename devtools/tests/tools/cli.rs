@@ -19,7 +19,7 @@ use posthog_embedded::flags::{FlagStore, Requirements};
 use posthog_embedded_devtools::server::{Faults, LocalServer, ServerConfig};
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_posthog-embedded");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_posthog-embedded");
 const SAMPLE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../examples/data/sample_definitions.json"
@@ -143,7 +143,7 @@ fn events_file(path: &Path, n: usize) -> Vec<Value> {
 
 /// One raw HTTP/1.1 exchange; returns the whole response text (read until the server closes
 /// or `Content-Length` bytes of body arrived).
-fn raw_http(addr: &str, request: &str) -> String {
+pub(crate) fn raw_http(addr: &str, request: &str) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     s.write_all(request.as_bytes()).unwrap();
@@ -173,7 +173,7 @@ fn raw_http(addr: &str, request: &str) -> String {
 }
 
 /// `POST path` with `body` on a fresh connection (closed after the answer).
-fn post(addr: &str, path: &str, body: &str) -> String {
+pub(crate) fn post(addr: &str, path: &str, body: &str) -> String {
     raw_http(
         addr,
         &format!(

@@ -7,3 +7,4 @@ mod common;
 mod cli;
 mod compliance_adapter;
 mod eval_jsonl;
+mod forward;

@@ -5,7 +5,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use clap::Args;
+use posthog_embedded_devtools::forward::{describe as describe_forward, ForwardConfig, Forwarder};
 use posthog_embedded_devtools::server::{Faults, LocalServer, ServerConfig};
 
 use crate::{Failure, Outcome};
@@ -47,6 +50,19 @@ pub(crate) struct ServeArgs {
     /// Print only the startup lines, not one line per request.
     #[arg(long, short = 'q')]
     quiet: bool,
+    /// Gateway: relay every accepted event to this PostHog host (https://us.i.posthog.com or
+    /// https://eu.i.posthog.com), with the device's project key, over HTTPS with gzip; failed
+    /// batches are retried until delivered, from a bounded in-memory spool.
+    #[arg(long, value_name = "URL")]
+    forward: Option<String>,
+    /// Bytes of events spooled per project key while the upstream is unreachable (the oldest
+    /// are dropped, and counted, beyond it).
+    #[arg(long, value_name = "BYTES", default_value_t = posthog_embedded_devtools::forward::DEFAULT_SPOOL_BYTES)]
+    forward_spool_bytes: usize,
+    /// Trust this root certificate (PEM or DER file) for the upstream instead of the webpki
+    /// roots (a self-hosted PostHog behind a private CA).
+    #[arg(long, value_name = "FILE", requires = "forward")]
+    forward_root_cert: Option<PathBuf>,
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -82,6 +98,18 @@ pub(crate) fn run(a: &ServeArgs) -> Outcome {
             let _ = out.flush();
         });
     }
+    let forwarder = match &a.forward {
+        Some(url) => {
+            let mut fc = ForwardConfig::new(url.clone()).spool_bytes(a.forward_spool_bytes);
+            if let Some(path) = &a.forward_root_cert {
+                fc = fc.root_certificate(read_certificate(path)?);
+            }
+            let f = Arc::new(Forwarder::new(fc).map_err(|e| Failure::input(e.to_string()))?);
+            config = config.forward(Arc::clone(&f));
+            Some(f)
+        }
+        None => None,
+    };
     let server = LocalServer::start(config).map_err(|e| Failure::input(e.to_string()))?;
     {
         let mut out = std::io::stdout().lock();
@@ -107,6 +135,14 @@ pub(crate) fn run(a: &ServeArgs) -> Outcome {
         if let Some(p) = &a.events_out {
             let _ = writeln!(out, "events appended to {}", p.display());
         }
+        if let Some(f) = &forwarder {
+            let _ = writeln!(
+                out,
+                "forwarding accepted events to {} (spool {} bytes per project key)",
+                f.upstream(),
+                a.forward_spool_bytes
+            );
+        }
         let described = describe(&faults);
         if faults.any() && !described.is_empty() {
             let _ = writeln!(out, "faults: {described}");
@@ -114,10 +150,72 @@ pub(crate) fn run(a: &ServeArgs) -> Outcome {
         let _ = writeln!(out, "press Ctrl-C to stop");
         let _ = out.flush();
     }
-    // Serve until the process is stopped; every request flushes its own output.
+    // Serve until the process is stopped; every request flushes its own output. A gateway
+    // prints its totals whenever they change.
+    let mut last = None;
     loop {
-        std::thread::park();
+        match &forwarder {
+            Some(f) => {
+                std::thread::sleep(Duration::from_secs(1));
+                let stats = f.stats();
+                if last != Some(stats) {
+                    last = Some(stats);
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "{}", describe_forward(f));
+                    let _ = out.flush();
+                }
+            }
+            None => std::thread::park(),
+        }
     }
+}
+
+/// A certificate file: DER, or the first `CERTIFICATE` block of a PEM file.
+fn read_certificate(path: &std::path::Path) -> Result<Vec<u8>, Failure> {
+    let bytes =
+        std::fs::read(path).map_err(|e| Failure::input(format!("{}: {e}", path.display())))?;
+    let Ok(text) = std::str::from_utf8(&bytes) else {
+        return Ok(bytes);
+    };
+    let Some(start) = text.find("-----BEGIN CERTIFICATE-----") else {
+        return Ok(bytes);
+    };
+    let body = &text[start + "-----BEGIN CERTIFICATE-----".len()..];
+    let end = body
+        .find("-----END CERTIFICATE-----")
+        .ok_or_else(|| Failure::input(format!("{}: unterminated PEM", path.display())))?;
+    let b64: String = body[..end].chars().filter(|c| !c.is_whitespace()).collect();
+    base64_decode(&b64).ok_or_else(|| Failure::input(format!("{}: bad base64", path.display())))
+}
+
+/// Standard base64 (with `=` padding) to bytes.
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let val = |c: u8| -> Option<u32> {
+        Some(u32::from(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        }))
+    };
+    let s = s.trim_end_matches('=').as_bytes();
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    for chunk in s.chunks(4) {
+        let mut acc = 0u32;
+        for (i, &c) in chunk.iter().enumerate() {
+            acc |= val(c)? << (18 - 6 * i);
+        }
+        let n = match chunk.len() {
+            4 => 3,
+            3 => 2,
+            2 => 1,
+            _ => return None,
+        };
+        out.extend_from_slice(&acc.to_be_bytes()[1..=n]);
+    }
+    Some(out)
 }
 
 fn describe(f: &Faults) -> String {

@@ -1,0 +1,392 @@
+//! The gateway (`serve --forward`): what a device sends to the local server reaches an
+//! upstream standing in for PostHog (a scripted stub that records raw requests, or a second
+//! local server), with the device's key, gzip, absolute times, its uuids and properties as
+//! sent, through outages (retried until delivered) and with a bounded spool (counted drops).
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use posthog_embedded_devtools::forward::{ForwardConfig, ForwardStats, Forwarder};
+use posthog_embedded_devtools::server::{LocalServer, ServerConfig};
+use posthog_embedded_devtools::validate::{iso, TimeSource};
+use serde_json::{json, Value};
+
+use super::cli::{post, BIN};
+
+/// One request the stub received.
+#[derive(Clone, Debug)]
+struct Seen {
+    path: String,
+    gzip: bool,
+    /// The body, decompressed.
+    body: Value,
+}
+
+/// A scripted upstream: answers the statuses of `script` in order (then 200, or 503 while
+/// `down` is set), every answer with `Connection: close`, and records what it got.
+struct Stub {
+    addr: String,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    down: Arc<AtomicBool>,
+}
+
+impl Stub {
+    fn start(script: Vec<u16>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let down = Arc::new(AtomicBool::new(false));
+        let (s, d) = (Arc::clone(&seen), Arc::clone(&down));
+        std::thread::spawn(move || {
+            let mut script = script.into_iter();
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let status = if d.load(Ordering::SeqCst) {
+                    503
+                } else {
+                    script.next().unwrap_or(200)
+                };
+                if let Some(req) = read_request(&conn) {
+                    s.lock().unwrap().push(req);
+                }
+                let body = if status == 200 {
+                    r#"{"status": 1}"#
+                } else {
+                    "{}"
+                };
+                let _ = (&conn).write_all(
+                    format!(
+                        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
+                );
+            }
+        });
+        Self { addr, seen, down }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// The events of the batches it answered 200 to are not told apart here: every event of
+    /// every request, in order.
+    fn events(&self) -> Vec<Value> {
+        self.seen()
+            .iter()
+            .flat_map(|s| s.body["batch"].as_array().cloned().unwrap_or_default())
+            .collect()
+    }
+}
+
+fn read_request(conn: &TcpStream) -> Option<Seen> {
+    conn.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut r = BufReader::new(conn);
+    let mut line = String::new();
+    r.read_line(&mut line).ok()?;
+    let path = line.split_whitespace().nth(1)?.to_owned();
+    let (mut len, mut gzip) = (0usize, false);
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h).ok()?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        let (k, v) = h.split_once(':')?;
+        match k.to_ascii_lowercase().as_str() {
+            "content-length" => len = v.trim().parse().ok()?,
+            "content-encoding" => gzip = v.trim() == "gzip",
+            _ => {}
+        }
+    }
+    let mut raw = vec![0u8; len];
+    r.read_exact(&mut raw).ok()?;
+    let text = if gzip {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .ok()?;
+        out
+    } else {
+        raw
+    };
+    Some(Seen {
+        path,
+        gzip,
+        body: serde_json::from_slice(&text).ok()?,
+    })
+}
+
+/// A device's batch: `n` events `reading` with `offset`s (no wall clock), uuids
+/// `…-8000-0000000000<i>`, and the device's own `$lib` / `$lib_version`.
+fn device_batch(key: &str, first: usize, n: usize) -> String {
+    let events: Vec<Value> = (first..first + n)
+        .map(|i| {
+            json!({
+                "event": "reading",
+                "distinct_id": "device-7",
+                "uuid": uuid(i),
+                "offset": 1_500 + i,
+                "properties": {
+                    "$lib": "posthog-embedded", "$lib_version": "0.0.9",
+                    "sample": i, "temperature_c": 21.5,
+                    "nested": {"list": [1, null, "é"]},
+                    "padding": "x".repeat(120)
+                }
+            })
+        })
+        .collect();
+    json!({"api_key": key, "batch": events}).to_string()
+}
+
+fn uuid(i: usize) -> String {
+    format!("0190a3e1-7a3b-7c4d-8000-{i:012}")
+}
+
+/// A gateway relaying to `upstream`, with fast retries for tests.
+fn gateway(upstream: &str, spool_bytes: usize) -> (LocalServer, Arc<Forwarder>) {
+    let f = Arc::new(
+        Forwarder::new(
+            ForwardConfig::new(upstream)
+                .spool_bytes(spool_bytes)
+                .flush_interval(Duration::from_millis(20))
+                .retry(Duration::from_millis(20), Duration::from_millis(100)),
+        )
+        .unwrap(),
+    );
+    let server = LocalServer::start(ServerConfig::default().forward(Arc::clone(&f))).unwrap();
+    (server, f)
+}
+
+/// Polls `f`'s stats until `done` holds (never asserting a duration: the bound only keeps a
+/// broken run from hanging).
+fn wait_stats(f: &Forwarder, done: impl Fn(&ForwardStats) -> bool) -> ForwardStats {
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = f.stats();
+        if done(&s) || Instant::now() > until {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn the_gateway_relays_with_the_device_key_gzip_absolute_times_and_the_events_as_sent() {
+    let stub = Stub::start(vec![]);
+    let (gw, f) = gateway(&stub.url(), 1 << 20);
+    let resp = post(
+        &gw.addr().to_string(),
+        "/batch/",
+        &device_batch("phc_device_project", 0, 3),
+    );
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let s = wait_stats(&f, |s| s.delivered == 3);
+    assert_eq!(
+        (s.accepted, s.delivered, s.dropped, s.refused),
+        (3, 3, 0, 0),
+        "{s}"
+    );
+
+    let seen = stub.seen();
+    assert!(
+        seen.iter().all(|r| r.gzip && r.path.starts_with("/batch")),
+        "{seen:?}"
+    );
+    assert!(seen
+        .iter()
+        .all(|r| r.body["api_key"] == "phc_device_project"));
+    let got = stub.events();
+    let received = gw.events();
+    assert_eq!(got.len(), 3);
+    for (e, r) in got.iter().zip(&received) {
+        assert_eq!(e["uuid"], r.event["uuid"], "the device's uuid");
+        assert_eq!(e["event"], "reading");
+        assert_eq!(e["distinct_id"], "device-7");
+        // `offset` became the absolute time the gateway derived on receipt.
+        assert!(e.get("offset").is_none());
+        assert_eq!(e["timestamp"], iso(r.time));
+        assert_eq!(
+            r.time.as_millis(),
+            r.received_at.as_millis() - r.event["offset"].as_u64().unwrap()
+        );
+        // Properties byte for byte, the device's `$lib_version` included; none added.
+        assert_eq!(e["properties"], r.event["properties"]);
+    }
+}
+
+#[test]
+fn a_second_local_server_standing_in_for_posthog_gets_each_event_once_at_its_time() {
+    let upstream = LocalServer::start(ServerConfig::default()).unwrap();
+    let (gw, f) = gateway(&upstream.url(), 1 << 20);
+    // The device retries its first request (same uuids): relayed once.
+    for body in [
+        device_batch("phc_a", 0, 4),
+        device_batch("phc_a", 0, 4),
+        device_batch("phc_b", 4, 2),
+    ] {
+        assert!(post(&gw.addr().to_string(), "/batch/", &body).starts_with("HTTP/1.1 200"));
+    }
+    let s = wait_stats(&f, |s| s.delivered == 6);
+    assert_eq!(
+        (s.projects, s.accepted, s.delivered, s.dropped),
+        (2, 6, 6, 0),
+        "{s}"
+    );
+    assert!(upstream.wait_for_events(6, Duration::from_secs(20)));
+    let up = upstream.events();
+    assert_eq!(up.len(), 6);
+    let at_gateway = gw.events();
+    for e in &up {
+        assert!(e.problems.is_empty(), "{:?}", e.problems);
+        assert!(!e.duplicate);
+        let first = at_gateway
+            .iter()
+            .find(|g| g.event["uuid"] == e.event["uuid"])
+            .unwrap();
+        // The time the gateway derived, corrected (as for any SDK) by the gateway's
+        // `sent_at`: later by at most the time between the two receipts.
+        assert_eq!(e.time_source, TimeSource::TimestampSentAt);
+        assert!(e.time >= first.time, "{:?} {:?}", e.time, first.time);
+        assert!(
+            e.time.as_millis() - first.time.as_millis()
+                <= e.received_at.as_millis() - first.received_at.as_millis()
+        );
+    }
+}
+
+#[test]
+fn an_outage_keeps_every_event_spooled_until_delivered() {
+    // Three failed attempts (503, 502, 429), then the upstream is back.
+    let stub = Stub::start(vec![503, 502, 429]);
+    let (gw, f) = gateway(&stub.url(), 1 << 20);
+    assert!(post(
+        &gw.addr().to_string(),
+        "/batch/",
+        &device_batch("phc_x", 0, 5)
+    )
+    .starts_with("HTTP/1.1 200"));
+    let s = wait_stats(&f, |s| s.delivered == 5);
+    assert_eq!((s.delivered, s.dropped, s.pending), (5, 0, 0), "{s}");
+    assert!(s.retries >= 3, "{s}");
+    // Each attempt carried the same events; the last one was accepted.
+    let seen = stub.seen();
+    assert!(seen.len() >= 4);
+    let last: BTreeSet<String> = seen.last().unwrap().body["batch"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["uuid"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(last, (0..5).map(uuid).collect());
+}
+
+#[test]
+fn a_full_spool_drops_the_oldest_and_counts_them_and_a_refused_batch_is_counted() {
+    let stub = Stub::start(vec![]);
+    stub.down.store(true, Ordering::SeqCst);
+    // About 4 KiB: far fewer than the 40 events of ~350 bytes sent during the outage.
+    let (gw, f) = gateway(&stub.url(), 4096);
+    for i in 0..8 {
+        let body = device_batch("phc_x", i * 5, 5);
+        assert!(post(&gw.addr().to_string(), "/batch/", &body).starts_with("HTTP/1.1 200"));
+    }
+    let s = wait_stats(&f, |s| s.dropped > 0 && s.retries > 0);
+    assert!(s.dropped > 0, "{s}");
+    stub.down.store(false, Ordering::SeqCst);
+    let s = wait_stats(&f, |s| s.pending == 0 && s.delivered > 0);
+    assert_eq!(s.accepted, 40);
+    assert_eq!(
+        s.delivered + s.dropped + s.refused,
+        40,
+        "every event accounted for: {s}"
+    );
+    assert_eq!(s.refused, 0);
+    // Delivered once each, and the newest ones survived.
+    let got: Vec<String> = stub
+        .seen()
+        .iter()
+        .filter(|r| r.body["batch"].is_array())
+        .flat_map(|r| r.body["batch"].as_array().unwrap().clone())
+        .map(|e| e["uuid"].as_str().unwrap().to_owned())
+        .collect();
+    let unique: BTreeSet<&String> = got.iter().collect();
+    assert!(unique.contains(&uuid(39)));
+    assert_eq!(unique.len() as u64, s.delivered);
+
+    // A batch the upstream refuses for good (400) is dropped, counted, not retried forever.
+    let refusing = Stub::start(vec![400]);
+    let (gw, f) = gateway(&refusing.url(), 1 << 20);
+    assert!(post(
+        &gw.addr().to_string(),
+        "/batch/",
+        &device_batch("phc_y", 0, 2)
+    )
+    .starts_with("HTTP/1.1 200"));
+    let s = wait_stats(&f, |s| s.dropped == 2);
+    assert_eq!((s.delivered, s.dropped, s.pending), (0, 2, 0), "{s}");
+}
+
+#[test]
+fn serve_forward_relays_from_the_command_line() {
+    let stub = Stub::start(vec![]);
+    let mut child = Command::new(BIN)
+        .args(["serve", "--port", "0", "--forward", &stub.url()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut addr = String::new();
+    let mut banner = Vec::new();
+    for _ in 0..20 {
+        let mut line = String::new();
+        if out.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        if let Some(a) = line.trim().strip_prefix("listening on http://") {
+            addr = a.to_owned();
+        }
+        banner.push(line.clone());
+        if line.starts_with("press Ctrl-C") {
+            break;
+        }
+    }
+    assert!(
+        banner
+            .iter()
+            .any(|l| l.starts_with("forwarding accepted events to http://")),
+        "{banner:?}"
+    );
+    assert!(post(&addr, "/batch/", &device_batch("phc_cli", 0, 2)).starts_with("HTTP/1.1 200"));
+    let until = Instant::now() + Duration::from_secs(20);
+    while stub.events().len() < 2 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut line = String::new();
+    let mut totals = String::new();
+    while Instant::now() < until {
+        line.clear();
+        if out.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        if line.contains("forwarded 2 of 2 events") {
+            totals = line.clone();
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(stub.events().len(), 2);
+    assert!(totals.contains("0 dropped"), "{totals:?}");
+}
