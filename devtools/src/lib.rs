@@ -21,4 +21,5 @@ pub mod definitions;
 pub mod forward;
 pub mod json;
 pub mod server;
+pub mod tls;
 pub mod validate;

@@ -9,7 +9,8 @@
 //! | `GET /flags/definitions` (also `/api/feature_flag/local_evaluation`) | the definitions file, with an `ETag` and `304 Not Modified`; needs `Authorization: Bearer <secret key>`; leaves `cohorts` out unless `send_cohorts` is asked for |
 //! | `GET /` | a one-line greeting |
 //!
-//! HTTP/1.1 with keep-alive (hyper); a connection that sends no complete request head for
+//! HTTP/1.1 with keep-alive (hyper), or HTTPS with [`ServerConfig::tls`] (a private CA from
+//! [`crate::tls::generate`]: `serve --tls`); a connection that sends no complete request head for
 //! [`ServerConfig::header_read_timeout`] (30 s; idle keep-alive connections included) is
 //! closed. The definitions file is re-read when it changes on disk. Every request is summarised
 //! in one readable line (with up to [`MAX_DETAIL_LINES`] problems on the lines below it) given
@@ -193,6 +194,9 @@ pub struct ServerConfig {
     pub header_read_timeout: Duration,
     /// The gateway: relay every accepted event upstream (see [`crate::forward`]).
     pub forward: Option<Arc<Forwarder>>,
+    /// Serve HTTPS with this configuration (see [`crate::tls::generate`]); plain HTTP when
+    /// `None`.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl core::fmt::Debug for ServerConfig {
@@ -205,6 +209,7 @@ impl core::fmt::Debug for ServerConfig {
             .field("log", &self.log.is_some())
             .field("header_read_timeout", &self.header_read_timeout)
             .field("forward", &self.forward)
+            .field("tls", &self.tls.is_some())
             .finish()
     }
 }
@@ -219,6 +224,7 @@ impl Default for ServerConfig {
             log: None,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             forward: None,
+            tls: None,
         }
     }
 }
@@ -270,6 +276,13 @@ impl ServerConfig {
     #[must_use]
     pub fn forward(mut self, f: Arc<Forwarder>) -> Self {
         self.forward = Some(f);
+        self
+    }
+
+    /// Sets [`tls`](Self::tls).
+    #[must_use]
+    pub fn tls(mut self, config: Arc<rustls::ServerConfig>) -> Self {
+        self.tls = Some(config);
         self
     }
 }
@@ -437,6 +450,7 @@ struct State {
     log: Option<Arc<LogFn>>,
     header_read_timeout: Duration,
     forward: Option<Arc<Forwarder>>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl State {
@@ -536,6 +550,7 @@ impl LocalServer {
             log: config.log,
             header_read_timeout: config.header_read_timeout,
             forward: config.forward,
+            tls: config.tls.map(tokio_rustls::TlsAcceptor::from),
         });
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let s = Arc::clone(&state);
@@ -557,10 +572,15 @@ impl LocalServer {
         self.addr
     }
 
-    /// `http://<addr>`: the host to give a client.
+    /// `http://<addr>` (`https://` with TLS): the host to give a client.
     #[must_use]
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.state.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// The events received so far (the last [`KEPT_EVENTS`]), oldest first.
@@ -657,39 +677,68 @@ async fn accept_loop(
         let _ = stream.set_nodelay(true);
         let s = Arc::clone(&state);
         tokio::spawn(async move {
-            let progress = Arc::new(Progress::default());
-            let io = Counted {
-                inner: stream,
-                progress: Arc::clone(&progress),
-            };
-            let p = Arc::clone(&progress);
-            let service_state = Arc::clone(&s);
-            let service = hyper::service::service_fn(move |req| {
-                let s = Arc::clone(&service_state);
-                let p = Arc::clone(&p);
-                async move { Ok::<_, Infallible>(handle(&s, req, &p).await) }
-            });
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder.keep_alive(true);
-            if !s.header_read_timeout.is_zero() {
-                builder
-                    .timer(hyper_util::rt::TokioTimer::new())
-                    .header_read_timeout(s.header_read_timeout);
-            }
-            let served = builder
-                .serve_connection(hyper_util::rt::TokioIo::new(io), service)
-                .await;
-            if let Err(e) = served {
-                // A connection closed or timed out while idle (between requests) is ordinary;
-                // anything else (malformed HTTP, a request cut short) is worth a line.
-                if !progress.idle() {
-                    s.log(&format!(
-                        "{} connection from {peer}: {e}",
-                        clock(now_millis())
-                    ));
+            match s.tls.clone() {
+                None => serve_connection(s, stream, peer).await,
+                Some(acceptor) => {
+                    // The handshake is bounded like a request head.
+                    let limit = if s.header_read_timeout.is_zero() {
+                        Duration::from_secs(3600)
+                    } else {
+                        s.header_read_timeout
+                    };
+                    match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => serve_connection(s, tls, peer).await,
+                        Ok(Err(e)) => s.log(&format!(
+                            "{} TLS handshake from {peer} failed: {e}",
+                            clock(now_millis())
+                        )),
+                        Err(_) => s.log(&format!(
+                            "{} TLS handshake from {peer} timed out",
+                            clock(now_millis())
+                        )),
+                    }
                 }
             }
         });
+    }
+}
+
+/// Serves HTTP/1.1 on one accepted connection (plain, or after the TLS handshake).
+async fn serve_connection<S>(s: Arc<State>, stream: S, peer: SocketAddr)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let progress = Arc::new(Progress::default());
+    let io = Counted {
+        inner: stream,
+        progress: Arc::clone(&progress),
+    };
+    let p = Arc::clone(&progress);
+    let service_state = Arc::clone(&s);
+    let service = hyper::service::service_fn(move |req| {
+        let s = Arc::clone(&service_state);
+        let p = Arc::clone(&p);
+        async move { Ok::<_, Infallible>(handle(&s, req, &p).await) }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.keep_alive(true);
+    if !s.header_read_timeout.is_zero() {
+        builder
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(s.header_read_timeout);
+    }
+    let served = builder
+        .serve_connection(hyper_util::rt::TokioIo::new(io), service)
+        .await;
+    if let Err(e) = served {
+        // A connection closed or timed out while idle (between requests) is ordinary;
+        // anything else (malformed HTTP, a request cut short) is worth a line.
+        if !progress.idle() {
+            s.log(&format!(
+                "{} connection from {peer}: {e}",
+                clock(now_millis())
+            ));
+        }
     }
 }
 
@@ -713,13 +762,13 @@ impl Progress {
     }
 }
 
-/// A TCP stream that counts the bytes read from it.
-struct Counted {
-    inner: tokio::net::TcpStream,
+/// A stream (TCP, or TLS over it) that counts the bytes read from it.
+struct Counted<S> {
+    inner: S,
     progress: Arc<Progress>,
 }
 
-impl tokio::io::AsyncRead for Counted {
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Counted<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -738,7 +787,7 @@ impl tokio::io::AsyncRead for Counted {
     }
 }
 
-impl tokio::io::AsyncWrite for Counted {
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Counted<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -8,3 +8,4 @@ mod cli;
 mod compliance_adapter;
 mod eval_jsonl;
 mod forward;
+mod tls;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use clap::Args;
 use posthog_embedded_devtools::forward::{describe as describe_forward, ForwardConfig, Forwarder};
 use posthog_embedded_devtools::server::{Faults, LocalServer, ServerConfig};
+use posthog_embedded_devtools::tls::generate;
 
 use crate::{Failure, Outcome};
 
@@ -63,6 +64,23 @@ pub(crate) struct ServeArgs {
     /// roots (a self-hosted PostHog behind a private CA).
     #[arg(long, value_name = "FILE", requires = "forward")]
     forward_root_cert: Option<PathBuf>,
+    /// Serve HTTPS: a private CA is generated at start-up and signs the server's certificate
+    /// (ECDSA P-256, TLS 1.3 and 1.2); the CA certificate is written to --tls-ca-out for the
+    /// device to trust.
+    #[arg(long)]
+    tls: bool,
+    /// Names the server certificate holds besides `localhost`, `127.0.0.1` and the bind
+    /// address (a host name the device connects to), repeatable.
+    #[arg(long, value_name = "NAME", requires = "tls")]
+    tls_name: Vec<String>,
+    /// Where the CA certificate (DER) is written.
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "posthog-embedded-local-ca.der",
+        requires = "tls"
+    )]
+    tls_ca_out: PathBuf,
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -110,6 +128,24 @@ pub(crate) fn run(a: &ServeArgs) -> Outcome {
         }
         None => None,
     };
+    let pki = if a.tls {
+        let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+        if !a.bind.is_unspecified() && !names.contains(&a.bind.to_string()) {
+            names.push(a.bind.to_string());
+        }
+        for n in &a.tls_name {
+            if !names.contains(n) {
+                names.push(n.clone());
+            }
+        }
+        let pki = generate(&names).map_err(|e| Failure::input(e.to_string()))?;
+        std::fs::write(&a.tls_ca_out, &pki.ca_der)
+            .map_err(|e| Failure::input(format!("{}: {e}", a.tls_ca_out.display())))?;
+        config = config.tls(Arc::clone(&pki.server));
+        Some(pki)
+    } else {
+        None
+    };
     let server = LocalServer::start(config).map_err(|e| Failure::input(e.to_string()))?;
     {
         let mut out = std::io::stdout().lock();
@@ -134,6 +170,15 @@ pub(crate) fn run(a: &ServeArgs) -> Outcome {
         }
         if let Some(p) = &a.events_out {
             let _ = writeln!(out, "events appended to {}", p.display());
+        }
+        if let Some(pki) = &pki {
+            let _ = writeln!(
+                out,
+                "TLS: certificate for {}; its CA ({} bytes, DER) written to {}: the root the device trusts",
+                pki.names.join(", "),
+                pki.ca_der.len(),
+                a.tls_ca_out.display()
+            );
         }
         if let Some(f) = &forwarder {
             let _ = writeln!(
