@@ -227,6 +227,28 @@ fn the_gateway_relays_with_the_device_key_gzip_absolute_times_and_the_events_as_
 }
 
 #[test]
+fn what_the_local_validation_rejects_is_never_relayed() {
+    let stub = Stub::start(vec![]);
+    let (gw, f) = gateway(&stub.url(), 1 << 20);
+    // A uuid PostHog cannot parse rejects the whole request (400), as on PostHog.
+    let mut bad: Value = serde_json::from_str(&device_batch("phc_v", 0, 2)).unwrap();
+    bad["batch"][1]["uuid"] = json!("u-1");
+    let resp = post(&gw.addr().to_string(), "/batch/", &bad.to_string());
+    assert!(resp.starts_with("HTTP/1.1 400"), "{resp}");
+    // A good request afterwards is relayed, alone.
+    assert!(post(
+        &gw.addr().to_string(),
+        "/batch/",
+        &device_batch("phc_v", 5, 1)
+    )
+    .starts_with("HTTP/1.1 200"));
+    let s = wait_stats(&f, |s| s.delivered == 1);
+    assert_eq!((s.accepted, s.delivered), (1, 1), "{s}");
+    let uuids: Vec<Value> = stub.events().iter().map(|e| e["uuid"].clone()).collect();
+    assert_eq!(uuids, [json!(uuid(5))]);
+}
+
+#[test]
 fn a_second_local_server_standing_in_for_posthog_gets_each_event_once_at_its_time() {
     let upstream = LocalServer::start(ServerConfig::default()).unwrap();
     let (gw, f) = gateway(&upstream.url(), 1 << 20);
