@@ -22,7 +22,11 @@
 //!   flight, retries, definitions polling, statistics.
 //! - [`adapters`]: I/O. The HTTP exchange over any `embedded-io-async` stream and one send cycle
 //!   of a client (always built), and the drivers: `std` (a threaded HTTPS client) and embassy
-//!   (an async runner), plus embassy-net's TCP socket as a stream.
+//!   (an async runner), plus embassy-net's TCP socket as a stream (to an address, or to a
+//!   name resolved by DNS).
+//! - `tls` (feature `tls`): TLS 1.3 sessions over any stream for the embassy runner, with the
+//!   server's certificate always verified; `storage` (feature `storage`): the event log and
+//!   definitions slot on NOR flash.
 //!
 //! The developer tools (a local PostHog-compatible server, the `posthog-embedded` CLI, the quick
 //! start) are the workspace's other crate, `posthog-embedded-devtools` in `devtools/`: nothing of
@@ -30,7 +34,7 @@
 //!
 //! Modules depend on each other one way, in these layers (each uses only those before it; CI
 //! fails on a cycle, `scripts/check_layers.py`): `error`, `rng` → `json`, `time` → `capture`,
-//! `flags` → `net` → `config` → `retry` → `client` → `adapters`.
+//! `flags` → `net` → `config` → `retry` → `client` → `tls`, `storage` → `adapters`.
 //!
 //! # Minimum supported Rust version
 //!
@@ -73,6 +77,8 @@ pub mod rng;
 #[cfg(feature = "storage")]
 pub mod storage;
 pub mod time;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use error::{BatchError, CaptureError, PropertyError};
 pub use time::{Clock, Duration, Instant, Now, UnixMillis};

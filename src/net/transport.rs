@@ -81,3 +81,55 @@ pub trait Connect: embedded_io_async::Read + embedded_io_async::Write {
     /// Closes the connection (after `Connection: close`, an error, or a timeout).
     async fn disconnect(&mut self);
 }
+
+/// Opens **sessions** that borrow the dialer: a TLS session over a stream, whose record buffers
+/// and keys belong to one connection and must be set up again for the next. The embassy
+/// runner's [`run_dialed`](crate::adapters::embassy::Runner::run_dialed) keeps a session while
+/// its connection lives (requests kept alive over it) and dials again when it ends.
+///
+/// [`Connect`] is the simpler case (a stream that reopens in place); implement `Dial` when a
+/// connection needs state that borrows the dialer.
+#[allow(async_fn_in_trait)]
+pub trait Dial {
+    /// One connection's stream.
+    type Session<'s>: embedded_io_async::Read + embedded_io_async::Write
+    where
+        Self: 's;
+
+    /// Opens a session to `host` (the runner's host, `name[:port]`; a TLS dialer checks the
+    /// server's certificate against the name) at wall-clock time `wall` (`None` before the
+    /// device learned it).
+    ///
+    /// # Errors
+    /// The [`TransportError`] the client records for the request that was due
+    /// ([`TransportError::Tls`] for a handshake or certificate failure): it stays queued and is
+    /// retried with back-off.
+    async fn dial(
+        &mut self,
+        host: &str,
+        wall: Option<crate::time::UnixMillis>,
+    ) -> Result<Self::Session<'_>, TransportError>;
+
+    /// Closes what is left of the connection, after its session was dropped or a dial failed.
+    async fn hang_up(&mut self);
+}
+
+/// A dialer lent to the runner, so the caller can look at it afterwards (tests, statistics).
+impl<D: Dial> Dial for &mut D {
+    type Session<'s>
+        = D::Session<'s>
+    where
+        Self: 's;
+
+    async fn dial(
+        &mut self,
+        host: &str,
+        wall: Option<crate::time::UnixMillis>,
+    ) -> Result<Self::Session<'_>, TransportError> {
+        D::dial(self, host, wall).await
+    }
+
+    async fn hang_up(&mut self) {
+        D::hang_up(self).await;
+    }
+}

@@ -11,3 +11,4 @@ mod embassy_net;
 #[cfg(all(feature = "embassy", feature = "storage", feature = "std"))]
 mod embassy_storage;
 mod std_client;
+mod tls;

@@ -7,7 +7,7 @@ use embassy_sync::blocking_mutex::raw::RawMutex;
 use super::Shared;
 use crate::adapters::stream::StreamTransport;
 use crate::client::{Client, ConfigError, RequestKind, Setting, TransportError};
-use crate::net::transport::{Connect, Transport};
+use crate::net::transport::{Connect, Dial, Transport};
 
 /// Timeouts of the runner's requests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,6 +90,79 @@ impl<'d, M: RawMutex> Runner<'d, M> {
         let mut link = self.link(connection);
         loop {
             link.step().await;
+        }
+    }
+
+    /// Serves the client forever over sessions `dialer` opens (a TLS session per connection:
+    /// [`TlsDialer`](crate::tls::TlsDialer)). A session is dialed when a request is due and
+    /// kept while its connection lives (requests kept alive over it); when it ends, the next
+    /// due request dials again. A failed dial (no connection, a refused certificate) settles
+    /// the due request as a transport failure: its events stay queued and are retried with
+    /// back-off. The dial, handshake included, is bounded by the request timeout.
+    ///
+    /// A kept-alive session the server closed between requests is found closed by the next
+    /// request, which then fails once and is retried on a new session after the back-off.
+    pub async fn run_dialed<D: Dial>(&mut self, mut dialer: D) -> ! {
+        let host = self.host;
+        loop {
+            self.wait_due().await;
+            let wall = self.shared.now().wall;
+            {
+                let dialed =
+                    embassy_time::with_timeout(self.timeouts.request, dialer.dial(host, wall))
+                        .await;
+                match dialed {
+                    Ok(Ok(session)) => {
+                        let mut link = self.link(Opened::new(session));
+                        loop {
+                            link.step().await;
+                            if link.transport.connection().spent {
+                                break;
+                            }
+                        }
+                    }
+                    Ok(Err(e)) => {
+                        ph_debug!("dial failed: {}", e);
+                        self.fail_due(e);
+                    }
+                    Err(_) => self.fail_due(TransportError::Timeout),
+                }
+            }
+            dialer.hang_up().await;
+        }
+    }
+
+    /// Returns once a request is due (or a handle asks for one).
+    async fn wait_due(&self) {
+        loop {
+            let now = self.shared.now();
+            match self.shared.peek(Client::poll_timeout) {
+                Some(at) if at <= now.mono => return,
+                Some(at) => {
+                    let at = embassy_time::Instant::from_millis(at.as_millis());
+                    let _ = select(embassy_time::Timer::at(at), self.shared.wake.wait()).await;
+                }
+                None => self.shared.wake.wait().await,
+            }
+        }
+    }
+
+    /// Settles the request due now as failed with `e`, without sending it (the client
+    /// retries it with back-off).
+    fn fail_due(&mut self, e: TransportError) {
+        let now = self.shared.now();
+        let tx_buf = &mut *self.tx;
+        let (taken, query_ended) = self.shared.client.lock(|c| {
+            let mut c = c.borrow_mut();
+            let generation = c.query_generation();
+            let taken = c.poll_transmit(now, tx_buf).is_some();
+            (taken, c.query_generation() != generation)
+        });
+        if taken {
+            self.shared.with(|c| c.handle_transport_error(now, e));
+        }
+        if taken || query_ended {
+            self.shared.settled.notify();
         }
     }
 
@@ -230,5 +303,86 @@ impl<M: RawMutex, C: Connect> Link<'_, '_, M, C> {
                 }
             }
         }
+    }
+}
+
+/// A dialed session as the HTTP client's [`Connect`] stream: already open, so its first
+/// `connect` succeeds at once; once closed (after `Connection: close` or an error) it is
+/// spent, and [`Runner::run_dialed`] dials a new one.
+struct Opened<S> {
+    session: S,
+    used: bool,
+    spent: bool,
+}
+
+impl<S> Opened<S> {
+    const fn new(session: S) -> Self {
+        Self {
+            session,
+            used: false,
+            spent: false,
+        }
+    }
+}
+
+/// An error of a session, or a reconnect asked of a spent one.
+#[derive(Debug)]
+enum SessionError<E> {
+    Spent,
+    Io(E),
+}
+
+impl<E: core::fmt::Debug> core::fmt::Display for SessionError<E> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Spent => f.write_str("the session has ended"),
+            Self::Io(e) => write!(f, "{e:?}"),
+        }
+    }
+}
+
+impl<E: core::fmt::Debug> core::error::Error for SessionError<E> {}
+
+impl<E: embedded_io_async::Error> embedded_io_async::Error for SessionError<E> {
+    fn kind(&self) -> embedded_io_async::ErrorKind {
+        match self {
+            Self::Spent => embedded_io_async::ErrorKind::NotConnected,
+            Self::Io(e) => e.kind(),
+        }
+    }
+}
+
+impl<S: embedded_io_async::ErrorType> embedded_io_async::ErrorType for Opened<S> {
+    type Error = SessionError<S::Error>;
+}
+
+impl<S: embedded_io_async::Read> embedded_io_async::Read for Opened<S> {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
+        self.session.read(buf).await.map_err(SessionError::Io)
+    }
+}
+
+impl<S: embedded_io_async::Write> embedded_io_async::Write for Opened<S> {
+    async fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+        self.session.write(buf).await.map_err(SessionError::Io)
+    }
+
+    async fn flush(&mut self) -> Result<(), Self::Error> {
+        self.session.flush().await.map_err(SessionError::Io)
+    }
+}
+
+impl<S: embedded_io_async::Read + embedded_io_async::Write> Connect for Opened<S> {
+    async fn connect(&mut self) -> Result<(), Self::Error> {
+        if self.used || self.spent {
+            self.spent = true;
+            return Err(SessionError::Spent);
+        }
+        self.used = true;
+        Ok(())
+    }
+
+    async fn disconnect(&mut self) {
+        self.spent = true;
     }
 }
