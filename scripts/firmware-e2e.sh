@@ -5,7 +5,7 @@
 # loopback, boots QEMU's mps2-an386 with UART0 bridged to it, waits for the firmware's exit
 # status (it exits 0 only when every captured event was acknowledged by a 2xx: nothing
 # dropped, nothing pending), then checks what the server received with
-# scripts/check_events.py and how many retries the firmware's summary line reports. Five
+# scripts/check_events.py and how many retries the firmware's summary line reports. Seven
 # passes:
 #
 #   keep-alive  the server keeps the connection open: every batch on one TCP connection, no
@@ -33,6 +33,10 @@
 #               exactly once (unique uuids, expected counts), each at its true capture time
 #               (timestamps from the boot's clock anchor), the boots' output lines, and the
 #               server's definitions answers (a 200, then a 304).
+#   tls         HTTPS on the device: `serve --tls` generates a private CA and writes it out,
+#               the firmware is built with `--features tls` trusting that CA (PH_TLS_ROOT), and
+#               each connection through the UART bridge is a TLS 1.3 session whose certificate
+#               the firmware verifies; the checks of keep-alive, with wall-clock timestamps
 #
 # With PH_E2E_PORT=PORT, QEMU is bridged to a server already listening on that port instead,
 # and only the firmware's exit status is checked (one pass).
@@ -55,7 +59,7 @@ QEMU_TIMEOUT="${PH_E2E_QEMU_TIMEOUT:-90}"
 OUTAGE_SECONDS="${PH_E2E_OUTAGE_SECONDS:-90}"
 OUTAGE_QEMU_TIMEOUT="${PH_E2E_OUTAGE_QEMU_TIMEOUT:-360}"
 ONLY="${PH_E2E_ONLY:-}"
-PASSES=(keep-alive close defmt defmt-refused outage reset)
+PASSES=(keep-alive close defmt defmt-refused outage reset tls)
 SERVER_PROFILE="${PH_SERVER_PROFILE:-release}"
 
 # What the firmware does (examples/firmware/src): keep in sync. Event names start with `$`.
@@ -143,7 +147,7 @@ start_server() { # NAME [serve args...]: starts the server, sets PORT
   SERVER_PID=$!
   PORT=""
   for _ in $(seq 1 100); do
-    PORT="$(sed -n '1s#^listening on http://127\.0\.0\.1:\([0-9]*\).*#\1#p' "$WORK/$name.server.log")"
+    PORT="$(sed -n '1s#^listening on https\{0,1\}://127\.0\.0\.1:\([0-9]*\).*#\1#p' "$WORK/$name.server.log")"
     [ -n "$PORT" ] && return 0
     kill -0 "$SERVER_PID" 2>/dev/null || break
     sleep 0.1
@@ -353,6 +357,19 @@ else
   fi
 
   # reset: three boots over the emulated flash chip in one QEMU run (see the header).
+  if selected tls; then
+    echo "--- pass tls: TLS 1.3 on the device, certificate verified against serve --tls's CA"
+    start_server tls --tls --tls-ca-out "$WORK/tls-ca.der"
+    # The firmware trusts the CA this server just generated.
+    PH_TLS_ROOT="$WORK/tls-ca.der" build_firmware tls --features tls
+    run_qemu tls "$WORK/tls.elf" "$PORT"
+    stop_server
+    show_output "$WORK/tls.out"
+    # The wall clock is set before dialing (certificates need it): events carry timestamps.
+    check_events tls --wall-clock
+    check_retries tls "$WORK/tls.out" zero
+  fi
+
   if selected reset; then
     echo "--- pass reset: capture with the link down, reset, restore and deliver, reset, definitions from flash"
     start_server reset --definitions "$ROOT/examples/data/sample_definitions.json"

@@ -40,6 +40,9 @@ for b in size_baseline size_capture size_flags; do
   cp "target/$M4/release/$b" "$OUT/$b.elf"
 done
 cp "target/$M4/release/posthog-firmware" "$OUT/no-persist.elf"
+# With TLS on the device (the throwaway root beside the firmware crate: only sizes matter).
+cargo build --release --quiet --target "$M4" --bin posthog-firmware --features tls
+cp "target/$M4/release/posthog-firmware" "$OUT/tls.elf"
 cargo build --release --quiet --target "$M4" --bin posthog-firmware --bin bench
 cargo build --release --quiet --target "$M0" --bin posthog-firmware
 
@@ -75,12 +78,18 @@ row "(c) full client: embassy, HTTP over UART, queue and definitions on flash (\
   "target/$M4/release/posthog-firmware"
 row "(c) without persistence (\`--no-default-features\`)" "$OUT/no-persist.elf"
 row "(c) on Cortex-M0+ (\`thumbv6m-none-eabi\`)" "target/$M0/release/posthog-firmware"
+row "(c) with TLS on the device (\`--features tls\`)" "$OUT/tls.elf"
 echo
 read -r pt pd pb < <(sizes "target/$M4/release/posthog-firmware")
 read -r nt nd nb < <(sizes "$OUT/no-persist.elf")
 echo "Persistence (the event log, the definitions slot, the storage task and the client's"
 echo "bookkeeping; the 1 KiB event staging buffer included): $(((pt + pd) - (nt + nd))) bytes of"
 echo "flash, $(((pd + pb) - (nd + nb))) bytes of static RAM."
+echo
+read -r tt td tb < <(sizes "$OUT/tls.elf")
+echo "TLS on the device (embedded-tls, the certificate verifier on rustls-webpki, ECDSA P-256,"
+echo "the 16,640-byte record buffer and 2 KiB write buffer included): $(((tt + td) - (pt + pd)))"
+echo "bytes of flash, $(((td + tb) - (pd + pb))) bytes of static RAM."
 echo
 
 echo "running bench under QEMU -icount shift=0 ..." >&2

@@ -13,6 +13,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Only the firmware logs through defmt; the size and bench binaries never do.
         println!("cargo:rustc-link-arg-bin=posthog-firmware=-Tdefmt.x");
     }
+    // The TLS root the firmware trusts (feature `tls`): the CA of `serve --tls`, or the
+    // throwaway one beside this file.
+    let root =
+        env::var_os("PH_TLS_ROOT").map_or_else(|| PathBuf::from("tls-root.der"), PathBuf::from);
+    fs::copy(&root, out.join("tls-root.der"))?;
+    println!("cargo:rerun-if-env-changed=PH_TLS_ROOT");
+    println!("cargo:rerun-if-changed={}", root.display());
     println!("cargo:rerun-if-changed=memory.x");
     println!("cargo:rerun-if-changed=build.rs");
     Ok(())

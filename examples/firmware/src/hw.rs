@@ -235,7 +235,7 @@ pub fn system_reset() -> ! {
     cortex_m::peripheral::SCB::sys_reset()
 }
 
-#[cfg(feature = "e2e-reset")]
+#[cfg(any(feature = "e2e-reset", feature = "tls"))]
 /// The host's wall clock through semihosting (`SYS_TIME`): whole seconds since 1970, as a
 /// device would get its time from SNTP, GNSS or its cellular network.
 pub fn host_unix_seconds() -> u64 {

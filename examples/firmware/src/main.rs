@@ -26,6 +26,8 @@ mod persist;
 mod reset;
 mod telemetry;
 mod time_driver;
+#[cfg(feature = "tls")]
+mod tls;
 mod uart;
 
 use cortex_m_semihosting::debug;
@@ -120,9 +122,20 @@ async fn main(spawner: Spawner) {
     exit(verdict);
 }
 
+#[cfg(not(feature = "tls"))]
 #[embassy_executor::task]
 async fn posthog_task(mut runner: Runner<'static, Mutex>, link: UartLink) -> ! {
     runner.run(link).await
+}
+
+/// With `tls`: a verified TLS session per connection over the same link.
+#[cfg(feature = "tls")]
+#[embassy_executor::task]
+async fn posthog_task(
+    mut runner: Runner<'static, Mutex>,
+    dialer: posthog_embedded::tls::TlsDialer<'static, UartLink>,
+) -> ! {
+    runner.run_dialed(dialer).await
 }
 
 async fn run(spawner: Spawner) -> Result<(), Failure> {
@@ -196,10 +209,18 @@ async fn run(spawner: Spawner) -> Result<(), Failure> {
     {
         #[cfg(feature = "persist")]
         persist::spawn(spawner, ph, booted)?;
-        spawner.spawn(
-            posthog_task(runner, UartLink::new(uart))
-                .map_err(|_| "PostHog task already running")?,
-        );
+        #[cfg(not(feature = "tls"))]
+        let link = UartLink::new(uart);
+        #[cfg(feature = "tls")]
+        let link = {
+            // Certificates are checked against the wall clock (SNTP, GNSS or a cellular
+            // network on a real device; the host's clock here).
+            ph.set_wall_clock(posthog_embedded::UnixMillis::from_millis(
+                hw::host_unix_seconds() * 1000,
+            ));
+            tls::dialer(UartLink::new(uart), hw::boot_entropy())?
+        };
+        spawner.spawn(posthog_task(runner, link).map_err(|_| "PostHog task already running")?);
         workflow(ph).await
     }
 }
