@@ -67,8 +67,17 @@ struct Seen {
 }
 
 /// A TLS 1.3 HTTP/1.1 server: answers every request 200, closing the connection after each
-/// answer when `close` is set.
+/// answer when `close` is set, and any connection idle for `idle`.
 fn tls_server(chain: Vec<u8>, key: &KeyPair, close: bool) -> (u16, Arc<Mutex<Seen>>) {
+    tls_server_idle(chain, key, close, std::time::Duration::from_secs(5))
+}
+
+fn tls_server_idle(
+    chain: Vec<u8>,
+    key: &KeyPair,
+    close: bool,
+    idle: std::time::Duration,
+) -> (u16, Arc<Mutex<Seen>>) {
     #[allow(deprecated)] // the ring provider without post-quantum key exchange is what we want
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
@@ -88,8 +97,7 @@ fn tls_server(chain: Vec<u8>, key: &KeyPair, close: bool) -> (u16, Arc<Mutex<See
     std::thread::spawn(move || {
         for tcp in listener.incoming().take(20) {
             let Ok(tcp) = tcp else { return };
-            tcp.set_read_timeout(Some(std::time::Duration::from_secs(5)))
-                .unwrap();
+            tcp.set_read_timeout(Some(idle)).unwrap();
             seen2.lock().unwrap().connections += 1;
             let conn = rustls::ServerConnection::new(Arc::clone(&config)).unwrap();
             let mut tls = rustls::StreamOwned::new(conn, tcp);
@@ -327,4 +335,35 @@ fn without_a_wall_clock_nothing_is_dialed() {
     );
     assert_eq!(pending, 1);
     assert_eq!(seen.lock().unwrap().connections, 0);
+}
+
+#[test]
+fn an_idle_session_is_closed_before_the_server_drops_it() {
+    let ca = ca("test root");
+    let (chain, key) = leaf(&["localhost"], &ca, false);
+    // Keep-alive, but the server drops connections idle for 400 ms (silently, as servers do).
+    let (port, seen) = tls_server_idle(chain, &key, false, std::time::Duration::from_millis(400));
+    let (ph, mut runner) = start(port);
+    runner
+        .set_timeouts(
+            embassy::Timeouts::new().session_idle(embassy_time::Duration::from_millis(100)),
+        )
+        .unwrap();
+    let mut tls = dialer(port, ca.der().to_vec());
+    ph.set_wall_clock(UnixMillis::from_millis(now_ms()));
+    let (first, second) = with_tls(&mut runner, &mut tls, async {
+        capture(&ph, 1);
+        let first = ph.flush(deadline(10_000)).await;
+        // Longer than the server's idle limit: its end of the first session is gone.
+        embassy_time::Timer::after(embassy_time::Duration::from_millis(800)).await;
+        capture(&ph, 1);
+        let second = ph.flush(deadline(10_000)).await;
+        (first, second)
+    });
+    assert_eq!((first.sent, second.sent, second.pending), (1, 1, 0));
+    // The runner closed the idle session and dialed a fresh one: no attempt failed.
+    assert_eq!(tls.sessions(), 2);
+    assert_eq!(ph.stats().retries, 0);
+    assert!(ph.stats().last_error.is_none());
+    assert_eq!(seen.lock().unwrap().requests.len(), 2);
 }

@@ -1,7 +1,7 @@
 //! The runner task: one request at a time over a kept-alive stream, each under a timeout,
 //! sleeping until the client has something due or a handle wakes it.
 
-use embassy_futures::select::select;
+use embassy_futures::select::{select, Either};
 use embassy_sync::blocking_mutex::raw::RawMutex;
 
 use super::Shared;
@@ -19,6 +19,11 @@ pub struct Timeouts {
     /// One `/flags` attempt (a flag read waits for it). Default 3 s, as in posthog-python,
     /// posthog-node and posthog-go.
     pub flags: embassy_time::Duration,
+    /// How long a dialed session ([`Runner::run_dialed`]) may sit idle before the runner
+    /// closes it: the next request dials a fresh one instead of finding that the server closed
+    /// the old one (servers close idle keep-alive connections after tens of seconds). Default
+    /// 20 s.
+    pub session_idle: embassy_time::Duration,
 }
 
 impl Timeouts {
@@ -28,6 +33,7 @@ impl Timeouts {
         Self {
             request: embassy_time::Duration::from_secs(10),
             flags: embassy_time::Duration::from_secs(3),
+            session_idle: embassy_time::Duration::from_secs(20),
         }
     }
 
@@ -42,6 +48,13 @@ impl Timeouts {
     #[must_use]
     pub const fn flags(mut self, d: embassy_time::Duration) -> Self {
         self.flags = d;
+        self
+    }
+
+    /// Sets [`session_idle`](Self::session_idle).
+    #[must_use]
+    pub const fn session_idle(mut self, d: embassy_time::Duration) -> Self {
+        self.session_idle = d;
         self
     }
 }
@@ -100,8 +113,9 @@ impl<'d, M: RawMutex> Runner<'d, M> {
     /// the due request as a transport failure: its events stay queued and are retried with
     /// back-off. The dial, handshake included, is bounded by the request timeout.
     ///
-    /// A kept-alive session the server closed between requests is found closed by the next
-    /// request, which then fails once and is retried on a new session after the back-off.
+    /// A session idle for [`Timeouts::session_idle`] is closed before the next request, which
+    /// dials a fresh one. One the server closed sooner is found closed by the next request,
+    /// which then fails once and is retried on a new session after the back-off.
     pub async fn run_dialed<D: Dial>(&mut self, mut dialer: D) -> ! {
         let host = self.host;
         loop {
@@ -113,9 +127,16 @@ impl<'d, M: RawMutex> Runner<'d, M> {
                         .await;
                 match dialed {
                     Ok(Ok(session)) => {
+                        let idle = self.timeouts.session_idle;
                         let mut link = self.link(Opened::new(session));
+                        let mut used = embassy_time::Instant::now();
                         loop {
+                            let quiet = embassy_time::Timer::at(used + idle);
+                            if let Either::Second(()) = select(wait_due(link.shared), quiet).await {
+                                break;
+                            }
                             link.step().await;
+                            used = embassy_time::Instant::now();
                             if link.transport.connection().spent {
                                 break;
                             }
@@ -134,17 +155,7 @@ impl<'d, M: RawMutex> Runner<'d, M> {
 
     /// Returns once a request is due (or a handle asks for one).
     async fn wait_due(&self) {
-        loop {
-            let now = self.shared.now();
-            match self.shared.peek(Client::poll_timeout) {
-                Some(at) if at <= now.mono => return,
-                Some(at) => {
-                    let at = embassy_time::Instant::from_millis(at.as_millis());
-                    let _ = select(embassy_time::Timer::at(at), self.shared.wake.wait()).await;
-                }
-                None => self.shared.wake.wait().await,
-            }
-        }
+        wait_due(self.shared).await;
     }
 
     /// Settles the request due now as failed with `e`, without sending it (the client
@@ -302,6 +313,21 @@ impl<M: RawMutex, C: Connect> Link<'_, '_, M, C> {
                     None => wake.await,
                 }
             }
+        }
+    }
+}
+
+/// Returns once the client has a request due (or a handle asks for one).
+async fn wait_due<M: RawMutex>(shared: &Shared<'_, M>) {
+    loop {
+        let now = shared.now();
+        match shared.peek(Client::poll_timeout) {
+            Some(at) if at <= now.mono => return,
+            Some(at) => {
+                let at = embassy_time::Instant::from_millis(at.as_millis());
+                let _ = select(embassy_time::Timer::at(at), shared.wake.wait()).await;
+            }
+            None => shared.wake.wait().await,
         }
     }
 }
