@@ -368,6 +368,16 @@ else
     # The wall clock is set before dialing (certificates need it): events carry timestamps.
     check_events tls --wall-clock
     check_retries tls "$WORK/tls.out" zero
+    # The stack TLS adds: the firmware reports how deep its stack went (painted at boot).
+    tls_stack="$(sed -n 's/.*stack peak: \([0-9]*\) bytes.*/\1/p' "$WORK/tls.out" | tail -n 1)"
+    plain_stack="$(sed -n 's/.*stack peak: \([0-9]*\) bytes.*/\1/p' "$WORK/keep-alive.out" 2>/dev/null | tail -n 1)"
+    if [ -n "$tls_stack" ] && [ -n "$plain_stack" ]; then
+      pass "[tls] stack peak ${tls_stack} bytes, against ${plain_stack} over plain HTTP (keep-alive): TLS adds $((tls_stack - plain_stack))"
+    elif [ -n "$tls_stack" ]; then
+      pass "[tls] stack peak ${tls_stack} bytes"
+    else
+      fail "[tls] the firmware reported no stack peak"
+    fi
   fi
 
   if selected reset; then

@@ -243,3 +243,44 @@ pub fn host_unix_seconds() -> u64 {
     let t = unsafe { cortex_m_semihosting::syscall!(TIME) };
     t as u64
 }
+
+unsafe extern "C" {
+    /// The lowest address the stack may grow to (cortex-m-rt's linker script: the end of
+    /// `.bss` and `.uninit`).
+    static _stack_end: u32;
+    /// The initial stack pointer: the top of the stack (the end of RAM).
+    static _stack_start: u32;
+}
+
+/// The word painted over the unused stack, to find how deep it ever went.
+const STACK_PAINT: u32 = 0x5a5a_a5a5;
+/// Left unpainted below the current stack pointer: the painting function's own frame.
+const PAINT_MARGIN: usize = 256;
+
+/// Paints the stack below the current stack pointer (call it first thing in `main`), so
+/// [`stack_peak`] can tell how deep the stack has gone since.
+pub fn paint_stack() {
+    let bottom = ptr::addr_of!(_stack_end) as usize;
+    let sp = cortex_m::register::msp::read() as usize;
+    let mut at = bottom;
+    while at + 4 <= sp.saturating_sub(PAINT_MARGIN) {
+        // SAFETY: between the end of the statics and the current stack pointer less a margin
+        // lies only unused stack, which nothing reads before writing it.
+        unsafe { write(at, STACK_PAINT) };
+        at += 4;
+    }
+}
+
+/// The deepest the stack has gone since [`paint_stack`], in bytes from its top (interrupt
+/// frames included: they share the main stack).
+pub fn stack_peak() -> usize {
+    let bottom = ptr::addr_of!(_stack_end) as usize;
+    let sp = cortex_m::register::msp::read() as usize;
+    let mut at = bottom;
+    // SAFETY: reads of the stack region between the end of the statics and the current stack
+    // pointer.
+    while at < sp && unsafe { read(at) } == STACK_PAINT {
+        at += 4;
+    }
+    (ptr::addr_of!(_stack_start) as usize).saturating_sub(at)
+}

@@ -111,6 +111,7 @@ type Failure = &'static str;
 
 #[embassy_executor::main]
 async fn main(spawner: Spawner) {
+    hw::paint_stack();
     let (Some(core), Some(timer)) = (cortex_m::Peripherals::take(), Timer0::take()) else {
         exit(Err("clock peripherals already taken"));
     };
@@ -242,6 +243,7 @@ async fn workflow(ph: PostHogHandle) -> Result<(), Failure> {
 
 /// Reports the verdict and ends the QEMU session with its status.
 fn exit(verdict: Result<(), Failure>) -> ! {
+    info!("stack peak: {} bytes", hw::stack_peak());
     match verdict {
         Ok(()) => {
             info!("PASS: every batch got a 2xx");
