@@ -10,23 +10,27 @@
 //! - the **outage semantics**: a failed batch (no connection, a timeout, 408, 429, 5xx) stays
 //!   spooled and is retried with capped exponential back-off and `Retry-After`, until it is
 //!   delivered; nothing is given up by age or attempts;
-//! - a **bounded spool** ([`ForwardConfig::spool_bytes`] per project key, in memory): when it
-//!   is full the oldest events are dropped, and **counted** ([`ForwardStats::dropped`]); an
-//!   answer that refuses a batch for good (400, 401, 413 for a single event, ...) drops it,
-//!   counted too;
+//! - a **bounded spool** ([`ForwardConfig::spool_bytes`] per project key, in memory) with
+//!   **back-pressure**: a request whose events do not fit in what is left is answered `503`
+//!   with `Retry-After` and nothing of it is taken, so the device keeps its events and sends
+//!   them again later ([`Forwarder::room`]); an answer that refuses a batch for good (400,
+//!   401, 413 for a single event, ...) drops it, **counted** ([`ForwardStats::dropped`]);
 //! - the device's uuid is kept, so PostHog keeps exactly one copy of an event even when the
 //!   device retried it.
 //!
-//! An event is relayed as the device sent it, with two changes: its time becomes absolute
+//! An event is relayed with the JSON values the device sent (read and written again by
+//! serde_json: key order and number spelling may change, values do not), with two changes: its time becomes absolute
 //! (the `offset` a device without a wall clock sends is turned into a `timestamp`, computed
 //! from when the gateway received it, as PostHog would have; PostHog then corrects the
 //! gateway's own clock by the batch's `sent_at`, as for any SDK), and `$set` / `$set_once` sent at
 //! the top level move into `properties`. Its properties, `$lib` and `$lib_version` included,
-//! are kept byte for byte (`EventOptions::relayed`). The local validation still runs first: an
-//! event the local server rejects is never relayed.
+//! are kept (`EventOptions::relayed`: the relay adds none of its own). The local validation
+//! still runs first: an event the local server rejects is never relayed.
 //!
-//! The spool lives in memory: events still spooled when the process stops are lost
-//! ([`Forwarder::shutdown`] tries to deliver them first, for a bounded time).
+//! The spool lives in memory: `serve --forward` delivers what is spooled before it exits on
+//! Ctrl-C or `SIGTERM` ([`Forwarder::shutdown`], bounded) and reports what is left; a process
+//! killed outright loses it. At most [`MAX_PROJECTS`] project keys are relayed (each has its
+//! own client and spool); events for more are refused, counted.
 
 use core::time::Duration;
 use std::borrow::ToOwned;
@@ -50,6 +54,13 @@ use super::validate::{distinct_id, parse_uuid};
 
 /// Default of [`ForwardConfig::spool_bytes`]: 8 MiB of events per project key.
 pub const DEFAULT_SPOOL_BYTES: usize = 8 << 20;
+
+/// Most project keys one gateway relays.
+pub const MAX_PROJECTS: usize = 64;
+
+/// Bytes an event takes in the spool besides its JSON (record header, the relay's framing),
+/// for [`Forwarder::room`] estimates.
+pub const SPOOL_OVERHEAD: usize = 64;
 
 /// Settings of a [`Forwarder`].
 #[derive(Clone, Debug)]
@@ -136,12 +147,13 @@ pub struct ForwardStats {
     pub projects: usize,
     /// Events handed to the relay.
     pub accepted: u64,
-    /// Events the relay refused at once (no project key, not relayable), counted.
+    /// Events the relay refused at once (no project key, too many keys, not relayable),
+    /// counted.
     pub refused: u64,
     /// Events delivered upstream.
     pub delivered: u64,
-    /// Events dropped after they were spooled: the spool overflowed, or the upstream refused
-    /// them for good.
+    /// Events dropped after they were spooled: the upstream refused them for good, or (when
+    /// the back-pressure estimate fell short) the spool overflowed.
     pub dropped: u64,
     /// Events spooled, not yet delivered.
     pub pending: usize,
@@ -203,6 +215,12 @@ impl Forwarder {
         &self.config.upstream
     }
 
+    /// Bytes of spool per project key ([`ForwardConfig::spool_bytes`]).
+    #[must_use]
+    pub const fn spool_bytes(&self) -> usize {
+        self.config.spool_bytes
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -242,6 +260,10 @@ impl Forwarder {
             return 0;
         };
         if !g.clients.contains_key(key) {
+            if g.clients.len() >= MAX_PROJECTS {
+                g.refused += fresh.len() as u64;
+                return 0;
+            }
             match self.client(key) {
                 Ok(c) => {
                     g.clients.insert(key.to_owned(), Arc::new(c));
@@ -267,24 +289,44 @@ impl Forwarder {
         spooled
     }
 
-    /// Totals over every project key.
+    /// Bytes of spool left for `api_key`'s events (its whole spool before its first event).
+    #[must_use]
+    pub fn room(&self, api_key: &str) -> usize {
+        match self.lock().clients.get(api_key) {
+            Some(c) => {
+                let q = c.queue_status();
+                q.capacity.saturating_sub(q.bytes_used)
+            }
+            None => self.config.spool_bytes,
+        }
+    }
+
+    /// Totals over every project key. Each event is in exactly one of `delivered`, `dropped`,
+    /// `refused` and `pending` (each key's client is read under one lock).
     #[must_use]
     pub fn stats(&self) -> ForwardStats {
         let g = self.lock();
         let mut s = ForwardStats {
             projects: g.clients.len(),
             accepted: g.accepted,
+            // Refusals at the client (invalid, too large, queue full) are counted here, by
+            // `forward`, once.
             refused: g.refused,
             ..ForwardStats::default()
         };
         for c in g.clients.values() {
-            let cs: ClientStats = c.stats();
+            let q = c.queue_status();
+            let cs: ClientStats = q.stats;
+            let qs = cs.queue;
             s.delivered += cs.sent as u64;
-            s.dropped += cs.queue.dropped() as u64;
+            // What left the spool undelivered (an evicted event whose batch was in flight and
+            // then delivered is in `delivered`).
+            s.dropped += u64::from(qs.evicted).saturating_sub(cs.evicted_then_delivered as u64)
+                + u64::from(qs.discarded_too_large_for_body)
+                + u64::from(qs.discarded_rejected)
+                + u64::from(qs.discarded_gave_up);
             s.retries += cs.retries as u64;
-            // Refused by the relay's own client (too large for its spool, invalid).
-            s.refused += (cs.invalid + cs.queue.too_large) as u64;
-            s.pending += c.pending();
+            s.pending += q.pending;
         }
         s
     }

@@ -58,7 +58,7 @@ use super::context::OwnedContext;
 use super::definitions::{
     decide_response, flags_response, without_cohorts, Definitions, DefinitionsError, FlagOutcome,
 };
-use super::forward::Forwarder;
+use super::forward::{Forwarder, SPOOL_OVERHEAD};
 use super::validate::{
     check_event, distinct_id, event_time, iso, parse_capture, parse_uuid, TimeSource,
 };
@@ -66,6 +66,9 @@ use posthog_embedded::capture::Uuid;
 use posthog_embedded::flags::Inconclusive;
 use posthog_embedded::rng::Rng;
 use posthog_embedded::time::UnixMillis;
+
+/// `Retry-After` (seconds) of the gateway's answer when its spool is full.
+pub const SPOOL_FULL_RETRY_AFTER: u32 = 5;
 
 /// Largest request body accepted (PostHog's limit is 20 MiB). A request that declares a larger
 /// `Content-Length` is answered 413 before its body is read.
@@ -836,6 +839,8 @@ struct Answer {
     events: usize,
     problems: usize,
     fault: bool,
+    /// `Retry-After` (seconds) of an answer that is not an injected fault.
+    retry_after: Option<u32>,
 }
 
 impl Answer {
@@ -851,6 +856,7 @@ impl Answer {
             events: 0,
             problems: 0,
             fault: false,
+            retry_after: None,
         }
     }
 
@@ -979,10 +985,13 @@ async fn handle(
     if let Some(allow) = answer.allow {
         h.insert(ALLOW, HeaderValue::from_static(allow));
     }
-    if answer.fault {
-        if let Some(secs) = state.faults.retry_after {
-            h.insert(hyper::header::RETRY_AFTER, HeaderValue::from(secs));
-        }
+    let retry_after = if answer.fault {
+        state.faults.retry_after
+    } else {
+        answer.retry_after
+    };
+    if let Some(secs) = retry_after {
+        h.insert(hyper::header::RETRY_AFTER, HeaderValue::from(secs));
     }
     if state.faults.close_connections {
         h.insert(CONNECTION, HeaderValue::from_static("close"));
@@ -1155,6 +1164,31 @@ fn capture(
         a.problems = details.len();
         a.details = details;
         return a;
+    }
+    // The gateway takes a request only if its spool has room for all of it: otherwise a 503
+    // with `Retry-After`, nothing recorded, and the device keeps its events. (A request larger
+    // than the whole spool could never fit: it is taken, and the relay counts what it cannot
+    // keep.)
+    if let Some(f) = &state.forward {
+        let needed: usize = checked
+            .iter()
+            .map(|(e, _)| e.to_string().len() + SPOOL_OVERHEAD)
+            .sum();
+        let room = f.room(env.api_key.as_deref().unwrap_or_default());
+        if needed > room && needed <= f.spool_bytes() {
+            let mut a = Answer::error(
+                503,
+                &format!(
+                    "the gateway's spool is full ({needed} bytes needed, {room} left): retry later"
+                ),
+            );
+            a.summary = format!(
+                "{n} event{} refused: the gateway's spool is full, {room} bytes left (nothing recorded)",
+                if n == 1 { "" } else { "s" }
+            );
+            a.retry_after = Some(SPOOL_FULL_RETRY_AFTER);
+            return a;
+        }
     }
     let mut g = state.lock();
     let mut records = Vec::with_capacity(n);

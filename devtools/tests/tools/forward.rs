@@ -315,37 +315,67 @@ fn an_outage_keeps_every_event_spooled_until_delivered() {
 }
 
 #[test]
-fn a_full_spool_drops_the_oldest_and_counts_them_and_a_refused_batch_is_counted() {
+fn a_full_spool_answers_503_and_takes_nothing_so_the_device_keeps_its_events() {
     let stub = Stub::start(vec![]);
     stub.down.store(true, Ordering::SeqCst);
-    // About 4 KiB: far fewer than the 40 events of ~350 bytes sent during the outage.
+    // About 4 KiB: room for a few requests of 5 events (~450 bytes each) during the outage.
     let (gw, f) = gateway(&stub.url(), 4096);
-    for i in 0..8 {
-        let body = device_batch("phc_x", i * 5, 5);
-        assert!(post(&gw.addr().to_string(), "/batch/", &body).starts_with("HTTP/1.1 200"));
-    }
-    let s = wait_stats(&f, |s| s.dropped > 0 && s.retries > 0);
-    assert!(s.dropped > 0, "{s}");
-    stub.down.store(false, Ordering::SeqCst);
-    let s = wait_stats(&f, |s| s.pending == 0 && s.delivered > 0);
-    assert_eq!(s.accepted, 40);
-    assert_eq!(
-        s.delivered + s.dropped + s.refused,
-        40,
-        "every event accounted for: {s}"
+    let addr = gw.addr().to_string();
+    let mut taken = 0;
+    let refused = loop {
+        let resp = post(&addr, "/batch/", &device_batch("phc_x", taken * 5, 5));
+        if resp.starts_with("HTTP/1.1 503") {
+            break resp;
+        }
+        assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+        taken += 1;
+        assert!(taken < 20, "the spool never filled");
+    };
+    assert!(taken >= 1);
+    assert!(
+        refused.to_ascii_lowercase().contains("retry-after: "),
+        "{refused}"
     );
-    assert_eq!(s.refused, 0);
-    // Delivered once each, and the newest ones survived.
-    let got: Vec<String> = stub
-        .seen()
+    // Nothing of the refused request was taken: not counted, not recorded.
+    assert_eq!(f.stats().accepted, taken as u64 * 5);
+    assert_eq!(gw.total_events(), taken * 5);
+    // The upstream comes back: the spool drains, and the device's resend is taken.
+    stub.down.store(false, Ordering::SeqCst);
+    let s = wait_stats(&f, |s| s.pending == 0 && s.delivered == taken as u64 * 5);
+    assert_eq!((s.dropped, s.refused), (0, 0), "{s}");
+    let resend = post(&addr, "/batch/", &device_batch("phc_x", taken * 5, 5));
+    assert!(resend.starts_with("HTTP/1.1 200"), "{resend}");
+    let total = (taken + 1) as u64 * 5;
+    let s = wait_stats(&f, |s| s.delivered == total);
+    assert_eq!(
+        (s.accepted, s.delivered, s.dropped, s.pending),
+        (total, total, 0, 0),
+        "{s}"
+    );
+    let got: BTreeSet<String> = stub
+        .events()
         .iter()
-        .filter(|r| r.body["batch"].is_array())
-        .flat_map(|r| r.body["batch"].as_array().unwrap().clone())
         .map(|e| e["uuid"].as_str().unwrap().to_owned())
         .collect();
-    let unique: BTreeSet<&String> = got.iter().collect();
-    assert!(unique.contains(&uuid(39)));
-    assert_eq!(unique.len() as u64, s.delivered);
+    assert_eq!(got, (0..(taken + 1) * 5).map(uuid).collect());
+}
+
+#[test]
+fn every_event_is_counted_once_refused_dropped_or_delivered() {
+    // An event larger than the whole spool can never be kept: taken (it would never fit, so
+    // no 503 could help), refused by the relay, counted once.
+    let stub = Stub::start(vec![]);
+    let (gw, f) = gateway(&stub.url(), 2048);
+    let mut big: Value = serde_json::from_str(&device_batch("phc_z", 0, 2)).unwrap();
+    big["batch"][0]["properties"]["padding"] = json!("x".repeat(4000));
+    let resp = post(&gw.addr().to_string(), "/batch/", &big.to_string());
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let s = wait_stats(&f, |s| s.delivered == 1);
+    assert_eq!(
+        (s.accepted, s.refused, s.delivered, s.dropped, s.pending),
+        (2, 1, 1, 0, 0),
+        "{s}"
+    );
 
     // A batch the upstream refuses for good (400) is dropped, counted, not retried forever.
     let refusing = Stub::start(vec![400]);
@@ -357,7 +387,11 @@ fn a_full_spool_drops_the_oldest_and_counts_them_and_a_refused_batch_is_counted(
     )
     .starts_with("HTTP/1.1 200"));
     let s = wait_stats(&f, |s| s.dropped == 2);
-    assert_eq!((s.delivered, s.dropped, s.pending), (0, 2, 0), "{s}");
+    assert_eq!(
+        (s.accepted, s.delivered, s.dropped, s.refused, s.pending),
+        (2, 0, 2, 0, 0),
+        "{s}"
+    );
 }
 
 #[test]
@@ -411,4 +445,54 @@ fn serve_forward_relays_from_the_command_line() {
     let _ = child.wait();
     assert_eq!(stub.events().len(), 2);
     assert!(totals.contains("0 dropped"), "{totals:?}");
+}
+
+#[test]
+fn a_stopping_gateway_delivers_its_spool_before_it_exits() {
+    let stub = Stub::start(vec![]);
+    stub.down.store(true, Ordering::SeqCst);
+    let mut child = Command::new(BIN)
+        .args(["serve", "--port", "0", "--quiet", "--forward", &stub.url()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut addr = String::new();
+    for _ in 0..20 {
+        let mut line = String::new();
+        if out.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        if let Some(a) = line.trim().strip_prefix("listening on http://") {
+            addr = a.to_owned();
+        }
+        if line.starts_with("press Ctrl-C") {
+            break;
+        }
+    }
+    // Taken while the upstream is down: spooled.
+    assert!(post(&addr, "/batch/", &device_batch("phc_stop", 0, 2)).starts_with("HTTP/1.1 200"));
+    // SIGTERM, as a service manager stops it; the upstream comes back while it drains.
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    std::thread::sleep(Duration::from_millis(300));
+    stub.down.store(false, Ordering::SeqCst);
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}: {rest}");
+    assert!(rest.contains("stopping: delivering the spool"), "{rest}");
+    assert!(
+        rest.contains("forwarded 2 of 2 events (0 pending, 0 dropped"),
+        "{rest}"
+    );
+    let uuids: BTreeSet<String> = stub
+        .events()
+        .iter()
+        .filter_map(|e| e["uuid"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(uuids, (0..2).map(uuid).collect());
 }

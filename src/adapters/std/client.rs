@@ -33,6 +33,20 @@ pub struct FlushResult {
     pub pending: usize,
 }
 
+/// A consistent reading of a [`StdClient`]'s queue ([`StdClient::queue_status`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct QueueStatus {
+    /// The counters.
+    pub stats: ClientStats,
+    /// Events waiting to be delivered.
+    pub pending: usize,
+    /// Bytes of queue they take (record headers included).
+    pub bytes_used: usize,
+    /// Bytes of queue in all.
+    pub capacity: usize,
+}
+
 /// A ready-to-use PostHog client for hosts: the core [`Client`](crate::client::Client) driven by
 /// a background thread over [`UreqTransport`]. `Sync`: share it with `Arc`.
 ///
@@ -491,6 +505,20 @@ impl StdClient {
     #[must_use]
     pub fn stats(&self) -> ClientStats {
         self.shared.lock().core.stats()
+    }
+
+    /// The counters, the events waiting and the queue's fill, read together (one lock), so
+    /// they add up: an event is counted in [`ClientStats::sent`] or in `pending`, never in both
+    /// or neither.
+    #[must_use]
+    pub fn queue_status(&self) -> QueueStatus {
+        let g = self.shared.lock();
+        QueueStatus {
+            stats: g.core.stats(),
+            pending: g.core.pending(),
+            bytes_used: g.core.queue().bytes_used(),
+            capacity: g.core.queue().capacity(),
+        }
     }
 
     /// Events waiting to be delivered.

@@ -94,7 +94,7 @@ mod snapshot;
 mod transport;
 mod worker;
 
-pub use client::{FlushResult, StdClient};
+pub use client::{FlushResult, QueueStatus, StdClient};
 pub use clock::{HostClock, ManualClock, StdClock};
 pub use config::{
     normalize_host, os_seed, StdConfig, StdCore, StdError, StdFlagStore, StdRemoteFlags,

@@ -195,25 +195,56 @@ pub(crate) fn run(a: &ServeArgs) -> Outcome {
         let _ = writeln!(out, "press Ctrl-C to stop");
         let _ = out.flush();
     }
-    // Serve until the process is stopped; every request flushes its own output. A gateway
-    // prints its totals whenever they change.
+    // Serve until Ctrl-C or SIGTERM; every request flushes its own output. A gateway prints
+    // its totals whenever they change, and delivers its spool before it exits.
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel();
+    ctrlc::set_handler(move || {
+        let _ = stop_tx.send(());
+    })
+    .map_err(|e| Failure::input(format!("cannot handle Ctrl-C: {e}")))?;
     let mut last = None;
-    loop {
-        match &forwarder {
-            Some(f) => {
-                std::thread::sleep(Duration::from_secs(1));
-                let stats = f.stats();
-                if last != Some(stats) {
-                    last = Some(stats);
-                    let mut out = std::io::stdout().lock();
-                    let _ = writeln!(out, "{}", describe_forward(f));
-                    let _ = out.flush();
-                }
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+        stop_rx.recv_timeout(Duration::from_secs(1))
+    {
+        if let Some(f) = &forwarder {
+            let stats = f.stats();
+            if last != Some(stats) {
+                last = Some(stats);
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{}", describe_forward(f));
+                let _ = out.flush();
             }
-            None => std::thread::park(),
         }
     }
+    server.stop();
+    let Some(f) = forwarder else {
+        return Ok(());
+    };
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "stopping: delivering the spool to {} (up to {} s)",
+            f.upstream(),
+            SHUTDOWN_DRAIN.as_secs()
+        );
+        let _ = out.flush();
+    }
+    let left = f.shutdown(SHUTDOWN_DRAIN);
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{}", describe_forward(&f));
+    let _ = out.flush();
+    drop(out);
+    if left > 0 {
+        return Err(Failure::Negative(format!(
+            "{left} events were not delivered and are lost"
+        )));
+    }
+    Ok(())
 }
+
+/// How long a stopping gateway keeps delivering its spool.
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(10);
 
 /// A certificate file: DER, or the first `CERTIFICATE` block of a PEM file.
 fn read_certificate(path: &std::path::Path) -> Result<Vec<u8>, Failure> {
