@@ -5,7 +5,9 @@
 //!   status, `Retry-After`, `ETag` and body.
 //! - [`Connect`]: a byte stream the crate's HTTP/1.1 client runs over
 //!   ([`StreamTransport`](crate::adapters::stream::StreamTransport)): embassy-net `TcpSocket`, a
-//!   UART modem in transparent mode, a TLS session.
+//!   UART modem in transparent mode, a modem's own TLS socket.
+//! - [`Dial`]: a stream whose connections need state borrowed from it (a TLS session per
+//!   connection: [`TlsDialer`](crate::tls::TlsDialer) with the `tls` feature).
 //!
 //! [`send_due`](crate::adapters::send_due) drives a client with a [`Transport`]; the drivers
 //! wrap it with their runtime's timers and timeouts.
@@ -68,8 +70,9 @@ pub trait Transport {
 
 /// A byte stream the provided HTTP/1.1 client can (re)open.
 ///
-/// For embassy-net, wrap a `TcpSocket` and connect it to the ingestion host's address (and, for
-/// HTTPS, put a TLS session such as `embedded-tls` on top).
+/// For embassy-net, wrap a `TcpSocket` and connect it to the ingestion host's address
+/// (`adapters::embassy_net::TcpConnect`, or `DnsTcpConnect` by name); for HTTPS, hand it to a
+/// [`Dial`]er such as `tls::TlsDialer`.
 #[allow(async_fn_in_trait)]
 pub trait Connect: embedded_io_async::Read + embedded_io_async::Write {
     /// Opens the connection (called before the first request and after a close).
@@ -112,6 +115,13 @@ pub trait Dial {
 
     /// Closes what is left of the connection, after its session was dropped or a dial failed.
     async fn hang_up(&mut self);
+
+    /// Whether a dial needs the wall clock (a TLS dialer checks certificate validity with it).
+    /// The runner then waits for the clock instead of dialing: the events stay queued, and no
+    /// delivery attempt is counted as failed. Default `false`.
+    fn needs_wall_clock(&self) -> bool {
+        false
+    }
 }
 
 /// A dialer lent to the runner, so the caller can look at it afterwards (tests, statistics).
@@ -131,5 +141,9 @@ impl<D: Dial> Dial for &mut D {
 
     async fn hang_up(&mut self) {
         D::hang_up(self).await;
+    }
+
+    fn needs_wall_clock(&self) -> bool {
+        D::needs_wall_clock(self)
     }
 }

@@ -12,12 +12,17 @@
 //!   (embedded-tls alone would accept it).
 //!
 //! There is no switch that turns verification off. Without a wall clock
-//! ([`Posthog::set_wall_clock`](crate::adapters::embassy::Posthog::set_wall_clock)) a dial fails
-//! with [`TlsFailure::NoWallClock`]: events stay queued until the clock is known.
+//! ([`Posthog::set_wall_clock`](crate::adapters::embassy::Posthog::set_wall_clock)) the runner
+//! does not dial: events stay queued until the clock is known, with no failed attempt counted
+//! (a dial made anyway fails with [`TlsFailure::NoWallClock`]).
 //!
 //! Keys and signatures: ECDSA P-256 (TLS 1.3 `ecdsa_secp256r1_sha256`, AES-128-GCM, key
 //! exchange on P-256); with `tls-p384`, P-384 and SHA-384 too (chains through a P-384 root).
-//! RSA is not supported. Cost: see the README ("Connecting a device to PostHog Cloud").
+//! RSA is not supported. embedded-tls 0.19 always offers P-384 and Ed25519 handshake
+//! signatures as well, and has no way to take them back: a server that holds several
+//! certificates and picks one of those (without `tls-p384`, for P-384) is refused with
+//! [`CertError::UnsupportedScheme`], never accepted unchecked. Cost: see the README
+//! ("Connecting a device to PostHog Cloud").
 //!
 //! # Buffers
 //!
@@ -342,6 +347,10 @@ impl<C: Connect, R: CryptoRngCore> Dial for TlsDialer<'_, C, R> {
 
     async fn hang_up(&mut self) {
         self.inner.disconnect().await;
+    }
+
+    fn needs_wall_clock(&self) -> bool {
+        true
     }
 }
 

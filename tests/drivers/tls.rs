@@ -1,9 +1,9 @@
 //! TLS on the embassy path: the runner's `run_dialed` over `tls::TlsDialer` (embedded-tls on a
 //! blocking loopback TCP stream) against an in-process rustls 0.23 server whose certificates
 //! come from a private CA (rcgen). Events are delivered with the right CA, and session after
-//! session when the server closes connections; with a wrong CA, an expired certificate, a
-//! wrong host name or no wall clock, the handshake fails with a typed error, the server gets
-//! no request, and the events stay queued.
+//! session when the server closes connections; with a wrong CA, an expired certificate or a
+//! wrong host name, the handshake fails with a typed error, the server gets no request, and
+//! the events stay queued; without a wall clock nothing is dialed until it is set.
 #![cfg(all(feature = "embassy", feature = "tls"))]
 
 use std::io::{BufRead, BufReader, Read as _, Write as _};
@@ -254,14 +254,12 @@ fn events_reach_the_server_over_verified_tls_session_after_session() {
     assert_eq!(ph.stats().sent, 3);
 }
 
-/// Dials `port` trusting `root` with one event queued: what the dialer reported, what is
-/// still queued, and what the server saw.
-fn refused(port: u16, root: Vec<u8>, wall: bool) -> (Option<TlsFailure>, usize) {
+/// Dials `port` trusting `root` with one event queued: what the dialer reported and what is
+/// still queued.
+fn refused(port: u16, root: Vec<u8>) -> (Option<TlsFailure>, usize) {
     let (ph, mut runner) = start(port);
     let mut tls = dialer(port, root);
-    if wall {
-        ph.set_wall_clock(UnixMillis::from_millis(now_ms()));
-    }
+    ph.set_wall_clock(UnixMillis::from_millis(now_ms()));
     let drained = with_tls(&mut runner, &mut tls, async {
         capture(&ph, 1);
         ph.flush(deadline(700)).await
@@ -308,7 +306,7 @@ fn a_wrong_ca_an_expired_certificate_or_a_wrong_name_sends_nothing_and_keeps_the
     ];
     for (what, (chain, key), want) in cases {
         let (port, seen) = tls_server(chain, &key, false);
-        let (failure, pending) = refused(port, trusted.der().to_vec(), true);
+        let (failure, pending) = refused(port, trusted.der().to_vec());
         assert!(
             matches!(failure, Some(TlsFailure::Certificate(e)) if e == want),
             "{what}: {failure:?}"
@@ -324,17 +322,27 @@ fn a_wrong_ca_an_expired_certificate_or_a_wrong_name_sends_nothing_and_keeps_the
 }
 
 #[test]
-fn without_a_wall_clock_nothing_is_dialed() {
+fn without_a_wall_clock_nothing_is_dialed_until_it_is_set() {
     let ca = ca("test root");
     let (chain, key) = leaf(&["localhost"], &ca, false);
     let (port, seen) = tls_server(chain, &key, false);
-    let (failure, pending) = refused(port, ca.der().to_vec(), false);
-    assert!(
-        matches!(failure, Some(TlsFailure::NoWallClock)),
-        "{failure:?}"
-    );
-    assert_eq!(pending, 1);
-    assert_eq!(seen.lock().unwrap().connections, 0);
+    let (ph, mut runner) = start(port);
+    let mut tls = dialer(port, ca.der().to_vec());
+    let (waiting, delivered) = with_tls(&mut runner, &mut tls, async {
+        capture(&ph, 1);
+        let waiting = ph.flush(deadline(500)).await;
+        let stats = ph.stats();
+        // No clock: not dialed, and no delivery attempt counted as failed.
+        assert_eq!((stats.retries, stats.last_error), (0, None));
+        assert_eq!(seen.lock().unwrap().connections, 0);
+        // The clock arrives (SNTP, GNSS): the runner dials and delivers.
+        ph.set_wall_clock(UnixMillis::from_millis(now_ms()));
+        (waiting, ph.flush(deadline(10_000)).await)
+    });
+    assert_eq!((waiting.sent, waiting.pending), (0, 1));
+    assert_eq!((delivered.sent, delivered.pending), (1, 0));
+    assert_eq!(tls.sessions(), 1);
+    assert_eq!(ph.stats().retries, 0);
 }
 
 #[test]

@@ -80,6 +80,8 @@ impl<'d, M: RawMutex> Posthog<'d, M> {
             .zip(i64::try_from(mono).ok())
             .map(|(w, m)| w - m);
         self.shared.wall_offset.lock(|o| o.set(offset));
+        // A runner waiting for the clock before it can check certificates goes on.
+        self.shared.wake.signal(());
         // The storage runner records the clock anchor once the wall clock is known.
         #[cfg(feature = "storage")]
         self.shared.persist_wake.signal(());

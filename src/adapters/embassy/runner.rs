@@ -111,7 +111,8 @@ impl<'d, M: RawMutex> Runner<'d, M> {
     /// kept while its connection lives (requests kept alive over it); when it ends, the next
     /// due request dials again. A failed dial (no connection, a refused certificate) settles
     /// the due request as a transport failure: its events stay queued and are retried with
-    /// back-off. The dial, handshake included, is bounded by the request timeout.
+    /// back-off. The dial, handshake included, is bounded by the request timeout. A dialer that
+    /// needs the wall clock ([`Dial::needs_wall_clock`]) is not dialed before it is set.
     ///
     /// A session idle for [`Timeouts::session_idle`] is closed before the next request, which
     /// dials a fresh one. One the server closed sooner is found closed by the next request,
@@ -121,6 +122,12 @@ impl<'d, M: RawMutex> Runner<'d, M> {
         loop {
             self.wait_due().await;
             let wall = self.shared.now().wall;
+            if wall.is_none() && dialer.needs_wall_clock() {
+                // Certificates cannot be checked yet: wait for the clock (`set_wall_clock`
+                // wakes the runner) without counting a failed attempt; events stay queued.
+                self.shared.wake.wait().await;
+                continue;
+            }
             {
                 let dialed =
                     embassy_time::with_timeout(self.timeouts.request, dialer.dial(host, wall))
