@@ -356,7 +356,6 @@ else
       "QEMU run ${TOOK} s, connections dropped at the proxy $dropped_conns"
   fi
 
-  # reset: three boots over the emulated flash chip in one QEMU run (see the header).
   if selected tls; then
     echo "--- pass tls: TLS 1.3 on the device, certificate verified against serve --tls's CA"
     start_server tls --tls --tls-ca-out "$WORK/tls-ca.der"
@@ -380,6 +379,7 @@ else
     fi
   fi
 
+  # reset: three boots over the emulated flash chip in one QEMU run (see the header).
   if selected reset; then
     echo "--- pass reset: capture with the link down, reset, restore and deliver, reset, definitions from flash"
     start_server reset --definitions "$ROOT/examples/data/sample_definitions.json"

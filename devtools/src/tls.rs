@@ -54,7 +54,8 @@ impl core::fmt::Display for TlsSetupError {
 impl core::error::Error for TlsSetupError {}
 
 /// A new CA (`posthog-embedded local CA`) and a server certificate for `names` (at least one),
-/// both valid from 1975 to 4096 (rcgen's defaults: a device without a wall clock accepts it).
+/// both valid from 1975 to 4096 (rcgen's defaults: whatever a device's clock says, they are
+/// valid).
 ///
 /// # Errors
 /// [`TlsSetupError`].

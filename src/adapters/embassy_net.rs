@@ -12,7 +12,8 @@
 //! With the `embassy-net-dns` feature, `DnsTcpConnect` connects to a host name instead,
 //! resolved at every connect through an `embedded-nal-async` `Dns` resolver under a timeout.
 //!
-//! For HTTPS, put a TLS session on top of the socket and implement [`Connect`] for that instead.
+//! For HTTPS, give the connection to `tls::TlsDialer` (feature `tls`) and the dialer to the
+//! runner's `run_dialed`: a verified TLS session per connection.
 //!
 //! # Example
 //!
