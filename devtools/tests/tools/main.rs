@@ -4,6 +4,7 @@
 #[path = "../../../tests/common/mod.rs"]
 mod common;
 
+mod bench_eval;
 mod cli;
 mod compliance_adapter;
 mod eval_jsonl;
