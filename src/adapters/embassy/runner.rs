@@ -8,6 +8,7 @@ use super::Shared;
 use crate::adapters::stream::StreamTransport;
 use crate::client::{Client, ConfigError, RequestKind, Setting, TransportError};
 use crate::net::transport::{Connect, Dial, Transport};
+use crate::net::Transmit;
 
 /// Timeouts of the runner's requests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -168,19 +169,8 @@ impl<'d, M: RawMutex> Runner<'d, M> {
     /// Settles the request due now as failed with `e`, without sending it (the client
     /// retries it with back-off).
     fn fail_due(&mut self, e: TransportError) {
-        let now = self.shared.now();
-        let tx_buf = &mut *self.tx;
-        let (taken, query_ended) = self.shared.client.lock(|c| {
-            let mut c = c.borrow_mut();
-            let generation = c.query_generation();
-            let taken = c.poll_transmit(now, tx_buf).is_some();
-            (taken, c.query_generation() != generation)
-        });
-        if taken {
-            self.shared.with(|c| c.handle_transport_error(now, e));
-        }
-        if taken || query_ended {
-            self.shared.settled.notify();
+        if take_due(self.shared, &mut *self.tx).is_some() {
+            settle_failed(self.shared, e);
         }
     }
 
@@ -252,30 +242,12 @@ impl<M: RawMutex, C: Connect> Link<'_, '_, M, C> {
                 connect_failed = true;
             }
         }
-        let now = self.shared.now();
-        let tx_buf = &mut *self.tx;
-        // The head is owned: the request leaves the lock, and only its body borrows `tx`.
-        let (tx, query_ended) = self.shared.client.lock(|c| {
-            let mut c = c.borrow_mut();
-            let generation = c.query_generation();
-            let tx = c.poll_transmit(now, tx_buf);
-            let ended = c.query_generation() != generation;
-            (tx, ended)
-        });
-        if tx.is_none() && query_ended {
-            // A `/flags` query ended without a request (too large for the buffer, shutdown):
-            // its reader is waiting.
-            self.shared.settled.notify();
-        }
-        match tx {
+        match take_due(self.shared, &mut *self.tx) {
             Some(_) if connect_failed => {
                 // The request due could not even connect: settle it as such (the client
                 // retries it with back-off) without waiting for a second connect attempt.
-                let now = self.shared.now();
                 ph_debug!("connect failed");
-                self.shared
-                    .with(|c| c.handle_transport_error(now, TransportError::Connect));
-                self.shared.settled.notify();
+                settle_failed(self.shared, TransportError::Connect);
             }
             Some(tx) => {
                 let timeout = match tx.kind {
@@ -322,6 +294,30 @@ impl<M: RawMutex, C: Connect> Link<'_, '_, M, C> {
             }
         }
     }
+}
+
+/// Takes the request due now from the client: its head owned (it leaves the lock), its body in
+/// `tx_buf`. A `/flags` query that ended without a request (too large for the buffer,
+/// shutdown) has its reader woken.
+fn take_due<'b, M: RawMutex>(shared: &Shared<'_, M>, tx_buf: &'b mut [u8]) -> Option<Transmit<'b>> {
+    let now = shared.now();
+    let (tx, query_ended) = shared.client.lock(|c| {
+        let mut c = c.borrow_mut();
+        let generation = c.query_generation();
+        let tx = c.poll_transmit(now, tx_buf);
+        (tx, c.query_generation() != generation)
+    });
+    if tx.is_none() && query_ended {
+        shared.settled.notify();
+    }
+    tx
+}
+
+/// Settles the request just taken as failed with `e`, unsent; its events stay queued.
+fn settle_failed<M: RawMutex>(shared: &Shared<'_, M>, e: TransportError) {
+    let now = shared.now();
+    shared.with(|c| c.handle_transport_error(now, e));
+    shared.settled.notify();
 }
 
 /// Returns once the client has a request due (or a handle asks for one).
