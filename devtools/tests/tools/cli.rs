@@ -52,14 +52,14 @@ impl Drop for Scratch {
 }
 
 /// `posthog-embedded serve --port 0 ...`, killed on drop. Its stdout lines are collected.
-struct Serve {
+pub(crate) struct Serve {
     child: Child,
     url: String,
     lines: Arc<Mutex<Vec<String>>>,
 }
 
 impl Serve {
-    fn start(args: &[&str]) -> Self {
+    pub(crate) fn start(args: &[&str]) -> Self {
         let mut child = Command::new(BIN)
             .args(["serve", "--port", "0"])
             .args(args)
@@ -85,16 +85,37 @@ impl Serve {
         Self { child, url, lines }
     }
 
-    fn addr(&self) -> &str {
-        self.url.trim_start_matches("http://")
+    /// The URL it printed first (`http://…`, or `https://…` with `--tls`).
+    pub(crate) fn url(&self) -> &str {
+        &self.url
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn addr(&self) -> &str {
+        self.url
+            .trim_start_matches("http://")
+            .trim_start_matches("https://")
+    }
+
+    pub(crate) fn log(&self) -> String {
         self.lines.lock().unwrap().join("\n")
     }
 
+    /// Sends it `SIGTERM`, as a service manager stops it.
+    pub(crate) fn terminate(&self) {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success());
+    }
+
+    /// Waits until it exits.
+    pub(crate) fn wait_exit(&mut self) -> std::process::ExitStatus {
+        self.child.wait().expect("wait for serve")
+    }
+
     /// Waits until a log line contains `needle`.
-    fn wait_log(&self, needle: &str) -> bool {
+    pub(crate) fn wait_log(&self, needle: &str) -> bool {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if self.log().contains(needle) {

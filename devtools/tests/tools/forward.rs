@@ -6,7 +6,6 @@
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,7 +15,7 @@ use posthog_embedded_devtools::server::{LocalServer, ServerConfig};
 use posthog_embedded_devtools::validate::{iso, TimeSource};
 use serde_json::{json, Value};
 
-use super::cli::{post, BIN};
+use super::cli::{post, Serve};
 
 /// One request the stub received.
 #[derive(Clone, Debug)]
@@ -75,6 +74,11 @@ impl Stub {
         format!("http://{}", self.addr)
     }
 
+    /// The uuids of every event it received (any request, any answer).
+    fn uuids(&self) -> BTreeSet<String> {
+        uuids_of(&self.events())
+    }
+
     fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
     }
@@ -87,6 +91,14 @@ impl Stub {
             .flat_map(|s| s.body["batch"].as_array().cloned().unwrap_or_default())
             .collect()
     }
+}
+
+/// The uuids of `events`.
+fn uuids_of(events: &[Value]) -> BTreeSet<String> {
+    events
+        .iter()
+        .map(|e| e["uuid"].as_str().unwrap_or_default().to_owned())
+        .collect()
 }
 
 fn read_request(conn: &TcpStream) -> Option<Seen> {
@@ -305,12 +317,7 @@ fn an_outage_keeps_every_event_spooled_until_delivered() {
     // Each attempt carried the same events; the last one was accepted.
     let seen = stub.seen();
     assert!(seen.len() >= 4);
-    let last: BTreeSet<String> = seen.last().unwrap().body["batch"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["uuid"].as_str().unwrap().to_owned())
-        .collect();
+    let last = uuids_of(seen.last().unwrap().body["batch"].as_array().unwrap());
     assert_eq!(last, (0..5).map(uuid).collect());
 }
 
@@ -352,12 +359,7 @@ fn a_full_spool_answers_503_and_takes_nothing_so_the_device_keeps_its_events() {
         (total, total, 0, 0),
         "{s}"
     );
-    let got: BTreeSet<String> = stub
-        .events()
-        .iter()
-        .map(|e| e["uuid"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(got, (0..(taken + 1) * 5).map(uuid).collect());
+    assert_eq!(stub.uuids(), (0..(taken + 1) * 5).map(uuid).collect());
 }
 
 #[test]
@@ -397,102 +399,72 @@ fn every_event_is_counted_once_refused_dropped_or_delivered() {
 #[test]
 fn serve_forward_relays_from_the_command_line() {
     let stub = Stub::start(vec![]);
-    let mut child = Command::new(BIN)
-        .args(["serve", "--port", "0", "--forward", &stub.url()])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut addr = String::new();
-    let mut banner = Vec::new();
-    for _ in 0..20 {
-        let mut line = String::new();
-        if out.read_line(&mut line).unwrap() == 0 {
-            break;
-        }
-        if let Some(a) = line.trim().strip_prefix("listening on http://") {
-            addr = a.to_owned();
-        }
-        banner.push(line.clone());
-        if line.starts_with("press Ctrl-C") {
-            break;
-        }
-    }
+    let serve = Serve::start(&["--forward", &stub.url()]);
     assert!(
-        banner
-            .iter()
-            .any(|l| l.starts_with("forwarding accepted events to http://")),
-        "{banner:?}"
+        serve.wait_log("forwarding accepted events to http://"),
+        "{}",
+        serve.log()
     );
-    assert!(post(&addr, "/batch/", &device_batch("phc_cli", 0, 2)).starts_with("HTTP/1.1 200"));
-    let until = Instant::now() + Duration::from_secs(20);
-    while stub.events().len() < 2 && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let mut line = String::new();
-    let mut totals = String::new();
-    while Instant::now() < until {
-        line.clear();
-        if out.read_line(&mut line).unwrap() == 0 {
-            break;
-        }
-        if line.contains("forwarded 2 of 2 events") {
-            totals = line.clone();
-            break;
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
+    assert!(
+        post(serve.addr(), "/batch/", &device_batch("phc_cli", 0, 2)).starts_with("HTTP/1.1 200")
+    );
+    // The totals line, printed when they change.
+    assert!(
+        serve.wait_log("forwarded 2 of 2 events (0 pending, 0 dropped"),
+        "{}",
+        serve.log()
+    );
     assert_eq!(stub.events().len(), 2);
-    assert!(totals.contains("0 dropped"), "{totals:?}");
 }
 
 #[test]
 fn a_stopping_gateway_delivers_its_spool_before_it_exits() {
     let stub = Stub::start(vec![]);
     stub.down.store(true, Ordering::SeqCst);
-    let mut child = Command::new(BIN)
-        .args(["serve", "--port", "0", "--quiet", "--forward", &stub.url()])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut addr = String::new();
-    for _ in 0..20 {
-        let mut line = String::new();
-        if out.read_line(&mut line).unwrap() == 0 {
-            break;
-        }
-        if let Some(a) = line.trim().strip_prefix("listening on http://") {
-            addr = a.to_owned();
-        }
-        if line.starts_with("press Ctrl-C") {
-            break;
-        }
-    }
+    let mut serve = Serve::start(&["--quiet", "--forward", &stub.url()]);
     // Taken while the upstream is down: spooled.
-    assert!(post(&addr, "/batch/", &device_batch("phc_stop", 0, 2)).starts_with("HTTP/1.1 200"));
+    assert!(
+        post(serve.addr(), "/batch/", &device_batch("phc_stop", 0, 2)).starts_with("HTTP/1.1 200")
+    );
     // SIGTERM, as a service manager stops it; the upstream comes back while it drains.
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    serve.terminate();
     std::thread::sleep(Duration::from_millis(300));
     stub.down.store(false, Ordering::SeqCst);
-    let mut rest = String::new();
-    out.read_to_string(&mut rest).unwrap();
-    let status = child.wait().unwrap();
-    assert!(status.success(), "{status:?}: {rest}");
-    assert!(rest.contains("stopping: delivering the spool"), "{rest}");
+    let status = serve.wait_exit();
+    assert!(status.success(), "{status:?}: {}", serve.log());
     assert!(
-        rest.contains("forwarded 2 of 2 events (0 pending, 0 dropped"),
-        "{rest}"
+        serve.wait_log("stopping: delivering the spool"),
+        "{}",
+        serve.log()
     );
-    let uuids: BTreeSet<String> = stub
-        .events()
-        .iter()
-        .filter_map(|e| e["uuid"].as_str().map(str::to_owned))
-        .collect();
-    assert_eq!(uuids, (0..2).map(uuid).collect());
+    assert!(
+        serve.wait_log("forwarded 2 of 2 events (0 pending, 0 dropped"),
+        "{}",
+        serve.log()
+    );
+    assert_eq!(stub.uuids(), (0..2).map(uuid).collect());
+}
+
+#[test]
+fn keys_beyond_the_limit_are_refused_and_counted() {
+    use posthog_embedded_devtools::forward::MAX_PROJECTS;
+    let stub = Stub::start(vec![]);
+    let (gw, f) = gateway(&stub.url(), 4096);
+    let addr = gw.addr().to_string();
+    for k in 0..=MAX_PROJECTS {
+        let body = device_batch(&format!("phc_key_{k}"), k, 1);
+        assert!(post(&addr, "/batch/", &body).starts_with("HTTP/1.1 200"));
+    }
+    let n = MAX_PROJECTS as u64;
+    let s = wait_stats(&f, |s| s.delivered == n);
+    assert_eq!(s.projects, MAX_PROJECTS, "{s}");
+    assert_eq!(
+        (s.accepted, s.delivered, s.refused, s.pending),
+        (n + 1, n, 1, 0),
+        "{s}"
+    );
+    assert!(
+        !stub.uuids().contains(&uuid(MAX_PROJECTS)),
+        "the key past the limit is not relayed"
+    );
 }

@@ -1,8 +1,6 @@
 //! `serve --tls`: the local server over HTTPS with a private CA, so a client's real TLS path
 //! (certificate verification included) runs against it.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -10,7 +8,7 @@ use posthog_embedded::adapters::std::{StdClient, StdConfig};
 use posthog_embedded_devtools::server::{LocalServer, ServerConfig};
 use posthog_embedded_devtools::tls::generate;
 
-use super::cli::BIN;
+use super::cli::Serve;
 
 fn client(host: &str, root: Option<Vec<u8>>) -> StdClient {
     let mut c = StdConfig::new("phc_tls_test", 7)
@@ -77,50 +75,28 @@ fn serve_tls_writes_the_ca_for_the_device() {
     let dir = std::env::temp_dir().join(format!("ph-serve-tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let ca = dir.join("ca.der");
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--port",
-            "0",
-            "--tls",
-            "--tls-name",
-            "ingest.local",
-            "--tls-ca-out",
-        ])
-        .arg(&ca)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut banner = Vec::new();
-    for _ in 0..20 {
-        let mut line = String::new();
-        if out.read_line(&mut line).unwrap() == 0 {
-            break;
-        }
-        banner.push(line.clone());
-        if line.starts_with("press Ctrl-C") {
-            break;
-        }
-    }
-    let url = banner
-        .iter()
-        .find_map(|l| l.trim().strip_prefix("listening on "))
-        .unwrap_or_default()
-        .to_owned();
-    assert!(url.starts_with("https://127.0.0.1:"), "{banner:?}");
+    let ca_arg = ca.to_string_lossy().into_owned();
+    let serve = Serve::start(&[
+        "--tls",
+        "--tls-name",
+        "ingest.local",
+        "--tls-ca-out",
+        &ca_arg,
+    ]);
     assert!(
-        banner
-            .iter()
-            .any(|l| l.contains("certificate for localhost, 127.0.0.1, ingest.local")),
-        "{banner:?}"
+        serve.url().starts_with("https://127.0.0.1:"),
+        "{}",
+        serve.url()
+    );
+    assert!(
+        serve.wait_log("certificate for localhost, 127.0.0.1, ingest.local"),
+        "{}",
+        serve.log()
     );
     let der = std::fs::read(&ca).unwrap();
-    let trusted = client(&url, Some(der));
+    let trusted = client(serve.url(), Some(der));
     trusted.capture("boot", "device-2", |_| Ok(())).unwrap();
     let r = trusted.flush(Duration::from_secs(10));
-    let _ = child.kill();
-    let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!((r.sent, r.pending), (1, 0));
 }
