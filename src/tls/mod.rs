@@ -356,7 +356,70 @@ impl<C: Connect, R: CryptoRngCore> Dial for TlsDialer<'_, C, R> {
 
 #[cfg(test)]
 mod tests {
-    use super::server_name;
+    use super::*;
+    use embedded_io_async::ErrorKind;
+    use std::vec;
+
+    /// A stream that never connects: these tests stop before any dial.
+    struct Nowhere;
+
+    impl embedded_io_async::ErrorType for Nowhere {
+        type Error = ErrorKind;
+    }
+    impl embedded_io_async::Read for Nowhere {
+        async fn read(&mut self, _: &mut [u8]) -> Result<usize, ErrorKind> {
+            Err(ErrorKind::NotConnected)
+        }
+    }
+    impl embedded_io_async::Write for Nowhere {
+        async fn write(&mut self, _: &[u8]) -> Result<usize, ErrorKind> {
+            Err(ErrorKind::NotConnected)
+        }
+        async fn flush(&mut self) -> Result<(), ErrorKind> {
+            Ok(())
+        }
+    }
+    impl Connect for Nowhere {
+        async fn connect(&mut self) -> Result<(), ErrorKind> {
+            Err(ErrorKind::NotConnected)
+        }
+        async fn disconnect(&mut self) {}
+    }
+
+    fn made(read: usize, write: usize, roots: &[&[u8]]) -> Result<(), TlsSetupError> {
+        let (mut r, mut w) = (vec![0u8; read], vec![0u8; write]);
+        let buffers = TlsBuffers {
+            read: &mut r,
+            write: &mut w,
+        };
+        TlsDialer::with_seed(Nowhere, buffers, roots, [1; 32]).map(drop)
+    }
+
+    #[test]
+    fn buffers_are_checked_at_their_minimums_before_the_roots() {
+        // An unusable root past the buffer checks proves the buffers were accepted.
+        let bad_root: [&[u8]; 1] = [&[0x30, 0x00]];
+        let roots_reached = Err(TlsSetupError::Roots(CertError::BadAnchor { index: 0 }));
+        assert_eq!(made(MIN_READ_BUF, MIN_WRITE_BUF, &bad_root), roots_reached);
+        assert_eq!(
+            made(MIN_READ_BUF - 1, MIN_WRITE_BUF, &bad_root),
+            Err(TlsSetupError::ReadBufferTooSmall {
+                len: MIN_READ_BUF - 1,
+                min: MIN_READ_BUF
+            })
+        );
+        assert_eq!(
+            made(MIN_READ_BUF, MIN_WRITE_BUF - 1, &bad_root),
+            Err(TlsSetupError::WriteBufferTooSmall {
+                len: MIN_WRITE_BUF - 1,
+                min: MIN_WRITE_BUF
+            })
+        );
+        assert_eq!(
+            made(RECORD_BUF, MIN_WRITE_BUF, &[]),
+            Err(TlsSetupError::Roots(CertError::AnchorCount { given: 0 }))
+        );
+    }
 
     #[test]
     fn the_certificate_name_is_the_host_without_its_port() {

@@ -619,6 +619,19 @@ mod tests {
 
     // --- State machine (ported from the prototype's loopback tests) -------------------------
 
+    /// A P-384 leaf under a P-256 root (its chain verifies in every build) whose
+    /// CertificateVerify comes with `scheme`: refused for `reason`.
+    fn p384_leaf_signing_as(scheme: SignatureScheme, reason: CertError) {
+        let root = ca("root", &P256);
+        let id = leaf(leaf_params(&["localhost"]), &root, &P384);
+        let anchors = [root.der().as_ref()];
+        let mut v = started(&anchors);
+        on_certificate(&mut v, cert(&[id.leaf()])).unwrap();
+        let sig = id.sign(&transcript_hash());
+        let r = on_verify(&mut v, scheme, &sig);
+        assert_refused(&v, r, reason);
+    }
+
     #[test]
     fn full_sequence_verifies() {
         let (root, id) = fixture(&P256);
@@ -674,14 +687,10 @@ mod tests {
         assert_refused(&v, r, CertError::ChainSignature);
         // The handshake signature: a P-384 leaf under a P-256 root passes the chain, but its
         // ecdsa_secp384r1_sha384 CertificateVerify cannot be checked.
-        let root = ca("root", &P256);
-        let id = leaf(leaf_params(&["localhost"]), &root, &P384);
-        let anchors = [root.der().as_ref()];
-        let mut v = started(&anchors);
-        on_certificate(&mut v, cert(&[id.leaf()])).unwrap();
-        let sig = id.sign(&transcript_hash());
-        let r = on_verify(&mut v, SignatureScheme::EcdsaSecp384r1Sha384, &sig);
-        assert_refused(&v, r, CertError::UnsupportedScheme);
+        p384_leaf_signing_as(
+            SignatureScheme::EcdsaSecp384r1Sha384,
+            CertError::UnsupportedScheme,
+        );
     }
 
     #[test]
@@ -791,14 +800,10 @@ mod tests {
     fn p256_scheme_with_a_p384_leaf_key_is_refused() {
         // A P-384 leaf under a P-256 root: its chain verifies with or without `tls-p384`, and
         // an ecdsa_secp256r1_sha256 CertificateVerify does not match its key.
-        let root = ca("root", &P256);
-        let id = leaf(leaf_params(&["localhost"]), &root, &P384);
-        let anchors = [root.der().as_ref()];
-        let mut v = started(&anchors);
-        on_certificate(&mut v, cert(&[id.leaf()])).unwrap();
-        let sig = id.sign(&transcript_hash());
-        let r = on_verify(&mut v, SignatureScheme::EcdsaSecp256r1Sha256, &sig);
-        assert_refused(&v, r, CertError::SchemeKeyMismatch);
+        p384_leaf_signing_as(
+            SignatureScheme::EcdsaSecp256r1Sha256,
+            CertError::SchemeKeyMismatch,
+        );
     }
 
     #[test]

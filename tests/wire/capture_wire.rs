@@ -571,6 +571,26 @@ fn a_relayed_event_keeps_its_own_properties_uuid_and_time_as_sent() {
         }
     }
     assert_eq!(q.len(), 1);
+
+    // Nesting: up to the reader's default depth, not one level more.
+    let max = posthog_embedded::json::read::DEFAULT_MAX_DEPTH;
+    let nested = |d: usize| format!("{}{}", "[".repeat(d), "]".repeat(d));
+    let deepest = nested(max);
+    enc.capture(&mut q, mono(0), "e", "d", &EventOptions::new(), |p| {
+        p.prop("k", RawJson(&deepest))?;
+        Ok(())
+    })
+    .unwrap();
+    let too_deep = nested(max + 1);
+    let r = enc.capture(&mut q, mono(0), "e", "d", &EventOptions::new(), |p| {
+        p.prop("k", RawJson(&too_deep))?;
+        Ok(())
+    });
+    assert!(
+        matches!(r, Err(CaptureError::Property(PropertyError::InvalidJson { offset: d })) if d == max),
+        "{r:?}"
+    );
+    assert_eq!(q.len(), 2);
 }
 
 #[test]
