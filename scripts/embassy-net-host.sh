@@ -117,6 +117,17 @@ in_ns ip tuntap add dev tap0 mode tap
 in_ns ip addr add "$KERNEL_IP/24" dev tap0
 in_ns ip link set tap0 up
 
+await_listening() { # PID OUTPUT LABEL: waits for "listening on" in OUTPUT (10 s), or shows it
+  local pid="$1" out="$2" label="$3"
+  for _ in $(seq 1 100); do
+    grep -q '^listening on ' "$out" && return 0
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  sed "s/^/    $label: /" "$out" >&2
+  return 1
+}
+
 start_server() { # NAME [serve args...]
   local name="$1"
   shift
@@ -125,13 +136,8 @@ start_server() { # NAME [serve args...]
   ip netns exec "$NS" "$SERVER" serve --bind "$KERNEL_IP" --port "$PORT" --events-out "$WORK/$name.jsonl" "$@" \
     >"$WORK/$name.server.log" 2>&1 &
   SERVER_PID=$!
-  for _ in $(seq 1 100); do
-    grep -q '^listening on ' "$WORK/$name.server.log" && return 0
-    kill -0 "$SERVER_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  sed 's/^/    server: /' "$WORK/$name.server.log" >&2
-  die "[$name] the server did not start listening"
+  await_listening "$SERVER_PID" "$WORK/$name.server.log" server ||
+    die "[$name] the server did not start listening"
 }
 
 start_dns() { # NAME [dns_responder args...]
@@ -142,13 +148,8 @@ start_dns() { # NAME [dns_responder args...]
     --name "$SERVER_NAME" --address "$KERNEL_IP" --log "$WORK/$name.dns.log" "$@" \
     >"$WORK/$name.dns.out" 2>&1 &
   DNS_PID=$!
-  for _ in $(seq 1 100); do
-    grep -q '^listening on ' "$WORK/$name.dns.out" && return 0
-    kill -0 "$DNS_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  sed 's/^/    dns: /' "$WORK/$name.dns.out" >&2
-  die "[$name] the DNS responder did not start"
+  await_listening "$DNS_PID" "$WORK/$name.dns.out" dns ||
+    die "[$name] the DNS responder did not start"
 }
 
 # The example's target and options: an address by default; run_dns_pass sets a name.
