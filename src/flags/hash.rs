@@ -48,7 +48,10 @@
 //!    expression (`(h as f64) / 1152921504606846975.0`, compared with `t`), and keeps the
 //!    invariant "predicate true below `lo`, false from `hi`". Because of 2, the search ends at
 //!    the one boundary, so `h < n` agrees with the float test for **every** `h`, not only for
-//!    the probed ones.
+//!    the probed ones. Two probes first narrow `[lo, hi)` to a few hundred hashes around
+//!    `t * 2^60`, where the boundary lies; each probe is the same predicate and may only
+//!    tighten the invariant, so the narrowing changes the cost (about 11 steps instead of 61),
+//!    never the result.
 //! 4. **The thresholds `t` are computed as the reference computes them.** `t = r / 100.0`
 //!    (Python `float / int` and `int / int` are both correctly rounded; for integers below 2^53
 //!    that equals Rust's `(r as f64) / 100.0`). The variant bounds are the running sums
@@ -129,10 +132,34 @@ pub fn reference_hash(h: u64) -> f64 {
 
 /// The size of the prefix `{h in [0, 2^60) : pred(reference_hash(h))}`, where `pred` must be
 /// monotone (true on a prefix of the hash values). See the module docs for why this is exact.
-fn prefix_len(pred: impl Fn(f64) -> bool) -> u64 {
+///
+/// `guess` is the float the predicate compares with. The boundary lies within a few float
+/// spacings of `guess * 2^60` (consecutive floats near 1 are 2^8 hashes apart), so two probes
+/// first try to narrow the search to [`GUESS_WINDOW`] hashes either side: about 11 float
+/// divisions instead of 61. A probe only ever tightens the search's invariant, so a guess
+/// that is wrong (NaN, infinite, far away) costs the full search, never a different answer.
+fn prefix_len(guess: f64, pred: impl Fn(f64) -> bool) -> u64 {
     // Invariant: pred holds for every h < lo and fails for every h >= hi.
     let mut lo = 0u64;
     let mut hi = HASH_SPACE;
+    // `as` saturates: NaN and negatives give 0, anything too large u64::MAX.
+    let centre = ((guess * LONG_SCALE_F64) as u64).min(HASH_SPACE);
+    let below = centre.saturating_sub(GUESS_WINDOW);
+    if below > 0 && pred(reference_hash(below - 1)) {
+        lo = below;
+    }
+    let above = centre.saturating_add(GUESS_WINDOW);
+    if above < hi && above >= lo && !pred(reference_hash(above)) {
+        hi = above;
+    }
+    search(lo, hi, pred)
+}
+
+/// Hashes either side of the guessed boundary that [`prefix_len`] probes first.
+const GUESS_WINDOW: u64 = 256;
+
+/// The binary search behind [`prefix_len`], from an invariant already established.
+fn search(mut lo: u64, mut hi: u64, pred: impl Fn(f64) -> bool) -> u64 {
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
         if pred(reference_hash(mid)) {
@@ -167,14 +194,14 @@ impl RolloutThreshold {
     ///
     /// Any `f64` is accepted and behaves as in posthog-python: `100` or more includes everyone,
     /// `0` includes only `h == 0`, a negative value nobody, fractions like `0.1` or `33.333` are
-    /// exact, and NaN includes everyone. Runs 61 float divisions: call it at load time.
+    /// exact, and NaN includes everyone. Runs about 11 float divisions: call it at load time.
     #[must_use]
     // `!(hash > t)` on purpose: it is the reference's test, NaN included.
     #[allow(clippy::neg_cmp_op_on_partial_ord)]
     pub fn from_percentage(percentage: f64) -> Self {
         let t = percentage / 100.0;
         Self {
-            limit: prefix_len(|hash| !(hash > t)),
+            limit: prefix_len(t, |hash| !(hash > t)),
         }
     }
 
@@ -276,7 +303,7 @@ impl VariantBounds {
     /// The range of the next variant, whose `rollout_percentage` is `percentage`.
     ///
     /// Computes `value_max = value_min + percentage / 100` in binary64 exactly as the reference
-    /// does, then the integer bounds (122 float divisions: call it at load time).
+    /// does, then the integer bounds (about 22 float divisions: call it at load time).
     // `!(hash >= value_min)` on purpose: the exact complement of the reference's test, NaN
     // included.
     #[allow(clippy::neg_cmp_op_on_partial_ord)]
@@ -286,8 +313,8 @@ impl VariantBounds {
         self.value_min = value_max;
         VariantRange {
             // The complement of the suffix {hash >= value_min} is a prefix.
-            start: prefix_len(|hash| !(hash >= value_min)),
-            end: prefix_len(|hash| hash < value_max),
+            start: prefix_len(value_min, |hash| !(hash >= value_min)),
+            end: prefix_len(value_max, |hash| hash < value_max),
         }
     }
 }
@@ -456,6 +483,62 @@ mod tests {
                 let int = ranges.iter().position(|r| r.contains(h));
                 assert_eq!(int, float, "table={table:?} h={h}");
             }
+        }
+    }
+
+    /// The plain 61-step search from `[0, 2^60)`, which the guessed window must always match.
+    fn prefix_len_unguided(pred: impl Fn(f64) -> bool) -> u64 {
+        search(0, HASH_SPACE, pred)
+    }
+
+    #[test]
+    fn guessed_window_never_changes_the_boundary() {
+        let mut ts: Vec<f64> = tricky_percentages().iter().map(|p| p / 100.0).collect();
+        // Every percentage with three decimals, and the floats either side of each.
+        for k in 0..=100_000u64 {
+            let t = k as f64 / 100_000.0;
+            ts.extend([t, f64::from_bits(t.to_bits() + 1)]);
+            if t > 0.0 {
+                ts.push(f64::from_bits(t.to_bits() - 1));
+            }
+        }
+        // Boundaries at exact float ties, where rounding to even decides.
+        for e in 1..=60 {
+            let base = 1u64 << (60 - e);
+            ts.extend([
+                reference_hash(base),
+                reference_hash(base + 64),
+                reference_hash(base - 1),
+            ]);
+        }
+        for t in ts {
+            let cases: [(&str, &dyn Fn(f64) -> bool); 3] = [
+                ("le", &|x| !(x > t)),
+                ("ge", &|x| !(x >= t)),
+                ("lt", &|x| x < t),
+            ];
+            for (name, pred) in cases {
+                assert_eq!(
+                    prefix_len(t, pred),
+                    prefix_len_unguided(pred),
+                    "t={t:e} {name}"
+                );
+            }
+        }
+        // A wrong guess costs time, never the answer.
+        for (guess, t) in [
+            (f64::NAN, 0.3),
+            (5.0, 0.3),
+            (-1.0, 0.7),
+            (0.31, 0.3),
+            (0.3, 0.0),
+        ] {
+            let pred = |x: f64| !(x > t);
+            assert_eq!(
+                prefix_len(guess, pred),
+                prefix_len_unguided(pred),
+                "{guess} {t}"
+            );
         }
     }
 
