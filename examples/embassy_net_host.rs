@@ -82,8 +82,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 const HARD_DEADLINE: Duration = Duration::from_secs(15);
 
 /// The capacities, named once: 8 KiB of events; the sample definitions need 20 flags, 75
-/// nodes and 856 bytes of text; 64 `$feature_flag_called` de-duplication entries.
-type PostHogResources = Resources<8192, 20, 96, 1024, 64>;
+/// nodes and 1,077 bytes of text and compiled patterns; 64 `$feature_flag_called` de-duplication entries.
+type PostHogResources = Resources<8192, 20, 96, 1152, 64>;
 
 type M = CriticalSectionRawMutex;
 

@@ -6,9 +6,11 @@
 //! operators, the null rule, then the operator itself. Stringification, case folding and number
 //! parsing follow [`super::value`].
 //!
-//! Regex patterns are validated and classified when the definitions load, but compiled again at
-//! each evaluation (a few hundred nanoseconds on a host): keeping compiled programs would cost
-//! about 2 KiB of store RAM per regex filter, which a microcontroller needs more.
+//! Regex patterns are compiled when the definitions load, and their programs kept in the store's
+//! byte arena (8 bytes per instruction, so a typical pattern of 20 to 60 instructions costs 160
+//! to 480 bytes): evaluation only runs the program. A pattern longer than
+//! [`REGEX_PATTERN_MAX`](crate::flags::store::REGEX_PATTERN_MAX) bytes is kept as text and compiled at
+//! each evaluation.
 //!
 //! Property values that must be stringified (numbers, booleans, arrays, objects) are written
 //! into a [`SCRATCH`]-byte stack buffer; a value whose stringification does not fit makes the
@@ -16,7 +18,7 @@
 
 use super::date::{parse_date, DateInstant, DateOp};
 use super::outcome::{Outcome, Reason};
-use super::regex::{Regex, RegexError, DEFAULT_CAPACITY};
+use super::regex::{EncodedRegex, Regex, RegexError, DEFAULT_CAPACITY};
 use super::store::{
     decode_date, decode_semver, Compiled, FilterKind, Node, NodeKind, Operator, Tables,
 };
@@ -157,24 +159,37 @@ pub(crate) fn match_property(
         }
         Operator::Regex | Operator::NotRegex => {
             let want = op == Operator::Regex;
-            let pattern = match *compiled {
+            let matched = match *compiled {
                 Compiled::RegexInvalid => return Outcome::Match(false),
                 Compiled::RegexUnsupported => return inconclusive(Reason::UnsupportedDefinition),
-                Compiled::Text(t) => store.text(t),
+                Compiled::Regex(t) => {
+                    let Some(re) = EncodedRegex::new(store.blob(t)) else {
+                        return inconclusive(Reason::UnsupportedDefinition);
+                    };
+                    let Ok(hay) = value::py_str(&value, &mut scratch) else {
+                        return inconclusive(Reason::MissingContext);
+                    };
+                    re.is_match(hay)
+                }
+                Compiled::Text(t) => {
+                    // The empty pattern, or one too long to compile at load.
+                    let pattern = store.text(t);
+                    if pattern.is_empty() {
+                        return Outcome::Match(want);
+                    }
+                    let re = match Regex::<DEFAULT_CAPACITY>::new(pattern) {
+                        Ok(re) => re,
+                        Err(RegexError::Invalid) => return Outcome::Match(false),
+                        Err(_) => return inconclusive(Reason::UnsupportedDefinition),
+                    };
+                    let Ok(hay) = value::py_str(&value, &mut scratch) else {
+                        return inconclusive(Reason::MissingContext);
+                    };
+                    re.is_match(hay)
+                }
                 _ => return inconclusive(Reason::UnsupportedDefinition),
             };
-            if pattern.is_empty() {
-                return Outcome::Match(want);
-            }
-            let re = match Regex::<DEFAULT_CAPACITY>::new(pattern) {
-                Ok(re) => re,
-                Err(RegexError::Invalid) => return Outcome::Match(false),
-                Err(_) => return inconclusive(Reason::UnsupportedDefinition),
-            };
-            let Ok(hay) = value::py_str(&value, &mut scratch) else {
-                return inconclusive(Reason::MissingContext);
-            };
-            Outcome::Match(re.is_match(hay) == want)
+            Outcome::Match(matched == want)
         }
         Operator::DateBefore | Operator::DateAfter => {
             let Some(filter) = (match *compiled {

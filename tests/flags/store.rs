@@ -30,8 +30,8 @@ fn sample_document_loads_and_reports_its_needs() {
         need.store_bytes()
     );
     // The sizes tools print are the real ones (on Cortex-M, checked at compile time there).
-    assert_eq!(need.store_bytes(), size_of::<FlagStore<20, 75, 856>>());
-    assert_eq!(need.cortex_m_store_bytes(), 5_816);
+    assert_eq!(need.store_bytes(), size_of::<FlagStore<20, 75, 1077>>());
+    assert_eq!(need.cortex_m_store_bytes(), 6_040);
     let odd = Requirements {
         flags: 3,
         nodes: 7,
@@ -182,4 +182,79 @@ fn unknown_flag_and_duplicates() {
         store.evaluate("nope", &ctx(&[] as &[(&str, PropertyValue<'_>); 0]), None),
         Err(Inconclusive::UnknownFlag)
     );
+}
+
+/// Regex filters are compiled once, when the definitions load, and their programs kept in the
+/// store: evaluating through the store must give the `regex` crate's answer for every pattern
+/// the matcher supports, including patterns with JSON escapes and patterns too long to compile
+/// at load (kept as text), and the dry run must measure the programs exactly.
+#[test]
+fn regex_filters_compiled_at_load_answer_as_the_regex_crate() {
+    use posthog_embedded::flags::store::REGEX_PATTERN_MAX;
+    let long = "\\x{1F600}".repeat(60); // 540 bytes, 61 instructions
+    assert!(long.len() > REGEX_PATTERN_MAX);
+    let long_invalid = format!("{long}(");
+    let patterns: Vec<String> = [
+        r"^[\w.+-]+@example\.com$",
+        r"(?i)^eu-(west|north)-\d$",
+        r"\bcold\b",
+        r"^1\.(4|5)\.\d+$",
+        r"(?m)^x$",
+        r"[^[:alpha:]]",
+        "",
+        "(",
+        r"(a)\1",
+        &long,
+        &long_invalid,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let flags: Vec<serde_json::Value> = patterns
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            serde_json::json!({"key": format!("re-{i}"), "active": true, "filters": {"groups": [
+                {"properties": [{"key": "v", "type": "person", "operator": "regex", "value": p}],
+                 "rollout_percentage": 100}]}})
+        })
+        .collect();
+    let doc = serde_json::to_vec(&serde_json::json!({ "flags": flags })).unwrap();
+    let mut store = Box::new(FlagStore::<16, 64, 4096>::new());
+    let need = FlagStore::<16, 64, 4096>::requirements(&doc).unwrap();
+    assert_eq!(store.load(&doc), Ok(need));
+    assert_eq!(store.usage(), need);
+    let long_hit = "😀".repeat(60);
+    let haystacks = [
+        "a.b+tag@example.com",
+        "a@example.com\n",
+        "EU-West-1",
+        "eu-south-1",
+        "a cold day",
+        "a COLD day",
+        "colder",
+        "1.4.2",
+        "1.6.0",
+        "y\nx\nz",
+        "abc",
+        "ab1",
+        "",
+        long_hit.as_str(),
+    ];
+    for (i, p) in patterns.iter().enumerate() {
+        let theirs = regex::Regex::new(p);
+        for h in haystacks {
+            let person = [("v", PropertyValue::Str(h))];
+            let got = store.evaluate(&format!("re-{i}"), &ctx(&person), None);
+            match (&theirs, p.as_str()) {
+                // Back-references: left to the server.
+                (_, r"(a)\1") => assert!(got.is_err(), "{p:?} {h:?}: {got:?}"),
+                // Invalid: `regex` is false.
+                (Err(_), _) => assert_eq!(got, Ok(FlagValue::Bool(false)), "{p:?} {h:?}"),
+                (Ok(re), _) => {
+                    assert_eq!(got, Ok(FlagValue::Bool(re.is_match(h))), "{p:?} {h:?}");
+                }
+            }
+        }
+    }
 }

@@ -611,7 +611,7 @@ fn fetch_definitions_with_etag() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("saved 20 flags"), "{}", stdout(&o));
     assert!(
-        stdout(&o).contains("FlagStore<20, 75, 856>"),
+        stdout(&o).contains("FlagStore<20, 75, 1077>"),
         "{}",
         stdout(&o)
     );
@@ -797,7 +797,7 @@ fn check_sizes_every_definitions_example() {
         stderr(&o)
     );
     assert!(
-        stderr(&o).contains("bytes of text: needs 856, has 512"),
+        stderr(&o).contains("bytes of text: needs 1077, has 512"),
         "{}",
         stderr(&o)
     );

@@ -79,12 +79,12 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(300);
 const HARD_DEADLINE: Duration = Duration::from_secs(330);
 
 /// The client's storage, capacities named once: 4 KiB of events; the sample definitions need
-/// 20 flags, 75 nodes and 856 bytes of text; 32 `$feature_flag_called` de-duplication entries.
+/// 20 flags, 75 nodes and 1,077 bytes of text and compiled patterns; 32 `$feature_flag_called` de-duplication entries.
 #[cfg(not(feature = "e2e-reset"))]
-type PostHogResources = Resources<4096, 20, 96, 1024, 32>;
+type PostHogResources = Resources<4096, 20, 96, 1152, 32>;
 /// The reset pass holds a whole boot's events while the link is down: 16 KiB of queue.
 #[cfg(feature = "e2e-reset")]
-type PostHogResources = Resources<16384, 20, 96, 1024, 32>;
+type PostHogResources = Resources<16384, 20, 96, 1152, 32>;
 
 /// One executor, and no interrupt handler touches the client: a no-op lock, so loading the
 /// definitions, evaluating flags and rendering batches never mask interrupts. (Use

@@ -19,8 +19,8 @@ pub static DEFINITIONS: &[u8] = include_bytes!("../../data/sample_definitions.js
 pub const QUEUE_BYTES: usize = 4096;
 pub const BODY_BYTES: usize = 4096;
 
-/// The flag store: the sample needs 20 flags, 75 nodes and 856 bytes of text.
-pub type Store = FlagStore<20, 96, 1024>;
+/// The flag store: the sample needs 20 flags, 75 nodes and 1,077 bytes of text and compiled patterns.
+pub type Store = FlagStore<20, 96, 1152>;
 
 /// A typical reading: 5 properties (an integer, a float, a small integer and two strings).
 pub fn capture_reading<S: AsRef<[u8]> + AsMut<[u8]>>(

@@ -104,6 +104,7 @@
 //! [`regex`]: https://docs.rs/regex
 
 mod ast;
+mod encoded;
 mod parse;
 mod program;
 mod tables;
@@ -111,6 +112,7 @@ mod tables;
 use core::fmt;
 
 pub use ast::MAX_NEST;
+pub(crate) use encoded::INST_BYTES;
 use program::Inst;
 
 /// Default instruction capacity of a [`Regex`].
@@ -183,15 +185,24 @@ impl<const N: usize> Regex<N> {
     /// exceeds [`max_steps`](Self::max_steps)`(haystack.len())`.
     #[must_use]
     pub fn is_match_counting(&self, haystack: &str) -> (bool, usize) {
-        let mut vm = Vm::<N> {
-            prog: &self.prog,
-            cur: SparseSet::new(),
-            next: SparseSet::new(),
-            stack: [0; N],
-            steps: 0,
-        };
-        let matched = vm.run(haystack, self.anchored);
-        (matched, vm.steps)
+        run::<_, N>(self.prog.as_slice(), haystack, self.anchored)
+    }
+
+    /// Bytes the program takes encoded ([`INST_BYTES`] per instruction).
+    pub(crate) fn encoded_len(&self) -> usize {
+        self.prog.len() * INST_BYTES
+    }
+
+    /// Writes the program into `out`, which must be exactly
+    /// [`encoded_len`](Self::encoded_len) bytes (`Err` carries that length otherwise).
+    pub(crate) fn encode_into(&self, out: &mut [u8]) -> Result<(), usize> {
+        if out.len() != self.encoded_len() {
+            return Err(self.encoded_len());
+        }
+        for (chunk, inst) in out.chunks_exact_mut(INST_BYTES).zip(&self.prog) {
+            chunk.copy_from_slice(&encoded::encode(*inst));
+        }
+        Ok(())
     }
 
     /// Instructions in the compiled program (at most `N`).
@@ -209,6 +220,75 @@ impl<const N: usize> Regex<N> {
             .saturating_mul(2)
             .saturating_mul(haystack_len.saturating_add(1))
     }
+}
+
+/// A program compiled by [`Regex::new`] and stored as bytes ([`Regex::encode_into`]), matched
+/// in place with the default capacity's bounds: a flag store compiles each pattern once, when
+/// the definitions load, and keeps only these bytes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct EncodedRegex<'a> {
+    bytes: &'a [u8],
+    anchored: bool,
+}
+
+impl<'a> EncodedRegex<'a> {
+    /// Reads an encoded program: `None` unless it is a whole number of instructions, at most
+    /// [`DEFAULT_CAPACITY`]. An instruction that does not decode is one no thread can pass.
+    pub(crate) fn new(bytes: &'a [u8]) -> Option<Self> {
+        if !bytes.len().is_multiple_of(INST_BYTES) || bytes.len() > DEFAULT_CAPACITY * INST_BYTES {
+            return None;
+        }
+        let anchored = matches!(
+            Program::inst(&Bytes(bytes), 0),
+            Some(Inst::Look(ast::Look::Start))
+        );
+        Some(Self { bytes, anchored })
+    }
+
+    /// Whether the pattern matches anywhere in `haystack`, as [`Regex::is_match`].
+    pub(crate) fn is_match(&self, haystack: &str) -> bool {
+        run::<_, DEFAULT_CAPACITY>(&Bytes(self.bytes), haystack, self.anchored).0
+    }
+}
+
+/// Where the matcher reads instructions from.
+trait Program {
+    /// The instruction at `pc` (`None`: past the end, or not decodable).
+    fn inst(&self, pc: usize) -> Option<Inst>;
+}
+
+impl Program for [Inst] {
+    fn inst(&self, pc: usize) -> Option<Inst> {
+        self.get(pc).copied()
+    }
+}
+
+/// An encoded program.
+struct Bytes<'a>(&'a [u8]);
+
+impl Program for Bytes<'_> {
+    fn inst(&self, pc: usize) -> Option<Inst> {
+        let at = pc.checked_mul(INST_BYTES)?;
+        let raw = self.0.get(at..at.checked_add(INST_BYTES)?)?;
+        encoded::decode(raw.try_into().ok()?)
+    }
+}
+
+/// Runs the matcher; returns whether it matched and the steps taken.
+fn run<P: Program + ?Sized, const N: usize>(
+    prog: &P,
+    haystack: &str,
+    anchored: bool,
+) -> (bool, usize) {
+    let mut vm = Vm::<P, N> {
+        prog,
+        cur: SparseSet::new(),
+        next: SparseSet::new(),
+        stack: [0; N],
+        steps: 0,
+    };
+    let matched = vm.run(haystack, anchored);
+    (matched, vm.steps)
 }
 
 /// Compiles `pattern` with the default capacity and tests it against `haystack`.
@@ -287,15 +367,15 @@ fn push<const N: usize>(
     }
 }
 
-struct Vm<'a, const N: usize> {
-    prog: &'a [Inst],
+struct Vm<'a, P: ?Sized, const N: usize> {
+    prog: &'a P,
     cur: SparseSet<N>,
     next: SparseSet<N>,
     stack: [u16; N],
     steps: usize,
 }
 
-impl<const N: usize> Vm<'_, N> {
+impl<P: Program + ?Sized, const N: usize> Vm<'_, P, N> {
     fn run(&mut self, haystack: &str, anchored: bool) -> bool {
         let mut chars = haystack.chars();
         let mut prev: Option<char> = None;
@@ -332,7 +412,7 @@ impl<const N: usize> Vm<'_, N> {
     /// Where the thread at `pc` continues after consuming `c`, if it can.
     fn step(&mut self, pc: u16, c: char) -> Option<u16> {
         let at = usize::from(pc);
-        let inst = *self.prog.get(at)?;
+        let inst = self.prog.inst(at)?;
         let ok = match inst {
             Inst::Char(x) => c == x,
             Inst::CharFold(x) => tables::any_in_orbit(c, |y| y == x),
@@ -340,18 +420,27 @@ impl<const N: usize> Vm<'_, N> {
             Inst::AnyExceptNewline => c != '\n',
             Inst::Perl(p) => p.matches(c),
             Inst::Class { len, negated, fold } => {
-                let items = self.prog.get(at + 1..at + 1 + usize::from(len))?;
+                let items = at + 1..at + 1 + usize::from(len);
+                // The whole class must be there, as a slice would require.
+                if len > 0 {
+                    self.prog.inst(items.end - 1)?;
+                }
                 self.steps += items.len();
+                let prog = self.prog;
+                let item_at = |i: usize| match prog.inst(i) {
+                    Some(Inst::Item(item)) => Some(item),
+                    _ => None,
+                };
                 let hit = if fold {
                     tables::any_in_orbit(c, |x| {
                         items
-                            .iter()
-                            .any(|inst| matches!(inst, Inst::Item(item) if item.matches_folded(x)))
+                            .clone()
+                            .any(|i| item_at(i).is_some_and(|item| item.matches_folded(x)))
                     })
                 } else {
                     items
-                        .iter()
-                        .any(|inst| matches!(inst, Inst::Item(item) if item.matches(c)))
+                        .clone()
+                        .any(|i| item_at(i).is_some_and(|item| item.matches(c)))
                 };
                 return (hit != negated).then_some(pc + 1 + len);
             }
@@ -379,14 +468,14 @@ impl<const N: usize> Vm<'_, N> {
             let Some(&pc) = stack.get(sp) else {
                 break;
             };
-            match prog.get(usize::from(pc)) {
+            match prog.inst(usize::from(pc)) {
                 Some(Inst::Match) => return true,
-                Some(&Inst::Jmp(t)) => push(set, stack, &mut sp, steps, t),
-                Some(&Inst::Split(a, b)) => {
+                Some(Inst::Jmp(t)) => push(set, stack, &mut sp, steps, t),
+                Some(Inst::Split(a, b)) => {
                     push(set, stack, &mut sp, steps, b);
                     push(set, stack, &mut sp, steps, a);
                 }
-                Some(&Inst::Look(look)) if look.holds(prev, next) => {
+                Some(Inst::Look(look)) if look.holds(prev, next) => {
                     push(set, stack, &mut sp, steps, pc + 1);
                 }
                 _ => {}

@@ -7,7 +7,7 @@ use super::packed::{encode_date, encode_semver};
 use super::sizing::Requirements;
 use super::{
     Compiled, CondAggregation, Expected, FilterKind, Flag, Head, Limit, LoadError, Node, NodeKind,
-    Operator, Settings, TablesMut, Text, MAX_GROUP_DEPTH, NONE,
+    Operator, Settings, TablesMut, Text, MAX_GROUP_DEPTH, NONE, REGEX_PATTERN_MAX,
 };
 use crate::flags::date::DateFilter;
 use crate::flags::hash::{RolloutThreshold, VariantBounds};
@@ -472,6 +472,51 @@ fn parse_flag_filter(
     })
 }
 
+/// Compiles a regex filter's pattern (the Python stringification of its value) once, here, so
+/// that evaluation only runs the program. Both passes compile it, so the dry run measures the
+/// program's exact size. A pattern longer than [`REGEX_PATTERN_MAX`] is kept as text and
+/// compiled at each evaluation instead (it is then classified in the committing pass only).
+fn compile_regex(raw: &str, b: &mut Builder<'_>) -> Compiled {
+    use crate::flags::regex::{Regex, RegexError, DEFAULT_CAPACITY, INST_BYTES};
+    let mut buf = [0u8; REGEX_PATTERN_MAX];
+    let pattern = PropertyValue::from_json(raw)
+        .ok()
+        .and_then(|v| value::py_str(&v, &mut buf).ok());
+    let Some(pattern) = pattern else {
+        return match b.py_string(raw) {
+            Some(t) => match b
+                .store
+                .as_ref()
+                .map(|st| Regex::<DEFAULT_CAPACITY>::new(st.text(t)))
+            {
+                Some(Err(RegexError::Invalid)) => Compiled::RegexInvalid,
+                Some(Err(_)) => Compiled::RegexUnsupported,
+                Some(Ok(_)) | None => Compiled::Text(t),
+            },
+            None => Compiled::Unusable,
+        };
+    };
+    if pattern.is_empty() {
+        // Matches everything; the evaluator answers it without a program.
+        return Compiled::Text(b.text(""));
+    }
+    match Regex::<DEFAULT_CAPACITY>::new(pattern) {
+        Ok(re) => {
+            let mut program = [0u8; DEFAULT_CAPACITY * INST_BYTES];
+            let len = re.encoded_len();
+            let Some(out) = program.get_mut(..len) else {
+                return Compiled::RegexUnsupported;
+            };
+            if re.encode_into(out).is_err() {
+                return Compiled::RegexUnsupported;
+            }
+            Compiled::Regex(b.blob(out))
+        }
+        Err(RegexError::Invalid) => Compiled::RegexInvalid,
+        Err(_) => Compiled::RegexUnsupported,
+    }
+}
+
 /// Compiles a property filter's value for its operator.
 fn compile_value(op: Operator, raw: &str, b: &mut Builder<'_>) -> Result<Compiled, LoadError> {
     Ok(match op {
@@ -513,24 +558,7 @@ fn compile_value(op: Operator, raw: &str, b: &mut Builder<'_>) -> Result<Compile
         | Operator::NotStartsWith
         | Operator::EndsWith
         | Operator::NotEndsWith => b.py_string(raw).map_or(Compiled::Unusable, Compiled::Text),
-        Operator::Regex | Operator::NotRegex => match b.py_string(raw) {
-            Some(t) => {
-                // Classified in the committing pass only: the dry run has no text to read.
-                let pattern_ok = match b.store.as_ref() {
-                    Some(st) => crate::flags::regex::Regex::<
-                        { crate::flags::regex::DEFAULT_CAPACITY },
-                    >::new(st.text(t))
-                    .map(|_| ()),
-                    None => Ok(()),
-                };
-                match pattern_ok {
-                    Ok(()) => Compiled::Text(t),
-                    Err(crate::flags::regex::RegexError::Invalid) => Compiled::RegexInvalid,
-                    Err(_) => Compiled::RegexUnsupported,
-                }
-            }
-            None => Compiled::Unusable,
-        },
+        Operator::Regex | Operator::NotRegex => compile_regex(raw, b),
         Operator::Gt | Operator::Gte | Operator::Lt | Operator::Lte => {
             match PropertyValue::from_json(raw)
                 .ok()

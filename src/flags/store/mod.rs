@@ -43,6 +43,11 @@ pub use sizing::Requirements;
 /// Deepest nesting of cohort property groups accepted (PostHog uses two or three levels).
 pub const MAX_GROUP_DEPTH: usize = 16;
 
+/// Longest regex pattern (in bytes, after JSON unescaping) compiled when the definitions load;
+/// a longer one is kept as text and compiled at each evaluation. Compiling at load takes this
+/// many bytes of stack for the unescaped pattern, besides the compiler's own.
+pub const REGEX_PATTERN_MAX: usize = 512;
+
 /// Marks "no node" in node links.
 const NONE: u32 = u32::MAX;
 
@@ -153,8 +158,12 @@ pub(crate) enum Compiled {
         /// (posthog-python `_match_exact_property`).
         bool_like: Option<bool>,
     },
-    /// String operators and regex: the stringified filter value.
+    /// String operators, and a regex pattern too long to compile at load
+    /// ([`REGEX_PATTERN_MAX`]): the stringified filter value.
     Text(Text),
+    /// A regex compiled at load: its program, encoded in the arena (see
+    /// `regex::EncodedRegex`).
+    Regex(Text),
     /// Regex that cannot be decided locally (unsupported or too big), or invalid.
     RegexInvalid,
     RegexUnsupported,
