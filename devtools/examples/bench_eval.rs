@@ -14,6 +14,15 @@
 //! overrides the count). Every id shares the properties. `devtools/examples/bench_context.json`
 //! is one.
 //!
+//! Evaluations use one wall-clock time, taken when the run starts, so relative date filters
+//! (`-30d`) resolve as PostHog's SDKs resolve them.
+//!
+//! Before those, two lines break the time down:
+//! - `flag_ns=`: per flag, nanoseconds per evaluation over every id (median of R), as JSON;
+//! - `sha1_ns=`: nanoseconds for one SHA-1 bucketing hash (`hash60`) of each flag key and id,
+//!   the floor under any evaluation that reaches a rollout. A plain rollout flag computes
+//!   exactly one, so `sha1_ns` over its `flag_ns` is its SHA-1 share.
+//!
 //! The last lines printed are, in this order:
 //! - `load_us=`: the load of the document, median of R loads, in microseconds;
 //! - `ns_per_eval=`: nanoseconds per evaluation, the median of R passes over every (id, flag);
@@ -28,7 +37,9 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use posthog_embedded::flags::hash::hash60;
 use posthog_embedded::flags::{FlagTables, FlagValue, Requirements};
+use posthog_embedded::time::UnixMillis;
 use posthog_embedded_devtools::context::OwnedContext;
 use serde_json::{json, Value};
 
@@ -166,6 +177,13 @@ fn run() -> Result<(), String> {
         })
         .collect::<Result<Vec<_>, _>>()?;
 
+    let now = UnixMillis::from_millis(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|e| e.to_string())?
+            .as_millis() as u64,
+    );
+    let now = Some(now);
     let mut results: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     let mut passes = Vec::new();
     for pass in 0..a.repeat {
@@ -178,7 +196,7 @@ fn run() -> Result<(), String> {
                 COUNTING.store(true, Ordering::Relaxed);
                 let t = Instant::now();
                 for k in &keys {
-                    let v = store.evaluate(k, ec, None);
+                    let v = store.evaluate(k, ec, now);
                     if pass == 0 {
                         values.push(v);
                     }
@@ -197,12 +215,51 @@ fn run() -> Result<(), String> {
         let evals = contexts.len() * keys.len();
         passes.push(nanos as f64 / evals.max(1) as f64);
     }
+    // Per flag: every id, one flag at a time.
+    let mut flag_ns = BTreeMap::new();
+    for k in &keys {
+        let mut runs = Vec::new();
+        for _ in 0..a.repeat {
+            let mut nanos = 0u128;
+            for c in &contexts {
+                c.with_eval_context(|ec| {
+                    COUNTING.store(true, Ordering::Relaxed);
+                    let t = Instant::now();
+                    let v = store.evaluate(k, ec, now);
+                    nanos += t.elapsed().as_nanos();
+                    COUNTING.store(false, Ordering::Relaxed);
+                    let _ = std::hint::black_box(v);
+                })?;
+            }
+            runs.push(nanos as f64 / contexts.len().max(1) as f64);
+        }
+        flag_ns.insert(k.clone(), (median(runs) * 10.0).round() / 10.0);
+    }
+    // The SHA-1 floor: one bucketing hash of each key and id.
+    let ids: Vec<String> = (0..count)
+        .map(|i| pattern.replace("{i}", &i.to_string()))
+        .collect();
+    let mut sha1_runs = Vec::new();
+    for _ in 0..a.repeat {
+        let t = Instant::now();
+        for k in &keys {
+            for id in &ids {
+                std::hint::black_box(hash60(std::hint::black_box(k), id, ""));
+            }
+        }
+        sha1_runs.push(t.elapsed().as_nanos() as f64 / (keys.len() * ids.len()).max(1) as f64);
+    }
     println!(
         "{} flags, {} ids, {} passes",
         keys.len(),
         contexts.len(),
         a.repeat
     );
+    println!(
+        "flag_ns={}",
+        serde_json::to_string(&flag_ns).map_err(|e| e.to_string())?
+    );
+    println!("sha1_ns={:.1}", median(sha1_runs));
     println!("load_us={:.1}", median(loads));
     println!("ns_per_eval={:.1}", median(passes));
     println!("evals={}", contexts.len() * keys.len());

@@ -81,6 +81,16 @@ fn prints_its_figures_last_and_results_match_the_evaluator() {
         "600",
         "30 ids (--ids wins over the file) x 20 flags"
     );
+    // The breakdown before them: every flag's time, and the SHA-1 floor.
+    let line = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap_or_else(|| panic!("no {k}= line"))
+    };
+    let per_flag: BTreeMap<String, f64> = serde_json::from_str(line("flag_ns")).unwrap();
+    assert_eq!(per_flag.len(), 20);
+    assert!(per_flag.values().all(|ns| *ns > 0.0), "{per_flag:?}");
+    assert!(line("sha1_ns").parse::<f64>().unwrap() > 0.0);
 
     // The same counts, from the evaluator directly.
     let mut store = FlagTables::with_capacity(Requirements {
@@ -89,6 +99,13 @@ fn prints_its_figures_last_and_results_match_the_evaluator() {
         bytes: 1 << 16,
     });
     store.load(&std::fs::read(DEFINITIONS).unwrap()).unwrap();
+    // The benchmark evaluates at the wall clock, like PostHog's SDKs.
+    let now = Some(posthog_embedded::UnixMillis::from_millis(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64,
+    ));
     let mut want: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     for i in 0..30 {
         let mut body = context.clone();
@@ -96,7 +113,7 @@ fn prints_its_figures_last_and_results_match_the_evaluator() {
         let ctx = OwnedContext::from_flags_request(&body).unwrap();
         ctx.with_eval_context(|c| {
             for k in store.keys() {
-                let label = match store.evaluate(k, c, None) {
+                let label = match store.evaluate(k, c, now) {
                     Ok(FlagValue::Bool(b)) => b.to_string(),
                     Ok(v) => format!("variant:{v}"),
                     Err(_) => "inconclusive".to_owned(),
