@@ -8,9 +8,7 @@
 //!
 //! Regex patterns are compiled when the definitions load, and their programs kept in the store's
 //! byte arena (8 bytes per instruction, so a typical pattern of 20 to 60 instructions costs 160
-//! to 480 bytes): evaluation only runs the program. A pattern longer than
-//! [`REGEX_PATTERN_MAX`](crate::flags::store::REGEX_PATTERN_MAX) bytes is kept as text and compiled at
-//! each evaluation.
+//! to 480 bytes): evaluation only runs the program.
 //!
 //! Property values that must be stringified (numbers, booleans, arrays, objects) are written
 //! into a [`SCRATCH`]-byte stack buffer; a value whose stringification does not fit makes the
@@ -18,7 +16,7 @@
 
 use super::date::{parse_date, DateInstant, DateOp};
 use super::outcome::{Outcome, Reason};
-use super::regex::{EncodedRegex, Regex, RegexError, DEFAULT_CAPACITY};
+use super::regex::EncodedRegex;
 use super::store::{
     decode_date, decode_semver, Compiled, FilterKind, Node, NodeKind, Operator, Tables,
 };
@@ -171,22 +169,8 @@ pub(crate) fn match_property(
                     };
                     re.is_match(hay)
                 }
-                Compiled::Text(t) => {
-                    // The empty pattern, or one too long to compile at load.
-                    let pattern = store.text(t);
-                    if pattern.is_empty() {
-                        return Outcome::Match(want);
-                    }
-                    let re = match Regex::<DEFAULT_CAPACITY>::new(pattern) {
-                        Ok(re) => re,
-                        Err(RegexError::Invalid) => return Outcome::Match(false),
-                        Err(_) => return inconclusive(Reason::UnsupportedDefinition),
-                    };
-                    let Ok(hay) = value::py_str(&value, &mut scratch) else {
-                        return inconclusive(Reason::MissingContext);
-                    };
-                    re.is_match(hay)
-                }
+                // The empty pattern matches everything.
+                Compiled::Text(t) if store.text(t).is_empty() => return Outcome::Match(want),
                 _ => return inconclusive(Reason::UnsupportedDefinition),
             };
             Outcome::Match(matched == want)

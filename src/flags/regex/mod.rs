@@ -193,14 +193,21 @@ impl<const N: usize> Regex<N> {
         self.prog.len() * INST_BYTES
     }
 
+    /// The program encoded, one instruction at a time ([`encoded_len`](Self::encoded_len)
+    /// bytes in all); read it back with [`EncodedRegex`].
+    pub(crate) fn encoded(&self) -> impl Iterator<Item = [u8; INST_BYTES]> + '_ {
+        self.prog.iter().map(|inst| encoded::encode(*inst))
+    }
+
     /// Writes the program into `out`, which must be exactly
     /// [`encoded_len`](Self::encoded_len) bytes (`Err` carries that length otherwise).
+    #[cfg(test)]
     pub(crate) fn encode_into(&self, out: &mut [u8]) -> Result<(), usize> {
         if out.len() != self.encoded_len() {
             return Err(self.encoded_len());
         }
-        for (chunk, inst) in out.chunks_exact_mut(INST_BYTES).zip(&self.prog) {
-            chunk.copy_from_slice(&encoded::encode(*inst));
+        for (chunk, inst) in out.chunks_exact_mut(INST_BYTES).zip(self.encoded()) {
+            chunk.copy_from_slice(&inst);
         }
         Ok(())
     }

@@ -48,6 +48,26 @@ impl Builder<'_> {
         t
     }
 
+    /// Writes `len` bytes given as chunks (an encoded regex program, instruction by
+    /// instruction), without a buffer for the whole.
+    fn blob_from<const C: usize>(
+        &mut self,
+        len: usize,
+        chunks: impl Iterator<Item = [u8; C]>,
+    ) -> Text {
+        let t = Text {
+            start: self.need.bytes as u32,
+            len: len as u32,
+        };
+        self.need.bytes += len;
+        if let Some(st) = self.store.as_mut() {
+            for chunk in chunks {
+                let _ = st.bytes.extend_from_slice(&chunk);
+            }
+        }
+        t
+    }
+
     /// Writes a decoded JSON string.
     fn json_str(&mut self, s: Str<'_>) -> Text {
         if let Some(raw) = s.as_str() {
@@ -474,44 +494,26 @@ fn parse_flag_filter(
 
 /// Compiles a regex filter's pattern (the Python stringification of its value) once, here, so
 /// that evaluation only runs the program. Both passes compile it, so the dry run measures the
-/// program's exact size. A pattern longer than [`REGEX_PATTERN_MAX`] is kept as text and
-/// compiled at each evaluation instead (it is then classified in the committing pass only).
+/// program's exact size. A pattern with JSON escapes whose unescaped form is longer than
+/// [`REGEX_PATTERN_MAX`] bytes is left to the server (inconclusive), like a pattern over the
+/// matcher's size bounds.
 fn compile_regex(raw: &str, b: &mut Builder<'_>) -> Compiled {
-    use crate::flags::regex::{Regex, RegexError, DEFAULT_CAPACITY, INST_BYTES};
+    use crate::flags::regex::{Regex, RegexError, DEFAULT_CAPACITY};
+    let Ok(v) = PropertyValue::from_json(raw) else {
+        return Compiled::Unusable;
+    };
     let mut buf = [0u8; REGEX_PATTERN_MAX];
-    let pattern = PropertyValue::from_json(raw)
-        .ok()
-        .and_then(|v| value::py_str(&v, &mut buf).ok());
-    let Some(pattern) = pattern else {
-        return match b.py_string(raw) {
-            Some(t) => match b
-                .store
-                .as_ref()
-                .map(|st| Regex::<DEFAULT_CAPACITY>::new(st.text(t)))
-            {
-                Some(Err(RegexError::Invalid)) => Compiled::RegexInvalid,
-                Some(Err(_)) => Compiled::RegexUnsupported,
-                Some(Ok(_)) | None => Compiled::Text(t),
-            },
-            None => Compiled::Unusable,
-        };
+    let pattern = match value::py_str(&v, &mut buf) {
+        Ok(p) => p,
+        Err(value::StringifyError::Overflow { .. }) => return Compiled::RegexUnsupported,
+        Err(_) => return Compiled::Unusable,
     };
     if pattern.is_empty() {
         // Matches everything; the evaluator answers it without a program.
         return Compiled::Text(b.text(""));
     }
     match Regex::<DEFAULT_CAPACITY>::new(pattern) {
-        Ok(re) => {
-            let mut program = [0u8; DEFAULT_CAPACITY * INST_BYTES];
-            let len = re.encoded_len();
-            let Some(out) = program.get_mut(..len) else {
-                return Compiled::RegexUnsupported;
-            };
-            if re.encode_into(out).is_err() {
-                return Compiled::RegexUnsupported;
-            }
-            Compiled::Regex(b.blob(out))
-        }
+        Ok(re) => Compiled::Regex(b.blob_from(re.encoded_len(), re.encoded())),
         Err(RegexError::Invalid) => Compiled::RegexInvalid,
         Err(_) => Compiled::RegexUnsupported,
     }

@@ -43,10 +43,11 @@ pub use sizing::Requirements;
 /// Deepest nesting of cohort property groups accepted (PostHog uses two or three levels).
 pub const MAX_GROUP_DEPTH: usize = 16;
 
-/// Longest regex pattern (in bytes, after JSON unescaping) compiled when the definitions load;
-/// a longer one is kept as text and compiled at each evaluation. Compiling at load takes this
-/// many bytes of stack for the unescaped pattern, besides the compiler's own.
-pub const REGEX_PATTERN_MAX: usize = 512;
+/// Longest regex pattern with JSON escapes (`"^\\d+$"`), in bytes once unescaped, that the
+/// loader compiles: it unescapes into a stack buffer of this size. A longer one is left to the
+/// server (inconclusive). A pattern without escapes is read in place, whatever its length, and
+/// bounded only by the matcher's own limits.
+pub const REGEX_PATTERN_MAX: usize = 1024;
 
 /// Marks "no node" in node links.
 const NONE: u32 = u32::MAX;
@@ -158,8 +159,7 @@ pub(crate) enum Compiled {
         /// (posthog-python `_match_exact_property`).
         bool_like: Option<bool>,
     },
-    /// String operators, and a regex pattern too long to compile at load
-    /// ([`REGEX_PATTERN_MAX`]): the stringified filter value.
+    /// String operators, and the empty regex pattern: the stringified filter value.
     Text(Text),
     /// A regex compiled at load: its program, encoded in the arena (see
     /// `regex::EncodedRegex`).
@@ -800,16 +800,6 @@ impl<'s> TablesMut<'s> {
         *self.bytes.len = 0;
         *self.settings = Meta::EMPTY.settings;
         *self.loaded = false;
-    }
-
-    /// The text of `t` among the bytes written so far.
-    pub(crate) fn text(&self, t: Text) -> &str {
-        self.bytes
-            .buf
-            .get(..*self.bytes.len)
-            .and_then(|b| b.get(t.start as usize..(t.start as usize + t.len as usize)))
-            .and_then(|b| core::str::from_utf8(b).ok())
-            .unwrap_or_default()
     }
 
     fn load(mut self, doc: &[u8]) -> Result<Requirements, LoadError> {
