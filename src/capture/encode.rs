@@ -476,8 +476,8 @@ impl Encoder {
             Some(u) => u,
             None => self.new_uuid(now),
         };
-        let mut uuid_buf = [0u8; UUID_LEN];
-        let uuid_text = uuid.encode(&mut uuid_buf);
+        let mut uuid_text = [0u8; UUID_LEN];
+        uuid.encode_ascii(&mut uuid_text);
         let geoip = opts.disable_geoip.unwrap_or(self.config.disable_geoip) && !opts.relayed;
         let lib = !opts.relayed;
         let groups = opts.groups;
@@ -500,7 +500,7 @@ impl Encoder {
             sink.raw(b",\"distinct_id\":");
             sink.string_parts(distinct_id);
             sink.raw(b",\"uuid\":\"");
-            sink.raw(uuid_text.as_bytes());
+            sink.raw(&uuid_text);
             sink.raw(b"\"");
             if let Some(ts) = ts {
                 sink.raw(b",\"timestamp\":\"");
@@ -515,6 +515,19 @@ impl Encoder {
             // closure returned.
             if let Some(e) = sink.latched() {
                 return Err(E::from(CaptureError::Property(e)));
+            }
+            if lib && groups.is_empty() && max_key_len >= LONGEST_TAIL_KEY {
+                // The usual tail, as constant text: the bytes the general path below writes.
+                if !first {
+                    sink.raw(b",");
+                }
+                sink.raw(LIB_PROPS.as_bytes());
+                sink.raw(if geoip {
+                    b",\"$geoip_disable\":true}"
+                } else {
+                    b"}"
+                });
+                return Ok(sink.needed());
             }
             let mut o = Object::resume(&mut sink, first, &[]);
             let sdk = (|| -> Result<(), PropertyError> {
@@ -558,8 +571,51 @@ impl Encoder {
     }
 }
 
+/// `"$lib":"posthog-embedded","$lib_version":"<version>"` (see [`crate::LIB_NAME`] and
+/// [`crate::LIB_VERSION`]; neither needs escaping).
+const LIB_PROPS: &str = concat!(
+    "\"$lib\":\"posthog-embedded\",\"$lib_version\":\"",
+    env!("CARGO_PKG_VERSION"),
+    "\""
+);
+
+/// The longest key of the constant tail (`$geoip_disable`): with a smaller `max_key_len` the
+/// general path reports the SDK's own key as too long, as it always has.
+const LONGEST_TAIL_KEY: usize = "$geoip_disable".len();
+
 impl From<CaptureError> for Abort {
     fn from(e: CaptureError) -> Self {
         Self::Error(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::queue::OverflowPolicy;
+
+    /// The constant tail is exactly what the general writer makes of the SDK's properties.
+    #[test]
+    fn constant_tail_equals_the_general_path() {
+        let mut buf = [0u8; 128];
+        let mut sink = Sink::new(&mut buf, 200);
+        let mut o = Object::resume(&mut sink, true, &[]);
+        o.prop("$lib", crate::LIB_NAME)
+            .and_then(|o| o.prop("$lib_version", crate::LIB_VERSION))
+            .unwrap();
+        let n = sink.needed();
+        assert_eq!(&buf[..n], LIB_PROPS.as_bytes());
+    }
+
+    /// Below the longest SDK key, the SDK's own key is too long, with the fast path as without.
+    #[test]
+    fn a_short_key_limit_still_refuses_the_sdk_keys() {
+        for (max, ok) in [(13, false), (14, true)] {
+            let mut q = Queue::new([0u8; 1024], OverflowPolicy::RejectNewest);
+            let mut enc = Encoder::new(EncoderConfig::DEFAULT.max_key_len(max), 1);
+            let now = Now::mono(crate::time::Instant::from_millis(0));
+            let r = enc.capture(&mut q, now, "e", "d", &EventOptions::new(), |_| Ok(()));
+            assert_eq!(r.is_ok(), ok, "{max}: {r:?}");
+        }
     }
 }

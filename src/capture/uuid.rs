@@ -81,6 +81,13 @@ impl Uuid {
 
     /// Writes the text form into `buf` and returns it.
     pub fn encode<'b>(&self, buf: &'b mut [u8; UUID_LEN]) -> &'b str {
+        self.encode_ascii(buf);
+        core::str::from_utf8(buf).unwrap_or_default()
+    }
+
+    /// Writes the canonical text form into `buf` as ASCII bytes (what [`encode`](Self::encode)
+    /// returns as `&str`).
+    pub(crate) fn encode_ascii(&self, buf: &mut [u8; UUID_LEN]) {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut j = 0;
         for (i, byte) in self.0.iter().enumerate() {
@@ -97,7 +104,6 @@ impl Uuid {
                 j += 1;
             }
         }
-        core::str::from_utf8(buf).unwrap_or_default()
     }
 }
 

@@ -104,10 +104,31 @@ impl<'b> Sink<'b> {
     }
 
     /// Appends `s` escaped for the inside of a JSON string (no quotes).
+    ///
+    /// Runs of bytes that need no escape are found with one compare chain per byte and copied
+    /// whole; only `"`, `\` and control characters are rewritten.
     pub(crate) fn escaped(&mut self, s: &str) {
-        let bytes = s.as_bytes();
-        let mut start = 0;
-        for (i, &b) in bytes.iter().enumerate() {
+        let mut rest = s.as_bytes();
+        loop {
+            let Some(i) = rest
+                .iter()
+                .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
+            else {
+                if !rest.is_empty() {
+                    self.raw(rest);
+                }
+                return;
+            };
+            let Some((run, tail)) = rest.split_at_checked(i) else {
+                return;
+            };
+            if !run.is_empty() {
+                self.raw(run);
+            }
+            let Some((&b, tail)) = tail.split_first() else {
+                return;
+            };
+            rest = tail;
             let esc: &[u8] = match b {
                 b'"' => b"\\\"",
                 b'\\' => b"\\\\",
@@ -116,21 +137,16 @@ impl<'b> Sink<'b> {
                 b'\t' => b"\\t",
                 0x08 => b"\\b",
                 0x0c => b"\\f",
-                0x00..=0x1f => b"",
-                _ => continue,
+                _ => {
+                    const HEX: &[u8; 16] = b"0123456789abcdef";
+                    let hi = HEX.get(usize::from(b >> 4)).copied().unwrap_or(b'0');
+                    let lo = HEX.get(usize::from(b & 0xf)).copied().unwrap_or(b'0');
+                    self.raw(&[b'\\', b'u', b'0', b'0', hi, lo]);
+                    continue;
+                }
             };
-            self.raw(bytes.get(start..i).unwrap_or_default());
-            if esc.is_empty() {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                let hi = HEX.get(usize::from(b >> 4)).copied().unwrap_or(b'0');
-                let lo = HEX.get(usize::from(b & 0xf)).copied().unwrap_or(b'0');
-                self.raw(&[b'\\', b'u', b'0', b'0', hi, lo]);
-            } else {
-                self.raw(esc);
-            }
-            start = i + 1;
+            self.raw(esc);
         }
-        self.raw(bytes.get(start..).unwrap_or_default());
     }
 
     /// Appends an unsigned integer.
@@ -176,16 +192,38 @@ impl<'b> Sink<'b> {
 }
 
 /// Formats `v` in decimal into the end of `buf`, returning the digits.
-pub(crate) fn fmt_u64(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
+///
+/// Values that fit a `u32` (almost all property values, offsets and counters) never touch
+/// 64-bit division, which a 32-bit MCU does in software: a larger value is split once into
+/// nine low digits and the rest.
+pub(crate) fn fmt_u64(v: u64, buf: &mut [u8; 20]) -> &[u8] {
     let mut i = buf.len();
-    loop {
-        i -= 1;
-        if let Some(d) = buf.get_mut(i) {
-            *d = b'0' + (v % 10) as u8;
+    let mut put = |mut w: u32, min_digits: usize, i: &mut usize| {
+        let stop = i.saturating_sub(min_digits);
+        loop {
+            *i -= 1;
+            if let Some(d) = buf.get_mut(*i) {
+                *d = b'0' + (w % 10) as u8;
+            }
+            w /= 10;
+            if (w == 0 && *i <= stop) || *i == 0 {
+                break;
+            }
         }
-        v /= 10;
-        if v == 0 || i == 0 {
-            break;
+    };
+    match u32::try_from(v) {
+        Ok(w) => put(w, 1, &mut i),
+        Err(_) => {
+            const E9: u64 = 1_000_000_000;
+            let (high, low) = (v / E9, (v % E9) as u32);
+            put(low, 9, &mut i);
+            match u32::try_from(high) {
+                Ok(w) => put(w, 1, &mut i),
+                Err(_) => {
+                    put((high % E9) as u32, 9, &mut i);
+                    put((high / E9) as u32, 1, &mut i);
+                }
+            }
         }
     }
     buf.get(i..).unwrap_or_default()
@@ -307,6 +345,13 @@ pub struct Object<'s, 'b> {
     /// Keys owned by the SDK at this level: the caller's values for them are dropped, so the
     /// SDK's value (written later) is the only one on the wire.
     reserved: &'s [&'s str],
+    /// Every reserved key starts with `$`, so a key that does not is never looked up.
+    reserved_dollar: bool,
+}
+
+/// Whether every key in `reserved` starts with `$`.
+fn all_dollar(reserved: &[&str]) -> bool {
+    reserved.iter().all(|k| k.starts_with('$'))
 }
 
 impl<'s, 'b> Object<'s, 'b> {
@@ -317,6 +362,7 @@ impl<'s, 'b> Object<'s, 'b> {
             sink,
             first: true,
             reserved,
+            reserved_dollar: all_dollar(reserved),
         }
     }
 
@@ -327,6 +373,7 @@ impl<'s, 'b> Object<'s, 'b> {
             sink,
             first,
             reserved,
+            reserved_dollar: all_dollar(reserved),
         }
     }
 
@@ -365,6 +412,7 @@ impl<'s, 'b> Object<'s, 'b> {
             });
         }
         let muted = match parts {
+            [key] if self.reserved_dollar && !key.starts_with('$') => false,
             [key] => self.reserved.contains(key),
             _ => false,
         };
@@ -801,9 +849,60 @@ mod tests {
 
     #[test]
     fn integers_format_exactly() {
-        for v in [0u64, 1, 9, 10, 99, 100, 12345, u64::MAX] {
+        let mut values = std::vec![0u64, 1, 9, 10, 99, 100, 12345, u64::MAX, u64::MAX - 1];
+        // Every power of ten and its neighbours, the u32 edge and the 10^9 split points.
+        let mut p = 1u64;
+        while let Some(next) = p.checked_mul(10) {
+            values.extend([p - 1, p, p + 1]);
+            p = next;
+        }
+        values.extend([p - 1, p, p + 1]);
+        for e in [u64::from(u32::MAX), 1_000_000_000 * u64::from(u32::MAX)] {
+            values.extend([e - 1, e, e + 1]);
+        }
+        values.extend([
+            4_000_000_000_000_000_007,
+            1_000_000_000_000_000_000 + 1,
+            5_000_000_001,
+        ]);
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..10_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            values.extend([x, x >> (x % 64)]);
+        }
+        for v in values {
             let mut b = [0u8; 20];
-            assert_eq!(fmt_u64(v, &mut b), std::format!("{v}").as_bytes());
+            assert_eq!(fmt_u64(v, &mut b), std::format!("{v}").as_bytes(), "{v}");
+        }
+    }
+
+    #[test]
+    fn strings_escape_exactly_in_every_position() {
+        // Each escapable byte at the start, middle and end, alone and in runs, against
+        // serde_json's own escaping (the same rules: short forms, else \u00XX in lower case).
+        let specials = [
+            '"', '\\', '\n', '\r', '\t', '\u{8}', '\u{c}', '\u{0}', '\u{1f}', '\u{7f}', 'é',
+        ];
+        for c in specials {
+            for s in [
+                std::format!("{c}"),
+                std::format!("{c}ab"),
+                std::format!("ab{c}"),
+                std::format!("a{c}b{c}{c}c"),
+                std::format!("{c}{c}"),
+            ] {
+                let mut buf = [0u8; 64];
+                let mut sink = Sink::new(&mut buf, 200);
+                sink.string(&s);
+                let n = sink.needed();
+                assert_eq!(
+                    &buf[..n],
+                    serde_json::to_string(&s).unwrap().as_bytes(),
+                    "{s:?}"
+                );
+            }
         }
     }
 }
