@@ -9,9 +9,30 @@
 #    virtual time, read through SysTick at 25 MHz) and prints instructions per operation,
 #    with the calibration against a loop of known length.
 #
+# 3. Gates: exits non-zero when a build's flash or an operation's instruction count exceeds
+#    its budget below, so the footprint cannot creep back. The budgets are a ratchet (today's
+#    figures plus a little slack for toolchain changes): lower them as the figures fall, never
+#    raise them to make a change pass. The "target" column printed beside them is where the
+#    library is headed; a budget at or under its target means the target is met.
+#
 # Needs: cargo with the thumbv7em-none-eabihf and thumbv6m-none-eabi targets,
 # arm-none-eabi-size (binutils-arm-none-eabi), qemu-system-arm.
 set -euo pipefail
+
+# Budgets (bytes of flash = text + data; instructions per operation). Override one from the
+# environment to try a tighter value locally.
+BUDGET_CAPTURE_FLASH=${BUDGET_CAPTURE_FLASH:-16896}       # (a) size_capture, total
+BUDGET_FLAGS_FLASH=${BUDGET_FLAGS_FLASH:-141312}          # (b) size_flags, total
+BUDGET_FULL_FLASH=${BUDGET_FULL_FLASH:-241664}            # (c) firmware, default features
+BUDGET_NO_PERSIST_FLASH=${BUDGET_NO_PERSIST_FLASH:-216064} # (c) without persistence
+BUDGET_TLS_FLASH=${BUDGET_TLS_FLASH:-334848}              # (c) with TLS
+BUDGET_CAPTURE_INSTR=${BUDGET_CAPTURE_INSTR:-7000}         # one 5-property capture
+BUDGET_LOAD_INSTR_PER_BYTE=${BUDGET_LOAD_INSTR_PER_BYTE:-480} # FlagStore::load, per document byte
+# Where each is headed.
+TARGET_CAPTURE_FLASH=8192
+TARGET_FULL_FLASH=131072
+TARGET_CAPTURE_INSTR=3000
+TARGET_LOAD_INSTR_PER_BYTE=60
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 FW="$ROOT/examples/firmware"
@@ -126,3 +147,29 @@ echo "| evaluate \`new-sampling-rate\` (semver_gte filter) | $(val eval_semver) 
 echo "| evaluate \`display-theme\` (multivariate, 3 variants) | $(val eval_multivariate) |"
 echo "| \`EventLog::append\`: one such event ($(val persist_event_bytes) bytes of JSON) to flash, erases and a tail record every 10 events included | $(val persist_event) |"
 echo "| restore a full 40 KiB log at boot: mount, then read all $(val restore_full_events) events back | $(val restore_full) |"
+
+# The definitions document the bench loads (the sample, embedded in the firmware).
+doc_bytes=$(wc -c <"$ROOT/examples/data/sample_definitions.json")
+load_per_byte=$(( ($(val flags_load) + doc_bytes - 1) / doc_bytes ))
+flash_of() { local t d b; read -r t d b < <(sizes "$1"); echo $((t + d)); }
+
+echo
+echo "## Gates"
+echo
+echo "| Measure | Value | Budget | Target |"
+echo "|---|---:|---:|---:|"
+failed=0
+gate() { # LABEL VALUE BUDGET TARGET
+  local verdict=""
+  if [ "$2" -gt "$3" ]; then verdict=" **over budget**"; failed=1; fi
+  printf '| %s | %d%s | %d | %s |\n' "$1" "$2" "$verdict" "$3" "$4"
+}
+gate "(a) capture flash" "$(flash_of "$OUT/size_capture.elf")" "$BUDGET_CAPTURE_FLASH" "$TARGET_CAPTURE_FLASH"
+gate "(b) capture + local flags flash" "$(flash_of "$OUT/size_flags.elf")" "$BUDGET_FLAGS_FLASH" "-"
+gate "(c) full client flash" "$(flash_of "target/$M4/release/posthog-firmware")" "$BUDGET_FULL_FLASH" "$TARGET_FULL_FLASH"
+gate "(c) without persistence flash" "$(flash_of "$OUT/no-persist.elf")" "$BUDGET_NO_PERSIST_FLASH" "-"
+gate "(c) with TLS flash" "$(flash_of "$OUT/tls.elf")" "$BUDGET_TLS_FLASH" "-"
+gate "capture instructions" "$(val capture)" "$BUDGET_CAPTURE_INSTR" "$TARGET_CAPTURE_INSTR"
+gate "load instructions per byte ($doc_bytes-byte document)" "$load_per_byte" "$BUDGET_LOAD_INSTR_PER_BYTE" "$TARGET_LOAD_INSTR_PER_BYTE"
+echo
+[ "$failed" = 0 ] || die "a footprint or instruction budget is exceeded (see the Gates table)"
