@@ -3,6 +3,7 @@
 
 use super::{bump, Client, DeliveryError, InFlight, Method, RequestKind, ResponseInfo, Transmit};
 use crate::config::Key;
+use crate::flags::{FlagTables, LoadError, Requirements};
 use crate::retry;
 use crate::time::{Instant, Now};
 
@@ -17,7 +18,7 @@ pub enum DefinitionsChange {
     Cleared,
 }
 
-impl Client<'_> {
+impl<'r> Client<'r> {
     /// Whether flag definitions are loaded (from the network or [`load_definitions`]).
     ///
     /// [`load_definitions`]: Self::load_definitions
@@ -31,11 +32,39 @@ impl Client<'_> {
     ///
     /// # Errors
     /// [`crate::flags::LoadError`].
-    pub fn load_definitions(
-        &mut self,
-        doc: &[u8],
-    ) -> Result<crate::flags::Requirements, crate::flags::LoadError> {
+    pub fn load_definitions(&mut self, doc: &[u8]) -> Result<Requirements, LoadError> {
         let r = self.flags.load(doc);
+        self.count_load(r)
+    }
+
+    /// Puts definitions that were loaded elsewhere into use: `staged` holds the result of
+    /// `staged.load(doc)` (`loaded`), done outside whatever lock guards this client, so a long
+    /// load never blocks it. On success the two stores are swapped in O(1): the client uses the
+    /// new definitions and `staged` gets the old ones (reuse it for the next load). On error
+    /// nothing is swapped and the definitions in use are kept. Counted like
+    /// [`load_definitions`](Self::load_definitions).
+    ///
+    /// The staged store borrows storage for as long as the client's own (`'r`), and should
+    /// have the same capacities: definitions that fit the client's store but not the staged
+    /// one fail to load.
+    ///
+    /// # Errors
+    /// `loaded`'s [`LoadError`].
+    pub fn install_definitions(
+        &mut self,
+        staged: &mut FlagTables<'r>,
+        loaded: Result<Requirements, LoadError>,
+    ) -> Result<Requirements, LoadError> {
+        if loaded.is_ok() {
+            core::mem::swap(&mut self.flags, staged);
+        }
+        self.count_load(loaded)
+    }
+
+    fn count_load(
+        &mut self,
+        r: Result<Requirements, LoadError>,
+    ) -> Result<Requirements, LoadError> {
         match r {
             Ok(_) => bump(&mut self.stats.definitions_loaded, 1),
             Err(e) => {
@@ -44,6 +73,39 @@ impl Client<'_> {
             }
         }
         r
+    }
+
+    /// Whether the request in flight is a definitions poll, whose `200` answer carries a
+    /// document to load: a driver that loads it outside its lock
+    /// ([`handle_staged_response`](Self::handle_staged_response)) asks this first.
+    #[must_use]
+    pub fn awaits_definitions(&self) -> bool {
+        matches!(self.in_flight, InFlight::Definitions)
+    }
+
+    /// [`handle_response`](Self::handle_response) for a definitions answer whose body the
+    /// driver already loaded into `staged` (`loaded`), outside its lock; see
+    /// [`install_definitions`](Self::install_definitions) for the swap. Any other answer is
+    /// handled as `handle_response` handles it (and `loaded` is ignored).
+    pub fn handle_staged_response(
+        &mut self,
+        now: Now,
+        resp: &ResponseInfo<'_>,
+        body: &[u8],
+        staged: &mut FlagTables<'r>,
+        loaded: Result<Requirements, LoadError>,
+    ) {
+        if self.awaits_definitions() && resp.status == 200 {
+            self.in_flight = InFlight::Idle;
+            self.definitions_response(now, resp, |flags| {
+                if loaded.is_ok() {
+                    core::mem::swap(flags, staged);
+                }
+                loaded
+            });
+        } else {
+            self.handle_response(now, resp, body);
+        }
     }
 
     /// Loads definitions kept from an earlier poll (on flash) together with the `ETag` they
@@ -56,7 +118,7 @@ impl Client<'_> {
         &mut self,
         doc: &[u8],
         etag: &str,
-    ) -> Result<crate::flags::Requirements, crate::flags::LoadError> {
+    ) -> Result<Requirements, LoadError> {
         let r = self.load_definitions(doc)?;
         self.etag.clear();
         if self.etag.push_str(etag).is_err() {
@@ -111,11 +173,17 @@ impl Client<'_> {
         ))
     }
 
-    pub(super) fn definitions_response(&mut self, now: Now, resp: &ResponseInfo<'_>, body: &[u8]) {
+    /// Settles a definitions answer; `load` puts a `200`'s body into the store in use.
+    pub(super) fn definitions_response(
+        &mut self,
+        now: Now,
+        resp: &ResponseInfo<'_>,
+        load: impl FnOnce(&mut FlagTables<'r>) -> Result<Requirements, LoadError>,
+    ) {
         let interval = self.config.poll_interval;
         match resp.status {
             200 => {
-                match self.flags.load(body) {
+                match load(&mut self.flags) {
                     Ok(_) => {
                         bump(&mut self.stats.definitions_loaded, 1);
                         self.etag.clear();

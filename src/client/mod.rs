@@ -780,7 +780,7 @@ impl<'r> Client<'r> {
                 self.batch_response(now, records, resp);
                 self.finish_clear();
             }
-            InFlight::Definitions => self.definitions_response(now, resp, body),
+            InFlight::Definitions => self.definitions_response(now, resp, |f| f.load(body)),
             InFlight::Flags => self.query_response(now, resp, body),
         }
     }

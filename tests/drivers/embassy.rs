@@ -93,6 +93,10 @@ pub(crate) enum Reply {
     Status502,
     Flags,
     Status304,
+    /// `200` with a definitions body that is not a whole document.
+    DefinitionsBroken,
+    /// `200` with other definitions (flag `gamma`).
+    DefinitionsGamma,
 }
 
 /// Request line, headers, body.
@@ -174,6 +178,20 @@ pub(crate) fn server(script: Vec<Reply>) -> (std::net::SocketAddr, Arc<Mutex<See
                         b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"[..].into()
                     }
                     Reply::Drop => break,
+                    Reply::DefinitionsBroken => {
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n{\"flags\": ["[..]
+                            .into()
+                    }
+                    Reply::DefinitionsGamma => {
+                        let defs = br#"{"flags":[{"id":3,"key":"gamma","active":true,"filters":{"groups":[{"properties":[],"rollout_percentage":100}]}}]}"#;
+                        let mut r = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+                            defs.len()
+                        )
+                        .into_bytes();
+                        r.extend_from_slice(defs);
+                        r
+                    }
                     Reply::Definitions => {
                         let defs = br#"{"flags":[{"id":1,"key":"beta","active":true,"filters":{"groups":[{"properties":[],"rollout_percentage":100}]}}]}"#;
                         let mut r = format!("HTTP/1.1 200 OK\r\nETag: \"v1\"\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n", defs.len()).into_bytes();
@@ -990,4 +1008,123 @@ fn a_dropped_remote_read_closes_its_query() {
     );
     assert_eq!(v, Some(FlagValue::variant("blue").unwrap()));
     assert_eq!(seen.lock().unwrap().requests.len(), 1);
+}
+
+/// With a staging store, a poll's definitions are loaded outside the client's lock and swapped
+/// in: a good document goes into use, a broken one changes nothing, and the staging store is
+/// reused for the next poll (it holds the previous definitions after each swap).
+#[test]
+fn polled_definitions_load_in_the_staging_store_and_swap_in() {
+    use posthog_embedded::flags::{EvalContext, FlagTables, FlagValue, Requirements};
+    let (addr, seen) = server(vec![
+        Reply::Definitions,
+        Reply::DefinitionsBroken,
+        Reply::DefinitionsGamma,
+    ]);
+    let (ph, mut runner) = start(
+        Config::new("phc_embassy", 0x5eed).secret_key("phx_embassy_secret"),
+        4096,
+    );
+    runner.stage_definitions(FlagTables::with_capacity(Requirements {
+        flags: 4,
+        nodes: 64,
+        bytes: 1024,
+    }));
+    let ctx = EvalContext {
+        distinct_id: "device-1",
+        device_id: None,
+        person: &[],
+        groups: &[],
+    };
+    let stats = || ph.stats();
+    let mut link = runner.link(tcp(addr));
+    drive(&mut link, || stats().definitions_loaded == 1);
+    assert_eq!(ph.feature_flag("beta", &ctx), Ok(FlagValue::Bool(true)));
+
+    ph.reload_definitions();
+    drive(&mut link, || stats().definitions_failed == 1);
+    assert_eq!(
+        ph.feature_flag("beta", &ctx),
+        Ok(FlagValue::Bool(true)),
+        "a broken document changes nothing"
+    );
+
+    ph.reload_definitions();
+    drive(&mut link, || stats().definitions_loaded == 2);
+    assert_eq!(ph.feature_flag("gamma", &ctx), Ok(FlagValue::Bool(true)));
+    assert!(ph.feature_flag("beta", &ctx).is_err(), "beta is gone");
+    assert_eq!(seen.lock().unwrap().requests.len(), 3);
+}
+
+/// The handle's staged load: parsed into the caller's store, then swapped in; the caller gets
+/// the old definitions back, and a failed load keeps the ones in use.
+#[test]
+fn handle_loads_definitions_through_a_staging_store() {
+    use posthog_embedded::flags::{EvalContext, FlagTables, FlagValue, LoadError, Requirements};
+    let (ph, _runner) = start(Config::new("phc_embassy", 0x5eed), 1024);
+    let mut staging = FlagTables::with_capacity(Requirements {
+        flags: 4,
+        nodes: 64,
+        bytes: 1024,
+    });
+    let ctx = EvalContext {
+        distinct_id: "device-1",
+        device_id: None,
+        person: &[],
+        groups: &[],
+    };
+    let doc = |key: &str| {
+        format!(
+            r#"{{"flags":[{{"id":1,"key":"{key}","active":true,"filters":{{"groups":[{{"properties":[],"rollout_percentage":100}}]}}}}]}}"#
+        )
+    };
+    ph.load_definitions_staged(&mut staging, doc("one").as_bytes())
+        .unwrap();
+    assert_eq!(ph.feature_flag("one", &ctx), Ok(FlagValue::Bool(true)));
+    assert!(
+        !staging.is_loaded(),
+        "the staging store holds the old (empty) tables"
+    );
+
+    ph.load_definitions_staged(&mut staging, doc("two").as_bytes())
+        .unwrap();
+    assert_eq!(ph.feature_flag("two", &ctx), Ok(FlagValue::Bool(true)));
+    assert!(
+        staging.evaluate("one", &ctx, None).is_ok(),
+        "and now the previous ones"
+    );
+
+    let err = ph
+        .load_definitions_staged(&mut staging, b"{\"flags\": [")
+        .unwrap_err();
+    assert!(matches!(err, LoadError::Json(_)), "{err:?}");
+    assert_eq!(ph.feature_flag("two", &ctx), Ok(FlagValue::Bool(true)));
+    let s = ph.stats();
+    assert_eq!((s.definitions_loaded, s.definitions_failed), (2, 1));
+}
+
+/// The poll's document really goes through the staging store (not the client's, under the
+/// lock): a staging store too small for it refuses it, although the client's would fit.
+#[test]
+fn a_staging_store_too_small_refuses_polled_definitions() {
+    use posthog_embedded::flags::{FlagTables, LoadError, Requirements};
+    let (addr, _seen) = server(vec![Reply::Definitions]);
+    let (ph, mut runner) = start(
+        Config::new("phc_embassy", 0x5eed).secret_key("phx_embassy_secret"),
+        4096,
+    );
+    runner.stage_definitions(FlagTables::with_capacity(Requirements {
+        flags: 0,
+        nodes: 64,
+        bytes: 1024,
+    }));
+    let mut link = runner.link(tcp(addr));
+    drive(&mut link, || ph.stats().definitions_failed == 1);
+    assert!(matches!(
+        ph.stats().last_error,
+        Some(posthog_embedded::client::DeliveryError::Definitions(
+            LoadError::Capacity { .. }
+        ))
+    ));
+    assert!(!ph.with(|c, _| c.is_local_evaluation_ready()));
 }

@@ -14,7 +14,7 @@ use crate::client::{
 };
 use crate::error::{CaptureError, PropertyError};
 use crate::flags::remote::{FlagErrorKind, FlagErrors};
-use crate::flags::{EvalContext, FlagValue, Inconclusive, LoadError, Requirements};
+use crate::flags::{EvalContext, FlagTables, FlagValue, Inconclusive, LoadError, Requirements};
 use crate::json::write::Object;
 use crate::time::{Now, UnixMillis};
 
@@ -193,6 +193,26 @@ impl<'d, M: RawMutex> Posthog<'d, M> {
         self.shared
             .client
             .lock(|c| c.borrow_mut().load_definitions(doc))
+    }
+
+    /// Loads flag definitions into `staging` **without holding the client's lock**, then swaps
+    /// them in under it in O(1) (see [`Client::install_definitions`]): `staging` gets the old
+    /// definitions back, ready for the next load. [`load_definitions`](Self::load_definitions)
+    /// parses under the lock instead, which a `CriticalSectionRawMutex` holds with interrupts
+    /// masked; this costs one more flag store of RAM (`FlagTables::new` over a second
+    /// `FlagStorage` with the client's capacities). On error the definitions in use are kept.
+    ///
+    /// # Errors
+    /// [`LoadError`].
+    pub fn load_definitions_staged(
+        &self,
+        staging: &mut FlagTables<'d>,
+        doc: &[u8],
+    ) -> Result<Requirements, LoadError> {
+        let loaded = staging.load(doc);
+        self.shared
+            .client
+            .lock(|c| c.borrow_mut().install_definitions(staging, loaded))
     }
 
     /// Asks for a definitions poll now (see [`Client::reload`]).

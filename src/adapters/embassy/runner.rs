@@ -7,6 +7,7 @@ use embassy_sync::blocking_mutex::raw::RawMutex;
 use super::Shared;
 use crate::adapters::stream::StreamTransport;
 use crate::client::{Client, ConfigError, RequestKind, Setting, TransportError};
+use crate::flags::FlagTables;
 use crate::net::transport::{Connect, Dial, Transport};
 use crate::net::Transmit;
 
@@ -85,6 +86,7 @@ pub struct Runner<'d, M: RawMutex> {
     rx: &'d mut [u8],
     body: &'d mut [u8],
     timeouts: Timeouts,
+    staging: Option<FlagTables<'d>>,
 }
 
 impl<'d, M: RawMutex> Runner<'d, M> {
@@ -96,7 +98,19 @@ impl<'d, M: RawMutex> Runner<'d, M> {
             rx: bufs.rx,
             body: bufs.body,
             timeouts: Timeouts::new(),
+            staging: None,
         }
+    }
+
+    /// Loads polled definitions into `staging` **outside the client's lock**, then swaps them
+    /// in under it (O(1); see [`Client::install_definitions`]). Without it, a poll's
+    /// definitions are parsed under the lock, which a `CriticalSectionRawMutex` holds with
+    /// interrupts masked for the whole load (tens of milliseconds on a Cortex-M4 for a 10 KB
+    /// document). The cost is RAM: one more flag store, with the same capacities as the
+    /// client's (`FlagTables::new` over a second `FlagStorage<F, N, B>`). With a `NoopRawMutex`
+    /// nothing is masked either way.
+    pub fn stage_definitions(&mut self, staging: FlagTables<'d>) {
+        self.staging = Some(staging);
     }
 
     /// Serves the client forever over `connection`.
@@ -183,6 +197,7 @@ impl<'d, M: RawMutex> Runner<'d, M> {
             tx: &mut *self.tx,
             body: &mut *self.body,
             timeouts: self.timeouts,
+            staging: self.staging.as_mut(),
         }
     }
 
@@ -213,6 +228,7 @@ pub struct Link<'a, 'd, M: RawMutex, C: Connect> {
     tx: &'a mut [u8],
     body: &'a mut [u8],
     timeouts: Timeouts,
+    staging: Option<&'a mut FlagTables<'d>>,
 }
 
 impl<M: RawMutex, C: Connect> Link<'_, '_, M, C> {
@@ -268,8 +284,21 @@ impl<M: RawMutex, C: Connect> Link<'_, '_, M, C> {
                 match outcome {
                     Ok(reply) => {
                         let body = self.body.get(..reply.body_len).unwrap_or_default();
-                        self.shared
-                            .with(|c| c.handle_response(now, &reply.info(), body));
+                        let info = reply.info();
+                        match self.staging.as_deref_mut() {
+                            Some(staging)
+                                if info.status == 200
+                                    && self.shared.peek(Client::awaits_definitions) =>
+                            {
+                                // The long part, without the lock: interrupts stay enabled
+                                // even under a `CriticalSectionRawMutex`.
+                                let loaded = staging.load(body);
+                                self.shared.with(|c| {
+                                    c.handle_staged_response(now, &info, body, staging, loaded);
+                                });
+                            }
+                            _ => self.shared.with(|c| c.handle_response(now, &info, body)),
+                        }
                         #[cfg(feature = "storage")]
                         self.shared.offer_definitions(body);
                     }
