@@ -167,7 +167,10 @@ pub(crate) fn match_property(
                     let Ok(hay) = value::py_str(&value, &mut scratch) else {
                         return inconclusive(Reason::MissingContext);
                     };
-                    re.is_match(hay)
+                    let Some(m) = re.is_match(hay) else {
+                        return inconclusive(Reason::UnsupportedDefinition);
+                    };
+                    m
                 }
                 // The empty pattern matches everything.
                 Compiled::Text(t) if store.text(t).is_empty() => return Outcome::Match(want),

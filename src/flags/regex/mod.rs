@@ -185,7 +185,7 @@ impl<const N: usize> Regex<N> {
     /// exceeds [`max_steps`](Self::max_steps)`(haystack.len())`.
     #[must_use]
     pub fn is_match_counting(&self, haystack: &str) -> (bool, usize) {
-        run::<_, N>(self.prog.as_slice(), haystack, self.anchored)
+        run_counting::<N>(self.prog.as_slice(), haystack, self.anchored)
     }
 
     /// Bytes the program takes encoded ([`INST_BYTES`] per instruction).
@@ -230,64 +230,65 @@ impl<const N: usize> Regex<N> {
 }
 
 /// A program compiled by [`Regex::new`] and stored as bytes ([`Regex::encode_into`]), matched
-/// in place with the default capacity's bounds: a flag store compiles each pattern once, when
-/// the definitions load, and keeps only these bytes.
+/// with the default capacity's bounds: a flag store compiles each pattern once, when the
+/// definitions load, and keeps only these bytes.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct EncodedRegex<'a> {
     bytes: &'a [u8],
-    anchored: bool,
 }
 
 impl<'a> EncodedRegex<'a> {
     /// Reads an encoded program: `None` unless it is a whole number of instructions, at most
-    /// [`DEFAULT_CAPACITY`]. An instruction that does not decode is one no thread can pass.
+    /// [`DEFAULT_CAPACITY`].
     pub(crate) fn new(bytes: &'a [u8]) -> Option<Self> {
         if !bytes.len().is_multiple_of(INST_BYTES) || bytes.len() > DEFAULT_CAPACITY * INST_BYTES {
             return None;
         }
-        let anchored = matches!(
-            Program::inst(&Bytes(bytes), 0),
-            Some(Inst::Look(ast::Look::Start))
-        );
-        Some(Self { bytes, anchored })
+        Some(Self { bytes })
     }
 
-    /// Whether the pattern matches anywhere in `haystack`, as [`Regex::is_match`].
-    pub(crate) fn is_match(&self, haystack: &str) -> bool {
-        run::<_, DEFAULT_CAPACITY>(&Bytes(self.bytes), haystack, self.anchored).0
-    }
-}
-
-/// Where the matcher reads instructions from.
-trait Program {
-    /// The instruction at `pc` (`None`: past the end, or not decodable).
-    fn inst(&self, pc: usize) -> Option<Inst>;
-}
-
-impl Program for [Inst] {
-    fn inst(&self, pc: usize) -> Option<Inst> {
-        self.get(pc).copied()
+    /// Whether the pattern matches anywhere in `haystack`, as [`Regex::is_match`]; `None` if
+    /// an instruction does not decode.
+    ///
+    /// The program is decoded onto the stack once, then run: small programs (a typical filter
+    /// pattern has a few dozen instructions) with thread lists sized for [`SMALL_PROGRAM`],
+    /// so that a match does not clear the 2.5 KiB of lists a 256-instruction program needs.
+    pub(crate) fn is_match(&self, haystack: &str) -> Option<bool> {
+        if self.bytes.len() <= SMALL_PROGRAM * INST_BYTES {
+            let mut prog = [Inst::Match; SMALL_PROGRAM];
+            let prog = decode_into(self.bytes, &mut prog)?;
+            Some(run::<SMALL_PROGRAM>(prog, haystack))
+        } else {
+            let mut prog = [Inst::Match; DEFAULT_CAPACITY];
+            let prog = decode_into(self.bytes, &mut prog)?;
+            Some(run::<DEFAULT_CAPACITY>(prog, haystack))
+        }
     }
 }
 
-/// An encoded program.
-struct Bytes<'a>(&'a [u8]);
+/// Programs up to this many instructions run with thread lists of this size.
+const SMALL_PROGRAM: usize = 64;
 
-impl Program for Bytes<'_> {
-    fn inst(&self, pc: usize) -> Option<Inst> {
-        let at = pc.checked_mul(INST_BYTES)?;
-        let raw = self.0.get(at..at.checked_add(INST_BYTES)?)?;
-        encoded::decode(raw.try_into().ok()?)
+/// Decodes `bytes` into the front of `out` (`None`: an instruction does not decode, or `out`
+/// is too short).
+fn decode_into<'p>(bytes: &[u8], out: &'p mut [Inst]) -> Option<&'p [Inst]> {
+    let n = bytes.len() / INST_BYTES;
+    let out = out.get_mut(..n)?;
+    for (slot, chunk) in out.iter_mut().zip(bytes.chunks_exact(INST_BYTES)) {
+        *slot = encoded::decode(chunk.try_into().ok()?)?;
     }
+    Some(out)
+}
+
+/// Runs the matcher over a program of at most `N` instructions.
+fn run<const N: usize>(prog: &[Inst], haystack: &str) -> bool {
+    let anchored = matches!(prog.first(), Some(Inst::Look(ast::Look::Start)));
+    run_counting::<N>(prog, haystack, anchored).0
 }
 
 /// Runs the matcher; returns whether it matched and the steps taken.
-fn run<P: Program + ?Sized, const N: usize>(
-    prog: &P,
-    haystack: &str,
-    anchored: bool,
-) -> (bool, usize) {
-    let mut vm = Vm::<P, N> {
+fn run_counting<const N: usize>(prog: &[Inst], haystack: &str, anchored: bool) -> (bool, usize) {
+    let mut vm = Vm::<N> {
         prog,
         cur: SparseSet::new(),
         next: SparseSet::new(),
@@ -374,15 +375,15 @@ fn push<const N: usize>(
     }
 }
 
-struct Vm<'a, P: ?Sized, const N: usize> {
-    prog: &'a P,
+struct Vm<'a, const N: usize> {
+    prog: &'a [Inst],
     cur: SparseSet<N>,
     next: SparseSet<N>,
     stack: [u16; N],
     steps: usize,
 }
 
-impl<P: Program + ?Sized, const N: usize> Vm<'_, P, N> {
+impl<const N: usize> Vm<'_, N> {
     fn run(&mut self, haystack: &str, anchored: bool) -> bool {
         let mut chars = haystack.chars();
         let mut prev: Option<char> = None;
@@ -419,7 +420,7 @@ impl<P: Program + ?Sized, const N: usize> Vm<'_, P, N> {
     /// Where the thread at `pc` continues after consuming `c`, if it can.
     fn step(&mut self, pc: u16, c: char) -> Option<u16> {
         let at = usize::from(pc);
-        let inst = self.prog.inst(at)?;
+        let inst = *self.prog.get(at)?;
         let ok = match inst {
             Inst::Char(x) => c == x,
             Inst::CharFold(x) => tables::any_in_orbit(c, |y| y == x),
@@ -427,27 +428,18 @@ impl<P: Program + ?Sized, const N: usize> Vm<'_, P, N> {
             Inst::AnyExceptNewline => c != '\n',
             Inst::Perl(p) => p.matches(c),
             Inst::Class { len, negated, fold } => {
-                let items = at + 1..at + 1 + usize::from(len);
-                // The whole class must be there, as a slice would require.
-                if len > 0 {
-                    self.prog.inst(items.end - 1)?;
-                }
+                let items = self.prog.get(at + 1..at + 1 + usize::from(len))?;
                 self.steps += items.len();
-                let prog = self.prog;
-                let item_at = |i: usize| match prog.inst(i) {
-                    Some(Inst::Item(item)) => Some(item),
-                    _ => None,
-                };
                 let hit = if fold {
                     tables::any_in_orbit(c, |x| {
                         items
-                            .clone()
-                            .any(|i| item_at(i).is_some_and(|item| item.matches_folded(x)))
+                            .iter()
+                            .any(|inst| matches!(inst, Inst::Item(item) if item.matches_folded(x)))
                     })
                 } else {
                     items
-                        .clone()
-                        .any(|i| item_at(i).is_some_and(|item| item.matches(c)))
+                        .iter()
+                        .any(|inst| matches!(inst, Inst::Item(item) if item.matches(c)))
                 };
                 return (hit != negated).then_some(pc + 1 + len);
             }
@@ -475,14 +467,14 @@ impl<P: Program + ?Sized, const N: usize> Vm<'_, P, N> {
             let Some(&pc) = stack.get(sp) else {
                 break;
             };
-            match prog.inst(usize::from(pc)) {
+            match prog.get(usize::from(pc)) {
                 Some(Inst::Match) => return true,
-                Some(Inst::Jmp(t)) => push(set, stack, &mut sp, steps, t),
-                Some(Inst::Split(a, b)) => {
+                Some(&Inst::Jmp(t)) => push(set, stack, &mut sp, steps, t),
+                Some(&Inst::Split(a, b)) => {
                     push(set, stack, &mut sp, steps, b);
                     push(set, stack, &mut sp, steps, a);
                 }
-                Some(Inst::Look(look)) if look.holds(prev, next) => {
+                Some(&Inst::Look(look)) if look.holds(prev, next) => {
                     push(set, stack, &mut sp, steps, pc + 1);
                 }
                 _ => {}
