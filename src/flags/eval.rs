@@ -19,7 +19,9 @@
 //! results.
 
 use super::context::EvalContext;
-use super::hash::{hash60, holdout_hash60, RolloutThreshold, VariantRange, VARIANT_SALT};
+use super::hash::{
+    hash60, holdout_hash60, RolloutThreshold, VariantRange, HASH_SPACE, VARIANT_SALT,
+};
 use super::outcome::{Evaluation, FlagValue, Inconclusive, MatchReason, Outcome, Reason, ValueRef};
 use super::store::{CondAggregation, Expected, FilterKind, Flag, Node, NodeKind, Tables};
 use super::value::{Properties, PropertyValue};
@@ -301,7 +303,9 @@ impl<'s, 'c> Evaluator<'s, 'c> {
                 Outcome::RequiresServer => return Err(Inconclusive::RequiresServer),
                 Outcome::Match(true) => {}
             }
-            if let Some(limit) = rollout.get() {
+            // A threshold that includes every hash (100 %) needs no hash: every `h` is below
+            // 2^60.
+            if let Some(limit) = rollout.get().filter(|&l| l < HASH_SPACE) {
                 if !RolloutThreshold::from_limit(limit).contains(hash60(key, cscope.bucketing, ""))
                 {
                     let miss = MatchReason::OutOfRolloutBound {
