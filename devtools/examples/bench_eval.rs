@@ -38,7 +38,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use posthog_embedded::flags::hash::hash60;
-use posthog_embedded::flags::{FlagTables, FlagValue, Requirements};
+use posthog_embedded::flags::{FlagTables, FlagValue};
 use posthog_embedded::time::UnixMillis;
 use posthog_embedded_devtools::context::OwnedContext;
 use serde_json::{json, Value};
@@ -76,13 +76,6 @@ unsafe impl GlobalAlloc for Counting {
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
-
-/// Generous host-side capacities.
-const CAPACITY: Requirements = Requirements {
-    flags: 4096,
-    nodes: 1 << 17,
-    bytes: 8 << 20,
-};
 
 struct Args {
     definitions: String,
@@ -155,11 +148,13 @@ fn run() -> Result<(), String> {
         .ok_or("distinct_ids.count (or --ids) is required")?;
     let pattern = ids["pattern"].as_str().unwrap_or("bench-user-{i}");
 
-    // Load: median of R loads into a fresh store.
-    let mut store = FlagTables::with_capacity(CAPACITY);
+    // Load: median of R loads into a fresh store of exactly the size the document needs, as a
+    // device would size it.
+    let need = FlagTables::requirements(&doc).map_err(|e| format!("{}: {e}", a.definitions))?;
+    let mut store = FlagTables::with_capacity(need);
     let mut loads = Vec::new();
     for _ in 0..a.repeat {
-        store = FlagTables::with_capacity(CAPACITY);
+        store = FlagTables::with_capacity(need);
         let t = Instant::now();
         store
             .load(&doc)

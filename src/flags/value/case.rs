@@ -78,7 +78,8 @@ enum Lc {
 struct Lower<'a> {
     s: &'a str,
     chars: core::str::CharIndices<'a>,
-    pending: Option<core::char::ToLowercase>,
+    /// The second character of a two-character lowercase (`İ`).
+    pending: Option<char>,
 }
 
 impl<'a> Lower<'a> {
@@ -95,10 +96,9 @@ impl Iterator for Lower<'_> {
     type Item = Lc;
 
     fn next(&mut self) -> Option<Lc> {
-        if let Some(c) = self.pending.as_mut().and_then(Iterator::next) {
+        if let Some(c) = self.pending.take() {
             return Some(Lc::Char(c));
         }
-        self.pending = None;
         let (i, c) = self.chars.next()?;
         if c == 'Σ' {
             return Some(match final_sigma(self.s, i) {
@@ -107,10 +107,9 @@ impl Iterator for Lower<'_> {
                 None => Lc::Sigma,
             });
         }
-        let mut lower = c.to_lowercase();
-        let first = lower.next();
-        self.pending = Some(lower);
-        first.map(Lc::Char)
+        let (first, second) = super::lower_table::lower(c);
+        self.pending = second;
+        Some(Lc::Char(first))
     }
 }
 
