@@ -123,7 +123,8 @@ pub(crate) fn match_property(
     if matches!(value, PropertyValue::Null) && !stringly {
         return Outcome::Match(false);
     }
-    let mut scratch = [0u8; SCRATCH];
+    // Made (and zeroed) only for a value that is not a plain string.
+    let mut scratch = None;
     match op {
         Operator::Exact | Operator::IsNot => {
             let out = exact(store, compiled, &value, &mut scratch);
@@ -142,7 +143,7 @@ pub(crate) fn match_property(
                 return inconclusive(Reason::UnsupportedDefinition);
             };
             let needle = store.text(t);
-            let Ok(hay) = value::py_str(&value, &mut scratch) else {
+            let Ok(hay) = py_text(&value, &mut scratch) else {
                 return inconclusive(Reason::MissingContext);
             };
             let (m, negate) = match op {
@@ -164,7 +165,7 @@ pub(crate) fn match_property(
                     let Some(re) = EncodedRegex::new(store.blob(t)) else {
                         return inconclusive(Reason::UnsupportedDefinition);
                     };
-                    let Ok(hay) = value::py_str(&value, &mut scratch) else {
+                    let Ok(hay) = py_text(&value, &mut scratch) else {
                         return inconclusive(Reason::MissingContext);
                     };
                     let Some(m) = re.is_match(hay) else {
@@ -199,7 +200,7 @@ pub(crate) fn match_property(
             }) else {
                 return inconclusive(Reason::UnsupportedDefinition);
             };
-            let Ok(text) = value::py_str(&value, &mut scratch) else {
+            let Ok(text) = py_text(&value, &mut scratch) else {
                 return inconclusive(Reason::MissingContext);
             };
             match filter.matches_text(text) {
@@ -214,12 +215,24 @@ pub(crate) fn match_property(
     }
 }
 
+/// The Python string of `value`: a plain string as it is, anything else written into
+/// `scratch`, which is made on first use.
+fn py_text<'r>(
+    value: &PropertyValue<'r>,
+    scratch: &'r mut Option<[u8; SCRATCH]>,
+) -> Result<&'r str, value::StringifyError> {
+    if let PropertyValue::Str(s) = *value {
+        return Ok(s);
+    }
+    value::py_str(value, scratch.get_or_insert_with(|| [0; SCRATCH]))
+}
+
 /// `exact` (the caller negates for `is_not`).
 fn exact(
     store: Tables<'_>,
     compiled: &Compiled,
     value: &PropertyValue<'_>,
-    scratch: &mut [u8],
+    scratch: &mut Option<[u8; SCRATCH]>,
 ) -> Outcome {
     let Compiled::Exact {
         items,
@@ -237,7 +250,7 @@ fn exact(
             return Outcome::Match(f == value.truthy());
         }
     }
-    let Ok(s) = value::py_str(value, scratch) else {
+    let Ok(s) = py_text(value, scratch) else {
         return inconclusive(Reason::MissingContext);
     };
     let mut undecided = false;

@@ -255,29 +255,26 @@ impl<'a> EncodedRegex<'a> {
     /// so that a match does not clear the 2.5 KiB of lists a 256-instruction program needs.
     pub(crate) fn is_match(&self, haystack: &str) -> Option<bool> {
         if self.bytes.len() <= SMALL_PROGRAM * INST_BYTES {
-            let mut prog = [Inst::Match; SMALL_PROGRAM];
-            let prog = decode_into(self.bytes, &mut prog)?;
-            Some(run::<SMALL_PROGRAM>(prog, haystack))
+            let prog = decode::<SMALL_PROGRAM>(self.bytes)?;
+            Some(run::<SMALL_PROGRAM>(&prog, haystack))
         } else {
-            let mut prog = [Inst::Match; DEFAULT_CAPACITY];
-            let prog = decode_into(self.bytes, &mut prog)?;
-            Some(run::<DEFAULT_CAPACITY>(prog, haystack))
+            let prog = decode::<DEFAULT_CAPACITY>(self.bytes)?;
+            Some(run::<DEFAULT_CAPACITY>(&prog, haystack))
         }
     }
 }
 
 /// Programs up to this many instructions run with thread lists of this size.
-const SMALL_PROGRAM: usize = 64;
+const SMALL_PROGRAM: usize = 32;
 
-/// Decodes `bytes` into the front of `out` (`None`: an instruction does not decode, or `out`
-/// is too short).
-fn decode_into<'p>(bytes: &[u8], out: &'p mut [Inst]) -> Option<&'p [Inst]> {
-    let n = bytes.len() / INST_BYTES;
-    let out = out.get_mut(..n)?;
-    for (slot, chunk) in out.iter_mut().zip(bytes.chunks_exact(INST_BYTES)) {
-        *slot = encoded::decode(chunk.try_into().ok()?)?;
+/// Decodes a program of at most `N` instructions (`None`: one does not decode, or there are
+/// more).
+fn decode<const N: usize>(bytes: &[u8]) -> Option<heapless::Vec<Inst, N>> {
+    let mut prog = heapless::Vec::new();
+    for chunk in bytes.chunks_exact(INST_BYTES) {
+        prog.push(encoded::decode(chunk.try_into().ok()?)?).ok()?;
     }
-    Some(out)
+    Some(prog)
 }
 
 /// Runs the matcher over a program of at most `N` instructions.

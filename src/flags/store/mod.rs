@@ -904,7 +904,7 @@ impl<'s> Tables<'s> {
     /// Index of the flag with `key`.
     pub(crate) fn find(&self, key: &str) -> Option<usize> {
         self.flags
-            .binary_search_by(|f| self.text(f.key).as_bytes().cmp(key.as_bytes()))
+            .binary_search_by(|f| self.blob(f.key).cmp(key.as_bytes()))
             .ok()
     }
 
@@ -918,7 +918,7 @@ impl<'s> Tables<'s> {
         let want = crate::json::write::fmt_u64(u64::from(i), &mut digits);
         self.list(self.settings.group_types.get())
             .find_map(|n| match n.kind {
-                NodeKind::GroupType { index, name } if self.text(index).as_bytes() == want => {
+                NodeKind::GroupType { index, name } if self.blob(index) == want => {
                     Some(self.text(name))
                 }
                 _ => None,

@@ -38,6 +38,12 @@ pub fn lower_eq(a: &str, b: &str) -> Result<bool, Undecidable> {
     if a == b {
         return Ok(true);
     }
+    // ASCII lowercases to ASCII, one byte for one byte; a non-ASCII character never lowercases
+    // to ASCII except `K` (U+212A) and `İ` (U+0130, to `i` and a combining dot), so both sides
+    // must be ASCII for this shortcut.
+    if a.is_ascii() && b.is_ascii() {
+        return Ok(a.eq_ignore_ascii_case(b));
+    }
     let mut x = Lower::new(a);
     let mut y = Lower::new(b);
     let mut undecided = false;
