@@ -501,11 +501,11 @@ impl Encoder {
             sink.string_parts(distinct_id);
             sink.raw(b",\"uuid\":\"");
             sink.raw(&uuid_text);
-            sink.raw(b"\"");
+            sink.byte(b'"');
             if let Some(ts) = ts {
                 sink.raw(b",\"timestamp\":\"");
                 sink.raw(ts.as_bytes());
-                sink.raw(b"\"");
+                sink.byte(b'"');
             }
             sink.raw(b",\"properties\":{");
             let mut o = Object::resume(&mut sink, true, reserved);
@@ -519,7 +519,7 @@ impl Encoder {
             if lib && groups.is_empty() && max_key_len >= LONGEST_TAIL_KEY {
                 // The usual tail, as constant text: the bytes the general path below writes.
                 if !first {
-                    sink.raw(b",");
+                    sink.byte(b',');
                 }
                 sink.raw(LIB_PROPS.as_bytes());
                 sink.raw(if geoip {
