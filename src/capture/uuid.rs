@@ -89,19 +89,18 @@ impl Uuid {
     /// returns as `&str`).
     pub(crate) fn encode_ascii(&self, buf: &mut [u8; UUID_LEN]) {
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut j = 0;
-        for (i, byte) in self.0.iter().enumerate() {
-            if matches!(i, 4 | 6 | 8 | 10) {
-                if let Some(c) = buf.get_mut(j) {
-                    *c = b'-';
-                }
-                j += 1;
+        // Where each byte's two digits go: `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`.
+        const AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+        let hex = |n: u8| HEX.get(usize::from(n & 0xF)).copied().unwrap_or(b'0');
+        for (&at, &byte) in AT.iter().zip(&self.0) {
+            if let Some([hi, lo]) = buf.get_mut(at..at + 2) {
+                *hi = hex(byte >> 4);
+                *lo = hex(byte);
             }
-            for nib in [byte >> 4, byte & 0xF] {
-                if let (Some(c), Some(h)) = (buf.get_mut(j), HEX.get(usize::from(nib))) {
-                    *c = *h;
-                }
-                j += 1;
+        }
+        for at in [8, 13, 18, 23] {
+            if let Some(c) = buf.get_mut(at) {
+                *c = b'-';
             }
         }
     }
@@ -229,6 +228,23 @@ impl core::str::FromStr for Uuid {
 mod tests {
     use super::*;
     use std::string::ToString;
+
+    #[test]
+    fn text_form_is_canonical_for_every_nibble() {
+        let bytes: [u8; 16] = core::array::from_fn(|i| (i as u8).wrapping_mul(0x3B) ^ 0xA5);
+        let u = Uuid::from_bytes(bytes);
+        let hex: std::string::String = bytes.iter().map(|b| std::format!("{b:02x}")).collect();
+        let want = std::format!(
+            "{}-{}-{}-{}-{}",
+            &hex[..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..]
+        );
+        assert_eq!(u.to_string(), want);
+        assert_eq!(Uuid::parse(&want), Ok(u));
+    }
 
     #[test]
     fn v7_layout() {
