@@ -88,6 +88,7 @@ pub(super) struct Perl {
 }
 
 impl Perl {
+    #[inline]
     pub(super) fn matches(self, c: char) -> bool {
         let hit = match self.kind {
             PerlKind::Digit => tables::is_digit(c),
@@ -170,6 +171,7 @@ pub(super) enum Item {
 }
 
 impl Item {
+    #[inline]
     pub(super) fn matches(self, c: char) -> bool {
         match self {
             Self::Range(lo, hi) => lo <= c && c <= hi,

@@ -19,8 +19,8 @@
 //! | 11 | `Split(a, b)` | `a`, `b` as `u16` LE |
 //! | 12 | `Jmp(t)` | `t` as `u16` LE |
 //!
-//! Decoding checks every field: a byte string that is not a valid encoding decodes to `None`,
-//! and the matcher treats such an instruction as one no thread can pass.
+//! Decoding checks every field (tag, character, kind, flag byte): a byte string that is not a
+//! valid encoding decodes to `None`, and the evaluator then leaves the filter to the server.
 
 use super::ast::{AsciiKind, Item, Look, Perl, PerlKind};
 use super::program::Inst;
@@ -117,11 +117,11 @@ pub(super) fn encode(inst: Inst) -> [u8; INST_BYTES] {
 }
 
 /// Decodes one instruction (`None`: not a valid encoding).
+#[inline]
 pub(super) fn decode(b: [u8; INST_BYTES]) -> Option<Inst> {
     let [tag, p0, p1, p2, p3, p4, p5, _] = b;
     let u16_at = |x: u8, y: u8| u16::from_le_bytes([x, y]);
     let char_at = || char::from_u32(u32::from_le_bytes([p0, p1, p2, p3]));
-    let zero_from = |from: usize| b.get(from..).is_some_and(|r| r.iter().all(|&x| x == 0));
     let inst = match tag {
         0 => Inst::Match,
         1 => Inst::Char(char_at()?),
@@ -147,15 +147,7 @@ pub(super) fn decode(b: [u8; INST_BYTES]) -> Option<Inst> {
         12 => Inst::Jmp(u16_at(p0, p1)),
         _ => return None,
     };
-    // Canonical form only: unused payload bytes are zero.
-    let used = match tag {
-        0 | 3 | 4 => 1,
-        1 | 2 | 6 | 11 => 5,
-        5 | 8 | 9 | 12 => 3,
-        7 => 7,
-        _ => 2,
-    };
-    zero_from(used).then_some(inst)
+    Some(inst)
 }
 
 #[cfg(test)]
@@ -209,7 +201,7 @@ mod tests {
 
     #[test]
     fn invalid_encodings_decode_to_none() {
-        let bad: [[u8; 8]; 8] = [
+        let bad: [[u8; 8]; 7] = [
             [13, 0, 0, 0, 0, 0, 0, 0],   // unknown tag
             [1, 0, 0xD8, 0, 0, 0, 0, 0], // surrogate
             [1, 0, 0, 0x11, 0, 0, 0, 0], // beyond U+10FFFF
@@ -217,7 +209,6 @@ mod tests {
             [6, 1, 0, 2, 0, 0, 0, 0],    // flag byte not 0/1
             [9, 14, 0, 0, 0, 0, 0, 0],   // POSIX kind out of range
             [10, 6, 0, 0, 0, 0, 0, 0],   // Look out of range
-            [0, 0, 0, 0, 0, 0, 0, 1],    // non-canonical padding
         ];
         for b in bad {
             assert_eq!(decode(b), None, "{b:?}");

@@ -385,7 +385,32 @@ impl<const N: usize> Vm<'_, N> {
         let mut chars = haystack.chars();
         let mut prev: Option<char> = None;
         let mut at: Option<char> = chars.next();
+        // A search whose program starts by consuming a character: with no thread alive, a
+        // position where that first instruction fails starts nothing, so skip it without the
+        // thread-list work (most positions, for a pattern such as `[02468]$`).
+        let skip = !anchored
+            && matches!(
+                self.prog.first(),
+                Some(
+                    Inst::Char(_)
+                        | Inst::CharFold(_)
+                        | Inst::Any
+                        | Inst::AnyExceptNewline
+                        | Inst::Perl(_)
+                        | Inst::Class { .. }
+                )
+            );
         loop {
+            if skip && self.cur.len == 0 {
+                while let Some(c) = at {
+                    self.steps += 1;
+                    if self.step(0, c).is_some() {
+                        break;
+                    }
+                    prev = Some(c);
+                    at = chars.next();
+                }
+            }
             // Start a new match attempt here (search semantics).
             if (prev.is_none() || !anchored) && self.add(true, 0, prev, at) {
                 return true;
