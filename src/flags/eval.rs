@@ -20,7 +20,7 @@
 
 use super::context::EvalContext;
 use super::hash::{
-    hash60, holdout_hash60, RolloutThreshold, VariantRange, HASH_SPACE, VARIANT_SALT,
+    hash60_bytes, holdout_hash60, RolloutThreshold, VariantRange, HASH_SPACE, VARIANT_SALT,
 };
 use super::outcome::{Evaluation, FlagValue, Inconclusive, MatchReason, Outcome, Reason, ValueRef};
 use super::store::{CondAggregation, Expected, FilterKind, Flag, Node, NodeKind, Tables};
@@ -48,9 +48,9 @@ struct Scope<'c> {
 }
 
 impl Scope<'_> {
-    fn get(&self, key: &str) -> Option<PropertyValue<'_>> {
-        match self.props.get(key) {
-            None if key == self.implicit.0 => Some(PropertyValue::Str(self.implicit.1)),
+    fn get(&self, key: &[u8]) -> Option<PropertyValue<'_>> {
+        match self.props.get_bytes(key) {
+            None if key == self.implicit.0.as_bytes() => Some(PropertyValue::Str(self.implicit.1)),
             found => found,
         }
     }
@@ -225,14 +225,15 @@ impl<'s, 'c> Evaluator<'s, 'c> {
                 self.static_reason(&flag).unwrap_or(Reason::MissingContext),
             ));
         };
-        let key = store.text(flag.key);
+        // Bytes: the hashes need no `&str`, so no UTF-8 check on every evaluation.
+        let key = store.blob(flag.key);
 
         if flag.feature_enrollment {
             if flag.aggregation.is_some() {
                 return Err(unresolved(Reason::UnsupportedDefinition));
             }
             let mut buf = [0u8; 256];
-            let prop = concat_key(&mut buf, "$feature_enrollment/", key)
+            let prop = concat_key(&mut buf, "$feature_enrollment/", store.text(flag.key))
                 .ok_or(unresolved(Reason::UnsupportedDefinition))?;
             let value = match scope.props.get(prop) {
                 None => return Err(unresolved(Reason::MissingContext)),
@@ -306,8 +307,12 @@ impl<'s, 'c> Evaluator<'s, 'c> {
             // A threshold that includes every hash (100 %) needs no hash: every `h` is below
             // 2^60.
             if let Some(limit) = rollout.get().filter(|&l| l < HASH_SPACE) {
-                if !RolloutThreshold::from_limit(limit).contains(hash60(key, cscope.bucketing, ""))
-                {
+                if !RolloutThreshold::from_limit(limit).contains(hash60_bytes(
+                    key,
+                    ".",
+                    cscope.bucketing,
+                    "",
+                )) {
                     let miss = MatchReason::OutOfRolloutBound {
                         condition: out_of_rollout.unwrap_or(index),
                     };
@@ -349,7 +354,7 @@ impl<'s, 'c> Evaluator<'s, 'c> {
     fn pick_value(
         &self,
         flag: &Flag,
-        key: &str,
+        key: &[u8],
         variant: Option<super::store::Text>,
         bucketing: &str,
     ) -> ValueRef<'s> {
@@ -365,7 +370,7 @@ impl<'s, 'c> Evaluator<'s, 'c> {
             }
         }
         if flag.variants != u32::MAX {
-            let h = hash60(key, bucketing, VARIANT_SALT);
+            let h = hash60_bytes(key, ".", bucketing, VARIANT_SALT);
             for n in store.list(flag.variants) {
                 if let NodeKind::Variant { key, start, end } = n.kind {
                     let range = VariantRange {
@@ -413,7 +418,7 @@ impl<'s, 'c> Evaluator<'s, 'c> {
         };
         let out = match kind {
             FilterKind::Property { key, op, value } => {
-                let key = self.store.text(key);
+                let key = self.store.blob(key);
                 super::property::match_property(self.store, op, &value, scope.get(key), self.now)
             }
             FilterKind::Cohort {

@@ -89,8 +89,13 @@ const LONG_SCALE_F64: f64 = LONG_SCALE as f64;
 /// SHA-1 digest, as an integer below [`HASH_SPACE`].
 #[must_use]
 pub fn hash60_with_separator(key: &str, separator: &str, bucketing_value: &str, salt: &str) -> u64 {
+    hash60_bytes(key.as_bytes(), separator, bucketing_value, salt)
+}
+
+/// [`hash60_with_separator`] for a key given as bytes (the store's, never re-checked as UTF-8).
+pub(crate) fn hash60_bytes(key: &[u8], separator: &str, bucketing_value: &str, salt: &str) -> u64 {
     let mut sha = Sha1::new();
-    sha.update(key.as_bytes());
+    sha.update(key);
     sha.update(separator.as_bytes());
     sha.update(bucketing_value.as_bytes());
     sha.update(salt.as_bytes());

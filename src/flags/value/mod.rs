@@ -461,6 +461,13 @@ pub trait Properties {
             .find(|(k, _)| *k == key)
             .map(|(_, v)| v)
     }
+
+    /// [`get`](Self::get) with the key as UTF-8 bytes: the evaluator looks keys up this way,
+    /// straight from its store. The default checks the bytes are UTF-8 and calls `get`; the
+    /// slice and array implementations compare bytes directly.
+    fn get_bytes(&self, key: &[u8]) -> Option<PropertyValue<'_>> {
+        core::str::from_utf8(key).ok().and_then(|k| self.get(k))
+    }
 }
 
 impl Properties for [(&str, PropertyValue<'_>)] {
@@ -469,7 +476,17 @@ impl Properties for [(&str, PropertyValue<'_>)] {
     }
 
     fn get(&self, key: &str) -> Option<PropertyValue<'_>> {
-        self.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+        self.get_bytes(key.as_bytes())
+    }
+
+    fn get_bytes(&self, key: &[u8]) -> Option<PropertyValue<'_>> {
+        // Length and first byte before the full comparison: most keys differ there.
+        self.iter()
+            .find(|(k, _)| {
+                let k = k.as_bytes();
+                k.len() == key.len() && k.first() == key.first() && k == key
+            })
+            .map(|(_, v)| *v)
     }
 }
 
@@ -481,6 +498,10 @@ impl<const N: usize> Properties for [(&str, PropertyValue<'_>); N] {
     fn get(&self, key: &str) -> Option<PropertyValue<'_>> {
         Properties::get(self.as_slice(), key)
     }
+
+    fn get_bytes(&self, key: &[u8]) -> Option<PropertyValue<'_>> {
+        Properties::get_bytes(self.as_slice(), key)
+    }
 }
 
 impl<T: Properties + ?Sized> Properties for &T {
@@ -491,11 +512,55 @@ impl<T: Properties + ?Sized> Properties for &T {
     fn get(&self, key: &str) -> Option<PropertyValue<'_>> {
         (**self).get(key)
     }
+
+    fn get_bytes(&self, key: &[u8]) -> Option<PropertyValue<'_>> {
+        (**self).get_bytes(key)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn get_bytes_agrees_with_get() {
+        /// Only `entry`: `get` and `get_bytes` are the trait's defaults.
+        struct Entries<'a>(&'a [(&'a str, PropertyValue<'a>)]);
+        impl Properties for Entries<'_> {
+            fn entry(&self, index: usize) -> Option<(&str, PropertyValue<'_>)> {
+                self.0.get(index).map(|(k, v)| (*k, *v))
+            }
+        }
+        let props = [
+            ("plan", PropertyValue::Str("pro")),
+            ("plan", PropertyValue::Str("second")),
+            ("seats", PropertyValue::Int(12)),
+            ("pl", PropertyValue::Bool(true)),
+            ("é", PropertyValue::Null),
+        ];
+        let keys: [&[u8]; 7] = [
+            b"plan",
+            b"seats",
+            b"pl",
+            b"pla",
+            b"",
+            "é".as_bytes(),
+            b"\xff",
+        ];
+        for key in keys {
+            let want = core::str::from_utf8(key)
+                .ok()
+                .and_then(|k| Properties::get(&props[..], k));
+            assert_eq!(Properties::get_bytes(&props[..], key), want, "{key:?}");
+            assert_eq!(props.get_bytes(key), want, "{key:?}");
+            assert_eq!(Entries(&props).get_bytes(key), want, "{key:?}");
+        }
+        assert_eq!(
+            props.get_bytes(b"plan"),
+            Some(PropertyValue::Str("pro")),
+            "first wins"
+        );
+    }
     use std::vec::Vec;
 
     #[test]
