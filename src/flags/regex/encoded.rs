@@ -1,5 +1,6 @@
 //! A compiled program as bytes, so that a flag store can keep it in its byte arena and match
-//! without compiling again: [`INST_BYTES`] bytes per instruction, read in place.
+//! without compiling again: [`INST_BYTES`] bytes per instruction, decoded onto the stack (a few
+//! hundred bytes) when a match runs.
 //!
 //! Layout of one instruction: a tag byte, then up to 7 payload bytes (unused bytes are 0):
 //!

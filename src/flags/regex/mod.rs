@@ -229,7 +229,7 @@ impl<const N: usize> Regex<N> {
     }
 }
 
-/// A program compiled by [`Regex::new`] and stored as bytes ([`Regex::encode_into`]), matched
+/// A program compiled by [`Regex::new`] and stored as bytes ([`Regex::encoded`]), matched
 /// with the default capacity's bounds: a flag store compiles each pattern once, when the
 /// definitions load, and keeps only these bytes.
 #[derive(Clone, Copy, Debug)]
