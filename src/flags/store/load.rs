@@ -497,6 +497,9 @@ fn parse_flag_filter(
 /// program's exact size. A pattern with JSON escapes whose unescaped form is longer than
 /// [`REGEX_PATTERN_MAX`] bytes is left to the server (inconclusive), like a pattern over the
 /// matcher's size bounds.
+// Never inlined: its pattern buffer and compiled program (about 2.5 KiB) then take stack only
+// while a regex compiles, not in every `parse_filter` frame.
+#[inline(never)]
 fn compile_regex(raw: &str, b: &mut Builder<'_>) -> Compiled {
     use crate::flags::regex::{Regex, RegexError, DEFAULT_CAPACITY};
     let Ok(v) = PropertyValue::from_json(raw) else {
@@ -512,7 +515,8 @@ fn compile_regex(raw: &str, b: &mut Builder<'_>) -> Compiled {
         // Matches everything; the evaluator answers it without a program.
         return Compiled::Text(b.text(""));
     }
-    match Regex::<DEFAULT_CAPACITY>::new(pattern) {
+    // Matched by reference: moving the 2 KiB program out of the result would copy it.
+    match &Regex::<DEFAULT_CAPACITY>::new(pattern) {
         Ok(re) => Compiled::Regex(b.blob_from(re.encoded_len(), re.encoded())),
         Err(RegexError::Invalid) => Compiled::RegexInvalid,
         Err(_) => Compiled::RegexUnsupported,

@@ -47,7 +47,7 @@ pub const MAX_GROUP_DEPTH: usize = 16;
 /// loader compiles: it unescapes into a stack buffer of this size. A longer one is left to the
 /// server (inconclusive). A pattern without escapes is read in place, whatever its length, and
 /// bounded only by the matcher's own limits.
-pub const REGEX_PATTERN_MAX: usize = 1024;
+pub const REGEX_PATTERN_MAX: usize = 512;
 
 /// Marks "no node" in node links.
 const NONE: u32 = u32::MAX;
