@@ -1010,12 +1010,31 @@ fn a_dropped_remote_read_closes_its_query() {
     assert_eq!(seen.lock().unwrap().requests.len(), 1);
 }
 
+/// A staging store for the tests below: room for `flags` flags.
+fn staging_store(flags: usize) -> posthog_embedded::flags::FlagTables<'static> {
+    posthog_embedded::flags::FlagTables::with_capacity(posthog_embedded::flags::Requirements {
+        flags,
+        nodes: 64,
+        bytes: 1024,
+    })
+}
+
+/// `device-1` with no properties.
+fn device_1() -> posthog_embedded::flags::EvalContext<'static> {
+    posthog_embedded::flags::EvalContext {
+        distinct_id: "device-1",
+        device_id: None,
+        person: &[],
+        groups: &[],
+    }
+}
+
 /// With a staging store, a poll's definitions are loaded outside the client's lock and swapped
 /// in: a good document goes into use, a broken one changes nothing, and the staging store is
 /// reused for the next poll (it holds the previous definitions after each swap).
 #[test]
 fn polled_definitions_load_in_the_staging_store_and_swap_in() {
-    use posthog_embedded::flags::{EvalContext, FlagTables, FlagValue, Requirements};
+    use posthog_embedded::flags::FlagValue;
     let (addr, seen) = server(vec![
         Reply::Definitions,
         Reply::DefinitionsBroken,
@@ -1025,24 +1044,14 @@ fn polled_definitions_load_in_the_staging_store_and_swap_in() {
         Config::new("phc_embassy", 0x5eed).secret_key("phx_embassy_secret"),
         4096,
     );
-    runner.stage_definitions(FlagTables::with_capacity(Requirements {
-        flags: 4,
-        nodes: 64,
-        bytes: 1024,
-    }));
-    let ctx = EvalContext {
-        distinct_id: "device-1",
-        device_id: None,
-        person: &[],
-        groups: &[],
-    };
-    let stats = || ph.stats();
+    runner.stage_definitions(staging_store(4));
+    let ctx = device_1();
     let mut link = runner.link(tcp(addr));
-    drive(&mut link, || stats().definitions_loaded == 1);
+    drive(&mut link, || ph.stats().definitions_loaded == 1);
     assert_eq!(ph.feature_flag("beta", &ctx), Ok(FlagValue::Bool(true)));
 
     ph.reload_definitions();
-    drive(&mut link, || stats().definitions_failed == 1);
+    drive(&mut link, || ph.stats().definitions_failed == 1);
     assert_eq!(
         ph.feature_flag("beta", &ctx),
         Ok(FlagValue::Bool(true)),
@@ -1050,7 +1059,7 @@ fn polled_definitions_load_in_the_staging_store_and_swap_in() {
     );
 
     ph.reload_definitions();
-    drive(&mut link, || stats().definitions_loaded == 2);
+    drive(&mut link, || ph.stats().definitions_loaded == 2);
     assert_eq!(ph.feature_flag("gamma", &ctx), Ok(FlagValue::Bool(true)));
     assert!(ph.feature_flag("beta", &ctx).is_err(), "beta is gone");
     assert_eq!(seen.lock().unwrap().requests.len(), 3);
@@ -1060,19 +1069,10 @@ fn polled_definitions_load_in_the_staging_store_and_swap_in() {
 /// the old definitions back, and a failed load keeps the ones in use.
 #[test]
 fn handle_loads_definitions_through_a_staging_store() {
-    use posthog_embedded::flags::{EvalContext, FlagTables, FlagValue, LoadError, Requirements};
+    use posthog_embedded::flags::{FlagValue, LoadError};
     let (ph, _runner) = start(Config::new("phc_embassy", 0x5eed), 1024);
-    let mut staging = FlagTables::with_capacity(Requirements {
-        flags: 4,
-        nodes: 64,
-        bytes: 1024,
-    });
-    let ctx = EvalContext {
-        distinct_id: "device-1",
-        device_id: None,
-        person: &[],
-        groups: &[],
-    };
+    let mut staging = staging_store(4);
+    let ctx = device_1();
     let doc = |key: &str| {
         format!(
             r#"{{"flags":[{{"id":1,"key":"{key}","active":true,"filters":{{"groups":[{{"properties":[],"rollout_percentage":100}}]}}}}]}}"#
@@ -1107,17 +1107,13 @@ fn handle_loads_definitions_through_a_staging_store() {
 /// lock): a staging store too small for it refuses it, although the client's would fit.
 #[test]
 fn a_staging_store_too_small_refuses_polled_definitions() {
-    use posthog_embedded::flags::{FlagTables, LoadError, Requirements};
+    use posthog_embedded::flags::LoadError;
     let (addr, _seen) = server(vec![Reply::Definitions]);
     let (ph, mut runner) = start(
         Config::new("phc_embassy", 0x5eed).secret_key("phx_embassy_secret"),
         4096,
     );
-    runner.stage_definitions(FlagTables::with_capacity(Requirements {
-        flags: 0,
-        nodes: 64,
-        bytes: 1024,
-    }));
+    runner.stage_definitions(staging_store(0));
     let mut link = runner.link(tcp(addr));
     drive(&mut link, || ph.stats().definitions_failed == 1);
     assert!(matches!(
