@@ -265,3 +265,37 @@ fn regex_filters_compiled_at_load_answer_as_the_regex_crate() {
         }
     }
 }
+
+/// `REGEX_PATTERN_MAX` at its edge: a pattern with a JSON escape that is exactly that long once
+/// unescaped compiles at load and answers as the `regex` crate does; one byte more is left to
+/// the server.
+#[test]
+fn regex_pattern_max_at_its_edge() {
+    use posthog_embedded::flags::store::REGEX_PATTERN_MAX;
+    // 509 bytes with an escape (`\.`), padded with `x` to the length wanted; ~60 instructions.
+    let base = format!("^[{}]\\.", "\u{1F600}-\u{1F601}".repeat(56));
+    for (len, local) in [(REGEX_PATTERN_MAX, true), (REGEX_PATTERN_MAX + 1, false)] {
+        let pattern = format!("{base}{}", "x".repeat(len - base.len()));
+        assert_eq!(pattern.len(), len);
+        let doc = serde_json::json!({"flags": [{"key": "re", "active": true, "filters": {"groups": [
+            {"properties": [{"key": "v", "type": "person", "operator": "regex", "value": pattern}],
+             "rollout_percentage": 100}]}}]});
+        let mut store = Box::new(FlagStore::<2, 8, 4096>::new());
+        store.load(&serde_json::to_vec(&doc).unwrap()).unwrap();
+        let re = regex::Regex::new(&pattern).unwrap();
+        let tail = "x".repeat(len - base.len());
+        assert!(
+            re.is_match(&format!("😀.{tail}")),
+            "the first haystack matches"
+        );
+        for h in [format!("😀.{tail}"), format!("😀x{tail}")] {
+            let person = [("v", PropertyValue::Str(&h))];
+            let got = store.evaluate("re", &ctx(&person), None);
+            if local {
+                assert_eq!(got, Ok(FlagValue::Bool(re.is_match(&h))), "{len} {h:?}");
+            } else {
+                assert!(got.is_err(), "{len}: {got:?}");
+            }
+        }
+    }
+}

@@ -244,6 +244,35 @@ mod tests {
         }
     }
 
+    /// Programs either side of the small thread-list size run with the small and the full
+    /// lists, and both answer as the compiled matcher does.
+    #[test]
+    fn both_thread_list_sizes_at_their_edge() {
+        let mut lens = std::vec::Vec::new();
+        for n in 26..40 {
+            let pattern = std::format!("x{{{n}}}");
+            let re = Regex::<256>::new(&pattern).unwrap();
+            lens.push(re.program_len());
+            let mut buf = [0u8; 256 * INST_BYTES];
+            let len = re.encoded_len();
+            re.encode_into(&mut buf[..len]).unwrap();
+            let enc = EncodedRegex::new(&buf[..len]).unwrap();
+            for h in [
+                "x".repeat(n),
+                "x".repeat(n - 1),
+                std::format!("y{}", "x".repeat(n)),
+            ] {
+                assert_eq!(enc.is_match(&h), Some(re.is_match(&h)), "{pattern} {h}");
+            }
+        }
+        for edge in [super::super::SMALL_PROGRAM, super::super::SMALL_PROGRAM + 1] {
+            assert!(
+                lens.contains(&edge),
+                "no program of {edge} instructions: {lens:?}"
+            );
+        }
+    }
+
     #[test]
     fn a_corrupt_program_never_panics() {
         let re = Regex::<256>::new(r"^(a|b)*[c-e]\d$").unwrap();
