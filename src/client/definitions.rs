@@ -38,7 +38,8 @@ impl<'r> Client<'r> {
     }
 
     /// Puts definitions that were loaded elsewhere into use: `staged` holds the result of
-    /// `staged.load(doc)` (`loaded`), done outside whatever lock guards this client, so a long
+    /// `staged.load_or_clear(doc)` (`loaded`; one pass, as the staged store's old contents
+    /// need not survive an error), done outside whatever lock guards this client, so a long
     /// load never blocks it. On success the two stores are swapped in O(1): the client uses the
     /// new definitions and `staged` gets the old ones (reuse it for the next load). On error
     /// nothing is swapped and the definitions in use are kept. Counted like

@@ -608,7 +608,7 @@ impl Value for RawJson<'_> {
     fn write_json(&self, w: ValueWriter<'_, '_>) -> Result<(), PropertyError> {
         use super::read::{Reader, Token};
         let text = self.0;
-        let mut r = Reader::new(text.as_bytes());
+        let mut r = Reader::of_str(text);
         let mut depth = 0usize;
         let mut values = 0usize;
         loop {

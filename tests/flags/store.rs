@@ -3,7 +3,7 @@
 
 use posthog_embedded::flags::store::{FlagStore, LoadError, Requirements};
 use posthog_embedded::flags::value::{Properties, PropertyValue};
-use posthog_embedded::flags::{EvalContext, FlagValue, Inconclusive};
+use posthog_embedded::flags::{EvalContext, FlagValue, Inconclusive, Variant};
 
 const SAMPLE: &[u8] = include_bytes!("../../examples/data/sample_definitions.json");
 
@@ -147,6 +147,165 @@ fn every_prefix_and_many_mutations_fail_cleanly() {
         reference
     );
     println!("mutations that still loaded: {ok}");
+}
+
+/// Every flag's answer for a few contexts, as text, to compare two stores.
+fn answers<const F: usize, const N: usize, const B: usize>(
+    store: &FlagStore<F, N, B>,
+) -> Vec<String> {
+    let people: [&[(&str, PropertyValue<'_>)]; 3] = [
+        &[],
+        &[
+            ("email", PropertyValue::Str("a@posthog.com")),
+            ("plan", PropertyValue::Str("pro")),
+            ("fw_version", PropertyValue::Str("2.4.1")),
+        ],
+        &[
+            ("region", PropertyValue::Str("eu")),
+            ("battery", PropertyValue::Int(12)),
+        ],
+    ];
+    let mut out = Vec::new();
+    for key in store.keys() {
+        for person in people {
+            for id in ["device-1", "device-2", "gw-77"] {
+                let c = EvalContext {
+                    distinct_id: id,
+                    device_id: None,
+                    person: &person,
+                    groups: &[],
+                };
+                out.push(format!("{key}/{id}: {:?}", store.evaluate(key, &c, None)));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn load_or_clear_loads_what_load_loads_in_one_pass() {
+    let workload: &[u8] = include_bytes!("../../bench/compare/workload/definitions.json");
+    for doc in [SAMPLE, workload] {
+        let mut two = Box::new(FlagStore::<32, 512, 8192>::new());
+        let mut one = Box::new(FlagStore::<32, 512, 8192>::new());
+        let need = FlagStore::<32, 512, 8192>::requirements(doc).unwrap();
+        assert_eq!(two.load(doc), Ok(need));
+        // Over a store holding other definitions, which it replaces.
+        one.load(br#"{"flags":[{"key":"old","active":true}]}"#)
+            .unwrap();
+        assert_eq!(one.load_or_clear(doc), Ok(need));
+        assert_eq!(one.usage(), two.usage());
+        assert!(one.keys().eq(two.keys()));
+        assert_eq!(answers(&one), answers(&two));
+        assert!(one.flag_info("old").is_none());
+    }
+}
+
+#[test]
+fn load_or_clear_reports_exact_needs_and_leaves_an_empty_store_on_error() {
+    let need = FlagStore::<32, 512, 4096>::requirements(SAMPLE).unwrap();
+    // Too small in each dimension: the count goes on past the capacity, so the error names
+    // exactly what the document needs, as the two-pass load does.
+    let mut small_flags = Box::new(FlagStore::<19, 512, 4096>::new());
+    let mut small_nodes = Box::new(FlagStore::<32, 8, 4096>::new());
+    let mut small_bytes = Box::new(FlagStore::<32, 512, 64>::new());
+    let keep = br#"{"flags":[{"key":"keep","active":true}]}"#;
+    for (store_load, store_usage, available) in [
+        (
+            small_flags.load_or_clear(SAMPLE),
+            small_flags.usage(),
+            Requirements {
+                flags: 19,
+                nodes: 512,
+                bytes: 4096,
+            },
+        ),
+        (
+            small_nodes.load_or_clear(SAMPLE),
+            small_nodes.usage(),
+            Requirements {
+                flags: 32,
+                nodes: 8,
+                bytes: 4096,
+            },
+        ),
+        (
+            small_bytes.load_or_clear(SAMPLE),
+            small_bytes.usage(),
+            Requirements {
+                flags: 32,
+                nodes: 512,
+                bytes: 64,
+            },
+        ),
+    ] {
+        assert_eq!(
+            store_load,
+            Err(LoadError::Capacity {
+                needed: need,
+                available
+            })
+        );
+        assert_eq!(store_usage, Requirements::default());
+    }
+    assert!(small_flags.is_empty() && !small_flags.is_loaded());
+
+    // Malformed documents: the same error as `load`, and an empty store (not the old one).
+    let mut part: serde_json::Value = serde_json::from_slice(SAMPLE).unwrap();
+    let flags: Vec<serde_json::Value> = part["flags"].as_array().unwrap()[..8].to_vec();
+    part["flags"] = flags.into();
+    let compact = serde_json::to_vec(&part).unwrap();
+    let mut one = Box::new(FlagStore::<32, 512, 4096>::new());
+    let mut two = Box::new(FlagStore::<32, 512, 4096>::new());
+    for n in 0..compact.len() {
+        let doc = &compact[..n];
+        one.load(keep).unwrap();
+        let expected = two.load(doc);
+        assert!(expected.is_err(), "prefix {n} loaded");
+        assert_eq!(one.load_or_clear(doc), expected, "prefix {n}");
+        assert!(!one.is_loaded() && one.is_empty(), "prefix {n}");
+        assert_eq!(one.usage(), Requirements::default());
+    }
+    // Mutations: both loaders agree, error for error and store for store.
+    let mut doc = compact.clone();
+    for i in (0..doc.len()).step_by(7) {
+        for b in [b'"', b'{', b']', b'0', b'\\', 0xff, b' ', b'n'] {
+            let old = doc[i];
+            doc[i] = b;
+            one.load(keep).unwrap();
+            let expected = two.load(&doc);
+            assert_eq!(one.load_or_clear(&doc), expected, "byte {i} = {b}");
+            match expected {
+                Ok(_) => assert_eq!(answers(&one), answers(&two)),
+                Err(_) => assert!(!one.is_loaded()),
+            }
+            doc[i] = old;
+        }
+    }
+}
+
+#[test]
+fn a_member_given_twice_counts_the_last_time() {
+    // As Python's `json.loads` reads it: the last `groups` and `variants` win, and a broken
+    // earlier one leaves no trace.
+    let doc = br#"{"flags":[{"key":"f","active":true,"filters":{
+        "groups": 5,
+        "multivariate": {"variants": 7, "variants": [{"key":"a","rollout_percentage":100}]},
+        "groups": [{"properties":[],"rollout_percentage":100}]
+    }}]}"#;
+    let mut store = Box::new(FlagStore::<4, 64, 512>::new());
+    store.load(doc).unwrap();
+    let none = [] as [(&str, PropertyValue<'_>); 0];
+    assert_eq!(
+        store.evaluate("f", &ctx(&none), None),
+        Ok(FlagValue::Variant(Variant::new("a").unwrap()))
+    );
+    let broken_last = br#"{"flags":[{"key":"f","active":true,"filters":{
+        "groups": [{"properties":[],"rollout_percentage":100}],
+        "groups": 5
+    }}]}"#;
+    store.load(broken_last).unwrap();
+    assert!(store.evaluate("f", &ctx(&none), None).is_err());
 }
 
 #[test]

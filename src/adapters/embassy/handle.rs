@@ -195,7 +195,8 @@ impl<'d, M: RawMutex> Posthog<'d, M> {
             .lock(|c| c.borrow_mut().load_definitions(doc))
     }
 
-    /// Loads flag definitions into `staging` **without holding the client's lock**, then swaps
+    /// Loads flag definitions into `staging` **without holding the client's lock**, in one pass
+    /// ([`FlagTables::load_or_clear`]), then swaps
     /// them in under it in O(1) (see [`Client::install_definitions`]): `staging` gets the old
     /// definitions back, ready for the next load. [`load_definitions`](Self::load_definitions)
     /// parses under the lock instead, which a `CriticalSectionRawMutex` holds with interrupts
@@ -209,7 +210,7 @@ impl<'d, M: RawMutex> Posthog<'d, M> {
         staging: &mut FlagTables<'d>,
         doc: &[u8],
     ) -> Result<Requirements, LoadError> {
-        let loaded = staging.load(doc);
+        let loaded = staging.load_or_clear(doc);
         self.shared
             .client
             .lock(|c| c.borrow_mut().install_definitions(staging, loaded))

@@ -292,7 +292,7 @@ impl<M: RawMutex, C: Connect> Link<'_, '_, M, C> {
                             {
                                 // The long part, without the lock: interrupts stay enabled
                                 // even under a `CriticalSectionRawMutex`.
-                                let loaded = staging.load(body);
+                                let loaded = staging.load_or_clear(body);
                                 self.shared.with(|c| {
                                     c.handle_staged_response(now, &info, body, staging, loaded);
                                 });

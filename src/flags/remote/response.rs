@@ -544,7 +544,7 @@ impl Builder<'_, '_> {
 
     /// Stores a raw JSON string value decoded (`None` if it is not a string).
     fn str_value(&mut self, raw: &str) -> Option<Span> {
-        match Reader::new(raw.as_bytes()).next() {
+        match Reader::of_str(raw).next() {
             Ok(Some(Token::Str(s))) => Some(self.json_str(s)),
             _ => None,
         }
@@ -596,7 +596,7 @@ fn parse_body(doc: &[u8], b: &mut Builder<'_, '_>) -> Result<(), RemoteError> {
     }
     let mut top = Top::default();
     while let Some(Token::Key(key)) = r.next()? {
-        let raw = raw_value(&mut r, doc)?;
+        let raw = raw_value(&mut r)?;
         // The value ends where the reader stopped.
         let start = r.offset().saturating_sub(raw.len());
         if key.eq_str("flags") {
@@ -651,7 +651,7 @@ fn object_or_null(raw: &str, offset: usize) -> Result<Option<&str>, RemoteError>
 
 /// Whether a `quotaLimited` value (normally an array of strings) lists `"feature_flags"`.
 fn quota_limits_flags(raw: &str) -> Result<bool, RemoteError> {
-    let mut r = Reader::new(raw.as_bytes());
+    let mut r = Reader::of_str(raw);
     if r.next()? != Some(Token::ArrayStart) {
         return Ok(false);
     }

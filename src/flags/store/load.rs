@@ -13,7 +13,7 @@ use crate::flags::date::DateFilter;
 use crate::flags::hash::{RolloutThreshold, VariantBounds};
 use crate::flags::semver::SemverFilter;
 use crate::flags::value::{self, PropertyValue};
-use crate::json::read::{raw_value, Elements, Members, Reader, Str, Token};
+use crate::json::read::{Elements, Kind, Members, Reader, Str, Token};
 
 /// Writes into the store, or (dry run) only measures.
 pub(super) struct Builder<'s> {
@@ -159,13 +159,158 @@ impl fmt::Write for Appender<'_, '_> {
     }
 }
 
-fn shape<T>(r: &Reader<'_>) -> Result<T, LoadError> {
-    Err(LoadError::Shape { offset: r.offset() })
+/// A load stopped; the error is in [`Cur::err`]. One byte, so results stay in registers.
+struct Stop;
+
+type Step<T> = Result<T, Stop>;
+
+/// The loader's cursor: one reader that reads the document once, front to back. Members are
+/// interpreted as they are read; only a value whose meaning depends on a later sibling (a
+/// filter's `value` before its `operator`) is kept as its raw text and read a second time.
+struct Cur<'a> {
+    r: Reader<'a>,
+    /// Why the load stopped, once a [`Step`] is `Err(Stop)`.
+    err: LoadError,
 }
 
-/// A JSON scalar as seen by the loader.
-fn as_f64(raw: &str) -> Option<f64> {
-    match PropertyValue::from_json(raw).ok()? {
+/// A value already read past, with where it is in the document.
+#[derive(Clone, Copy)]
+struct Raw<'a> {
+    /// Its first token (a container's opening bracket for a container).
+    tok: Token<'a>,
+    /// From before the separator ahead of the value to just after it.
+    span: (usize, usize),
+}
+
+impl<'a> Cur<'a> {
+    fn new(r: Reader<'a>) -> Self {
+        Self {
+            r,
+            err: LoadError::Shape { offset: 0 },
+        }
+    }
+
+    /// Records why the load stops.
+    #[cold]
+    fn fail(&mut self, e: impl Into<LoadError>) -> Stop {
+        self.err = e.into();
+        Stop
+    }
+
+    /// The document is valid JSON but not definitions.
+    #[cold]
+    fn shape(&mut self) -> Stop {
+        let offset = self.r.offset();
+        self.fail(LoadError::Shape { offset })
+    }
+
+    fn next(&mut self) -> Step<Kind> {
+        match self.r.advance() {
+            Kind::Failed => {
+                let e = self.r.error();
+                Err(self.fail(e))
+            }
+            k => Ok(k),
+        }
+    }
+
+    /// Reads the next key of the open object (then [`Reader::str`]); `false` at its end.
+    fn key(&mut self) -> Step<bool> {
+        Ok(self.next()? == Kind::Key)
+    }
+
+    /// The next element of the open array (its first token); `None` at its end.
+    fn element(&mut self) -> Step<Option<Kind>> {
+        match self.next()? {
+            Kind::ArrayEnd | Kind::End => Ok(None),
+            k => Ok(Some(k)),
+        }
+    }
+
+    /// The first token of the value after a key (or at the start).
+    fn value(&mut self) -> Step<Kind> {
+        match self.next()? {
+            Kind::End => Err(self.shape()),
+            k => Ok(k),
+        }
+    }
+
+    /// Reads the rest of a value whose first token is `k` (nothing for a scalar).
+    fn finish(&mut self, k: Kind) -> Step<()> {
+        if matches!(k, Kind::ObjectStart | Kind::ArrayStart) {
+            if let Err(e) = self.r.skip_container() {
+                return Err(self.fail(e));
+            }
+        }
+        Ok(())
+    }
+
+    /// Skips the value after a key, validating it.
+    fn skip(&mut self) -> Step<()> {
+        let k = self.value()?;
+        self.finish(k)
+    }
+
+    /// The value after a key as one token: a scalar, or a container's opening bracket (the
+    /// container is read past, so it only tells that the value is not a scalar).
+    fn scalar(&mut self) -> Step<Kind> {
+        let k = self.value()?;
+        self.finish(k)?;
+        Ok(k)
+    }
+
+    /// The token just read as `k` (a scalar, or an opening bracket).
+    fn tok(&self, k: Kind) -> Token<'a> {
+        match k {
+            Kind::Str | Kind::Key => Token::Str(self.r.str()),
+            Kind::Number => Token::Number(self.r.number()),
+            Kind::True => Token::Bool(true),
+            Kind::False => Token::Bool(false),
+            Kind::ObjectStart => Token::ObjectStart,
+            Kind::ArrayStart => Token::ArrayStart,
+            _ => Token::Null,
+        }
+    }
+
+    /// [`scalar`](Self::scalar), as a token.
+    fn scalar_tok(&mut self) -> Step<Token<'a>> {
+        let k = self.scalar()?;
+        Ok(self.tok(k))
+    }
+
+    /// The value after a key, read past, kept for a second look.
+    fn raw(&mut self) -> Step<Raw<'a>> {
+        let start = self.r.offset();
+        let tok = self.scalar_tok()?;
+        Ok(Raw {
+            tok,
+            span: (start, self.r.offset()),
+        })
+    }
+
+    /// The JSON text of a value read with [`raw`](Self::raw).
+    fn text(&mut self, v: Raw<'a>) -> Step<&'a str> {
+        Ok(match v.tok {
+            Token::Number(n) => n.as_str(),
+            Token::Bool(true) => "true",
+            Token::Bool(false) => "false",
+            Token::Null => "null",
+            _ => {
+                let (a, b) = v.span;
+                match self.r.slice(a, b) {
+                    Some(s) => s.trim_start_matches(|c: char| {
+                        c == ':' || c == ',' || c.is_ascii_whitespace()
+                    }),
+                    None => return Err(self.fail(LoadError::Shape { offset: a })),
+                }
+            }
+        })
+    }
+}
+
+/// A scalar token as a number, as Python reads it (`None` for anything else).
+fn tok_f64(t: Token<'_>) -> Option<f64> {
+    match value::scalar(t).ok()? {
         PropertyValue::Int(i) => Some(i as f64),
         PropertyValue::UInt(u) => Some(u as f64),
         PropertyValue::Float(f) => Some(f),
@@ -173,47 +318,34 @@ fn as_f64(raw: &str) -> Option<f64> {
     }
 }
 
-fn as_i64(raw: &str) -> Option<i64> {
-    match PropertyValue::from_json(raw).ok()? {
-        PropertyValue::Int(i) => Some(i),
+/// An integer literal within `i64`.
+fn tok_i64(t: Token<'_>) -> Option<i64> {
+    match t {
+        Token::Number(n) => n.as_i64(),
         _ => None,
     }
 }
 
-fn as_bool(raw: &str) -> Option<bool> {
-    match raw {
-        "true" => Some(true),
-        "false" => Some(false),
+/// Stores a string token's decoded content (`None` if it is not a string).
+fn store_tok(t: Token<'_>, b: &mut Builder<'_>) -> Option<Text> {
+    match t {
+        Token::Str(s) => Some(b.json_str(s)),
         _ => None,
     }
 }
 
-fn is_null(raw: &str) -> bool {
-    raw == "null"
-}
-
-/// Stores the decoded content of a raw JSON string value (`None` if not a string).
-fn store_str(raw: &str, b: &mut Builder<'_>) -> Option<Text> {
-    let mut r = Reader::new(raw.as_bytes());
-    match r.next() {
-        Ok(Some(Token::Str(s))) => Some(b.json_str(s)),
-        _ => None,
+/// Like [`store_tok`], but `None` for the empty string too.
+fn store_nonempty_tok(t: Token<'_>, b: &mut Builder<'_>) -> Option<Text> {
+    match t {
+        Token::Str(s) if s.raw().is_empty() => None,
+        _ => store_tok(t, b),
     }
 }
 
-/// Like [`store_str`], but `None` for the empty string too.
-fn store_nonempty_str(raw: &str, b: &mut Builder<'_>) -> Option<Text> {
-    if raw == "\"\"" {
-        return None;
-    }
-    store_str(raw, b)
-}
-
-/// Runs `f` on the decoded content of a short raw JSON string value (operator names, types);
-/// `None` if it is not a string or longer than 256 bytes decoded.
-fn with_str<R>(raw: &str, f: impl FnOnce(&str) -> R) -> Option<R> {
-    let mut r = Reader::new(raw.as_bytes());
-    let Ok(Some(Token::Str(s))) = r.next() else {
+/// Runs `f` on the decoded content of a short string token (operator names, types); `None`
+/// if it is not a string or longer than 256 bytes decoded.
+fn with_tok_str<R>(t: Token<'_>, f: impl FnOnce(&str) -> R) -> Option<R> {
+    let Token::Str(s) = t else {
         return None;
     };
     if let Some(plain) = s.as_str() {
@@ -223,43 +355,65 @@ fn with_str<R>(raw: &str, f: impl FnOnce(&str) -> R) -> Option<R> {
     s.decode_into(&mut buf).ok().map(f)
 }
 
+/// Stores the decoded content of a raw JSON string value (`None` if not a string).
+fn store_str(raw: &str, b: &mut Builder<'_>) -> Option<Text> {
+    let mut r = Reader::of_str(raw);
+    match r.next() {
+        Ok(Some(t)) => store_tok(t, b),
+        _ => None,
+    }
+}
+
 fn is_object(raw: &str) -> bool {
     raw.starts_with('{')
 }
 
 pub(super) fn parse_document(doc: &[u8], b: &mut Builder<'_>) -> Result<(), LoadError> {
-    let mut r = Reader::new(doc);
-    if r.next()? != Some(Token::ObjectStart) {
-        return shape(&r);
+    let mut c = Cur::new(Reader::new(doc));
+    match document(&mut c, b) {
+        Ok(()) => Ok(()),
+        Err(Stop) => Err(c.err),
+    }
+}
+
+fn document(c: &mut Cur<'_>, b: &mut Builder<'_>) -> Step<()> {
+    if c.next()? != Kind::ObjectStart {
+        return Err(c.shape());
     }
     let mut saw_flags = false;
     let mut settings = Settings::default();
-    while let Some(tok) = r.next()? {
-        let Token::Key(key) = tok else { break };
-        let raw = raw_value(&mut r, doc)?;
+    while c.key()? {
+        let key = c.r.str();
         if key.eq_str("flags") {
-            let Some(mut flags) = Elements::of(raw)? else {
-                return shape(&r);
-            };
+            let k = c.value()?;
+            if k != Kind::ArrayStart {
+                c.finish(k)?;
+                return Err(c.shape());
+            }
             saw_flags = true;
-            while let Some(flag) = flags.next()? {
+            while let Some(k) = c.element()? {
                 // A flag that is not an object cannot be referenced: skip it.
-                if is_object(flag) {
-                    parse_flag(flag, b)?;
+                if k == Kind::ObjectStart {
+                    parse_flag(c, b)?;
+                } else {
+                    c.finish(k)?;
                 }
             }
         } else if key.eq_str("group_type_mapping") {
-            settings.group_types = Head::new(parse_group_types(raw, b)?);
+            settings.group_types = Head::new(parse_group_types(c, b)?);
         } else if key.eq_str("cohorts") {
-            settings.cohorts = Head::new(parse_cohorts(raw, b)?);
+            settings.cohorts = Head::new(parse_cohorts(c, b)?);
         } else if key.eq_str("property_matching_version") {
-            settings.property_matching_v2 = as_i64(raw) == Some(2);
+            let t = c.scalar_tok()?;
+            settings.property_matching_v2 = tok_i64(t) == Some(2);
         } else if key.eq_str("minimal_flag_called_events") {
-            settings.minimal_flag_called_events = raw == "true";
+            settings.minimal_flag_called_events = c.scalar()? == Kind::True;
+        } else {
+            c.skip()?;
         }
     }
-    if r.next()?.is_some() || !saw_flags {
-        return shape(&r);
+    if c.next()? != Kind::End || !saw_flags {
+        return Err(c.shape());
     }
     if let Some(st) = b.store.as_mut() {
         *st.settings = settings;
@@ -267,15 +421,18 @@ pub(super) fn parse_document(doc: &[u8], b: &mut Builder<'_>) -> Result<(), Load
     Ok(())
 }
 
-fn parse_group_types(raw: &str, b: &mut Builder<'_>) -> Result<u32, LoadError> {
-    let (mut head, mut prev) = (NONE, NONE);
-    // null or anything else: no mapping.
-    let Some(mut m) = Members::of(raw)? else {
+fn parse_group_types(c: &mut Cur<'_>, b: &mut Builder<'_>) -> Step<u32> {
+    let k = c.value()?;
+    if k != Kind::ObjectStart {
+        // null or anything else: no mapping.
+        c.finish(k)?;
         return Ok(NONE);
-    };
-    while let Some((k, v)) = m.next()? {
-        if let Some(name) = store_str(v, b) {
-            let index = b.json_str(k);
+    }
+    let (mut head, mut prev) = (NONE, NONE);
+    while c.key()? {
+        let key = c.r.str();
+        if let Some(name) = store_tok(c.scalar_tok()?, b) {
+            let index = b.json_str(key);
             let i = b.node(NodeKind::GroupType { index, name });
             b.link(&mut head, &mut prev, i);
         }
@@ -283,14 +440,20 @@ fn parse_group_types(raw: &str, b: &mut Builder<'_>) -> Result<u32, LoadError> {
     Ok(head)
 }
 
-fn parse_cohorts(raw: &str, b: &mut Builder<'_>) -> Result<u32, LoadError> {
-    let (mut head, mut prev) = (NONE, NONE);
-    let Some(mut m) = Members::of(raw)? else {
+fn parse_cohorts(c: &mut Cur<'_>, b: &mut Builder<'_>) -> Step<u32> {
+    let k = c.value()?;
+    if k != Kind::ObjectStart {
+        c.finish(k)?;
         return Ok(NONE);
-    };
-    while let Some((k, body)) = m.next()? {
-        let id = b.json_str(k);
-        let group = parse_group(body, b, 0)?;
+    }
+    let (mut head, mut prev) = (NONE, NONE);
+    while c.key()? {
+        let id = b.json_str(c.r.str());
+        // Whether an entry is a group or a filter depends on its members, so cohort groups
+        // are read from their text (a small part of a document).
+        let body = c.raw()?;
+        let body = c.text(body)?;
+        let group = parse_group(body, b, 0).map_err(|e| c.fail(e))?;
         let i = b.node(NodeKind::Cohort { id, group });
         b.link(&mut head, &mut prev, i);
     }
@@ -345,7 +508,7 @@ fn parse_group(raw: &str, b: &mut Builder<'_>, depth: usize) -> Result<u32, Load
         let i = if is_group_entry(entry)? {
             parse_group(entry, b, depth + 1)?
         } else {
-            parse_filter(entry, b)?
+            parse_filter_text(entry, b)?
         };
         b.link(&mut head, &mut prev, i);
     }
@@ -367,35 +530,49 @@ fn is_group_entry(raw: &str) -> Result<bool, LoadError> {
     Ok(empty)
 }
 
-/// Parses one filter object into a node.
-fn parse_filter(raw: &str, b: &mut Builder<'_>) -> Result<u32, LoadError> {
+/// Parses one filter given as its JSON text (inside a cohort group).
+fn parse_filter_text(raw: &str, b: &mut Builder<'_>) -> Result<u32, LoadError> {
+    let mut c = Cur::new(Reader::of_str(raw));
+    let parsed = match c.value() {
+        Ok(k) => parse_filter(&mut c, k, b),
+        Err(Stop) => Err(Stop),
+    };
+    parsed.map_err(|Stop| c.err)
+}
+
+/// Parses one filter (whose first token `first` was just read) into a node.
+fn parse_filter<'a>(c: &mut Cur<'a>, first: Kind, b: &mut Builder<'_>) -> Step<u32> {
     let broken = |b: &mut Builder<'_>, negation| {
         b.node(NodeKind::Filter {
             kind: FilterKind::Broken,
             negation,
         })
     };
-    let Some(mut m) = Members::of(raw)? else {
+    if first != Kind::ObjectStart {
+        c.finish(first)?;
         return Ok(broken(b, false));
-    };
+    }
     let (mut key, mut value, mut op, mut ty, mut negation, mut chain) =
         (None, None, None, None, false, None);
-    while let Some((k, v)) = m.next()? {
+    while c.key()? {
+        let k = c.r.str();
         if k.eq_str("key") {
-            key = Some(v);
+            key = Some(c.scalar_tok()?);
         } else if k.eq_str("value") {
-            value = Some(v);
+            value = Some(c.raw()?);
         } else if k.eq_str("operator") {
-            op = Some(v);
+            op = Some(c.scalar_tok()?);
         } else if k.eq_str("type") {
-            ty = Some(v);
+            ty = Some(c.scalar_tok()?);
         } else if k.eq_str("negation") {
-            negation = v == "true";
+            negation = c.scalar()? == Kind::True;
         } else if k.eq_str("dependency_chain") {
-            chain = Some(v);
+            chain = Some(c.raw()?);
+        } else {
+            c.skip()?;
         }
     }
-    let op = op.filter(|o| !is_null(o));
+    let op = op.filter(|o| !matches!(*o, Token::Null));
     #[derive(PartialEq)]
     enum Ty {
         Cohort,
@@ -403,7 +580,7 @@ fn parse_filter(raw: &str, b: &mut Builder<'_>) -> Result<u32, LoadError> {
         Other,
     }
     let ty = ty.and_then(|t| {
-        with_str(t, |s| match s {
+        with_tok_str(t, |s| match s {
             "cohort" => Ty::Cohort,
             "flag" => Ty::Flag,
             _ => Ty::Other,
@@ -413,12 +590,15 @@ fn parse_filter(raw: &str, b: &mut Builder<'_>) -> Result<u32, LoadError> {
         Some(Ty::Cohort) => {
             // The cohort id is `str(value)`: a string's content, or a number's JSON text.
             let id = match value {
-                Some(v) if !is_null(v) => store_str(v, b).or_else(|| Some(b.text(v))),
+                Some(v) if !matches!(v.tok, Token::Null) => match store_tok(v.tok, b) {
+                    Some(id) => Some(id),
+                    None => Some(b.text(c.text(v)?)),
+                },
                 _ => None,
             };
             let (negate, unsupported_op) = match op {
                 None => (false, false),
-                Some(o) => with_str(o, |s| match s {
+                Some(o) => with_tok_str(o, |s| match s {
                     "in" | "exact" => (false, false),
                     "not_in" => (true, false),
                     _ => (false, true),
@@ -434,16 +614,23 @@ fn parse_filter(raw: &str, b: &mut Builder<'_>) -> Result<u32, LoadError> {
                 None => FilterKind::Broken,
             }
         }
-        Some(Ty::Flag) => parse_flag_filter(key, value, op, chain, b)?,
+        Some(Ty::Flag) => {
+            let chain = chain.map(|v| c.text(v)).transpose()?;
+            parse_flag_filter(key, value.map(|v| v.tok), op, chain, b).map_err(|e| c.fail(e))?
+        }
         _ => {
-            let Some(key) = key.and_then(|k| store_str(k, b)) else {
+            let Some(key) = key.and_then(|k| store_tok(k, b)) else {
                 return Ok(broken(b, negation));
             };
             let op = match op {
                 None => Operator::Exact,
-                Some(o) => with_str(o, Operator::parse).unwrap_or(Operator::Unknown),
+                Some(o) => with_tok_str(o, Operator::parse).unwrap_or(Operator::Unknown),
             };
-            let value = compile_value(op, value.unwrap_or("null"), b)?;
+            let raw = match value {
+                Some(v) => c.text(v)?,
+                None => "null",
+            };
+            let value = compile_value(op, raw, b).map_err(|e| c.fail(e))?;
             FilterKind::Property { key, op, value }
         }
     };
@@ -451,18 +638,17 @@ fn parse_filter(raw: &str, b: &mut Builder<'_>) -> Result<u32, LoadError> {
 }
 
 fn parse_flag_filter(
-    key: Option<&str>,
-    value: Option<&str>,
-    op: Option<&str>,
+    key: Option<Token<'_>>,
+    value: Option<Token<'_>>,
+    op: Option<Token<'_>>,
     chain: Option<&str>,
     b: &mut Builder<'_>,
 ) -> Result<FilterKind, LoadError> {
-    let key_text = key.and_then(|k| store_nonempty_str(k, b));
-    let op_ok = op.and_then(|o| with_str(o, |s| s == "flag_evaluates_to")) == Some(true);
+    let key_text = key.and_then(|k| store_nonempty_tok(k, b));
+    let op_ok = op.and_then(|o| with_tok_str(o, |s| s == "flag_evaluates_to")) == Some(true);
     let expected = match value {
-        Some("true") => Some(Expected::Bool(true)),
-        Some("false") => Some(Expected::Bool(false)),
-        Some(v) => store_str(v, b).map(Expected::Variant),
+        Some(Token::Bool(v)) => Some(Expected::Bool(v)),
+        Some(t) => store_tok(t, b).map(Expected::Variant),
         None => None,
     };
     let (expected, key) = match (key_text, op_ok, expected) {
@@ -601,7 +787,8 @@ fn compile_value(op: Operator, raw: &str, b: &mut Builder<'_>) -> Result<Compile
     })
 }
 
-fn parse_flag(raw: &str, b: &mut Builder<'_>) -> Result<(), LoadError> {
+/// Parses one flag object (its `{` just read) and adds it to the store if it has a key.
+fn parse_flag(c: &mut Cur<'_>, b: &mut Builder<'_>) -> Step<()> {
     let mut flag = Flag {
         key: Text::default(),
         id: None,
@@ -620,97 +807,112 @@ fn parse_flag(raw: &str, b: &mut Builder<'_>) -> Result<(), LoadError> {
         payloads: NONE,
         broken: false,
     };
-    let Some(mut m) = Members::of(raw)? else {
-        return Ok(());
-    };
     let mut have_key = false;
     let (mut top_bucketing, mut filters_bucketing) = (None, None);
-    while let Some((k, v)) = m.next()? {
+    while c.key()? {
+        let k = c.r.str();
         if k.eq_str("key") {
-            if let Some(t) = store_str(v, b) {
+            if let Some(t) = store_tok(c.scalar_tok()?, b) {
                 flag.key = t;
                 have_key = true;
             }
         } else if k.eq_str("id") {
-            flag.id = as_i64(v);
+            flag.id = tok_i64(c.scalar_tok()?);
         } else if k.eq_str("version") {
-            flag.version = as_i64(v);
+            flag.version = tok_i64(c.scalar_tok()?);
         } else if k.eq_str("active") {
-            flag.active = v == "true";
+            flag.active = c.scalar()? == Kind::True;
         } else if k.eq_str("ensure_experience_continuity") {
-            flag.continuity = v == "true";
+            flag.continuity = c.scalar()? == Kind::True;
         } else if k.eq_str("has_experiment") {
-            flag.has_experiment = as_bool(v);
+            flag.has_experiment = match c.scalar()? {
+                Kind::True => Some(true),
+                Kind::False => Some(false),
+                _ => None,
+            };
         } else if k.eq_str("bucketing_identifier") {
-            top_bucketing = Some(v);
+            top_bucketing = Some(c.scalar_tok()?);
         } else if k.eq_str("filters") {
-            parse_filters(v, &mut flag, &mut filters_bucketing, b)?;
+            parse_filters(c, &mut flag, &mut filters_bucketing, b)?;
+        } else {
+            c.skip()?;
         }
     }
-    // posthog-python reads the flag's `bucketing_identifier`, then the one in `filters`.
-    let set = |v: &&str| !is_null(v) && *v != "\"\"";
+    // posthog-python reads the flag's `bucketing_identifier`, then the one in `filters`; null
+    // and "" count as unset.
+    let set = |t: &Token<'_>| {
+        !matches!(t, Token::Null) && !matches!(t, Token::Str(s) if s.raw().is_empty())
+    };
     let bucketing = top_bucketing.filter(set).or(filters_bucketing.filter(set));
-    flag.device_bucketing = bucketing == Some("\"device_id\"");
+    flag.device_bucketing = matches!(bucketing, Some(Token::Str(s)) if s.raw() == "device_id");
     if have_key {
         b.flag(flag);
     }
     Ok(())
 }
 
+/// Parses a flag's `filters`. A member given twice counts once, the last time (as Python's
+/// `json.loads` keeps it).
 fn parse_filters<'a>(
-    raw: &'a str,
+    c: &mut Cur<'a>,
     flag: &mut Flag,
-    bucketing: &mut Option<&'a str>,
+    bucketing: &mut Option<Token<'a>>,
     b: &mut Builder<'_>,
-) -> Result<(), LoadError> {
-    let Some(mut m) = Members::of(raw)? else {
-        flag.broken |= !is_null(raw);
+) -> Step<()> {
+    let k = c.value()?;
+    if k != Kind::ObjectStart {
+        c.finish(k)?;
+        flag.broken |= k != Kind::Null;
         return Ok(());
-    };
-    let (mut groups, mut variants) = (None, None);
-    while let Some((k, v)) = m.next()? {
+    }
+    let (mut groups_broken, mut variants_broken) = (false, false);
+    while c.key()? {
+        let k = c.r.str();
         if k.eq_str("groups") {
-            groups = Some(v);
+            (flag.conditions, groups_broken) = parse_conditions(c, b)?;
         } else if k.eq_str("multivariate") {
-            variants = Some(v);
+            (flag.variants, variants_broken) = parse_variants(c, b)?;
         } else if k.eq_str("payloads") {
-            flag.payloads = parse_payloads(v, b)?;
+            flag.payloads = parse_payloads(c, b)?;
         } else if k.eq_str("aggregation_group_type_index") {
-            if !is_null(v) {
-                match as_i64(v).and_then(|i| u32::try_from(i).ok()) {
+            let v = c.scalar_tok()?;
+            if !matches!(v, Token::Null) {
+                match tok_i64(v).and_then(|i| u32::try_from(i).ok()) {
                     Some(i) => flag.aggregation = Some(i),
                     None => flag.aggregation_invalid = true,
                 }
             }
         } else if k.eq_str("early_exit") {
-            flag.early_exit = v == "true";
+            flag.early_exit = c.scalar()? == Kind::True;
         } else if k.eq_str("feature_enrollment") {
-            flag.feature_enrollment = v == "true";
+            flag.feature_enrollment = c.scalar()? == Kind::True;
         } else if k.eq_str("bucketing_identifier") {
-            *bucketing = Some(v);
+            *bucketing = Some(c.scalar_tok()?);
         } else if k.eq_str("holdout") {
-            flag.holdout = parse_holdout(v)?;
+            flag.holdout = parse_holdout(c)?;
+        } else {
+            c.skip()?;
         }
     }
-    if let Some(v) = variants {
-        flag.variants = parse_variants(v, flag, b)?;
-    }
-    if let Some(g) = groups {
-        flag.conditions = parse_conditions(g, flag, b)?;
-    }
+    flag.broken |= groups_broken | variants_broken;
     Ok(())
 }
 
-fn parse_holdout(raw: &str) -> Result<Option<(i64, RolloutThreshold)>, LoadError> {
-    let Some(mut m) = Members::of(raw)? else {
+fn parse_holdout(c: &mut Cur<'_>) -> Step<Option<(i64, RolloutThreshold)>> {
+    let k = c.value()?;
+    if k != Kind::ObjectStart {
+        c.finish(k)?;
         return Ok(None);
-    };
+    }
     let (mut id, mut pct) = (None, None);
-    while let Some((k, v)) = m.next()? {
+    while c.key()? {
+        let k = c.r.str();
         if k.eq_str("id") {
-            id = as_i64(v);
+            id = tok_i64(c.scalar_tok()?);
         } else if k.eq_str("exclusion_percentage") {
-            pct = as_f64(v);
+            pct = tok_f64(c.scalar_tok()?);
+        } else {
+            c.skip()?;
         }
     }
     Ok(match (id, pct) {
@@ -721,51 +923,74 @@ fn parse_holdout(raw: &str) -> Result<Option<(i64, RolloutThreshold)>, LoadError
     })
 }
 
-fn parse_payloads(raw: &str, b: &mut Builder<'_>) -> Result<u32, LoadError> {
-    let Some(mut m) = Members::of(raw)? else {
+fn parse_payloads(c: &mut Cur<'_>, b: &mut Builder<'_>) -> Step<u32> {
+    let k = c.value()?;
+    if k != Kind::ObjectStart {
+        c.finish(k)?;
         return Ok(NONE);
-    };
+    }
     let (mut head, mut prev) = (NONE, NONE);
-    while let Some((k, v)) = m.next()? {
-        if is_null(v) {
+    while c.key()? {
+        let k = c.r.str();
+        let v = c.raw()?;
+        if matches!(v.tok, Token::Null) {
             continue;
         }
         let key = b.json_str(k);
         // A JSON-encoded string is stored decoded (its content is the payload's JSON text);
         // older data holding raw JSON is stored as is.
-        let json = store_str(v, b).unwrap_or_else(|| b.text(v));
+        let json = match store_tok(v.tok, b) {
+            Some(json) => json,
+            None => b.text(c.text(v)?),
+        };
         let i = b.node(NodeKind::Payload { key, json });
         b.link(&mut head, &mut prev, i);
     }
     Ok(head)
 }
 
-fn parse_variants(raw: &str, flag: &mut Flag, b: &mut Builder<'_>) -> Result<u32, LoadError> {
-    let Some(mut m) = Members::of(raw)? else {
-        return Ok(NONE);
-    };
-    let mut list = None;
-    while let Some((k, v)) = m.next()? {
+/// A flag's `multivariate`: the head of its variant list and whether an entry was broken.
+fn parse_variants(c: &mut Cur<'_>, b: &mut Builder<'_>) -> Step<(u32, bool)> {
+    let k = c.value()?;
+    if k != Kind::ObjectStart {
+        c.finish(k)?;
+        return Ok((NONE, false));
+    }
+    let mut out = (NONE, false);
+    while c.key()? {
+        let k = c.r.str();
         if k.eq_str("variants") {
-            list = Some(v);
+            out = parse_variant_list(c, b)?;
+        } else {
+            c.skip()?;
         }
     }
-    let Some(mut entries) = list.map(Elements::of).transpose()?.flatten() else {
-        return Ok(NONE);
-    };
-    let (mut head, mut prev) = (NONE, NONE);
+    Ok(out)
+}
+
+fn parse_variant_list(c: &mut Cur<'_>, b: &mut Builder<'_>) -> Step<(u32, bool)> {
+    let k = c.value()?;
+    if k != Kind::ArrayStart {
+        c.finish(k)?;
+        return Ok((NONE, false));
+    }
+    let (mut head, mut prev, mut broken) = (NONE, NONE, false);
     let mut bounds = VariantBounds::new();
-    while let Some(entry) = entries.next()? {
-        let Some(mut m) = Members::of(entry)? else {
-            flag.broken = true;
+    while let Some(k) = c.element()? {
+        if k != Kind::ObjectStart {
+            c.finish(k)?;
+            broken = true;
             continue;
-        };
+        }
         let (mut key, mut pct) = (None, None);
-        while let Some((k, v)) = m.next()? {
+        while c.key()? {
+            let k = c.r.str();
             if k.eq_str("key") {
-                key = store_str(v, b);
+                key = store_tok(c.scalar_tok()?, b);
             } else if k.eq_str("rollout_percentage") {
-                pct = as_f64(v);
+                pct = tok_f64(c.scalar_tok()?);
+            } else {
+                c.skip()?;
             }
         }
         match (key, pct) {
@@ -778,69 +1003,77 @@ fn parse_variants(raw: &str, flag: &mut Flag, b: &mut Builder<'_>) -> Result<u32
                 });
                 b.link(&mut head, &mut prev, i);
             }
-            _ => flag.broken = true,
+            _ => broken = true,
         }
     }
-    Ok(head)
+    Ok((head, broken))
 }
 
-fn parse_conditions(raw: &str, flag: &mut Flag, b: &mut Builder<'_>) -> Result<u32, LoadError> {
-    let Some(mut entries) = Elements::of(raw)? else {
-        flag.broken |= !is_null(raw);
-        return Ok(NONE);
-    };
-    let (mut head, mut prev) = (NONE, NONE);
-    while let Some(entry) = entries.next()? {
-        if !is_object(entry) {
-            flag.broken = true;
+/// A flag's `groups`: the head of its condition list and whether an entry was broken.
+fn parse_conditions(c: &mut Cur<'_>, b: &mut Builder<'_>) -> Step<(u32, bool)> {
+    let k = c.value()?;
+    if k != Kind::ArrayStart {
+        c.finish(k)?;
+        return Ok((NONE, k != Kind::Null));
+    }
+    let (mut head, mut prev, mut broken) = (NONE, NONE, false);
+    while let Some(k) = c.element()? {
+        if k != Kind::ObjectStart {
+            c.finish(k)?;
+            broken = true;
             continue;
         }
-        let i = parse_condition(entry, b)?;
+        let i = parse_condition(c, b)?;
         b.link(&mut head, &mut prev, i);
     }
-    Ok(head)
+    Ok((head, broken))
 }
 
-fn parse_condition(raw: &str, b: &mut Builder<'_>) -> Result<u32, LoadError> {
+/// Parses one condition object (its `{` just read) into a node.
+fn parse_condition(c: &mut Cur<'_>, b: &mut Builder<'_>) -> Step<u32> {
     let mut filters = NONE;
     let mut rollout = Limit::NONE;
     let mut variant = None;
     let mut aggregation = CondAggregation::Inherit;
     let mut broken = false;
-    if let Some(mut m) = Members::of(raw)? {
-        while let Some((k, v)) = m.next()? {
-            if k.eq_str("properties") {
-                match Elements::of(v)? {
-                    Some(mut entries) => {
-                        let mut prev = NONE;
-                        while let Some(entry) = entries.next()? {
-                            let i = parse_filter(entry, b)?;
-                            b.link(&mut filters, &mut prev, i);
-                        }
-                    }
-                    None => broken |= !is_null(v),
+    while c.key()? {
+        let k = c.r.str();
+        if k.eq_str("properties") {
+            let k = c.value()?;
+            if k == Kind::ArrayStart {
+                let mut prev = NONE;
+                while let Some(first) = c.element()? {
+                    let i = parse_filter(c, first, b)?;
+                    b.link(&mut filters, &mut prev, i);
                 }
-            } else if k.eq_str("rollout_percentage") {
-                if !is_null(v) {
-                    match as_f64(v) {
-                        Some(p) => {
-                            rollout = Limit::new(RolloutThreshold::from_percentage(p).limit());
-                        }
-                        None => broken = true,
-                    }
-                }
-            } else if k.eq_str("variant") {
-                variant = store_nonempty_str(v, b);
-            } else if k.eq_str("aggregation_group_type_index") {
-                aggregation = if is_null(v) {
-                    CondAggregation::Null
-                } else {
-                    match as_i64(v).and_then(|i| u32::try_from(i).ok()) {
-                        Some(i) => CondAggregation::Index(i),
-                        None => CondAggregation::Invalid,
-                    }
-                };
+            } else {
+                c.finish(k)?;
+                broken |= k != Kind::Null;
             }
+        } else if k.eq_str("rollout_percentage") {
+            let v = c.scalar_tok()?;
+            if !matches!(v, Token::Null) {
+                match tok_f64(v) {
+                    Some(p) => {
+                        rollout = Limit::new(RolloutThreshold::from_percentage(p).limit());
+                    }
+                    None => broken = true,
+                }
+            }
+        } else if k.eq_str("variant") {
+            variant = store_nonempty_tok(c.scalar_tok()?, b);
+        } else if k.eq_str("aggregation_group_type_index") {
+            let v = c.scalar_tok()?;
+            aggregation = if matches!(v, Token::Null) {
+                CondAggregation::Null
+            } else {
+                match tok_i64(v).and_then(|i| u32::try_from(i).ok()) {
+                    Some(i) => CondAggregation::Index(i),
+                    None => CondAggregation::Invalid,
+                }
+            };
+        } else {
+            c.skip()?;
         }
     }
     Ok(b.node(NodeKind::Condition {

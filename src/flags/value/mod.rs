@@ -115,7 +115,7 @@ impl<'a> PropertyValue<'a> {
     /// [`FromJsonError::IntegerOutOfRange`] for an integer beyond `u64`/`i64` (Python would keep
     /// it exact; this type cannot, so the evaluator should give up on such a filter).
     pub fn from_json(raw: &'a str) -> Result<Self, FromJsonError> {
-        let mut r = Reader::new(raw.as_bytes());
+        let mut r = Reader::of_str(raw);
         let tok = r.next()?.ok_or(FromJsonError::Json(ReadError {
             kind: ReadErrorKind::UnexpectedEnd,
             offset: raw.len(),
@@ -169,7 +169,7 @@ impl<'a> PropertyValue<'a> {
         let Self::Json(raw) = *self else {
             return None;
         };
-        let mut reader = Reader::new(raw.as_bytes());
+        let mut reader = Reader::of_str(raw);
         match reader.next() {
             Ok(Some(Token::ArrayStart)) => Some(ArrayItems {
                 raw,
@@ -276,8 +276,8 @@ macro_rules! from_small_int {
 }
 from_small_int!(i8, i16, i32, i64, u8, u16, u32);
 
-/// Classifies a scalar token.
-fn scalar(tok: Token<'_>) -> Result<PropertyValue<'_>, FromJsonError> {
+/// Classifies a scalar token (for a reader's caller that already holds one).
+pub(crate) fn scalar(tok: Token<'_>) -> Result<PropertyValue<'_>, FromJsonError> {
     Ok(match tok {
         Token::Null => PropertyValue::Null,
         Token::Bool(b) => PropertyValue::Bool(b),
@@ -332,7 +332,7 @@ fn bool_word(chars: impl Iterator<Item = char>) -> Option<bool> {
 /// For a JSON array: whether every non-container token inside it (at any depth) satisfies
 /// `leaf`, and no object occurs. For anything else (or invalid JSON): false. No recursion.
 fn all_array_leaves(raw: &str, leaf: impl Fn(Token<'_>) -> bool) -> bool {
-    let mut r = Reader::new(raw.as_bytes());
+    let mut r = Reader::of_str(raw);
     if !matches!(r.next(), Ok(Some(Token::ArrayStart))) {
         return false;
     }

@@ -150,7 +150,7 @@ fn write_json_value<W: Write + ?Sized>(
     depth: usize,
     out: &mut W,
 ) -> Result<(), StringifyError> {
-    let mut r = Reader::new(raw.as_bytes());
+    let mut r = Reader::of_str(raw);
     let tok = r.next()?.ok_or(StringifyError::InvalidJson)?;
     write_token(raw, &mut r, tok, depth, out)
 }
@@ -203,7 +203,7 @@ fn write_array<W: Write + ?Sized>(
     depth: usize,
     out: &mut W,
 ) -> Result<(), StringifyError> {
-    let mut r = Reader::new(raw.as_bytes());
+    let mut r = Reader::of_str(raw);
     if r.next()? != Some(Token::ArrayStart) {
         return Err(StringifyError::InvalidJson);
     }
@@ -238,7 +238,7 @@ fn write_object<W: Write + ?Sized>(
     out.write_char('{')?;
     let mut prev: Option<Str<'_>> = None;
     loop {
-        let mut r = Reader::new(raw.as_bytes());
+        let mut r = Reader::of_str(raw);
         if r.next()? != Some(Token::ObjectStart) {
             return Err(StringifyError::InvalidJson);
         }

@@ -170,10 +170,6 @@ mod walk;
 pub use token::{Chars, Number, Str, Token};
 pub(crate) use walk::{raw_value, Elements, Members};
 
-fn fail<T>(kind: ReadErrorKind, offset: usize) -> Result<T, ReadError> {
-    Err(ReadError::new(kind, offset))
-}
-
 /// Where the reader is in the grammar.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
@@ -191,10 +187,36 @@ enum State {
     Failed(ReadError),
 }
 
+/// What [`Reader::advance`] read: a token's kind, without its text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    ObjectStart,
+    ObjectEnd,
+    ArrayStart,
+    ArrayEnd,
+    Key,
+    Str,
+    Number,
+    True,
+    False,
+    Null,
+    /// The document is complete.
+    End,
+    /// The input is not valid JSON; [`Reader::error`] says why.
+    Failed,
+}
+
 /// A pull tokenizer over one JSON document; see the [module docs](self).
 #[derive(Clone, Debug)]
 pub struct Reader<'a> {
     input: &'a [u8],
+    /// `input` as text when it is all valid UTF-8 (checked once, up front), so strings and
+    /// numbers are sliced from it without being validated again.
+    text: Option<&'a str>,
+    /// The text of the last key, string (between the quotes) or number token.
+    raw: &'a str,
+    /// For that token: whether a string has escapes, or whether a number is an integer.
+    flag: bool,
     pos: usize,
     state: State,
     /// Open containers: bit `i` is set if the container at depth `i` is an object.
@@ -210,12 +232,25 @@ impl<'a> Reader<'a> {
         Self::with_max_depth(input, DEFAULT_MAX_DEPTH)
     }
 
+    /// A reader over text, which is UTF-8 already, so nothing is validated twice; otherwise
+    /// the same as [`new`](Self::new).
+    #[must_use]
+    pub fn of_str(input: &'a str) -> Self {
+        let mut r = Self::new(&[]);
+        r.input = input.as_bytes();
+        r.text = Some(input);
+        r
+    }
+
     /// A reader over `input` that allows `max_depth` open containers at once (clamped to
     /// [`MAX_DEPTH`]; `0` accepts only a scalar top-level value).
     #[must_use]
     pub fn with_max_depth(input: &'a [u8], max_depth: usize) -> Self {
         Self {
             input,
+            text: core::str::from_utf8(input).ok(),
+            raw: "",
+            flag: false,
             pos: 0,
             state: State::Value,
             stack: 0,
@@ -252,11 +287,77 @@ impl<'a> Reader<'a> {
     /// error is sticky: every later call returns it again.
     #[allow(clippy::should_implement_trait)] // Fallible and fused; `Result<Option<_>>` suits `?`.
     pub fn next(&mut self) -> Result<Option<Token<'a>>, ReadError> {
-        let r = self.step();
-        if let Err(e) = r {
-            self.state = State::Failed(e);
+        let k = self.advance();
+        self.token(k)
+    }
+
+    /// The token [`advance`](Self::advance) just returned as `k`, as [`next`](Self::next)
+    /// returns it.
+    fn token(&self, k: Kind) -> Result<Option<Token<'a>>, ReadError> {
+        let str = || Str {
+            raw: self.raw,
+            escaped: self.flag,
+        };
+        Ok(Some(match k {
+            Kind::ObjectStart => Token::ObjectStart,
+            Kind::ObjectEnd => Token::ObjectEnd,
+            Kind::ArrayStart => Token::ArrayStart,
+            Kind::ArrayEnd => Token::ArrayEnd,
+            Kind::Key => Token::Key(str()),
+            Kind::Str => Token::Str(str()),
+            Kind::Number => Token::Number(Number {
+                raw: self.raw,
+                integer: self.flag,
+            }),
+            Kind::True => Token::Bool(true),
+            Kind::False => Token::Bool(false),
+            Kind::Null => Token::Null,
+            Kind::End => return Ok(None),
+            Kind::Failed => return Err(self.error()),
+        }))
+    }
+
+    /// Reads the next token and returns only its kind, which fits in a register; a key's or
+    /// string's text is then [`str`](Self::str), a number's [`number`](Self::number), and after [`Kind::Failed`],
+    /// [`error`](Self::error) says why. The same grammar and errors as [`next`](Self::next).
+    pub(crate) fn advance(&mut self) -> Kind {
+        self.step()
+    }
+
+    /// The last key or string token.
+    pub(crate) fn str(&self) -> Str<'a> {
+        Str {
+            raw: self.raw,
+            escaped: self.flag,
         }
-        r
+    }
+
+    /// The last number token.
+    pub(crate) fn number(&self) -> Number<'a> {
+        Number {
+            raw: self.raw,
+            integer: self.flag,
+        }
+    }
+
+    /// The error that stopped the reader (only meaningful after [`Kind::Failed`]).
+    pub(crate) fn error(&self) -> ReadError {
+        match self.state {
+            State::Failed(e) => e,
+            _ => ReadError::new(ReadErrorKind::ExpectedValue, self.pos),
+        }
+    }
+
+    /// Records `kind` at `offset` as the reader's (sticky) error.
+    #[cold]
+    fn fail(&mut self, kind: ReadErrorKind, offset: usize) -> Kind {
+        self.state = State::Failed(ReadError::new(kind, offset));
+        Kind::Failed
+    }
+
+    fn fail_with(&mut self, e: ReadError) -> Kind {
+        self.state = State::Failed(e);
+        Kind::Failed
     }
 
     /// Skips the next value, validating it, including everything inside it if it is a
@@ -276,8 +377,9 @@ impl<'a> Reader<'a> {
             return Err(ReadError::new(ReadErrorKind::ExpectedValue, offset));
         }
         let depth = self.depth;
-        match self.next()? {
-            Some(Token::ObjectStart | Token::ArrayStart) => self.skip_until(depth),
+        match self.advance() {
+            Kind::Failed => Err(self.error()),
+            Kind::ObjectStart | Kind::ArrayStart => self.skip_until(depth),
             _ => Ok(()),
         }
     }
@@ -296,8 +398,10 @@ impl<'a> Reader<'a> {
 
     fn skip_until(&mut self, depth: usize) -> Result<(), ReadError> {
         while self.depth > depth {
-            if self.next()?.is_none() {
-                break;
+            match self.advance() {
+                Kind::Failed => return Err(self.error()),
+                Kind::End => break,
+                _ => {}
             }
         }
         Ok(())
@@ -324,8 +428,8 @@ impl<'a> Reader<'a> {
             .and_then(|n| Some((i + n, *self.input.get(i + n)?)))
     }
 
-    fn end<T>(&self) -> Result<T, ReadError> {
-        fail(ReadErrorKind::UnexpectedEnd, self.input.len())
+    fn end(&mut self) -> Kind {
+        self.fail(ReadErrorKind::UnexpectedEnd, self.input.len())
     }
 
     fn skip_ws(&mut self) {
@@ -344,27 +448,27 @@ impl<'a> Reader<'a> {
         Some(self.stack.checked_shr(i)? & 1 == 1)
     }
 
-    fn step(&mut self) -> Result<Option<Token<'a>>, ReadError> {
+    fn step(&mut self) -> Kind {
         match self.state {
-            State::Failed(e) => Err(e),
+            State::Failed(_) => Kind::Failed,
             State::Value => {
                 self.skip_ws();
-                self.value().map(Some)
+                self.value()
             }
             State::ArrayFirst => {
                 self.skip_ws();
                 if self.peek() == Some(b']') {
-                    Ok(Some(self.close(Token::ArrayEnd)))
+                    self.close(Kind::ArrayEnd)
                 } else {
-                    self.value().map(Some)
+                    self.value()
                 }
             }
             State::ObjectFirst => {
                 self.skip_ws();
                 if self.peek() == Some(b'}') {
-                    Ok(Some(self.close(Token::ObjectEnd)))
+                    self.close(Kind::ObjectEnd)
                 } else {
-                    self.key().map(Some)
+                    self.key()
                 }
             }
             State::Colon => {
@@ -373,9 +477,9 @@ impl<'a> Reader<'a> {
                     Some(b':') => {
                         self.pos += 1;
                         self.skip_ws();
-                        self.value().map(Some)
+                        self.value()
                     }
-                    Some(_) => fail(ReadErrorKind::ExpectedColon, self.pos),
+                    Some(_) => self.fail(ReadErrorKind::ExpectedColon, self.pos),
                     None => self.end(),
                 }
             }
@@ -383,8 +487,8 @@ impl<'a> Reader<'a> {
                 self.skip_ws();
                 let Some(is_object) = self.top() else {
                     return match self.peek() {
-                        None => Ok(None),
-                        Some(_) => fail(ReadErrorKind::TrailingData, self.pos),
+                        None => Kind::End,
+                        Some(_) => self.fail(ReadErrorKind::TrailingData, self.pos),
                     };
                 };
                 match (self.peek(), is_object) {
@@ -392,14 +496,14 @@ impl<'a> Reader<'a> {
                         self.pos += 1;
                         self.skip_ws();
                         if is_object {
-                            self.key().map(Some)
+                            self.key()
                         } else {
-                            self.value().map(Some)
+                            self.value()
                         }
                     }
-                    (Some(b']'), false) => Ok(Some(self.close(Token::ArrayEnd))),
-                    (Some(b'}'), true) => Ok(Some(self.close(Token::ObjectEnd))),
-                    (Some(_), _) => fail(ReadErrorKind::ExpectedComma, self.pos),
+                    (Some(b']'), false) => self.close(Kind::ArrayEnd),
+                    (Some(b'}'), true) => self.close(Kind::ObjectEnd),
+                    (Some(_), _) => self.fail(ReadErrorKind::ExpectedComma, self.pos),
                     (None, _) => self.end(),
                 }
             }
@@ -407,16 +511,16 @@ impl<'a> Reader<'a> {
     }
 
     /// Consumes the closing bracket at `pos` and pops its container.
-    fn close(&mut self, token: Token<'a>) -> Token<'a> {
+    fn close(&mut self, kind: Kind) -> Kind {
         self.pos += 1;
         self.depth = self.depth.saturating_sub(1);
         self.state = State::AfterValue;
-        token
+        kind
     }
 
-    fn open(&mut self, is_object: bool) -> Result<Token<'a>, ReadError> {
+    fn open(&mut self, is_object: bool) -> Kind {
         if self.depth >= self.max_depth {
-            return fail(
+            return self.fail(
                 ReadErrorKind::TooDeep {
                     max: self.max_depth,
                 },
@@ -434,60 +538,62 @@ impl<'a> Reader<'a> {
         }
         self.depth += 1;
         self.pos += 1;
-        Ok(if is_object {
+        if is_object {
             self.state = State::ObjectFirst;
-            Token::ObjectStart
+            Kind::ObjectStart
         } else {
             self.state = State::ArrayFirst;
-            Token::ArrayStart
-        })
+            Kind::ArrayStart
+        }
     }
 
     /// A value starting at `pos` (whitespace already skipped).
-    fn value(&mut self) -> Result<Token<'a>, ReadError> {
-        let token = match self.peek() {
+    fn value(&mut self) -> Kind {
+        let r = match self.peek() {
             None => return self.end(),
             Some(b'{') => return self.open(true),
             Some(b'[') => return self.open(false),
-            Some(b'"') => Token::Str(self.string()?),
-            Some(b'-' | b'0'..=b'9') => Token::Number(self.number()?),
-            Some(b't') => {
-                self.literal(b"true")?;
-                Token::Bool(true)
-            }
-            Some(b'f') => {
-                self.literal(b"false")?;
-                Token::Bool(false)
-            }
-            Some(b'n') => {
-                self.literal(b"null")?;
-                Token::Null
-            }
-            Some(_) => return fail(ReadErrorKind::ExpectedValue, self.pos),
+            Some(b'"') => self.string().map(|()| Kind::Str),
+            Some(b'-' | b'0'..=b'9') => self.scan_number().map(|()| Kind::Number),
+            Some(b't') => self.literal(b"true").map(|()| Kind::True),
+            Some(b'f') => self.literal(b"false").map(|()| Kind::False),
+            Some(b'n') => self.literal(b"null").map(|()| Kind::Null),
+            Some(_) => return self.fail(ReadErrorKind::ExpectedValue, self.pos),
         };
-        self.state = State::AfterValue;
-        Ok(token)
+        match r {
+            Ok(k) => {
+                self.state = State::AfterValue;
+                k
+            }
+            Err(e) => self.fail_with(e),
+        }
     }
 
     /// A key starting at `pos` (whitespace already skipped).
-    fn key(&mut self) -> Result<Token<'a>, ReadError> {
+    fn key(&mut self) -> Kind {
         match self.peek() {
-            Some(b'"') => {
-                let s = self.string()?;
-                self.state = State::Colon;
-                Ok(Token::Key(s))
-            }
-            Some(_) => fail(ReadErrorKind::ExpectedKey, self.pos),
+            Some(b'"') => match self.string() {
+                Ok(()) => {
+                    self.state = State::Colon;
+                    Kind::Key
+                }
+                Err(e) => self.fail_with(e),
+            },
+            Some(_) => self.fail(ReadErrorKind::ExpectedKey, self.pos),
             None => self.end(),
         }
+    }
+
+    fn end_error(&self) -> ReadError {
+        ReadError::new(ReadErrorKind::UnexpectedEnd, self.input.len())
     }
 
     fn literal(&mut self, lit: &[u8]) -> Result<(), ReadError> {
         for (i, &want) in lit.iter().enumerate() {
             match self.input.get(self.pos + i) {
                 Some(&b) if b == want => {}
-                Some(_) => return fail(ReadErrorKind::InvalidLiteral, self.pos + i),
-                None => return self.end(),
+                Some(_) => return Err(ReadError::new(ReadErrorKind::InvalidLiteral, self.pos + i)),
+                None => return Err(self.end_error()),
             }
         }
         self.pos += lit.len();
@@ -505,12 +611,14 @@ impl<'a> Reader<'a> {
     fn some_digits(&self, i: usize) -> Result<usize, ReadError> {
         match self.input.get(i) {
             Some(b'0'..=b'9') => Ok(self.digits(i + 1)),
-            Some(_) => fail(ReadErrorKind::InvalidNumber, i),
-            None => self.end(),
+            Some(_) => Err(ReadError::new(ReadErrorKind::InvalidNumber, i)),
+            None => Err(self.end_error()),
         }
     }
 
-    fn number(&mut self) -> Result<Number<'a>, ReadError> {
+    /// A number starting at `pos`; leaves its text in `raw` and whether it is an integer
+    /// literal in `flag`.
+    fn scan_number(&mut self) -> Result<(), ReadError> {
         let start = self.pos;
         let mut i = start;
         if self.input.get(i) == Some(&b'-') {
@@ -520,7 +628,7 @@ impl<'a> Reader<'a> {
             Some(b'0') => {
                 i += 1;
                 if let Some(b'0'..=b'9') = self.input.get(i) {
-                    return fail(ReadErrorKind::InvalidNumber, i);
+                    return Err(ReadError::new(ReadErrorKind::InvalidNumber, i));
                 }
             }
             _ => i = self.some_digits(i)?,
@@ -538,17 +646,17 @@ impl<'a> Reader<'a> {
             }
             i = self.some_digits(i)?;
         }
-        let raw = self
-            .input
-            .get(start..i)
-            .and_then(|b| core::str::from_utf8(b).ok())
+        self.raw = self
+            .slice(start, i)
             .ok_or(ReadError::new(ReadErrorKind::InvalidNumber, start))?;
+        self.flag = integer;
         self.pos = i;
-        Ok(Number { raw, integer })
+        Ok(())
     }
 
-    /// A string whose opening quote is at `pos`; leaves `pos` after the closing quote.
-    fn string(&mut self) -> Result<Str<'a>, ReadError> {
+    /// A string whose opening quote is at `pos`; leaves `pos` after the closing quote, the raw
+    /// text between the quotes in `raw`, and whether it has escapes in `flag`.
+    fn string(&mut self) -> Result<(), ReadError> {
         let start = self.pos + 1;
         let mut i = start;
         let mut escaped = false;
@@ -558,7 +666,7 @@ impl<'a> Reader<'a> {
                 .iter()
                 .position(|&b| matches!(b, b'"' | b'\\' | 0..=0x1f))
             else {
-                return self.end();
+                return Err(self.end_error());
             };
             i += n;
             match rest.get(n) {
@@ -567,14 +675,31 @@ impl<'a> Reader<'a> {
                     escaped = true;
                     i = self.escape(i)?;
                 }
-                _ => return fail(ReadErrorKind::ControlCharacter, i),
+                _ => return Err(ReadError::new(ReadErrorKind::ControlCharacter, i)),
             }
         }
-        let body = self.input.get(start..i).unwrap_or_default();
-        let raw = core::str::from_utf8(body)
-            .map_err(|e| ReadError::new(ReadErrorKind::InvalidUtf8, start + e.valid_up_to()))?;
+        self.raw = match self.text {
+            Some(text) => text
+                .get(start..i)
+                .ok_or(ReadError::new(ReadErrorKind::InvalidUtf8, start))?,
+            None => {
+                let body = self.input.get(start..i).unwrap_or_default();
+                core::str::from_utf8(body).map_err(|e| {
+                    ReadError::new(ReadErrorKind::InvalidUtf8, start + e.valid_up_to())
+                })?
+            }
+        };
+        self.flag = escaped;
         self.pos = i + 1;
-        Ok(Str { raw, escaped })
+        Ok(())
+    }
+
+    /// `input[start..end]` as text (`None` if it is not UTF-8 or not on char boundaries).
+    pub(crate) fn slice(&self, start: usize, end: usize) -> Option<&'a str> {
+        match self.text {
+            Some(text) => text.get(start..end),
+            None => core::str::from_utf8(self.input.get(start..end)?).ok(),
+        }
     }
 
     /// Validates the escape whose backslash is at `i`; returns the offset after it.
@@ -585,16 +710,16 @@ impl<'a> Reader<'a> {
                 0xD800..=0xDBFF => match (self.input.get(i + 6), self.input.get(i + 7)) {
                     (Some(b'\\'), Some(b'u')) => match self.hex4(i + 6)? {
                         0xDC00..=0xDFFF => Ok(i + 12),
-                        _ => fail(ReadErrorKind::LoneSurrogate, i),
+                        _ => Err(ReadError::new(ReadErrorKind::LoneSurrogate, i)),
                     },
-                    (None, _) | (Some(b'\\'), None) => self.end(),
-                    _ => fail(ReadErrorKind::LoneSurrogate, i),
+                    (None, _) | (Some(b'\\'), None) => Err(self.end_error()),
+                    _ => Err(ReadError::new(ReadErrorKind::LoneSurrogate, i)),
                 },
-                0xDC00..=0xDFFF => fail(ReadErrorKind::LoneSurrogate, i),
+                0xDC00..=0xDFFF => Err(ReadError::new(ReadErrorKind::LoneSurrogate, i)),
                 _ => Ok(i + 6),
             },
-            Some(_) => fail(ReadErrorKind::InvalidEscape, i),
-            None => self.end(),
+            Some(_) => Err(ReadError::new(ReadErrorKind::InvalidEscape, i)),
+            None => Err(self.end_error()),
         }
     }
 
@@ -604,11 +729,11 @@ impl<'a> Reader<'a> {
         for k in 2..6 {
             let d = match self.input.get(i + k) {
                 Some(&b) => char::from(b).to_digit(16),
-                None => return self.end(),
+                None => return Err(self.end_error()),
             };
             match d {
                 Some(d) => v = v * 16 + d,
-                None => return fail(ReadErrorKind::InvalidEscape, i),
+                None => return Err(ReadError::new(ReadErrorKind::InvalidEscape, i)),
             }
         }
         Ok(v)

@@ -8,13 +8,12 @@ use super::{ReadError, ReadErrorKind, Reader, Str, Token};
 ///
 /// # Errors
 /// Whatever [`Reader::skip_value`] reports.
-pub(crate) fn raw_value<'a>(r: &mut Reader<'a>, doc: &'a [u8]) -> Result<&'a str, ReadError> {
+pub(crate) fn raw_value<'a>(r: &mut Reader<'a>) -> Result<&'a str, ReadError> {
     let start = r.offset();
     r.skip_value()?;
     let end = r.offset();
-    let s = doc
-        .get(start..end)
-        .and_then(|b| core::str::from_utf8(b).ok())
+    let s = r
+        .slice(start, end)
         .ok_or(ReadError::new(ReadErrorKind::InvalidUtf8, start))?;
     Ok(
         s.trim_start_matches(|c: char| c == ':' || c == ',' || c.is_ascii_whitespace())
@@ -24,22 +23,20 @@ pub(crate) fn raw_value<'a>(r: &mut Reader<'a>, doc: &'a [u8]) -> Result<&'a str
 
 /// The members of a JSON object given as raw text: `(key, raw value)` pairs.
 pub(crate) struct Members<'a> {
-    doc: &'a [u8],
     r: Reader<'a>,
 }
 
 impl<'a> Members<'a> {
     /// `None` when `raw` is not an object.
     pub(crate) fn of(raw: &'a str) -> Result<Option<Self>, ReadError> {
-        let doc = raw.as_bytes();
-        let mut r = Reader::new(doc);
-        Ok((r.next()? == Some(Token::ObjectStart)).then_some(Self { doc, r }))
+        let mut r = Reader::of_str(raw);
+        Ok((r.next()? == Some(Token::ObjectStart)).then_some(Self { r }))
     }
 
     /// The next member, or `None` at the end of the object.
     pub(crate) fn next(&mut self) -> Result<Option<(Str<'a>, &'a str)>, ReadError> {
         match self.r.next()? {
-            Some(Token::Key(k)) => Ok(Some((k, raw_value(&mut self.r, self.doc)?))),
+            Some(Token::Key(k)) => Ok(Some((k, raw_value(&mut self.r)?))),
             _ => Ok(None),
         }
     }
@@ -47,16 +44,14 @@ impl<'a> Members<'a> {
 
 /// The elements of a JSON array given as raw text, each as its raw text.
 pub(crate) struct Elements<'a> {
-    doc: &'a [u8],
     r: Reader<'a>,
 }
 
 impl<'a> Elements<'a> {
     /// `None` when `raw` is not an array.
     pub(crate) fn of(raw: &'a str) -> Result<Option<Self>, ReadError> {
-        let doc = raw.as_bytes();
-        let mut r = Reader::new(doc);
-        Ok((r.next()? == Some(Token::ArrayStart)).then_some(Self { doc, r }))
+        let mut r = Reader::of_str(raw);
+        Ok((r.next()? == Some(Token::ArrayStart)).then_some(Self { r }))
     }
 
     /// The next element, or `None` at the end of the array.
@@ -69,9 +64,8 @@ impl<'a> Elements<'a> {
         }
         let end = self.r.offset();
         let raw = self
-            .doc
-            .get(start..end)
-            .and_then(|s| core::str::from_utf8(s).ok())
+            .r
+            .slice(start, end)
             .ok_or(ReadError::new(ReadErrorKind::InvalidUtf8, start))?;
         Ok(Some(raw.trim_start_matches(|c: char| {
             c == ',' || c.is_ascii_whitespace()

@@ -138,6 +138,14 @@ fn main() -> ! {
         fail("definitions not loaded");
     }
     report("flags_load", load);
+    // The same in one pass, as into a staging store (`load_or_clear`).
+    let load_once = instructions(LOAD_RUNS, overhead, || {
+        flags.load_or_clear(workload::DEFINITIONS).is_ok()
+    });
+    if flags.load(workload::DEFINITIONS).is_err() {
+        fail("definitions not loaded");
+    }
+    report("flags_load_once", load_once);
     for (name, key) in [
         ("eval_rollout", workload::ROLLOUT_FLAG),
         ("eval_semver", workload::SEMVER_FLAG),
