@@ -143,7 +143,12 @@ pub fn reference_hash(h: u64) -> f64 {
 /// first try to narrow the search to [`GUESS_WINDOW`] hashes either side: about 11 float
 /// divisions instead of 61. A probe only ever tightens the search's invariant, so a guess
 /// that is wrong (NaN, infinite, far away) costs the full search, never a different answer.
-fn prefix_len(guess: f64, pred: impl Fn(f64) -> bool) -> u64 {
+// Never inlined: one copy serves every threshold kind (it runs at load time only).
+#[inline(never)]
+fn prefix_len(guess: f64, pred: &dyn Fn(f64) -> bool) -> u64 {
+    if let Some(n) = lattice_boundary(guess, pred) {
+        return n;
+    }
     // Invariant: pred holds for every h < lo and fails for every h >= hi.
     let mut lo = 0u64;
     let mut hi = HASH_SPACE;
@@ -160,11 +165,83 @@ fn prefix_len(guess: f64, pred: impl Fn(f64) -> bool) -> u64 {
     search(lo, hi, pred)
 }
 
+/// The boundary found by walking the hash values next to `guess` (about 4 float
+/// comparisons), or `None` to leave it to the search.
+///
+/// A hash value is `fl(h) * 2^-60` (`LONG_SCALE` rounds to 2^60, so the division only
+/// scales). Above 2^-7 (where `fl(h)` starts to round) every double up to 1 is a hash value,
+/// so the first one failing `pred` is found with `next_up`/`next_down` from `guess`, and the
+/// answer is the smallest `h` that rounds to it. Below 2^-7 the hash values are the exact
+/// `k * 2^-60` and the answer is next to `guess * 2^60`. Either way a candidate `n` is
+/// returned only once `pred` holds at `n - 1` and fails at `n`, which for a monotone `pred`
+/// *is* the boundary: the walk can be wrong only by giving up.
+fn lattice_boundary(guess: f64, pred: &dyn Fn(f64) -> bool) -> Option<u64> {
+    let proven = |n: u64| {
+        (n == 0 || pred(reference_hash(n - 1))) && (n >= HASH_SPACE || !pred(reference_hash(n)))
+    };
+    const SMALL: f64 = 1.0 / 128.0; // 2^-7
+    if !(0.0..=1.0).contains(&guess) {
+        return None;
+    }
+    if guess < SMALL {
+        // Exact: guess * 2^60 < 2^53.
+        let k = (guess * HASH_SPACE as f64) as u64;
+        return [k, k + 1].into_iter().find(|&n| proven(n));
+    }
+    // The first hash value (a double in [2^-7, 1]) at which `pred` fails.
+    let mut x = guess;
+    if pred(x) {
+        let mut steps = 0;
+        while pred(x) {
+            if x >= 1.0 {
+                // 1 is the largest hash value: everyone passes.
+                return proven(HASH_SPACE).then_some(HASH_SPACE);
+            }
+            if steps == 4 {
+                return None;
+            }
+            x = x.next_up();
+            steps += 1;
+        }
+    } else {
+        for _ in 0..4 {
+            let below = x.next_down();
+            if below < SMALL || pred(below) {
+                break;
+            }
+            x = below;
+        }
+    }
+    let n = first_rounding_to(x * HASH_SPACE as f64);
+    proven(n).then_some(n)
+}
+
+/// The smallest `h` whose `h as f64` is at least `v`, for an integral `v` in `[2^53, 2^60]`:
+/// the midpoint between `v` and the double below it, plus one unless the tie rounds up to
+/// `v` (ties go to the even significand).
+fn first_rounding_to(v: f64) -> u64 {
+    let v = v as u64;
+    let exp = 63 - v.leading_zeros(); // v in [2^exp, 2^(exp + 1))
+    let ulp = 1u64 << exp.saturating_sub(52);
+    let below = if v.is_power_of_two() { ulp / 2 } else { ulp };
+    let mid = v - below / 2;
+    if below == 1 {
+        // Below 2^53 no rounding happens (not reached from `lattice_boundary`).
+        return v;
+    }
+    let even = (v / ulp) & 1 == 0;
+    if even {
+        mid
+    } else {
+        mid + 1
+    }
+}
+
 /// Hashes either side of the guessed boundary that [`prefix_len`] probes first.
 const GUESS_WINDOW: u64 = 256;
 
 /// The binary search behind [`prefix_len`], from an invariant already established.
-fn search(mut lo: u64, mut hi: u64, pred: impl Fn(f64) -> bool) -> u64 {
+fn search(mut lo: u64, mut hi: u64, pred: &dyn Fn(f64) -> bool) -> u64 {
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
         if pred(reference_hash(mid)) {
@@ -206,7 +283,7 @@ impl RolloutThreshold {
     pub fn from_percentage(percentage: f64) -> Self {
         let t = percentage / 100.0;
         Self {
-            limit: prefix_len(t, |hash| !(hash > t)),
+            limit: prefix_len(t, &|hash| !(hash > t)),
         }
     }
 
@@ -318,8 +395,8 @@ impl VariantBounds {
         self.value_min = value_max;
         VariantRange {
             // The complement of the suffix {hash >= value_min} is a prefix.
-            start: prefix_len(value_min, |hash| !(hash >= value_min)),
-            end: prefix_len(value_max, |hash| hash < value_max),
+            start: prefix_len(value_min, &|hash| !(hash >= value_min)),
+            end: prefix_len(value_max, &|hash| hash < value_max),
         }
     }
 }
@@ -493,7 +570,28 @@ mod tests {
 
     /// The plain 61-step search from `[0, 2^60)`, which the guessed window must always match.
     fn prefix_len_unguided(pred: impl Fn(f64) -> bool) -> u64 {
-        search(0, HASH_SPACE, pred)
+        search(0, HASH_SPACE, &pred)
+    }
+
+    #[test]
+    fn the_walk_decides_every_three_decimal_percentage() {
+        // The fast path answers on its own (no search) for every percentage a user can type,
+        // and its answer is the search's.
+        for k in 0..=100_000u64 {
+            let t = k as f64 / 100_000.0;
+            let cases: [(&str, &dyn Fn(f64) -> bool); 3] = [
+                ("le", &|x| !(x > t)),
+                ("ge", &|x| !(x >= t)),
+                ("lt", &|x| x < t),
+            ];
+            for (name, pred) in cases {
+                assert_eq!(
+                    lattice_boundary(t, pred),
+                    Some(prefix_len_unguided(pred)),
+                    "t={t:e} {name}"
+                );
+            }
+        }
     }
 
     #[test]
@@ -540,7 +638,7 @@ mod tests {
         ] {
             let pred = |x: f64| !(x > t);
             assert_eq!(
-                prefix_len(guess, pred),
+                prefix_len(guess, &pred),
                 prefix_len_unguided(pred),
                 "{guess} {t}"
             );

@@ -10,7 +10,7 @@ use super::{
     Operator, Settings, TablesMut, Text, MAX_GROUP_DEPTH, NONE, REGEX_PATTERN_MAX,
 };
 use crate::flags::date::DateFilter;
-use crate::flags::hash::{RolloutThreshold, VariantBounds};
+use crate::flags::hash::{RolloutThreshold, VariantBounds, VariantRange};
 use crate::flags::semver::SemverFilter;
 use crate::flags::value::{self, PropertyValue};
 use crate::json::read::{Elements, Kind, Members, Reader, Str, Token};
@@ -22,6 +22,11 @@ pub(super) struct Builder<'s> {
 }
 
 impl Builder<'_> {
+    /// Whether this is the measuring pass, which writes nothing.
+    fn measuring(&self) -> bool {
+        self.store.is_none()
+    }
+
     fn text(&mut self, s: &str) -> Text {
         let t = Text {
             start: self.need.bytes as u32,
@@ -995,7 +1000,12 @@ fn parse_variant_list(c: &mut Cur<'_>, b: &mut Builder<'_>) -> Step<(u32, bool)>
         }
         match (key, pct) {
             (Some(key), Some(p)) => {
-                let range = bounds.push(p);
+                // The measuring pass needs no bounds (they take float searches).
+                let range = if b.measuring() {
+                    VariantRange { start: 0, end: 0 }
+                } else {
+                    bounds.push(p)
+                };
                 let i = b.node(NodeKind::Variant {
                     key,
                     start: Limit::new(range.start),
@@ -1055,7 +1065,10 @@ fn parse_condition(c: &mut Cur<'_>, b: &mut Builder<'_>) -> Step<u32> {
             if !matches!(v, Token::Null) {
                 match tok_f64(v) {
                     Some(p) => {
-                        rollout = Limit::new(RolloutThreshold::from_percentage(p).limit());
+                        // The measuring pass needs no threshold (it takes float searches).
+                        if !b.measuring() {
+                            rollout = Limit::new(RolloutThreshold::from_percentage(p).limit());
+                        }
                     }
                     None => broken = true,
                 }

@@ -975,16 +975,27 @@ impl<'s> Tables<'s> {
 
 fn insertion_sort_by_key<T: Copy>(v: &mut [T], mut cmp: impl FnMut(&T, &T) -> core::cmp::Ordering) {
     for i in 1..v.len() {
+        let Some(&x) = v.get(i) else {
+            break;
+        };
+        // Shift the strictly greater ones up by one (one copy each), then drop `x` in.
         let mut j = i;
         while j > 0 {
-            let (Some(a), Some(b)) = (v.get(j - 1).copied(), v.get(j).copied()) else {
+            let Some(&prev) = v.get(j - 1) else {
                 break;
             };
-            if cmp(&a, &b) != core::cmp::Ordering::Greater {
+            if cmp(&prev, &x) != core::cmp::Ordering::Greater {
                 break;
             }
-            v.swap(j - 1, j);
+            if let Some(slot) = v.get_mut(j) {
+                *slot = prev;
+            }
             j -= 1;
+        }
+        if j != i {
+            if let Some(slot) = v.get_mut(j) {
+                *slot = x;
+            }
         }
     }
 }

@@ -187,6 +187,14 @@ enum State {
     Failed(ReadError),
 }
 
+/// Whether `b` is JSON whitespace: a space, or tab, line feed or carriage return (bits of a
+/// set over the byte values below the space).
+#[inline(always)]
+const fn is_ws(b: u8) -> bool {
+    const BELOW_SPACE: u32 = 1 << b'\t' | 1 << b'\n' | 1 << b'\r';
+    b == b' ' || (b < b' ' && (BELOW_SPACE >> b) & 1 == 1)
+}
+
 /// What [`Reader::advance`] read: a token's kind, without its text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -433,7 +441,12 @@ impl<'a> Reader<'a> {
     }
 
     fn skip_ws(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.input.get(self.pos) {
+        // Tokens mostly follow at once, or after a newline and indentation: one test per byte,
+        // with a single comparison for the bytes that end the run.
+        while let Some(&b) = self.input.get(self.pos) {
+            if !is_ws(b) {
+                break;
+            }
             self.pos += 1;
         }
     }

@@ -84,7 +84,10 @@ impl<'a> Str<'a> {
         if self.escaped {
             self.chars().eq(s.chars())
         } else {
-            self.raw == s
+            // Keys are short and usually differ in length or first byte: compare in place
+            // rather than call `memcmp`.
+            let (a, b) = (self.raw.as_bytes(), s.as_bytes());
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
         }
     }
 
