@@ -21,7 +21,9 @@
 //! - `flag_ns=`: per flag, nanoseconds per evaluation over every id (median of R), as JSON;
 //! - `sha1_ns=`: nanoseconds for one SHA-1 bucketing hash (`hash60`) of each flag key and id,
 //!   the floor under any evaluation that reaches a rollout. A plain rollout flag computes
-//!   exactly one, so `sha1_ns` over its `flag_ns` is its SHA-1 share.
+//!   exactly one, so `sha1_ns` over its `flag_ns` is its SHA-1 share;
+//! - `load_once_us=`: the load in one pass (`load_or_clear`, as into a staging store that is
+//!   swapped in on success), median of R loads, in microseconds.
 //!
 //! The last lines printed are, in this order:
 //! - `load_us=`: the load of the document, median of R loads, in microseconds;
@@ -161,6 +163,16 @@ fn run() -> Result<(), String> {
             .map_err(|e| format!("{}: {e}", a.definitions))?;
         loads.push(t.elapsed().as_secs_f64() * 1e6);
     }
+    // The same in one pass, as into a staging store (`load_or_clear`).
+    let mut loads_once = Vec::new();
+    for _ in 0..a.repeat {
+        let mut staging = FlagTables::with_capacity(need);
+        let t = Instant::now();
+        staging
+            .load_or_clear(&doc)
+            .map_err(|e| format!("{}: {e}", a.definitions))?;
+        loads_once.push(t.elapsed().as_secs_f64() * 1e6);
+    }
     let keys: Vec<String> = store.keys().map(str::to_owned).collect();
 
     // One context per id, as a `/flags` request body would carry it.
@@ -255,6 +267,7 @@ fn run() -> Result<(), String> {
         serde_json::to_string(&flag_ns).map_err(|e| e.to_string())?
     );
     println!("sha1_ns={:.1}", median(sha1_runs));
+    println!("load_once_us={:.1}", median(loads_once));
     println!("load_us={:.1}", median(loads));
     println!("ns_per_eval={:.1}", median(passes));
     println!("evals={}", contexts.len() * keys.len());

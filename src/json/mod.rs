@@ -9,6 +9,7 @@
 //!   payload) read into a `Deserialize` type, through `serde-json-core`.
 
 pub mod read;
+mod short_float;
 #[cfg(feature = "serde")]
 pub mod typed;
 pub mod write;

@@ -83,7 +83,7 @@ impl<'b> Sink<'b> {
         }
         let end = self.len.saturating_add(bytes.len());
         if let Some(dst) = self.buf.get_mut(self.len..end) {
-            dst.copy_from_slice(bytes);
+            copy(dst, bytes);
         }
         self.len = end;
     }
@@ -118,6 +118,41 @@ impl<'b> Sink<'b> {
     /// whole; only `"`, `\` and control characters are rewritten.
     pub(crate) fn escaped(&mut self, s: &str) {
         let mut rest = s.as_bytes();
+        if !self.muted {
+            // The common case, a string with nothing to escape, copied byte by byte straight
+            // into the buffer as it is checked (no `memcpy` call, which costs more than the
+            // copy for a short string on a Cortex-M). Stops at the first byte to escape, or
+            // where the buffer ends; the loop below does the rest.
+            let dst = self.buf.get_mut(self.len..).unwrap_or_default();
+            let len = dst.len().min(rest.len());
+            let dst = dst.get_mut(..len).unwrap_or_default();
+            let src = rest.get(..len).unwrap_or_default();
+            let mut n = 0;
+            // Four bytes at a time while none of them needs escaping (one word test each).
+            for (out, from) in dst.chunks_exact_mut(4).zip(src.chunks_exact(4)) {
+                let Ok(word) = <[u8; 4]>::try_from(from) else {
+                    break;
+                };
+                if may_need_escape(u32::from_le_bytes(word)) {
+                    break;
+                }
+                out.copy_from_slice(&word);
+                n += 4;
+            }
+            let (dst, tail) = (
+                dst.get_mut(n..).unwrap_or_default(),
+                src.get(n..).unwrap_or_default(),
+            );
+            for (d, &b) in dst.iter_mut().zip(tail) {
+                if b < 0x20 || b == b'"' || b == b'\\' {
+                    break;
+                }
+                *d = b;
+                n += 1;
+            }
+            self.len += n;
+            rest = rest.get(n..).unwrap_or_default();
+        }
         loop {
             let Some(i) = rest
                 .iter()
@@ -160,9 +195,37 @@ impl<'b> Sink<'b> {
 
     /// Appends an unsigned integer.
     pub fn u64(&mut self, v: u64) {
-        let mut buf = [0u8; 20];
-        let s = fmt_u64(v, &mut buf);
-        self.raw(s);
+        match u32::try_from(v) {
+            Ok(w) => self.u32(w),
+            Err(_) => {
+                let mut buf = [0u8; 20];
+                let s = fmt_u64(v, &mut buf);
+                self.raw(s);
+            }
+        }
+    }
+
+    /// Appends an unsigned integer below 2^32: its digits go straight into the buffer (no
+    /// scratch buffer to clear and copy).
+    fn u32(&mut self, w: u32) {
+        if self.muted {
+            return;
+        }
+        let mut digits = 1;
+        let mut x = w;
+        while x >= 10 {
+            x /= 10;
+            digits += 1;
+        }
+        let end = self.len.saturating_add(digits);
+        if let Some(dst) = self.buf.get_mut(self.len..end) {
+            let mut x = w;
+            for d in dst.iter_mut().rev() {
+                *d = b'0' + (x % 10) as u8;
+                x /= 10;
+            }
+        }
+        self.len = end;
     }
 
     /// Appends a signed integer.
@@ -194,10 +257,54 @@ impl<'b> Sink<'b> {
         if !v.is_finite() {
             return Err(PropertyError::NonFiniteNumber);
         }
+        // Readings like `21.5` take an exact shortcut; the rest go to ryu.
+        let mut short = [0u8; super::short_float::SHORT_F32_MAX];
+        if let Some(s) = super::short_float::short_f32(v, &mut short) {
+            self.raw(s);
+            return Ok(());
+        }
         let mut b = ryu::Buffer::new();
         self.raw(b.format_finite(v).as_bytes());
         Ok(())
     }
+}
+
+/// `dst.copy_from_slice(src)` (equal lengths): inline stores for a short constant piece,
+/// words for a longer one. A Cortex-M4 loads and stores unaligned words, which the generic
+/// `memcpy` does not use: it copies misaligned data a byte at a time.
+#[inline(always)]
+fn copy(dst: &mut [u8], src: &[u8]) {
+    if src.len() <= 8 {
+        dst.copy_from_slice(src);
+    } else {
+        copy_words(dst, src);
+    }
+}
+
+#[inline(never)]
+fn copy_words(dst: &mut [u8], src: &[u8]) {
+    let mut out = dst.chunks_exact_mut(4);
+    let mut from = src.chunks_exact(4);
+    for (o, f) in (&mut out).zip(&mut from) {
+        let Ok(word) = <[u8; 4]>::try_from(f) else {
+            break;
+        };
+        o.copy_from_slice(&word);
+    }
+    out.into_remainder().copy_from_slice(from.remainder());
+}
+
+/// Whether one of the four bytes of `w` may need escaping in a JSON string: a control
+/// character, `"` or `\\`. Never false when one does (it may be true when none does: the
+/// caller then looks byte by byte).
+#[inline(always)]
+fn may_need_escape(w: u32) -> bool {
+    const ONES: u32 = 0x0101_0101;
+    const HIGH: u32 = 0x8080_8080;
+    // A byte below n sets its high bit in (w - n*ONES) & !w, for n <= 0x80; a zero byte is one
+    // below 1.
+    let below = |v: u32, n: u32| v.wrapping_sub(n.wrapping_mul(ONES)) & !v & HIGH;
+    below(w, 0x20) | below(w ^ 0x2222_2222, 1) | below(w ^ 0x5c5c_5c5c, 1) != 0
 }
 
 /// Formats `v` in decimal into the end of `buf`, returning the digits.
@@ -731,6 +838,74 @@ mod tests {
     use super::*;
     use std::borrow::ToOwned;
     use std::string::String;
+
+    fn needs_escape(b: u8) -> bool {
+        b < 0x20 || b == b'"' || b == b'\\'
+    }
+
+    #[test]
+    fn the_word_test_finds_every_byte_to_escape() {
+        // Every byte value in every position among clean neighbours, and every combination
+        // of four bytes from the values around each threshold.
+        let edges: [u8; 20] = [
+            0x00, 0x01, 0x0a, 0x1f, 0x20, 0x21, 0x22, 0x23, 0x2f, 0x41, 0x5b, 0x5c, 0x5d, 0x7e,
+            0x7f, 0x80, 0xa2, 0xdc, 0xfe, 0xff,
+        ];
+        let mut words = std::vec::Vec::new();
+        for b in 0..=255u8 {
+            for p in 0..4 {
+                for fill in [b'a', 0x80, 0xff, 0x21, 0x5d] {
+                    let mut w = [fill; 4];
+                    w[p] = b;
+                    words.push(w);
+                }
+            }
+        }
+        for a in edges {
+            for b in edges {
+                for c in edges {
+                    for d in edges {
+                        words.push([a, b, c, d]);
+                    }
+                }
+            }
+        }
+        for w in words {
+            let any = w.iter().any(|&b| needs_escape(b));
+            // Exact both ways on these inputs (a false alarm would only cost the byte loop).
+            assert_eq!(may_need_escape(u32::from_le_bytes(w)), any, "{w:02x?}");
+        }
+    }
+
+    #[test]
+    fn escaping_matches_serde_json_at_every_buffer_size() {
+        let samples = [
+            "",
+            "a",
+            "bme280",
+            "sensor reading with a longer name",
+            "tab\there",
+            "quote\" and \\ backslash",
+            "\u{1}\u{1f} controls \u{7f}",
+            "ünïcödé 温度 🌡️ ok",
+            "abc\"",
+            "abcd\n",
+            "abcdefgh\\ijkl",
+        ];
+        for text in samples {
+            let reference = serde_json::to_string(text).unwrap();
+            for cap in 0..reference.len() + 3 {
+                let mut buf = std::vec![0u8; cap];
+                let mut sink = Sink::new(&mut buf, 200);
+                sink.string(text);
+                assert_eq!(sink.needed(), reference.len(), "{text:?} cap {cap}");
+                match sink.written() {
+                    Some(w) => assert_eq!(w, reference.as_bytes(), "{text:?} cap {cap}"),
+                    None => assert!(cap < reference.len()),
+                }
+            }
+        }
+    }
 
     fn render(
         cap: usize,

@@ -91,6 +91,7 @@ fn prints_its_figures_last_and_results_match_the_evaluator() {
     assert_eq!(per_flag.len(), 20);
     assert!(per_flag.values().all(|ns| *ns > 0.0), "{per_flag:?}");
     assert!(line("sha1_ns").parse::<f64>().unwrap() > 0.0);
+    assert!(line("load_once_us").parse::<f64>().unwrap() > 0.0);
 
     // The same counts, from the evaluator directly.
     let mut store = FlagTables::with_capacity(Requirements {
