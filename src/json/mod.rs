@@ -13,3 +13,17 @@ mod short_float;
 #[cfg(feature = "serde")]
 pub mod typed;
 pub mod write;
+
+/// Whether one of the four bytes of `w` (little-endian) may be special in a JSON string: a
+/// control character, `"` or `\` (what a writer escapes and what ends a reader's run of plain
+/// text). Never false when one is (it may be true when none is: the caller then looks byte by
+/// byte).
+#[inline(always)]
+pub(crate) fn may_need_escape(w: u32) -> bool {
+    const ONES: u32 = 0x0101_0101;
+    const HIGH: u32 = 0x8080_8080;
+    // A byte below n sets its high bit in (w - n*ONES) & !w, for n <= 0x80; a zero byte is one
+    // below 1.
+    let below = |v: u32, n: u32| v.wrapping_sub(n.wrapping_mul(ONES)) & !v & HIGH;
+    below(w, 0x20) | below(w ^ 0x2222_2222, 1) | below(w ^ 0x5c5c_5c5c, 1) != 0
+}

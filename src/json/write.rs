@@ -133,7 +133,7 @@ impl<'b> Sink<'b> {
                 let Ok(word) = <[u8; 4]>::try_from(from) else {
                     break;
                 };
-                if may_need_escape(u32::from_le_bytes(word)) {
+                if super::may_need_escape(u32::from_le_bytes(word)) {
                     break;
                 }
                 out.copy_from_slice(&word);
@@ -269,8 +269,8 @@ impl<'b> Sink<'b> {
     }
 }
 
-/// `dst.copy_from_slice(src)` (equal lengths): inline stores for a short constant piece,
-/// words for a longer one. A Cortex-M4 loads and stores unaligned words, which the generic
+/// `dst.copy_from_slice(src)` (equal lengths): inline stores for a constant piece of up to 8
+/// bytes, words for a longer one. A Cortex-M4 loads and stores unaligned words, which the generic
 /// `memcpy` does not use: it copies misaligned data a byte at a time.
 #[inline(always)]
 fn copy(dst: &mut [u8], src: &[u8]) {
@@ -292,19 +292,6 @@ fn copy_words(dst: &mut [u8], src: &[u8]) {
         o.copy_from_slice(&word);
     }
     out.into_remainder().copy_from_slice(from.remainder());
-}
-
-/// Whether one of the four bytes of `w` may need escaping in a JSON string: a control
-/// character, `"` or `\\`. Never false when one does (it may be true when none does: the
-/// caller then looks byte by byte).
-#[inline(always)]
-fn may_need_escape(w: u32) -> bool {
-    const ONES: u32 = 0x0101_0101;
-    const HIGH: u32 = 0x8080_8080;
-    // A byte below n sets its high bit in (w - n*ONES) & !w, for n <= 0x80; a zero byte is one
-    // below 1.
-    let below = |v: u32, n: u32| v.wrapping_sub(n.wrapping_mul(ONES)) & !v & HIGH;
-    below(w, 0x20) | below(w ^ 0x2222_2222, 1) | below(w ^ 0x5c5c_5c5c, 1) != 0
 }
 
 /// Formats `v` in decimal into the end of `buf`, returning the digits.
@@ -873,7 +860,11 @@ mod tests {
         for w in words {
             let any = w.iter().any(|&b| needs_escape(b));
             // Exact both ways on these inputs (a false alarm would only cost the byte loop).
-            assert_eq!(may_need_escape(u32::from_le_bytes(w)), any, "{w:02x?}");
+            assert_eq!(
+                crate::json::may_need_escape(u32::from_le_bytes(w)),
+                any,
+                "{w:02x?}"
+            );
         }
     }
 

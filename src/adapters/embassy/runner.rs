@@ -102,11 +102,13 @@ impl<'d, M: RawMutex> Runner<'d, M> {
         }
     }
 
-    /// Loads polled definitions into `staging` **outside the client's lock**, then swaps them
-    /// in under it (O(1); see [`Client::install_definitions`]). Without it, a poll's
-    /// definitions are parsed under the lock, which a `CriticalSectionRawMutex` holds with
-    /// interrupts masked for the whole load (tens of milliseconds on a Cortex-M4 for a 10 KB
-    /// document). The cost is RAM: one more flag store, with the same capacities as the
+    /// Loads polled definitions into `staging` **outside the client's lock**, in one pass
+    /// (`load_or_clear`), then swaps them in under it (O(1); see
+    /// [`Client::install_definitions`]). Without it, a poll's definitions are validated and
+    /// then loaded under the lock, which a `CriticalSectionRawMutex` holds with interrupts
+    /// masked for the whole load (about 1.1 million instructions, some 9 ms at 168 MHz, on a
+    /// Cortex-M4 for a 10 KB document; staged, the same document takes about 0.59 million,
+    /// none of them under the lock). The cost is RAM: one more flag store, with the same capacities as the
     /// client's (`FlagTables::new` over a second `FlagStorage<F, N, B>`). With a `NoopRawMutex`
     /// nothing is masked either way.
     pub fn stage_definitions(&mut self, staging: FlagTables<'d>) {

@@ -1,5 +1,8 @@
-//! The loader: a `/flags/definitions` document parsed twice, first to validate and measure
-//! (writing nothing), then to fill the store, compiling each filter value for its operator.
+//! The loader: one recursive-descent pass over a `/flags/definitions` document with a single
+//! [`Reader`], filling the store and compiling each filter value for its operator. `load`
+//! runs the pass twice, first to validate and measure (writing nothing, computing no
+//! thresholds), then to fill, so that a failed load changes nothing; `load_or_clear` runs it
+//! once, counting on past a full capacity so that its error still names the exact size.
 
 use core::fmt;
 

@@ -675,12 +675,24 @@ impl<'a> Reader<'a> {
         let mut escaped = false;
         loop {
             let rest = self.input.get(i..).unwrap_or_default();
-            let Some(n) = rest
-                .iter()
-                .position(|&b| matches!(b, b'"' | b'\\' | 0..=0x1f))
+            // Plain text four bytes at a time, then the byte that ends it.
+            let mut n = 0;
+            for word in rest.chunks_exact(4) {
+                let Ok(word) = <[u8; 4]>::try_from(word) else {
+                    break;
+                };
+                if super::may_need_escape(u32::from_le_bytes(word)) {
+                    break;
+                }
+                n += 4;
+            }
+            let Some(m) = rest
+                .get(n..)
+                .and_then(|r| r.iter().position(|&b| matches!(b, b'"' | b'\\' | 0..=0x1f)))
             else {
                 return Err(self.end_error());
             };
+            let n = n + m;
             i += n;
             match rest.get(n) {
                 Some(b'"') => break,

@@ -84,10 +84,9 @@ impl<'a> Str<'a> {
         if self.escaped {
             self.chars().eq(s.chars())
         } else {
-            // Keys are short and usually differ in length or first byte: compare in place
-            // rather than call `memcmp`.
+            // Keys usually differ in length or first byte: tell those apart before `memcmp`.
             let (a, b) = (self.raw.as_bytes(), s.as_bytes());
-            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+            a.len() == b.len() && a.first() == b.first() && a == b
         }
     }
 
