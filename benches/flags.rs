@@ -24,6 +24,11 @@ fn benches(c: &mut Criterion) {
         let mut store = Box::new(Store::new());
         b.iter(|| store.load(black_box(DOC)).unwrap());
     });
+    // One pass, as into a staging store.
+    c.bench_function("flags/load_once_20_flags", |b| {
+        let mut store = Box::new(Store::new());
+        b.iter(|| store.load_or_clear(black_box(DOC)).unwrap());
+    });
 
     let mut store = Box::new(Store::new());
     store.load(DOC).unwrap();

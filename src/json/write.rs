@@ -270,14 +270,15 @@ impl<'b> Sink<'b> {
 }
 
 /// `dst.copy_from_slice(src)` (equal lengths): inline stores for a constant piece of up to 8
-/// bytes, words for a longer one. A Cortex-M4 loads and stores unaligned words, which the generic
-/// `memcpy` does not use: it copies misaligned data a byte at a time.
+/// bytes, words for a longer one on a microcontroller. A Cortex-M3/M4/M7 loads and stores
+/// unaligned words, which `compiler_builtins`' `memcpy` does not use (it copies misaligned
+/// data a byte at a time); a host's `memcpy` is faster than any loop here.
 #[inline(always)]
 fn copy(dst: &mut [u8], src: &[u8]) {
-    if src.len() <= 8 {
-        dst.copy_from_slice(src);
-    } else {
+    if cfg!(all(target_arch = "arm", target_os = "none")) && src.len() > 8 {
         copy_words(dst, src);
+    } else {
+        dst.copy_from_slice(src);
     }
 }
 
@@ -865,6 +866,19 @@ mod tests {
                 any,
                 "{w:02x?}"
             );
+        }
+    }
+
+    #[test]
+    fn word_copies_copy_every_length() {
+        let src: std::vec::Vec<u8> = (0..64u8).map(|i| i.wrapping_mul(37)).collect();
+        for len in 0..=src.len() {
+            for offset in 0..4 {
+                let mut dst = std::vec![0xAAu8; len + offset];
+                copy_words(&mut dst[offset..], &src[..len]);
+                assert_eq!(&dst[offset..], &src[..len], "len {len} offset {offset}");
+                assert!(dst[..offset].iter().all(|&b| b == 0xAA));
+            }
         }
     }
 
