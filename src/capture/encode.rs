@@ -467,17 +467,19 @@ impl Encoder {
             return Err(CaptureError::InvalidGroup.into());
         }
         let time = opts.timestamp.or(now.wall);
-        let mut ts_buf = [0u8; ISO_LEN];
+        // Cleared only when there is a time to write into it.
+        let mut ts_buf: [u8; ISO_LEN];
         let ts = match time {
-            Some(t) => Some(format_iso8601(t, &mut ts_buf).ok_or(CaptureError::InvalidTimestamp)?),
+            Some(t) => {
+                ts_buf = [0; ISO_LEN];
+                Some(format_iso8601(t, &mut ts_buf).ok_or(CaptureError::InvalidTimestamp)?)
+            }
             None => None,
         };
         let uuid = match opts.uuid {
             Some(u) => u,
             None => self.new_uuid(now),
         };
-        let mut uuid_text = [0u8; UUID_LEN];
-        uuid.encode_ascii(&mut uuid_text);
         let geoip = opts.disable_geoip.unwrap_or(self.config.disable_geoip) && !opts.relayed;
         let lib = !opts.relayed;
         let groups = opts.groups;
@@ -495,19 +497,20 @@ impl Encoder {
 
         let result = queue.push_with(now.mono, ts.is_some(), |buf| {
             let mut sink = Sink::new(buf, max_key_len);
-            sink.raw(b"{\"event\":");
-            sink.string(event);
-            sink.raw(b",\"distinct_id\":");
-            sink.string_parts(distinct_id);
-            sink.raw(b",\"uuid\":\"");
-            sink.raw(&uuid_text);
-            sink.byte(b'"');
-            if let Some(ts) = ts {
-                sink.raw(b",\"timestamp\":\"");
-                sink.raw(ts.as_bytes());
-                sink.byte(b'"');
+            // Quotes ride with the constant pieces around the escaped strings.
+            sink.raw(b"{\"event\":\"");
+            sink.escaped(event);
+            sink.raw(b"\",\"distinct_id\":\"");
+            for part in distinct_id {
+                sink.escaped(part);
             }
-            sink.raw(b",\"properties\":{");
+            sink.raw(b"\",\"uuid\":\"");
+            sink.fixed::<UUID_LEN>(|text| uuid.encode_ascii(text));
+            if let Some(ts) = ts {
+                sink.raw(b"\",\"timestamp\":\"");
+                sink.raw(ts.as_bytes());
+            }
+            sink.raw(b"\",\"properties\":{");
             let mut o = Object::resume(&mut sink, true, reserved);
             body(&mut o)?;
             let first = o.is_empty();

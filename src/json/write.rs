@@ -88,6 +88,23 @@ impl<'b> Sink<'b> {
         self.len = end;
     }
 
+    /// Lets `fill` write exactly `N` bytes straight into the buffer (counted, and not written,
+    /// when they do not fit), without a scratch copy.
+    pub(crate) fn fixed<const N: usize>(&mut self, fill: impl FnOnce(&mut [u8; N])) {
+        if self.muted {
+            return;
+        }
+        let end = self.len.saturating_add(N);
+        if let Some(window) = self
+            .buf
+            .get_mut(self.len..end)
+            .and_then(|w| <&mut [u8; N]>::try_from(w).ok())
+        {
+            fill(window);
+        }
+        self.len = end;
+    }
+
     pub(crate) fn byte(&mut self, b: u8) {
         if self.muted {
             return;
@@ -152,6 +169,9 @@ impl<'b> Sink<'b> {
             }
             self.len += n;
             rest = rest.get(n..).unwrap_or_default();
+            if rest.is_empty() {
+                return;
+            }
         }
         loop {
             let Some(i) = rest
@@ -211,12 +231,18 @@ impl<'b> Sink<'b> {
         if self.muted {
             return;
         }
-        let mut digits = 1;
-        let mut x = w;
-        while x >= 10 {
-            x /= 10;
-            digits += 1;
-        }
+        let digits = match w {
+            0..=9 => 1,
+            10..=99 => 2,
+            100..=999 => 3,
+            1_000..=9_999 => 4,
+            10_000..=99_999 => 5,
+            100_000..=999_999 => 6,
+            1_000_000..=9_999_999 => 7,
+            10_000_000..=99_999_999 => 8,
+            100_000_000..=999_999_999 => 9,
+            _ => 10,
+        };
         let end = self.len.saturating_add(digits);
         if let Some(dst) = self.buf.get_mut(self.len..end) {
             let mut x = w;
@@ -292,7 +318,13 @@ fn copy_words(dst: &mut [u8], src: &[u8]) {
         };
         o.copy_from_slice(&word);
     }
-    out.into_remainder().copy_from_slice(from.remainder());
+    // The last 0 to 3 bytes one by one (a `memcpy` call would cost more than the copy).
+    let (out, from) = (out.into_remainder(), from.remainder());
+    for i in 0..3 {
+        if let (Some(o), Some(f)) = (out.get_mut(i), from.get(i)) {
+            *o = *f;
+        }
+    }
 }
 
 /// Formats `v` in decimal into the end of `buf`, returning the digits.
@@ -522,11 +554,16 @@ impl<'s, 'b> Object<'s, 'b> {
         };
         let was = self.sink.muted;
         self.sink.muted |= muted;
-        if !self.first {
-            self.sink.byte(b',');
+        // `,"key":` as two constant pieces around the escaped key.
+        if self.first {
+            self.sink.raw(b"\"");
+        } else {
+            self.sink.raw(b",\"");
         }
-        self.sink.string_parts(parts);
-        self.sink.byte(b':');
+        for part in parts {
+            self.sink.escaped(part);
+        }
+        self.sink.raw(b"\":");
         let r = f(ValueWriter::new(self.sink));
         self.sink.muted = was;
         r?;
@@ -866,6 +903,22 @@ mod tests {
                 any,
                 "{w:02x?}"
             );
+        }
+    }
+
+    #[test]
+    fn fixed_windows_write_in_place_or_only_count() {
+        for cap in 0..8 {
+            let mut buf = std::vec![0u8; cap];
+            let mut sink = Sink::new(&mut buf, 200);
+            sink.raw(b"ab");
+            sink.fixed::<4>(|w| w.copy_from_slice(b"wxyz"));
+            sink.byte(b'!');
+            assert_eq!(sink.needed(), 7, "cap {cap}");
+            match sink.written() {
+                Some(w) => assert_eq!(w, b"abwxyz!"),
+                None => assert!(cap < 7),
+            }
         }
     }
 
