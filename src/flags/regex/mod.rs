@@ -295,8 +295,40 @@ fn run_counting<const N: usize>(prog: &[Inst], haystack: &str, anchored: bool) -
         stack: [0; N],
         steps: 0,
     };
-    let matched = vm.run(haystack, anchored);
+    let matched = match suffix_len(prog) {
+        Some(len) => vm.run_suffix(haystack, len),
+        None => vm.run(haystack, anchored),
+    };
     (matched, vm.steps)
+}
+
+/// For a program that consumes exactly one character per instruction (no alternation, no
+/// repetition, no assertion) and then asserts the very end (`…$`, `\z`), how many characters
+/// it consumes: a match can then only be the last that many characters of the haystack.
+/// `None` for any other program.
+fn suffix_len(prog: &[Inst]) -> Option<usize> {
+    let Some((Inst::Match, rest)) = prog.split_last() else {
+        return None;
+    };
+    let Some((Inst::Look(ast::Look::End), mut body)) = rest.split_last() else {
+        return None;
+    };
+    let mut len = 0;
+    while let Some((inst, tail)) = body.split_first() {
+        body = match *inst {
+            Inst::Char(_)
+            | Inst::CharFold(_)
+            | Inst::Any
+            | Inst::AnyExceptNewline
+            | Inst::Perl(_) => tail,
+            Inst::Class { len, .. } => tail.get(usize::from(len)..)?,
+            Inst::Item(_) | Inst::Look(_) | Inst::Split(..) | Inst::Jmp(_) | Inst::Match => {
+                return None
+            }
+        };
+        len += 1;
+    }
+    Some(len)
 }
 
 /// Compiles `pattern` with the default capacity and tests it against `haystack`.
@@ -440,6 +472,23 @@ impl<const N: usize> Vm<'_, N> {
             prev = Some(c);
             at = after;
         }
+    }
+
+    /// Runs a program [`suffix_len`] accepted, which consumes `len` characters and then asserts
+    /// the end: only the haystack's last `len` characters can match, one instruction each.
+    fn run_suffix(&mut self, haystack: &str, len: usize) -> bool {
+        let Some(skip) = haystack.chars().count().checked_sub(len) else {
+            return false;
+        };
+        let mut pc = 0;
+        for c in haystack.chars().skip(skip) {
+            self.steps += 1;
+            match self.step(pc, c) {
+                Some(next) => pc = next,
+                None => return false,
+            }
+        }
+        true
     }
 
     /// Where the thread at `pc` continues after consuming `c`, if it can.
