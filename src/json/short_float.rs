@@ -16,7 +16,6 @@
 pub(crate) const SHORT_F32_MAX: usize = 16;
 
 /// `v` exactly as `ryu::Buffer::format_finite` writes it, or `None` to ask ryu.
-#[inline(never)]
 pub(crate) fn short_f32(v: f32, buf: &mut [u8; SHORT_F32_MAX]) -> Option<&[u8]> {
     let a = v.abs();
     if !(1.0..1.0e7).contains(&a) {

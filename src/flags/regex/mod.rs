@@ -288,6 +288,9 @@ fn run<const N: usize>(prog: &[Inst], haystack: &str) -> bool {
 
 /// Runs the matcher; returns whether it matched and the steps taken.
 fn run_counting<const N: usize>(prog: &[Inst], haystack: &str, anchored: bool) -> (bool, usize) {
+    if let Some(len) = suffix_len(prog) {
+        return run_suffix(prog, haystack, len);
+    }
     let mut vm = Vm::<N> {
         prog,
         cur: SparseSet::new(),
@@ -295,10 +298,7 @@ fn run_counting<const N: usize>(prog: &[Inst], haystack: &str, anchored: bool) -
         stack: [0; N],
         steps: 0,
     };
-    let matched = match suffix_len(prog) {
-        Some(len) => vm.run_suffix(haystack, len),
-        None => vm.run(haystack, anchored),
-    };
+    let matched = vm.run(haystack, anchored);
     (matched, vm.steps)
 }
 
@@ -329,6 +329,66 @@ fn suffix_len(prog: &[Inst]) -> Option<usize> {
         len += 1;
     }
     Some(len)
+}
+
+/// Runs a program [`suffix_len`] accepted, which consumes `len` characters and then asserts
+/// the end: only the haystack's last `len` characters can match, one instruction each.
+/// Returns whether it matched and the steps taken. Not generic (one copy for every program
+/// size).
+#[inline(never)]
+fn run_suffix(prog: &[Inst], haystack: &str, len: usize) -> (bool, usize) {
+    let mut steps = 0;
+    // Where the last `len` characters begin, walking back from the end.
+    let mut start = haystack.len();
+    let mut back = haystack.char_indices().rev();
+    for _ in 0..len {
+        match back.next() {
+            Some((i, _)) => start = i,
+            None => return (false, steps),
+        }
+    }
+    let mut pc = 0;
+    for c in haystack.get(start..).unwrap_or_default().chars() {
+        steps += 1;
+        match step(prog, pc, c, &mut steps) {
+            Some(next) => pc = next,
+            None => return (false, steps),
+        }
+    }
+    (true, steps)
+}
+
+/// Where the thread at `pc` continues after consuming `c`, if it can (a class adds its items
+/// to `steps`). Never inlined: one copy serves every program size.
+#[inline(never)]
+fn step(prog: &[Inst], pc: u16, c: char, steps: &mut usize) -> Option<u16> {
+    let at = usize::from(pc);
+    let inst = *prog.get(at)?;
+    let ok = match inst {
+        Inst::Char(x) => c == x,
+        Inst::CharFold(x) => tables::any_in_orbit(c, |y| y == x),
+        Inst::Any => true,
+        Inst::AnyExceptNewline => c != '\n',
+        Inst::Perl(p) => p.matches(c),
+        Inst::Class { len, negated, fold } => {
+            let items = prog.get(at + 1..at + 1 + usize::from(len))?;
+            *steps += items.len();
+            let hit = if fold {
+                tables::any_in_orbit(c, |x| {
+                    items
+                        .iter()
+                        .any(|inst| matches!(inst, Inst::Item(item) if item.matches_folded(x)))
+                })
+            } else {
+                items
+                    .iter()
+                    .any(|inst| matches!(inst, Inst::Item(item) if item.matches(c)))
+            };
+            return (hit != negated).then_some(pc + 1 + len);
+        }
+        Inst::Item(_) | Inst::Look(_) | Inst::Split(..) | Inst::Jmp(_) | Inst::Match => false,
+    };
+    ok.then_some(pc + 1)
 }
 
 /// Compiles `pattern` with the default capacity and tests it against `haystack`.
@@ -474,52 +534,9 @@ impl<const N: usize> Vm<'_, N> {
         }
     }
 
-    /// Runs a program [`suffix_len`] accepted, which consumes `len` characters and then asserts
-    /// the end: only the haystack's last `len` characters can match, one instruction each.
-    fn run_suffix(&mut self, haystack: &str, len: usize) -> bool {
-        let Some(skip) = haystack.chars().count().checked_sub(len) else {
-            return false;
-        };
-        let mut pc = 0;
-        for c in haystack.chars().skip(skip) {
-            self.steps += 1;
-            match self.step(pc, c) {
-                Some(next) => pc = next,
-                None => return false,
-            }
-        }
-        true
-    }
-
     /// Where the thread at `pc` continues after consuming `c`, if it can.
     fn step(&mut self, pc: u16, c: char) -> Option<u16> {
-        let at = usize::from(pc);
-        let inst = *self.prog.get(at)?;
-        let ok = match inst {
-            Inst::Char(x) => c == x,
-            Inst::CharFold(x) => tables::any_in_orbit(c, |y| y == x),
-            Inst::Any => true,
-            Inst::AnyExceptNewline => c != '\n',
-            Inst::Perl(p) => p.matches(c),
-            Inst::Class { len, negated, fold } => {
-                let items = self.prog.get(at + 1..at + 1 + usize::from(len))?;
-                self.steps += items.len();
-                let hit = if fold {
-                    tables::any_in_orbit(c, |x| {
-                        items
-                            .iter()
-                            .any(|inst| matches!(inst, Inst::Item(item) if item.matches_folded(x)))
-                    })
-                } else {
-                    items
-                        .iter()
-                        .any(|inst| matches!(inst, Inst::Item(item) if item.matches(c)))
-                };
-                return (hit != negated).then_some(pc + 1 + len);
-            }
-            Inst::Item(_) | Inst::Look(_) | Inst::Split(..) | Inst::Jmp(_) | Inst::Match => false,
-        };
-        ok.then_some(pc + 1)
+        step(self.prog, pc, c, &mut self.steps)
     }
 
     /// Adds `pc` and everything reachable from it without consuming input to the current

@@ -859,8 +859,10 @@ fn parse_flag(c: &mut Cur<'_>, b: &mut Builder<'_>) -> Step<()> {
     Ok(())
 }
 
-/// Parses a flag's `filters`. A member given twice counts once, the last time (as Python's
-/// `json.loads` keeps it).
+/// Parses a flag's `filters`. `groups` and `multivariate` given twice count the last time (as
+/// Python's `json.loads` keeps it), as they did when the loader read them last; other
+/// repeated members keep the behaviour they always had here (a later `null` does not undo an
+/// earlier value).
 fn parse_filters<'a>(
     c: &mut Cur<'a>,
     flag: &mut Flag,
@@ -897,7 +899,7 @@ fn parse_filters<'a>(
         } else if k.eq_str("bucketing_identifier") {
             *bucketing = Some(c.scalar_tok()?);
         } else if k.eq_str("holdout") {
-            flag.holdout = parse_holdout(c)?;
+            flag.holdout = parse_holdout(c, b.measuring())?;
         } else {
             c.skip()?;
         }
@@ -906,7 +908,8 @@ fn parse_filters<'a>(
     Ok(())
 }
 
-fn parse_holdout(c: &mut Cur<'_>) -> Step<Option<(i64, RolloutThreshold)>> {
+/// A flag's `holdout`; the measuring pass (`measuring`) computes no threshold.
+fn parse_holdout(c: &mut Cur<'_>, measuring: bool) -> Step<Option<(i64, RolloutThreshold)>> {
     let k = c.value()?;
     if k != Kind::ObjectStart {
         c.finish(k)?;
@@ -924,9 +927,14 @@ fn parse_holdout(c: &mut Cur<'_>) -> Step<Option<(i64, RolloutThreshold)>> {
         }
     }
     Ok(match (id, pct) {
-        (Some(id), Some(p)) if p.is_finite() => {
-            Some((id, RolloutThreshold::from_holdout_percentage(p)))
-        }
+        (Some(id), Some(p)) if p.is_finite() => Some((
+            id,
+            if measuring {
+                RolloutThreshold::NOBODY
+            } else {
+                RolloutThreshold::from_holdout_percentage(p)
+            },
+        )),
         _ => None,
     })
 }
