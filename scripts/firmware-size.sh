@@ -24,8 +24,8 @@ set -euo pipefail
 BUDGET_CAPTURE_FLASH=${BUDGET_CAPTURE_FLASH:-17920}       # (a) size_capture, total
 BUDGET_FLAGS_FLASH=${BUDGET_FLAGS_FLASH:-133120}          # (b) size_flags, total
 BUDGET_FULL_FLASH=${BUDGET_FULL_FLASH:-235520}            # (c) firmware, default features
-BUDGET_NO_PERSIST_FLASH=${BUDGET_NO_PERSIST_FLASH:-208896} # (c) without persistence
-BUDGET_TLS_FLASH=${BUDGET_TLS_FLASH:-326656}              # (c) with TLS
+BUDGET_NO_PERSIST_FLASH=${BUDGET_NO_PERSIST_FLASH:-209920} # (c) without persistence
+BUDGET_TLS_FLASH=${BUDGET_TLS_FLASH:-327680}              # (c) with TLS
 BUDGET_CAPTURE_INSTR=${BUDGET_CAPTURE_INSTR:-3100}         # one 5-property capture
 BUDGET_LOAD_INSTR_PER_BYTE=${BUDGET_LOAD_INSTR_PER_BYTE:-120} # FlagStore::load, per document byte
 BUDGET_LOAD_ONCE_INSTR_PER_BYTE=${BUDGET_LOAD_ONCE_INSTR_PER_BYTE:-64} # load_or_clear, per byte

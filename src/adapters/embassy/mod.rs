@@ -44,7 +44,7 @@
 //! document on a Cortex-M4, validated then loaded; `BENCHMARKS.md`). To keep it out of the
 //! critical section, give the runner a staging store ([`Runner::stage_definitions`]) and load
 //! snapshots with [`Posthog::load_definitions_staged`]: the document is parsed into the
-//! staging store without the lock, in one pass (about 0.59 million instructions), and only an
+//! staging store without the lock, in one pass (about 0.58 million instructions), and only an
 //! O(1) swap runs under it. The cost is one more flag store of
 //! RAM, with the client's capacities (`FlagTables::new` over a second `FlagStorage<F, N, B>`;
 //! 6,040 bytes for the 20-flag sample). Without one, the load runs under the lock.

@@ -107,7 +107,7 @@ impl<'d, M: RawMutex> Runner<'d, M> {
     /// [`Client::install_definitions`]). Without it, a poll's definitions are validated and
     /// then loaded under the lock, which a `CriticalSectionRawMutex` holds with interrupts
     /// masked for the whole load (about 1.1 million instructions, some 9 ms at 168 MHz, on a
-    /// Cortex-M4 for a 10 KB document; staged, the same document takes about 0.59 million,
+    /// Cortex-M4 for a 10 KB document; staged, the same document takes about 0.58 million,
     /// none of them under the lock). The cost is RAM: one more flag store, with the same capacities as the
     /// client's (`FlagTables::new` over a second `FlagStorage<F, N, B>`). With a `NoopRawMutex`
     /// nothing is masked either way.
