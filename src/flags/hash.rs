@@ -138,31 +138,14 @@ pub fn reference_hash(h: u64) -> f64 {
 /// The size of the prefix `{h in [0, 2^60) : pred(reference_hash(h))}`, where `pred` must be
 /// monotone (true on a prefix of the hash values). See the module docs for why this is exact.
 ///
-/// `guess` is the float the predicate compares with. The boundary lies within a few float
-/// spacings of `guess * 2^60` (consecutive floats near 1 are 2^8 hashes apart), so two probes
-/// first try to narrow the search to [`GUESS_WINDOW`] hashes either side: about 11 float
-/// divisions instead of 61. A probe only ever tightens the search's invariant, so a guess
-/// that is wrong (NaN, infinite, far away) costs the full search, never a different answer.
+/// `guess` is the float the predicate compares with: [`lattice_boundary`] walks the hash
+/// values next to it, which decides every percentage a user can type in about 4 float
+/// comparisons. A guess the walk cannot use (NaN, infinite, far away) costs the full binary
+/// search (61 float comparisons), never a different answer.
 // Never inlined: one copy serves every threshold kind (it runs at load time only).
 #[inline(never)]
 fn prefix_len(guess: f64, pred: &dyn Fn(f64) -> bool) -> u64 {
-    if let Some(n) = lattice_boundary(guess, pred) {
-        return n;
-    }
-    // Invariant: pred holds for every h < lo and fails for every h >= hi.
-    let mut lo = 0u64;
-    let mut hi = HASH_SPACE;
-    // `as` saturates: NaN and negatives give 0, anything too large u64::MAX.
-    let centre = ((guess * LONG_SCALE_F64) as u64).min(HASH_SPACE);
-    let below = centre.saturating_sub(GUESS_WINDOW);
-    if below > 0 && pred(reference_hash(below - 1)) {
-        lo = below;
-    }
-    let above = centre.saturating_add(GUESS_WINDOW);
-    if above < hi && above >= lo && !pred(reference_hash(above)) {
-        hi = above;
-    }
-    search(lo, hi, pred)
+    lattice_boundary(guess, pred).unwrap_or_else(|| search(0, HASH_SPACE, pred))
 }
 
 /// The boundary found by walking the hash values next to `guess` (about 4 float
@@ -237,10 +220,8 @@ fn first_rounding_to(v: f64) -> u64 {
     }
 }
 
-/// Hashes either side of the guessed boundary that [`prefix_len`] probes first.
-const GUESS_WINDOW: u64 = 256;
-
-/// The binary search behind [`prefix_len`], from an invariant already established.
+/// The binary search behind [`prefix_len`]: `pred` holds for every `h < lo` and fails for every
+/// `h >= hi`.
 fn search(mut lo: u64, mut hi: u64, pred: &dyn Fn(f64) -> bool) -> u64 {
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
@@ -276,7 +257,7 @@ impl RolloutThreshold {
     ///
     /// Any `f64` is accepted and behaves as in posthog-python: `100` or more includes everyone,
     /// `0` includes only `h == 0`, a negative value nobody, fractions like `0.1` or `33.333` are
-    /// exact, and NaN includes everyone. Runs about 11 float divisions: call it at load time.
+    /// exact, and NaN includes everyone. Runs a few float comparisons: call it at load time.
     #[must_use]
     // `!(hash > t)` on purpose: it is the reference's test, NaN included.
     #[allow(clippy::neg_cmp_op_on_partial_ord)]
@@ -385,7 +366,7 @@ impl VariantBounds {
     /// The range of the next variant, whose `rollout_percentage` is `percentage`.
     ///
     /// Computes `value_max = value_min + percentage / 100` in binary64 exactly as the reference
-    /// does, then the integer bounds (about 22 float divisions: call it at load time).
+    /// does, then the integer bounds (a few float comparisons each: call it at load time).
     // `!(hash >= value_min)` on purpose: the exact complement of the reference's test, NaN
     // included.
     #[allow(clippy::neg_cmp_op_on_partial_ord)]
@@ -573,21 +554,29 @@ mod tests {
         search(0, HASH_SPACE, &pred)
     }
 
+    /// The three comparisons thresholds are built from, against `t`: a rollout's
+    /// `!(hash > t)`, a variant's lower bound `!(hash >= t)` and its upper bound `hash < t`.
+    type Predicate = std::boxed::Box<dyn Fn(f64) -> bool>;
+
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
+    fn predicates(t: f64) -> [(&'static str, Predicate); 3] {
+        [
+            ("le", std::boxed::Box::new(move |x| !(x > t))),
+            ("ge", std::boxed::Box::new(move |x| !(x >= t))),
+            ("lt", std::boxed::Box::new(move |x| x < t)),
+        ]
+    }
+
     #[test]
     fn the_walk_decides_every_three_decimal_percentage() {
         // The fast path answers on its own (no search) for every percentage a user can type,
         // and its answer is the search's.
         for k in 0..=100_000u64 {
             let t = k as f64 / 100_000.0;
-            let cases: [(&str, &dyn Fn(f64) -> bool); 3] = [
-                ("le", &|x| !(x > t)),
-                ("ge", &|x| !(x >= t)),
-                ("lt", &|x| x < t),
-            ];
-            for (name, pred) in cases {
+            for (name, pred) in predicates(t) {
                 assert_eq!(
-                    lattice_boundary(t, pred),
-                    Some(prefix_len_unguided(pred)),
+                    lattice_boundary(t, &pred),
+                    Some(prefix_len_unguided(&pred)),
                     "t={t:e} {name}"
                 );
             }
@@ -595,7 +584,7 @@ mod tests {
     }
 
     #[test]
-    fn guessed_window_never_changes_the_boundary() {
+    fn the_guess_never_changes_the_boundary() {
         let mut ts: Vec<f64> = tricky_percentages().iter().map(|p| p / 100.0).collect();
         // Every percentage with three decimals, and the floats either side of each.
         for k in 0..=100_000u64 {
@@ -615,15 +604,10 @@ mod tests {
             ]);
         }
         for t in ts {
-            let cases: [(&str, &dyn Fn(f64) -> bool); 3] = [
-                ("le", &|x| !(x > t)),
-                ("ge", &|x| !(x >= t)),
-                ("lt", &|x| x < t),
-            ];
-            for (name, pred) in cases {
+            for (name, pred) in predicates(t) {
                 assert_eq!(
-                    prefix_len(t, pred),
-                    prefix_len_unguided(pred),
+                    prefix_len(t, &pred),
+                    prefix_len_unguided(&pred),
                     "t={t:e} {name}"
                 );
             }

@@ -14,10 +14,16 @@ mod short_float;
 pub mod typed;
 pub mod write;
 
+/// Whether `b` is special in a JSON string: a control character, `"` or `\` (what a writer
+/// escapes and what ends a reader's run of plain text).
+#[inline(always)]
+pub(crate) const fn is_special(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
 /// Whether one of the four bytes of `w` (little-endian) may be special in a JSON string: a
-/// control character, `"` or `\` (what a writer escapes and what ends a reader's run of plain
-/// text). Never false when one is (it may be true when none is: the caller then looks byte by
-/// byte).
+/// control character, `"` or `\` ([`is_special`]). Never false when one is (it may be true
+/// when none is: the caller then looks byte by byte).
 #[inline(always)]
 pub(crate) fn may_need_escape(w: u32) -> bool {
     const ONES: u32 = 0x0101_0101;

@@ -137,8 +137,11 @@ mod tests {
             assert_eq!(got.as_deref(), Some(text), "{v}");
             assert_eq!(ryu(v), text);
         }
-        // Outside the range, ryu decides.
-        for v in [0.5f32, 0.0, 1.0e7, 1.0e-3, f32::MAX] {
+        // The range's lower edge is in, and so are two decimals, but not three.
+        let mut buf = [0; SHORT_F32_MAX];
+        assert_eq!(short_f32(1.0, &mut buf), Some(&b"1.0"[..]));
+        // Outside the range, or more than MAX_DECIMALS decimals: ryu decides.
+        for v in [0.5f32, 0.99, 0.0, 1.0e7, 1.0e-3, f32::MAX, -40.125, 1.125] {
             let mut buf = [0; SHORT_F32_MAX];
             assert!(short_f32(v, &mut buf).is_none(), "{v}");
         }

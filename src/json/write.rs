@@ -161,7 +161,7 @@ impl<'b> Sink<'b> {
                 src.get(n..).unwrap_or_default(),
             );
             for (d, &b) in dst.iter_mut().zip(tail) {
-                if b < 0x20 || b == b'"' || b == b'\\' {
+                if super::is_special(b) {
                     break;
                 }
                 *d = b;
@@ -174,10 +174,7 @@ impl<'b> Sink<'b> {
             }
         }
         loop {
-            let Some(i) = rest
-                .iter()
-                .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
-            else {
+            let Some(i) = rest.iter().position(|&b| super::is_special(b)) else {
                 if !rest.is_empty() {
                     self.raw(rest);
                 }
@@ -864,8 +861,16 @@ mod tests {
     use std::borrow::ToOwned;
     use std::string::String;
 
+    /// The reference: the bytes JSON requires escaping in a string.
     fn needs_escape(b: u8) -> bool {
-        b < 0x20 || b == b'"' || b == b'\\'
+        matches!(b, 0x00..=0x1f | b'"' | b'\\')
+    }
+
+    #[test]
+    fn the_byte_test_is_the_reference() {
+        for b in 0..=255u8 {
+            assert_eq!(crate::json::is_special(b), needs_escape(b), "{b:#04x}");
+        }
     }
 
     #[test]

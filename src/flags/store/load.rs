@@ -16,7 +16,7 @@ use crate::flags::date::DateFilter;
 use crate::flags::hash::{RolloutThreshold, VariantBounds, VariantRange};
 use crate::flags::semver::SemverFilter;
 use crate::flags::value::{self, PropertyValue};
-use crate::json::read::{Elements, Kind, Members, Reader, Str, Token};
+use crate::json::read::{value_text, Elements, Kind, Members, Reader, Str, Token};
 
 /// Writes into the store, or (dry run) only measures.
 pub(super) struct Builder<'s> {
@@ -253,6 +253,22 @@ impl<'a> Cur<'a> {
         Ok(())
     }
 
+    /// Given a value's first token `k`: `Ok(())` if it opens the container `want` (which the
+    /// caller then reads), otherwise the value is read past and its kind returned.
+    fn enter(&mut self, k: Kind, want: Kind) -> Step<Result<(), Kind>> {
+        if k == want {
+            return Ok(Ok(()));
+        }
+        self.finish(k)?;
+        Ok(Err(k))
+    }
+
+    /// [`enter`](Self::enter) for the value after a key.
+    fn open(&mut self, want: Kind) -> Step<Result<(), Kind>> {
+        let k = self.value()?;
+        self.enter(k, want)
+    }
+
     /// Skips the value after a key, validating it.
     fn skip(&mut self) -> Step<()> {
         let k = self.value()?;
@@ -267,7 +283,8 @@ impl<'a> Cur<'a> {
         Ok(k)
     }
 
-    /// The token just read as `k` (a scalar, or an opening bracket).
+    /// The token just read as `k` (a scalar, or an opening bracket). Not `Reader::token`, whose
+    /// `Result<Option<Token>>` a Cortex-M returns through memory.
     fn tok(&self, k: Kind) -> Token<'a> {
         match k {
             Kind::Str | Kind::Key => Token::Str(self.r.str()),
@@ -305,11 +322,9 @@ impl<'a> Cur<'a> {
             Token::Null => "null",
             _ => {
                 let (a, b) = v.span;
-                match self.r.slice(a, b) {
-                    Some(s) => s.trim_start_matches(|c: char| {
-                        c == ':' || c == ',' || c.is_ascii_whitespace()
-                    }),
-                    None => return Err(self.fail(LoadError::Shape { offset: a })),
+                match value_text(&self.r, a, b) {
+                    Ok(s) => s,
+                    Err(e) => return Err(self.fail(e)),
                 }
             }
         })
@@ -393,18 +408,14 @@ fn document(c: &mut Cur<'_>, b: &mut Builder<'_>) -> Step<()> {
     while c.key()? {
         let key = c.r.str();
         if key.eq_str("flags") {
-            let k = c.value()?;
-            if k != Kind::ArrayStart {
-                c.finish(k)?;
+            if c.open(Kind::ArrayStart)?.is_err() {
                 return Err(c.shape());
             }
             saw_flags = true;
             while let Some(k) = c.element()? {
                 // A flag that is not an object cannot be referenced: skip it.
-                if k == Kind::ObjectStart {
+                if c.enter(k, Kind::ObjectStart)?.is_ok() {
                     parse_flag(c, b)?;
-                } else {
-                    c.finish(k)?;
                 }
             }
         } else if key.eq_str("group_type_mapping") {
@@ -430,10 +441,8 @@ fn document(c: &mut Cur<'_>, b: &mut Builder<'_>) -> Step<()> {
 }
 
 fn parse_group_types(c: &mut Cur<'_>, b: &mut Builder<'_>) -> Step<u32> {
-    let k = c.value()?;
-    if k != Kind::ObjectStart {
+    if c.open(Kind::ObjectStart)?.is_err() {
         // null or anything else: no mapping.
-        c.finish(k)?;
         return Ok(NONE);
     }
     let (mut head, mut prev) = (NONE, NONE);
@@ -449,9 +458,7 @@ fn parse_group_types(c: &mut Cur<'_>, b: &mut Builder<'_>) -> Step<u32> {
 }
 
 fn parse_cohorts(c: &mut Cur<'_>, b: &mut Builder<'_>) -> Step<u32> {
-    let k = c.value()?;
-    if k != Kind::ObjectStart {
-        c.finish(k)?;
+    if c.open(Kind::ObjectStart)?.is_err() {
         return Ok(NONE);
     }
     let (mut head, mut prev) = (NONE, NONE);
@@ -556,8 +563,7 @@ fn parse_filter<'a>(c: &mut Cur<'a>, first: Kind, b: &mut Builder<'_>) -> Step<u
             negation,
         })
     };
-    if first != Kind::ObjectStart {
-        c.finish(first)?;
+    if c.enter(first, Kind::ObjectStart)?.is_err() {
         return Ok(broken(b, false));
     }
     let (mut key, mut value, mut op, mut ty, mut negation, mut chain) =
@@ -869,9 +875,7 @@ fn parse_filters<'a>(
     bucketing: &mut Option<Token<'a>>,
     b: &mut Builder<'_>,
 ) -> Step<()> {
-    let k = c.value()?;
-    if k != Kind::ObjectStart {
-        c.finish(k)?;
+    if let Err(k) = c.open(Kind::ObjectStart)? {
         flag.broken |= k != Kind::Null;
         return Ok(());
     }
@@ -910,9 +914,7 @@ fn parse_filters<'a>(
 
 /// A flag's `holdout`; the measuring pass (`measuring`) computes no threshold.
 fn parse_holdout(c: &mut Cur<'_>, measuring: bool) -> Step<Option<(i64, RolloutThreshold)>> {
-    let k = c.value()?;
-    if k != Kind::ObjectStart {
-        c.finish(k)?;
+    if c.open(Kind::ObjectStart)?.is_err() {
         return Ok(None);
     }
     let (mut id, mut pct) = (None, None);
@@ -940,9 +942,7 @@ fn parse_holdout(c: &mut Cur<'_>, measuring: bool) -> Step<Option<(i64, RolloutT
 }
 
 fn parse_payloads(c: &mut Cur<'_>, b: &mut Builder<'_>) -> Step<u32> {
-    let k = c.value()?;
-    if k != Kind::ObjectStart {
-        c.finish(k)?;
+    if c.open(Kind::ObjectStart)?.is_err() {
         return Ok(NONE);
     }
     let (mut head, mut prev) = (NONE, NONE);
@@ -967,9 +967,7 @@ fn parse_payloads(c: &mut Cur<'_>, b: &mut Builder<'_>) -> Step<u32> {
 
 /// A flag's `multivariate`: the head of its variant list and whether an entry was broken.
 fn parse_variants(c: &mut Cur<'_>, b: &mut Builder<'_>) -> Step<(u32, bool)> {
-    let k = c.value()?;
-    if k != Kind::ObjectStart {
-        c.finish(k)?;
+    if c.open(Kind::ObjectStart)?.is_err() {
         return Ok((NONE, false));
     }
     let mut out = (NONE, false);
@@ -985,16 +983,13 @@ fn parse_variants(c: &mut Cur<'_>, b: &mut Builder<'_>) -> Step<(u32, bool)> {
 }
 
 fn parse_variant_list(c: &mut Cur<'_>, b: &mut Builder<'_>) -> Step<(u32, bool)> {
-    let k = c.value()?;
-    if k != Kind::ArrayStart {
-        c.finish(k)?;
+    if c.open(Kind::ArrayStart)?.is_err() {
         return Ok((NONE, false));
     }
     let (mut head, mut prev, mut broken) = (NONE, NONE, false);
     let mut bounds = VariantBounds::new();
     while let Some(k) = c.element()? {
-        if k != Kind::ObjectStart {
-            c.finish(k)?;
+        if c.enter(k, Kind::ObjectStart)?.is_err() {
             broken = true;
             continue;
         }
@@ -1032,15 +1027,12 @@ fn parse_variant_list(c: &mut Cur<'_>, b: &mut Builder<'_>) -> Step<(u32, bool)>
 
 /// A flag's `groups`: the head of its condition list and whether an entry was broken.
 fn parse_conditions(c: &mut Cur<'_>, b: &mut Builder<'_>) -> Step<(u32, bool)> {
-    let k = c.value()?;
-    if k != Kind::ArrayStart {
-        c.finish(k)?;
+    if let Err(k) = c.open(Kind::ArrayStart)? {
         return Ok((NONE, k != Kind::Null));
     }
     let (mut head, mut prev, mut broken) = (NONE, NONE, false);
     while let Some(k) = c.element()? {
-        if k != Kind::ObjectStart {
-            c.finish(k)?;
+        if c.enter(k, Kind::ObjectStart)?.is_err() {
             broken = true;
             continue;
         }
@@ -1060,16 +1052,15 @@ fn parse_condition(c: &mut Cur<'_>, b: &mut Builder<'_>) -> Step<u32> {
     while c.key()? {
         let k = c.r.str();
         if k.eq_str("properties") {
-            let k = c.value()?;
-            if k == Kind::ArrayStart {
-                let mut prev = NONE;
-                while let Some(first) = c.element()? {
-                    let i = parse_filter(c, first, b)?;
-                    b.link(&mut filters, &mut prev, i);
+            match c.open(Kind::ArrayStart)? {
+                Ok(()) => {
+                    let mut prev = NONE;
+                    while let Some(first) = c.element()? {
+                        let i = parse_filter(c, first, b)?;
+                        b.link(&mut filters, &mut prev, i);
+                    }
                 }
-            } else {
-                c.finish(k)?;
-                broken |= k != Kind::Null;
+                Err(k) => broken |= k != Kind::Null,
             }
         } else if k.eq_str("rollout_percentage") {
             let v = c.scalar_tok()?;

@@ -168,7 +168,7 @@ mod token;
 mod walk;
 
 pub use token::{Chars, Number, Str, Token};
-pub(crate) use walk::{raw_value, Elements, Members};
+pub(crate) use walk::{raw_value, value_text, Elements, Members};
 
 /// Where the reader is in the grammar.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -302,21 +302,14 @@ impl<'a> Reader<'a> {
     /// The token [`advance`](Self::advance) just returned as `k`, as [`next`](Self::next)
     /// returns it.
     fn token(&self, k: Kind) -> Result<Option<Token<'a>>, ReadError> {
-        let str = || Str {
-            raw: self.raw,
-            escaped: self.flag,
-        };
         Ok(Some(match k {
             Kind::ObjectStart => Token::ObjectStart,
             Kind::ObjectEnd => Token::ObjectEnd,
             Kind::ArrayStart => Token::ArrayStart,
             Kind::ArrayEnd => Token::ArrayEnd,
-            Kind::Key => Token::Key(str()),
-            Kind::Str => Token::Str(str()),
-            Kind::Number => Token::Number(Number {
-                raw: self.raw,
-                integer: self.flag,
-            }),
+            Kind::Key => Token::Key(self.str()),
+            Kind::Str => Token::Str(self.str()),
+            Kind::Number => Token::Number(self.number()),
             Kind::True => Token::Bool(true),
             Kind::False => Token::Bool(false),
             Kind::Null => Token::Null,
@@ -688,7 +681,7 @@ impl<'a> Reader<'a> {
             }
             let Some(m) = rest
                 .get(n..)
-                .and_then(|r| r.iter().position(|&b| matches!(b, b'"' | b'\\' | 0..=0x1f)))
+                .and_then(|r| r.iter().position(|&b| super::is_special(b)))
             else {
                 return Err(self.end_error());
             };

@@ -11,7 +11,20 @@ use super::{ReadError, ReadErrorKind, Reader, Str, Token};
 pub(crate) fn raw_value<'a>(r: &mut Reader<'a>) -> Result<&'a str, ReadError> {
     let start = r.offset();
     r.skip_value()?;
-    let end = r.offset();
+    value_text(r, start, r.offset())
+}
+
+/// The text of the value read between offsets `start` and `end` (taken before and after
+/// reading it), without the separators and whitespace around it.
+///
+/// # Errors
+/// [`ReadErrorKind::InvalidUtf8`] if the range is not text (it always is for a range the
+/// reader has just read).
+pub(crate) fn value_text<'a>(
+    r: &Reader<'a>,
+    start: usize,
+    end: usize,
+) -> Result<&'a str, ReadError> {
     let s = r
         .slice(start, end)
         .ok_or(ReadError::new(ReadErrorKind::InvalidUtf8, start))?;
@@ -62,13 +75,6 @@ impl<'a> Elements<'a> {
             Some(Token::ObjectStart | Token::ArrayStart) => self.r.skip_container()?,
             Some(_) => {}
         }
-        let end = self.r.offset();
-        let raw = self
-            .r
-            .slice(start, end)
-            .ok_or(ReadError::new(ReadErrorKind::InvalidUtf8, start))?;
-        Ok(Some(raw.trim_start_matches(|c: char| {
-            c == ',' || c.is_ascii_whitespace()
-        })))
+        value_text(&self.r, start, self.r.offset()).map(Some)
     }
 }
