@@ -29,91 +29,68 @@ pub enum GiveUp {
     OlderThan(Duration),
 }
 
-/// A key held by value: up to [`MAX_KEY_LEN`] bytes, so a [`Config`] owns its keys and has
-/// no lifetime. `const`: `Key::new("phc_…")` works in a `const` or `static`.
+/// A key borrowed from the caller: up to [`MAX_KEY_LEN`] bytes (checked by
+/// [`Config::validate`]). On a device the key is usually a `&'static str` in flash, so it costs
+/// the client no RAM. `const`: `Key::new("phc_…")` works in a `const` or `static`.
 ///
-/// A longer key is kept truncated and remembered as too long; [`Config::validate`] refuses it
-/// with [`ConfigError::KeyTooLong`]. Its `Debug` output is redacted; `defmt` never sees it.
+/// Its `Debug` output is redacted; `defmt` never sees it.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Key {
-    bytes: [u8; MAX_KEY_LEN],
-    /// The length of the key given (more than [`MAX_KEY_LEN`] when it was too long).
-    len: usize,
-}
+pub struct Key<'a>(&'a str);
 
-impl Key {
-    /// A copy of `key`.
+impl<'a> Key<'a> {
+    /// `key`, borrowed.
     #[must_use]
-    pub const fn new(key: &str) -> Self {
-        let src = key.as_bytes();
-        let mut bytes = [0u8; MAX_KEY_LEN];
-        let n = if src.len() < MAX_KEY_LEN {
-            src.len()
-        } else {
-            MAX_KEY_LEN
-        };
-        bytes.split_at_mut(n).0.copy_from_slice(src.split_at(n).0);
-        Self {
-            bytes,
-            len: src.len(),
-        }
+    pub const fn new(key: &'a str) -> Self {
+        Self(key)
     }
 
-    /// The key's bytes (at most [`MAX_KEY_LEN`]).
+    /// The key's bytes.
     #[must_use]
-    pub const fn as_bytes(&self) -> &[u8] {
-        let n = if self.len < MAX_KEY_LEN {
-            self.len
-        } else {
-            MAX_KEY_LEN
-        };
-        self.bytes.split_at(n).0
+    pub const fn as_bytes(&self) -> &'a [u8] {
+        self.0.as_bytes()
     }
 
-    /// The key (empty if a truncated key ended inside a character: such a key is refused by
-    /// [`Config::validate`] anyway).
+    /// The key.
     #[must_use]
-    pub const fn as_str(&self) -> &str {
-        match core::str::from_utf8(self.as_bytes()) {
-            Ok(s) => s,
-            Err(_) => "",
-        }
+    pub const fn as_str(&self) -> &'a str {
+        self.0
     }
 
-    /// The length of the key as given, in bytes.
+    /// The length of the key, in bytes.
     #[must_use]
     pub const fn len(&self) -> usize {
-        self.len
+        self.0.len()
     }
 
     /// Whether the key is empty.
     #[must_use]
     pub const fn is_empty(&self) -> bool {
-        self.len == 0
+        self.0.is_empty()
     }
 }
 
-impl fmt::Debug for Key {
+impl fmt::Debug for Key<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("<redacted>")
     }
 }
 
 /// Client settings. Everything but the API key and the seed has a default (see
-/// [`Config::new`]). It owns its keys (no lifetime), so it can be built in a `const`.
+/// [`Config::new`]). It borrows its keys and default `distinct_id` for `'a` (on a device,
+/// `&'static str` constants in flash: no RAM), and can be built in a `const`.
 ///
 /// Its `Debug` output redacts both keys.
 #[derive(Clone, Copy)]
 #[non_exhaustive]
-pub struct Config {
+pub struct Config<'a> {
     /// Project API key (`phc_…`). Sent in request bodies, never logged.
-    pub api_key: Key,
+    pub api_key: Key<'a>,
     /// Secret key (`phx_…` / `phs_…`) for definitions polling; `None` turns polling off.
     /// Never logged.
-    pub secret_key: Option<Key>,
+    pub secret_key: Option<Key<'a>>,
     /// The `distinct_id` of events and flag reads that don't name one (the common
     /// one-device-one-id case); `None` (the default) makes such calls fail with a typed error.
-    pub distinct_id: Option<DistinctId>,
+    pub distinct_id: Option<DistinctId<'a>>,
     /// Send when this many events are queued. Default 20.
     pub flush_at: usize,
     /// Send when the oldest unsent event is this old. Default 10 s.
@@ -145,7 +122,7 @@ pub struct Config {
     pub seed: u64,
 }
 
-impl fmt::Debug for Config {
+impl fmt::Debug for Config<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("api_key", &"<redacted>")
@@ -167,7 +144,7 @@ impl fmt::Debug for Config {
     }
 }
 
-impl Config {
+impl<'a> Config<'a> {
     /// Defaults with `api_key` and `seed`.
     ///
     /// `seed` must differ per boot and per device: it draws the boot id that keeps event uuids
@@ -177,7 +154,7 @@ impl Config {
     /// the chip's unique id together with a boot counter kept in flash and incremented at every
     /// boot. On a host, [`adapters::std::os_seed`](crate::adapters) gives one from the OS.
     #[must_use]
-    pub const fn new(api_key: &str, seed: u64) -> Self {
+    pub const fn new(api_key: &'a str, seed: u64) -> Self {
         Self {
             api_key: Key::new(api_key),
             secret_key: None,
@@ -199,14 +176,14 @@ impl Config {
 
     /// Sets [`secret_key`](Self::secret_key).
     #[must_use]
-    pub const fn secret_key(mut self, key: &str) -> Self {
+    pub const fn secret_key(mut self, key: &'a str) -> Self {
         self.secret_key = Some(Key::new(key));
         self
     }
 
     /// Sets [`distinct_id`](Self::distinct_id), the default `distinct_id`.
     #[must_use]
-    pub const fn distinct_id(mut self, id: &str) -> Self {
+    pub const fn distinct_id(mut self, id: &'a str) -> Self {
         self.distinct_id = Some(DistinctId::new(id));
         self
     }
@@ -346,64 +323,44 @@ impl Config {
     }
 }
 
-/// Longest default `distinct_id` held by [`Config`].
+/// Longest default `distinct_id` [`Config::validate`] accepts.
 pub const MAX_DISTINCT_ID: usize = 64;
 
-/// A default `distinct_id` held by value (see [`Config::distinct_id`]).
+/// A default `distinct_id`, borrowed from the caller (see [`Config::distinct_id`]).
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub struct DistinctId {
-    bytes: [u8; MAX_DISTINCT_ID],
-    len: usize,
-}
+pub struct DistinctId<'a>(&'a str);
 
-impl DistinctId {
-    /// A copy of `id` (checked by [`Config::validate`]: not blank, at most
+impl<'a> DistinctId<'a> {
+    /// `id`, borrowed (checked by [`Config::validate`]: not blank, at most
     /// [`MAX_DISTINCT_ID`] bytes).
     #[must_use]
-    pub const fn new(id: &str) -> Self {
-        let src = id.as_bytes();
-        let mut bytes = [0u8; MAX_DISTINCT_ID];
-        let n = if src.len() < MAX_DISTINCT_ID {
-            src.len()
-        } else {
-            MAX_DISTINCT_ID
-        };
-        bytes.split_at_mut(n).0.copy_from_slice(src.split_at(n).0);
-        Self {
-            bytes,
-            len: src.len(),
-        }
+    pub const fn new(id: &'a str) -> Self {
+        Self(id)
     }
 
-    /// The id (empty when it was too long: such an id is refused by [`Config::validate`]).
+    /// The id.
     #[must_use]
-    pub const fn as_str(&self) -> &str {
-        if self.len > MAX_DISTINCT_ID {
-            return "";
-        }
-        match core::str::from_utf8(self.bytes.split_at(self.len).0) {
-            Ok(s) => s,
-            Err(_) => "",
-        }
+    pub const fn as_str(&self) -> &'a str {
+        self.0
     }
 
     const fn check(&self) -> Result<(), ConfigError> {
-        if self.len > MAX_DISTINCT_ID || self.as_str().trim_ascii().is_empty() {
-            Err(ConfigError::DistinctId { len: self.len })
+        if self.0.len() > MAX_DISTINCT_ID || self.0.trim_ascii().is_empty() {
+            Err(ConfigError::DistinctId { len: self.0.len() })
         } else {
             Ok(())
         }
     }
 }
 
-impl fmt::Debug for DistinctId {
+impl fmt::Debug for DistinctId<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
 #[cfg(feature = "defmt")]
-impl defmt::Format for DistinctId {
+impl defmt::Format for DistinctId<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
         defmt::write!(f, "{=str}", self.as_str());
     }
@@ -442,7 +399,7 @@ const fn encoded_len(s: &[u8]) -> usize {
 }
 
 /// A key must be non-blank, at most [`MAX_KEY_LEN`] bytes of visible ASCII.
-const fn check_key(key: &Key, kind: KeyKind) -> Result<(), ConfigError> {
+const fn check_key(key: &Key<'_>, kind: KeyKind) -> Result<(), ConfigError> {
     if key.len() > MAX_KEY_LEN {
         return Err(ConfigError::KeyTooLong {
             key: kind,

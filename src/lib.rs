@@ -71,7 +71,7 @@ pub mod flags;
 pub mod json;
 pub mod managed;
 pub mod net;
-pub mod resources;
+pub use client::resources;
 pub mod retry;
 pub mod rng;
 #[cfg(feature = "storage")]

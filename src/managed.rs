@@ -141,3 +141,50 @@ impl<T> fmt::Debug for SliceVec<'_, T> {
         write!(f, "SliceVec({} of {})", self.len, self.buf.len())
     }
 }
+
+/// A string that is borrowed (`&'a str`: on a device, a constant in flash) or, with the `std`
+/// feature, owned (`Box<str>`): how a client keeps its keys without storing them inline.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) enum ManagedStr<'a> {
+    /// Borrowed from the caller.
+    Borrowed(&'a str),
+    /// Owned, on the heap.
+    #[cfg(feature = "std")]
+    Owned(std::boxed::Box<str>),
+}
+
+impl<'a> ManagedStr<'a> {
+    /// The text.
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            Self::Borrowed(s) => s,
+            #[cfg(feature = "std")]
+            Self::Owned(s) => s,
+        }
+    }
+
+    /// The text, borrowed for `'s` without borrowing `self`: copied into `scratch` only when it
+    /// is owned (`None` when it does not fit `scratch`).
+    pub(crate) fn copy_out<'s>(&self, scratch: &'s mut [u8]) -> Option<&'s str>
+    where
+        'a: 's,
+    {
+        #[cfg(not(feature = "std"))]
+        let _ = scratch;
+        match self {
+            Self::Borrowed(s) => Some(s),
+            #[cfg(feature = "std")]
+            Self::Owned(s) => {
+                let dst = scratch.get_mut(..s.len())?;
+                dst.copy_from_slice(s.as_bytes());
+                core::str::from_utf8(dst).ok()
+            }
+        }
+    }
+
+    /// An owned copy of `s`.
+    #[cfg(feature = "std")]
+    pub(crate) fn owned(s: &str) -> ManagedStr<'static> {
+        ManagedStr::Owned(s.into())
+    }
+}

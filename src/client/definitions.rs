@@ -2,8 +2,8 @@
 //! `/flags/definitions` with `ETag`s, and backing off on refusals.
 
 use super::{bump, Client, DeliveryError, InFlight, Method, RequestKind, ResponseInfo, Transmit};
-use crate::config::Key;
 use crate::flags::{FlagTables, LoadError, Requirements};
+use crate::managed::{ManagedSlice, ManagedStr};
 use crate::retry;
 use crate::time::{Instant, Now};
 
@@ -121,17 +121,14 @@ impl<'r> Client<'r> {
         etag: &str,
     ) -> Result<Requirements, LoadError> {
         let r = self.load_definitions(doc)?;
-        self.etag.clear();
-        if self.etag.push_str(etag).is_err() {
-            self.etag.clear();
-        }
+        self.etag.set(Some(etag));
         Ok(r)
     }
 
     /// The `ETag` of the definitions in use, if the server sent one.
     #[must_use]
     pub fn definitions_etag(&self) -> Option<&str> {
-        (!self.etag.is_empty()).then_some(self.etag.as_str())
+        self.etag.get()
     }
 
     /// What the last definitions answer changed that a copy kept on flash should follow, once:
@@ -146,17 +143,17 @@ impl<'r> Client<'r> {
     /// Asks for a definitions poll at the next [`poll_transmit`](Self::poll_transmit), ignoring
     /// the polling interval and back-off.
     pub fn reload(&mut self) {
-        if self.config.secret_key.is_some() && !self.shut_down {
+        if self.secret_key.is_some() && !self.shut_down {
             self.next_poll = Some(Instant::ZERO);
             self.poll_errors = 0;
         }
     }
 
     pub(super) fn definitions_request<'b>(&mut self, buf: &'b mut [u8]) -> Option<Transmit<'b>> {
-        self.config.secret_key?;
+        self.secret_key.as_ref()?;
         let mut path = heapless::String::new();
         let ok = path.push_str("/flags/definitions?token=").is_ok()
-            && push_query_value(&mut path, self.config.api_key.as_str())
+            && push_query_value(&mut path, self.api_key.as_str())
             && path.push_str("&send_cohorts").is_ok();
         if !ok {
             self.next_poll = None;
@@ -169,8 +166,8 @@ impl<'r> Client<'r> {
             Method::Get,
             path,
             buf.get(..0).unwrap_or_default(),
-            self.config.secret_key.as_ref().map(Key::as_str),
-            (!self.etag.is_empty()).then_some(self.etag.as_str()),
+            self.secret_key.as_ref().map(ManagedStr::as_str),
+            self.etag.get(),
         ))
     }
 
@@ -187,13 +184,7 @@ impl<'r> Client<'r> {
                 match load(&mut self.flags) {
                     Ok(_) => {
                         bump(&mut self.stats.definitions_loaded, 1);
-                        self.etag.clear();
-                        if let Some(e) = resp.etag {
-                            let _ = self.etag.push_str(e);
-                            if self.etag.len() != e.len() {
-                                self.etag.clear();
-                            }
-                        }
+                        self.etag.set(resp.etag);
                         self.definitions_change = Some(DefinitionsChange::Loaded);
                     }
                     Err(e) => {
@@ -208,9 +199,8 @@ impl<'r> Client<'r> {
             }
             304 => {
                 bump(&mut self.stats.definitions_unchanged, 1);
-                if let Some(e) = resp.etag {
-                    self.etag.clear();
-                    let _ = self.etag.push_str(e);
+                if resp.etag.is_some() {
+                    self.etag.set(resp.etag);
                 }
                 self.poll_errors = 0;
                 self.poll_failed = false;
@@ -224,7 +214,7 @@ impl<'r> Client<'r> {
                     // them (as posthog-node does): a key rotated or revoked server-side must
                     // not blank the flags of devices in the field.
                     self.flags.clear();
-                    self.etag.clear();
+                    self.etag.set(None);
                     self.definitions_change = Some(DefinitionsChange::Cleared);
                 }
                 let delay = if matches!(status, 401 | 403 | 429) {
@@ -264,4 +254,39 @@ fn push_query_value<const M: usize>(out: &mut heapless::String<M>, v: &str) -> b
         }
     }
     true
+}
+
+/// The `ETag` of the definitions in use, kept in storage from the client's
+/// [`Resources`](crate::resources::Resources) ([`MAX_ETAG`](crate::net::MAX_ETAG) bytes).
+pub(super) struct Etag<'r> {
+    buf: ManagedSlice<'r, u8>,
+    len: u8,
+}
+
+impl<'r> Etag<'r> {
+    /// None yet, in `buf` ([`MAX_ETAG`](crate::net::MAX_ETAG) bytes).
+    pub(super) fn new(buf: ManagedSlice<'r, u8>) -> Self {
+        Self { buf, len: 0 }
+    }
+
+    /// Keeps `etag`, or none when it is `None`, empty or longer than the storage (a truncated
+    /// `ETag` would never match).
+    pub(super) fn set(&mut self, etag: Option<&str>) {
+        self.len = 0;
+        let Some(e) = etag else { return };
+        let (Some(dst), Ok(len)) = (self.buf.get_mut(..e.len()), u8::try_from(e.len())) else {
+            return;
+        };
+        dst.copy_from_slice(e.as_bytes());
+        self.len = len;
+    }
+
+    /// The `ETag` kept, if any.
+    pub(super) fn get(&self) -> Option<&str> {
+        let bytes = self
+            .buf
+            .get(..usize::from(self.len))
+            .filter(|b| !b.is_empty())?;
+        core::str::from_utf8(bytes).ok()
+    }
 }

@@ -25,8 +25,8 @@ impl Client<'_> {
         if seq >= live.start {
             return Fate::Queued;
         }
-        if let Some((_, delivered)) = self.settled.iter().find(|(r, _)| r.contains(seq)) {
-            return if *delivered {
+        if let Some(s) = self.settled.iter().find(|s| s.contains(seq)) {
+            return if s.delivered() {
                 Fate::Delivered
             } else {
                 Fate::Dropped
@@ -45,12 +45,17 @@ impl Client<'_> {
             return;
         }
         self.reported_to = self.reported_to.max(records.end);
-        if self.settled.is_full() {
-            if let Some((old, _)) = self.settled.pop_front() {
-                self.history_from = old.end;
+        let mut start = records.start;
+        while start < records.end {
+            let entry = Settled::new(start, records.end, delivered);
+            start = entry.end();
+            if self.settled.is_full() {
+                if let Some(old) = self.settled.pop_front() {
+                    self.history_from = old.end();
+                }
             }
+            let _ = self.settled.push_back(entry);
         }
-        let _ = self.settled.push_back((records, delivered));
     }
 
     /// Reports the records the overflow policy evicted since the last report. While a batch is
@@ -280,5 +285,69 @@ impl Client<'_> {
         let delay = retry::batch_backoff(c.retry_base, c.retry_cap, self.failures, &mut self.rng);
         let server = retry::server_wait(retry_after, now.wall, c.retry_after_cap);
         (delay.max(server), server)
+    }
+}
+
+/// A settled record range, as [`Client::fate`] remembers it: 12 bytes (its start, and its
+/// length with "delivered" in the top bit), so the history costs little RAM.
+#[derive(Clone, Copy, Debug)]
+#[repr(C, packed(4))]
+pub(super) struct Settled {
+    start: u64,
+    len_delivered: u32,
+}
+
+impl Settled {
+    const DELIVERED: u32 = 1 << 31;
+
+    /// `start..end` (not empty), or its first `2^31 - 1` records when it is longer: the caller
+    /// records the rest as further entries.
+    fn new(start: u64, end: u64, delivered: bool) -> Self {
+        let len = u32::try_from(end - start)
+            .unwrap_or(u32::MAX)
+            .min(Self::DELIVERED - 1);
+        Self {
+            start,
+            len_delivered: len | if delivered { Self::DELIVERED } else { 0 },
+        }
+    }
+
+    fn end(self) -> u64 {
+        self.start + u64::from(self.len_delivered & !Self::DELIVERED)
+    }
+
+    fn contains(self, seq: u64) -> bool {
+        self.start <= seq && seq < self.end()
+    }
+
+    fn delivered(self) -> bool {
+        self.len_delivered & Self::DELIVERED != 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Settled;
+
+    #[test]
+    fn a_settled_range_answers_for_its_records_only() {
+        for delivered in [false, true] {
+            let s = Settled::new(5, 10, delivered);
+            assert_eq!(s.end(), 10);
+            assert_eq!(s.delivered(), delivered);
+            assert!(!s.contains(4) && s.contains(5) && s.contains(9) && !s.contains(10));
+        }
+        assert_eq!(size_of::<Settled>(), 12);
+    }
+
+    #[test]
+    fn a_range_too_long_for_one_entry_is_cut_where_the_next_begins() {
+        let start = u64::MAX - (1 << 33);
+        let first = Settled::new(start, u64::MAX, true);
+        assert_eq!(first.end(), start + (1 << 31) - 1);
+        assert!(first.delivered() && first.contains(first.end() - 1));
+        let last = Settled::new(u64::MAX - 1, u64::MAX, false);
+        assert_eq!(last.end(), u64::MAX);
+        assert!(!last.delivered() && last.contains(u64::MAX - 1));
     }
 }

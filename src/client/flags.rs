@@ -241,7 +241,7 @@ impl Client<'_> {
     ) -> Result<usize, RequestError> {
         self.check_remote_read(ctx)?;
         write_flags_request(
-            self.config.api_key.as_str(),
+            self.api_key.as_str(),
             self.config.encoder.disable_geoip,
             ctx,
             flag_keys,

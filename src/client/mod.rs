@@ -38,6 +38,9 @@
 
 use core::fmt;
 
+#[cfg(feature = "std")]
+use self::resources::Capacities;
+use self::resources::Resources;
 use crate::capture::{
     render_batch, BatchLimits, DropReason, Encoder, EventOptions, Person, Queue, QueueStats,
     SeqRange, Uuid, BATCH_PATH,
@@ -49,14 +52,11 @@ use crate::error::{BatchError, CaptureError, PropertyError};
 use crate::flags::called::CalledTracker;
 use crate::flags::FlagTables;
 use crate::json::write::Object;
-use crate::managed::ManagedSlice;
+use crate::managed::{ManagedSlice, ManagedStr};
 pub use crate::net::http::{Method, RetryAfter};
 pub use crate::net::{
     Header, RequestKind, ResponseInfo, Transmit, TransportError, MAX_ETAG, MAX_PATH,
 };
-#[cfg(feature = "std")]
-use crate::resources::Capacities;
-use crate::resources::Resources;
 
 use crate::rng::Rng;
 use crate::time::{Instant, Now};
@@ -70,6 +70,7 @@ mod hooks;
 mod persist;
 mod query;
 mod reads;
+pub mod resources;
 mod snapshot;
 mod stats;
 pub use crate::retry::{FlagsAttempt, FlagsRetry};
@@ -87,6 +88,18 @@ pub use snapshot::{
 };
 pub use stats::{BatchOutcome, ClientStats, DeliveryError, EventInfo, Fate, Verdict, FATE_HISTORY};
 
+/// A client's keys, as it keeps them, and the storage of its `ETag` and persistence state.
+struct Keys<'r> {
+    /// Storage for the definitions' `ETag` ([`MAX_ETAG`] bytes).
+    etag: ManagedSlice<'r, u8>,
+    api_key: ManagedStr<'r>,
+    secret_key: Option<ManagedStr<'r>>,
+    default_id: Option<ManagedStr<'r>>,
+    /// Storage for the persistence bookkeeping.
+    #[cfg(feature = "storage")]
+    persist: ManagedSlice<'r, persist::PersistSlot>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum InFlight {
     Idle,
@@ -100,7 +113,13 @@ enum InFlight {
 /// has none: one `Client<'r>` whatever the sizes, and its code is compiled once. On a host,
 /// [`with_capacity`](Self::with_capacity) (feature `std`) allocates the storage instead.
 pub struct Client<'r> {
-    config: Config,
+    /// The settings, keys left out (`api_key` empty, no `secret_key` or `distinct_id`): they
+    /// are the three fields below, borrowed for `'r` (or owned, from
+    /// [`with_capacity`](Self::with_capacity)).
+    config: Config<'static>,
+    api_key: ManagedStr<'r>,
+    secret_key: Option<ManagedStr<'r>>,
+    default_id: Option<ManagedStr<'r>>,
     queue: Queue<ManagedSlice<'r, u8>>,
     encoder: Encoder,
     flags: FlagTables<'r>,
@@ -129,7 +148,7 @@ pub struct Client<'r> {
     /// below this still queued go.
     clear_until: Option<u64>,
     /// Recent settlements (record ranges, delivered?) and where that memory begins.
-    settled: heapless::Deque<(SeqRange, bool), FATE_HISTORY>,
+    settled: heapless::Deque<delivery::Settled, FATE_HISTORY>,
     history_from: u64,
     /// Every record below this was reported to the batch callback (delivered, dropped,
     /// evicted or cleared), or belongs to the batch in flight.
@@ -141,7 +160,7 @@ pub struct Client<'r> {
     poll_errors: u8,
     /// The last definitions poll got no answer or a 5xx: coming back online retries it.
     poll_failed: bool,
-    etag: heapless::String<MAX_ETAG>,
+    etag: definitions::Etag<'r>,
     /// What the last definitions answer changed, for a copy on flash.
     definitions_change: Option<DefinitionsChange>,
     before_send: Option<fn(&EventInfo<'_>) -> Verdict>,
@@ -161,7 +180,7 @@ pub struct Client<'r> {
     on_batch: Option<fn(&BatchOutcome)>,
     /// Persistence bookkeeping, when attached.
     #[cfg(feature = "storage")]
-    persist: Option<persist::Persist>,
+    persist: persist::PersistCell<'r>,
 }
 
 impl fmt::Debug for Client<'_> {
@@ -185,7 +204,7 @@ impl<'r> Client<'r> {
     /// # Errors
     /// [`ConfigError`] (see [`Config::validate`]).
     pub fn new<const Q: usize, const F: usize, const N: usize, const B: usize, const T: usize>(
-        config: Config,
+        config: Config<'r>,
         resources: &'r mut Resources<Q, F, N, B, T>,
     ) -> Result<Self, ConfigError> {
         config.validate()?;
@@ -194,8 +213,17 @@ impl<'r> Client<'r> {
                 setting: Setting::QueueBytes,
             });
         }
+        let keys = Keys {
+            etag: ManagedSlice::Borrowed(&mut resources.etag),
+            #[cfg(feature = "storage")]
+            persist: ManagedSlice::Borrowed(core::slice::from_mut(&mut resources.persist)),
+            api_key: ManagedStr::Borrowed(config.api_key.as_str()),
+            secret_key: config.secret_key.map(|k| ManagedStr::Borrowed(k.as_str())),
+            default_id: config.distinct_id.map(|d| ManagedStr::Borrowed(d.as_str())),
+        };
         Ok(Self::from_parts(
             config,
+            keys,
             ManagedSlice::Borrowed(&mut resources.queue),
             FlagTables::new(&mut resources.flags),
             ManagedSlice::Borrowed(&mut resources.called),
@@ -209,7 +237,7 @@ impl<'r> Client<'r> {
     /// [`ConfigError`] (see [`Config::validate`]).
     #[cfg(feature = "std")]
     pub fn with_capacity(
-        config: Config,
+        config: Config<'_>,
         capacities: Capacities,
     ) -> Result<Client<'static>, ConfigError> {
         config.validate()?;
@@ -218,8 +246,17 @@ impl<'r> Client<'r> {
                 setting: Setting::QueueBytes,
             });
         }
+        let keys = Keys {
+            etag: ManagedSlice::owned(0, MAX_ETAG),
+            #[cfg(feature = "storage")]
+            persist: ManagedSlice::owned(persist::PersistSlot::EMPTY, 1),
+            api_key: ManagedStr::owned(config.api_key.as_str()),
+            secret_key: config.secret_key.map(|k| ManagedStr::owned(k.as_str())),
+            default_id: config.distinct_id.map(|d| ManagedStr::owned(d.as_str())),
+        };
         Ok(Client::from_parts(
             config,
+            keys,
             ManagedSlice::owned(0, capacities.queue),
             FlagTables::with_capacity(capacities.flags),
             ManagedSlice::owned(0, capacities.called),
@@ -227,7 +264,8 @@ impl<'r> Client<'r> {
     }
 
     fn from_parts(
-        config: Config,
+        config: Config<'_>,
+        keys: Keys<'r>,
         queue: ManagedSlice<'r, u8>,
         flags: FlagTables<'r>,
         called: ManagedSlice<'r, u64>,
@@ -279,14 +317,14 @@ impl<'r> Client<'r> {
             reported_to: 0,
             opted_out: config.opted_out,
             shut_down: false,
-            next_poll: if config.secret_key.is_some() {
+            next_poll: if keys.secret_key.is_some() {
                 Some(Instant::ZERO)
             } else {
                 None
             },
             poll_errors: 0,
             poll_failed: false,
-            etag: heapless::String::new(),
+            etag: definitions::Etag::new(keys.etag),
             definitions_change: None,
             before_send: None,
             hooks: hooks::Hooks::new(),
@@ -298,8 +336,16 @@ impl<'r> Client<'r> {
             parse_answer: None,
             on_batch: None,
             #[cfg(feature = "storage")]
-            persist: None,
-            config,
+            persist: persist::PersistCell::new(keys.persist),
+            config: Config {
+                api_key: Key::new(""),
+                secret_key: None,
+                distinct_id: None,
+                ..config
+            },
+            api_key: keys.api_key,
+            secret_key: keys.secret_key,
+            default_id: keys.default_id,
         }
     }
 
@@ -331,8 +377,16 @@ impl<'r> Client<'r> {
 
     /// The configuration.
     #[must_use]
-    pub const fn config(&self) -> &Config {
-        &self.config
+    pub fn config(&self) -> Config<'_> {
+        Config {
+            api_key: Key::new(self.api_key.as_str()),
+            secret_key: self.secret_key.as_ref().map(|k| Key::new(k.as_str())),
+            distinct_id: self
+                .default_id
+                .as_ref()
+                .map(|d| DistinctId::new(d.as_str())),
+            ..self.config
+        }
     }
 
     /// The counters.
@@ -469,16 +523,24 @@ impl<'r> Client<'r> {
         self.shut_down
     }
 
-    /// The distinct id `id` names: the given one, or the configured default (`default`, a
-    /// copy of [`Config::distinct_id`] so the client stays free to borrow mutably).
+    /// The distinct id `id` names: the given one, or the configured default (borrowed without
+    /// borrowing the client, so it stays free to borrow mutably; an owned default is copied
+    /// into `scratch`).
     fn resolve<'a>(
         &mut self,
         id: Id<'a>,
-        default: Option<&'a DistinctId>,
-    ) -> Result<&'a str, CaptureError> {
+        scratch: &'a mut [u8; MAX_DISTINCT_ID],
+    ) -> Result<&'a str, CaptureError>
+    where
+        'r: 'a,
+    {
+        let default = match &self.default_id {
+            Some(d) => d.copy_out(scratch),
+            None => None,
+        };
         match (id, default) {
             (Id::Of(s), _) => Ok(s),
-            (Id::Default, Some(d)) => Ok(d.as_str()),
+            (Id::Default, Some(d)) => Ok(d),
             (Id::Default, None) => {
                 bump(&mut self.stats.invalid, 1);
                 Err(CaptureError::EmptyDistinctId)
@@ -540,8 +602,8 @@ impl<'r> Client<'r> {
     where
         P: FnMut(&mut Object<'_, '_>) -> Result<(), PropertyError>,
     {
-        let default = self.config.distinct_id;
-        let distinct_id = self.resolve(distinct_id.into(), default.as_ref())?;
+        let mut scratch = [0; MAX_DISTINCT_ID];
+        let distinct_id = self.resolve(distinct_id.into(), &mut scratch)?;
         self.admit(event, distinct_id)?;
         let r = self
             .encoder
@@ -564,8 +626,8 @@ impl<'r> Client<'r> {
     where
         P: FnMut(&mut Person<'_, '_, '_>) -> Result<(), PropertyError>,
     {
-        let default = self.config.distinct_id;
-        let distinct_id = self.resolve(distinct_id.into(), default.as_ref())?;
+        let mut scratch = [0; MAX_DISTINCT_ID];
+        let distinct_id = self.resolve(distinct_id.into(), &mut scratch)?;
         self.admit("$identify", distinct_id)?;
         let r = self
             .encoder
@@ -588,8 +650,8 @@ impl<'r> Client<'r> {
     where
         P: FnMut(&mut Person<'_, '_, '_>) -> Result<(), PropertyError>,
     {
-        let default = self.config.distinct_id;
-        let distinct_id = self.resolve(distinct_id.into(), default.as_ref())?;
+        let mut scratch = [0; MAX_DISTINCT_ID];
+        let distinct_id = self.resolve(distinct_id.into(), &mut scratch)?;
         self.admit("$set", distinct_id)?;
         let r = self
             .encoder
@@ -692,7 +754,7 @@ impl<'r> Client<'r> {
                 max_events: self.batch_limit.max(1),
                 max_bytes: usize::MAX,
             };
-            match render_batch(&self.queue, now, self.config.api_key.as_str(), &limits, buf) {
+            match render_batch(&self.queue, now, self.api_key.as_str(), &limits, buf) {
                 Ok(Some(batch)) => {
                     self.in_flight = InFlight::Batch {
                         records: batch.records,

@@ -19,6 +19,7 @@
 
 use super::Client;
 use crate::capture::{PushError, Restored};
+use crate::managed::ManagedSlice;
 use crate::time::{Duration, Instant, Now};
 
 /// Break points of the queue-to-flash numbering kept at once (each a restored event after a
@@ -159,6 +160,79 @@ enum Anchor {
     Recorded,
 }
 
+/// Where a client keeps its persistence bookkeeping: in its
+/// [`Resources`](crate::resources::Resources), unused until persistence is attached. Empty, it
+/// is all zeros, so a `static` `Resources` stays in `.bss`.
+#[derive(Clone, Debug)]
+pub(crate) struct PersistSlot {
+    attached: bool,
+    state: Persist,
+}
+
+impl PersistSlot {
+    /// Not attached (all zeros).
+    pub(crate) const EMPTY: Self = Self {
+        attached: false,
+        state: Persist {
+            policy: PersistPolicy::EveryEvent,
+            next: 0,
+            breaks: heapless::Deque::new(),
+            log_next: 0,
+            tail_recorded: 0,
+            tail_refused: 0,
+            anchor: Anchor::Unknown,
+            wanted: false,
+            full: false,
+            retry_at: None,
+            captured: false,
+            stats: PersistStats {
+                persisted: 0,
+                restored: 0,
+                restore_dropped: 0,
+                too_large_for_flash: 0,
+                full: 0,
+                flash_errors: 0,
+                tail_writes: 0,
+            },
+        },
+    };
+}
+
+/// The client's handle on its [`PersistSlot`].
+pub(super) struct PersistCell<'r>(ManagedSlice<'r, PersistSlot>);
+
+impl<'r> PersistCell<'r> {
+    /// Not attached, over `storage` (one slot).
+    pub(super) fn new(storage: ManagedSlice<'r, PersistSlot>) -> Self {
+        let mut cell = Self(storage);
+        if let Some(slot) = cell.0.first_mut() {
+            slot.attached = false;
+        }
+        cell
+    }
+
+    pub(super) fn as_ref(&self) -> Option<&Persist> {
+        self.0.first().filter(|s| s.attached).map(|s| &s.state)
+    }
+
+    pub(super) fn as_mut(&mut self) -> Option<&mut Persist> {
+        self.0
+            .first_mut()
+            .filter(|s| s.attached)
+            .map(|s| &mut s.state)
+    }
+
+    fn set(&mut self, state: Persist) {
+        if let Some(slot) = self.0.first_mut() {
+            *slot = PersistSlot {
+                attached: true,
+                state,
+            };
+        }
+    }
+}
+
+/// Persistence bookkeeping (see [`PersistSlot`]).
 #[derive(Clone, Debug)]
 pub(super) struct Persist {
     policy: PersistPolicy,
@@ -232,7 +306,7 @@ impl Client<'_> {
                 .reseed(self.config.seed ^ (boot << 32 | boot).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         }
         let front = self.queue.front_seq();
-        self.persist = Some(Persist {
+        self.persist.set(Persist {
             policy,
             next: front,
             breaks: heapless::Deque::new(),
@@ -268,7 +342,7 @@ impl Client<'_> {
     /// Queued events not yet written to flash.
     #[must_use]
     pub fn unpersisted(&self) -> usize {
-        match &self.persist {
+        match self.persist.as_ref() {
             Some(p) => {
                 let seqs = self.queue.seqs();
                 usize::try_from(seqs.end.saturating_sub(p.next.max(seqs.start))).unwrap_or(0)

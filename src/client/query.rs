@@ -206,7 +206,7 @@ impl<'r> Client<'r> {
         };
         let buf = remote.scratch();
         let len = super::flags::write_flags_request(
-            self.config.api_key.as_str(),
+            self.api_key.as_str(),
             self.config.encoder.disable_geoip,
             ctx,
             keys,

@@ -261,9 +261,9 @@ mod tests {
     use std::borrow::ToOwned;
 
     use super::*;
+    use crate::client::resources::Resources;
     use crate::client::Config;
     use crate::flags::remote::RemoteStorage;
-    use crate::resources::Resources;
     use crate::time::Instant;
 
     const DEFS: &[u8] = br#"{"flags":[

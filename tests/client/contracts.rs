@@ -76,7 +76,7 @@ fn send(c: &mut C, t: u64, buf: &mut [u8]) -> Option<Vec<String>> {
 }
 
 /// A client over leaked resources (a handful per test).
-fn client(config: Config) -> C {
+fn client(config: Config<'static>) -> C {
     Client::new(config, Box::leak(Box::new(Res::new()))).unwrap()
 }
 
@@ -870,4 +870,84 @@ fn default_distinct_id_and_per_call_override() {
         Client::new(Config::new("k", 1).distinct_id("  "), &mut res).err(),
         Some(ConfigError::DistinctId { len: 2 })
     );
+}
+
+/// A client made by `with_capacity` keeps its own copies of the keys and the default
+/// `distinct_id`: the strings its configuration borrowed can go.
+#[cfg(feature = "std")]
+#[test]
+fn a_client_with_capacity_keeps_its_own_keys() {
+    use posthog_embedded::client::Id;
+    let mut c = {
+        let key = String::from("test-token");
+        let secret = String::from("phx_secret");
+        let id = String::from("device-7");
+        let config = Config::new(&key, 1).secret_key(&secret).distinct_id(&id);
+        Client::with_capacity(config, Res::capacities()).unwrap()
+    };
+    let config = c.config();
+    assert_eq!(config.api_key.as_str(), "test-token");
+    assert_eq!(config.secret_key.map(|k| k.as_str()), Some("phx_secret"));
+    assert_eq!(config.distinct_id.map(|d| d.as_str()), Some("device-7"));
+    let mut buf = vec![0u8; 4096];
+    // The definitions poll comes first: the token in its path, the secret in its header.
+    {
+        let tx = c.poll_transmit(at(0), &mut buf).unwrap();
+        assert_eq!(
+            tx.path.as_str(),
+            "/flags/definitions?token=test-token&send_cohorts"
+        );
+        let mut wire = String::new();
+        for (_, v) in tx.headers() {
+            v.write(|p| -> Result<(), ()> {
+                wire.push_str(p);
+                Ok(())
+            })
+            .unwrap();
+        }
+        assert!(wire.contains("Bearer phx_secret"), "{wire}");
+    }
+    c.handle_response(at(1), &ok(), DEFS);
+    c.capture(at(2), "boot", Id::Default, &EventOptions::new(), |_| Ok(()))
+        .unwrap();
+    c.flush();
+    let tx = c.poll_transmit(at(3), &mut buf).unwrap();
+    let body: Value = serde_json::from_slice(tx.body).unwrap();
+    assert_eq!(body["api_key"], "test-token");
+    assert_eq!(body["batch"][0]["distinct_id"], "device-7");
+}
+
+/// The definitions' `ETag` is kept whole or not at all: one longer than [`MAX_ETAG`] would be
+/// cut, and a cut `ETag` never matches, so it is dropped; a `304` without one keeps the last.
+#[test]
+fn an_etag_is_kept_whole_or_not_at_all() {
+    use posthog_embedded::client::MAX_ETAG;
+    let mut buf = vec![0u8; 4096];
+    let mut c = client(Config::new("test-token", 1).secret_key("phx_secret"));
+    let longest = format!("\"{}\"", "e".repeat(MAX_ETAG - 2));
+    let answer = |etag| ResponseInfo {
+        status: 200,
+        retry_after: None,
+        etag,
+    };
+    let _ = c.poll_transmit(at(0), &mut buf).unwrap();
+    c.handle_response(at(1), &answer(Some(&longest)), DEFS);
+    assert_eq!(c.definitions_etag(), Some(longest.as_str()));
+    let next = c.poll_timeout().unwrap();
+    let _ = c.poll_transmit(Now::mono(next), &mut buf).unwrap();
+    c.handle_response(Now::mono(next), &status(304), b"");
+    assert_eq!(c.definitions_etag(), Some(longest.as_str()));
+    let too_long = format!("\"{}\"", "e".repeat(MAX_ETAG - 1));
+    let next = c.poll_timeout().unwrap();
+    let _ = c.poll_transmit(Now::mono(next), &mut buf).unwrap();
+    c.handle_response(Now::mono(next), &answer(Some(&too_long)), DEFS);
+    assert_eq!(c.definitions_etag(), None);
+    let next = c.poll_timeout().unwrap();
+    let tx = c.poll_transmit(Now::mono(next), &mut buf).unwrap();
+    assert!(!tx.headers().any(|(k, _)| k == "If-None-Match"));
+    // Kept from flash with the definitions, the same rule.
+    c.load_definitions_with_etag(DEFS, "\"v2\"").unwrap();
+    assert_eq!(c.definitions_etag(), Some("\"v2\""));
+    c.load_definitions_with_etag(DEFS, &too_long).unwrap();
+    assert_eq!(c.definitions_etag(), None);
 }

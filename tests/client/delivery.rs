@@ -36,7 +36,7 @@ fn answer(status: u16, retry_after: Option<RetryAfter>) -> ResponseInfo<'static>
 }
 
 /// A client over leaked resources (a handful per test).
-fn client(config: Config) -> C {
+fn client(config: Config<'static>) -> C {
     Client::new(config, Box::leak(Box::new(Res::new()))).unwrap()
 }
 

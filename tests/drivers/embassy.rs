@@ -215,7 +215,7 @@ pub(crate) type M = CriticalSectionRawMutex;
 
 /// A client with `config` split into its handle and runner, everything leaked (`'static`, as
 /// in a firmware's statics): 4 KiB of requests, 1 KiB of heads, `body` bytes of kept bodies.
-fn start(config: Config, body: usize) -> (Posthog<'static, M>, Runner<'static, M>) {
+fn start(config: Config<'static>, body: usize) -> (Posthog<'static, M>, Runner<'static, M>) {
     let resources = Box::leak(Box::new(Resources::<4096, 4, 64, 1024>::new()));
     let mut client = Client::new(config, resources).expect("valid configuration");
     // Storage for `/flags` queries (request body, then the answer).

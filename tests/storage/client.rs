@@ -623,7 +623,7 @@ mod definitions {
 fn offline_client<const Q: usize>(
     flash: &mut Flash,
     pages: u32,
-    config: Config,
+    config: Config<'static>,
 ) -> (EventLog, Client<'static>) {
     let (log, mounted) = block_on(EventLog::mount(flash, 0..pages * 1024)).unwrap();
     let resources = Box::leak(Box::new(Resources::<Q, 4, 16, 256>::new()));

@@ -6,10 +6,10 @@ use posthog_embedded::config::MAX_DISTINCT_ID;
 use posthog_embedded::Duration;
 
 /// `(configuration, the error every constructor must give)`, one per rule.
-pub(crate) fn rejected() -> Vec<(Config, ConfigError)> {
-    let long = "k".repeat(MAX_KEY_LEN + 1);
-    let long = long.as_str();
-    let long_id = "d".repeat(MAX_DISTINCT_ID + 1);
+pub(crate) fn rejected() -> Vec<(Config<'static>, ConfigError)> {
+    // Leaked: the configurations borrow their keys, and the tests keep them for good.
+    let long: &'static str = "k".repeat(MAX_KEY_LEN + 1).leak();
+    let long_id: &'static str = "d".repeat(MAX_DISTINCT_ID + 1).leak();
     let secs = Duration::from_secs;
     vec![
         (
@@ -69,7 +69,7 @@ pub(crate) fn rejected() -> Vec<(Config, ConfigError)> {
             ConfigError::DistinctId { len: 0 },
         ),
         (
-            Config::new("phc_ok", 1).distinct_id(&long_id),
+            Config::new("phc_ok", 1).distinct_id(long_id),
             ConfigError::DistinctId {
                 len: MAX_DISTINCT_ID + 1,
             },

@@ -417,7 +417,7 @@ impl StdConfig {
     }
 
     /// The core configuration.
-    pub(super) fn core_config(&self) -> Config {
+    pub(super) fn core_config(&self) -> Config<'_> {
         let mut c = Config::new(&self.api_key, self.seed)
             .flush_at(self.flush_at)
             .flush_interval(to_core(self.flush_interval))

@@ -71,8 +71,8 @@
 //!
 //! The core's storage ([`StdConfig::capacities`]) and the `/flags` answer
 //! ([`STD_REMOTE_CAPACITY`]) are allocated on the heap when the client starts, directly (no
-//! stack copy, no helper thread), and freed when it is dropped. The keys are copied into the
-//! core [`Config`](crate::client::Config): nothing is leaked.
+//! stack copy, no helper thread), and freed when it is dropped. The core client keeps its own
+//! copies of the keys, on the heap, freed with it: nothing is leaked.
 //!
 //! [`Client`]: crate::client::Client
 //! [`poll_transmit`]: crate::client::Client::poll_transmit

@@ -25,7 +25,10 @@ use crate::flags::store::{FlagStorage, Requirements};
 /// - a flag-definitions store of `F` flags, `N` nodes and `B` bytes of text
 ///   ([`FlagStore::requirements`](crate::flags::FlagStore::requirements) sizes them from a real
 ///   document; the CLI's `check` prints the same numbers);
-/// - `T` entries (8 bytes each) of `$feature_flag_called` de-duplication.
+/// - `T` entries (8 bytes each) of `$feature_flag_called` de-duplication;
+/// - the definitions' `ETag` ([`MAX_ETAG`](crate::net::MAX_ETAG) bytes);
+/// - with the `storage` feature, the bookkeeping of persistence (about 250 bytes), used once
+///   it is attached ([`Client::attach_persistence`](crate::client::Client::attach_persistence)).
 #[derive(Clone, Debug)]
 pub struct Resources<
     const Q: usize,
@@ -37,6 +40,9 @@ pub struct Resources<
     pub(crate) queue: [u8; Q],
     pub(crate) flags: FlagStorage<F, N, B>,
     pub(crate) called: [u64; T],
+    pub(crate) etag: [u8; crate::net::MAX_ETAG],
+    #[cfg(feature = "storage")]
+    pub(crate) persist: super::persist::PersistSlot,
 }
 
 impl<const Q: usize, const F: usize, const N: usize, const B: usize, const T: usize> Default
@@ -57,6 +63,9 @@ impl<const Q: usize, const F: usize, const N: usize, const B: usize, const T: us
             queue: [0; Q],
             flags: FlagStorage::new(),
             called: [0; T],
+            etag: [0; crate::net::MAX_ETAG],
+            #[cfg(feature = "storage")]
+            persist: super::persist::PersistSlot::EMPTY,
         }
     }
 
