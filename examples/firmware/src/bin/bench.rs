@@ -101,6 +101,9 @@ fn main() -> ! {
         hprintln!("bench calibration_{} {} {}", name, expected, measured);
     }
 
+    // Not an instruction count: the library's own fixed state, `size_of::<Client>()` in bytes.
+    report("client_bytes", workload::CLIENT_BYTES as u64);
+
     // capture: a 5-property event into the queue (emptied, untimed, before it fills up).
     let mut encoder = Encoder::new(EncoderConfig::DEFAULT, 0x5eed);
     let mut capture = 0;
