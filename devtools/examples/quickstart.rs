@@ -68,7 +68,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!(
         "  device  {DEVICE}: Resources<4096, 20, 128, 2048> + Client, {} bytes of RAM on this host \
-         (16,776 on a Cortex-M4), monotonic clock only",
+         (16,304 on a Cortex-M4), monotonic clock only",
         size_of::<DeviceResources>() + size_of::<Client<'_>>()
     );
 

@@ -303,7 +303,8 @@ impl Settled {
     /// `start..end` (not empty), or its first `2^31 - 1` records when it is longer: the caller
     /// records the rest as further entries.
     fn new(start: u64, end: u64, delivered: bool) -> Self {
-        let len = u32::try_from(end - start)
+        debug_assert!(start < end);
+        let len = u32::try_from(end.saturating_sub(start))
             .unwrap_or(u32::MAX)
             .min(Self::DELIVERED - 1);
         Self {
@@ -313,7 +314,8 @@ impl Settled {
     }
 
     fn end(self) -> u64 {
-        self.start + u64::from(self.len_delivered & !Self::DELIVERED)
+        self.start
+            .saturating_add(u64::from(self.len_delivered & !Self::DELIVERED))
     }
 
     fn contains(self, seq: u64) -> bool {

@@ -88,8 +88,9 @@ pub use snapshot::{
 };
 pub use stats::{BatchOutcome, ClientStats, DeliveryError, EventInfo, Fate, Verdict, FATE_HISTORY};
 
-/// A client's keys, as it keeps them, and the storage of its `ETag` and persistence state.
-struct Keys<'r> {
+/// What a client keeps by reference: its keys, and the storage of its `ETag` and persistence
+/// state.
+struct Parts<'r> {
     /// Storage for the definitions' `ETag` ([`MAX_ETAG`] bytes).
     etag: ManagedSlice<'r, u8>,
     api_key: ManagedStr<'r>,
@@ -109,9 +110,11 @@ enum InFlight {
 }
 
 /// The client. It borrows its storage (event queue, flag store, `$feature_flag_called`
-/// de-duplication) from a [`Resources`] that names the capacities once, so the client's type
-/// has none: one `Client<'r>` whatever the sizes, and its code is compiled once. On a host,
-/// [`with_capacity`](Self::with_capacity) (feature `std`) allocates the storage instead.
+/// de-duplication, the definitions' `ETag`, persistence bookkeeping) from a [`Resources`] that
+/// names the capacities once, so the client's type has none: one `Client<'r>` whatever the
+/// sizes, and its code is compiled once. [`new`](Self::new) also borrows the keys and default
+/// `distinct_id` of its [`Config`] for `'r`. On a host, [`with_capacity`](Self::with_capacity)
+/// (feature `std`) allocates the storage instead and copies the keys.
 pub struct Client<'r> {
     /// The settings, keys left out (`api_key` empty, no `secret_key` or `distinct_id`): they
     /// are the three fields below, borrowed for `'r` (or owned, from
@@ -213,7 +216,7 @@ impl<'r> Client<'r> {
                 setting: Setting::QueueBytes,
             });
         }
-        let keys = Keys {
+        let parts = Parts {
             etag: ManagedSlice::Borrowed(&mut resources.etag),
             #[cfg(feature = "storage")]
             persist: ManagedSlice::Borrowed(core::slice::from_mut(&mut resources.persist)),
@@ -223,7 +226,7 @@ impl<'r> Client<'r> {
         };
         Ok(Self::from_parts(
             config,
-            keys,
+            parts,
             ManagedSlice::Borrowed(&mut resources.queue),
             FlagTables::new(&mut resources.flags),
             ManagedSlice::Borrowed(&mut resources.called),
@@ -246,7 +249,7 @@ impl<'r> Client<'r> {
                 setting: Setting::QueueBytes,
             });
         }
-        let keys = Keys {
+        let parts = Parts {
             etag: ManagedSlice::owned(0, MAX_ETAG),
             #[cfg(feature = "storage")]
             persist: ManagedSlice::owned(persist::PersistSlot::EMPTY, 1),
@@ -256,7 +259,7 @@ impl<'r> Client<'r> {
         };
         Ok(Client::from_parts(
             config,
-            keys,
+            parts,
             ManagedSlice::owned(0, capacities.queue),
             FlagTables::with_capacity(capacities.flags),
             ManagedSlice::owned(0, capacities.called),
@@ -265,7 +268,7 @@ impl<'r> Client<'r> {
 
     fn from_parts(
         config: Config<'_>,
-        keys: Keys<'r>,
+        parts: Parts<'r>,
         queue: ManagedSlice<'r, u8>,
         flags: FlagTables<'r>,
         called: ManagedSlice<'r, u64>,
@@ -317,14 +320,14 @@ impl<'r> Client<'r> {
             reported_to: 0,
             opted_out: config.opted_out,
             shut_down: false,
-            next_poll: if keys.secret_key.is_some() {
+            next_poll: if parts.secret_key.is_some() {
                 Some(Instant::ZERO)
             } else {
                 None
             },
             poll_errors: 0,
             poll_failed: false,
-            etag: definitions::Etag::new(keys.etag),
+            etag: definitions::Etag::new(parts.etag),
             definitions_change: None,
             before_send: None,
             hooks: hooks::Hooks::new(),
@@ -336,16 +339,16 @@ impl<'r> Client<'r> {
             parse_answer: None,
             on_batch: None,
             #[cfg(feature = "storage")]
-            persist: persist::PersistCell::new(keys.persist),
+            persist: persist::PersistCell::new(parts.persist),
             config: Config {
                 api_key: Key::new(""),
                 secret_key: None,
                 distinct_id: None,
                 ..config
             },
-            api_key: keys.api_key,
-            secret_key: keys.secret_key,
-            default_id: keys.default_id,
+            api_key: parts.api_key,
+            secret_key: parts.secret_key,
+            default_id: parts.default_id,
         }
     }
 

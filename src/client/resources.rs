@@ -27,7 +27,7 @@ use crate::flags::store::{FlagStorage, Requirements};
 ///   document; the CLI's `check` prints the same numbers);
 /// - `T` entries (8 bytes each) of `$feature_flag_called` de-duplication;
 /// - the definitions' `ETag` ([`MAX_ETAG`](crate::net::MAX_ETAG) bytes);
-/// - with the `storage` feature, the bookkeeping of persistence (about 250 bytes), used once
+/// - with the `storage` feature, the bookkeeping of persistence (256 bytes on a Cortex-M4), used once
 ///   it is attached ([`Client::attach_persistence`](crate::client::Client::attach_persistence)).
 #[derive(Clone, Debug)]
 pub struct Resources<

@@ -822,3 +822,44 @@ fn a_write_reported_failed_after_it_landed_neither_hides_nor_repeats_an_event() 
     let sent = b.deliver(&mut d.flash, mono(10));
     assert_eq!(sent.iter().map(n_of).collect::<Vec<_>>(), [1]);
 }
+
+/// A client made over `Resources` another client used starts clean: no persistence attached,
+/// no `ETag`, whatever the first one left in that storage.
+#[test]
+fn a_new_client_over_used_resources_starts_clean() {
+    let mut flash = Flash::new(4, 3);
+    let (_log, mounted) = block_on(EventLog::mount(&mut flash, 0..4 * 1024)).unwrap();
+    let mut resources = Resources::<2048, 4, 16, 256>::new();
+    {
+        let mut first = Client::new(Config::new("phc_k", 1), &mut resources).unwrap();
+        first.attach_persistence(PersistPolicy::EveryEvent, persist::position(&mounted));
+        first
+            .capture(
+                mono(1),
+                "boot",
+                "device-1",
+                &EventOptions::new(),
+                |_| Ok(()),
+            )
+            .unwrap();
+        first
+            .load_definitions_with_etag(br#"{"flags":[]}"#, "\"v1\"")
+            .unwrap();
+        assert_eq!(first.definitions_etag(), Some("\"v1\""));
+        assert_eq!(first.unpersisted(), 1);
+    }
+    let mut second = Client::new(Config::new("phc_k", 2), &mut resources).unwrap();
+    assert_eq!(second.definitions_etag(), None);
+    // Not attached: a captured event waits for no flash write.
+    second
+        .capture(
+            mono(2),
+            "boot",
+            "device-1",
+            &EventOptions::new(),
+            |_| Ok(()),
+        )
+        .unwrap();
+    assert_eq!(second.unpersisted(), 0);
+    assert!(second.is_persisted());
+}

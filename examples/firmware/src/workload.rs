@@ -89,7 +89,7 @@ pub fn evaluate(store: &Store, key: &str) -> Result<FlagValue, Inconclusive> {
 // RAM figures the README and the quick start quote, checked on the target itself at compile
 // time: the storage of a client with a 4 KiB queue, 20 flags, 128 nodes, 2 KiB of flag text and
 // the default 256-entry `$feature_flag_called` tracker (and its `ETag`; with the `storage`
-// feature, 248 bytes more of persistence bookkeeping); the client borrowing it; and the 4 KiB
+// feature, 256 bytes more of persistence bookkeeping); the client borrowing it; and the 4 KiB
 // queue alone.
 #[cfg(not(feature = "persist"))]
 const _: () = assert!(
