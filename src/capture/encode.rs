@@ -19,6 +19,7 @@
 use super::queue::{PushError, Queue};
 use super::uuid::{Uuid, UuidGen, UUID_LEN};
 use crate::error::{CaptureError, PropertyError};
+use crate::json::is_blank;
 use crate::json::write::{Object, Sink};
 use crate::time::timestamp::{format_iso8601, ISO_LEN};
 use crate::time::{Now, UnixMillis};
@@ -220,10 +221,6 @@ impl From<PropertyError> for Abort {
 pub struct Encoder {
     config: EncoderConfig,
     uuids: UuidGen,
-}
-
-fn is_blank(s: &str) -> bool {
-    s.trim().is_empty()
 }
 
 impl Encoder {

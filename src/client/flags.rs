@@ -75,9 +75,7 @@ pub(super) struct CalledInfo<'a> {
 }
 
 /// An empty or whitespace distinct id: the flag is unknown, nobody is asked, no event is sent.
-pub(super) fn is_blank(s: &str) -> bool {
-    s.trim().is_empty()
-}
+pub(super) use crate::json::is_blank;
 
 /// The `(type, key)` pairs of a context's groups.
 fn group_pairs<'c>(ctx: &EvalContext<'c>) -> heapless::Vec<(&'c str, &'c str), MAX_EVENT_GROUPS> {

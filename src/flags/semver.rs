@@ -68,7 +68,7 @@ use core::fmt;
 /// plus the information separators U+001C to U+001F.
 #[must_use]
 pub(crate) fn py_is_space(c: char) -> bool {
-    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
+    crate::json::is_white_space(c) || ('\u{1c}'..='\u{1f}').contains(&c)
 }
 
 /// `s.strip()` as Python does it (see [`py_is_space`]).

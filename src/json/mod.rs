@@ -8,11 +8,29 @@
 //! - `typed` (the `serde` feature): any `Serialize` value as a property, and JSON text (a flag
 //!   payload) read into a `Deserialize` type, through `serde-json-core`.
 
+pub(crate) mod decimal;
 pub mod read;
 mod short_float;
 #[cfg(feature = "serde")]
 pub mod typed;
 pub mod write;
+
+/// Unicode `White_Space`, exactly as [`char::is_whitespace`], without `core`'s 256-byte lookup
+/// table: the property has 25 code points.
+#[must_use]
+pub(crate) fn is_white_space(c: char) -> bool {
+    matches!(
+        c,
+        '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{85}' | '\u{a0}' | '\u{1680}' | '\u{2000}'
+            ..='\u{200a}' | '\u{2028}' | '\u{2029}' | '\u{202f}' | '\u{205f}' | '\u{3000}'
+    )
+}
+
+/// Whether `s` is empty or only [`White_Space`](is_white_space) (what `str::trim` leaves empty).
+#[must_use]
+pub(crate) fn is_blank(s: &str) -> bool {
+    s.chars().all(is_white_space)
+}
 
 /// Whether `b` is special in a JSON string: a control character, `"` or `\` (what a writer
 /// escapes and what ends a reader's run of plain text).
@@ -32,4 +50,32 @@ pub(crate) fn may_need_escape(w: u32) -> bool {
     // below 1.
     let below = |v: u32, n: u32| v.wrapping_sub(n.wrapping_mul(ONES)) & !v & HIGH;
     below(w, 0x20) | below(w ^ 0x2222_2222, 1) | below(w ^ 0x5c5c_5c5c, 1) != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{is_blank, is_white_space};
+
+    #[test]
+    fn white_space_is_core_s_on_every_code_point() {
+        for c in (0..=0x10_ffff).filter_map(char::from_u32) {
+            assert_eq!(is_white_space(c), c.is_whitespace(), "{:x}", u32::from(c));
+        }
+    }
+
+    #[test]
+    fn blank_is_what_trim_leaves_empty() {
+        for s in [
+            "",
+            " ",
+            "\t\n",
+            "\u{3000}\u{a0}",
+            "a",
+            " a ",
+            "\u{200b}",
+            "\u{1c}",
+        ] {
+            assert_eq!(is_blank(s), s.trim().is_empty(), "{s:?}");
+        }
+    }
 }

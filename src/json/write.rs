@@ -326,9 +326,10 @@ fn copy_words(dst: &mut [u8], src: &[u8]) {
 
 /// Formats `v` in decimal into the end of `buf`, returning the digits.
 ///
-/// Values that fit a `u32` (almost all property values, offsets and counters) never touch
-/// 64-bit division, which a 32-bit MCU does in software: a larger value is split once into
-/// nine low digits and the rest.
+/// No 64-bit division, which a 32-bit MCU does in software (and which links a kilobyte of
+/// it): values that fit a `u32` (almost all property values, offsets and counters) are
+/// written with 32-bit arithmetic, and a larger one first loses four digits at a time through
+/// [`div_small`].
 pub(crate) fn fmt_u64(v: u64, buf: &mut [u8; 20]) -> &[u8] {
     let mut i = buf.len();
     let mut put = |mut w: u32, min_digits: usize, i: &mut usize| {
@@ -344,22 +345,33 @@ pub(crate) fn fmt_u64(v: u64, buf: &mut [u8; 20]) -> &[u8] {
             }
         }
     };
-    match u32::try_from(v) {
-        Ok(w) => put(w, 1, &mut i),
-        Err(_) => {
-            const E9: u64 = 1_000_000_000;
-            let (high, low) = (v / E9, (v % E9) as u32);
-            put(low, 9, &mut i);
-            match u32::try_from(high) {
-                Ok(w) => put(w, 1, &mut i),
-                Err(_) => {
-                    put((high % E9) as u32, 9, &mut i);
-                    put((high / E9) as u32, 1, &mut i);
-                }
+    // Four digits at a time off the bottom until the rest fits a `u32`: at most three rounds.
+    let mut rest = v;
+    let w = loop {
+        match u32::try_from(rest) {
+            Ok(w) => break w,
+            Err(_) => {
+                let (q, r) = div_small(rest, 10_000);
+                put(r, 4, &mut i);
+                rest = q;
             }
         }
-    }
+    };
+    put(w, 1, &mut i);
     buf.get(i..).unwrap_or_default()
+}
+
+/// `(v / d, v % d)` for `d < 2^16`, with 32-bit divisions only: long division in base 2^16
+/// (each partial remainder is below `d`, so `remainder · 2^16 + limb` fits a `u32`).
+fn div_small(v: u64, d: u32) -> (u64, u32) {
+    let d = d.clamp(1, 0xffff);
+    let (mut q, mut r) = (0u64, 0u32);
+    for shift in [48, 32, 16, 0] {
+        let cur = (r << 16) | ((v >> shift) as u32 & 0xffff);
+        q = (q << 16) | u64::from(cur / d);
+        r = cur % d;
+    }
+    (q, r)
 }
 
 /// A type that can be written as a JSON value (a property value, an array element).
@@ -765,7 +777,8 @@ impl Value for RawJson<'_> {
         if values != 1 {
             return Err(PropertyError::InvalidJson { offset: text.len() });
         }
-        w.raw_json(text.trim())
+        // Around a valid JSON value there is only JSON whitespace, which is ASCII.
+        w.raw_json(text.trim_ascii())
     }
 }
 

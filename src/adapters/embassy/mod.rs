@@ -114,7 +114,7 @@ pub fn new<'d, M: RawMutex>(
     buffers: Buffers<'d>,
     host: &'d str,
 ) -> Result<(Posthog<'d, M>, Runner<'d, M>), ConfigError> {
-    if host.trim().is_empty() {
+    if crate::json::is_blank(host) {
         return Err(ConfigError::EmptyHost);
     }
     let shared: &'d Shared<'d, M> = state.shared.insert(Shared {

@@ -55,8 +55,7 @@ pub fn parse_py_number(s: &str) -> Option<f64> {
     if i != b.len() {
         return None;
     }
-    // Rust's float grammar accepts everything matched above.
-    s.parse::<f64>().ok().filter(|v| v.is_finite())
+    crate::json::decimal::parse_f64(s).filter(|v| v.is_finite())
 }
 
 /// [`PropertyValue::is_boolean_like`] of a raw JSON value (for example a filter value straight

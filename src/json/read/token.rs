@@ -256,8 +256,8 @@ impl<'a> Number<'a> {
     /// `-0` gives `-0.0`.
     #[must_use]
     pub fn as_f64(&self) -> f64 {
-        // Rust's float grammar is a superset of JSON's, so this never fails.
-        self.raw.parse().unwrap_or(f64::NAN)
+        // A number token always has the grammar `parse_f64` takes.
+        crate::json::decimal::parse_f64(self.raw).unwrap_or(f64::NAN)
     }
 }
 
