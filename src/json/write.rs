@@ -345,33 +345,39 @@ pub(crate) fn fmt_u64(v: u64, buf: &mut [u8; 20]) -> &[u8] {
             }
         }
     };
-    // Four digits at a time off the bottom until the rest fits a `u32`: at most three rounds.
-    let mut rest = v;
-    let w = loop {
-        match u32::try_from(rest) {
-            Ok(w) => break w,
-            Err(_) => {
+    match u32::try_from(v) {
+        Ok(w) => put(w, 1, &mut i),
+        Err(_) => {
+            // Four digits at a time off the bottom until the rest fits a `u32`: at most three
+            // rounds.
+            let mut rest = v;
+            while rest > u64::from(u32::MAX) {
                 let (q, r) = div_small(rest, 10_000);
                 put(r, 4, &mut i);
                 rest = q;
             }
+            put(rest as u32, 1, &mut i);
         }
-    };
-    put(w, 1, &mut i);
+    }
     buf.get(i..).unwrap_or_default()
 }
 
-/// `(v / d, v % d)` for `d < 2^16`, with 32-bit divisions only: long division in base 2^16
-/// (each partial remainder is below `d`, so `remainder · 2^16 + limb` fits a `u32`).
+/// `(v / d, v % d)` for `d < 2^16`, with 32-bit divisions only: the high word, then the low
+/// word in two 16-bit halves (each partial remainder is below `d`, so `remainder · 2^16 + half`
+/// fits a `u32`). Never inlined: values past `u32` are rare, and the callers stay small.
+#[inline(never)]
 fn div_small(v: u64, d: u32) -> (u64, u32) {
     let d = d.clamp(1, 0xffff);
-    let (mut q, mut r) = (0u64, 0u32);
-    for shift in [48, 32, 16, 0] {
-        let cur = (r << 16) | ((v >> shift) as u32 & 0xffff);
-        q = (q << 16) | u64::from(cur / d);
-        r = cur % d;
-    }
-    (q, r)
+    let (hi, lo) = ((v >> 32) as u32, v as u32);
+    let (q_hi, r) = (hi / d, hi % d);
+    let mid = (r << 16) | (lo >> 16);
+    let (q_mid, r) = (mid / d, mid % d);
+    let low = (r << 16) | (lo & 0xffff);
+    let (q_low, r) = (low / d, low % d);
+    (
+        (u64::from(q_hi) << 32) | u64::from((q_mid << 16) | q_low),
+        r,
+    )
 }
 
 /// A type that can be written as a JSON value (a property value, an array element).
