@@ -76,13 +76,15 @@ def strip(text):
 
 
 def drop_unit_tests(text):
-    """Remove `#[cfg(test)]` items (`mod tests { ... }` and helpers), keeping line numbers."""
+    """Remove `#[cfg(test)]` and `#[cfg(all(test, ...))]` items (`mod tests { ... }` and
+    helpers), keeping line numbers."""
     out, pos = [], 0
     item = re.compile(
         r"\s*(#\[[^\]]*\]\s*)*(pub(\([^)]*\))?\s+)?"
         r"(mod|fn|use|impl|struct|enum|const|static|type|trait|macro_rules|unsafe|async|extern)\b"
     )
-    for m in re.finditer(r"#\[cfg\(test\)\]", text):
+    # `#[cfg(test)]`, or `#[cfg(all(test, ...))]` (tests of one feature profile).
+    for m in re.finditer(r"#\[cfg\((?:test|all\(test\b[^\]]*\))\)\]", text):
         if m.start() < pos or not item.match(text, m.end()):
             continue
         brace = text.find("{", m.end())

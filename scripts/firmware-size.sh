@@ -21,11 +21,12 @@ set -euo pipefail
 
 # Budgets (bytes of flash = text + data; instructions per operation). Override one from the
 # environment to try a tighter value locally.
-BUDGET_CAPTURE_FLASH=${BUDGET_CAPTURE_FLASH:-17920}       # (a) size_capture, total
-BUDGET_FLAGS_FLASH=${BUDGET_FLAGS_FLASH:-133120}          # (b) size_flags, total
-BUDGET_FULL_FLASH=${BUDGET_FULL_FLASH:-233472}            # (c) firmware, default features
-BUDGET_NO_PERSIST_FLASH=${BUDGET_NO_PERSIST_FLASH:-208896} # (c) without persistence
-BUDGET_TLS_FLASH=${BUDGET_TLS_FLASH:-326656}              # (c) with TLS
+BUDGET_CAPTURE_FLASH=${BUDGET_CAPTURE_FLASH:-16896}       # (a) size_capture, total
+BUDGET_FLAGS_FLASH=${BUDGET_FLAGS_FLASH:-118784}          # (b) size_flags, total
+BUDGET_FULL_FLASH=${BUDGET_FULL_FLASH:-218624}            # (c) firmware, default features
+BUDGET_NO_PERSIST_FLASH=${BUDGET_NO_PERSIST_FLASH:-194560} # (c) without persistence
+BUDGET_TLS_FLASH=${BUDGET_TLS_FLASH:-311296}              # (c) with TLS
+BUDGET_COMPACT_FLASH=${BUDGET_COMPACT_FLASH:-207872}      # (c) in the compact profile
 BUDGET_CAPTURE_INSTR=${BUDGET_CAPTURE_INSTR:-3100}         # one 5-property capture
 BUDGET_LOAD_INSTR_PER_BYTE=${BUDGET_LOAD_INSTR_PER_BYTE:-120} # FlagStore::load, per document byte
 BUDGET_LOAD_ONCE_INSTR_PER_BYTE=${BUDGET_LOAD_ONCE_INSTR_PER_BYTE:-64} # load_or_clear, per byte
@@ -33,6 +34,7 @@ BUDGET_CLIENT_BYTES=${BUDGET_CLIENT_BYTES:-960}            # size_of::<Client>()
 # Where each is headed.
 TARGET_CAPTURE_FLASH=8192
 TARGET_FULL_FLASH=131072
+TARGET_COMPACT_FLASH=81920
 TARGET_CAPTURE_INSTR=3000
 TARGET_LOAD_INSTR_PER_BYTE=60
 TARGET_CLIENT_BYTES=1024
@@ -67,6 +69,11 @@ cp "target/$M4/release/posthog-firmware" "$OUT/no-persist.elf"
 # With TLS on the device (the throwaway root beside the firmware crate: only sizes matter).
 cargo build --release --quiet --target "$M4" --bin posthog-firmware --features tls
 cp "target/$M4/release/posthog-firmware" "$OUT/tls.elf"
+# The library's compact profile (no Unicode data): (b) and (c) again.
+cargo build --release --quiet --target "$M4" --bin size_flags --bin posthog-firmware \
+  --features compact
+cp "target/$M4/release/size_flags" "$OUT/compact-flags.elf"
+cp "target/$M4/release/posthog-firmware" "$OUT/compact.elf"
 cargo build --release --quiet --target "$M4" --bin posthog-firmware --bin bench
 cargo build --release --quiet --target "$M0" --bin posthog-firmware
 
@@ -103,6 +110,8 @@ row "(c) full client: embassy, HTTP over UART, queue and definitions on flash (\
 row "(c) without persistence (\`--no-default-features\`)" "$OUT/no-persist.elf"
 row "(c) on Cortex-M0+ (\`thumbv6m-none-eabi\`)" "target/$M0/release/posthog-firmware"
 row "(c) with TLS on the device (\`--features tls\`)" "$OUT/tls.elf"
+row "(b) in the compact profile (\`--features compact\`)" "$OUT/compact-flags.elf"
+row "(c) in the compact profile (\`--features compact\`)" "$OUT/compact.elf"
 echo
 read -r pt pd pb < <(sizes "target/$M4/release/posthog-firmware")
 read -r nt nd nb < <(sizes "$OUT/no-persist.elf")
@@ -175,6 +184,7 @@ gate "(b) capture + local flags flash" "$(flash_of "$OUT/size_flags.elf")" "$BUD
 gate "(c) full client flash" "$(flash_of "target/$M4/release/posthog-firmware")" "$BUDGET_FULL_FLASH" "$TARGET_FULL_FLASH"
 gate "(c) without persistence flash" "$(flash_of "$OUT/no-persist.elf")" "$BUDGET_NO_PERSIST_FLASH" "-"
 gate "(c) with TLS flash" "$(flash_of "$OUT/tls.elf")" "$BUDGET_TLS_FLASH" "-"
+gate "(c) compact profile flash" "$(flash_of "$OUT/compact.elf")" "$BUDGET_COMPACT_FLASH" "$TARGET_COMPACT_FLASH"
 # Every static of the library and the firmware is all zeros (`const fn new()` storage), so none
 # is copied from flash at boot: a non-zero `.data` means one stopped being (a niche-encoded
 # `None` in a `static`, say) and now costs its whole size in flash as well as in RAM.

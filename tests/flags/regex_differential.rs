@@ -789,7 +789,12 @@ fn pathological_inputs_stay_within_the_step_bound() {
         (r"(\w+\s?)*$", &format!("{long_a}!")),
         ("(?i)(a|A|k)*c", long_a.as_str()),
     ] {
-        let ours = Regex::<256>::new(pattern).unwrap();
+        // The compact profile refuses patterns that need Unicode data (`\w \s`, `(?i)`).
+        let ours = match Regex::<256>::new(pattern) {
+            Ok(re) => re,
+            Err(RegexError::Unsupported) if cfg!(feature = "compact") => continue,
+            Err(e) => panic!("{pattern}: {e}"),
+        };
         let (got, steps) = ours.is_match_counting(hay);
         let bound = ours.max_steps(hay.len());
         assert!(steps <= bound, "{pattern}: {steps} > {bound}");

@@ -417,6 +417,9 @@ fn regex_filters_compiled_at_load_answer_as_the_regex_crate() {
                 _ if *p == long_escaped => assert!(got.is_err(), "{h:?}: {got:?}"),
                 // Invalid: `regex` is false.
                 (Err(_), _) => assert_eq!(got, Ok(FlagValue::Bool(false)), "{p:?} {h:?}"),
+                // The compact profile leaves non-ASCII text to the server when the Unicode
+                // data it leaves out would decide.
+                (Ok(_), _) if cfg!(feature = "compact") && !h.is_ascii() && got.is_err() => {}
                 (Ok(re), _) => {
                     assert_eq!(got, Ok(FlagValue::Bool(re.is_match(h))), "{p:?} {h:?}");
                 }

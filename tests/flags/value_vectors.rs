@@ -287,6 +287,16 @@ fn property_match_cases() {
         };
         if got == want {
             *passed.entry(label).or_default() += 1;
+        } else if cfg!(feature = "compact")
+            && got == Outcome::Inconclusive(UNSUPPORTED)
+            && matches!(want, Outcome::Match(_))
+            && !case.to_string().is_ascii()
+        {
+            // The compact profile leaves out the Unicode data that decides these (never a
+            // different value, only inconclusive, and only for non-ASCII text).
+            *passed
+                .entry("(compact: inconclusive)".to_owned())
+                .or_default() += 1;
         } else {
             failures.push(format!(
                 "{} {op}: filter {:?} props {} version2={version2}: got {got:?}, want {want:?}",

@@ -151,7 +151,8 @@ pub(super) fn decode(b: [u8; INST_BYTES]) -> Option<Inst> {
     Some(inst)
 }
 
-#[cfg(test)]
+// The compact profile refuses most of these patterns; `tests/flags` checks it instead.
+#[cfg(all(test, not(feature = "compact")))]
 mod tests {
     use super::*;
     use crate::flags::regex::{EncodedRegex, Regex};

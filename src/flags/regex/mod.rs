@@ -168,8 +168,24 @@ impl<const N: usize> Regex<N> {
     /// (see the [module docs](self)).
     // Never inlined: its syntax tree takes most of its stack, and inlined into a caller the
     // frame grows by the copies the caller keeps (measured: 15 KiB alone, 23 KiB inlined).
+    ///
+    /// With the `compact` feature (no Unicode data), a pattern that would consult the data on
+    /// non-ASCII text (`\d \s \w \b`, `(?i)`) is [`RegexError::Unsupported`], so that
+    /// [`is_match`](Self::is_match) is exact on every haystack. (A flag store keeps such
+    /// patterns and answers inconclusive only for non-ASCII values.)
     #[inline(never)]
     pub fn new(pattern: &str) -> Result<Self, RegexError> {
+        let re = Self::compile(pattern)?;
+        if cfg!(feature = "compact") && program::needs_tables(&re.prog) {
+            return Err(RegexError::Unsupported);
+        }
+        Ok(re)
+    }
+
+    /// [`new`](Self::new) without the `compact` profile's refusal: for programs that are
+    /// stored and matched through [`EncodedRegex`], which checks each haystack.
+    #[inline(never)]
+    pub(crate) fn compile(pattern: &str) -> Result<Self, RegexError> {
         let () = Self::CAPACITY_OK;
         let ast = parse::parse::<N>(pattern)?;
         let mut prog = heapless::Vec::new();
@@ -204,7 +220,7 @@ impl<const N: usize> Regex<N> {
 
     /// Writes the program into `out`, which must be exactly
     /// [`encoded_len`](Self::encoded_len) bytes (`Err` carries that length otherwise).
-    #[cfg(test)]
+    #[cfg(all(test, not(feature = "compact")))]
     pub(crate) fn encode_into(&self, out: &mut [u8]) -> Result<(), usize> {
         if out.len() != self.encoded_len() {
             return Err(self.encoded_len());
@@ -251,18 +267,22 @@ impl<'a> EncodedRegex<'a> {
     }
 
     /// Whether the pattern matches anywhere in `haystack`, as [`Regex::is_match`]; `None` if
-    /// an instruction does not decode.
+    /// an instruction does not decode, or (with the `compact` feature) if `haystack` is not
+    /// ASCII and the program would consult the Unicode data the build leaves out.
     ///
     /// The program is decoded onto the stack once, then run: small programs (a typical filter
     /// pattern has a few dozen instructions) with thread lists sized for [`SMALL_PROGRAM`],
     /// so that a match does not clear the 2.5 KiB of lists a 256-instruction program needs.
     pub(crate) fn is_match(&self, haystack: &str) -> Option<bool> {
+        let undecidable = |prog: &[Inst]| {
+            cfg!(feature = "compact") && !haystack.is_ascii() && program::needs_tables(prog)
+        };
         if self.bytes.len() <= SMALL_PROGRAM * INST_BYTES {
             let prog = decode::<SMALL_PROGRAM>(self.bytes)?;
-            Some(run::<SMALL_PROGRAM>(&prog, haystack))
+            (!undecidable(&prog)).then(|| run::<SMALL_PROGRAM>(&prog, haystack))
         } else {
             let prog = decode::<DEFAULT_CAPACITY>(self.bytes)?;
-            Some(run::<DEFAULT_CAPACITY>(&prog, haystack))
+            (!undecidable(&prog)).then(|| run::<DEFAULT_CAPACITY>(&prog, haystack))
         }
     }
 }
@@ -575,7 +595,8 @@ impl<const N: usize> Vm<'_, N> {
     }
 }
 
-#[cfg(test)]
+// The compact profile refuses most of these patterns; `tests/flags` checks it instead.
+#[cfg(all(test, not(feature = "compact")))]
 mod tests {
     use super::*;
 

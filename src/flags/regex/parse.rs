@@ -260,7 +260,7 @@ impl<const N: usize> Parser<'_, N> {
     }
 
     fn literal(&mut self, c: char) -> Result<u16, RegexError> {
-        if self.flags.fold && tables::fold_next(c).is_some() {
+        if self.flags.fold && tables::may_fold(c) {
             self.push(Node::CharFold(c))
         } else {
             self.push(Node::Char(c))

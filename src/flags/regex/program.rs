@@ -31,6 +31,22 @@ pub(super) enum Inst {
     Match,
 }
 
+/// Whether the program consults the Unicode data for some non-ASCII character: `\d \s \w`
+/// (in or out of a class), `\b \B`, and case-insensitive characters and classes. Without that
+/// data (the `compact` feature), such a program decides only ASCII haystacks.
+pub(super) fn needs_tables(prog: &[Inst]) -> bool {
+    prog.iter().any(|inst| {
+        matches!(
+            inst,
+            Inst::CharFold(_)
+                | Inst::Perl(_)
+                | Inst::Class { fold: true, .. }
+                | Inst::Item(Item::Perl(_))
+                | Inst::Look(Look::WordBoundary | Look::NotWordBoundary)
+        )
+    })
+}
+
 /// The `regex` crate's default `size_limit` on a compiled program, in bytes. A pattern over it
 /// is rejected by `Regex::new`, so the server says `false`.
 pub(super) const REGEX_SIZE_LIMIT: u64 = 10 * (1 << 20);

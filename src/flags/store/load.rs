@@ -716,7 +716,7 @@ fn compile_regex(raw: &str, b: &mut Builder<'_>) -> Compiled {
         return Compiled::Text(b.text(""));
     }
     // Matched by reference: moving the 2 KiB program out of the result would copy it.
-    match &Regex::<DEFAULT_CAPACITY>::new(pattern) {
+    match &Regex::<DEFAULT_CAPACITY>::compile(pattern) {
         Ok(re) => Compiled::Regex(b.blob_from(re.encoded_len(), re.encoded())),
         Err(RegexError::Invalid) => Compiled::RegexInvalid,
         Err(_) => Compiled::RegexUnsupported,

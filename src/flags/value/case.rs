@@ -4,8 +4,9 @@
 use core::fmt;
 
 /// [`lower_eq`] could not decide: the answer depends on whether a `Σ` is word-final, and a
-/// neighbouring character is outside the Unicode ranges this crate carries case tables for.
-/// PostHog's evaluator treats this like any other inconclusive comparison.
+/// neighbouring character is outside the Unicode ranges this crate carries case tables for
+/// (with the `compact` feature, which carries none: both sides are not ASCII). PostHog's
+/// evaluator treats this like any other inconclusive comparison.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
@@ -32,8 +33,8 @@ impl core::error::Error for Undecidable {}
 /// [`Undecidable`] only when a `Σ` lines up with a `σ`, `ς` or another `Σ`, its word-final
 /// status matters, and deciding it needs the Cased/Case_Ignorable property of a character
 /// outside the ranges covered here (Latin, Greek, Cyrillic, Armenian, Latin/Greek Extended,
-/// General Punctuation, kana, CJK ideographs, Hangul syllables, most emoji). Every `Ok` is
-/// exact.
+/// General Punctuation, kana, CJK ideographs, Hangul syllables, most emoji); with the
+/// `compact` feature, whenever neither side is ASCII. Every `Ok` is exact.
 pub fn lower_eq(a: &str, b: &str) -> Result<bool, Undecidable> {
     if a == b {
         return Ok(true);
@@ -44,6 +45,41 @@ pub fn lower_eq(a: &str, b: &str) -> Result<bool, Undecidable> {
     if a.is_ascii() && b.is_ascii() {
         return Ok(a.eq_ignore_ascii_case(b));
     }
+    #[cfg(feature = "compact")]
+    return ascii_lower_eq(a, b);
+    #[cfg(not(feature = "compact"))]
+    full_lower_eq(a, b)
+}
+
+/// [`lower_eq`] without Unicode data, for strings that are not both ASCII: decided when one
+/// side is ASCII, since a non-ASCII character lowercases to ASCII only for `K` (U+212A, to
+/// `k`). (`İ` gives `i` and a combining dot, which is not ASCII.)
+#[cfg_attr(not(feature = "compact"), allow(dead_code))]
+fn ascii_lower_eq(a: &str, b: &str) -> Result<bool, Undecidable> {
+    let (ascii, other) = match (a.is_ascii(), b.is_ascii()) {
+        (true, _) => (a, b),
+        (_, true) => (b, a),
+        _ => return Err(Undecidable),
+    };
+    let mut left = ascii.bytes();
+    for c in other.chars() {
+        let lower = match c {
+            '\u{212a}' => b'k',
+            c if c.is_ascii() => c as u8,
+            // Its lowercase holds a non-ASCII character, which `ascii`'s cannot.
+            _ => return Ok(false),
+        };
+        match left.next() {
+            Some(x) if x.eq_ignore_ascii_case(&lower) => {}
+            _ => return Ok(false),
+        }
+    }
+    Ok(left.next().is_none())
+}
+
+/// [`lower_eq`] with the Unicode data, for strings that are not both ASCII.
+#[cfg(not(feature = "compact"))]
+fn full_lower_eq(a: &str, b: &str) -> Result<bool, Undecidable> {
     let mut x = Lower::new(a);
     let mut y = Lower::new(b);
     let mut undecided = false;
@@ -72,6 +108,7 @@ pub fn lower_eq(a: &str, b: &str) -> Result<bool, Undecidable> {
     }
 }
 
+#[cfg(not(feature = "compact"))]
 /// One character of a lowercased string.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Lc {
@@ -80,6 +117,7 @@ enum Lc {
     Sigma,
 }
 
+#[cfg(not(feature = "compact"))]
 /// The lowercase of a string, one character at a time.
 struct Lower<'a> {
     s: &'a str,
@@ -88,6 +126,7 @@ struct Lower<'a> {
     pending: Option<char>,
 }
 
+#[cfg(not(feature = "compact"))]
 impl<'a> Lower<'a> {
     fn new(s: &'a str) -> Self {
         Self {
@@ -98,6 +137,7 @@ impl<'a> Lower<'a> {
     }
 }
 
+#[cfg(not(feature = "compact"))]
 impl Iterator for Lower<'_> {
     type Item = Lc;
 
@@ -123,6 +163,7 @@ impl Iterator for Lower<'_> {
 /// `str::to_lowercase` and CPython's `str.lower` apply it): a cased character before it and no
 /// cased character after it, case-ignorable characters skipped both ways. `None` if that depends
 /// on a character whose properties are unknown here.
+#[cfg(not(feature = "compact"))]
 fn final_sigma(s: &str, i: usize) -> Option<bool> {
     let before = s.get(..i).unwrap_or_default();
     let after = s.get(i + 'Σ'.len_utf8()..).unwrap_or_default();
@@ -142,6 +183,7 @@ fn final_sigma(s: &str, i: usize) -> Option<bool> {
 
 /// Skips case-ignorable characters, then says whether the next one is cased (`false` at the
 /// end), or `None` if an unknown character is in the way.
+#[cfg(not(feature = "compact"))]
 fn cased_beyond_ignorables(chars: impl Iterator<Item = char>) -> Option<bool> {
     for c in chars {
         match case_class(c) {
@@ -154,6 +196,7 @@ fn cased_beyond_ignorables(chars: impl Iterator<Item = char>) -> Option<bool> {
     Some(false)
 }
 
+#[cfg(not(feature = "compact"))]
 /// What a character is to the Final_Sigma rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum CaseClass {
@@ -167,11 +210,16 @@ enum CaseClass {
     Unknown,
 }
 
+#[cfg(not(feature = "compact"))]
 const O: u32 = 0;
+#[cfg(not(feature = "compact"))]
 const C: u32 = 1;
+#[cfg(not(feature = "compact"))]
 const I: u32 = 2;
+#[cfg(not(feature = "compact"))]
 const U: u32 = 3;
 
+#[cfg(not(feature = "compact"))]
 /// One entry of [`CASE_CLASSES`]: a range start and its class, packed.
 const fn r(start: u32, class: u32) -> u32 {
     (start << 2) | class
@@ -182,6 +230,7 @@ const fn r(start: u32, class: u32) -> u32 {
 /// U+0000–U+058F, U+1E00–U+206F, U+3040–U+30FF, U+4E00–U+9FFF, U+AC00–U+D7A3 and
 /// U+1F300–U+1FAFF; everything else is unknown. These blocks have not changed in recent Unicode
 /// versions, so the classes agree with CPython's tables too.
+#[cfg(not(feature = "compact"))]
 #[rustfmt::skip]
 const CASE_CLASSES: [u32; 143] = [
     r(0x0000, O), r(0x0027, I), r(0x0028, O), r(0x002E, I), r(0x002F, O), r(0x003A, I),
@@ -210,6 +259,7 @@ const CASE_CLASSES: [u32; 143] = [
     r(0xD7A4, U), r(0x1F300, O), r(0x1F3FB, I), r(0x1F400, O), r(0x1FB00, U),
 ];
 
+#[cfg(not(feature = "compact"))]
 fn case_class(c: char) -> CaseClass {
     let cp = u32::from(c);
     let n = CASE_CLASSES.partition_point(|&e| e >> 2 <= cp);
@@ -257,7 +307,7 @@ pub fn ascii_iends_with(haystack: &str, suffix: &str) -> bool {
         .is_some_and(|h| h.eq_ignore_ascii_case(suffix.as_bytes()))
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(feature = "compact")))]
 mod tests {
     use super::*;
     use std::string::String;
@@ -293,6 +343,38 @@ mod tests {
         assert_eq!(lower_eq("აΣa", "აσa"), Ok(true));
         // Nothing cased before decides, whatever comes after.
         assert_eq!(lower_eq(" Σა", " σა"), Ok(true));
+    }
+
+    /// The `compact` profile's comparison agrees with std's lowercasing wherever it decides,
+    /// for every character against ASCII strings, and decides whenever one side is ASCII.
+    #[test]
+    fn ascii_lower_eq_agrees_with_std() {
+        use std::format;
+        for c in (0x80..=0x10_ffff).filter_map(char::from_u32) {
+            let other = format!("x{c}y");
+            let lower: String = c.to_lowercase().collect();
+            let mut candidates =
+                std::vec![String::from("xky"), String::from("XKY"), String::from("xy")];
+            if lower.is_ascii() {
+                candidates.push(format!("X{}Y", lower.to_ascii_uppercase()));
+            }
+            for ascii in &candidates {
+                let want = ascii.to_lowercase() == other.to_lowercase();
+                assert_eq!(
+                    ascii_lower_eq(ascii, &other),
+                    Ok(want),
+                    "{ascii:?} {other:?}"
+                );
+                assert_eq!(
+                    ascii_lower_eq(&other, ascii),
+                    Ok(want),
+                    "{other:?} {ascii:?}"
+                );
+            }
+        }
+        assert_eq!(ascii_lower_eq("é", "É"), Err(Undecidable));
+        assert_eq!(ascii_lower_eq("kelvin", "\u{212a}ELVIN"), Ok(true));
+        assert_eq!(ascii_lower_eq("kelvin", "\u{212a}ELVINS"), Ok(false));
     }
 
     /// Every character class in the table agrees with std's own Final_Sigma handling.

@@ -40,6 +40,7 @@ use core::fmt;
 use crate::json::read::{ReadError, ReadErrorKind, Reader, Str, Token};
 
 mod case;
+#[cfg(not(feature = "compact"))]
 mod lower_table;
 mod number;
 mod stringify;

@@ -9,13 +9,61 @@
 //! "alternating" run maps even offsets by `+delta` and odd offsets by `-delta`, which covers the
 //! `Aa Bb Cc` pairs of the Latin, Greek and Cyrillic extensions in one entry. 8 bytes a run.
 
+//!
+//! With the `compact` feature the data (about 8 KB) is left out: every function below is
+//! exact for ASCII characters (and for the two non-ASCII members of ASCII letters' orbits,
+//! `ſ` and `K`), and the matcher refuses to decide a haystack with other non-ASCII
+//! characters when its program would consult them (`program::needs_tables`).
+
+#[cfg(not(feature = "compact"))]
 mod data;
 
+#[cfg(not(feature = "compact"))]
 use data::{
     DIGIT_SPAN, DIGIT_START, FOLD_DELTA, FOLD_RUN, SPACE_SPAN, SPACE_START, WORD_SPAN, WORD_START,
 };
 
+/// `\w` of an ASCII character (the Unicode class agrees on ASCII).
+#[cfg_attr(not(feature = "compact"), allow(dead_code))]
+pub(super) fn ascii_is_word(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_'
+}
+
+/// `\s` of an ASCII character (`White_Space` agrees on ASCII).
+#[cfg_attr(not(feature = "compact"), allow(dead_code))]
+pub(super) fn ascii_is_space(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ')
+}
+
+/// [`fold_next`] for ASCII letters and the two non-ASCII characters in their orbits
+/// (`K k K`, `S s ſ`); `None` for everything else.
+#[cfg_attr(not(feature = "compact"), allow(dead_code))]
+pub(super) fn ascii_fold_next(c: char) -> Option<char> {
+    Some(match c {
+        'K' => 'k',
+        'k' => '\u{212a}',
+        '\u{212a}' => 'K',
+        'S' => 's',
+        's' => '\u{17f}',
+        '\u{17f}' => 'S',
+        'A'..='Z' => c.to_ascii_lowercase(),
+        'a'..='z' => c.to_ascii_uppercase(),
+        _ => return None,
+    })
+}
+
+/// Whether a literal `c` compiles to [`Inst::CharFold`] under `(?i)`: when it has an orbit,
+/// and, without the data, for every non-ASCII character (the matcher then compares exactly on
+/// ASCII haystacks and refuses the others).
+pub(super) fn may_fold(c: char) -> bool {
+    if cfg!(feature = "compact") && !c.is_ascii() {
+        return true;
+    }
+    fold_next(c).is_some()
+}
+
 /// Whether `c` lies in one of the ranges `starts[i] ..= starts[i] + spans[i]`.
+#[cfg(not(feature = "compact"))]
 fn in_ranges(starts: &[u32], spans: &[u16], c: u32) -> bool {
     let idx = starts.partition_point(|&s| s <= c);
     let Some(i) = idx.checked_sub(1) else {
@@ -29,21 +77,38 @@ fn in_ranges(starts: &[u32], spans: &[u16], c: u32) -> bool {
 
 /// `\w` with Unicode semantics (also the word character of `\b`).
 pub(super) fn is_word(c: char) -> bool {
+    #[cfg(feature = "compact")]
+    return ascii_is_word(c);
+    #[cfg(not(feature = "compact"))]
     in_ranges(&WORD_START, &WORD_SPAN, u32::from(c))
 }
 
 /// `\d` with Unicode semantics (general category `Nd`).
 pub(super) fn is_digit(c: char) -> bool {
+    #[cfg(feature = "compact")]
+    return c.is_ascii_digit();
+    #[cfg(not(feature = "compact"))]
     in_ranges(&DIGIT_START, &DIGIT_SPAN, u32::from(c))
 }
 
 /// `\s` with Unicode semantics (property `White_Space`).
 pub(super) fn is_space(c: char) -> bool {
+    #[cfg(feature = "compact")]
+    return ascii_is_space(c);
+    #[cfg(not(feature = "compact"))]
     in_ranges(&SPACE_START, &SPACE_SPAN, u32::from(c))
 }
 
 /// The next member (ascending, wrapping) of `c`'s simple case folding orbit, or `None` when `c`
 /// folds only to itself.
+#[cfg(feature = "compact")]
+pub(super) fn fold_next(c: char) -> Option<char> {
+    ascii_fold_next(c)
+}
+
+/// The next member (ascending, wrapping) of `c`'s simple case folding orbit, or `None` when `c`
+/// folds only to itself.
+#[cfg(not(feature = "compact"))]
 pub(super) fn fold_next(c: char) -> Option<char> {
     let cp = u32::from(c);
     let idx = FOLD_RUN.partition_point(|&r| r >> 11 <= cp);
@@ -82,7 +147,7 @@ pub(super) fn any_in_orbit(c: char, mut f: impl FnMut(char) -> bool) -> bool {
     false
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(feature = "compact")))]
 mod tests {
 
     use super::*;
@@ -275,5 +340,30 @@ mod tests {
             &deltas,
         );
         println!("{out}");
+    }
+
+    /// The `compact` profile's functions agree with the data on every ASCII character, and
+    /// walk the same orbits from it (the only non-ASCII members are `ſ` and `K`).
+    #[test]
+    fn ascii_functions_agree_with_the_data() {
+        for c in (0u8..=0x7f).map(char::from) {
+            assert_eq!(ascii_is_word(c), is_word(c), "{c:?}");
+            assert_eq!(c.is_ascii_digit(), is_digit(c), "{c:?}");
+            assert_eq!(ascii_is_space(c), is_space(c), "{c:?}");
+            let mut x = c;
+            for _ in 0..MAX_ORBIT {
+                assert_eq!(ascii_fold_next(x), fold_next(x), "{c:?} at {x:?}");
+                match fold_next(x) {
+                    Some(n) if n != c => x = n,
+                    _ => break,
+                }
+            }
+        }
+        // Every other character with an orbit folds under `(?i)` in both profiles.
+        for c in (0..=0x10_ffff).filter_map(char::from_u32) {
+            if fold_next(c).is_some() {
+                assert!(may_fold(c), "{c:?}");
+            }
+        }
     }
 }
