@@ -173,28 +173,7 @@ impl PersistSlot {
     /// Not attached (all zeros).
     pub(crate) const EMPTY: Self = Self {
         attached: false,
-        state: Persist {
-            policy: PersistPolicy::EveryEvent,
-            next: 0,
-            breaks: heapless::Deque::new(),
-            log_next: 0,
-            tail_recorded: 0,
-            tail_refused: 0,
-            anchor: Anchor::Unknown,
-            wanted: false,
-            full: false,
-            retry_at: None,
-            captured: false,
-            stats: PersistStats {
-                persisted: 0,
-                restored: 0,
-                restore_dropped: 0,
-                too_large_for_flash: 0,
-                full: 0,
-                flash_errors: 0,
-                tail_writes: 0,
-            },
-        },
+        state: Persist::FRESH,
     };
 }
 
@@ -261,6 +240,30 @@ pub(super) struct Persist {
 }
 
 impl Persist {
+    /// Nothing written, nothing counted, every policy field at its first (zero) value.
+    const FRESH: Self = Self {
+        policy: PersistPolicy::EveryEvent,
+        next: 0,
+        breaks: heapless::Deque::new(),
+        log_next: 0,
+        tail_recorded: 0,
+        tail_refused: 0,
+        anchor: Anchor::Unknown,
+        wanted: false,
+        full: false,
+        retry_at: None,
+        captured: false,
+        stats: PersistStats {
+            persisted: 0,
+            restored: 0,
+            restore_dropped: 0,
+            too_large_for_flash: 0,
+            full: 0,
+            flash_errors: 0,
+            tail_writes: 0,
+        },
+    };
+
     /// A flush was asked for.
     pub(super) fn flush(&mut self) {
         if self.policy != PersistPolicy::Manual {
@@ -309,16 +312,10 @@ impl Client<'_> {
         self.persist.set(Persist {
             policy,
             next: front,
-            breaks: heapless::Deque::new(),
             log_next: at.next.max(at.tail),
             tail_recorded: at.tail,
-            tail_refused: 0,
-            anchor: Anchor::Unknown,
-            wanted: false,
-            full: false,
-            retry_at: None,
             captured: !self.queue.is_empty(),
-            stats: PersistStats::default(),
+            ..Persist::FRESH
         });
         if let Some(p) = self.persist.as_mut() {
             let next = p.log_next;

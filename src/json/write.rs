@@ -329,7 +329,7 @@ fn copy_words(dst: &mut [u8], src: &[u8]) {
 /// No 64-bit division, which a 32-bit MCU does in software (and which links a kilobyte of
 /// it): values that fit a `u32` (almost all property values, offsets and counters) are
 /// written with 32-bit arithmetic, and a larger one first loses four digits at a time through
-/// [`div_small`].
+/// [`div_10k`].
 pub(crate) fn fmt_u64(v: u64, buf: &mut [u8; 20]) -> &[u8] {
     let mut i = buf.len();
     let mut put = |mut w: u32, min_digits: usize, i: &mut usize| {
@@ -352,7 +352,7 @@ pub(crate) fn fmt_u64(v: u64, buf: &mut [u8; 20]) -> &[u8] {
             // rounds.
             let mut rest = v;
             while rest > u64::from(u32::MAX) {
-                let (q, r) = div_small(rest, 10_000);
+                let (q, r) = div_10k(rest);
                 put(r, 4, &mut i);
                 rest = q;
             }
@@ -362,18 +362,18 @@ pub(crate) fn fmt_u64(v: u64, buf: &mut [u8; 20]) -> &[u8] {
     buf.get(i..).unwrap_or_default()
 }
 
-/// `(v / d, v % d)` for `d < 2^16`, with 32-bit divisions only: the high word, then the low
-/// word in two 16-bit halves (each partial remainder is below `d`, so `remainder · 2^16 + half`
+/// `(v / 10_000, v % 10_000)` with 32-bit divisions only: the high word, then the low word in
+/// two 16-bit halves (each partial remainder is below 10,000, so `remainder · 2^16 + half`
 /// fits a `u32`). Never inlined: values past `u32` are rare, and the callers stay small.
 #[inline(never)]
-fn div_small(v: u64, d: u32) -> (u64, u32) {
-    let d = d.clamp(1, 0xffff);
+fn div_10k(v: u64) -> (u64, u32) {
+    const D: u32 = 10_000;
     let (hi, lo) = ((v >> 32) as u32, v as u32);
-    let (q_hi, r) = (hi / d, hi % d);
+    let (q_hi, r) = (hi / D, hi % D);
     let mid = (r << 16) | (lo >> 16);
-    let (q_mid, r) = (mid / d, mid % d);
+    let (q_mid, r) = (mid / D, mid % D);
     let low = (r << 16) | (lo & 0xffff);
-    let (q_low, r) = (low / d, low % d);
+    let (q_low, r) = (low / D, low % D);
     (
         (u64::from(q_hi) << 32) | u64::from((q_mid << 16) | q_low),
         r,

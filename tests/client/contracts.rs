@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use posthog_embedded::capture::{EventOptions, OverflowPolicy};
 use posthog_embedded::client::{
     BatchOutcome, Client, Config, ConfigError, DeliveryError, EventInfo, GiveUp, KeyKind, Method,
-    RequestKind, ResponseInfo, RetryAfter, Setting, TransportError, Verdict,
+    RequestKind, ResponseInfo, RetryAfter, Setting, Transmit, TransportError, Verdict,
 };
 use posthog_embedded::resources::Resources;
 use posthog_embedded::{CaptureError, Duration, Instant, Now, UnixMillis};
@@ -73,6 +73,19 @@ fn send(c: &mut C, t: u64, buf: &mut [u8]) -> Option<Vec<String>> {
             .map(|e| e["event"].as_str().unwrap().to_owned())
             .collect(),
     )
+}
+
+/// The values of `tx`'s headers as they go on the wire (secrets unredacted), concatenated.
+fn header_values(tx: &Transmit<'_>) -> String {
+    let mut wire = String::new();
+    for (_, v) in tx.headers() {
+        v.write(|p| -> Result<(), ()> {
+            wire.push_str(p);
+            Ok(())
+        })
+        .unwrap();
+    }
+    wire
 }
 
 /// A client over leaked resources (a handful per test).
@@ -450,14 +463,7 @@ fn definitions_polling_with_etag_and_errors() {
             "{auth:?}"
         );
         assert!(!format!("{tx:?}").contains("phx_secret"));
-        let mut wire = String::new();
-        for (_, v) in tx.headers() {
-            v.write(|p| -> Result<(), ()> {
-                wire.push_str(p);
-                Ok(())
-            })
-            .unwrap();
-        }
+        let wire = header_values(&tx);
         assert!(wire.contains("Bearer phx_secret"));
     }
     let r = ResponseInfo {
@@ -877,18 +883,20 @@ fn default_distinct_id_and_per_call_override() {
 #[cfg(feature = "std")]
 #[test]
 fn a_client_with_capacity_keeps_its_own_keys() {
-    use posthog_embedded::client::Id;
+    use posthog_embedded::client::{Id, MAX_DISTINCT_ID};
     let mut c = {
         let key = String::from("test-token");
         let secret = String::from("phx_secret");
-        let id = String::from("device-7");
+        // The longest default id accepted, copied out of the heap at every capture.
+        let id = format!("device-{}", "7".repeat(MAX_DISTINCT_ID - 7));
         let config = Config::new(&key, 1).secret_key(&secret).distinct_id(&id);
         Client::with_capacity(config, Res::capacities()).unwrap()
     };
     let config = c.config();
     assert_eq!(config.api_key.as_str(), "test-token");
     assert_eq!(config.secret_key.map(|k| k.as_str()), Some("phx_secret"));
-    assert_eq!(config.distinct_id.map(|d| d.as_str()), Some("device-7"));
+    let id = format!("device-{}", "7".repeat(MAX_DISTINCT_ID - 7));
+    assert_eq!(config.distinct_id.map(|d| d.as_str()), Some(id.as_str()));
     let mut buf = vec![0u8; 4096];
     // The definitions poll comes first: the token in its path, the secret in its header.
     {
@@ -897,14 +905,7 @@ fn a_client_with_capacity_keeps_its_own_keys() {
             tx.path.as_str(),
             "/flags/definitions?token=test-token&send_cohorts"
         );
-        let mut wire = String::new();
-        for (_, v) in tx.headers() {
-            v.write(|p| -> Result<(), ()> {
-                wire.push_str(p);
-                Ok(())
-            })
-            .unwrap();
-        }
+        let wire = header_values(&tx);
         assert!(wire.contains("Bearer phx_secret"), "{wire}");
     }
     c.handle_response(at(1), &ok(), DEFS);
@@ -914,7 +915,7 @@ fn a_client_with_capacity_keeps_its_own_keys() {
     let tx = c.poll_transmit(at(3), &mut buf).unwrap();
     let body: Value = serde_json::from_slice(tx.body).unwrap();
     assert_eq!(body["api_key"], "test-token");
-    assert_eq!(body["batch"][0]["distinct_id"], "device-7");
+    assert_eq!(body["batch"][0]["distinct_id"], id.as_str());
 }
 
 /// The definitions' `ETag` is kept whole or not at all: one longer than [`MAX_ETAG`] would be

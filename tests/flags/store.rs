@@ -348,6 +348,22 @@ fn unknown_flag_and_duplicates() {
 /// the matcher supports, including patterns with JSON escapes and long patterns read in place,
 /// and the dry run must measure the programs exactly. A pattern with escapes too long to
 /// unescape at load is left to the server.
+/// A definitions document with one flag per pattern, `re-{i}`: on for everyone whose `v`
+/// matches `patterns[i]`.
+fn regex_flags(patterns: &[impl AsRef<str>]) -> Vec<u8> {
+    let flags: Vec<serde_json::Value> = patterns
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            serde_json::json!({"key": format!("re-{i}"), "active": true, "filters": {"groups": [
+                {"properties": [{"key": "v", "type": "person", "operator": "regex",
+                                 "value": p.as_ref()}],
+                 "rollout_percentage": 100}]}})
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({ "flags": flags })).unwrap()
+}
+
 /// Whether the compact profile may leave this pattern and value to the server: a value that is
 /// not ASCII, against a pattern that uses the Unicode data the profile leaves out.
 fn compact_may_defer(pattern: &str, value: &str) -> bool {
@@ -385,16 +401,7 @@ fn case_insensitive_classes_answer_as_the_regex_crate() {
         r"\W",
         r"(?i)é",
     ];
-    let flags: Vec<serde_json::Value> = patterns
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            serde_json::json!({"key": format!("re-{i}"), "active": true, "filters": {"groups": [
-                {"properties": [{"key": "v", "type": "person", "operator": "regex", "value": p}],
-                 "rollout_percentage": 100}]}})
-        })
-        .collect();
-    let doc = serde_json::to_vec(&serde_json::json!({ "flags": flags })).unwrap();
+    let doc = regex_flags(&patterns);
     let mut store = Box::new(FlagStore::<32, 128, 4096>::new());
     store.load(&doc).unwrap();
     let haystacks = [
@@ -454,16 +461,7 @@ fn regex_filters_compiled_at_load_answer_as_the_regex_crate() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let flags: Vec<serde_json::Value> = patterns
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            serde_json::json!({"key": format!("re-{i}"), "active": true, "filters": {"groups": [
-                {"properties": [{"key": "v", "type": "person", "operator": "regex", "value": p}],
-                 "rollout_percentage": 100}]}})
-        })
-        .collect();
-    let doc = serde_json::to_vec(&serde_json::json!({ "flags": flags })).unwrap();
+    let doc = regex_flags(&patterns);
     let mut store = Box::new(FlagStore::<16, 64, 4096>::new());
     let need = FlagStore::<16, 64, 4096>::requirements(&doc).unwrap();
     assert_eq!(store.load(&doc), Ok(need));

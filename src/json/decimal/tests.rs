@@ -6,6 +6,7 @@ use std::string::String;
 use std::vec::Vec;
 
 use super::parse_f64;
+use crate::rng::Rng;
 
 fn check(s: &str) {
     let want: Option<f64> = s.parse().ok();
@@ -105,14 +106,14 @@ fn absurd_exponents_and_lengths() {
 
 #[test]
 fn long_random_digit_strings() {
-    let mut rng = Rng(0x1234_5678_9abc_def1);
+    let mut rng = Rng::new(0x1234_5678_9abc_def1);
     for _ in 0..3_000 {
-        let n = 15 + (rng.next() % 800) as usize;
+        let n = 15 + (rng.next_u64() % 800) as usize;
         let mut s = String::new();
         for _ in 0..n {
-            s.push(char::from(b'0' + (rng.next() % 10) as u8));
+            s.push(char::from(b'0' + (rng.next_u64() % 10) as u8));
         }
-        let e = (rng.next() % 1400) as i64 - 1100;
+        let e = (rng.next_u64() % 1400) as i64 - 1100;
         check(&format!("{s}e{e}"));
     }
 }
@@ -181,23 +182,11 @@ fn exact_decimal(m: u64, e: i32) -> String {
     }
 }
 
-/// xorshift64*: deterministic test data.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
-
 /// Halfway between a double and the next one up is exactly representable in decimal; it must
 /// round to even, and anything a hair above or below it to the nearer side.
 #[test]
 fn halfway_points_and_their_neighbours() {
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
     let mut cases = Vec::new();
     // Subnormals, the normal boundary, the top of the range, and random exponents.
     for bits in [
@@ -211,7 +200,7 @@ fn halfway_points_and_their_neighbours() {
         cases.push(bits);
     }
     for _ in 0..300 {
-        cases.push(rng.next() % 0x7fef_ffff_ffff_ffff);
+        cases.push(rng.next_u64() % 0x7fef_ffff_ffff_ffff);
     }
     for bits in cases {
         let x = f64::from_bits(bits);
@@ -265,23 +254,23 @@ fn halfway_points_and_their_neighbours() {
 
 #[test]
 fn random_text() {
-    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut rng = Rng::new(0x2545_f491_4f6c_dd1d);
     for _ in 0..200_000 {
-        let r = rng.next();
+        let r = rng.next_u64();
         let ndigits = 1 + (r % 30) as usize;
         let mut s = String::new();
         if r & (1 << 40) != 0 {
             s.push('-');
         }
-        let point = (rng.next() % (ndigits as u64 + 2)) as usize;
+        let point = (rng.next_u64() % (ndigits as u64 + 2)) as usize;
         for i in 0..ndigits {
             if i == point {
                 s.push('.');
             }
-            s.push(char::from(b'0' + (rng.next() % 10) as u8));
+            s.push(char::from(b'0' + (rng.next_u64() % 10) as u8));
         }
         if r & (1 << 41) != 0 {
-            let e = (rng.next() % 700) as i64 - 350;
+            let e = (rng.next_u64() % 700) as i64 - 350;
             s.push_str(&format!("e{e}"));
         }
         check(&s);
